@@ -1,0 +1,151 @@
+// Package backend defines the small set of tensor operations a decoder-only
+// transformer needs, so that a model is written once and runs on any device.
+//
+// A Backend owns tensor storage. Tensors are dense, row-major and at most
+// three-dimensional. The model code never touches tensor memory directly; it
+// only calls Backend methods. The CPU implementation lives in runtime/cpu and
+// the CUDA one in gpu/.
+package backend
+
+import "fmt"
+
+// DType is the element type of a tensor.
+type DType int
+
+// Element types.
+const (
+	F32 DType = iota
+	BF16
+	F16
+)
+
+// String returns the safetensors spelling of the type.
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "F32"
+	case BF16:
+		return "BF16"
+	case F16:
+		return "F16"
+	}
+	return fmt.Sprintf("DType(%d)", int(d))
+}
+
+// Size returns the size of one element in bytes.
+func (d DType) Size() int {
+	if d == F32 {
+		return 4
+	}
+	return 2
+}
+
+// Tensor is a buffer owned by a Backend.
+type Tensor interface {
+	// Shape returns the dimensions, outermost first.
+	Shape() []int
+	// DType returns the element type.
+	DType() DType
+}
+
+// Numel returns the number of elements of a shape.
+func Numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Backend is the device a model runs on.
+//
+// Shapes in comments use S for the tokens of a chunk, D for the hidden size,
+// Hq and Hkv for query and key/value heads and hd for the head dimension.
+type Backend interface {
+	// Name identifies the backend ("cpu", "cuda").
+	Name() string
+
+	// New returns a zeroed tensor.
+	New(dtype DType, shape ...int) Tensor
+	// FromFloat32 uploads host data into a new tensor of the backend's
+	// preferred weight type.
+	FromFloat32(data []float32, shape ...int) Tensor
+	// Read copies a tensor to host memory as float32; dst must hold Numel elements.
+	Read(t Tensor, dst []float32)
+	// Free releases a tensor's storage. Using it afterwards is a bug.
+	Free(t Tensor)
+	// Slice returns a view of rows [lo, hi) of the outermost dimension.
+	Slice(t Tensor, lo, hi int) Tensor
+
+	// Embed gathers rows of table [V, D] into dst [S, D].
+	Embed(dst, table Tensor, ids []int32)
+	// RMSNorm sets dst [S, D] to x·w/rms(x) row by row.
+	RMSNorm(dst, x, w Tensor, eps float32)
+	// MatMul sets dst [S, N] = x [S, K] · wᵀ with w [N, K], the layout of a
+	// Hugging Face linear layer; bias [N] is added when not nil.
+	MatMul(dst, x, w, bias Tensor)
+	// SwiGLU sets dst = silu(gate) ⊙ up, all [S, F].
+	SwiGLU(dst, gate, up Tensor)
+	// Add sets dst += x, both of the same shape.
+	Add(dst, x Tensor)
+
+	// Attention runs attention of a chunk over its cached context; see Attention.
+	Attention(a *Attention)
+	// Scatter writes rows of the chunk's keys or values src [S, Hkv·hd] into
+	// the cache storage dst [Hkv, Cap, hd]: row i of head h goes to slot
+	// slots[h·S+i]; a negative slot skips the row. When several rows of one
+	// head name the same slot the last one wins.
+	Scatter(dst, src Tensor, slots []int32)
+	// CopySlots copies slots [0, n) of every head of src [Hkv, Cap₁, hd] into
+	// dst [Hkv, Cap₂, hd], used when a cache grows.
+	CopySlots(dst, src Tensor, n int)
+}
+
+// Attention is one attention call: the queries of a chunk of S tokens
+// attend, head by head, to a view of the cached keys followed by the chunk's
+// own keys under a causal mask. Keys and queries arrive before RoPE and are
+// rotated inside the call with the positions given here, so that a cache can
+// store keys once and re-position them every chunk (cache-relative RoPE).
+type Attention struct {
+	Out Tensor // [S, Hq·hd] result
+	Q   Tensor // [S, Hq·hd] queries before RoPE
+	K   Tensor // [S, Hkv·hd] the chunk's keys before RoPE
+	V   Tensor // [S, Hkv·hd] the chunk's values
+
+	Ctx Context // what the cache offers this chunk
+
+	HeadDim int
+	QHeads  int
+	KVHeads int
+	Scale   float32 // usually 1/√hd
+
+	// InvFreq [hd/2] are the RoPE inverse frequencies, scaling already applied.
+	InvFreq []float32
+	// AttnFactor multiplies cos and sin (1 except for some scaled RoPE types).
+	AttnFactor float32
+
+	// Mass, when not nil, receives for every query head h and every key j of
+	// [view ; chunk] the attention probability summed over the chunk's queries
+	// with weights Ctx.QueryWeights: Mass[h·(L+S)+j] = Σᵢ wᵢ·p(h,i,j), where L
+	// is Ctx.ViewLen. Its length is Hq·(L+S).
+	Mass []float32
+}
+
+// Context is the part of one layer's cache that a chunk attends to.
+type Context struct {
+	// K and V are the cache storage [Hkv, Cap, hd] (nil when Cap is 0).
+	K, V Tensor
+	// ViewLen is the number of cached keys each head attends to (L).
+	ViewLen int
+	// Slots [Hkv·L] are the storage slots of those keys, head by head, in
+	// attention order; a negative slot is padding and gets no attention.
+	Slots []int32
+	// Pos [Hkv·L] are their RoPE positions.
+	Pos []int32
+	// QueryPos [Hkv] is the RoPE position of the chunk's first token for each
+	// KV head (and the query heads of its group); token i gets QueryPos+i.
+	QueryPos []int32
+	// QueryWeights [S] weight the chunk's queries in Attention.Mass; nil
+	// asks for no mass.
+	QueryWeights []float32
+}

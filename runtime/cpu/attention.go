@@ -1,0 +1,173 @@
+package cpu
+
+import (
+	"math"
+	"sync"
+
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"kvcascade/runtime/backend"
+)
+
+// attnScratch holds the rotated keys and queries of one attention call.
+type attnScratch struct {
+	keys  []float32 // [Hkv, L+S, hd] rotated keys: view then chunk
+	vals  []float32 // [Hkv, L+S, hd] values: view then chunk
+	valid []bool    // [Hkv, L+S]
+	qrot  []float32 // [Hq, S, hd] rotated queries
+	probs []float32 // [Hq, L+S] one query's scores
+}
+
+// resize returns s with length n, reallocating with headroom so that a
+// slowly growing size (decoding with a growing cache) reallocates rarely.
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n, n+n/2)
+}
+
+// Attention computes attention of a chunk over [view ; chunk (causal)] with
+// RoPE applied by position, and the weighted attention mass per key.
+func (b *Backend) Attention(a *backend.Attention) {
+	out, q, k, v := tensor(a.Out).data, tensor(a.Q).data, tensor(a.K).data, tensor(a.V).data
+	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
+	group := hq / hkv
+	ctx := &a.Ctx
+	l := ctx.ViewLen
+	s := len(q) / (hq * hd)
+	n := l + s
+
+	maxPos := 0
+	for _, p := range ctx.Pos {
+		maxPos = max(maxPos, int(p))
+	}
+	for _, p := range ctx.QueryPos {
+		maxPos = max(maxPos, int(p)+s)
+	}
+	rt := b.table(a.InvFreq, a.AttnFactor, maxPos+1)
+
+	sc := b.scratch.Get().(*attnScratch)
+	defer b.scratch.Put(sc)
+	sc.keys = resize(sc.keys, hkv*n*hd)
+	sc.vals = resize(sc.vals, hkv*n*hd)
+	sc.valid = resize(sc.valid, hkv*n)
+	sc.qrot = resize(sc.qrot, hq*s*hd)
+	sc.probs = resize(sc.probs, b.workers*n)
+
+	var ck, cv []float32
+	capacity := 0
+	if ctx.K != nil {
+		ck, cv = tensor(ctx.K).data, tensor(ctx.V).data
+		capacity = tensor(ctx.K).shape[1]
+	}
+	// Gather and rotate keys and values, head by head.
+	b.parallel(hkv, func(lo, hi int) {
+		for h := lo; h < hi; h++ {
+			for j := 0; j < l; j++ {
+				slot := ctx.Slots[h*l+j]
+				dk := sc.keys[(h*n+j)*hd : (h*n+j+1)*hd]
+				dv := sc.vals[(h*n+j)*hd : (h*n+j+1)*hd]
+				if slot < 0 {
+					sc.valid[h*n+j] = false
+					continue
+				}
+				sc.valid[h*n+j] = true
+				off := (h*capacity + int(slot)) * hd
+				rt.rotate(dk, ck[off:off+hd], int(ctx.Pos[h*l+j]))
+				copy(dv, cv[off:off+hd])
+			}
+			qp := int(ctx.QueryPos[h])
+			for i := 0; i < s; i++ {
+				src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
+				rt.rotate(sc.keys[(h*n+l+i)*hd:(h*n+l+i+1)*hd], src, qp+i)
+				copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
+				sc.valid[h*n+l+i] = true
+			}
+			for g := 0; g < group; g++ {
+				qh := h*group + g
+				for i := 0; i < s; i++ {
+					rt.rotate(sc.qrot[(qh*s+i)*hd:(qh*s+i+1)*hd], q[(i*hq+qh)*hd:(i*hq+qh+1)*hd], qp+i)
+				}
+			}
+		}
+	})
+
+	// One worker per range of query heads; each owns its rows of Mass.
+	b.parallelIndexed(hq, func(worker, lo, hi int) {
+		p := sc.probs[worker*n : (worker+1)*n]
+		for qh := lo; qh < hi; qh++ {
+			h := qh / group
+			keys := sc.keys[h*n*hd : (h+1)*n*hd]
+			vals := sc.vals[h*n*hd : (h+1)*n*hd]
+			valid := sc.valid[h*n : (h+1)*n]
+			var mass []float32
+			if a.Mass != nil {
+				mass = a.Mass[qh*n : (qh+1)*n]
+				clear(mass)
+			}
+			for i := 0; i < s; i++ {
+				qv := blas32.Vector{N: hd, Inc: 1, Data: sc.qrot[(qh*s+i)*hd : (qh*s+i+1)*hd]}
+				last := l + i + 1 // keys visible to query i
+				m := float32(math.Inf(-1))
+				for j := 0; j < last; j++ {
+					if !valid[j] {
+						continue
+					}
+					x := blas32.Dot(qv, blas32.Vector{N: hd, Inc: 1, Data: keys[j*hd : (j+1)*hd]}) * a.Scale
+					p[j] = x
+					m = max(m, x)
+				}
+				var sum float32
+				for j := 0; j < last; j++ {
+					if !valid[j] {
+						p[j] = 0
+						continue
+					}
+					e := float32(math.Exp(float64(p[j] - m)))
+					p[j] = e
+					sum += e
+				}
+				inv := 1 / sum
+				o := out[(i*hq+qh)*hd : (i*hq+qh+1)*hd]
+				clear(o)
+				ov := blas32.Vector{N: hd, Inc: 1, Data: o}
+				for j := 0; j < last; j++ {
+					if p[j] == 0 {
+						continue
+					}
+					p[j] *= inv
+					blas32.Axpy(p[j], blas32.Vector{N: hd, Inc: 1, Data: vals[j*hd : (j+1)*hd]}, ov)
+				}
+				if mass != nil {
+					w := ctx.QueryWeights[i]
+					if w != 0 {
+						for j := 0; j < last; j++ {
+							mass[j] += w * p[j]
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// parallelIndexed is parallel with the worker's index passed along, for
+// per-worker scratch space.
+func (b *Backend) parallelIndexed(n int, fn func(worker, lo, hi int)) {
+	w := min(b.workers, n)
+	if w <= 1 {
+		fn(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(w)
+	for i := 0; i < w; i++ {
+		lo, hi := i*n/w, (i+1)*n/w
+		go func() {
+			defer wg.Done()
+			fn(i, lo, hi)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,272 @@
+// Package cpu is the CPU implementation of backend.Backend: float32 tensors
+// in Go memory, matrix products through gonum's BLAS, and every operation
+// spread over all cores.
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"kvcascade/runtime/backend"
+)
+
+// Tensor is a dense float32 tensor in host memory.
+type Tensor struct {
+	shape []int
+	data  []float32
+}
+
+// Shape returns the dimensions.
+func (t *Tensor) Shape() []int { return t.shape }
+
+// DType is always F32 on the CPU.
+func (t *Tensor) DType() backend.DType { return backend.F32 }
+
+// Data exposes the elements; callers outside tests should use Backend.Read.
+func (t *Tensor) Data() []float32 { return t.data }
+
+// Backend runs on the host. The zero value is not usable; call New.
+type Backend struct {
+	workers int
+
+	mu      sync.Mutex
+	rope    map[ropeKey]*ropeTable // cos/sin tables by frequency set
+	scratch sync.Pool              // *attnScratch
+}
+
+type ropeKey struct {
+	first  *float32
+	n      int
+	factor float32
+}
+
+// ropeTable holds cos and sin of position·invFreq for positions [0, n).
+type ropeTable struct {
+	half     int
+	cos, sin []float32 // [n, half]
+}
+
+// New returns a CPU backend using up to workers goroutines (all cores when
+// workers ≤ 0).
+func New(workers int) *Backend {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	b := &Backend{workers: workers, rope: map[ropeKey]*ropeTable{}}
+	b.scratch.New = func() any { return new(attnScratch) }
+	return b
+}
+
+// Name returns "cpu".
+func (b *Backend) Name() string { return "cpu" }
+
+func tensor(t backend.Tensor) *Tensor {
+	c, ok := t.(*Tensor)
+	if !ok {
+		panic(fmt.Sprintf("cpu: tensor of another backend (%T)", t))
+	}
+	return c
+}
+
+// New returns a zeroed float32 tensor whatever dtype is asked for.
+func (b *Backend) New(_ backend.DType, shape ...int) backend.Tensor {
+	return &Tensor{shape: append([]int(nil), shape...), data: make([]float32, backend.Numel(shape))}
+}
+
+// FromFloat32 copies data into a new tensor.
+func (b *Backend) FromFloat32(data []float32, shape ...int) backend.Tensor {
+	if len(data) != backend.Numel(shape) {
+		panic(fmt.Sprintf("cpu: %d elements for shape %v", len(data), shape))
+	}
+	return &Tensor{shape: append([]int(nil), shape...), data: append([]float32(nil), data...)}
+}
+
+// Wrap makes a tensor that uses data without copying.
+func Wrap(data []float32, shape ...int) *Tensor {
+	if len(data) != backend.Numel(shape) {
+		panic(fmt.Sprintf("cpu: %d elements for shape %v", len(data), shape))
+	}
+	return &Tensor{shape: shape, data: data}
+}
+
+// Read copies t into dst.
+func (b *Backend) Read(t backend.Tensor, dst []float32) { copy(dst, tensor(t).data) }
+
+// Free drops the reference; the garbage collector does the rest.
+func (b *Backend) Free(t backend.Tensor) { tensor(t).data = nil }
+
+// Slice returns rows [lo, hi) of the outermost dimension, sharing storage.
+func (b *Backend) Slice(t backend.Tensor, lo, hi int) backend.Tensor {
+	c := tensor(t)
+	row := backend.Numel(c.shape[1:])
+	shape := append([]int{hi - lo}, c.shape[1:]...)
+	return &Tensor{shape: shape, data: c.data[lo*row : hi*row]}
+}
+
+// parallel runs fn over [0, n) split into about b.workers contiguous ranges.
+func (b *Backend) parallel(n int, fn func(lo, hi int)) {
+	w := min(b.workers, n)
+	if w <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(w)
+	for i := 0; i < w; i++ {
+		lo, hi := i*n/w, (i+1)*n/w
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// Embed gathers rows of table into dst.
+func (b *Backend) Embed(dst, table backend.Tensor, ids []int32) {
+	d, t := tensor(dst), tensor(table)
+	dim := t.shape[1]
+	for i, id := range ids {
+		copy(d.data[i*dim:(i+1)*dim], t.data[int(id)*dim:(int(id)+1)*dim])
+	}
+}
+
+// RMSNorm normalises each row of x by its root mean square and scales by w.
+func (b *Backend) RMSNorm(dst, x, w backend.Tensor, eps float32) {
+	d, xs, ws := tensor(dst), tensor(x), tensor(w).data
+	dim := len(ws)
+	rows := len(xs.data) / dim
+	for r := 0; r < rows; r++ {
+		in := xs.data[r*dim : (r+1)*dim]
+		out := d.data[r*dim : (r+1)*dim]
+		var ss float32
+		for _, v := range in {
+			ss += v * v
+		}
+		inv := float32(1 / math.Sqrt(float64(ss/float32(dim)+eps)))
+		for i, v := range in {
+			out[i] = ws[i] * (v * inv)
+		}
+	}
+}
+
+// MatMul sets dst = x·wᵀ (+ bias).
+func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
+	d, xs, ws := tensor(dst), tensor(x), tensor(w)
+	n, k := ws.shape[0], ws.shape[1]
+	s := len(xs.data) / k
+	if s == 1 {
+		// Matrix-vector: split the output rows over the cores.
+		b.parallel(n, func(lo, hi int) {
+			xv := blas32.Vector{N: k, Inc: 1, Data: xs.data}
+			for j := lo; j < hi; j++ {
+				d.data[j] = blas32.Dot(xv, blas32.Vector{N: k, Inc: 1, Data: ws.data[j*k : (j+1)*k]})
+			}
+		})
+	} else {
+		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
+			blas32.General{Rows: s, Cols: k, Stride: k, Data: xs.data},
+			blas32.General{Rows: n, Cols: k, Stride: k, Data: ws.data},
+			0, blas32.General{Rows: s, Cols: n, Stride: n, Data: d.data})
+	}
+	if bias != nil {
+		bs := tensor(bias).data
+		for r := 0; r < s; r++ {
+			row := d.data[r*n : (r+1)*n]
+			for j := range row {
+				row[j] += bs[j]
+			}
+		}
+	}
+}
+
+// SwiGLU sets dst = silu(gate)·up.
+func (b *Backend) SwiGLU(dst, gate, up backend.Tensor) {
+	d, g, u := tensor(dst).data, tensor(gate).data, tensor(up).data
+	b.parallel(len(d), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x := g[i]
+			d[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
+		}
+	})
+}
+
+// Add sets dst += x.
+func (b *Backend) Add(dst, x backend.Tensor) {
+	d, xs := tensor(dst).data, tensor(x).data
+	for i, v := range xs {
+		d[i] += v
+	}
+}
+
+// Scatter writes chunk rows into cache slots.
+func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
+	d, s := tensor(dst), tensor(src)
+	hkv, capacity, hd := d.shape[0], d.shape[1], d.shape[2]
+	n := len(s.data) / (hkv * hd)
+	for h := 0; h < hkv; h++ {
+		for i := 0; i < n; i++ {
+			slot := slots[h*n+i]
+			if slot < 0 {
+				continue
+			}
+			copy(d.data[(h*capacity+int(slot))*hd:(h*capacity+int(slot)+1)*hd], s.data[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
+		}
+	}
+}
+
+// CopySlots copies the first n slots of every head from src to dst.
+func (b *Backend) CopySlots(dst, src backend.Tensor, n int) {
+	d, s := tensor(dst), tensor(src)
+	hkv, hd := d.shape[0], d.shape[2]
+	for h := 0; h < hkv; h++ {
+		copy(d.data[h*d.shape[1]*hd:(h*d.shape[1]+n)*hd], s.data[h*s.shape[1]*hd:(h*s.shape[1]+n)*hd])
+	}
+}
+
+// table returns a RoPE table covering positions [0, n).
+func (b *Backend) table(invFreq []float32, factor float32, n int) *ropeTable {
+	key := ropeKey{&invFreq[0], len(invFreq), factor}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.rope[key]
+	if t != nil && len(t.cos) >= n*t.half {
+		return t
+	}
+	size := max(n, 2*cap64(t), 1024)
+	half := len(invFreq)
+	nt := &ropeTable{half: half, cos: make([]float32, size*half), sin: make([]float32, size*half)}
+	for p := 0; p < size; p++ {
+		for i, f := range invFreq {
+			// As the reference computes it: the angle rounded to float32.
+			a := float64(float32(p) * f)
+			nt.cos[p*half+i] = float32(math.Cos(a)) * factor
+			nt.sin[p*half+i] = float32(math.Sin(a)) * factor
+		}
+	}
+	b.rope[key] = nt
+	return nt
+}
+
+func cap64(t *ropeTable) int {
+	if t == nil {
+		return 0
+	}
+	return len(t.cos) / t.half
+}
+
+// rotate writes x rotated to position pos into dst (rotate-half layout).
+func (t *ropeTable) rotate(dst, x []float32, pos int) {
+	h := t.half
+	c, s := t.cos[pos*h:(pos+1)*h], t.sin[pos*h:(pos+1)*h]
+	for i := 0; i < h; i++ {
+		x1, x2 := x[i], x[i+h]
+		dst[i] = x1*c[i] - x2*s[i]
+		dst[i+h] = x2*c[i] + x1*s[i]
+	}
+}

@@ -1,0 +1,187 @@
+// Package model is the Llama-family decoder (Llama 2/3, Qwen2, Mistral)
+// written once against backend.Backend: RMSNorm, RoPE with scaling,
+// grouped-query attention over a pluggable cache, SwiGLU MLP.
+//
+// A forward pass takes a chunk of S tokens. For every layer the chunk's
+// queries, keys and values are computed, the layer's Cache says what the
+// chunk attends to (cached keys, their RoPE positions, how to weight the
+// attention mass it wants back), attention runs over [cache ; chunk] with a
+// causal mask inside the chunk, and the chunk's keys and values plus the
+// attention mass go back to the cache, whose eviction policy decides what
+// stays. Prefill is a sequence of such chunks; decoding is S = 1.
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"kvcascade/runtime/backend"
+	"kvcascade/runtime/safetensors"
+)
+
+// Cache is what a layer attends to. policies.Cache implements it.
+type Cache interface {
+	// Context returns the attention context of layer for the next chunk of
+	// n tokens; promptEnd is the position one past the prompt while a prompt
+	// is read, -1 while decoding.
+	Context(layer, n int, promptEnd int64) (*backend.Context, error)
+	// Update gives the layer the chunk's keys and values [n, Hkv·hd], before
+	// RoPE, and the attention mass the context asked for (nil if none).
+	Update(layer int, k, v backend.Tensor, mass []float32) error
+}
+
+// Model holds the weights of a decoder on a backend.
+type Model struct {
+	Config
+	b          backend.Backend
+	embed      backend.Tensor // [V, D]
+	norm       backend.Tensor // [D]
+	lmHead     backend.Tensor // [V, D]; the embedding when tied
+	layers     []layer
+	invFreq    []float32
+	attnFactor float32
+}
+
+type layer struct {
+	attnNorm, mlpNorm backend.Tensor // [D]
+	wq, wk, wv, wo    backend.Tensor // [Hq·hd, D], [Hkv·hd, D] ×2, [D, Hq·hd]
+	bq, bk, bv        backend.Tensor // biases or nil
+	gate, up, down    backend.Tensor // [F, D], [F, D], [D, F]
+}
+
+// Load reads the model directory dir (config.json and safetensors weights)
+// onto b.
+func Load(dir string, b backend.Backend) (*Model, error) {
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("model directory: %w", err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("model directory %s: not a directory", dir)
+	}
+	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer set.Close()
+	return build(cfg, b, func(name string, shape []int) (backend.Tensor, error) {
+		info, ok := set.Info(name)
+		if !ok {
+			return nil, fmt.Errorf("%s: tensor %s missing", dir, name)
+		}
+		if !equalShape(info.Shape, shape) {
+			return nil, fmt.Errorf("%s: tensor %s has shape %v, config.json implies %v", dir, name, info.Shape, shape)
+		}
+		data, err := set.Float32(name, nil)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, fmt.Errorf("%s: tensor %s element %d is %v", dir, name, i, v)
+			}
+		}
+		return b.FromFloat32(data, shape...), nil
+	}, set.Has)
+}
+
+// NewRandom builds a model of the given architecture with weights drawn
+// from a seeded normal distribution, for timing real shapes without weight
+// files.
+func NewRandom(cfg *Config, b backend.Backend, seed uint64) (*Model, error) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	return build(cfg, b, func(name string, shape []int) (backend.Tensor, error) {
+		data := make([]float32, backend.Numel(shape))
+		if len(shape) == 1 {
+			for i := range data {
+				data[i] = 1
+			}
+		} else {
+			std := 1 / math.Sqrt(float64(shape[len(shape)-1]))
+			for i := range data {
+				data[i] = float32(rng.NormFloat64() * std)
+			}
+		}
+		return b.FromFloat32(data, shape...), nil
+	}, func(string) bool { return !cfg.TieEmbeddings })
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// build creates the model, fetching each tensor by its Hugging Face name.
+func build(cfg *Config, b backend.Backend, get func(name string, shape []int) (backend.Tensor, error), has func(string) bool) (*Model, error) {
+	m := &Model{Config: *cfg, b: b, invFreq: cfg.InvFreq(), attnFactor: 1}
+	d, f, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim
+	qd, kvd := cfg.Heads*hd, cfg.KVHeads*hd
+	var err error
+	load := func(dst *backend.Tensor, name string, shape ...int) {
+		if err == nil {
+			*dst, err = get(name, shape)
+		}
+	}
+	load(&m.embed, "model.embed_tokens.weight", cfg.Vocab, d)
+	load(&m.norm, "model.norm.weight", d)
+	switch {
+	case has("lm_head.weight"):
+		load(&m.lmHead, "lm_head.weight", cfg.Vocab, d)
+	case cfg.TieEmbeddings:
+		m.lmHead = m.embed
+	default:
+		if err == nil {
+			err = fmt.Errorf("tensor lm_head.weight missing and tie_word_embeddings is false")
+		}
+	}
+	m.layers = make([]layer, cfg.Layers)
+	for i := range m.layers {
+		l := &m.layers[i]
+		p := fmt.Sprintf("model.layers.%d.", i)
+		load(&l.attnNorm, p+"input_layernorm.weight", d)
+		load(&l.mlpNorm, p+"post_attention_layernorm.weight", d)
+		load(&l.wq, p+"self_attn.q_proj.weight", qd, d)
+		load(&l.wk, p+"self_attn.k_proj.weight", kvd, d)
+		load(&l.wv, p+"self_attn.v_proj.weight", kvd, d)
+		load(&l.wo, p+"self_attn.o_proj.weight", d, qd)
+		if cfg.AttentionBias {
+			load(&l.bq, p+"self_attn.q_proj.bias", qd)
+			load(&l.bk, p+"self_attn.k_proj.bias", kvd)
+			load(&l.bv, p+"self_attn.v_proj.bias", kvd)
+		}
+		load(&l.gate, p+"mlp.gate_proj.weight", f, d)
+		load(&l.up, p+"mlp.up_proj.weight", f, d)
+		load(&l.down, p+"mlp.down_proj.weight", d, f)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Backend returns the backend the model lives on.
+func (m *Model) Backend() backend.Backend { return m.b }
+
+// Params returns the number of parameters.
+func (m *Model) Params() int64 {
+	c := m.Config
+	d, hd := int64(c.Hidden), int64(c.HeadDim)
+	perLayer := 2*d + d*int64(c.Heads)*hd*2 + 2*d*int64(c.KVHeads)*hd + 3*d*int64(c.Intermediate)
+	n := int64(c.Layers)*perLayer + int64(c.Vocab)*d + d
+	if !c.TieEmbeddings {
+		n += int64(c.Vocab) * d
+	}
+	return n
+}

@@ -1,0 +1,147 @@
+package model_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"kvcascade/policies"
+	"kvcascade/runtime/backend"
+	"kvcascade/runtime/cpu"
+	"kvcascade/runtime/model"
+)
+
+// golden is testdata/<model>/golden.json, written by tools/reference.
+type golden struct {
+	Prompts []struct {
+		Text       string  `json:"text"`
+		IDs        []int32 `json:"ids"`
+		LogitsFile string  `json:"logits_file"`
+		Shape      [2]int  `json:"shape"`
+		Greedy     []int32 `json:"greedy"`
+	} `json:"prompts"`
+}
+
+// fixtureDirs returns the model fixture directories, skipping when absent.
+func fixtureDirs(t testing.TB) []string {
+	t.Helper()
+	dirs, _ := filepath.Glob("testdata/*/golden.json")
+	if len(dirs) == 0 {
+		t.Skip("no model fixtures in testdata (make them with tools/reference/make_fixtures.py)")
+	}
+	for i, d := range dirs {
+		dirs[i] = filepath.Dir(d)
+	}
+	return dirs
+}
+
+func readGolden(t *testing.T, dir string) golden {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g golden
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return g
+}
+
+func readF32(t *testing.T, path string) []float32 {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(raw)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return out
+}
+
+func fullSession(t *testing.T, m *model.Model, chunk int) *model.Session {
+	t.Helper()
+	f, err := policies.New("full", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := policies.NewCache(m.Backend(), f, policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}, backend.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.NewSession(c, chunk)
+}
+
+// TestParityLogits compares logits with the reference implementation for
+// one-shot prefill, chunked prefill and token-by-token decoding.
+func TestParityLogits(t *testing.T) {
+	const tol = 1e-3
+	for _, dir := range fixtureDirs(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			m, err := model.Load(dir, cpu.New(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := readGolden(t, dir)
+			for pi, p := range g.Prompts {
+				want := readF32(t, filepath.Join(dir, p.LogitsFile))
+				n, v := p.Shape[0], p.Shape[1]
+				if n != len(p.IDs) || v != m.Vocab || len(want) != n*v {
+					t.Fatalf("prompt %d: golden shape %v, %d ids, vocab %d, %d values", pi, p.Shape, len(p.IDs), m.Vocab, len(want))
+				}
+				for _, chunk := range []int{n, 16, 7, 1} {
+					s := fullSession(t, m, chunk)
+					got := make([]float32, 0, n*v)
+					_, err := s.Prefill(context.Background(), p.IDs, func(_ int64, l []float32) error {
+						got = append(got, l...)
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var worst float64
+					for i := range want {
+						worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+					}
+					if worst > tol {
+						t.Errorf("prompt %d (%d tokens), chunk %d: max |Δlogit| = %.3g > %g", pi, n, chunk, worst, tol)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestParityGreedy checks greedy continuations token for token.
+func TestParityGreedy(t *testing.T) {
+	for _, dir := range fixtureDirs(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			m, err := model.Load(dir, cpu.New(0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for pi, p := range readGolden(t, dir).Prompts {
+				s := fullSession(t, m, 16)
+				got, err := s.Generate(context.Background(), p.IDs, len(p.Greedy), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(p.Greedy) {
+					t.Fatalf("prompt %d: %d tokens, want %d", pi, len(got), len(p.Greedy))
+				}
+				for i := range got {
+					if got[i] != p.Greedy[i] {
+						t.Errorf("prompt %d: greedy %v, want %v", pi, got, p.Greedy)
+						break
+					}
+				}
+			}
+		})
+	}
+}

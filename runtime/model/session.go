@@ -1,0 +1,253 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"kvcascade/runtime/backend"
+)
+
+// Session runs one sequence through a model and its cache, chunk by chunk.
+// Activations are allocated once for the chunk size, so the per-token loop
+// does not allocate. A Session is not safe for concurrent use.
+type Session struct {
+	m     *Model
+	cache Cache
+	chunk int
+	seen  int64
+
+	x, h     backend.Tensor // [chunk, D] residual stream, normed input
+	q, att   backend.Tensor // [chunk, Hq·hd]
+	k, v     backend.Tensor // [chunk, Hkv·hd]
+	gate, up backend.Tensor // [chunk, F]
+	logits   backend.Tensor // [chunk, V]
+	mass     []float32      // [Hq·(L+S)]
+	host     []float32      // [chunk·V] logits on the host
+	attn     backend.Attention
+}
+
+// Which selects the rows of logits a forward pass returns.
+type Which int
+
+// Rows of logits to compute.
+const (
+	NoLogits   Which = iota // none (cheapest: skips the LM head)
+	LastLogits              // the chunk's last token
+	AllLogits               // every token of the chunk
+)
+
+// NewSession starts an empty sequence on cache with prefill chunks of at
+// most chunk tokens.
+func (m *Model) NewSession(cache Cache, chunk int) *Session {
+	if chunk <= 0 {
+		chunk = 1
+	}
+	c, b := m.Config, m.b
+	s := &Session{m: m, cache: cache, chunk: chunk}
+	s.x = b.New(backend.F32, chunk, c.Hidden)
+	s.h = b.New(backend.F32, chunk, c.Hidden)
+	s.q = b.New(backend.F32, chunk, c.Heads*c.HeadDim)
+	s.att = b.New(backend.F32, chunk, c.Heads*c.HeadDim)
+	s.k = b.New(backend.F32, chunk, c.KVHeads*c.HeadDim)
+	s.v = b.New(backend.F32, chunk, c.KVHeads*c.HeadDim)
+	s.gate = b.New(backend.F32, chunk, c.Intermediate)
+	s.up = b.New(backend.F32, chunk, c.Intermediate)
+	s.attn = backend.Attention{
+		HeadDim: c.HeadDim, QHeads: c.Heads, KVHeads: c.KVHeads,
+		Scale:   float32(1 / math.Sqrt(float64(c.HeadDim))),
+		InvFreq: m.invFreq, AttnFactor: m.attnFactor,
+	}
+	return s
+}
+
+// Close frees the session's activations (not the cache).
+func (s *Session) Close() {
+	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.logits} {
+		if t != nil {
+			s.m.b.Free(t)
+		}
+	}
+}
+
+// Seen returns the number of tokens the session has processed.
+func (s *Session) Seen() int64 { return s.seen }
+
+// Chunk returns the prefill chunk size.
+func (s *Session) Chunk() int { return s.chunk }
+
+// Forward runs ids (at most the chunk size) through the model. promptEnd is
+// one past the prompt's last position while a prompt is read, -1 while
+// decoding. The returned logits ([rows, V] on the host) are valid until the
+// next call.
+func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32, error) {
+	n := len(ids)
+	if n == 0 || n > s.chunk {
+		return nil, fmt.Errorf("forward: %d tokens for a chunk of %d", n, s.chunk)
+	}
+	m, b, c := s.m, s.m.b, s.m.Config
+	for _, id := range ids {
+		if id < 0 || int(id) >= c.Vocab {
+			return nil, fmt.Errorf("forward: token id %d outside vocabulary of %d", id, c.Vocab)
+		}
+	}
+	x, h := b.Slice(s.x, 0, n), b.Slice(s.h, 0, n)
+	q, att := b.Slice(s.q, 0, n), b.Slice(s.att, 0, n)
+	k, v := b.Slice(s.k, 0, n), b.Slice(s.v, 0, n)
+	gate, up := b.Slice(s.gate, 0, n), b.Slice(s.up, 0, n)
+	eps := float32(c.RMSNormEps)
+
+	b.Embed(x, m.embed, ids)
+	for li := range m.layers {
+		l := &m.layers[li]
+		b.RMSNorm(h, x, l.attnNorm, eps)
+		b.MatMul(q, h, l.wq, l.bq)
+		b.MatMul(k, h, l.wk, l.bk)
+		b.MatMul(v, h, l.wv, l.bv)
+		ctx, err := s.cache.Context(li, n, promptEnd)
+		if err != nil {
+			return nil, fmt.Errorf("layer %d: %w", li, err)
+		}
+		a := &s.attn
+		a.Out, a.Q, a.K, a.V, a.Ctx = att, q, k, v, *ctx
+		a.Mass = nil
+		if ctx.QueryWeights != nil {
+			need := c.Heads * (ctx.ViewLen + n)
+			if cap(s.mass) < need {
+				s.mass = make([]float32, need+need/2)
+			}
+			a.Mass = s.mass[:need]
+		}
+		b.Attention(a)
+		if err := s.cache.Update(li, k, v, a.Mass); err != nil {
+			return nil, fmt.Errorf("layer %d: %w", li, err)
+		}
+		b.MatMul(h, att, l.wo, nil)
+		b.Add(x, h)
+		b.RMSNorm(h, x, l.mlpNorm, eps)
+		b.MatMul(gate, h, l.gate, nil)
+		b.MatMul(up, h, l.up, nil)
+		b.SwiGLU(gate, gate, up)
+		b.MatMul(h, gate, l.down, nil)
+		b.Add(x, h)
+	}
+	s.seen += int64(n)
+	if which == NoLogits {
+		return nil, nil
+	}
+	rows, in := n, x
+	if which == LastLogits {
+		rows, in = 1, b.Slice(x, n-1, n)
+	}
+	if s.logits == nil {
+		s.logits = b.New(backend.F32, s.chunk, c.Vocab)
+		s.host = make([]float32, s.chunk*c.Vocab)
+	}
+	normed := b.Slice(h, 0, rows)
+	b.RMSNorm(normed, in, m.norm, eps)
+	out := b.Slice(s.logits, 0, rows)
+	b.MatMul(out, normed, m.lmHead, nil)
+	host := s.host[:rows*c.Vocab]
+	b.Read(out, host)
+	return host, nil
+}
+
+// Prefill feeds prompt in chunks. When each is not nil it receives the
+// logits [n, V] of every chunk with the position of its first token (for
+// perplexity); otherwise only the last token's logits are computed. Prefill
+// returns the logits of the prompt's last token.
+func (s *Session) Prefill(ctx context.Context, prompt []int32, each func(start int64, logits []float32) error) ([]float32, error) {
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("prefill: empty prompt")
+	}
+	end := s.seen + int64(len(prompt))
+	var last []float32
+	for i := 0; i < len(prompt); i += s.chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		j := min(i+s.chunk, len(prompt))
+		which := NoLogits
+		switch {
+		case each != nil:
+			which = AllLogits
+		case j == len(prompt):
+			which = LastLogits
+		}
+		start := s.seen
+		logits, err := s.Forward(prompt[i:j], end, which)
+		if err != nil {
+			return nil, fmt.Errorf("prefill tokens [%d, %d): %w", i, j, err)
+		}
+		if each != nil {
+			if err := each(start, logits); err != nil {
+				return nil, err
+			}
+		}
+		last = logits
+	}
+	v := s.m.Vocab
+	return last[len(last)-v:], nil
+}
+
+// Decode feeds one token and returns the logits for the next.
+func (s *Session) Decode(id int32) ([]float32, error) {
+	return s.Forward([]int32{id}, -1, LastLogits)
+}
+
+// Generate prefills prompt and continues greedily for at most maxNew
+// tokens, stopping after any token of stop. It returns the new tokens.
+func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop []int32) ([]int32, error) {
+	logits, err := s.Prefill(ctx, prompt, nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []int32
+	for len(out) < maxNew {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		next := Argmax(logits)
+		out = append(out, next)
+		if contains(stop, next) || len(out) == maxNew {
+			break
+		}
+		if logits, err = s.Decode(next); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func contains(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Argmax returns the index of the largest logit (the first on ties).
+func Argmax(logits []float32) int32 {
+	best := 0
+	for i, v := range logits {
+		if v > logits[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// LogProb returns log softmax(logits)[id], computed in float64.
+func LogProb(logits []float32, id int32) float64 {
+	m := float64(logits[0])
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	var sum float64
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - m)
+	}
+	return float64(logits[id]) - m - math.Log(sum)
+}
