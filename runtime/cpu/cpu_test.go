@@ -187,7 +187,7 @@ func TestScatterLastWins(t *testing.T) {
 	b := New(1)
 	dst := b.New(backend.F32, 2, 3, 1)
 	src := Wrap([]float32{1, 10, 2, 20}, 2, 2) // [S=2, Hkv·hd=2]
-	b.Scatter(dst, src, []int32{0, 0, -1, 2})   // head 0: both rows to slot 0; head 1: row 1 to slot 2
+	b.Scatter(dst, src, []int32{0, 0, -1, 2})  // head 0: both rows to slot 0; head 1: row 1 to slot 2
 	want := []float32{2, 0, 0, 0, 0, 20}
 	for i, v := range dst.(*Tensor).data {
 		if v != want[i] {
