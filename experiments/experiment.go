@@ -1,0 +1,123 @@
+// Package experiments holds the measurements kvcascade runs: passkey
+// retrieval, streaming perplexity, LongBench, latency and memory. Each takes
+// a model, a cache policy and its own parameters and returns structured
+// records — aggregated metrics and per-sample rows — for the results store.
+package experiments
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"kvcascade/policies/params"
+	"kvcascade/policies"
+	"kvcascade/runtime/backend"
+	"kvcascade/runtime/model"
+)
+
+// Tokenizer is the part of a tokenizer experiments use;
+// runtime/tokenizer.Tokenizer implements it.
+type Tokenizer interface {
+	Encode(text string, addSpecial bool) []int32
+	Decode(ids []int32, skipSpecial bool) string
+}
+
+// Env is what an experiment point runs on.
+type Env struct {
+	Model     *model.Model
+	Tokenizer Tokenizer
+	// Policy makes the cache of every sequence the experiment runs.
+	Policy policies.Factory
+	// Chunk is the prefill chunk size in tokens.
+	Chunk int
+	// Progress, when not nil, is told how much of the point is done.
+	Progress func(done, total int)
+}
+
+// NewCache returns an empty cache of the point's policy.
+func (e *Env) NewCache() (*policies.Cache, error) {
+	m := e.Model
+	return policies.NewCache(m.Backend(), e.Policy, policies.Shape{
+		Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim,
+	}, backend.F32)
+}
+
+// Prompt applies the policy's prompt cut (truncated baseline), if any.
+func (e *Env) Prompt(ids []int32) []int32 {
+	if c, ok := e.Policy.(policies.PromptCutter); ok {
+		return c.CutPrompt(ids)
+	}
+	return ids
+}
+
+func (e *Env) progress(done, total int) {
+	if e.Progress != nil {
+		e.Progress(done, total)
+	}
+}
+
+// Metric is one aggregated number of a point.
+type Metric struct {
+	Name  string
+	Value float64
+	Unit  string
+}
+
+// Result is what one experiment point produced.
+type Result struct {
+	Metrics []Metric
+	// Samples are per-sample records (one JSON object each).
+	Samples []json.RawMessage
+}
+
+func (r *Result) metric(name string, value float64, unit string) {
+	r.Metrics = append(r.Metrics, Metric{Name: name, Value: value, Unit: unit})
+}
+
+func (r *Result) sample(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode sample: %w", err)
+	}
+	r.Samples = append(r.Samples, b)
+	return nil
+}
+
+// Experiment is one kind of measurement.
+type Experiment interface {
+	// Name is the registered name ("passkey", "perplexity", …).
+	Name() string
+	// Doc is a one-line description.
+	Doc() string
+	// Params describes the parameters Run takes.
+	Params() []params.Param
+	// Run measures one point. It stops early with ctx's error when ctx is
+	// cancelled.
+	Run(ctx context.Context, env *Env, p params.Values) (*Result, error)
+}
+
+// All returns every experiment, sorted by name.
+func All() []Experiment {
+	all := []Experiment{passkeyExp{}, perplexity{}, latency{}, memory{}}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name() < all[j].Name() })
+	return all
+}
+
+// Lookup returns the named experiment.
+func Lookup(name string) (Experiment, error) {
+	var names []string
+	for _, e := range All() {
+		if e.Name() == name {
+			return e, nil
+		}
+		names = append(names, e.Name())
+	}
+	return nil, fmt.Errorf("unknown experiment %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// Resolve checks raw parameters against the experiment's and fills defaults.
+func Resolve(e Experiment, raw map[string]any) (params.Values, error) {
+	return params.Resolve("experiment "+e.Name(), e.Params(), raw)
+}

@@ -1,0 +1,129 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"kvcascade/policies/params"
+	"kvcascade/runtime/model"
+)
+
+// perplexity streams a long text through the cache and scores every next
+// token, as in the StreamingLLM and cascade papers' PG19 runs.
+type perplexity struct{}
+
+func (perplexity) Name() string { return "perplexity" }
+func (perplexity) Doc() string {
+	return "streaming perplexity: log-prob of every next token as a long text flows through the cache in chunks"
+}
+
+func (perplexity) Params() []params.Param {
+	return []params.Param{
+		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19) or .jsonl file"},
+		{Name: "field", Kind: "string", Default: "text", Doc: "jsonl field holding the text"},
+		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many)"},
+		{Name: "checkpoints", Kind: "int", Default: 16, Doc: "points of the perplexity curve, log-spaced in tokens seen"},
+	}
+}
+
+// pplSample is one point of the perplexity curve.
+type pplSample struct {
+	Tokens     int64   `json:"tokens"`      // tokens scored so far
+	NLL        float64 `json:"nll"`         // mean negative log-likelihood so far (nats)
+	PPL        float64 `json:"ppl"`         // exp(NLL)
+	WindowPPL  float64 `json:"window_ppl"`  // perplexity since the previous point
+	CacheBytes int64   `json:"cache_bytes"` // cache memory at this point
+}
+
+func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
+	want := p.Int("tokens")
+	if want < 2 {
+		return nil, fmt.Errorf("experiment perplexity: tokens must be at least 2, got %d", want)
+	}
+	if p.String("text") == "" {
+		return nil, fmt.Errorf("experiment perplexity: parameter text (a file, folder or jsonl) is required")
+	}
+	ids, err := readTokens(ctx, env.Tokenizer, p.String("text"), p.String("field"), want)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := env.NewCache()
+	if err != nil {
+		return nil, err
+	}
+	defer cache.Free()
+	s := env.Model.NewSession(cache, env.Chunk)
+	defer s.Close()
+
+	marks := logCheckpoints(int64(len(ids)-1), p.Int("checkpoints"))
+	r := &Result{}
+	var nll, windowNLL float64
+	var scored, windowN int64
+	v := env.Model.Vocab
+	_, err = s.Prefill(ctx, ids, func(start int64, logits []float32) error {
+		n := len(logits) / v
+		for i := 0; i < n; i++ {
+			pos := start + int64(i)
+			if pos+1 >= int64(len(ids)) {
+				break
+			}
+			lp := model.LogProb(logits[i*v:(i+1)*v], ids[pos+1])
+			if math.IsNaN(lp) || math.IsInf(lp, 0) {
+				return fmt.Errorf("log-prob of token %d is %v", pos+1, lp)
+			}
+			nll -= lp
+			windowNLL -= lp
+			scored++
+			windowN++
+			if len(marks) > 0 && scored == marks[0] {
+				marks = marks[1:]
+				err := r.sample(pplSample{
+					Tokens: scored, NLL: nll / float64(scored), PPL: math.Exp(nll / float64(scored)),
+					WindowPPL: math.Exp(windowNLL / float64(windowN)), CacheBytes: cache.Bytes(),
+				})
+				if err != nil {
+					return err
+				}
+				windowNLL, windowN = 0, 0
+			}
+		}
+		env.progress(int(start)+n, len(ids))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.metric("ppl", math.Exp(nll/float64(scored)), "")
+	r.metric("nll", nll/float64(scored), "nats/token")
+	r.metric("tokens", float64(scored), "tokens")
+	return r, nil
+}
+
+// logCheckpoints returns up to k distinct token counts in [1, n], spaced
+// evenly in log scale and ending at n.
+func logCheckpoints(n int64, k int) []int64 {
+	if n < 1 || k < 1 {
+		return nil
+	}
+	var out []int64
+	for i := 1; i <= k; i++ {
+		c := int64(math.Round(math.Pow(float64(n), float64(i)/float64(k))))
+		if c < 1 {
+			c = 1
+		}
+		if len(out) == 0 || c > out[len(out)-1] {
+			out = append(out, c)
+		}
+	}
+	if out[len(out)-1] != n {
+		out = append(out, n)
+	}
+	return out
+}
+
+// readTokens reads documents from path until it has want tokens, encoding
+// the first with the model's special tokens.
+func readTokens(ctx context.Context, tok Tokenizer, path, field string, want int) ([]int32, error) {
+	return nil, fmt.Errorf("experiment perplexity: reading %s: long-text reader not wired yet", path)
+}
