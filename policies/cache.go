@@ -1,0 +1,139 @@
+package policies
+
+import (
+	"fmt"
+
+	"kvcascade/runtime/backend"
+)
+
+// Cache is the KV cache of one sequence: per layer, the key and value
+// storage on a backend and the policy that manages it. It implements the
+// cache interface of runtime/model.
+type Cache struct {
+	b      backend.Backend
+	shape  Shape
+	dtype  backend.DType
+	layers []layerCache
+}
+
+type layerCache struct {
+	p      Policy
+	k, v   backend.Tensor // [Hkv, capacity, hd]
+	cap    int            // slots per KV head
+	seen   int64          // tokens seen
+	ctx    backend.Context
+	step   Step
+	place  []int32 // [Hkv·n]
+	active bool    // between Context and Update
+}
+
+// NewCache builds one policy per layer with f and returns the empty cache.
+// Keys and values are stored as dtype on b.
+func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cache, error) {
+	if s.KVHeads <= 0 || s.QHeads%s.KVHeads != 0 || s.HeadDim <= 0 || s.Layers <= 0 {
+		return nil, fmt.Errorf("cache: bad shape %+v", s)
+	}
+	c := &Cache{b: b, shape: s, dtype: dtype, layers: make([]layerCache, s.Layers)}
+	for l := range c.layers {
+		p, err := f.NewLayer(l, s)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
+		}
+		c.layers[l].p = p
+	}
+	return c, nil
+}
+
+// Policy returns the policy of layer l.
+func (c *Cache) Policy(l int) Policy { return c.layers[l].p }
+
+// Seen returns the number of tokens layer 0 has taken.
+func (c *Cache) Seen() int64 { return c.layers[0].seen }
+
+// Context returns what the next chunk of n tokens of layer l attends to.
+// promptEnd is the position one past the prompt's end while a prompt is
+// read, or -1 while decoding.
+func (c *Cache) Context(l, n int, promptEnd int64) (*backend.Context, error) {
+	lc := &c.layers[l]
+	if lc.active {
+		return nil, fmt.Errorf("cache layer %d: Context called twice without Update", l)
+	}
+	need := lc.p.Reserve(n)
+	if need > lc.cap {
+		c.growLayer(lc, need)
+	}
+	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
+	lc.p.Plan(lc.step, &lc.ctx)
+	lc.ctx.K, lc.ctx.V = lc.k, lc.v
+	if got, want := len(lc.ctx.Slots), lc.ctx.ViewLen*c.shape.KVHeads; got != want {
+		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
+	}
+	lc.active = true
+	return &lc.ctx, nil
+}
+
+// growLayer enlarges the storage of a layer to at least need slots per head,
+// doubling so that a growing cache costs amortised O(1) copies per token.
+func (c *Cache) growLayer(lc *layerCache, need int) {
+	newCap := max(need, 2*lc.cap, 16)
+	s := c.shape
+	k := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
+	v := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
+	if lc.k != nil {
+		c.b.CopySlots(k, lc.k, lc.cap)
+		c.b.CopySlots(v, lc.v, lc.cap)
+		c.b.Free(lc.k)
+		c.b.Free(lc.v)
+	}
+	lc.k, lc.v, lc.cap = k, v, newCap
+}
+
+// Update hands the chunk's keys and values [n, Hkv·hd] and the attention mass
+// the chunk produced back to layer l, which stores what its policy keeps.
+func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
+	lc := &c.layers[l]
+	if !lc.active {
+		return fmt.Errorf("cache layer %d: Update without Context", l)
+	}
+	lc.active = false
+	n := lc.step.N
+	lc.place = grow(lc.place, n*c.shape.KVHeads)
+	lc.p.Commit(mass, lc.place)
+	for i, s := range lc.place {
+		if int(s) >= lc.cap {
+			return fmt.Errorf("cache layer %d: policy placed token %d in slot %d of %d", l, i%n, s, lc.cap)
+		}
+	}
+	c.b.Scatter(lc.k, k, lc.place)
+	c.b.Scatter(lc.v, v, lc.place)
+	lc.seen += int64(n)
+	return nil
+}
+
+// Held returns the original positions head h of layer l holds, in
+// attention order.
+func (c *Cache) Held(l, h int) []int64 { return c.layers[l].p.Held(h, nil) }
+
+// Bytes is the memory the cache holds: key and value storage of every layer
+// plus the policies' bookkeeping.
+func (c *Cache) Bytes() int64 {
+	var total int64
+	for i := range c.layers {
+		lc := &c.layers[i]
+		total += 2 * int64(lc.cap) * int64(c.shape.KVHeads*c.shape.HeadDim*c.dtype.Size())
+		total += lc.p.MetaBytes()
+	}
+	return total
+}
+
+// Free releases the storage.
+func (c *Cache) Free() {
+	for i := range c.layers {
+		lc := &c.layers[i]
+		if lc.k != nil {
+			c.b.Free(lc.k)
+			c.b.Free(lc.v)
+			lc.k, lc.v, lc.cap = nil, nil, 0
+		}
+	}
+}

@@ -1,0 +1,454 @@
+package policies
+
+import (
+	"fmt"
+	"math"
+
+	"kvcascade/runtime/backend"
+)
+
+// cascadeSpec is the cascading KV cache of the paper, with the semantics of
+// the reference Triton kernel (_update_kv_cache_inner of
+// jeffwillette/cascading_cache_2).
+func cascadeSpec() Spec {
+	return Spec{
+		Name: "cascade",
+		Doc:  "cascading KV cache: sinks + cascades of ring buffers keeping ever sparser, attention-scored history in fixed memory",
+		Params: []Param{
+			{Name: "sinks", Kind: "int", Default: 64, Doc: "first tokens kept for ever (attention sinks)"},
+			{Name: "size", Kind: "int", Default: 65536, Doc: "cascade slots per KV head, all cascades together (sinks not included)"},
+			{Name: "cascades", Kind: "int", Default: 8, Doc: "number of cascades; must divide size"},
+			{Name: "rule", Kind: "string", Default: "pow2", Choices: []string{"pow2", "pow3", "pow4", "iplus1"},
+				Doc: "cascade i accepts every 2^i, 3^i, 4^i or (i+1)-th token"},
+			{Name: "beta", Kind: "float", Default: 0.9999, Doc: "EMA factor of the attention scores per query, in (0, 1)"},
+			{Name: "reduction", Kind: "string", Default: "mean", Choices: []string{"mean", "max"},
+				Doc: "how the scores of the query heads of a GQA group are combined"},
+			{Name: "homogeneous", Kind: "bool", Default: false,
+				Doc: "reduce over all query heads, so that every KV head keeps the same tokens"},
+			{Name: "eager_fill", Kind: "bool", Default: true,
+				Doc: "every cascade accepts every token until the cache has been filled once"},
+			positionsParam(),
+		},
+		make: makeCascade,
+	}
+}
+
+// cascadeConfig is a checked cascade configuration.
+type cascadeConfig struct {
+	sinks, size, cascades int
+	every                 []int64 // [C] cascade i accepts token t when (t−sinks) mod every[i] == 0
+	beta                  float64
+	reduce                reduction
+	homogeneous           bool
+	eagerFill             bool
+	positions             positions
+	// compareOldest selects the rule of the reference's older
+	// CascadingKVCacheSlow class: a carried token that a cascade does not
+	// accept is compared with the cascade's oldest token instead of its
+	// newest (and, if it wins, still overwrites the newest). Tests only.
+	compareOldest bool
+}
+
+func makeCascade(v Values) (Factory, error) {
+	const name = "cascade"
+	if err := atLeast(name, v, 0, "sinks"); err != nil {
+		return nil, err
+	}
+	if err := atLeast(name, v, 1, "size", "cascades"); err != nil {
+		return nil, err
+	}
+	c := &cascadeConfig{
+		sinks:       v.Int("sinks"),
+		size:        v.Int("size"),
+		cascades:    v.Int("cascades"),
+		beta:        v.Float("beta"),
+		homogeneous: v.Bool("homogeneous"),
+		eagerFill:   v.Bool("eager_fill"),
+		positions:   positionsOf(v),
+	}
+	if c.size%c.cascades != 0 {
+		return nil, paramError(name, "size", "%d is not a multiple of cascades (%d)", c.size, c.cascades)
+	}
+	if c.sinks+c.size > maxSlots {
+		return nil, paramError(name, "size", "sinks + size = %d is more than %d slots", c.sinks+c.size, maxSlots)
+	}
+	if !(c.beta > 0 && c.beta < 1) {
+		return nil, paramError(name, "beta", "must lie in (0, 1), got %v", c.beta)
+	}
+	if v.String("reduction") == "max" {
+		c.reduce = reduceMax
+	}
+	c.every = acceptEvery(v.String("rule"), c.cascades)
+	return factoryFunc{name, func(_ int, s Shape) (Policy, error) { return newCascade(c, s) }}, nil
+}
+
+// acceptEvery returns the acceptance period of each cascade under a rule,
+// saturating at MaxInt64 (a cascade that then accepts only the first token
+// after the sinks).
+func acceptEvery(rule string, cascades int) []int64 {
+	every := make([]int64, cascades)
+	var base int64
+	switch rule {
+	case "pow2":
+		base = 2
+	case "pow3":
+		base = 3
+	case "pow4":
+		base = 4
+	case "iplus1":
+		for i := range every {
+			every[i] = int64(i + 1)
+		}
+		return every
+	default:
+		panic("policies: unknown cascade rule " + rule) // Choices keep it out
+	}
+	p := int64(1)
+	for i := range every {
+		every[i] = p
+		if p > math.MaxInt64/base {
+			p = math.MaxInt64
+		} else {
+			p *= base
+		}
+	}
+	return every
+}
+
+// cascade is one layer of the cascading cache.
+//
+// Per KV head h it keeps C ring buffers of W = size/C entries. Entry e of
+// cascade i of head h lives at index h·size + i·W + e of slot, pos and
+// score; start and stored [Hkv·C] give each ring's oldest entry and fill.
+// The entry names the storage slot its token was written to; tokens never
+// move in storage, only between entries, so a token evicted from one
+// cascade into the next keeps its slot. Sinks are token t in slot t, the
+// same for every head. Cascade slots come from a per-head slotPool above the
+// sinks; the storage holds exactly sinks + size slots per head.
+type cascade struct {
+	c    *cascadeConfig
+	s    Shape
+	w    int // entries per cascade
+	sunk int // sinks stored, same for every head
+
+	slot  []int32   // [Hkv·size] storage slot of each entry
+	pos   []int64   // [Hkv·size] original position of each entry's token
+	score []float32 // [Hkv·size] EMA of the attention each entry's token received
+
+	start, stored []int32 // [Hkv·C] oldest entry and number of entries of each ring
+
+	pools []slotPool // [Hkv]
+
+	step    Step
+	viewLen int
+	weights []float32 // [n] query weights, cached for weightsN
+	a       []float32 // [L+n] reduced mass of one KV head
+	depth   []int32   // [n] cascades accepting each chunk token
+}
+
+func newCascade(c *cascadeConfig, s Shape) (*cascade, error) {
+	if err := checkShape(s); err != nil {
+		return nil, err
+	}
+	h := s.KVHeads
+	p := &cascade{
+		c: c, s: s, w: c.size / c.cascades,
+		slot:   make([]int32, h*c.size),
+		pos:    make([]int64, h*c.size),
+		score:  make([]float32, h*c.size),
+		start:  make([]int32, h*c.cascades),
+		stored: make([]int32, h*c.cascades),
+		pools:  make([]slotPool, h),
+	}
+	for i := range p.pools {
+		p.pools[i] = slotPool{free: make([]int32, 0, c.size), next: int32(c.sinks)}
+	}
+	return p, nil
+}
+
+// Reserve returns sinks + size: the storage never grows.
+func (p *cascade) Reserve(int) int { return p.c.sinks + p.c.size }
+
+// held returns the number of cascade entries head 0 holds; every head holds
+// as many, since fills and rotations do not depend on scores.
+func (p *cascade) held() int {
+	n := 0
+	for _, st := range p.stored[:p.c.cascades] {
+		n += int(st)
+	}
+	return n
+}
+
+// ring returns the entries of cascade i of head h in order, oldest first,
+// as two ranges of entry indices: [a0, a1) then [b0, b1). A ring is either
+// not full, with start 0, or full and read from start round to start−1.
+func (p *cascade) ring(h, i int) (a0, a1, b0, b1 int) {
+	st, s0 := int(p.stored[h*p.c.cascades+i]), int(p.start[h*p.c.cascades+i])
+	off := h*p.c.size + i*p.w
+	end := s0 + st
+	if end <= p.w {
+		return off + s0, off + end, off, off
+	}
+	return off + s0, off + p.w, off, off + end - p.w
+}
+
+// each calls f with every entry head h holds in attention order: from the
+// last (oldest) cascade to the first, each from its oldest entry to its
+// newest. Hot loops use ring directly.
+func (p *cascade) each(h int, f func(e int)) {
+	for i := p.c.cascades - 1; i >= 0; i-- {
+		a0, a1, b0, b1 := p.ring(h, i)
+		for e := a0; e < a1; e++ {
+			f(e)
+		}
+		for e := b0; e < b1; e++ {
+			f(e)
+		}
+	}
+}
+
+// Plan lays out the view: sinks, then the cascades in attention order.
+func (p *cascade) Plan(step Step, ctx *backend.Context) {
+	p.step = step
+	hk := p.s.KVHeads
+	L := p.sunk + p.held()
+	p.viewLen = L
+	ctx.ViewLen = L
+	ctx.Slots = grow(ctx.Slots, hk*L)
+	ctx.Pos = grow(ctx.Pos, hk*L)
+	ctx.QueryPos = grow(ctx.QueryPos, hk)
+	for h := 0; h < hk; h++ {
+		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
+		for j := 0; j < p.sunk; j++ {
+			slots[j], pos[j] = int32(j), int32(j)
+		}
+		j := p.sunk
+		for i := p.c.cascades - 1; i >= 0; i-- {
+			a0, a1, b0, b1 := p.ring(h, i)
+			j += copy(slots[j:], p.slot[a0:a1])
+			j += copy(slots[j:], p.slot[b0:b1])
+		}
+		if p.c.positions == originalPositions {
+			j = p.sunk
+			for i := p.c.cascades - 1; i >= 0; i-- {
+				a0, a1, b0, b1 := p.ring(h, i)
+				for _, t := range p.pos[a0:a1] {
+					pos[j] = int32(t)
+					j++
+				}
+				for _, t := range p.pos[b0:b1] {
+					pos[j] = int32(t)
+					j++
+				}
+			}
+			ctx.QueryPos[h] = int32(step.Start)
+			continue
+		}
+		for j := p.sunk; j < L; j++ {
+			pos[j] = int32(j)
+		}
+		ctx.QueryPos[h] = int32(L)
+	}
+	ctx.QueryWeights = p.queryWeights(step.N)
+}
+
+// queryWeights returns (1−β)·β^(n−1−q) for q < n: the chunk's contribution
+// to an exponential moving average over queries, later queries weighing more.
+func (p *cascade) queryWeights(n int) []float32 {
+	if len(p.weights) != n {
+		p.weights = grow(p.weights, n)
+		for q := range p.weights {
+			p.weights[q] = float32((1 - p.c.beta) * math.Pow(p.c.beta, float64(n-1-q)))
+		}
+	}
+	return p.weights
+}
+
+// Commit first ages the scores of every cached token and adds the mass the
+// chunk gave it, s ← β^n·s + a, then walks the chunk's tokens one by one
+// through the cascades with the mass they received as their score.
+func (p *cascade) Commit(mass []float32, place []int32) {
+	n, hk, g := p.step.N, p.s.KVHeads, p.s.Group()
+	L := p.viewLen
+	w := L + n
+	checkMass(mass, p.s, w)
+	p.a = grow(p.a, w)
+	bn := float32(math.Pow(p.c.beta, float64(n)))
+	p.depth = grow(p.depth, n)
+	for i := range p.depth {
+		p.depth[i] = int32(p.accepting(p.step.Start + int64(i)))
+	}
+	for h := 0; h < hk; h++ {
+		switch {
+		case p.c.homogeneous && h == 0:
+			reduceMass(p.a, mass, w, 0, p.s.QHeads, p.c.reduce)
+		case !p.c.homogeneous:
+			reduceMass(p.a, mass, w, h*g, (h+1)*g, p.c.reduce)
+		}
+		a := p.a[p.sunk:L]
+		for i := p.c.cascades - 1; i >= 0; i-- {
+			a0, a1, b0, b1 := p.ring(h, i)
+			a = age(p.score[a0:a1], a, bn)
+			a = age(p.score[b0:b1], a, bn)
+		}
+		pl := place[h*n : (h+1)*n]
+		for i := range pl {
+			t := p.step.Start + int64(i)
+			if t < int64(p.c.sinks) {
+				pl[i] = int32(t)
+				continue
+			}
+			pl[i] = -1
+			p.walk(h, t, p.a[L+i], int(p.depth[i]), pl)
+		}
+	}
+	p.sunk = int(min(int64(p.c.sinks), p.step.Start+int64(n)))
+}
+
+// age sets s[i] = β^n·s[i] + a[i] in two float32 roundings, as the
+// reference's two tensor operations, and returns the rest of a.
+func age(s, a []float32, bn float32) []float32 {
+	a, rest := a[:len(s)], a[len(s):]
+	for i := range s {
+		s[i] = float32(bn*s[i]) + a[i]
+	}
+	return rest
+}
+
+// accepting returns how many cascades, from the first, accept token t:
+// the walk of t can only pass a cascade that accepts it.
+func (p *cascade) accepting(t int64) int {
+	c := p.c
+	if c.eagerFill && t <= int64(c.size+c.sinks) {
+		return c.cascades
+	}
+	k := t - int64(c.sinks)
+	d := 0
+	for d < c.cascades && k%c.every[d] == 0 {
+		d++
+	}
+	return d
+}
+
+// walk runs token t with score a through the cascades of head h, as the
+// reference kernel does; the first `accepting` cascades accept t. It
+// records in place (the chunk's row of head h) the slot t gets, and clears
+// the place of any token of the chunk that t's arrival pushes out.
+func (p *cascade) walk(h int, t int64, a float32, accepting int, place []int32) {
+	c := p.c
+	w := int32(p.w)
+	// the carried token; t itself has no slot yet and gets one once the walk
+	// is over, after the walk has freed one if the cache was full
+	slot, pos, score := int32(-1), t, a
+	rest := -1 // entry where t came to rest
+	i := 0
+	for ; i < c.cascades; i++ {
+		ri := h*c.cascades + i
+		st, s0 := p.stored[ri], p.start[ri]
+		off := h*c.size + i*p.w
+		if i < accepting {
+			if st < w {
+				// not full, so start is 0: append
+				e := off + int(st)
+				p.slot[e], p.pos[e], p.score[e] = slot, pos, score
+				if slot < 0 {
+					rest = e
+				}
+				p.stored[ri]++
+				break
+			}
+			// full: the carried token takes the oldest entry, whose token
+			// is carried on to the next cascade
+			e := off + int(s0)
+			oslot, opos, oscore := p.slot[e], p.pos[e], p.score[e]
+			p.slot[e], p.pos[e], p.score[e] = slot, pos, score
+			if slot < 0 {
+				rest = e
+			}
+			slot, pos, score = oslot, opos, oscore
+			if s0++; s0 == w {
+				s0 = 0
+			}
+			p.start[ri] = s0
+			continue
+		}
+		if st == 0 {
+			e := off // empty, so start is 0
+			p.slot[e], p.pos[e], p.score[e] = slot, pos, score
+			if slot < 0 {
+				rest = e
+			}
+			p.stored[ri] = 1
+			break
+		}
+		// not accepted: the carried token competes with the newest entry,
+		// (start−1) mod stored as Python computes it
+		newest := off + int(st) - 1
+		if s0 > 0 {
+			newest = off + int(s0) - 1
+		}
+		against := newest
+		if c.compareOldest {
+			against = off + int(s0)
+		}
+		if score >= p.score[against] {
+			p.drop(h, p.slot[newest], p.pos[newest], place)
+			p.slot[newest], p.pos[newest], p.score[newest] = slot, pos, score
+			if slot < 0 {
+				rest = newest
+			}
+		} else {
+			p.drop(h, slot, pos, place)
+		}
+		break
+	}
+	if i == c.cascades {
+		p.drop(h, slot, pos, place) // pushed out of the last cascade
+	}
+	if rest >= 0 {
+		s := p.pools[h].get()
+		p.slot[rest] = s
+		place[t-p.step.Start] = s
+	}
+}
+
+// drop frees the slot of a token that leaves head h's cache; a token of the
+// current chunk loses its place. Slot −1 is the walked token, not stored.
+func (p *cascade) drop(h int, slot int32, pos int64, place []int32) {
+	if slot < 0 {
+		return
+	}
+	p.pools[h].put(slot)
+	if i := pos - p.step.Start; i >= 0 {
+		place[i] = -1
+	}
+}
+
+// Held returns the sinks, then the cascades' tokens in attention order.
+func (p *cascade) Held(h int, dst []int64) []int64 {
+	for j := 0; j < p.sunk; j++ {
+		dst = append(dst, int64(j))
+	}
+	p.each(h, func(e int) { dst = append(dst, p.pos[e]) })
+	return dst
+}
+
+// Scores returns the scores of the tokens head h holds in its cascades, in
+// attention order (sinks have none), appended to dst.
+func (p *cascade) Scores(h int, dst []float32) []float32 {
+	p.each(h, func(e int) { dst = append(dst, p.score[e]) })
+	return dst
+}
+
+// MetaBytes counts the entries, ring indices, free lists and scratch.
+func (p *cascade) MetaBytes() int64 {
+	b := int64(len(p.slot))*(4+8+4) + int64(len(p.start))*8 + int64(cap(p.a)+cap(p.weights)+cap(p.depth))*4
+	for i := range p.pools {
+		b += p.pools[i].bytes()
+	}
+	return b
+}
+
+func (p *cascade) String() string {
+	return fmt.Sprintf("cascade(sinks=%d, %d×%d)", p.c.sinks, p.c.cascades, p.w)
+}

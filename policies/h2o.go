@@ -1,0 +1,121 @@
+package policies
+
+import "kvcascade/runtime/backend"
+
+// h2oSpec is Heavy-Hitter Oracle: the most recent tokens plus those that
+// have received the most attention so far.
+func h2oSpec() Spec {
+	return Spec{
+		Name: "h2o",
+		Doc:  "H2O: the `recent` latest tokens plus the `heavy` others with the most attention accumulated over all queries, fixed memory",
+		Params: []Param{
+			{Name: "heavy", Kind: "int", Default: 2048, Doc: "heavy-hitter budget: older tokens kept for their accumulated attention"},
+			{Name: "recent", Kind: "int", Default: 2048, Doc: "most recent tokens always kept"},
+			positionsParam(),
+		},
+		make: func(v Values) (Factory, error) {
+			if err := atLeast("h2o", v, 0, "heavy", "recent"); err != nil {
+				return nil, err
+			}
+			heavy, recent, pos := v.Int("heavy"), v.Int("recent"), positionsOf(v)
+			if heavy+recent == 0 {
+				return nil, paramError("h2o", "recent", "heavy + recent must be positive")
+			}
+			if heavy+recent > maxSlots {
+				return nil, paramError("h2o", "heavy", "heavy + recent is more than %d slots", maxSlots)
+			}
+			return factoryFunc{"h2o", func(_ int, s Shape) (Policy, error) {
+				if err := checkShape(s); err != nil {
+					return nil, err
+				}
+				return newH2O(s, heavy, recent, pos), nil
+			}}, nil
+		},
+	}
+}
+
+// h2o holds per KV head a tokenList whose scores are the attention mass
+// each token received, summed over every query since it arrived and averaged
+// over the query heads of the group. After a chunk, a head holding more
+// than heavy+recent tokens keeps its last `recent` and, among the others,
+// the `heavy` with the highest score (ties: the more recent); a chunk token
+// that does not survive is never stored, and survivors take the slots of
+// evicted tokens, so the storage is heavy+recent slots.
+type h2o struct {
+	s             Shape
+	heavy, recent int
+	positions     positions
+	lists         []tokenList // [Hkv]
+	pools         []slotPool  // [Hkv]
+	step          Step
+	ones          []float32 // [n] query weights
+	a             []float32 // [L+n] reduced mass of one head
+	flags         []bool    // [L+n]
+	idx           []int32   // [L+n]
+}
+
+func newH2O(s Shape, heavy, recent int, pos positions) *h2o {
+	return &h2o{s: s, heavy: heavy, recent: recent, positions: pos,
+		lists: make([]tokenList, s.KVHeads), pools: make([]slotPool, s.KVHeads)}
+}
+
+func (p *h2o) Reserve(int) int { return p.heavy + p.recent }
+
+func (p *h2o) Plan(step Step, ctx *backend.Context) {
+	p.step = step
+	planList(p.lists, step, p.positions, ctx)
+	if len(p.ones) != step.N {
+		p.ones = grow(p.ones, step.N)
+		for i := range p.ones {
+			p.ones[i] = 1
+		}
+	}
+	ctx.QueryWeights = p.ones
+}
+
+func (p *h2o) Commit(mass []float32, place []int32) {
+	n, g := p.step.N, p.s.Group()
+	L := p.lists[0].len()
+	w := L + n
+	checkMass(mass, p.s, w)
+	p.a = grow(p.a, w)
+	budget := p.heavy + p.recent
+	for h := range p.lists {
+		l := &p.lists[h]
+		reduceMass(p.a, mass, w, h*g, (h+1)*g, reduceMean)
+		for j := range L {
+			l.score[j] += p.a[j]
+		}
+		pl := place[h*n : (h+1)*n]
+		for i := range pl {
+			pl[i] = -1
+			l.add(p.step.Start+int64(i), -1, p.a[L+i])
+		}
+		if m := w - p.recent; w > budget {
+			p.flags = grow(p.flags, w)
+			p.idx = grow(p.idx, m)
+			for j := range p.flags {
+				p.flags[j] = j >= m
+			}
+			for j := range p.idx {
+				p.idx[j] = int32(j)
+			}
+			selectTop(p.idx, p.heavy, l.better)
+			for _, j := range p.idx[:p.heavy] {
+				p.flags[j] = true
+			}
+			l.keep(p.flags, &p.pools[h])
+		}
+		l.store(&p.pools[h], p.step.Start, pl)
+	}
+}
+
+func (p *h2o) Held(h int, dst []int64) []int64 { return append(dst, p.lists[h].pos...) }
+
+func (p *h2o) MetaBytes() int64 {
+	b := int64(cap(p.a)+cap(p.ones)+cap(p.idx))*4 + int64(cap(p.flags))
+	for h := range p.lists {
+		b += p.lists[h].bytes() + p.pools[h].bytes()
+	}
+	return b
+}

@@ -1,0 +1,218 @@
+package policies
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"kvcascade/runtime/backend"
+)
+
+// harness drives one layer's policy the way Cache does, over a fake storage
+// that records which original position each slot of each head holds, and
+// checks the invariants every policy must keep.
+type harness struct {
+	t        testing.TB
+	name     string
+	p        Policy
+	s        Shape
+	bounded  bool      // Reserve must be constant
+	reserve  int       // first Reserve seen
+	store    [][]int64 // [Hkv][slot] original position written there, −1 none
+	seen     int64
+	ctx      backend.Context
+	place    []int32
+	massBuf  []float32
+	viewOnly bool // Held is more than the view (bigbird)
+	original bool // positions = original
+	// mass, when set, fills the attention mass of the chunk: m [Hq·(L+n)],
+	// given the original position of every view entry of every KV head.
+	mass func(m []float32, L, n int, orig [][]int64, step Step)
+	orig [][]int64
+}
+
+func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harness {
+	t.Helper()
+	f, err := New(name, params)
+	if err != nil {
+		t.Fatalf("New(%s, %v): %v", name, params, err)
+	}
+	p, err := f.NewLayer(0, s)
+	if err != nil {
+		t.Fatalf("NewLayer: %v", err)
+	}
+	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
+	h.bounded = name == "cascade" || name == "sink" || name == "h2o"
+	h.viewOnly = name == "bigbird"
+	h.original = params["positions"] == "original"
+	return h
+}
+
+// run feeds tokens in chunks of the given sizes, cycling through them.
+func (h *harness) run(tokens int, chunks []int, promptEnd int64) {
+	for i := 0; h.seen < int64(tokens); i++ {
+		n := min(chunks[i%len(chunks)], tokens-int(h.seen))
+		pe := promptEnd
+		if pe >= 0 && h.seen >= pe {
+			pe = -1
+		}
+		if pe > h.seen && h.seen+int64(n) > pe {
+			n = int(pe - h.seen) // a chunk never crosses the prompt's end
+		}
+		h.chunk(n, pe)
+	}
+}
+
+// chunk runs one chunk of n tokens through the policy and checks it.
+func (h *harness) chunk(n int, promptEnd int64) {
+	t := h.t
+	t.Helper()
+	hk := h.s.KVHeads
+	need := h.p.Reserve(n)
+	if h.reserve == 0 {
+		h.reserve = need
+	}
+	if need < h.reserve || (h.bounded && need != h.reserve) {
+		t.Fatalf("%s at %d: Reserve(%d) = %d after %d", h.name, h.seen, n, need, h.reserve)
+	}
+	h.reserve = need
+	for kh := range h.store {
+		for len(h.store[kh]) < need {
+			h.store[kh] = append(h.store[kh], -1)
+		}
+	}
+	step := Step{Start: h.seen, N: n, PromptEnd: promptEnd}
+	h.p.Plan(step, &h.ctx)
+	L := h.ctx.ViewLen
+	if len(h.ctx.Slots) != hk*L || len(h.ctx.Pos) != hk*L || len(h.ctx.QueryPos) != hk {
+		t.Fatalf("%s at %d: view of %d has %d slots, %d positions, %d query positions", h.name, h.seen, L,
+			len(h.ctx.Slots), len(h.ctx.Pos), len(h.ctx.QueryPos))
+	}
+	original := h.original
+	h.orig = grow(h.orig, hk)
+	for kh := 0; kh < hk; kh++ {
+		slots, pos := h.ctx.Slots[kh*L:(kh+1)*L], h.ctx.Pos[kh*L:(kh+1)*L]
+		h.orig[kh] = h.orig[kh][:0]
+		for j, s := range slots {
+			if s < 0 || int(s) >= need {
+				t.Fatalf("%s at %d head %d: view slot %d = %d outside [0, %d)", h.name, h.seen, kh, j, s, need)
+			}
+			h.orig[kh] = append(h.orig[kh], h.store[kh][s])
+			if h.store[kh][s] < 0 {
+				t.Fatalf("%s at %d head %d: view slot %d = %d was never written", h.name, h.seen, kh, j, s)
+			}
+		}
+		if dup := firstDup(slots); dup >= 0 {
+			t.Fatalf("%s at %d head %d: slot %d twice in the view", h.name, h.seen, kh, dup)
+		}
+		// positions: original mode gives the stored token's position,
+		// cache mode 0..L−1 and L for the chunk
+		for j := range pos {
+			want := int32(j)
+			if original {
+				want = int32(h.orig[kh][j])
+			}
+			if pos[j] != want {
+				t.Fatalf("%s at %d head %d: view %d has position %d, want %d (slot %d holds %d)", h.name, h.seen, kh, j,
+					pos[j], want, slots[j], h.orig[kh][j])
+			}
+		}
+		if wantQ := int32(L); original && h.ctx.QueryPos[kh] != int32(h.seen) || !original && h.ctx.QueryPos[kh] != wantQ {
+			t.Fatalf("%s at %d head %d: query position %d with %d keys in view", h.name, h.seen, kh, h.ctx.QueryPos[kh], L)
+		}
+		held := h.p.Held(kh, nil)
+		if h.viewOnly {
+			for _, x := range h.orig[kh] {
+				if _, ok := slices.BinarySearch(held, x); !ok {
+					t.Fatalf("%s at %d head %d: view token %d not held", h.name, h.seen, kh, x)
+				}
+			}
+		} else if !slices.Equal(held, h.orig[kh]) {
+			t.Fatalf("%s at %d head %d: Held %v\nbut the view slots hold %v", h.name, h.seen, kh, clip(held), clip(h.orig[kh]))
+		}
+	}
+	var mass []float32
+	if h.ctx.QueryWeights != nil {
+		if len(h.ctx.QueryWeights) != n {
+			t.Fatalf("%s: %d query weights for %d queries", h.name, len(h.ctx.QueryWeights), n)
+		}
+		h.massBuf = grow(h.massBuf, h.s.QHeads*(L+n))
+		mass = h.massBuf
+		clear(mass)
+		if h.mass != nil {
+			h.mass(mass, L, n, h.orig, step)
+		}
+	}
+	h.place = grow(h.place, hk*n)
+	for i := range h.place {
+		h.place[i] = -7 // Commit must write every entry
+	}
+	h.p.Commit(mass, h.place)
+	for kh := 0; kh < hk; kh++ {
+		for i := 0; i < n; i++ {
+			s := h.place[kh*n+i]
+			if s == -1 {
+				continue
+			}
+			if s < 0 || int(s) >= need {
+				t.Fatalf("%s at %d head %d: token %d placed in slot %d outside [0, %d)", h.name, h.seen, kh, h.seen+int64(i), s, need)
+			}
+			h.store[kh][s] = h.seen + int64(i)
+		}
+	}
+	h.seen += int64(n)
+}
+
+// held returns what head kh holds now.
+func (h *harness) held(kh int) []int64 { return h.p.Held(kh, nil) }
+
+func firstDup(s []int32) int32 {
+	seen := make(map[int32]bool, len(s))
+	for _, x := range s {
+		if seen[x] {
+			return x
+		}
+		seen[x] = true
+	}
+	return -1
+}
+
+// clip shortens long slices in failure messages.
+func clip(s []int64) any {
+	if len(s) <= 40 {
+		return s
+	}
+	return fmt.Sprintf("%v … %v (%d)", s[:20], s[len(s)-20:], len(s))
+}
+
+// randomMass fills m with random values; query weights are not modelled.
+func randomMass(r *rand.Rand) func(m []float32, L, n int, orig [][]int64, step Step) {
+	return func(m []float32, L, n int, orig [][]int64, step Step) {
+		for i := range m {
+			m[i] = r.Float32()
+		}
+	}
+}
+
+// focusMass gives every query head all the mass on original position
+// target while it is in view or in the chunk, and a little noise elsewhere.
+func focusMass(target int64, r *rand.Rand, g int) func(m []float32, L, n int, orig [][]int64, step Step) {
+	return func(m []float32, L, n int, orig [][]int64, step Step) {
+		w := L + n
+		for q := 0; q*w < len(m); q++ {
+			row := m[q*w : (q+1)*w]
+			for j := range row {
+				row[j] = r.Float32() * 1e-3
+			}
+			for j, x := range orig[q/g] {
+				if x == target {
+					row[j] = 1
+				}
+			}
+			if i := target - step.Start; i >= 0 && i < int64(n) {
+				row[L+int(i)] = 1
+			}
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package policies
+
+import (
+	"math"
+
+	"kvcascade/runtime/backend"
+)
+
+// snapkvSpec is SnapKV: full prefill, then one compression of the prompt
+// guided by the attention of its last queries.
+func snapkvSpec() Spec {
+	return Spec{
+		Name: "snapkv",
+		Doc: "SnapKV: full attention over the prompt, then keep the prompt's last `window` tokens plus the `budget`−`window` " +
+			"others its last `window` queries attend to most (pooled); decoding appends, so memory is budget + tokens generated",
+		Params: []Param{
+			{Name: "window", Kind: "int", Default: 32, Doc: "observation window: the prompt's last queries, whose keys are always kept"},
+			{Name: "kernel", Kind: "int", Default: 7, Doc: "pooling kernel size over neighbouring keys (odd)"},
+			{Name: "pooling", Kind: "string", Default: "max", Choices: []string{"max", "avg"},
+				Doc: "1-D pooling of the window's scores: max, or avg counting the zero padding (PyTorch's default)"},
+			{Name: "budget", Kind: "int", Default: 2048, Doc: "prompt tokens kept, window included; must exceed window"},
+			positionsParam(),
+		},
+		make: func(v Values) (Factory, error) {
+			const name = "snapkv"
+			if err := atLeast(name, v, 1, "window", "kernel", "budget"); err != nil {
+				return nil, err
+			}
+			c := snapkvConfig{window: v.Int("window"), kernel: v.Int("kernel"), budget: v.Int("budget"),
+				avg: v.String("pooling") == "avg", positions: positionsOf(v)}
+			if c.kernel%2 == 0 {
+				return nil, paramError(name, "kernel", "must be odd, got %d", c.kernel)
+			}
+			if c.budget <= c.window {
+				return nil, paramError(name, "budget", "must exceed window (%d), got %d", c.window, c.budget)
+			}
+			return factoryFunc{name, func(_ int, s Shape) (Policy, error) {
+				if err := checkShape(s); err != nil {
+					return nil, err
+				}
+				return &snapkv{c: c, s: s, lists: make([]tokenList, s.KVHeads), pools: make([]slotPool, s.KVHeads)}, nil
+			}}, nil
+		},
+	}
+}
+
+type snapkvConfig struct {
+	window, kernel, budget int
+	avg                    bool
+	positions              positions
+}
+
+// snapkv holds per KV head a tokenList whose scores are the attention mass
+// each key received from the prompt's last `window` queries, averaged over
+// the query heads of the group. After the chunk that ends a prompt, a head
+// holding more than budget tokens keeps the last `window` and the
+// budget−window others with the highest pooled score (ties: the more
+// recent), in order; the scores are then reset, so a later prompt is judged
+// by its own window. Until then, and while decoding, every token is kept.
+type snapkv struct {
+	c        snapkvConfig
+	s        Shape
+	lists    []tokenList // [Hkv]
+	pools    []slotPool  // [Hkv]
+	step     Step
+	reserved int
+	weights  []float32 // [n] query weights of the chunk
+	a        []float32 // [L+n] reduced mass of one head
+	pooled   []float32 // [prefix] pooled scores
+	flags    []bool
+	idx      []int32
+}
+
+func (p *snapkv) Reserve(n int) int {
+	p.reserved = max(p.reserved, p.pools[0].need(n))
+	return p.reserved
+}
+
+func (p *snapkv) Plan(step Step, ctx *backend.Context) {
+	p.step = step
+	planList(p.lists, step, p.c.positions, ctx)
+	ctx.QueryWeights = nil
+	if step.PromptEnd < 0 {
+		return
+	}
+	// query i weighs 1 when it lies in the prompt's last window
+	from := step.PromptEnd - int64(p.c.window)
+	if step.Start+int64(step.N) <= from {
+		return
+	}
+	p.weights = grow(p.weights, step.N)
+	for i := range p.weights {
+		p.weights[i] = 0
+		if t := step.Start + int64(i); t >= from && t < step.PromptEnd {
+			p.weights[i] = 1
+		}
+	}
+	ctx.QueryWeights = p.weights
+}
+
+func (p *snapkv) Commit(mass []float32, place []int32) {
+	n, g := p.step.N, p.s.Group()
+	L := p.lists[0].len()
+	w := L + n
+	checkMass(mass, p.s, w)
+	p.a = grow(p.a, w)
+	for h := range p.lists {
+		l := &p.lists[h]
+		reduceMass(p.a, mass, w, h*g, (h+1)*g, reduceMean)
+		for j := range L {
+			l.score[j] += p.a[j]
+		}
+		pl := place[h*n : (h+1)*n]
+		for i := range pl {
+			pl[i] = -1
+			l.add(p.step.Start+int64(i), -1, p.a[L+i])
+		}
+		if p.step.EndsPrompt() {
+			p.compress(h)
+		}
+		l.store(&p.pools[h], p.step.Start, pl)
+	}
+}
+
+// compress keeps head h's window and its best pooled prefix tokens, then
+// resets the scores.
+func (p *snapkv) compress(h int) {
+	l := &p.lists[h]
+	T := l.len()
+	if T > p.c.budget {
+		m := T - p.c.window // prefix
+		p.pooled = grow(p.pooled, m)
+		pool1D(p.pooled, l.score[:m], p.c.kernel, p.c.avg)
+		p.flags = grow(p.flags, T)
+		p.idx = grow(p.idx, m)
+		for j := range p.flags {
+			p.flags[j] = j >= m
+		}
+		for j := range p.idx {
+			p.idx[j] = int32(j)
+		}
+		better := func(i, j int32) bool {
+			si, sj := p.pooled[i], p.pooled[j]
+			return si > sj || (si == sj && i > j)
+		}
+		keep := p.c.budget - p.c.window
+		selectTop(p.idx, keep, better)
+		for _, j := range p.idx[:keep] {
+			p.flags[j] = true
+		}
+		l.keep(p.flags, &p.pools[h])
+	}
+	clear(l.score)
+}
+
+// pool1D sets dst[i] to the max, or the mean over k with zero padding, of
+// src[i−k/2 .. i+k/2]: F.max_pool1d / F.avg_pool1d with stride 1 and
+// padding k/2 for odd k.
+func pool1D(dst, src []float32, k int, avg bool) {
+	r := k / 2
+	for i := range dst {
+		lo, hi := max(0, i-r), min(len(src), i+r+1)
+		if avg {
+			var s float32
+			for _, x := range src[lo:hi] {
+				s += x
+			}
+			dst[i] = s / float32(k)
+			continue
+		}
+		m := float32(math.Inf(-1))
+		for _, x := range src[lo:hi] {
+			m = max(m, x)
+		}
+		dst[i] = m
+	}
+}
+
+func (p *snapkv) Held(h int, dst []int64) []int64 { return append(dst, p.lists[h].pos...) }
+
+func (p *snapkv) MetaBytes() int64 {
+	b := int64(cap(p.a)+cap(p.weights)+cap(p.pooled)+cap(p.idx))*4 + int64(cap(p.flags))
+	for h := range p.lists {
+		b += p.lists[h].bytes() + p.pools[h].bytes()
+	}
+	return b
+}
