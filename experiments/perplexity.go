@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"kvcascade/datasets/longtext"
 	"kvcascade/policies/params"
 	"kvcascade/runtime/model"
 )
@@ -122,8 +123,32 @@ func logCheckpoints(n int64, k int) []int64 {
 	return out
 }
 
-// readTokens reads documents from path until it has want tokens, encoding
-// the first with the model's special tokens.
+// readTokens reads the corpus at path until it has want tokens. The text
+// arrives in chunks of about 64 KiB cut at line breaks or spaces and is
+// encoded chunk by chunk; each document starts with the model's special
+// tokens (BOS).
 func readTokens(ctx context.Context, tok Tokenizer, path, field string, want int) ([]int32, error) {
-	return nil, fmt.Errorf("experiment perplexity: reading %s: long-text reader not wired yet", path)
+	corpus, err := longtext.Open(path, longtext.Options{Field: field, ChunkBytes: 64 << 10})
+	if err != nil {
+		return nil, err
+	}
+	var ids []int32
+	lastDoc := -1
+	for ch, err := range corpus.Chunks() {
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		ids = append(ids, tok.Encode(ch.Text, ch.Doc != lastDoc)...)
+		lastDoc = ch.Doc
+		if len(ids) >= want {
+			return ids[:want], nil
+		}
+	}
+	if len(ids) < 2 {
+		return nil, fmt.Errorf("experiment perplexity: %s holds %d tokens, need at least 2", path, len(ids))
+	}
+	return ids, nil
 }
