@@ -3,6 +3,8 @@ package policies
 import (
 	"strings"
 	"testing"
+
+	"kvcascade/policies/params"
 )
 
 func TestRegistryErrors(t *testing.T) {
@@ -64,7 +66,7 @@ func TestRegistrySpecs(t *testing.T) {
 			if p.Doc == "" {
 				t.Errorf("%s.%s: no Doc", s.Name, p.Name)
 			}
-			if _, err := convert(p, p.Default); err != nil {
+			if _, err := params.Convert(p, p.Default); err != nil {
 				t.Errorf("%s.%s: default %v: %v", s.Name, p.Name, p.Default, err)
 			}
 			if p.Kind == "string" && len(p.Choices) > 0 && p.Default != p.Choices[0] {
