@@ -292,10 +292,8 @@ func (db *DB) Finish(p *Point, o Outcome) error {
 		status, errText = Failed, o.Err.Error()
 	}
 	err := db.write(func(tx *sql.Tx) error {
+		// Claim cleared earlier attempts' results; telemetry of this one stays.
 		if err := checkClaim(tx, p); err != nil {
-			return err
-		}
-		if err := clearResults(tx, p.ID); err != nil {
 			return err
 		}
 		if err := insertMetrics(tx, p.ID, o.Metrics); err != nil {
