@@ -14,6 +14,21 @@
 //	p.Plan(step, &ctx)         // view, positions, query weights
 //	... attention over ctx, returns mass per key ...
 //	p.Commit(mass, place)      // slot of each chunk token, or -1
+//
+// The policies (Specs lists them with their parameters):
+//
+//   - full and truncated keep everything (truncated cuts the prompt first);
+//   - cascade, the cascading KV cache, follows the reference Triton kernel
+//     token for token (TestReferenceKernel replays its recordings);
+//   - sink (StreamingLLM), h2o and snapkv evict by position or attention;
+//   - bigbird keeps everything but shows each chunk a sparse view.
+//
+// Bounded policies (cascade, sink, h2o) reserve a constant number of slots.
+// A token is written once into its slot and stays there until the policy
+// drops it; moving it within the policy's bookkeeping costs no copy. Every
+// evicting policy takes `positions`: "cache" rotates the view's keys by
+// their index in the attention order and the chunk right after them (the
+// paper's default), "original" by their original positions.
 package policies
 
 import "kvcascade/runtime/backend"
