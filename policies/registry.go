@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -70,3 +71,29 @@ func New(name string, params map[string]any) (Factory, error) {
 func (s Spec) Resolve(raw map[string]any) (Values, error) {
 	return params.Resolve("policy "+s.Name, s.Params, raw)
 }
+
+// checkShape returns an error when a policy cannot work on s.
+func checkShape(s Shape) error {
+	if s.KVHeads <= 0 || s.QHeads <= 0 || s.QHeads%s.KVHeads != 0 {
+		return fmt.Errorf("bad shape: %d query heads over %d KV heads", s.QHeads, s.KVHeads)
+	}
+	return nil
+}
+
+// paramError is a bad parameter value, named.
+func paramError(policy, param, format string, a ...any) error {
+	return fmt.Errorf("policy %s: parameter %s: %s", policy, param, fmt.Sprintf(format, a...))
+}
+
+// atLeast checks that the named int parameters are at least lo.
+func atLeast(policy string, v Values, lo int, names ...string) error {
+	for _, n := range names {
+		if x := v.Int(n); x < lo {
+			return paramError(policy, n, "must be at least %d, got %d", lo, x)
+		}
+	}
+	return nil
+}
+
+// maxSlots bounds the capacity of a bounded policy so that slots fit int32.
+const maxSlots = math.MaxInt32 / 2

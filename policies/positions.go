@@ -1,0 +1,21 @@
+package policies
+
+// positions tells how a policy sets the RoPE positions of its view.
+type positions bool
+
+const (
+	// cachePositions numbers the keys by their index in the attention order
+	// and puts the chunk right after them: the paper's default.
+	cachePositions positions = false
+	// originalPositions gives every key its original position and the chunk
+	// its own, Step.Start onwards.
+	originalPositions positions = true
+)
+
+// positionsParam is the parameter every policy with eviction takes.
+func positionsParam() Param {
+	return Param{Name: "positions", Kind: "string", Default: "cache", Choices: []string{"cache", "original"},
+		Doc: "RoPE positions: cache = index in the attention order (sinks first, chunk right after the view); original = original token positions"}
+}
+
+func positionsOf(v Values) positions { return positions(v.String("positions") == "original") }
