@@ -30,7 +30,9 @@ import (
 
 // Sample is one LongBench record.
 type Sample struct {
-	Input   string
+	// Input is the question or instruction; empty in some subsets.
+	Input string
+	// Context is the long document the prompt is built around.
 	Context string
 	// Answers are the reference answers; a prediction scores the maximum
 	// over them.
@@ -40,7 +42,8 @@ type Sample struct {
 	AllClasses []string
 	// Length is the record's length field (words, or characters for the
 	// Chinese subsets); 0 when absent.
-	Length  int
+	Length int
+	// Dataset is the subset name and ID the record's _id.
 	Dataset string
 	ID      string
 

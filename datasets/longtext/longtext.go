@@ -42,8 +42,10 @@ type Format string
 // The formats.
 const (
 	// Auto reads *.jsonl files as JSONL and everything else as Text.
-	Auto  Format = ""
-	Text  Format = "text"
+	Auto Format = ""
+	// Text reads a file as one document.
+	Text Format = "text"
+	// JSONL reads a file as one document per non-blank line.
 	JSONL Format = "jsonl"
 )
 
@@ -76,8 +78,10 @@ type Chunk struct {
 
 // Document is a whole document.
 type Document struct {
+	// Doc and Name are those of the document's chunks.
 	Doc  int
 	Name string
+	// Text is the document's text, valid UTF-8.
 	Text string
 }
 

@@ -353,3 +353,24 @@ func abs(x int) int {
 	}
 	return x
 }
+
+func BenchmarkChunks(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "book.txt")
+	line := "It was a quiet morning in the village, and the baker had already opened his shop. Café.\n"
+	data := []byte(strings.Repeat(line, (8<<20)/len(line)))
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	c, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		for _, err := range c.Chunks() {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -566,3 +566,28 @@ func FuzzScore(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadWords checks that word list parsing never panics and keeps only
+// plain words.
+func FuzzReadWords(f *testing.F) {
+	f.Add([]byte("apple\nBanana\n  fig \r\ncafé\n"))
+	f.Add([]byte(""))
+	f.Add([]byte("\xff\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		words, err := readWords(bytes.NewReader(data), "fuzz.txt")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "passkey: word list fuzz.txt") {
+				t.Errorf("error %q does not name the file", err)
+			}
+			return
+		}
+		if len(words) == 0 {
+			t.Error("no words and no error")
+		}
+		for _, w := range words {
+			if !plain([]byte(w)) {
+				t.Errorf("word %q kept", w)
+			}
+		}
+	})
+}
