@@ -3,6 +3,7 @@ package plots
 import (
 	"flag"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -164,4 +165,102 @@ func TestRenderLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	saveAll(t, fig, "scaling_memory")
+}
+
+// longBenchScores is synthetic LongBench: 16 subsets × 4 policies.
+func longBenchScores() []Score {
+	subsets := []string{"narrativeqa", "qasper", "multifieldqa_en", "hotpotqa", "2wikimqa", "musique",
+		"gov_report", "qmsum", "multi_news", "trec", "triviaqa", "samsum", "passage_count",
+		"passage_retrieval_en", "lcc", "repobench-p"}
+	base := map[string]float64{"full": 1, "cascade": 0.93, "sink": 0.8, "snapkv": 0.88}
+	var out []Score
+	for _, pol := range []string{"sink", "full", "cascade", "snapkv"} {
+		for i, sub := range subsets {
+			v := (20 + 60*math.Abs(math.Sin(float64(i)*1.7))) * base[pol]
+			out = append(out, Score{Policy: pol, Subset: sub, Score: math.Round(v*10) / 10})
+		}
+	}
+	return out
+}
+
+func TestRenderLongBench(t *testing.T) {
+	fig, err := LongBench(longBenchScores())
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveAll(t, fig, "longbench")
+	var few []Score
+	for _, s := range longBenchScores() {
+		switch s.Subset {
+		case "narrativeqa", "qasper", "hotpotqa", "gov_report":
+			few = append(few, s)
+		}
+	}
+	fig, err = LongBench(few)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveAll(t, fig, "longbench_few")
+}
+
+// retentionData is synthetic: what sink, cascade, h2o and full hold after
+// 64K tokens with a 4K cache, for 8 layers.
+func retentionData() []Retention {
+	const tokens, cache, sinks, layers = 64 << 10, 4 << 10, 64, 8
+	rng := rand.New(rand.NewPCG(1, 2))
+	var out []Retention
+	for _, pol := range []string{"full", "h2o", "sink", "cascade"} {
+		r := Retention{Policy: pol, Tokens: tokens, RowLabel: "Layer"}
+		for range layers {
+			var held []int64
+			switch pol {
+			case "full":
+				for p := int64(0); p < tokens; p++ {
+					held = append(held, p)
+				}
+			case "sink":
+				for p := int64(0); p < sinks; p++ {
+					held = append(held, p)
+				}
+				for p := int64(tokens - cache + sinks); p < tokens; p++ {
+					held = append(held, p)
+				}
+			case "h2o":
+				for p := int64(tokens - cache/2); p < tokens; p++ {
+					held = append(held, p)
+				}
+				for range cache / 2 {
+					held = append(held, rng.Int64N(tokens-cache/2))
+				}
+			case "cascade":
+				for p := int64(0); p < sinks; p++ {
+					held = append(held, p)
+				}
+				// Four cascades of equal size, each covering twice the
+				// span of the previous one at half the density.
+				per := int64((cache - sinks) / 4)
+				end := int64(tokens)
+				for k := range 4 {
+					span := per << k
+					for p := end - span; p < end; p++ {
+						if rng.Int64N(1<<k) == 0 {
+							held = append(held, p)
+						}
+					}
+					end -= span
+				}
+			}
+			r.Rows = append(r.Rows, held)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestRenderRetention(t *testing.T) {
+	fig, err := RetentionMap(retentionData())
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveAll(t, fig, "retention")
 }

@@ -60,8 +60,12 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 
 // gridLines returns light grey grid lines at the major ticks of both axes.
 func gridLines() plot.Plotter {
-	sty := draw.LineStyle{Color: color.Gray{Y: 225}, Width: vg.Points(0.5)}
-	return gridPlotter{sty: sty}
+	return gridPlotter{sty: gridStyle()}
+}
+
+// gridStyle is the line style of grid lines.
+func gridStyle() draw.LineStyle {
+	return draw.LineStyle{Color: color.Gray{Y: 225}, Width: vg.Points(0.5)}
 }
 
 // gridPlotter draws lines at the major ticks; unlike plotter.Grid it lets

@@ -21,8 +21,12 @@ func FormatTokens(n int64) string {
 		return "0"
 	case n%(1<<20) == 0:
 		return strconv.FormatInt(n>>20, 10) + "M"
+	case n >= 1<<20 && n%(1<<19) == 0: // 1.5M, 2.5M
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + "M"
 	case n%(1<<10) == 0:
 		return strconv.FormatInt(n>>10, 10) + "K"
+	case n >= 1<<10 && n < 1<<20 && n%(1<<9) == 0: // 1.5K, 2.5K
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', -1, 64) + "K"
 	case n%1_000_000 == 0:
 		return strconv.FormatInt(n/1_000_000, 10) + "M"
 	case n%1000 == 0 && n < 1_000_000:
