@@ -343,7 +343,7 @@ func (g *guide) Plot(c draw.Canvas, p *plot.Plot) {
 		if along+w/2 > d-vg.Points(3) || along-w/2 < vg.Points(3) {
 			continue
 		}
-		for _, side := range []vg.Length{1, -1} {
+		for _, side := range []vg.Length{-1, 1} { // below first: gonum's PNG text drifts a little clockwise when rotated
 			off := side * vg.Points(3)
 			if side < 0 {
 				off -= h

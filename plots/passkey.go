@@ -192,12 +192,10 @@ func (t *passkeyTables) style(p *plot.Plot, yLabels bool) {
 		lo, hi := 100*float64(b)/float64(t.bins), 100*float64(b+1)/float64(t.bins)
 		xt = append(xt, plot.Tick{Value: float64(b) + 0.5, Label: binLabel(lo, hi)})
 	}
-	for r, l := range t.lengths {
-		label := FormatTokens(int64(l))
-		if !yLabels {
-			label = ""
+	if yLabels {
+		for r, l := range t.lengths {
+			yt = append(yt, plot.Tick{Value: float64(rows-1-r) + 0.5, Label: FormatTokens(int64(l))})
 		}
-		yt = append(yt, plot.Tick{Value: float64(rows-1-r) + 0.5, Label: label})
 	}
 	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
 	p.X.Min, p.X.Max = 0, float64(t.bins)
@@ -206,11 +204,6 @@ func (t *passkeyTables) style(p *plot.Plot, yLabels bool) {
 		a.LineStyle.Width = 0
 		a.Tick.Length = 0
 		a.Padding = vg.Points(1)
-	}
-	if !yLabels {
-		// Keep the data area as tall as its neighbours' but drop the
-		// width the labels would take.
-		p.Y.Tick.Marker = plot.ConstantTicks(nil)
 	}
 }
 

@@ -34,8 +34,9 @@ const retentionBins = 1000
 // positions (0 to the largest Tokens), one horizontal strip per row, filled
 // in the policy's colour where the row holds the position. Up to 1000
 // positions are drawn one column each; beyond that positions are binned and
-// a bin's shade shows the fraction of it held (any held position shows at
-// least a light tint, so that a few sink tokens stay visible). A policy
+// a bin's shade grows with the fraction of it held (any held position shows
+// at least a light tint, and every held run is at least 1.5 pt wide, so
+// that a few sink tokens stay visible). A policy
 // that has seen fewer tokens than the longest has the rest of its panel
 // greyed.
 func RetentionMap(rs []Retention) (*Figure, error) {
@@ -157,12 +158,14 @@ type strips struct {
 const minRunWidth vg.Length = 1.5
 
 // shade maps a fraction held to a colour intensity: 0 stays white, any
-// positive fraction shows at least a 30 % tint.
+// positive fraction shows at least a 15 % tint, and the tint grows with the
+// square root of the fraction, so that the halving densities of a cascade
+// (1, 1/2, 1/4, 1/8) come out as roughly even steps.
 func shade(frac float64) float64 {
 	if frac <= 0 {
 		return 0
 	}
-	return 0.3 + 0.7*math.Min(frac, 1)
+	return 0.15 + 0.85*math.Sqrt(math.Min(frac, 1))
 }
 
 // Plot implements plot.Plotter. Runs of bins with the same shade become
