@@ -38,8 +38,9 @@ const (
 //   - worker: waits for a line on stdin, opens the database (possibly
 //     creating it), ensures the sweep and its points, then claims and finishes points until none is left,
 //     printing "done HASH" after each.
-//   - crash: claims and finishes points forever, printing "claimed HASH"
-//     before each Finish, and waits to be killed.
+//   - crash: claims and finishes points, printing "claimed HASH" and
+//     waiting for a line on stdin before each Finish, and waits to be
+//     killed.
 func TestHelperProcess(t *testing.T) {
 	mode := os.Getenv(helperEnv)
 	if mode == "" {
@@ -81,6 +82,7 @@ func helper(mode string) error {
 	case "worker":
 		return work(db, sweep, worker, concurrentSample, 16, func(hash string) { fmt.Printf("done %s\n", hash) })
 	case "crash":
+		in := bufio.NewReader(os.Stdin)
 		for {
 			p, err := db.Claim(sweep, worker)
 			if err != nil {
@@ -91,6 +93,9 @@ func helper(mode string) error {
 				return nil
 			}
 			fmt.Printf("claimed %s\n", p.Hash)
+			if _, err := in.ReadString('\n'); err != nil {
+				return fmt.Errorf("wait for the go-ahead: %w", err)
+			}
 			if err := db.Finish(p, outcomeFor(p.Hash, crashSamples, crashSampleBytes)); err != nil {
 				return err
 			}
@@ -272,24 +277,42 @@ func perWorker(doneBy map[string][]string) map[string]int {
 }
 
 func TestCrashDuringFinish(t *testing.T) {
-	// Kill the child at several moments, each while it is writing.
-	for _, killAfter := range []int{1, 7, 15} {
-		t.Run(fmt.Sprintf("kill after %d claims", killAfter), func(t *testing.T) {
+	// The child finishes killAfter-1 points, then is killed delay after it
+	// was allowed to finish the next one: before, during or after that
+	// Finish's transaction.
+	tests := []struct {
+		killAfter int
+		delay     time.Duration
+	}{
+		// A Finish of crashSamples samples takes about 2 ms.
+		{1, 0},
+		{4, time.Millisecond},
+		{7, 2 * time.Millisecond},
+		{10, 3 * time.Millisecond},
+		{13, 10 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		killAfter := tt.killAfter
+		t.Run(fmt.Sprintf("kill %v into finish %d", tt.delay, killAfter), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "crash.db")
 			doomed := startHelper(t, "crash", path, "doomed", crashPoints)
 			claims := 0
 			for claims < killAfter && doomed.out.Scan() {
 				if strings.HasPrefix(doomed.out.Text(), "claimed ") {
 					claims++
+					if _, err := io.WriteString(doomed.stdin, "go\n"); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
+			if claims < killAfter {
+				t.Fatalf("the child stopped after %d claims", claims)
+			}
+			time.Sleep(tt.delay)
 			if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			doomed.cmd.Wait()
-			if claims < killAfter {
-				t.Fatalf("the child stopped after %d claims", claims)
-			}
 
 			db, err := Open(path)
 			if err != nil {

@@ -193,3 +193,36 @@ func TestOpenCorrupt(t *testing.T) {
 		}
 	})
 }
+
+func TestOddPath(t *testing.T) {
+	// Characters that mean something in a file: URI must still name the
+	// file literally.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a b?c#d%41&e=f.db")
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sweep, err := db.EnsureSweep("odd", testConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddPoints(sweep, specs(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := work(db, sweep, "w", 1, 1, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != filepath.Base(path) {
+		t.Fatalf("directory holds %v, want only %q", entries, filepath.Base(path))
+	}
+	dest := openTemp(t, "dest.db")
+	if added, err := dest.Merge(path); err != nil || added != 3 {
+		t.Errorf("Merge: %d, %v; want 3 points", added, err)
+	}
+}

@@ -187,10 +187,12 @@ func sweepExists(tx *sql.Tx, sweep int64) error {
 }
 
 // Claim atomically takes the first pending point of a sweep (in the order
-// the points were added), marks it running under worker and returns it. It
-// returns nil, nil when the sweep has no pending point. Results left over
-// from earlier attempts of the point (telemetry of a crashed worker) are
-// discarded.
+// the points were added), marks it running under worker (a name for the
+// record, such as "host:pid:gpu0") and returns it. It returns nil, nil when
+// the sweep has no pending point. Results left over from earlier attempts of
+// the point (telemetry of a crashed worker) are discarded. To re-run finished
+// points, put them back with ResetPoints; to take over the points of dead
+// workers, use ResetStale.
 func (db *DB) Claim(sweep int64, worker string) (*Point, error) {
 	if worker == "" {
 		return nil, fmt.Errorf("%s: claim: empty worker name", db.path)
