@@ -51,7 +51,8 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z"
 
 // DB is an open results database. Its methods are safe for concurrent use.
 type DB struct {
-	path string
+	path string // as given to Open, for messages
+	abs  string // absolute
 	// w runs writes: one connection, every transaction BEGIN IMMEDIATE.
 	w *sql.DB
 	// r runs reads; its transactions are deferred snapshots.
@@ -91,7 +92,7 @@ func Open(path string) (*DB, error) {
 	// busy handler; other processes still wait on the busy timeout.
 	w.SetMaxOpenConns(1)
 	r.SetMaxOpenConns(4)
-	db := &DB{path: path, w: w, r: r, now: time.Now}
+	db := &DB{path: path, abs: abs, w: w, r: r, now: time.Now}
 	if err := db.check(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("results: open %s: %w", path, err)

@@ -38,7 +38,7 @@ func (db *DB) Merge(src string) (added int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	if self, err := os.Stat(db.path); err == nil && os.SameFile(fi, self) {
+	if self, err := os.Stat(db.abs); err == nil && os.SameFile(fi, self) {
 		return 0, errors.New("cannot merge a database into itself")
 	}
 	s, err := Open(src)

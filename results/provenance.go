@@ -24,8 +24,8 @@ type Provenance struct {
 
 // CurrentProvenance describes this process: host name, CPU model (from
 // /proc/cpuinfo), Go version and the project's git revision (from the build
-// information the go command embeds; builds with -buildvcs=false, and
-// go run / go test, have none). The GPU and driver come from the caller,
+// information the go command embeds; test binaries and builds with
+// -buildvcs=false have none). The GPU and driver come from the caller,
 // which knows the backend; empty ones are recorded as "unknown", as is
 // anything else that cannot be found out.
 func CurrentProvenance(gpu, driver string) Provenance {
