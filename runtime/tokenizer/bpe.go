@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -26,6 +27,8 @@ type bpeModel struct {
 	ignoreMerges bool
 	prefix       string // continuing_subword_prefix
 	suffix       string // end_of_word_suffix
+	cut          string // where long words may be cut; see setCut
+	vocabR       map[int32]string
 
 	cache *wordCache
 	work  sync.Pool // *bpeWork
@@ -59,6 +62,30 @@ func (m *bpeModel) tokenize(dst []int32, word string) []int32 {
 			return append(dst, id)
 		}
 	}
+	if m.cut == "" || len(word) < maxCachedWordBytes {
+		return m.tokenizeCached(dst, word)
+	}
+	// Cut a long word before each cut rune that follows another rune: no
+	// merge joins across such a point, so the parts encode alone, each
+	// through the cache, to the same ids.
+	start := 0
+	for i := len(m.cut); i < len(word); {
+		k := strings.Index(word[i:], m.cut)
+		if k < 0 {
+			break
+		}
+		i += k
+		if !strings.HasSuffix(word[:i], m.cut) {
+			dst = m.tokenizeCached(dst, word[start:i])
+			start = i
+		}
+		i += len(m.cut)
+	}
+	return m.tokenizeCached(dst, word[start:])
+}
+
+// tokenizeCached appends the ids of word to dst, through the word cache.
+func (m *bpeModel) tokenizeCached(dst []int32, word string) []int32 {
 	cacheable := m.cache != nil && len(word) < maxCachedWordBytes
 	if cacheable {
 		if ids, ok := m.cache.get(word); ok {
@@ -73,6 +100,25 @@ func (m *bpeModel) tokenize(dst []int32, word string) []int32 {
 	return dst
 }
 
+// setCut enables cutting long words before cut (SentencePiece's "▁") when
+// that is sure to give the same ids: cut is a token of its own, no merge
+// makes a token with cut after another rune, and no option depends on
+// where a word starts or ends.
+func (m *bpeModel) setCut(cut string) {
+	if _, ok := m.vocab[cut]; !ok || m.ignoreMerges || m.prefix != "" || m.suffix != "" {
+		return
+	}
+	for _, rule := range m.merges {
+		tok := m.vocabR[rule.id]
+		for i := 1; i < len(tok); i++ {
+			if strings.HasPrefix(tok[i:], cut) && !strings.HasSuffix(tok[:i], cut) {
+				return
+			}
+		}
+	}
+	m.cut = cut
+}
+
 // mergeWord splits word into its runes (with byte fallback and unknown
 // tokens), applies the merges lowest rank first, leftmost first among equal
 // ranks, and appends the resulting ids to dst.
@@ -82,6 +128,9 @@ func (m *bpeModel) mergeWord(dst []int32, word string) []int32 {
 		w = new(bpeWork)
 	}
 	syms := w.syms[:0]
+	if cap(syms) < len(word) {
+		syms = make([]symbol, 0, len(word))
+	}
 	add := func(id int32, size int) {
 		n := int32(len(syms))
 		if n > 0 {
@@ -194,8 +243,11 @@ func (a mergeItem) less(b mergeItem) bool {
 	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos)
 }
 
+// The merge queue is a 4-ary min-heap, kinder to the cache than a binary
+// one when a long word queues millions of candidates.
+
 func heapInit(h []mergeItem) {
-	for i := len(h)/2 - 1; i >= 0; i-- {
+	for i := (len(h) - 2) / 4; i >= 0; i-- {
 		heapDown(h, i)
 	}
 }
@@ -204,7 +256,7 @@ func heapPush(h []mergeItem, x mergeItem) []mergeItem {
 	h = append(h, x)
 	i := len(h) - 1
 	for i > 0 {
-		parent := (i - 1) / 2
+		parent := (i - 1) / 4
 		if !h[i].less(h[parent]) {
 			break
 		}
@@ -224,21 +276,28 @@ func heapPop(h []mergeItem) (mergeItem, []mergeItem) {
 }
 
 func heapDown(h []mergeItem, i int) {
+	if i >= len(h) {
+		return
+	}
+	x := h[i]
 	for {
-		l := 2*i + 1
-		if l >= len(h) {
-			return
+		first := 4*i + 1
+		if first >= len(h) {
+			break
 		}
-		small := l
-		if r := l + 1; r < len(h) && h[r].less(h[l]) {
-			small = r
+		small := first
+		for c := first + 1; c < first+4 && c < len(h); c++ {
+			if h[c].less(h[small]) {
+				small = c
+			}
 		}
-		if !h[small].less(h[i]) {
-			return
+		if !h[small].less(x) {
+			break
 		}
-		h[i], h[small] = h[small], h[i]
+		h[i] = h[small]
 		i = small
 	}
+	h[i] = x
 }
 
 const (

@@ -217,10 +217,9 @@ func (p *parser) parse(data []byte) (*Tokenizer, error) {
 			return nil, err
 		}
 	}
-	t.vocabR = make(map[int32]string, len(model.vocab))
+	t.vocabR = model.vocabR
 	maxID := int32(-1)
-	for tok, id := range model.vocab {
-		t.vocabR[id] = tok
+	for id := range model.vocabR {
 		maxID = max(maxID, id)
 	}
 	if err := p.parseAdded(t, f.AddedTokens); err != nil {
@@ -330,6 +329,11 @@ func (p *parser) parseModel(raw json.RawMessage) (*bpeModel, error) {
 		// A pair listed twice keeps its last rank, as in tokenizers.
 		m.merges[pairKey(a, b)] = mergeRule{rank: int32(rank), id: merged}
 	}
+	m.vocabR = make(map[int32]string, len(m.vocab))
+	for tok, id := range m.vocab {
+		m.vocabR[id] = tok
+	}
+	m.setCut("\u2581")
 	return m, nil
 }
 

@@ -441,3 +441,35 @@ func FuzzEncodeDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestCutLongWords checks that cutting long SentencePiece words before "▁"
+// changes no ids, and that the cut is refused when a merge spans it.
+func TestCutLongWords(t *testing.T) {
+	cut := fixture(t, "small-spbpe")
+	if cut.model.cut != "▁" {
+		t.Fatalf("small-spbpe: cut = %q, want ▁", cut.model.cut)
+	}
+	whole, err := Load(filepath.Join("testdata", "small-spbpe", "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole.model.cut, whole.model.cache = "", nil
+	text := englishText(50_000, 3) + "   trailing  spaces  "
+	if got, want := cut.Encode(text, true), whole.Encode(text, true); !slices.Equal(got, want) {
+		t.Errorf("cut and whole encodings differ (%d and %d ids)", len(got), len(want))
+	}
+
+	const spans = `{"model": {"type": "BPE", "vocab": {"▁": 0, "a": 1, "a▁": 2}, "merges": ["a ▁"]}}`
+	tok, err := Parse([]byte(spans), "spans.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.model.cut != "" {
+		t.Errorf("merge \"a ▁\": cut = %q, want none", tok.model.cut)
+	}
+	long := strings.Repeat("a▁", 300)
+	want := slices.Repeat([]int32{2}, 300)
+	if got := tok.Encode(long, false); !slices.Equal(got, want) {
+		t.Errorf("Encode(\"a▁\"×300) = %v…, want 300 × [2]", got[:min(len(got), 4)])
+	}
+}
