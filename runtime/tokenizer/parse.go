@@ -701,7 +701,7 @@ func (p *parser) parsePreTokenizer(raw json.RawMessage, field string) (preTokeni
 		if err != nil {
 			return nil, err
 		}
-		return &metaspacePre{replacement: repl, scheme: scheme, split_: c.Split == nil || *c.Split}, nil
+		return &metaspacePre{replacement: repl, scheme: scheme, splitAtRepl: c.Split == nil || *c.Split}, nil
 	}
 	return nil, p.errorf(field+".type", "unsupported pre-tokenizer %q (supported: Sequence, Split, ByteLevel, Metaspace)", typ)
 }

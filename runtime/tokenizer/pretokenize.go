@@ -233,7 +233,7 @@ const (
 type metaspacePre struct {
 	replacement string // one rune
 	scheme      prependScheme
-	split_      bool
+	splitAtRepl bool
 }
 
 func (m *metaspacePre) split(dst []piece, p piece) []piece {
@@ -242,7 +242,7 @@ func (m *metaspacePre) split(dst []piece, p piece) []piece {
 		(m.scheme == prependAlways || (m.scheme == prependFirst && p.first)) {
 		p.text = m.replacement + p.text
 	}
-	if !m.split_ {
+	if !m.splitAtRepl {
 		if p.text != "" {
 			dst = append(dst, p)
 		}
