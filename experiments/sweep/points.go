@@ -1,0 +1,574 @@
+package sweep
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"kvcascade/experiments"
+	"kvcascade/policies"
+	"kvcascade/policies/params"
+)
+
+// Point is one cell of a sweep's grid: everything one measurement needs.
+type Point struct {
+	Model      ModelRef
+	Experiment string
+	// ExperimentParams are the experiment's parameters, defaults filled in.
+	ExperimentParams params.Values
+	// Policy is the policy's registered name and Label its display name
+	// (the policy's name unless the file gives a label).
+	Policy, Label string
+	// PolicyParams are the policy's parameters, defaults filled in.
+	PolicyParams params.Values
+	// Chunk is the prefill chunk in tokens.
+	Chunk   int
+	Backend string
+	// Hash identifies the point by its resolved parameters; see Hash.
+	Hash string
+}
+
+// hashVersion is part of every hash; changing what is hashed bumps it.
+const hashVersion = 1
+
+// canonical is the JSON a point's hash is taken of: the model (path as
+// written and name), experiment and policy names, all their resolved
+// parameters, chunk and backend, with keys sorted. The label, the sweep's
+// name and the model's resolved path are not part of it.
+func (p *Point) canonical() ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"v":                 hashVersion,
+		"model":             map[string]string{"path": p.Model.AsWritten, "name": p.Model.Name},
+		"experiment":        p.Experiment,
+		"experiment_params": map[string]any(p.ExperimentParams),
+		"policy":            p.Policy,
+		"policy_params":     map[string]any(p.PolicyParams),
+		"chunk":             p.Chunk,
+		"backend":           p.Backend,
+	})
+}
+
+// hash returns the hex of the first 16 bytes of the SHA-256 of the
+// canonical JSON.
+func (p *Point) hash() (string, error) {
+	b, err := p.canonical()
+	if err != nil {
+		return "", fmt.Errorf("hash point: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// fixedKeys are the keys of Params that are not parameters.
+var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "backend"}
+
+// Params flattens the point for the results store: "model" (its name or
+// path as written), "experiment", "policy", "label", "chunk", "backend",
+// then the experiment's parameters by name and the policy's by name. A
+// parameter whose name is already taken is prefixed: "experiment." for an
+// experiment parameter named like one of the keys above, "policy." for a
+// policy parameter named like those or like a parameter of the point's
+// experiment (bigbird's seed beside passkey's seed is "policy.seed").
+func (p Point) Params() map[string]any {
+	m := map[string]any{
+		"model": p.Model.String(), "experiment": p.Experiment, "policy": p.Policy,
+		"label": p.Label, "chunk": p.Chunk, "backend": p.Backend,
+	}
+	for _, k := range sortedKeys(p.ExperimentParams) {
+		name := k
+		if _, taken := m[k]; taken {
+			name = "experiment." + k
+		}
+		m[name] = p.ExperimentParams[k]
+	}
+	for _, k := range sortedKeys(p.PolicyParams) {
+		name := k
+		if _, taken := m[k]; taken {
+			name = "policy." + k
+		}
+		m[name] = p.PolicyParams[k]
+	}
+	return m
+}
+
+// Points returns the sweep's points: the cross product of models ×
+// experiments × their parameter axes × policies × their parameter axes ×
+// chunks, in that order (the last varies fastest; axes in the order the
+// experiment or policy declares its parameters, values in the order
+// written), less those the include and exclude rules drop.
+func (s *Sweep) Points() ([]Point, error) {
+	if s == nil || len(s.models) == 0 || len(s.experiments) == 0 || len(s.policies) == 0 || len(s.chunks) == 0 {
+		return nil, errors.New("sweep has no points: make it with Parse or Load")
+	}
+	c := &checker{file: s.File, loc: newLocator([]byte(s.Text))}
+	pts := s.expand(c)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return pts, nil
+}
+
+// combo is one setting of an entry's parameters: one value of each axis.
+type combo struct {
+	choice []int          // index of the value taken on each axis
+	raw    map[string]any // the written parameters, one value of each axis
+	values params.Values  // resolved, defaults filled in
+}
+
+// combos enumerates e's settings, the last axis varying fastest.
+func (e *entry) combos() []combo {
+	n := 1
+	for _, a := range e.axes {
+		n *= len(a.values)
+	}
+	out := make([]combo, 0, n)
+	choice := make([]int, len(e.axes))
+	for {
+		raw := make(map[string]any, len(e.fixed)+len(e.axes))
+		for k, v := range e.fixed {
+			raw[k] = v
+		}
+		for i, a := range e.axes {
+			raw[a.name] = a.values[choice[i]]
+		}
+		out = append(out, combo{choice: slices.Clone(choice), raw: raw})
+		i := len(choice) - 1
+		for ; i >= 0; i-- {
+			choice[i]++
+			if choice[i] < len(e.axes[i].values) {
+				break
+			}
+			choice[i] = 0
+		}
+		if i < 0 {
+			return out
+		}
+	}
+}
+
+// size is the number of settings of e, as a float so it cannot overflow.
+func (e *entry) size() float64 {
+	n := 1.0
+	for _, a := range e.axes {
+		n *= float64(len(a.values))
+	}
+	return n
+}
+
+// describe writes the axis values of a setting: " (at length = 2048)".
+func (e *entry) describe(cb combo) string {
+	if len(e.axes) == 0 {
+		return ""
+	}
+	s := make([]string, len(e.axes))
+	for i, a := range e.axes {
+		s[i] = a.name + " = " + formatValue(a.values[cb.choice[i]])
+	}
+	return " (at " + strings.Join(s, ", ") + ")"
+}
+
+// blame returns the key an error of e's factory or resolver is about: the
+// parameter it names ("parameter size: …"), else the written parameter
+// that appears first in its text, else e's params table or e itself.
+func (e *entry) blame(err error) keyPath {
+	msg := err.Error()
+	written := sortedKeys(e.fixed)
+	for _, a := range e.axes {
+		written = append(written, a.name)
+	}
+	best, bestAt := "", len(msg)+1
+	for _, k := range written {
+		if strings.Contains(msg, "parameter "+k+":") {
+			return e.at.with("params", k)
+		}
+		if loc := regexp.MustCompile(`\b` + regexp.QuoteMeta(k) + `\b`).FindStringIndex(msg); loc != nil && loc[0] < bestAt {
+			best, bestAt = k, loc[0]
+		}
+	}
+	if best != "" {
+		return e.at.with("params", best)
+	}
+	if len(written) > 0 {
+		return e.at.with("params")
+	}
+	return e.at
+}
+
+// origin is where a point comes from, to explain duplicates.
+type origin struct {
+	model, exp, pol, chunk int
+	expChoice, polChoice   []int
+}
+
+// expand checks every setting of every entry and returns the filtered
+// points, reporting problems to c.
+func (s *Sweep) expand(c *checker) []Point {
+	total := float64(len(s.models)) * float64(len(s.chunks))
+	var nexp, npol float64
+	for i := range s.experiments {
+		nexp += s.experiments[i].size()
+	}
+	for i := range s.policies {
+		npol += s.policies[i].size()
+	}
+	if total *= nexp * npol; total > MaxPoints {
+		c.errorf(nil, "the grid has %.0f points (%d models × %.0f experiment settings × %.0f policy settings × %d chunks), more than the limit of %d",
+			total, len(s.models), nexp, npol, len(s.chunks), MaxPoints)
+		return nil
+	}
+
+	expCombos := make([][]combo, len(s.experiments))
+	for j := range s.experiments {
+		e := &s.experiments[j]
+		exp, err := experiments.Lookup(e.name)
+		if err != nil {
+			c.errorf(e.at.with("name"), "%v", err)
+			continue
+		}
+		for _, cb := range e.combos() {
+			if cb.values, err = experiments.Resolve(exp, cb.raw); err != nil {
+				c.errorf(e.blame(err), "%v%s", err, e.describe(cb))
+				continue
+			}
+			expCombos[j] = append(expCombos[j], cb)
+		}
+	}
+	polCombos := make([][]combo, len(s.policies))
+	for k := range s.policies {
+		e := &s.policies[k]
+		spec, ok := policies.Lookup(e.name)
+		if !ok {
+			c.errorf(e.at.with("name"), "unknown policy %q", e.name)
+			continue
+		}
+		for _, cb := range e.combos() {
+			var err error
+			if cb.values, err = spec.Resolve(cb.raw); err == nil {
+				// Building the factory applies the policy's own checks.
+				_, err = policies.New(e.name, cb.raw)
+			}
+			if err != nil {
+				c.errorf(e.blame(err), "%v%s", err, e.describe(cb))
+				continue
+			}
+			polCombos[k] = append(polCombos[k], cb)
+		}
+	}
+	if len(c.errs) > 0 {
+		return nil
+	}
+
+	var all []Point
+	var origins []origin
+	seen := map[string]int{}
+	for mi, m := range s.models {
+		for ej, ecs := range expCombos {
+			for _, ec := range ecs {
+				for pk, pcs := range polCombos {
+					for _, pc := range pcs {
+						for ci, chunk := range s.chunks {
+							p := Point{
+								Model:            m,
+								Experiment:       s.experiments[ej].name,
+								ExperimentParams: cloneValues(ec.values),
+								Policy:           s.policies[pk].name,
+								Label:            s.policies[pk].label,
+								PolicyParams:     cloneValues(pc.values),
+								Chunk:            chunk,
+								Backend:          s.Backend,
+							}
+							var err error
+							if p.Hash, err = p.hash(); err != nil {
+								c.errorf(s.policies[pk].at, "%v", err)
+								continue
+							}
+							o := origin{mi, ej, pk, ci, ec.choice, pc.choice}
+							if first, dup := seen[p.Hash]; dup {
+								s.duplicate(c, origins[first], o, ec, pc)
+								continue
+							}
+							seen[p.Hash] = len(all)
+							all = append(all, p)
+							origins = append(origins, o)
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(c.errs) > 0 {
+		return nil
+	}
+	if !s.checkRules(c, all) {
+		return nil
+	}
+	var out []Point
+	for _, p := range all {
+		if s.keep(p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		at := keyPath{"include"}
+		if len(s.include) == 0 {
+			at = keyPath{"exclude"}
+		}
+		c.errorf(at, "the include and exclude rules leave no points")
+	}
+	return out
+}
+
+// duplicate reports that o gives the same point as first, at the entry
+// where the two differ.
+func (s *Sweep) duplicate(c *checker, first, o origin, ec, pc combo) {
+	switch {
+	case first.model != o.model:
+		c.errorf(s.modelAt[o.model], "repeats %s: same model", s.modelAt[first.model])
+	case first.exp != o.exp:
+		e := &s.experiments[o.exp]
+		c.errorf(e.at, "repeats a point of %s%s: same experiment and parameters, defaults included",
+			s.experiments[first.exp].at, e.describe(ec))
+	case first.pol != o.pol:
+		e := &s.policies[o.pol]
+		c.errorf(e.at, "repeats a point of %s (label %q)%s: same policy and parameters, defaults included",
+			s.policies[first.pol].at, s.policies[first.pol].label, e.describe(pc))
+	default:
+		c.errorf(nil, "two points have the same parameters")
+	}
+}
+
+// cloneValues copies v so that no two points share a map or a list.
+func cloneValues(v params.Values) params.Values {
+	out := make(params.Values, len(v))
+	for k, x := range v {
+		if ints, ok := x.([]int); ok {
+			x = slices.Clone(ints)
+		}
+		out[k] = x
+	}
+	return out
+}
+
+// keep applies the include and exclude rules to p.
+func (s *Sweep) keep(p Point) bool {
+	flat := p.Params()
+	if len(s.include) > 0 {
+		in := false
+		for _, r := range s.include {
+			if r.matches(p, flat) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	for _, r := range s.exclude {
+		if r.matches(p, flat) {
+			return false
+		}
+	}
+	return true
+}
+
+// matches reports whether every key of r matches p.
+func (r rule) matches(p Point, flat map[string]any) bool {
+	for _, k := range r.keys {
+		want := r.m[k]
+		var ok bool
+		switch k {
+		case "model":
+			ok = matchString(want, p.Model.Name, cleanPath) || matchString(want, p.Model.AsWritten, cleanPath)
+		case "policy":
+			ok = matchString(want, p.Policy, nil) || matchString(want, p.Label, nil)
+		case "experiment", "label", "backend":
+			ok = matchString(want, flat[k].(string), nil)
+		default:
+			v, present := flat[k]
+			ok = present && matchValue(v, want)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func cleanPath(s string) string { return filepath.ToSlash(filepath.Clean(s)) }
+
+// matchString reports whether have is the string want or one of the list
+// want; norm, when set, normalizes want's strings first.
+func matchString(want any, have string, norm func(string) string) bool {
+	if have == "" {
+		return false
+	}
+	list, ok := want.([]any)
+	if !ok {
+		list = []any{want}
+	}
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			if norm != nil {
+				s = norm(s)
+			}
+			if s == have {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// kindOf returns the params kind of a resolved value.
+func kindOf(v any) string {
+	switch v.(type) {
+	case int:
+		return "int"
+	case []int:
+		return "ints"
+	case float64:
+		return "float"
+	case bool:
+		return "bool"
+	}
+	return "string"
+}
+
+// candidates returns the values a rule's value offers for a parameter of
+// kind: the elements of a list (of lists, for "ints"), else the value.
+func candidates(want any, kind string) []any {
+	if list, ok := want.([]any); ok && (kind != "ints" || allLists(list)) {
+		return list
+	}
+	return []any{want}
+}
+
+// matchValue reports whether the resolved value v is want or one of the
+// list want.
+func matchValue(v, want any) bool {
+	kind := kindOf(v)
+	for _, x := range candidates(want, kind) {
+		if y, err := params.Convert(params.Param{Name: "rule", Kind: kind}, x); err == nil && formatValue(y) == formatValue(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRules reports rule keys that name nothing in the sweep and values
+// that could never match.
+func (s *Sweep) checkRules(c *checker, pts []Point) bool {
+	kinds := map[string]map[string]bool{}
+	for _, p := range pts {
+		for k, v := range p.Params() {
+			if kinds[k] == nil {
+				kinds[k] = map[string]bool{}
+			}
+			kinds[k][kindOf(v)] = true
+		}
+	}
+	names := map[string][]string{}
+	for _, m := range s.models {
+		names["model"] = append(names["model"], m.String())
+	}
+	for _, e := range s.experiments {
+		names["experiment"] = append(names["experiment"], e.name)
+	}
+	for _, e := range s.policies {
+		names["label"] = append(names["label"], e.label)
+		names["policy"] = append(names["policy"], e.label)
+		if !contains(names["policy"], e.name) {
+			names["policy"] = append(names["policy"], e.name)
+		}
+	}
+	names["backend"] = backends
+	ok := true
+	for _, r := range append(slices.Clip(s.include), s.exclude...) {
+		for _, k := range r.keys {
+			at, want := r.at.with(k), r.m[k]
+			if _, isTable := want.(map[string]any); isTable {
+				c.errorf(at, "want a value or a list of values, got a table (to name a prefixed parameter, quote it: \"%s.name\")", k)
+				ok = false
+				continue
+			}
+			if list, isList := want.([]any); isList && len(list) == 0 {
+				c.errorf(at, "empty list: matches nothing")
+				ok = false
+				continue
+			}
+			if known, categorical := names[k]; categorical {
+				list, isList := want.([]any)
+				if !isList {
+					list = []any{want}
+				}
+				for i, x := range list {
+					el := at
+					if isList {
+						el = at.with(i)
+					}
+					str, isString := x.(string)
+					switch {
+					case !isString:
+						c.errorf(el, "want a string, got %s", tomlType(x))
+						ok = false
+					case k == "model" && !contains(known, cleanPath(str)) || k != "model" && !contains(known, str):
+						c.errorf(el, "%q names no %s of this sweep (known: %s)", str, k, strings.Join(known, ", "))
+						ok = false
+					}
+				}
+				continue
+			}
+			ks, known := kinds[k]
+			if !known {
+				c.errorf(at, "unknown key: not a parameter of any experiment or policy of this sweep (keys: %s)", strings.Join(sortedKeys(kinds), ", "))
+				ok = false
+				continue
+			}
+			if !convertsToAny(want, ks) {
+				c.errorf(at, "%s can never match: want %s", formatRaw(want), strings.Join(sortedKeys(ks), " or "))
+				ok = false
+			}
+		}
+	}
+	return ok
+}
+
+// convertsToAny reports whether every candidate of want converts to one of
+// kinds.
+func convertsToAny(want any, kinds map[string]bool) bool {
+	for kind := range kinds {
+		good := true
+		for _, x := range candidates(want, kind) {
+			if _, err := params.Convert(params.Param{Name: "rule", Kind: kind}, x); err != nil {
+				good = false
+				break
+			}
+		}
+		if good {
+			return true
+		}
+	}
+	return false
+}
+
+// formatRaw writes a decoded TOML value.
+func formatRaw(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case []any:
+		s := make([]string, len(v))
+		for i, x := range v {
+			s[i] = formatRaw(x)
+		}
+		return "[" + strings.Join(s, ", ") + "]"
+	}
+	return fmt.Sprint(v)
+}
