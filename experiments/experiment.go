@@ -11,8 +11,8 @@ import (
 	"sort"
 	"strings"
 
-	"kvcascade/policies/params"
 	"kvcascade/policies"
+	"kvcascade/policies/params"
 	"kvcascade/runtime/backend"
 	"kvcascade/runtime/model"
 )
@@ -100,7 +100,7 @@ type Experiment interface {
 
 // All returns every experiment, sorted by name.
 func All() []Experiment {
-	all := []Experiment{passkeyExp{}, perplexity{}, latency{}, memory{}}
+	all := []Experiment{passkeyExp{}, perplexity{}, longbenchExp{}, latency{}, memory{}}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name() < all[j].Name() })
 	return all
 }

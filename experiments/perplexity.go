@@ -95,6 +95,15 @@ func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result
 	if err != nil {
 		return nil, err
 	}
+	// Which original positions each layer still holds (KV head 0): the
+	// data of a retention map.
+	held := make([][]int64, env.Model.Layers)
+	for l := range held {
+		held[l] = cache.Held(l, 0)
+	}
+	if err := r.sample(map[string]any{"tokens": len(ids), "held": held}); err != nil {
+		return nil, err
+	}
 	r.metric("ppl", math.Exp(nll/float64(scored)), "")
 	r.metric("nll", nll/float64(scored), "nats/token")
 	r.metric("tokens", float64(scored), "tokens")

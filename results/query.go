@@ -178,3 +178,29 @@ func (db *DB) Samples(point int64) ([]json.RawMessage, error) {
 	}
 	return out, nil
 }
+
+// SweepRow is a stored sweep.
+type SweepRow struct {
+	ID      int64
+	Name    string
+	Config  string // the sweep's TOML
+	Created string // RFC 3339
+}
+
+// Sweeps returns every sweep, oldest first.
+func (db *DB) Sweeps() ([]SweepRow, error) {
+	rows, err := db.r.Query(`SELECT id, name, config, created FROM sweeps ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list sweeps: %w", db.path, err)
+	}
+	defer rows.Close()
+	var out []SweepRow
+	for rows.Next() {
+		var s SweepRow
+		if err := rows.Scan(&s.ID, &s.Name, &s.Config, &s.Created); err != nil {
+			return nil, fmt.Errorf("%s: list sweeps: %w", db.path, err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

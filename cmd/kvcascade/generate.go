@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"kvcascade/policies"
+	"kvcascade/runtime/backend"
+	"kvcascade/runtime/cpu"
+	"kvcascade/runtime/model"
+	"kvcascade/runtime/tokenizer"
+)
+
+// paramFlag collects repeated -p key=value policy parameters.
+type paramFlag map[string]any
+
+func (p paramFlag) String() string { return fmt.Sprint(map[string]any(p)) }
+
+func (p paramFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want key=value, got %q", s)
+	}
+	p[k] = parseScalar(v)
+	return nil
+}
+
+// parseScalar reads a command-line value as an integer, a float, a bool or
+// else a string, as TOML would type it.
+func parseScalar(v string) any {
+	if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return i
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		return f
+	}
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b
+	}
+	return v
+}
+
+func runGenerate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("model", "", "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)")
+	policy := fs.String("policy", "full", "cache policy (see kvcascade policies)")
+	params := paramFlag{}
+	fs.Var(params, "p", "policy parameter key=value (repeatable)")
+	prompt := fs.String("prompt", "", "prompt text")
+	maxNew := fs.Int("max-new", 32, "tokens to generate at most")
+	chunk := fs.Int("chunk", 512, "prefill chunk size in tokens")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: kvcascade generate --model DIR [--policy NAME -p key=value ...] --prompt TEXT\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		fs.Usage()
+		return fmt.Errorf("--model is required")
+	}
+	f, err := policies.New(*policy, params)
+	if err != nil {
+		return err
+	}
+	b := cpu.New(0)
+	m, err := model.Load(*dir, b)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(filepath.Join(*dir, "tokenizer.json"))
+	if err != nil {
+		return err
+	}
+	ids := tok.Encode(*prompt, true)
+	if cut, ok := f.(policies.PromptCutter); ok {
+		ids = cut.CutPrompt(ids)
+	}
+	cache, err := policies.NewCache(b, f, policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}, backend.F32)
+	if err != nil {
+		return err
+	}
+	sess := m.NewSession(cache, *chunk)
+	start := time.Now()
+	out, err := sess.Generate(context.Background(), ids, *maxNew, m.EOS)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok.Decode(out, true))
+	fmt.Fprintf(stderr, "%d prompt tokens, %d generated, %.2fs, cache %.1f MiB\n", len(ids), len(out), time.Since(start).Seconds(), float64(cache.Bytes())/(1<<20))
+	return nil
+}

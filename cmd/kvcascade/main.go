@@ -1,0 +1,98 @@
+// Command kvcascade runs KV-cache eviction experiments on Llama-family
+// models: sweeps from a TOML file into SQLite, figures and reports.
+//
+// Usage:
+//
+//	kvcascade <command> [flags]
+//
+// Run "kvcascade help" for the list of commands.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// command is one subcommand of the CLI.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	c := []command{
+		{"policies", "list the cache policies with their parameters", runPolicies},
+		{"generate", "greedy generation from a prompt through a cache policy", runGenerate},
+		{"run", "run a sweep from a TOML file into a results database", runSweep},
+		{"experiments", "list the experiments with their parameters", runExperiments},
+		{"export", "print a results database as CSV or JSON, one row per (point, metric)", runExport},
+		{"status", "show done/failed/pending points per sweep of a results database", runStatus},
+		{"plot", "draw the figures of a results database", runPlot},
+		{"report", "write an HTML and Markdown report of a results database", runReport},
+		{"passkey-docs", "write passkey training documents in the evaluation's layout", runPasskeyDocs},
+	}
+	sort.Slice(c, func(i, j int) bool { return c[i].name < c[j].name })
+	return c
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "kvcascade: KV-cache eviction experiments on Llama-family models")
+	fmt.Fprintln(w, "\nUsage: kvcascade <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"kvcascade <command> -h\" for a command's flags.")
+}
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the CLI and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		case errors.Is(err, errPointsFailed):
+			fmt.Fprintf(stderr, "kvcascade %s: %v\n", c.name, err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "kvcascade %s: %v\n", c.name, err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "kvcascade: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// errUsage marks an error already reported by a flag set.
+var errUsage = errors.New("usage")
+
+// parseFlags parses args with fs, mapping flag errors to errUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package runner
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"kvcascade/experiments/sweep"
+	"kvcascade/models"
+	"kvcascade/runtime/cpu"
+	"kvcascade/runtime/model"
+	"kvcascade/runtime/tokenizer"
+)
+
+// Loaded is a model with its tokenizer, ready to run.
+type Loaded struct {
+	Model     *model.Model
+	Tokenizer *tokenizer.Tokenizer
+	Dir       string
+}
+
+// ModelCache loads each model once and shares it between points; models
+// are read-only once loaded, so workers may use one at the same time.
+type ModelCache struct {
+	mu     sync.Mutex
+	loaded map[string]*Loaded
+}
+
+// NewModelCache returns an empty cache.
+func NewModelCache() *ModelCache { return &ModelCache{loaded: map[string]*Loaded{}} }
+
+// Get returns the model ref names on the given backend, loading it on
+// first use.
+func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error) {
+	key := backendName + "\x00" + ref.Name + "\x00" + ref.Path
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l, ok := c.loaded[key]; ok {
+		return l, nil
+	}
+	dir := ref.Path
+	if ref.Name != "" {
+		d, err := models.Dir(ref.Name)
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	if backendName != "cpu" {
+		return nil, fmt.Errorf("backend %q is not available in this build (cpu only; the CUDA backend is not written yet)", backendName)
+	}
+	m, err := model.Load(dir, cpu.New(0))
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() > m.Vocab {
+		return nil, fmt.Errorf("%s: tokenizer has %d tokens but config.json's vocab_size is %d", dir, tok.VocabSize(), m.Vocab)
+	}
+	l := &Loaded{Model: m, Tokenizer: tok, Dir: dir}
+	c.loaded[key] = l
+	return l, nil
+}

@@ -1,0 +1,282 @@
+// Package runner executes the points of a sweep into a results database:
+// it registers the sweep's points, hands them out to workers through the
+// database (so that several workers and processes share one sweep and a
+// crash loses nothing finished), runs each point's experiment and stores
+// its outcome in one transaction.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"kvcascade/experiments"
+	"kvcascade/experiments/sweep"
+	"kvcascade/policies"
+	"kvcascade/results"
+)
+
+// Options control a run.
+type Options struct {
+	// Workers is the number of points run at once (default 1). Each worker
+	// uses all cores for its matrix products, so more than one pays only
+	// when points are small.
+	Workers int
+	// Force re-runs points that are already done or failed.
+	Force bool
+	// Worker names this process in the database (default host:pid).
+	Worker string
+	// Heartbeat is how often a running point is marked alive (default 5 s),
+	// and StaleAfter how old a heartbeat may be before the point is taken
+	// as abandoned by a dead worker and handed out again (default 1 min).
+	Heartbeat, StaleAfter time.Duration
+	// Progress receives progress output; nil discards it.
+	Progress io.Writer
+	// TTY draws a progress bar on one line instead of one line per point.
+	TTY bool
+	// Shard, when Of > 1, restricts the run to the points whose index in
+	// the sweep's order is congruent to Index modulo Of.
+	Shard Shard
+	// Models resolves a sweep's model reference to a loaded model.
+	Models *ModelCache
+	// GPU and Driver describe the device for provenance ("" = unknown).
+	GPU, Driver string
+}
+
+// Shard is one part of a sweep split over several runs.
+type Shard struct{ Index, Of int }
+
+// Summary counts what a run did.
+type Summary struct {
+	Planned  int // points of the sweep (of this shard)
+	Skipped  int // already finished before this run
+	Ran      int // run by this process
+	Failed   int // of those, failed
+	Counts   results.Counts
+	SweepID  int64
+	Duration time.Duration
+}
+
+// Register adds the sweep and its points (of the shard) to db and returns
+// the sweep id and the points.
+func Register(db *results.DB, s *sweep.Sweep, shard Shard) (int64, []sweep.Point, error) {
+	pts, err := s.Points()
+	if err != nil {
+		return 0, nil, err
+	}
+	if shard.Of > 1 {
+		var mine []sweep.Point
+		for i, p := range pts {
+			if i%shard.Of == shard.Index {
+				mine = append(mine, p)
+			}
+		}
+		pts = mine
+	}
+	id, err := db.EnsureSweep(s.Name, s.Text)
+	if err != nil {
+		return 0, nil, err
+	}
+	specs := make([]results.PointSpec, len(pts))
+	for i, p := range pts {
+		specs[i] = results.PointSpec{Hash: p.Hash, Experiment: p.Experiment, Model: p.Model.String(), Policy: p.Label, Params: storedParams(p)}
+	}
+	if _, err := db.AddPoints(id, specs); err != nil {
+		return 0, nil, err
+	}
+	return id, pts, nil
+}
+
+// storedParams are a point's parameters as the results store keeps them:
+// model, experiment and policy (its label) have columns of their own, and
+// the registered policy name is kept as policy_name where a label differs.
+func storedParams(p sweep.Point) map[string]any {
+	m := p.Params()
+	delete(m, "model")
+	delete(m, "experiment")
+	delete(m, "label")
+	delete(m, "policy")
+	if p.Label != p.Policy {
+		m["policy_name"] = p.Policy
+	}
+	return m
+}
+
+// Run runs every pending point of the sweep (of the shard) and returns what
+// it did. A point that fails is stored as failed and the run goes on; the
+// error returned is for the run itself (database, cancellation).
+func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summary, error) {
+	start := time.Now()
+	opt.defaults()
+	id, pts, err := Register(db, s, opt.Shard)
+	if err != nil {
+		return Summary{}, err
+	}
+	sum := Summary{Planned: len(pts), SweepID: id}
+	byHash := make(map[string]sweep.Point, len(pts))
+	hashes := make([]string, len(pts))
+	for i, p := range pts {
+		byHash[p.Hash] = p
+		hashes[i] = p.Hash
+	}
+	if opt.Force {
+		if _, err := db.ResetPoints(id, hashes); err != nil {
+			return sum, err
+		}
+	}
+	if _, err := db.ResetStale(id, opt.StaleAfter); err != nil {
+		return sum, err
+	}
+	before, err := db.Status(id)
+	if err != nil {
+		return sum, err
+	}
+	sum.Skipped = before.Done + before.Failed
+	prog := newProgress(opt.Progress, opt.TTY, before.Pending, start)
+
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < opt.Workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				p, err := db.Claim(id, fmt.Sprintf("%s/%d", opt.Worker, w))
+				if err != nil || p == nil {
+					if err != nil {
+						mu.Lock()
+						firstErr = errors.Join(firstErr, err)
+						mu.Unlock()
+					}
+					return
+				}
+				pt, ok := byHash[p.Hash]
+				if !ok {
+					// Another shard's point, or one this build cannot
+					// resolve: give it back untouched.
+					err := db.Finish(p, results.Outcome{Err: fmt.Errorf("point %s is not part of this run's sweep file", p.Hash)})
+					if err != nil && !errors.Is(err, results.ErrClaimLost) {
+						mu.Lock()
+						firstErr = errors.Join(firstErr, err)
+						mu.Unlock()
+					}
+					continue
+				}
+				prog.begin(pt)
+				outcome := runPoint(ctx, db, p, pt, opt)
+				if ctx.Err() != nil {
+					return // leave the point running; it goes back to pending when stale
+				}
+				if err := db.Finish(p, outcome); err != nil && !errors.Is(err, results.ErrClaimLost) {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				mu.Lock()
+				sum.Ran++
+				if outcome.Err != nil {
+					sum.Failed++
+				}
+				mu.Unlock()
+				prog.end(pt, outcome)
+			}
+		}()
+	}
+	wg.Wait()
+	prog.finish()
+	sum.Duration = time.Since(start)
+	if c, err := db.Status(id); err == nil {
+		sum.Counts = c
+	} else {
+		firstErr = errors.Join(firstErr, err)
+	}
+	if err := ctx.Err(); err != nil {
+		firstErr = errors.Join(firstErr, err)
+	}
+	return sum, firstErr
+}
+
+func (o *Options) defaults() {
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.Worker == "" {
+		host, _ := os.Hostname()
+		o.Worker = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 5 * time.Second
+	}
+	if o.StaleAfter <= 0 {
+		o.StaleAfter = time.Minute
+	}
+	if o.Models == nil {
+		o.Models = NewModelCache()
+	}
+}
+
+// runPoint runs one point, keeping its claim alive, and turns every way it
+// can go wrong (error, panic, NaN) into a failed outcome.
+func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Point, opt Options) (out results.Outcome) {
+	out.Provenance = results.CurrentProvenance(opt.GPU, opt.Driver)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(opt.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = db.Heartbeat(p)
+			}
+		}
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			out.Metrics, out.Samples = nil, nil
+			out.Err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	res, err := execute(ctx, pt, opt.Models)
+	if err != nil {
+		out.Err = err
+		return out
+	}
+	for _, m := range res.Metrics {
+		if math.IsNaN(m.Value) || math.IsInf(m.Value, 0) {
+			out.Err = fmt.Errorf("metric %s is %v", m.Name, m.Value)
+			return out
+		}
+		out.Metrics = append(out.Metrics, results.Metric{Name: m.Name, Value: m.Value, Unit: m.Unit})
+	}
+	out.Samples = res.Samples
+	return out
+}
+
+// execute builds the point's environment and runs its experiment.
+func execute(ctx context.Context, pt sweep.Point, models *ModelCache) (*experiments.Result, error) {
+	exp, err := experiments.Lookup(pt.Experiment)
+	if err != nil {
+		return nil, err
+	}
+	f, err := policies.New(pt.Policy, pt.PolicyParams)
+	if err != nil {
+		return nil, err
+	}
+	lm, err := models.Get(pt.Model, pt.Backend)
+	if err != nil {
+		return nil, err
+	}
+	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk}
+	return exp.Run(ctx, env, pt.ExperimentParams)
+}

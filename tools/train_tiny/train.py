@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Trains kvcascade's embedded tiny Llama model.
+
+The model is the miniature of the cascade paper's set-up: a Llama
+architecture trained with full attention at a short context (1,024 tokens)
+on natural English plus passkey documents, then run by kvcascade far past
+that length through each cache policy.
+
+Inputs (made by tools/train_tiny/prepare.sh): DATA/train.txt (natural text),
+DATA/heldout.txt (natural text never trained on), DATA/passkey.jsonl.gz
+(passkey documents in exactly the layout of kvcascade's passkey experiment).
+
+Output: an HF model directory (config.json, model.safetensors in bf16,
+tokenizer.json, generation_config.json) plus train_log.json (loss curve and
+final figures) and golden.json + logits_*.f32 (reference logits of the bf16
+weights computed in float32, for the Go parity test).
+
+Usage: python tools/train_tiny/train.py --data .train --out OUT [--steps N]
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import random
+import re
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import LlamaConfig, LlamaForCausalLM
+
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                  r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
+QUESTION = "What is the pass key? The pass key is"
+
+
+def train_tokenizer(texts, vocab):
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=[BOS, EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    bos = tok.token_to_id(BOS)
+    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, bos)])
+    return tok
+
+
+def load_passkey(path):
+    docs = []
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            docs.append(json.loads(line))
+    return docs
+
+
+def encode_passkey(tok, docs, max_len):
+    """Token ids of each document and the positions of its answer tokens."""
+    out = []
+    for d in docs:
+        text = d["text"]
+        prompt = text[: text.rindex(QUESTION) + len(QUESTION)]
+        p = tok.encode(prompt).ids
+        ids = tok.encode(text).ids + [tok.token_to_id(EOS)]
+        if len(ids) > max_len or ids[: len(p)] != p:
+            continue
+        out.append((ids, len(p)))
+    return out
+
+
+def lr_at(step, steps, peak, warmup):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def make_batch(rng, natural, pk, batch, length, pad, answer_weight, frac_passkey):
+    x = torch.full((batch, length), pad, dtype=torch.long)
+    w = torch.zeros((batch, length), dtype=torch.float32)
+    for b in range(batch):
+        if rng.random() < frac_passkey:
+            ids, plen = pk[rng.randrange(len(pk))]
+            while len(ids) > length:
+                ids, plen = pk[rng.randrange(len(pk))]
+            x[b, : len(ids)] = torch.tensor(ids)
+            w[b, 1: len(ids)] = 1.0
+            w[b, plen: len(ids)] = answer_weight  # the key and the end of text
+        else:
+            s = rng.randrange(0, len(natural) - length - 1)
+            x[b] = torch.from_numpy(natural[s: s + length].astype(np.int64))
+            w[b, 1:] = 1.0
+    return x, w
+
+
+@torch.no_grad()
+def passkey_accuracy(model, tok, docs, device, max_len):
+    model.eval()
+    ok = n = 0
+    for d in docs:
+        text = d["text"]
+        prompt = text[: text.rindex(QUESTION) + len(QUESTION)]
+        ids = tok.encode(prompt).ids
+        if len(ids) + 8 > max_len:
+            continue
+        inp = torch.tensor([ids], device=device)
+        out = model.generate(inp, max_new_tokens=8, do_sample=False, pad_token_id=tok.token_to_id(EOS))
+        ans = tok.decode(out[0, len(ids):].tolist())
+        m = re.search(r"\d+", ans)
+        ok += int(m is not None and m.group(0) == d["key"])
+        n += 1
+    model.train()
+    return ok, n
+
+
+@torch.no_grad()
+def perplexity(model, ids, device, length):
+    model.eval()
+    nll, count = 0.0, 0
+    for s in range(0, len(ids) - 1, length):
+        chunk = torch.tensor([ids[s: s + length + 1]], device=device)
+        if chunk.shape[1] < 2:
+            break
+        logits = model(chunk[:, :-1]).logits.float()
+        loss = F.cross_entropy(logits[0], chunk[0, 1:], reduction="sum")
+        nll += loss.item()
+        count += chunk.shape[1] - 1
+    model.train()
+    return math.exp(nll / count), count
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--context", type=int, default=1024)
+    ap.add_argument("--vocab", type=int, default=4096)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--answer-weight", type=float, default=8.0)
+    ap.add_argument("--passkey-fraction", type=float, default=0.5)
+    ap.add_argument("--eval-every", type=int, default=250, help="steps between validation checks")
+    ap.add_argument("--minutes", type=float, default=7.5, help="stop training this long after the start")
+    args = ap.parse_args()
+
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    device = "cuda"
+    t0 = time.time()
+
+    natural_text = open(os.path.join(args.data, "train.txt")).read()
+    heldout_text = open(os.path.join(args.data, "heldout.txt")).read()
+    docs = load_passkey(os.path.join(args.data, "passkey.jsonl.gz"))
+    eval_docs, train_docs = docs[:200], docs[200:]
+
+    # Every 50th verse is a validation line: it picks the checkpoint, so the
+    # held-out books stay untouched until the final report.
+    lines = natural_text.split("\n")
+    val_lines = lines[::50]
+    train_lines = [l for i, l in enumerate(lines) if i % 50 != 0]
+    tok = train_tokenizer(train_lines + [d["text"] for d in train_docs[:3000]], args.vocab)
+    natural = np.array(tok.encode("\n".join(train_lines), add_special_tokens=False).ids, dtype=np.int32)
+    val = tok.encode("\n".join(val_lines)).ids
+    heldout = tok.encode(heldout_text).ids
+    pk = encode_passkey(tok, train_docs, args.context)
+    print(f"tokenizer {tok.get_vocab_size()} tokens; natural {len(natural)} tokens; held-out {len(heldout)}; "
+          f"{len(pk)} passkey docs; {time.time() - t0:.0f}s", flush=True)
+
+    cfg = LlamaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=256, intermediate_size=688, num_hidden_layers=6,
+        num_attention_heads=8, num_key_value_heads=2, head_dim=32, max_position_embeddings=args.context,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=True, attention_bias=False,
+        bos_token_id=tok.token_to_id(BOS), eos_token_id=tok.token_to_id(EOS),
+    )
+    model = LlamaForCausalLM(cfg).to(device)
+    model.train()
+    nparams = sum(p.numel() for p in model.parameters())
+    print(f"model {nparams / 1e6:.2f}M parameters", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    rng = random.Random(args.seed)
+    pad = tok.token_to_id(EOS)
+    log = {"loss": [], "config": vars(args)}
+    step = 0
+    best = None  # (validation perplexity, step, weights)
+    for step in range(args.steps):
+        # Length curriculum: 256 → context over the first 30 % of steps.
+        frac = min(1.0, step / (0.3 * args.steps))
+        length = int(256 + frac * (args.context - 256)) // 64 * 64
+        batch = max(8, args.batch * args.context // length // 2)  # similar tokens per step
+        x, w = make_batch(rng, natural, pk, batch, length, pad, args.answer_weight, args.passkey_fraction)
+        x, w = x.to(device), w.to(device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.steps, args.lr, 200)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(x[:, :-1]).logits
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none")
+        ww = w[:, 1:].reshape(-1)
+        loss = (loss * ww).sum() / ww.sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0:
+            log["loss"].append([step, length, round(loss.item(), 4)])
+            print(f"step {step} len {length} batch {batch} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
+        if frac >= 1.0 and step % args.eval_every == 0:
+            vppl, _ = perplexity(model, val, device, args.context)
+            log.setdefault("val_ppl", []).append([step, round(vppl, 3)])
+            print(f"step {step} validation perplexity {vppl:.2f}", flush=True)
+            if best is None or vppl < best[0]:
+                best = (vppl, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if time.time() - t0 > args.minutes * 60:
+            print("time limit reached", flush=True)
+            break
+    log["steps_done"] = step + 1
+    if best is not None:
+        model.load_state_dict(best[2])
+        log["chosen_step"], log["chosen_val_ppl"] = best[1], round(best[0], 3)
+        print(f"keeping step {best[1]} (validation perplexity {best[0]:.2f})", flush=True)
+    log["train_seconds"] = round(time.time() - t0, 1)
+
+    # Ship bf16 weights; every figure below is measured on the shipped
+    # directory reloaded in float32 (a reload also recomputes the RoPE
+    # frequencies in float32, which a bf16 round trip of the module would not).
+    os.makedirs(args.out, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(args.out, safe_serialization=True)
+    tok.save(os.path.join(args.out, "tokenizer.json"))
+    model.generation_config.save_pretrained(args.out)
+    del model
+    model = LlamaForCausalLM.from_pretrained(args.out, dtype=torch.float32).to(device).eval()
+    ok, n = passkey_accuracy(model, tok, eval_docs[:150], device, args.context)
+    ppl, nt = perplexity(model, heldout, device, args.context)
+    log["passkey_full_attention"] = {"correct": ok, "samples": n, "context": args.context}
+    log["heldout_ppl"] = {"ppl": round(ppl, 3), "tokens": nt, "window": args.context}
+    print(f"passkey {ok}/{n}; held-out perplexity {ppl:.2f} over {nt} tokens", flush=True)
+
+    # Reference logits in float32 for the Go parity test.
+    prompts = [
+        "In the beginning God created the heaven and the earth.",
+        eval_docs[0]["text"][:400],
+    ]
+    golden = {"prompts": []}
+    for i, p in enumerate(prompts):
+        ids = tok.encode(p).ids
+        with torch.no_grad():
+            lg = model(torch.tensor([ids], device=device)).logits[0].float().cpu().numpy()
+            gen = model.generate(torch.tensor([ids], device=device), max_new_tokens=8, do_sample=False,
+                                 pad_token_id=pad)[0, len(ids):].tolist()
+        name = f"logits_{i}.f32"
+        lg.astype("<f4").tofile(os.path.join(args.out, name))
+        golden["prompts"].append({"text": p, "ids": ids, "logits_file": name, "shape": list(lg.shape), "greedy": gen})
+    json.dump(golden, open(os.path.join(args.out, "golden.json"), "w"))
+    log["versions"] = {"torch": torch.__version__, "transformers": __import__("transformers").__version__,
+                       "tokenizers": __import__("tokenizers").__version__}
+    json.dump(log, open(os.path.join(args.out, "train_log.json"), "w"), indent=1)
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
