@@ -179,6 +179,9 @@ func (l *locator) scan() {
 			}
 			parts, _ := l.key()
 			table = l.resolve(parts, array)
+			if array && len(table) > 0 { // the array is where its first element is
+				l.record(table[:len(table)-1], start)
+			}
 			l.record(table, start)
 			l.skipLine()
 			continue
