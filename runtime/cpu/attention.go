@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 
+	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
 	"kvcascade/runtime/backend"
@@ -15,7 +16,7 @@ type attnScratch struct {
 	vals  []float32 // [Hkv, L+S, hd] values: view then chunk
 	valid []bool    // [Hkv, L+S]
 	qrot  []float32 // [Hq, S, hd] rotated queries
-	probs []float32 // [Hq, L+S] one query's scores
+	probs []float32 // [workers, S, L+S] attention probabilities
 }
 
 // resize returns s with length n, reallocating with headroom so that a
@@ -53,7 +54,7 @@ func (b *Backend) Attention(a *backend.Attention) {
 	sc.vals = resize(sc.vals, hkv*n*hd)
 	sc.valid = resize(sc.valid, hkv*n)
 	sc.qrot = resize(sc.qrot, hq*s*hd)
-	sc.probs = resize(sc.probs, b.workers*n)
+	sc.probs = resize(sc.probs, min(b.workers, hq)*s*n)
 
 	var ck, cv []float32
 	capacity := 0
@@ -93,58 +94,53 @@ func (b *Backend) Attention(a *backend.Attention) {
 		}
 	})
 
-	// One worker per range of query heads; each owns its rows of Mass.
+	// One worker per range of query heads; each owns its rows of Mass and
+	// its [S, L+S] block of scores, computed with matrix products:
+	// scores = Q·Kᵀ, masked softmax per row, out = P·V, mass = wᵀ·P.
 	b.parallelIndexed(hq, func(worker, lo, hi int) {
-		p := sc.probs[worker*n : (worker+1)*n]
+		p := sc.probs[worker*s*n : (worker+1)*s*n]
 		for qh := lo; qh < hi; qh++ {
 			h := qh / group
-			keys := sc.keys[h*n*hd : (h+1)*n*hd]
-			vals := sc.vals[h*n*hd : (h+1)*n*hd]
 			valid := sc.valid[h*n : (h+1)*n]
-			var mass []float32
-			if a.Mass != nil {
-				mass = a.Mass[qh*n : (qh+1)*n]
-				clear(mass)
-			}
+			blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
+				blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
+				blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.keys[h*n*hd : (h+1)*n*hd]},
+				0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
 			for i := 0; i < s; i++ {
-				qv := blas32.Vector{N: hd, Inc: 1, Data: sc.qrot[(qh*s+i)*hd : (qh*s+i+1)*hd]}
+				row := p[i*n : (i+1)*n]
 				last := l + i + 1 // keys visible to query i
 				m := float32(math.Inf(-1))
 				for j := 0; j < last; j++ {
-					if !valid[j] {
-						continue
+					if valid[j] {
+						m = max(m, row[j])
 					}
-					x := blas32.Dot(qv, blas32.Vector{N: hd, Inc: 1, Data: keys[j*hd : (j+1)*hd]}) * a.Scale
-					p[j] = x
-					m = max(m, x)
 				}
 				var sum float32
 				for j := 0; j < last; j++ {
 					if !valid[j] {
-						p[j] = 0
+						row[j] = 0
 						continue
 					}
-					e := float32(math.Exp(float64(p[j] - m)))
-					p[j] = e
+					e := float32(math.Exp(float64(row[j] - m)))
+					row[j] = e
 					sum += e
 				}
 				inv := 1 / sum
-				o := out[(i*hq+qh)*hd : (i*hq+qh+1)*hd]
-				clear(o)
-				ov := blas32.Vector{N: hd, Inc: 1, Data: o}
 				for j := 0; j < last; j++ {
-					if p[j] == 0 {
-						continue
-					}
-					p[j] *= inv
-					blas32.Axpy(p[j], blas32.Vector{N: hd, Inc: 1, Data: vals[j*hd : (j+1)*hd]}, ov)
+					row[j] *= inv
 				}
-				if mass != nil {
-					w := ctx.QueryWeights[i]
-					if w != 0 {
-						for j := 0; j < last; j++ {
-							mass[j] += w * p[j]
-						}
+				clear(row[last:])
+			}
+			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+				blas32.General{Rows: s, Cols: n, Stride: n, Data: p},
+				blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.vals[h*n*hd : (h+1)*n*hd]},
+				0, blas32.General{Rows: s, Cols: hd, Stride: hq * hd, Data: out[qh*hd:]})
+			if a.Mass != nil {
+				mass := a.Mass[qh*n : (qh+1)*n]
+				clear(mass)
+				for i := 0; i < s; i++ {
+					if w := ctx.QueryWeights[i]; w != 0 {
+						blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*n:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
 					}
 				}
 			}
