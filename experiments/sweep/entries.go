@@ -12,7 +12,7 @@ import (
 )
 
 func (c *checker) experiment(t table) (entry, bool) {
-	c.known(t, "name", "params")
+	c.known(t, experimentKeys...)
 	name, ok := c.str(t, "name", true)
 	if !ok {
 		return entry{}, false
@@ -27,7 +27,7 @@ func (c *checker) experiment(t table) (entry, bool) {
 }
 
 func (c *checker) policy(t table) (entry, bool) {
-	c.known(t, "name", "label", "params")
+	c.known(t, policyKeys...)
 	name, ok := c.str(t, "name", true)
 	if !ok {
 		return entry{}, false

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -187,8 +186,8 @@ func (e *entry) blame(err error) keyPath {
 		if strings.Contains(msg, "parameter "+k+":") {
 			return e.at.with("params", k)
 		}
-		if loc := regexp.MustCompile(`\b` + regexp.QuoteMeta(k) + `\b`).FindStringIndex(msg); loc != nil && loc[0] < bestAt {
-			best, bestAt = k, loc[0]
+		if i := wordIndex(msg, k); i >= 0 && i < bestAt {
+			best, bestAt = k, i
 		}
 	}
 	if best != "" {
@@ -200,11 +199,30 @@ func (e *entry) blame(err error) keyPath {
 	return e.at
 }
 
-// origin is where a point comes from, to explain duplicates.
-type origin struct {
-	model, exp, pol, chunk int
-	expChoice, polChoice   []int
+// wordIndex returns the index of the first occurrence of word in s that is
+// not part of a longer word (letters, digits, underscore), or -1.
+func wordIndex(s, word string) int {
+	isWord := func(c byte) bool {
+		return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+	}
+	for from := 0; word != "" && from < len(s); {
+		i := strings.Index(s[from:], word)
+		if i < 0 {
+			return -1
+		}
+		i += from
+		end := i + len(word)
+		if (i == 0 || !isWord(s[i-1])) && (end == len(s) || !isWord(s[end])) {
+			return i
+		}
+		from = i + 1
+	}
+	return -1
 }
+
+// origin is where a point comes from, to explain duplicates: indexes of its
+// model, experiment and policy entries.
+type origin struct{ model, exp, pol int }
 
 // expand checks every setting of every entry and returns the filtered
 // points, reporting problems to c.
@@ -272,7 +290,7 @@ func (s *Sweep) expand(c *checker) []Point {
 			for _, ec := range ecs {
 				for pk, pcs := range polCombos {
 					for _, pc := range pcs {
-						for ci, chunk := range s.chunks {
+						for _, chunk := range s.chunks {
 							p := Point{
 								Model:            m,
 								Experiment:       s.experiments[ej].name,
@@ -288,7 +306,7 @@ func (s *Sweep) expand(c *checker) []Point {
 								c.errorf(s.policies[pk].at, "%v", err)
 								continue
 							}
-							o := origin{mi, ej, pk, ci, ec.choice, pc.choice}
+							o := origin{mi, ej, pk}
 							if first, dup := seen[p.Hash]; dup {
 								s.duplicate(c, origins[first], o, ec, pc)
 								continue

@@ -34,6 +34,14 @@ var backends = []string{"cpu", "cuda"}
 // that a typo in a grid fails fast instead of filling memory.
 const MaxPoints = 100_000
 
+// The keys each table of a sweep file takes.
+var (
+	topKeys        = []string{"name", "db", "out", "backend", "chunk", "model", "experiment", "policy", "include", "exclude"}
+	modelKeys      = []string{"path", "name"}
+	experimentKeys = []string{"name", "params"}
+	policyKeys     = []string{"name", "label", "params"}
+)
+
 // maxErrors bounds the problems reported for one file.
 const maxErrors = 50
 
@@ -90,7 +98,8 @@ type Error struct {
 	File      string
 	Line, Col int
 	// Key is the key the problem is about, as experiment[0].params.length
-	// (arrays of tables counted from 0); "" for syntax errors.
+	// (arrays of tables counted from 0); "" for syntax errors and problems
+	// of the whole file.
 	Key string
 	Msg string
 }
@@ -221,7 +230,7 @@ type rule struct {
 
 func (c *checker) sweep(s *Sweep, doc map[string]any) {
 	root := table{m: doc}
-	c.known(root, "name", "db", "out", "backend", "chunk", "model", "experiment", "policy", "include", "exclude")
+	c.known(root, topKeys...)
 	if name, ok := c.str(root, "name", true); ok {
 		s.Name = name
 	}
@@ -389,7 +398,7 @@ func (c *checker) chunks(doc map[string]any) []int {
 }
 
 func (c *checker) model(t table, dir string) (ModelRef, bool) {
-	c.known(t, "path", "name")
+	c.known(t, modelKeys...)
 	_, hasPath := t.m["path"]
 	_, hasName := t.m["name"]
 	switch {

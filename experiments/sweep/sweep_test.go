@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"kvcascade/experiments"
 	"kvcascade/policies"
 )
 
@@ -388,5 +390,53 @@ func TestReadmeExamples(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no complete example in configs/README.md")
+	}
+}
+
+// TestReadmeKeys checks that configs/README.md documents every key a sweep
+// file takes, in the tables of its sections.
+func TestReadmeKeys(t *testing.T) {
+	data, err := os.ReadFile("../../configs/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	for _, k := range slices.Concat(topKeys, modelKeys, experimentKeys, policyKeys, fixedKeys) {
+		if !strings.Contains(doc, "| `"+k+"` |") {
+			t.Errorf("configs/README.md has no table row for key %q", k)
+		}
+	}
+	for _, e := range experiments.All() {
+		if !strings.Contains(doc, "- `"+e.Name()+"`:") {
+			t.Errorf("configs/README.md does not list the parameters of experiment %s", e.Name())
+		}
+	}
+}
+
+// TestPrefixedRuleKey checks a rule on a policy parameter that shares its
+// name with an experiment parameter (bigbird's seed beside passkey's).
+func TestPrefixedRuleKey(t *testing.T) {
+	if _, ok := policies.Lookup("bigbird"); !ok {
+		t.Skip("policy bigbird is not registered")
+	}
+	src := head + `[[experiment]]
+name = "passkey"
+params = { seed = [0, 1, 2] }
+[[policy]]
+name = "bigbird"
+params = { seed = [0, 1] }
+[[exclude]]
+"policy.seed" = 1
+seed = [1, 2]
+`
+	_, pts := mustParse(t, src, "t.toml")
+	if len(pts) != 6-2 {
+		t.Errorf("%d points, want 4", len(pts))
+	}
+	for _, p := range pts {
+		f := p.Params()
+		if f["seed"] != p.ExperimentParams["seed"] || f["policy.seed"] != p.PolicyParams["seed"] {
+			t.Errorf("flat %v", f)
+		}
 	}
 }

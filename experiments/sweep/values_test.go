@@ -69,3 +69,22 @@ func TestMatchValue(t *testing.T) {
 		}
 	}
 }
+
+func TestWordIndex(t *testing.T) {
+	tests := []struct {
+		s, word string
+		want    int
+	}{
+		{"keep must be positive", "keep", 0},
+		{"sinks + size = 3", "size", 8},
+		{"window_size and size", "size", 16},
+		{"resize", "size", -1},
+		{"", "size", -1},
+		{"size", "", -1},
+	}
+	for _, tt := range tests {
+		if got := wordIndex(tt.s, tt.word); got != tt.want {
+			t.Errorf("wordIndex(%q, %q) = %d, want %d", tt.s, tt.word, got, tt.want)
+		}
+	}
+}
