@@ -66,6 +66,9 @@ func makeCascade(v Values) (Factory, error) {
 		eagerFill:   v.Bool("eager_fill"),
 		positions:   positionsOf(v),
 	}
+	if c.cascades > maxCascades {
+		return nil, paramError(name, "cascades", "%d is more than %d (the acceptance period of the last cascade would overflow)", c.cascades, maxCascades)
+	}
 	if c.size%c.cascades != 0 {
 		return nil, paramError(name, "size", "%d is not a multiple of cascades (%d)", c.size, c.cascades)
 	}
@@ -81,6 +84,10 @@ func makeCascade(v Values) (Factory, error) {
 	c.every = acceptEvery(v.String("rule"), c.cascades)
 	return factoryFunc{name, func(_ int, s Shape) (Policy, error) { return newCascade(c, s) }}, nil
 }
+
+// maxCascades bounds the number of cascades: 2^62 tokens is the longest
+// acceptance period that means anything.
+const maxCascades = 63
 
 // acceptEvery returns the acceptance period of each cascade under a rule,
 // saturating at MaxInt64 (a cascade that then accepts only the first token

@@ -15,6 +15,7 @@ import (
 
 	"kvcascade/experiments/runner"
 	"kvcascade/experiments/sweep"
+	"kvcascade/plots/report"
 	"kvcascade/results"
 )
 
@@ -29,11 +30,13 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	dry := fs.Bool("dry-run", false, "print the plan and exit")
 	force := fs.Bool("force", false, "run finished points again")
 	shard := fs.String("shard", "", "run only shard i of n (\"i/n\", 0-based) of the points")
+	out := fs.String("out", "", "folder for figures and the report after the run (default: the sweep's out; none if neither)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kvcascade run CONFIG.toml [--db PATH] [--workers N] [--dry-run] [--force] [--shard i/n]\n\n"+
+		fmt.Fprintln(stderr, "Usage: kvcascade run CONFIG.toml [--db PATH] [--out DIR] [--workers N] [--dry-run] [--force] [--shard i/n]\n\n"+
 			"Expands the sweep's grid, prints the plan and runs every point not yet finished into the\n"+
-			"results database; a failing point is stored as failed and the sweep goes on. The exit\n"+
-			"status is 1 when any point of the sweep failed.\n\nFlags:")
+			"results database; a failing point is stored as failed and the sweep goes on. Then draws\n"+
+			"the figures and writes the report into the out folder. The exit status is 1 when any\n"+
+			"point of the sweep failed.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, reorder(args)); err != nil {
@@ -79,6 +82,17 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		s.Name, sum.Ran, sum.Failed, sum.Duration.Round(1e7), sum.Skipped, path, sum.Counts.Done, sum.Counts.Failed, sum.Counts.Pending+sum.Counts.Running)
 	if err != nil {
 		return err
+	}
+	if *out != "" || s.Out != "" {
+		dir := *out
+		if dir == "" {
+			dir = s.Out
+		}
+		html, _, err := report.Write(store, s.Name, dir)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		fmt.Fprintf(stdout, "figures in %s, report %s\n", filepath.Join(dir, "figures"), html)
 	}
 	if sum.Counts.Failed > 0 {
 		return errPointsFailed
