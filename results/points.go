@@ -194,6 +194,13 @@ func sweepExists(tx *sql.Tx, sweep int64) error {
 // points, put them back with ResetPoints; to take over the points of dead
 // workers, use ResetStale.
 func (db *DB) Claim(sweep int64, worker string) (*Point, error) {
+	return db.ClaimAmong(sweep, worker, nil)
+}
+
+// ClaimAmong is Claim restricted to the pending points whose hash is in
+// hashes (all pending points when hashes is nil), so that a run of one
+// shard of a sweep never takes another shard's points.
+func (db *DB) ClaimAmong(sweep int64, worker string, hashes []string) (*Point, error) {
 	if worker == "" {
 		return nil, fmt.Errorf("%s: claim: empty worker name", db.path)
 	}
@@ -202,11 +209,21 @@ func (db *DB) Claim(sweep int64, worker string) (*Point, error) {
 		now := db.now()
 		q := &Point{SweepID: sweep, Worker: worker, Started: now.UTC()}
 		var params string
+		pick := `SELECT id FROM points WHERE sweep_id = ? AND status = 'pending' ORDER BY id LIMIT 1`
+		args := []any{worker, stamp(now), stamp(now), sweep}
+		if hashes != nil {
+			set, err := json.Marshal(hashes)
+			if err != nil {
+				return err
+			}
+			pick = `SELECT id FROM points WHERE sweep_id = ? AND status = 'pending'
+				AND hash IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT 1`
+			args = append(args, string(set))
+		}
 		err := tx.QueryRow(`UPDATE points SET status = 'running', worker = ?, attempt = attempt + 1,
 				started = ?, heartbeat = ?, finished = NULL, duration_s = NULL, error = ''
-			WHERE id = (SELECT id FROM points WHERE sweep_id = ? AND status = 'pending' ORDER BY id LIMIT 1)
-			RETURNING id, hash, experiment, model, policy, params, attempt`,
-			worker, stamp(now), stamp(now), sweep).
+			WHERE id = (`+pick+`)
+			RETURNING id, hash, experiment, model, policy, params, attempt`, args...).
 			Scan(&q.ID, &q.Hash, &q.Experiment, &q.Model, &q.Policy, &params, &q.Attempt)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil

@@ -133,12 +133,23 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 	if _, err := db.ResetStale(id, opt.StaleAfter); err != nil {
 		return sum, err
 	}
-	before, err := db.Status(id)
+	rows, err := db.Points(results.Filter{Sweep: s.Name})
 	if err != nil {
 		return sum, err
 	}
-	sum.Skipped = before.Done + before.Failed
-	prog := newProgress(opt.Progress, opt.TTY, before.Pending, start)
+	pending := 0
+	for _, r := range rows {
+		if _, mine := byHash[r.Hash]; !mine || r.SweepID != id {
+			continue
+		}
+		switch r.Status {
+		case results.Done, results.Failed:
+			sum.Skipped++
+		case results.Pending:
+			pending++
+		}
+	}
+	prog := newProgress(opt.Progress, opt.TTY, pending, start)
 
 	var mu sync.Mutex
 	var firstErr error
@@ -148,7 +159,7 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				p, err := db.Claim(id, fmt.Sprintf("%s/%d", opt.Worker, w))
+				p, err := db.ClaimAmong(id, fmt.Sprintf("%s/%d", opt.Worker, w), hashes)
 				if err != nil || p == nil {
 					if err != nil {
 						mu.Lock()
@@ -157,24 +168,15 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 					}
 					return
 				}
-				pt, ok := byHash[p.Hash]
-				if !ok {
-					// Another shard's point, or one this build cannot
-					// resolve: give it back untouched.
-					err := db.Finish(p, results.Outcome{Err: fmt.Errorf("point %s is not part of this run's sweep file", p.Hash)})
-					if err != nil && !errors.Is(err, results.ErrClaimLost) {
-						mu.Lock()
-						firstErr = errors.Join(firstErr, err)
-						mu.Unlock()
-					}
-					continue
-				}
+				pt := byHash[p.Hash] // ClaimAmong hands out only this run's points
 				prog.begin(pt)
 				outcome := runPoint(ctx, db, p, pt, opt)
 				if ctx.Err() != nil {
 					return // leave the point running; it goes back to pending when stale
 				}
-				if err := db.Finish(p, outcome); err != nil && !errors.Is(err, results.ErrClaimLost) {
+				if err := db.Finish(p, outcome); errors.Is(err, results.ErrClaimLost) {
+					continue // another worker took the point over; its result counts
+				} else if err != nil {
 					mu.Lock()
 					firstErr = errors.Join(firstErr, err)
 					mu.Unlock()

@@ -630,9 +630,6 @@ func TestShards(t *testing.T) {
 // has registered its points but not run them (it was killed, or runs
 // alongside), then shard 1.
 func TestShardsShareOneDB(t *testing.T) {
-	t.Skip("known bug: Run claims shard 1's pending points and stores them as failed " +
-		"(\"not part of this run's sweep file\") instead of leaving them to shard 1; " +
-		"a fix needs a way in results to claim only this run's points or to hand a claim back")
 	dir := t.TempDir()
 	s := loadSweep(t, latencySweep(t, dir))
 	db := openDB(t, filepath.Join(dir, "results.db"))
