@@ -215,13 +215,17 @@ def main():
         if step % 50 == 0:
             log["loss"].append([step, length, round(loss.item(), 4)])
             print(f"step {step} len {length} batch {batch} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
-        if frac >= 1.0 and step % args.eval_every == 0:
+        # The last step (by count or by the time limit) is always a
+        # candidate: it falls between the regular checks.
+        timed_out = time.time() - t0 > args.minutes * 60
+        last = timed_out or step == args.steps - 1
+        if (frac >= 1.0 and step % args.eval_every == 0) or last:
             vppl, _ = perplexity(model, val, device, args.context)
             log.setdefault("val_ppl", []).append([step, round(vppl, 3)])
             print(f"step {step} validation perplexity {vppl:.2f}", flush=True)
             if best is None or vppl < best[0]:
                 best = (vppl, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
-        if time.time() - t0 > args.minutes * 60:
+        if timed_out:
             print("time limit reached", flush=True)
             break
     log["steps_done"] = step + 1
