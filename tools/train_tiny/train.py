@@ -191,7 +191,7 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     rng = random.Random(args.seed)
     pad = tok.token_to_id(EOS)
-    log = {"loss": [], "config": vars(args)}
+    log = {"loss": [], "config": {k: v for k, v in vars(args).items() if k != "out"}}
     step = 0
     best = None  # (validation perplexity, step, weights)
     for step in range(args.steps):
