@@ -59,7 +59,8 @@ const markerLimit = 24
 
 // Perplexity draws streaming perplexity against tokens seen: one line per
 // policy on a log x axis labelled in tokens (32K, 1M, …) and a linear y
-// axis. Series of at most 24 points also get markers.
+// axis, or a log one when the values span more than a factor of 20.
+// Series of at most 24 points also get markers.
 //
 // A policy whose perplexity explodes (full attention past its training
 // length) would flatten every other curve. So when some series climb
@@ -76,6 +77,19 @@ func Perplexity(series []Series) (*Figure, error) {
 	setLogAxis(&p.X, ss, func(pt Point) float64 { return pt.X }, tokenLogTicks, 1)
 	lo, hi := perplexityRange(ss)
 	p.Y.Tick.Marker = plot.TickerFunc(linearTicks)
+	dlo, dhi := math.Inf(1), math.Inf(-1)
+	for _, s := range ss {
+		for _, pt := range s.Points {
+			dlo, dhi = math.Min(dlo, pt.Y), math.Max(dhi, pt.Y)
+		}
+	}
+	if dlo > 0 && hi/dlo > 20 {
+		// Perplexities spanning decades (a model far from its training
+		// domain or length) read on a log axis.
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.TickerFunc(logTicks)
+		lo, hi = dlo/1.2, hi*1.2
+	}
 	p.Y.Min, p.Y.Max = lo, hi
 	p.Add(gridLines())
 	l, err := addLines(p, ss)

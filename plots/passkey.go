@@ -85,10 +85,13 @@ func PasskeyPanels(cells []PasskeyCell, bins int) (*Figure, error) {
 	}
 	// Panel size: columns wide enough for "80–100" at 10 pt, rows tall
 	// enough for a cell number with room around it.
+	// Each row also holds its panels' titles and x axes, and is never
+	// shorter than a readable single-length table.
 	cellW, cellH := 0.56*vg.Inch, 0.3*vg.Inch
-	axisW, axisH := 0.95*vg.Inch, 0.85*vg.Inch
+	axisW, axisH, titleH := 0.95*vg.Inch, 0.85*vg.Inch, 0.35*vg.Inch
 	w := axisW + vg.Length(cols)*(vg.Length(bins)*cellW+panelGapX) + 1.0*vg.Inch
-	h := vg.Length(rows)*(vg.Length(len(t.lengths))*cellH+axisH) + 0.1*vg.Inch
+	rowH := max(vg.Length(len(t.lengths))*cellH+axisH+titleH, 1.9*vg.Inch)
+	h := vg.Length(rows)*rowH + 0.1*vg.Inch
 	return &Figure{
 		Panels: panels,
 		Width:  max(w, 4*vg.Inch),
