@@ -102,10 +102,17 @@ func (b *Backend) Attention(a *backend.Attention) {
 		for qh := lo; qh < hi; qh++ {
 			h := qh / group
 			valid := sc.valid[h*n : (h+1)*n]
-			blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
-				blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
-				blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.keys[h*n*hd : (h+1)*n*hd]},
-				0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
+			keys := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.keys[h*n*hd : (h+1)*n*hd]}
+			vals := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.vals[h*n*hd : (h+1)*n*hd]}
+			if s == 1 {
+				// Decoding: matrix-vector products, which do not allocate.
+				blas32.Gemv(blas.NoTrans, a.Scale, keys, blas32.Vector{N: hd, Inc: 1, Data: sc.qrot[qh*hd : (qh+1)*hd]},
+					0, blas32.Vector{N: n, Inc: 1, Data: p})
+			} else {
+				blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
+					blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
+					keys, 0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
+			}
 			for i := 0; i < s; i++ {
 				row := p[i*n : (i+1)*n]
 				last := l + i + 1 // keys visible to query i
@@ -131,10 +138,14 @@ func (b *Backend) Attention(a *backend.Attention) {
 				}
 				clear(row[last:])
 			}
-			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
-				blas32.General{Rows: s, Cols: n, Stride: n, Data: p},
-				blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.vals[h*n*hd : (h+1)*n*hd]},
-				0, blas32.General{Rows: s, Cols: hd, Stride: hq * hd, Data: out[qh*hd:]})
+			if s == 1 {
+				blas32.Gemv(blas.Trans, 1, vals, blas32.Vector{N: n, Inc: 1, Data: p},
+					0, blas32.Vector{N: hd, Inc: 1, Data: out[qh*hd : (qh+1)*hd]})
+			} else {
+				blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+					blas32.General{Rows: s, Cols: n, Stride: n, Data: p},
+					vals, 0, blas32.General{Rows: s, Cols: hd, Stride: hq * hd, Data: out[qh*hd:]})
+			}
 			if a.Mass != nil {
 				mass := a.Mass[qh*n : (qh+1)*n]
 				clear(mass)
