@@ -32,6 +32,7 @@ func commands() []command {
 		{"experiments", "list the experiments with their parameters", runExperiments},
 		{"export", "print a results database as CSV or JSON, one row per (point, metric)", runExport},
 		{"status", "show done/failed/pending points per sweep of a results database", runStatus},
+		{"merge", "fold shard results databases (Slurm array tasks) into a main one", runMerge},
 		{"plot", "draw the figures of a results database", runPlot},
 		{"report", "write an HTML and Markdown report of a results database", runReport},
 		{"passkey-docs", "write passkey training documents in the evaluation's layout", runPasskeyDocs},

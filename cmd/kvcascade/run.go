@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"kvcascade/experiments/runner"
 	"kvcascade/experiments/sweep"
@@ -31,12 +32,21 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	force := fs.Bool("force", false, "run finished points again")
 	shard := fs.String("shard", "", "run only shard i of n (\"i/n\", 0-based) of the points")
 	out := fs.String("out", "", "folder for figures and the report after the run (default: the sweep's out; none if neither)")
+	gpus := fs.String("gpus", "", "run one worker process per GPU, e.g. 0,1,2,3 (its CUDA_VISIBLE_DEVICES), all on one database")
+	staleAfter := fs.Duration("stale-after", time.Minute, "a running point whose heartbeat is older is run again; 0: every running point (only when no other process uses the database)")
+	task := fs.Bool("task", false, "run as one worker of --gpus or of a Slurm array: no plan, no figures, exit status 1 only for points this process failed")
+	slurm := addSlurmFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kvcascade run CONFIG.toml [--db PATH] [--out DIR] [--workers N] [--dry-run] [--force] [--shard i/n]\n\n"+
+		fmt.Fprintln(stderr, "Usage: kvcascade run CONFIG.toml [--db PATH] [--out DIR] [--workers N] [--dry-run] [--force] [--shard i/n]\n"+
+			"                     [--gpus 0,1,...] [--slurm [--tasks N] [--partition P] [--time HH:MM:SS] ...]\n\n"+
 			"Expands the sweep's grid, prints the plan and runs every point not yet finished into the\n"+
 			"results database; a failing point is stored as failed and the sweep goes on. Then draws\n"+
 			"the figures and writes the report into the out folder. The exit status is 1 when any\n"+
-			"point of the sweep failed.\n\nFlags:")
+			"point of the sweep failed.\n\n"+
+			"--gpus runs one worker process per GPU on this host, all on one database. --slurm\n"+
+			"writes a Slurm job array next to the database instead (DB without .db, plus .slurm/),\n"+
+			"one shard of the points and one database per task, and submits it with sbatch; fold\n"+
+			"the shards in afterwards with kvcascade merge.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, reorder(args)); err != nil {
@@ -58,11 +68,30 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := sweep.FormatPlan(stdout, pts); err != nil {
+	if err := slurm.check(fs); err != nil {
 		return err
+	}
+	stale, err := runnerStaleAfter(*staleAfter)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rf := runFlags{config: fs.Arg(0), db: *db, out: *out, shard: *shard, gpus: *gpus, workers: *workers,
+		dry: *dry, force: *force, task: *task, staleAfter: *staleAfter}
+	if slurm.on {
+		return runSlurm(ctx, slurm, rf, s, len(pts), stdout, stderr)
+	}
+	if !*task {
+		if err := sweep.FormatPlan(stdout, pts); err != nil {
+			return err
+		}
 	}
 	if *dry {
 		return nil
+	}
+	if *gpus != "" {
+		return runGPUs(ctx, rf, s, sh, stdout, stderr)
 	}
 	path := dbPath(*db, s)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -73,15 +102,19 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	sum, err := runner.Run(ctx, store, s, runner.Options{
-		Workers: *workers, Force: *force, Progress: stdout, TTY: isTerminal(stdout), Shard: sh,
+		Workers: *workers, Force: *force, Progress: stdout, TTY: isTerminal(stdout), Shard: sh, StaleAfter: stale,
 	})
 	fmt.Fprintf(stdout, "sweep %q: ran %d points (%d failed) in %s; %d already finished; database %s: %d done, %d failed, %d pending\n",
 		s.Name, sum.Ran, sum.Failed, sum.Duration.Round(1e7), sum.Skipped, path, sum.Counts.Done, sum.Counts.Failed, sum.Counts.Pending+sum.Counts.Running)
 	if err != nil {
 		return err
+	}
+	if *task {
+		if sum.Failed > 0 {
+			return errPointsFailed
+		}
+		return nil
 	}
 	if *out != "" || s.Out != "" {
 		dir := *out
@@ -149,7 +182,7 @@ func reorder(args []string) []string {
 
 func isBoolFlag(a string) bool {
 	switch strings.TrimLeft(a, "-") {
-	case "dry-run", "force", "h", "help":
+	case "dry-run", "force", "h", "help", "slurm", "task":
 		return true
 	}
 	return false
