@@ -1,0 +1,157 @@
+package gpu
+
+import (
+	"fmt"
+
+	"kvcascade/gpu/cuda"
+	"kvcascade/runtime/backend"
+)
+
+// ropeKey identifies a set of RoPE frequencies, as the CPU backend does:
+// by the slice's first element, its length and the cos/sin factor.
+type ropeKey struct {
+	first  *float32
+	n      int
+	factor float32
+}
+
+// ropeTable holds cos and sin of position·invFreq (times the factor) on
+// the device for positions [0, n): buf is cos [n, half] then sin [n, half].
+type ropeTable struct {
+	buf, inv cuda.DevicePtr
+	half, n  int
+}
+
+func (t *ropeTable) cos() cuda.DevicePtr { return t.buf }
+func (t *ropeTable) sin() cuda.DevicePtr { return t.buf.Add(4 * t.n * t.half) }
+
+// table returns a RoPE table covering positions [0, need), computing a
+// larger one on the device when the cached table is too short.
+func (b *Backend) table(invFreq []float32, factor float32, need int) *ropeTable {
+	key := ropeKey{&invFreq[0], len(invFreq), factor}
+	old := b.rope[key]
+	if old != nil && old.n >= need {
+		return old
+	}
+	half := len(invFreq)
+	t := &ropeTable{half: half, n: max(need, minRopeLength)}
+	if old != nil {
+		t.n = max(t.n, 2*old.n)
+		t.inv = old.inv
+		must(b.dev.Synchronize()) // attention may still read the old table
+		must(b.dev.Free(old.buf))
+	} else {
+		p, err := b.dev.Alloc(4 * half)
+		must(err)
+		t.inv = p
+		must(cuda.Upload(b.dev, p, invFreq))
+	}
+	p, err := b.dev.Alloc(2 * 4 * t.n * half)
+	must(err)
+	t.buf = p
+	total := t.n * half
+	launch(b.k.ropeTable, b.elementGrid(total), cuda.Dim3{X: elemThreads}, 0,
+		cuda.Ptr(t.cos()), cuda.Ptr(t.sin()), cuda.Ptr(t.inv), cuda.Int(half), cuda.Int64(int64(t.n)), cuda.Float(factor))
+	b.rope[key] = t
+	return t
+}
+
+// Attention runs attention of a chunk over [view ; chunk (causal)] with
+// RoPE applied by position, and fills a.Mass when it is not nil.
+func (b *Backend) Attention(a *backend.Attention) {
+	out, q, k, v := tensor(a.Out), tensor(a.Q), tensor(a.K), tensor(a.V)
+	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
+	ctx := &a.Ctx
+	if hd <= 0 || hkv <= 0 || hq%hkv != 0 || len(a.InvFreq) != hd/2 {
+		panic(fmt.Sprintf("gpu: Attention with %d query heads, %d KV heads, head dim %d, %d frequencies", hq, hkv, hd, len(a.InvFreq)))
+	}
+	s := q.numel() / (hq * hd)
+	l := ctx.ViewLen
+	n := l + s
+	if q.numel() != s*hq*hd || out.numel() != q.numel() || k.numel() != s*hkv*hd || v.numel() != k.numel() {
+		panic(fmt.Sprintf("gpu: Attention shapes: out %v, q %v, k %v, v %v for %d/%d heads of %d", out.shape, q.shape, k.shape, v.shape, hq, hkv, hd))
+	}
+	if len(ctx.Slots) != hkv*l || len(ctx.Pos) != hkv*l || len(ctx.QueryPos) != hkv {
+		panic(fmt.Sprintf("gpu: Attention context: %d slots, %d positions, %d query positions for %d KV heads × %d", len(ctx.Slots), len(ctx.Pos), len(ctx.QueryPos), hkv, l))
+	}
+	var ck, cv cuda.DevicePtr
+	capacity := 0
+	if ctx.K != nil {
+		kt, vt := tensor(ctx.K), tensor(ctx.V)
+		if len(kt.shape) != 3 || kt.shape[0] != hkv || kt.shape[2] != hd || vt.numel() != kt.numel() {
+			panic(fmt.Sprintf("gpu: Attention cache of shape %v for %d KV heads of %d", kt.shape, hkv, hd))
+		}
+		ck, cv, capacity = kt.ptr(), vt.ptr(), kt.shape[1]
+	}
+	if a.Mass != nil && (len(a.Mass) != hq*n || len(ctx.QueryWeights) != s) {
+		panic(fmt.Sprintf("gpu: Attention mass of %d for %d×%d, %d query weights for %d queries", len(a.Mass), hq, n, len(ctx.QueryWeights), s))
+	}
+	if s == 0 {
+		return
+	}
+
+	// Positions reach the table: check them here, not in the kernel.
+	maxPos := 0
+	for i, p := range ctx.Pos {
+		if p < 0 {
+			panic(fmt.Sprintf("gpu: Attention: negative position %d at %d", p, i))
+		}
+		if slot := ctx.Slots[i]; int(slot) >= capacity {
+			panic(fmt.Sprintf("gpu: Attention: slot %d of a cache of %d", slot, capacity))
+		}
+		maxPos = max(maxPos, int(p))
+	}
+	for _, p := range ctx.QueryPos {
+		if p < 0 {
+			panic(fmt.Sprintf("gpu: Attention: negative query position %d", p))
+		}
+		maxPos = max(maxPos, int(p)+s-1)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	kern, err := b.attnFor(hd)
+	must(err)
+	rt := b.table(a.InvFreq, a.AttnFactor, maxPos+1)
+
+	// One upload for the call: slots, positions, query positions, weights.
+	words := b.words(2*hkv*l + hkv + s)
+	for i, x := range ctx.Slots {
+		words[i] = uint32(x)
+	}
+	for i, x := range ctx.Pos {
+		words[hkv*l+i] = uint32(x)
+	}
+	for i, x := range ctx.QueryPos {
+		words[2*hkv*l+i] = uint32(x)
+	}
+	weights := words[2*hkv*l+hkv:]
+	if a.Mass != nil {
+		for i, w := range ctx.QueryWeights {
+			weights[i] = f32bits(w)
+		}
+	}
+	args := b.upload(words)
+	slots, pos := args, args.Add(4*hkv*l)
+	qpos, wts := args.Add(4*2*hkv*l), args.Add(4*(2*hkv*l+hkv))
+
+	var stats cuda.DevicePtr
+	if a.Mass != nil {
+		stats = b.stats.ensure(b.dev, 4*2*hq*s)
+	}
+	launch(kern.attention, cuda.Dim3{X: (s + attnRows - 1) / attnRows, Y: hq}, cuda.Dim3{X: attnThreads}, attnShared(hd),
+		cuda.Ptr(out.ptr()), cuda.Ptr(stats), cuda.Ptr(q.ptr()), cuda.Ptr(k.ptr()), cuda.Ptr(v.ptr()),
+		cuda.Ptr(ck), cuda.Ptr(cv), cuda.Ptr(slots), cuda.Ptr(pos), cuda.Ptr(qpos),
+		cuda.Ptr(rt.cos()), cuda.Ptr(rt.sin()), cuda.Int(s), cuda.Int(l), cuda.Int(capacity),
+		cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale))
+	if a.Mass == nil {
+		return
+	}
+	mass := b.mass.ensure(b.dev, 4*hq*n)
+	launch(kern.mass, cuda.Dim3{X: (n + attnKeyTile - 1) / attnKeyTile, Y: hq}, cuda.Dim3{X: 32}, massShared(hd),
+		cuda.Ptr(mass), cuda.Ptr(stats), cuda.Ptr(wts), cuda.Ptr(q.ptr()), cuda.Ptr(k.ptr()),
+		cuda.Ptr(ck), cuda.Ptr(slots), cuda.Ptr(pos), cuda.Ptr(qpos),
+		cuda.Ptr(rt.cos()), cuda.Ptr(rt.sin()), cuda.Int(s), cuda.Int(l), cuda.Int(capacity),
+		cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale))
+	must(cuda.Download(b.dev, a.Mass, mass))
+}

@@ -1,0 +1,106 @@
+package gpu_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"kvcascade/gpu"
+	"kvcascade/runtime/backend"
+	"kvcascade/runtime/cpu"
+)
+
+// attnCase is one attention call: a chunk of s queries over a view of l
+// cached keys (padding every third when pad) in a cache of capacity cap.
+type attnCase struct {
+	name                   string
+	hq, hkv, hd, s, l, cap int
+	pad                    bool
+	posBase                int // added to every position (long contexts)
+	mass                   bool
+}
+
+// TestAttention compares attention with the CPU backend, whose own test
+// checks it against a float64 textbook version. Outputs are convex
+// combinations of values of size ~1, computed here with other summation
+// orders and expf for exp: 1e-5 absolute. Mass sums at most s
+// probabilities times weights ≤ 1: 1e-5 absolute plus 1e-5 relative.
+func TestAttention(t *testing.T) {
+	g := openGPU(t, gpu.Options{})
+	cases := []attnCase{
+		{"empty cache", 4, 2, 8, 5, 0, 0, false, 0, true},
+		{"gqa with view", 4, 2, 8, 3, 6, 10, false, 0, true},
+		{"mha decode", 2, 2, 16, 1, 9, 12, false, 0, true},
+		{"padding slots", 6, 3, 8, 4, 5, 8, true, 0, true},
+		{"no mass", 4, 2, 16, 20, 40, 64, true, 0, false},
+		{"tiles hd64", 8, 2, 64, 37, 100, 128, true, 0, true},
+		{"llama hd128", 8, 2, 128, 70, 300, 400, true, 0, true},
+		{"long positions", 4, 1, 128, 33, 64, 80, false, 70000, true},
+		{"decode hd128", 32, 8, 128, 1, 1000, 1024, true, 0, true},
+		{"hd256", 4, 2, 256, 9, 40, 48, true, 0, true},
+		{"hd32 chunk only", 8, 8, 32, 100, 0, 0, false, 0, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			runAttention(t, g, tc, rand.New(rand.NewPCG(uint64(tc.s), uint64(tc.l))))
+		})
+	}
+}
+
+func runAttention(t *testing.T, g *gpu.Backend, tc attnCase, rng *rand.Rand) {
+	c := cpu.New(2)
+	q := randSlice(rng, tc.s*tc.hq*tc.hd)
+	k := randSlice(rng, tc.s*tc.hkv*tc.hd)
+	v := randSlice(rng, tc.s*tc.hkv*tc.hd)
+	inv := make([]float32, tc.hd/2)
+	for i := range inv {
+		inv[i] = float32(1 / math.Pow(10000, float64(2*i)/float64(tc.hd)))
+	}
+	var ctx backend.Context
+	ctx.ViewLen = tc.l
+	for h := 0; h < tc.hkv; h++ {
+		perm := rng.Perm(tc.cap)
+		for j := 0; j < tc.l; j++ {
+			slot := int32(perm[j])
+			if tc.pad && j%3 == 1 {
+				slot = -1
+			}
+			ctx.Slots = append(ctx.Slots, slot)
+			ctx.Pos = append(ctx.Pos, int32(tc.posBase+3*j+h))
+		}
+		ctx.QueryPos = append(ctx.QueryPos, int32(tc.posBase+3*tc.l+h))
+	}
+	if tc.mass {
+		for i := 0; i < tc.s; i++ {
+			w := float32(i+1) / float32(tc.s)
+			if i%5 == 3 {
+				w = 0 // weights of zero are skipped; the result must not change
+			}
+			ctx.QueryWeights = append(ctx.QueryWeights, w)
+		}
+	}
+	ck, cv := randSlice(rng, tc.hkv*tc.cap*tc.hd), randSlice(rng, tc.hkv*tc.cap*tc.hd)
+
+	call := func(b backend.Backend, out backend.Tensor) *backend.Attention {
+		a := &backend.Attention{
+			Out: out, Q: b.FromFloat32(q, tc.s, tc.hq*tc.hd),
+			K: b.FromFloat32(k, tc.s, tc.hkv*tc.hd), V: b.FromFloat32(v, tc.s, tc.hkv*tc.hd),
+			Ctx: ctx, HeadDim: tc.hd, QHeads: tc.hq, KVHeads: tc.hkv,
+			Scale: float32(1 / math.Sqrt(float64(tc.hd))), InvFreq: inv, AttnFactor: 1,
+		}
+		if tc.cap > 0 {
+			a.Ctx.K, a.Ctx.V = b.FromFloat32(ck, tc.hkv, tc.cap, tc.hd), b.FromFloat32(cv, tc.hkv, tc.cap, tc.hd)
+		}
+		if tc.mass {
+			a.Mass = poison(tc.hq * (tc.l + tc.s))
+		}
+		b.Attention(a)
+		return a
+	}
+	want := call(c, c.New(backend.F32, tc.s, tc.hq*tc.hd))
+	got := call(g, g.FromFloat32(poison(tc.s*tc.hq*tc.hd), tc.s, tc.hq*tc.hd))
+	compare(t, "out", read(g, got.Out), read(c, want.Out), 1e-5, 0)
+	if tc.mass {
+		compare(t, "mass", got.Mass, want.Mass, 1e-5, 1e-5)
+	}
+}

@@ -1,0 +1,357 @@
+// Package gpu is the CUDA implementation of backend.Backend, so that
+// runtime/model runs unchanged on an NVIDIA GPU.
+//
+// Nothing of CUDA is needed to build it: package gpu/cuda loads the driver
+// (libcuda.so.1) and NVRTC with dlopen when New is called, and New returns
+// an error on a machine without them. The kernels are CUDA C files embedded
+// in the binary (kernels/), compiled by NVRTC for the device's architecture
+// on first use and cached on disk. Matrix products go through cuBLAS
+// (cublasSgemm, strict float32) when libcublas loads, else through the
+// embedded tiled SGEMM kernel.
+//
+// This first version stores every tensor as float32, whatever dtype is
+// asked for (bf16 storage is to come), so it matches the CPU backend to
+// float32 rounding. Attention rotates keys and queries by RoPE while
+// loading them, at the positions the cache gives, and never stores the
+// score matrix (online softmax); the attention mass per key, when asked
+// for, is a second pass over the keys using each query's saved softmax max
+// and denominator.
+//
+// backend.Backend has no error results, so a failing device call panics
+// with the driver's message; Synchronize reports pending asynchronous
+// failures as an error. A Backend is safe for concurrent use: its methods
+// are serialised.
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"kvcascade/gpu/cuda"
+	"kvcascade/runtime/backend"
+)
+
+// Options tune New.
+type Options struct {
+	// NoCUBLAS uses the embedded SGEMM kernel even where cuBLAS loads.
+	NoCUBLAS bool
+	// CacheDir holds compiled kernels; "" is cuda.DefaultCacheDir(), "-"
+	// disables the disk cache.
+	CacheDir string
+}
+
+// Backend runs on one GPU. The zero value is not usable; call New.
+type Backend struct {
+	mu      sync.Mutex
+	drv     *cuda.Driver
+	dev     *cuda.Device
+	nvrtc   *cuda.NVRTC
+	comp    *cuda.Compiler
+	blas    *cuda.BLAS // nil: the sgemm_nt kernel
+	blasErr error      // why blas is nil
+	modules []*cuda.Module
+	k       opsKernels
+	attn    map[int]*attnKernels // by head dimension
+	rope    map[ropeKey]*ropeTable
+
+	args  scratch // per-call uploads: ids, slots, positions, weights
+	stats scratch // [2, Hq, S] softmax max and denominator
+	mass  scratch // [Hq, L+S]
+
+	host  []uint32 // packing space for uploads
+	stamp []uint32 // Scatter's duplicate detection, by slot
+	gen   uint32
+}
+
+// New opens GPU device (0 for the first) with default options.
+func New(device int) (*Backend, error) { return NewWithOptions(device, Options{}) }
+
+// NewWithOptions opens GPU device, loads NVRTC and (unless opt.NoCUBLAS)
+// cuBLAS, and compiles the elementwise kernels. Errors wrap
+// cuda.ErrNoDriver or cuda.ErrNoDevice on machines without a GPU, and
+// cuda.ErrNoNVRTC where the driver is there and NVRTC is not.
+func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
+	b := &Backend{attn: map[int]*attnKernels{}, rope: map[ropeKey]*ropeTable{}}
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+	if b.drv, err = cuda.OpenDriver(); err != nil {
+		return nil, fmt.Errorf("gpu: %w", err)
+	}
+	if b.dev, err = b.drv.Open(device); err != nil {
+		return nil, fmt.Errorf("gpu: %w", err)
+	}
+	if b.nvrtc, err = cuda.OpenNVRTC(); err != nil {
+		return nil, fmt.Errorf("gpu: %w", err)
+	}
+	dir := opt.CacheDir
+	switch dir {
+	case "":
+		dir = cuda.DefaultCacheDir()
+	case "-":
+		dir = ""
+	}
+	b.comp = cuda.NewCompiler(b.nvrtc, b.dev.Major, b.dev.Minor, dir)
+	if err = b.loadOps(); err != nil {
+		return nil, fmt.Errorf("gpu: %w", err)
+	}
+	if opt.NoCUBLAS {
+		b.blasErr = errors.New("disabled by Options.NoCUBLAS")
+	} else if b.blas, b.blasErr = cuda.OpenCUBLAS(b.dev); b.blasErr != nil {
+		b.blas = nil
+	}
+	return b, nil
+}
+
+// Close releases everything the backend holds on the device. Tensors must
+// not be used afterwards.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	if b.dev != nil {
+		errs = append(errs, b.dev.Synchronize())
+		for _, t := range b.rope {
+			errs = append(errs, b.dev.Free(t.buf), b.dev.Free(t.inv))
+		}
+		for _, s := range []*scratch{&b.args, &b.stats, &b.mass} {
+			errs = append(errs, s.release(b.dev))
+		}
+		for _, k := range b.attn {
+			errs = append(errs, k.module.Unload())
+		}
+		for _, m := range b.modules {
+			errs = append(errs, m.Unload())
+		}
+		if b.blas != nil {
+			errs = append(errs, b.blas.Close())
+		}
+		errs = append(errs, b.dev.Close())
+	}
+	if b.nvrtc != nil {
+		b.nvrtc.Close()
+	}
+	if b.drv != nil {
+		b.drv.Close()
+	}
+	b.rope, b.attn, b.modules, b.blas, b.dev, b.nvrtc, b.drv = nil, nil, nil, nil, nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// Name returns "cuda".
+func (b *Backend) Name() string { return "cuda" }
+
+// Info describes the device and the libraries in use, for logs.
+func (b *Backend) Info() string {
+	d := b.dev
+	gemm := fmt.Sprintf("sgemm_nt kernel (no cuBLAS: %v)", b.blasErr)
+	if b.blas != nil {
+		gemm = fmt.Sprintf("cuBLAS %d (%s)", b.blas.Version, b.blas.Path)
+	}
+	cache := b.comp.CacheDir
+	if cache == "" {
+		cache = "off"
+	}
+	return fmt.Sprintf("%s (%s, %d SMs, %.1f GiB), driver CUDA %d.%d, NVRTC %s (%s), GEMM %s, kernel cache %s",
+		d.Name, d.Arch(), d.Multiprocessors, float64(d.TotalMem)/(1<<30),
+		b.drv.Version/1000, b.drv.Version%1000/10, b.nvrtc.Version(), b.nvrtc.Path, gemm, cache)
+}
+
+// CUBLAS reports whether matrix products go through cuBLAS.
+func (b *Backend) CUBLAS() bool { return b.blas != nil }
+
+// Synchronize waits for all queued work and returns the first failure of
+// it, if any.
+func (b *Backend) Synchronize() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dev.Synchronize()
+}
+
+// must panics on a device failure: backend.Backend has no error results,
+// and a device that failed a call is in no state to go on.
+func must(err error) {
+	if err != nil {
+		panic("gpu: " + err.Error())
+	}
+}
+
+// Tensor is a float32 tensor in device memory.
+type Tensor struct {
+	buf   *buffer
+	off   int // bytes into buf
+	shape []int
+	view  bool // made by Slice: shares buf, cannot be freed
+}
+
+// buffer is one device allocation, shared by a tensor and its slices.
+type buffer struct {
+	ptr   cuda.DevicePtr // 0 for an empty tensor
+	freed bool
+}
+
+// Shape returns the dimensions.
+func (t *Tensor) Shape() []int { return t.shape }
+
+// DType is F32: this version stores every tensor as float32.
+func (t *Tensor) DType() backend.DType { return backend.F32 }
+
+func (t *Tensor) numel() int { return backend.Numel(t.shape) }
+
+// ptr is the device address of the first element.
+func (t *Tensor) ptr() cuda.DevicePtr {
+	if t.buf.freed {
+		panic("gpu: use of a freed tensor")
+	}
+	return t.buf.ptr.Add(t.off)
+}
+
+func tensor(t backend.Tensor) *Tensor {
+	g, ok := t.(*Tensor)
+	if !ok {
+		panic(fmt.Sprintf("gpu: tensor of another backend (%T)", t))
+	}
+	return g
+}
+
+// alloc returns an uninitialised tensor.
+func (b *Backend) alloc(shape []int) *Tensor {
+	for _, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("gpu: negative dimension in shape %v", shape))
+		}
+	}
+	t := &Tensor{buf: &buffer{}, shape: append([]int(nil), shape...)}
+	if n := t.numel(); n > 0 {
+		p, err := b.dev.Alloc(4 * n)
+		must(err)
+		t.buf.ptr = p
+	}
+	return t
+}
+
+// New returns a zeroed float32 tensor whatever dtype is asked for.
+func (b *Backend) New(_ backend.DType, shape ...int) backend.Tensor {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.alloc(shape)
+	must(b.dev.Memset32(t.ptr(), 0, t.numel()))
+	return t
+}
+
+// FromFloat32 uploads data into a new tensor.
+func (b *Backend) FromFloat32(data []float32, shape ...int) backend.Tensor {
+	if len(data) != backend.Numel(shape) {
+		panic(fmt.Sprintf("gpu: %d elements for shape %v", len(data), shape))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.alloc(shape)
+	must(cuda.Upload(b.dev, t.ptr(), data))
+	return t
+}
+
+// Read copies t to dst after all queued work has finished.
+func (b *Backend) Read(t backend.Tensor, dst []float32) {
+	g := tensor(t)
+	n := g.numel()
+	if len(dst) < n {
+		panic(fmt.Sprintf("gpu: Read of %v into %d elements", g.shape, len(dst)))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	must(cuda.Download(b.dev, dst[:n], g.ptr()))
+}
+
+// Free releases t's device memory once queued work is done with it.
+// Freeing a slice is a bug: free the tensor it was sliced from.
+func (b *Backend) Free(t backend.Tensor) {
+	g := tensor(t)
+	if g.view {
+		panic("gpu: Free of a slice")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if g.buf.freed {
+		panic("gpu: tensor freed twice")
+	}
+	g.buf.freed = true
+	if g.buf.ptr != 0 {
+		// Work queued on the tensor must finish before the memory can be
+		// handed out again.
+		must(b.dev.Synchronize())
+		must(b.dev.Free(g.buf.ptr))
+	}
+}
+
+// Slice returns a view of rows [lo, hi) of the outermost dimension.
+func (b *Backend) Slice(t backend.Tensor, lo, hi int) backend.Tensor {
+	g := tensor(t)
+	if len(g.shape) == 0 || lo < 0 || hi < lo || hi > g.shape[0] {
+		panic(fmt.Sprintf("gpu: Slice [%d, %d) of shape %v", lo, hi, g.shape))
+	}
+	row := backend.Numel(g.shape[1:])
+	shape := append([]int{hi - lo}, g.shape[1:]...)
+	return &Tensor{buf: g.buf, off: g.off + 4*lo*row, shape: shape, view: true}
+}
+
+// scratch is a device buffer reused between calls, grown on demand.
+type scratch struct {
+	ptr   cuda.DevicePtr
+	bytes int
+}
+
+// ensure makes s hold at least bytes and returns its address. Work queued
+// on the old buffer finishes before it is freed; reuse without growth is
+// safe because all work runs in stream order.
+func (s *scratch) ensure(dev *cuda.Device, bytes int) cuda.DevicePtr {
+	if bytes <= s.bytes {
+		return s.ptr
+	}
+	must(s.release(dev))
+	n := max(bytes, 2*s.bytes, 4096)
+	p, err := dev.Alloc(n)
+	must(err)
+	s.ptr, s.bytes = p, n
+	return p
+}
+
+func (s *scratch) release(dev *cuda.Device) error {
+	if s.ptr == 0 {
+		return nil
+	}
+	err := errors.Join(dev.Synchronize(), dev.Free(s.ptr))
+	s.ptr, s.bytes = 0, 0
+	return err
+}
+
+// upload copies words to the args scratch buffer and returns its address.
+func (b *Backend) upload(words []uint32) cuda.DevicePtr {
+	p := b.args.ensure(b.dev, 4*len(words))
+	must(cuda.Upload(b.dev, p, words))
+	return p
+}
+
+// elementGrid is the grid of a grid-stride kernel over n elements.
+func (b *Backend) elementGrid(n int) cuda.Dim3 {
+	blocks := min((n+elemThreads-1)/elemThreads, b.dev.Multiprocessors*blocksPerSM)
+	return cuda.Dim3{X: blocks}
+}
+
+func launch(f *cuda.Function, grid, block cuda.Dim3, shared int, args ...cuda.Arg) {
+	must(f.Launch(grid, block, shared, args...))
+}
+
+// threadsFor rounds n up to whole warps, between 32 and limit.
+func threadsFor(n, limit int) cuda.Dim3 {
+	t := min(max((n+31)/32*32, 32), limit)
+	return cuda.Dim3{X: t}
+}
+
+func f32bits(v float32) uint32 { return math.Float32bits(v) }
+
+var _ backend.Backend = (*Backend)(nil)

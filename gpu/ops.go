@@ -1,0 +1,173 @@
+package gpu
+
+import (
+	"fmt"
+
+	"kvcascade/gpu/cuda"
+	"kvcascade/runtime/backend"
+)
+
+// Embed gathers rows of table [V, D] into dst [S, D].
+func (b *Backend) Embed(dst, table backend.Tensor, ids []int32) {
+	d, t := tensor(dst), tensor(table)
+	vocab, dim := t.shape[0], t.shape[1]
+	if d.numel() != len(ids)*dim {
+		panic(fmt.Sprintf("gpu: Embed of %d ids into %v", len(ids), d.shape))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	words := b.words(len(ids))
+	for i, id := range ids {
+		if id < 0 || int(id) >= vocab {
+			panic(fmt.Sprintf("gpu: Embed: id %d outside table of %d rows", id, vocab))
+		}
+		words[i] = uint32(id)
+	}
+	p := b.upload(words)
+	launch(b.k.embed, cuda.Dim3{X: len(ids)}, threadsFor(dim, rowThreads), 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(t.ptr()), cuda.Ptr(p), cuda.Int(dim))
+}
+
+// RMSNorm sets dst [S, D] to x·w/rms(x) row by row.
+func (b *Backend) RMSNorm(dst, x, w backend.Tensor, eps float32) {
+	d, xs, ws := tensor(dst), tensor(x), tensor(w)
+	dim := ws.numel()
+	if dim == 0 || xs.numel()%dim != 0 || d.numel() != xs.numel() {
+		panic(fmt.Sprintf("gpu: RMSNorm of %v by %v into %v", xs.shape, ws.shape, d.shape))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	launch(b.k.rmsnorm, cuda.Dim3{X: xs.numel() / dim}, cuda.Dim3{X: rowThreads}, 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(ws.ptr()), cuda.Int(dim), cuda.Float(eps))
+}
+
+// MatMul sets dst [S, N] = x [S, K] · wᵀ (+ bias [N]) for w [N, K].
+func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
+	d, xs, ws := tensor(dst), tensor(x), tensor(w)
+	if len(ws.shape) != 2 {
+		panic(fmt.Sprintf("gpu: MatMul weight of shape %v", ws.shape))
+	}
+	n, k := ws.shape[0], ws.shape[1]
+	if k == 0 || xs.numel()%k != 0 || d.numel() != xs.numel()/k*n {
+		panic(fmt.Sprintf("gpu: MatMul %v · (%v)ᵀ into %v", xs.shape, ws.shape, d.shape))
+	}
+	s := xs.numel() / k
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s == 0 || n == 0 {
+		return
+	}
+	if b.blas != nil {
+		must(b.blas.MatMulNT(d.ptr(), xs.ptr(), ws.ptr(), s, n, k))
+	} else {
+		launch(b.k.sgemm, cuda.Dim3{X: (n + gemmTile - 1) / gemmTile, Y: (s + gemmTile - 1) / gemmTile}, cuda.Dim3{X: gemmThreads}, 0,
+			cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(ws.ptr()), cuda.Int(s), cuda.Int(n), cuda.Int(k))
+	}
+	if bias != nil {
+		bs := tensor(bias)
+		if bs.numel() != n {
+			panic(fmt.Sprintf("gpu: MatMul bias of shape %v for %d outputs", bs.shape, n))
+		}
+		total := s * n
+		launch(b.k.addBias, b.elementGrid(total), cuda.Dim3{X: elemThreads}, 0,
+			cuda.Ptr(d.ptr()), cuda.Ptr(bs.ptr()), cuda.Int64(int64(total)), cuda.Int(n))
+	}
+}
+
+// SwiGLU sets dst = silu(gate) ⊙ up.
+func (b *Backend) SwiGLU(dst, gate, up backend.Tensor) {
+	d, g, u := tensor(dst), tensor(gate), tensor(up)
+	n := d.numel()
+	if g.numel() != n || u.numel() != n {
+		panic(fmt.Sprintf("gpu: SwiGLU of %v and %v into %v", g.shape, u.shape, d.shape))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	launch(b.k.swiglu, b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(g.ptr()), cuda.Ptr(u.ptr()), cuda.Int64(int64(n)))
+}
+
+// Add sets dst += x.
+func (b *Backend) Add(dst, x backend.Tensor) {
+	d, xs := tensor(dst), tensor(x)
+	n := d.numel()
+	if xs.numel() != n {
+		panic(fmt.Sprintf("gpu: Add of %v to %v", xs.shape, d.shape))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	launch(b.k.add, b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Int64(int64(n)))
+}
+
+// Scatter writes row i of head h of src [S, Hkv·hd] into slot slots[h·S+i]
+// of dst [Hkv, Cap, hd]; negative slots skip. Where rows of one head name
+// the same slot, the host keeps only the last, so the kernel's writes never
+// race and the last row wins as the interface asks.
+func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
+	d, s := tensor(dst), tensor(src)
+	if len(d.shape) != 3 {
+		panic(fmt.Sprintf("gpu: Scatter into shape %v", d.shape))
+	}
+	hkv, capacity, hd := d.shape[0], d.shape[1], d.shape[2]
+	rows := s.numel() / (hkv * hd)
+	if s.numel() != rows*hkv*hd || len(slots) != hkv*rows {
+		panic(fmt.Sprintf("gpu: Scatter of %v with %d slots into %v", s.shape, len(slots), d.shape))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	words := b.words(len(slots))
+	if cap(b.stamp) < capacity {
+		b.stamp = make([]uint32, capacity)
+	}
+	stamp := b.stamp[:capacity]
+	for h := 0; h < hkv; h++ {
+		if b.gen++; b.gen == 0 { // wrapped: old stamps could match again
+			clear(b.stamp)
+			b.gen = 1
+		}
+		for i := rows - 1; i >= 0; i-- {
+			slot := slots[h*rows+i]
+			switch {
+			case slot < 0:
+				words[h*rows+i] = uint32(0xffffffff)
+			case int(slot) >= capacity:
+				panic(fmt.Sprintf("gpu: Scatter to slot %d of %d", slot, capacity))
+			case stamp[slot] == b.gen: // a later row of this head wins
+				words[h*rows+i] = uint32(0xffffffff)
+			default:
+				stamp[slot] = b.gen
+				words[h*rows+i] = uint32(slot)
+			}
+		}
+	}
+	p := b.upload(words)
+	launch(b.k.scatter, cuda.Dim3{X: rows, Y: hkv}, threadsFor(hd, rowThreads), 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(s.ptr()), cuda.Ptr(p), cuda.Int(rows), cuda.Int(hkv), cuda.Int(capacity), cuda.Int(hd))
+}
+
+// CopySlots copies slots [0, n) of every head of src [Hkv, Cap₁, hd] into
+// dst [Hkv, Cap₂, hd].
+func (b *Backend) CopySlots(dst, src backend.Tensor, n int) {
+	d, s := tensor(dst), tensor(src)
+	if len(d.shape) != 3 || len(s.shape) != 3 || d.shape[0] != s.shape[0] || d.shape[2] != s.shape[2] ||
+		n < 0 || n > d.shape[1] || n > s.shape[1] {
+		panic(fmt.Sprintf("gpu: CopySlots of %d slots from %v to %v", n, s.shape, d.shape))
+	}
+	hkv, hd := d.shape[0], d.shape[2]
+	count := n * hd
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	grid := b.elementGrid(count)
+	grid.Y = hkv
+	launch(b.k.copySlots, grid, cuda.Dim3{X: elemThreads}, 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(s.ptr()), cuda.Int64(int64(count)), cuda.Int(s.shape[1]), cuda.Int(d.shape[1]), cuda.Int(hd))
+}
+
+// words returns the host packing buffer with length n.
+func (b *Backend) words(n int) []uint32 {
+	if cap(b.host) < n {
+		b.host = make([]uint32, n, n+n/2)
+	}
+	return b.host[:n]
+}
