@@ -139,11 +139,21 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if a.Mass != nil {
 		stats = b.stats.ensure(b.dev, 4*2*hq*s)
 	}
-	launch(kern.attention, cuda.Dim3{X: (s + attnRows - 1) / attnRows, Y: hq}, cuda.Dim3{X: attnThreads}, attnShared(hd),
+	blocks := (s + attnRows - 1) / attnRows
+	split := b.splitFor(blocks*hq, (n+attnKeyTile-1)/attnKeyTile)
+	var part cuda.DevicePtr
+	if split > 1 {
+		part = b.part.ensure(b.dev, 4*split*s*hq*(hd+2))
+	}
+	launch(kern.attention, cuda.Dim3{X: blocks, Y: hq, Z: split}, cuda.Dim3{X: attnThreads}, attnShared(hd),
 		cuda.Ptr(out.ptr()), cuda.Ptr(stats), cuda.Ptr(q.ptr()), cuda.Ptr(k.ptr()), cuda.Ptr(v.ptr()),
 		cuda.Ptr(ck), cuda.Ptr(cv), cuda.Ptr(slots), cuda.Ptr(pos), cuda.Ptr(qpos),
 		cuda.Ptr(rt.cos()), cuda.Ptr(rt.sin()), cuda.Int(s), cuda.Int(l), cuda.Int(capacity),
-		cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale))
+		cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale), cuda.Int(split), cuda.Ptr(part))
+	if split > 1 {
+		launch(kern.combine, cuda.Dim3{X: s, Y: hq}, threadsFor(hd, rowThreads), 0,
+			cuda.Ptr(out.ptr()), cuda.Ptr(stats), cuda.Ptr(part), cuda.Int(s), cuda.Int(hq), cuda.Int(split))
+	}
 	if a.Mass == nil {
 		return
 	}
@@ -154,4 +164,16 @@ func (b *Backend) Attention(a *backend.Attention) {
 		cuda.Ptr(rt.cos()), cuda.Ptr(rt.sin()), cuda.Int(s), cuda.Int(l), cuda.Int(capacity),
 		cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale))
 	must(cuda.Download(b.dev, a.Mass, mass))
+}
+
+// splitFor returns how many runs to split the keys of an attention call
+// into: one when its blocks already fill the GPU, else enough runs for
+// about splitBlocksPerSM blocks per multiprocessor, each of at least
+// splitMinTiles key tiles so that merging stays cheap.
+func (b *Backend) splitFor(blocks, tiles int) int {
+	want := splitBlocksPerSM * b.dev.Multiprocessors
+	if blocks >= want {
+		return 1
+	}
+	return max(1, min((want+blocks-1)/blocks, tiles/splitMinTiles))
 }

@@ -39,6 +39,11 @@ func TestAttention(t *testing.T) {
 		{"decode hd128", 32, 8, 128, 1, 1000, 1024, true, 0, true},
 		{"hd256", 4, 2, 256, 9, 40, 48, true, 0, true},
 		{"hd32 chunk only", 8, 8, 32, 100, 0, 0, false, 0, true},
+		// Few queries over many keys: the keys are split into runs
+		// merged afterwards; many queries: one run.
+		{"split runs", 4, 2, 64, 20, 2000, 2100, true, 0, true},
+		{"split decode long", 32, 8, 128, 1, 20000, 20000, false, 5, true},
+		{"one run", 32, 8, 64, 600, 500, 512, true, 0, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

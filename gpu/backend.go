@@ -59,6 +59,7 @@ type Backend struct {
 	args  scratch // per-call uploads: ids, slots, positions, weights
 	stats scratch // [2, Hq, S] softmax max and denominator
 	mass  scratch // [Hq, L+S]
+	part  scratch // split attention runs: [split, S, Hq, hd+2]
 
 	host  []uint32 // packing space for uploads
 	stamp []uint32 // Scatter's duplicate detection, by slot
@@ -118,7 +119,7 @@ func (b *Backend) Close() error {
 		for _, t := range b.rope {
 			errs = append(errs, b.dev.Free(t.buf), b.dev.Free(t.inv))
 		}
-		for _, s := range []*scratch{&b.args, &b.stats, &b.mass} {
+		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part} {
 			errs = append(errs, s.release(b.dev))
 		}
 		for _, k := range b.attn {

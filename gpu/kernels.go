@@ -24,8 +24,8 @@ type opsKernels struct {
 // attnKernels are the kernels of kernels/attention.cu for one head
 // dimension.
 type attnKernels struct {
-	module          *cuda.Module
-	attention, mass *cuda.Function
+	module                   *cuda.Module
+	attention, combine, mass *cuda.Function
 }
 
 // Geometry of kernels/attention.cu; keep in step with its #defines.
@@ -40,6 +40,9 @@ const (
 	elemThreads   = 256
 	blocksPerSM   = 32 // grid-stride kernels launch at most this many blocks per SM
 	minRopeLength = 1024
+	// Splitting the keys of attention calls with few queries (decoding).
+	splitBlocksPerSM = 8
+	splitMinTiles    = 4
 )
 
 // load compiles src with opts (through the disk cache), loads it and looks
@@ -87,7 +90,7 @@ func (b *Backend) attnFor(hd int) (*attnKernels, error) {
 	}
 	k := &attnKernels{}
 	m, err := b.load(fmt.Sprintf("attention.cu (HEAD_DIM=%d)", hd), attentionSource, []string{fmt.Sprintf("-DHEAD_DIM=%d", hd)},
-		[]string{"attention", "attention_mass"}, []**cuda.Function{&k.attention, &k.mass})
+		[]string{"attention", "attention_combine", "attention_mass"}, []**cuda.Function{&k.attention, &k.combine, &k.mass})
 	if err != nil {
 		return nil, err
 	}

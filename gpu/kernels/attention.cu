@@ -128,16 +128,22 @@ __device__ __forceinline__ float score(const float *qr, const float *kr, float s
 }
 
 // attention computes out for BQ queries of one query head per block, grid
-// (⌈S/BQ⌉, Hq), WARPS·32 threads: key tiles of BK keys are rotated into
-// shared memory once and used by all the block's queries; each warp owns
-// ROWS queries and keeps, per query, the running max m, the running
+// (⌈S/BQ⌉, Hq, split), WARPS·32 threads: key tiles of BK keys are rotated
+// into shared memory once and used by all the block's queries; each warp
+// owns ROWS queries and keeps, per query, the running max m, the running
 // denominator l and the output accumulator (lane d holds dimensions d,
 // d+32, ...), rescaled as larger scores arrive (online softmax), so no
 // score matrix is ever stored. stats, when not null, receives m and l.
+//
+// With split > 1 (few queries, many keys: decoding) block z takes only the
+// z-th of split equal runs of key tiles and writes its unnormalised
+// accumulator, m and l to part (acc [split, S, Hq, HD], then m and l
+// [split, Hq, S] each); attention_combine then merges the runs.
 extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(
 	float *out, float *stats, const float *q, const float *k, const float *v,
 	const float *ck, const float *cv, const int *slots, const int *pos, const int *qpos,
-	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale) {
+	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale,
+	int split, float *part) {
 	extern __shared__ float smem[];
 	float *qs = smem;           // [BQ][HD]
 	float *ks = qs + BQ * HD;   // [BK][KS]
@@ -164,7 +170,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(
 	}
 
 	int n = L + min(S, q0 + BQ); // keys any query of this block sees
-	for (int j0 = 0; j0 < n; j0 += BK) {
+	int tiles = (n + BK - 1) / BK, per = (tiles + split - 1) / split;
+	int jbegin = blockIdx.z * per * BK, jend = min(n, (blockIdx.z + 1) * per * BK);
+	for (int j0 = jbegin; j0 < jend; j0 += BK) {
 		__syncthreads(); // the previous tile is consumed (and qs is written)
 		load_key_tile(ks, vs, valid, K, h, base, j0);
 		__syncthreads();
@@ -204,10 +212,29 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(
 		}
 	}
 
+	long long rows = (long long)S * hq; // queries × heads
 #pragma unroll
 	for (int r = 0; r < ROWS; r++) {
 		int i = q0 + warp * ROWS + r;
 		if (i >= S) {
+			continue;
+		}
+		if (split > 1) {
+			// A run that saw no key leaves m = −∞, l = 0, acc = 0, which
+			// the combination weighs by 0.
+			float *o = part + (blockIdx.z * rows + (long long)i * hq + qh) * HD;
+#pragma unroll
+			for (int c = 0; c < DPL; c++) {
+				int d = lane + 32 * c;
+				if (d < HD) {
+					o[d] = acc[r][c];
+				}
+			}
+			if (lane == 0) {
+				float *pm = part + split * rows * HD;
+				pm[blockIdx.z * rows + (long long)qh * S + i] = m[r];
+				pm[(split + blockIdx.z) * rows + (long long)qh * S + i] = l[r];
+			}
 			continue;
 		}
 		float inv = 1.0f / l[r];
@@ -223,6 +250,38 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(
 			stats[(long long)qh * S + i] = m[r];
 			stats[(long long)(hq + qh) * S + i] = l[r];
 		}
+	}
+}
+
+// attention_combine merges the split runs of attention for query i and
+// query head qh, grid (S, Hq), threads over HD: with M the largest run
+// maximum, each run's accumulator and denominator count e^(m−M) times, and
+// out = Σ acc·e^(m−M) / Σ l·e^(m−M); stats receives M and that denominator.
+extern "C" __global__ void attention_combine(float *out, float *stats, const float *part, int S, int hq, int split) {
+	int i = blockIdx.x, qh = blockIdx.y;
+	long long rows = (long long)S * hq;
+	const float *pm = part + split * rows * HD;
+	const float *pl = pm + split * rows;
+	long long at = (long long)qh * S + i;
+	float M = NEG_INF;
+	for (int z = 0; z < split; z++) {
+		M = fmaxf(M, pm[z * rows + at]);
+	}
+	float denom = 0.0f;
+	for (int z = 0; z < split; z++) {
+		denom += pl[z * rows + at] * expf(pm[z * rows + at] - M);
+	}
+	float inv = 1.0f / denom;
+	for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+		float sum = 0.0f;
+		for (int z = 0; z < split; z++) {
+			sum += part[(z * rows + (long long)i * hq + qh) * HD + d] * expf(pm[z * rows + at] - M);
+		}
+		out[((long long)i * hq + qh) * HD + d] = sum * inv;
+	}
+	if (stats != 0 && threadIdx.x == 0) {
+		stats[at] = M;
+		stats[(long long)hq * S + at] = denom;
 	}
 }
 
