@@ -35,11 +35,6 @@ func openTable[T any](path string, open func(t *T, path *C.char, err *C.char, n 
 	return nil, &dlError{C.GoString(buf)}
 }
 
-// dlError is dlopen's message.
-type dlError struct{ msg string }
-
-func (e *dlError) Error() string { return e.msg }
-
 // preload loads the library at path so that libraries loaded later find it
 // by its soname; the returned function unloads it.
 func preload(path string) (func(), error) {

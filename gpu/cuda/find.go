@@ -99,6 +99,11 @@ func openFirst[T any](what string, sentinel error, paths []string, open func(pat
 	return zero, "", fmt.Errorf("%w (%s tried: %s)", sentinel, what, strings.Join(tried, "; "))
 }
 
+// dlError is dlopen's message for a library that would not load.
+type dlError struct{ msg string }
+
+func (e *dlError) Error() string { return e.msg }
+
 // missingSymbol is a library that loaded without an entry point we need.
 type missingSymbol struct{ lib, symbol string }
 
