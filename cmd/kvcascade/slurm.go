@@ -121,7 +121,7 @@ func runSlurm(ctx context.Context, f *slurmFlags, rf runFlags, s *sweep.Sweep, p
 	}
 	if rf.dry {
 		fmt.Fprint(stdout, a.Script())
-		fmt.Fprintf(stderr, "dry run: sweep %q, %d points in %d tasks; nothing written or submitted\n", s.Name, points, tasks)
+		fmt.Fprintf(stderr, "dry run: sweep %q, %s in %s; nothing written or submitted\n", s.Name, plural(points, "point"), plural(tasks, "task"))
 		return nil
 	}
 	sbatch, err := exec.LookPath("sbatch")
@@ -132,7 +132,7 @@ func runSlurm(ctx context.Context, f *slurmFlags, rf runFlags, s *sweep.Sweep, p
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: sweep %q, %d points in %d tasks\n", path, s.Name, points, tasks)
+	fmt.Fprintf(stdout, "wrote %s: sweep %q, %s in %s\n", path, s.Name, plural(points, "point"), plural(tasks, "task"))
 	id, err := cluster.Submit(ctx, sbatch, path)
 	if err != nil {
 		return err
@@ -172,4 +172,12 @@ func (a *autoInt) Set(s string) error {
 	}
 	a.n, a.set = n, true
 	return nil
+}
+
+// plural is "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
 }
