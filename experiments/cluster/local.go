@@ -40,8 +40,10 @@ type WorkerError struct {
 	Err    error // from exec.Cmd.Wait: an *exec.ExitError when it ran
 }
 
+// Error names the worker's GPU and what went wrong.
 func (e *WorkerError) Error() string { return fmt.Sprintf("worker on gpu %s: %v", e.Device, e.Err) }
 
+// Unwrap returns the error of exec.Cmd.
 func (e *WorkerError) Unwrap() error { return e.Err }
 
 // Run starts every worker, relays its output and waits for all of them. It
