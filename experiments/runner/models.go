@@ -6,7 +6,9 @@ import (
 	"sync"
 
 	"kvcascade/experiments/sweep"
+	"kvcascade/gpu"
 	"kvcascade/models"
+	"kvcascade/runtime/backend"
 	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
 	"kvcascade/runtime/tokenizer"
@@ -46,10 +48,20 @@ func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error
 		}
 		dir = d
 	}
-	if backendName != "cpu" {
-		return nil, fmt.Errorf("backend %q is not available in this build (cpu only; the CUDA backend is not written yet)", backendName)
+	var b backend.Backend
+	switch backendName {
+	case "cpu":
+		b = cpu.New(0)
+	case "cuda":
+		g, err := gpu.New(0)
+		if err != nil {
+			return nil, fmt.Errorf("backend cuda: %w", err)
+		}
+		b = g
+	default:
+		return nil, fmt.Errorf("unknown backend %q (cpu, cuda)", backendName)
 	}
-	m, err := model.Load(dir, cpu.New(0))
+	m, err := model.Load(dir, b)
 	if err != nil {
 		return nil, err
 	}
