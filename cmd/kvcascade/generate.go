@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"kvcascade/gpu"
+	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/backend"
 	"kvcascade/runtime/cpu"
@@ -49,13 +52,14 @@ func parseScalar(v string) any {
 func runGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("model", "", "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)")
+	dir := fs.String("model", "", "Hugging Face model directory (config.json, *.safetensors, tokenizer.json), or the name of an embedded model (tiny)")
 	policy := fs.String("policy", "full", "cache policy (see kvcascade policies)")
 	params := paramFlag{}
 	fs.Var(params, "p", "policy parameter key=value (repeatable)")
 	prompt := fs.String("prompt", "", "prompt text")
 	maxNew := fs.Int("max-new", 32, "tokens to generate at most")
 	chunk := fs.Int("chunk", 512, "prefill chunk size in tokens")
+	backendName := fs.String("backend", "cpu", "cpu or cuda")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kvcascade generate --model DIR [--policy NAME -p key=value ...] --prompt TEXT\n\nFlags:")
 		fs.PrintDefaults()
@@ -67,11 +71,28 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("--model is required")
 	}
+	if _, err := os.Stat(*dir); err != nil {
+		if d, embErr := models.Dir(*dir); embErr == nil {
+			*dir = d
+		}
+	}
 	f, err := policies.New(*policy, params)
 	if err != nil {
 		return err
 	}
-	b := cpu.New(0)
+	var b backend.Backend
+	switch *backendName {
+	case "cpu":
+		b = cpu.New(0)
+	case "cuda":
+		g, err := gpu.New(0)
+		if err != nil {
+			return err
+		}
+		b = g
+	default:
+		return fmt.Errorf("--backend %q: want cpu or cuda", *backendName)
+	}
 	m, err := model.Load(*dir, b)
 	if err != nil {
 		return err
