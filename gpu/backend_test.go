@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 
@@ -101,7 +102,7 @@ func TestTensors(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	data := randSlice(rng, 5*3*4)
 	x := b.FromFloat32(data, 5, 3, 4)
-	if got := read(b, x); !equal(got, data) {
+	if got := read(b, x); !slices.Equal(got, data) {
 		t.Fatal("FromFloat32/Read round trip differs")
 	}
 	s := b.Slice(x, 1, 4)
@@ -109,7 +110,7 @@ func TestTensors(t *testing.T) {
 		t.Fatalf("slice shape %v", sh)
 	}
 	ss := b.Slice(s, 1, 2)
-	if got := read(b, ss); !equal(got, data[2*12:3*12]) {
+	if got := read(b, ss); !slices.Equal(got, data[2*12:3*12]) {
 		t.Errorf("slice of a slice reads %v, want %v", got, data[24:36])
 	}
 	z := b.New(backend.BF16, 7, 3)
@@ -130,18 +131,6 @@ func TestTensors(t *testing.T) {
 	if err := b.Synchronize(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func equal(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func mustPanic(t *testing.T, what string, f func()) {

@@ -228,32 +228,43 @@ func lineSeries(pts []*point, exp, x, metric string, scale float64) []plots.Seri
 	return out
 }
 
-func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, error) {
-	var out []plots.Series
+// eachPerplexitySample calls fn with every sample of every perplexity point.
+func eachPerplexitySample(db *results.DB, pts []*point, fn func(p *point, raw json.RawMessage)) error {
 	for _, p := range pts {
 		if p.experiment != "perplexity" {
 			continue
 		}
 		samples, err := db.Samples(p.id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		s := plots.Series{Policy: p.label}
 		for _, raw := range samples {
-			var smp struct {
-				Tokens    float64  `json:"tokens"`
-				WindowPPL *float64 `json:"window_ppl"`
-			}
-			if json.Unmarshal(raw, &smp) != nil || smp.WindowPPL == nil || smp.Tokens <= 0 || math.IsInf(*smp.WindowPPL, 0) {
-				continue
-			}
-			s.Points = append(s.Points, plots.Point{X: smp.Tokens, Y: *smp.WindowPPL})
-		}
-		if len(s.Points) > 0 {
-			out = append(out, s)
+			fn(p, raw)
 		}
 	}
-	return out, nil
+	return nil
+}
+
+func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, error) {
+	var out []plots.Series
+	byPoint := map[*point]int{}
+	err := eachPerplexitySample(db, pts, func(p *point, raw json.RawMessage) {
+		var smp struct {
+			Tokens    float64  `json:"tokens"`
+			WindowPPL *float64 `json:"window_ppl"`
+		}
+		if json.Unmarshal(raw, &smp) != nil || smp.WindowPPL == nil || smp.Tokens <= 0 || math.IsInf(*smp.WindowPPL, 0) {
+			return
+		}
+		i, ok := byPoint[p]
+		if !ok {
+			i = len(out)
+			byPoint[p] = i
+			out = append(out, plots.Series{Policy: p.label})
+		}
+		out[i].Points = append(out[i].Points, plots.Point{X: smp.Tokens, Y: *smp.WindowPPL})
+	})
+	return out, err
 }
 
 func longbenchScores(pts []*point) []plots.Score {
@@ -272,24 +283,15 @@ func longbenchScores(pts []*point) []plots.Score {
 
 func retention(db *results.DB, pts []*point) ([]plots.Retention, error) {
 	var out []plots.Retention
-	for _, p := range pts {
-		if p.experiment != "perplexity" {
-			continue
+	err := eachPerplexitySample(db, pts, func(p *point, raw json.RawMessage) {
+		var smp struct {
+			Held   [][]int64 `json:"held"`
+			Tokens int64     `json:"tokens"`
 		}
-		samples, err := db.Samples(p.id)
-		if err != nil {
-			return nil, err
+		if json.Unmarshal(raw, &smp) != nil || smp.Held == nil {
+			return
 		}
-		for _, raw := range samples {
-			var smp struct {
-				Held   [][]int64 `json:"held"`
-				Tokens int64     `json:"tokens"`
-			}
-			if json.Unmarshal(raw, &smp) != nil || smp.Held == nil {
-				continue
-			}
-			out = append(out, plots.Retention{Policy: p.label, Tokens: smp.Tokens, Rows: smp.Held, RowLabel: "Layer"})
-		}
-	}
-	return out, nil
+		out = append(out, plots.Retention{Policy: p.label, Tokens: smp.Tokens, Rows: smp.Held, RowLabel: "Layer"})
+	})
+	return out, err
 }

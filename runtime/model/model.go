@@ -17,6 +17,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"kvcascade/runtime/backend"
 	"kvcascade/runtime/safetensors"
@@ -74,7 +75,7 @@ func Load(dir string, b backend.Backend) (*Model, error) {
 		if !ok {
 			return nil, fmt.Errorf("%s: tensor %s missing", dir, name)
 		}
-		if !equalShape(info.Shape, shape) {
+		if !slices.Equal(info.Shape, shape) {
 			return nil, fmt.Errorf("%s: tensor %s has shape %v, config.json implies %v", dir, name, info.Shape, shape)
 		}
 		data, err := set.Float32(name, nil)
@@ -109,18 +110,6 @@ func NewRandom(cfg *Config, b backend.Backend, seed uint64) (*Model, error) {
 		}
 		return b.FromFloat32(data, shape...), nil
 	}, func(string) bool { return !cfg.TieEmbeddings })
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // build creates the model, fetching each tensor by its Hugging Face name.
