@@ -200,6 +200,10 @@ func (t *passkeyTables) style(p *plot.Plot, yLabels bool) {
 			yt = append(yt, plot.Tick{Value: float64(rows-1-r) + 0.5, Label: FormatTokens(int64(l))})
 		}
 	}
+	if rows < 3 && p.Y.Label.Text != "" {
+		// A table of one or two rows is too short for the long label.
+		p.Y.Label.Text = "Length"
+	}
 	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
 	p.X.Min, p.X.Max = 0, float64(t.bins)
 	p.Y.Min, p.Y.Max = 0, float64(rows)
