@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,7 +47,15 @@ type Options struct {
 	// Models resolves a sweep's model reference to a loaded model.
 	Models *ModelCache
 	// GPU and Driver describe the device for provenance ("" = unknown).
+	// For points whose backend is "cuda" the GPUMonitor's name and driver
+	// take their place.
 	GPU, Driver string
+	// GPUMonitor samples the GPU every 200 ms while a point whose backend
+	// is "cuda" runs, storing the samples as the point's telemetry and
+	// their peak memory and mean power as its metrics. Nil: Run opens NVML
+	// on CUDA device 0 when the sweep has such points; where NVML is absent
+	// nothing is sampled and the GPU is recorded as unknown.
+	GPUMonitor GPUMonitor
 }
 
 // Shard is one part of a sweep split over several runs.
@@ -119,6 +128,12 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 		return Summary{}, err
 	}
 	sum := Summary{Planned: len(pts), SweepID: id}
+	if opt.GPUMonitor == nil && slices.ContainsFunc(pts, func(p sweep.Point) bool { return p.Backend == "cuda" }) {
+		if m, closeMonitor, err := openGPUMonitor(); err == nil { // else: no telemetry, GPU unknown
+			defer closeMonitor()
+			opt.GPUMonitor = m
+		}
+	}
 	byHash := make(map[string]sweep.Point, len(pts))
 	hashes := make([]string, len(pts))
 	for i, p := range pts {
@@ -228,7 +243,13 @@ func (o *Options) defaults() {
 // runPoint runs one point, keeping its claim alive, and turns every way it
 // can go wrong (error, panic, NaN) into a failed outcome.
 func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Point, opt Options) (out results.Outcome) {
-	out.Provenance = results.CurrentProvenance(opt.GPU, opt.Driver)
+	gpuName, driver := opt.GPU, opt.Driver
+	if pt.Backend == "cuda" && opt.GPUMonitor != nil {
+		gpuName, driver = opt.GPUMonitor.Device()
+		s := startGPUSampler(opt.GPUMonitor, sampleEvery)
+		defer func() { recordGPU(db, p, &out, s.stop()) }() // runs after the recover below
+	}
+	out.Provenance = results.CurrentProvenance(gpuName, driver)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
