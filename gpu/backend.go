@@ -64,6 +64,8 @@ type Backend struct {
 	host  []uint32 // packing space for uploads
 	stamp []uint32 // Scatter's duplicate detection, by slot
 	gen   uint32
+
+	fillNormal *cuda.Function // kernels/random.cu, compiled by RandomNormal on first use
 }
 
 // New opens GPU device (0 for the first) with default options.

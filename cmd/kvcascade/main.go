@@ -35,6 +35,7 @@ func commands() []command {
 		{"merge", "fold shard results databases (Slurm array tasks) into a main one", runMerge},
 		{"plot", "draw the figures of a results database", runPlot},
 		{"report", "write an HTML and Markdown report of a results database", runReport},
+		{"bench", "time prefill and decoding of a model shape with random weights (no weight files)", runBench},
 		{"passkey-docs", "write passkey training documents in the evaluation's layout", runPasskeyDocs},
 	}
 	sort.Slice(c, func(i, j int) bool { return c[i].name < c[j].name })

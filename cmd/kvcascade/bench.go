@@ -1,0 +1,469 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"kvcascade/gpu"
+	"kvcascade/models"
+	"kvcascade/policies"
+	"kvcascade/runtime/backend"
+	"kvcascade/runtime/cpu"
+	"kvcascade/runtime/model"
+)
+
+// llama31_8B is the config.json of Llama-3.1-8B (the architecture only).
+const llama31_8B = `{
+  "architectures": ["LlamaForCausalLM"],
+  "attention_bias": false,
+  "bos_token_id": 128000,
+  "eos_token_id": [128001, 128008, 128009],
+  "head_dim": 128,
+  "hidden_act": "silu",
+  "hidden_size": 4096,
+  "intermediate_size": 14336,
+  "max_position_embeddings": 131072,
+  "mlp_bias": false,
+  "model_type": "llama",
+  "num_attention_heads": 32,
+  "num_hidden_layers": 32,
+  "num_key_value_heads": 8,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": {
+    "factor": 8.0,
+    "high_freq_factor": 4.0,
+    "low_freq_factor": 1.0,
+    "original_max_position_embeddings": 8192,
+    "rope_type": "llama3"
+  },
+  "rope_theta": 500000.0,
+  "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16",
+  "vocab_size": 128256
+}
+`
+
+// benchPolicy is one --policy value: a policy name and its parameters.
+type benchPolicy struct {
+	label   string // as given on the command line
+	factory policies.Factory
+}
+
+// policyList collects repeated --policy name[:k=v,...] values.
+type policyList []benchPolicy
+
+func (p *policyList) String() string {
+	var s []string
+	for _, b := range *p {
+		s = append(s, b.label)
+	}
+	return strings.Join(s, " ")
+}
+
+func (p *policyList) Set(v string) error {
+	name, rest, _ := strings.Cut(v, ":")
+	params := map[string]any{}
+	if rest != "" {
+		for _, kv := range strings.Split(rest, ",") {
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("policy %s: want key=value, got %q", name, kv)
+			}
+			params[k] = parseScalar(val)
+		}
+	}
+	f, err := policies.New(name, params)
+	if err != nil {
+		return err
+	}
+	*p = append(*p, benchPolicy{label: v, factory: f})
+	return nil
+}
+
+// intList is a comma-separated list of positive integers.
+type intList []int
+
+func (l *intList) String() string {
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *intList) Set(v string) error {
+	*l = nil
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want positive integers separated by commas, got %q", f)
+		}
+		*l = append(*l, n)
+	}
+	slices.Sort(*l)
+	return nil
+}
+
+// benchRow is one measured (policy, length) point.
+type benchRow struct {
+	policy           string
+	length           int
+	prefillS         float64
+	decodeMSPerToken float64 // NaN when nothing was decoded
+	cacheBytes       int64
+	deviceBytes      int64 // device memory in use after the run; -1 when unknown
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	shape := fs.String("shape", "tiny", "model shape: llama-3.1-8b, tiny, or a config.json / model directory")
+	backendName := fs.String("backend", "cpu", "cpu or cuda")
+	lengths := intList{4096}
+	fs.Var(&lengths, "lengths", "prompt lengths in tokens, comma-separated")
+	chunk := fs.Int("chunk", 4096, "prefill chunk size in tokens")
+	decode := fs.Int("decode", 16, "tokens decoded after each prefill (reported as ms/token)")
+	var pols policyList
+	fs.Var(&pols, "policy", "cache policy name[:key=value,...] (repeatable; default full)")
+	seed := fs.Uint64("seed", 0, "seed of the random weights and prompts")
+	layers := fs.Int("layers", 0, "use only this many layers of the shape (0: all)")
+	maxPrefill := fs.Duration("max-prefill", 0, "skip a policy's longer lengths once one of its prefills took longer (0: never)")
+	format := fs.String("format", "table", "table or csv")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: kvcascade bench [--shape llama-3.1-8b] [--backend cuda] [--lengths 4096,16384] [--policy NAME[:k=v,...] ...]\n\n"+
+			"Times prefill and decoding of a model shape with random weights (no weight files): one\n"+
+			"short untimed prefill per policy first, then per policy and length a prefill in chunks\n"+
+			"and --decode greedy tokens. On cuda the weights are drawn on the device.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case *chunk <= 0:
+		return fmt.Errorf("--chunk must be positive, got %d", *chunk)
+	case *decode < 0:
+		return fmt.Errorf("--decode must be ≥ 0, got %d", *decode)
+	case *layers < 0:
+		return fmt.Errorf("--layers must be ≥ 0, got %d", *layers)
+	case *format != "table" && *format != "csv":
+		return fmt.Errorf("--format %q: want table or csv", *format)
+	}
+	if len(pols) == 0 {
+		if err := pols.Set("full"); err != nil {
+			return err
+		}
+	}
+	cfg, err := benchShape(*shape)
+	if err != nil {
+		return err
+	}
+	if *layers > 0 {
+		if *layers > cfg.Layers {
+			return fmt.Errorf("--layers %d: shape %s has %d", *layers, *shape, cfg.Layers)
+		}
+		cfg.Layers = *layers
+	}
+
+	var b backend.Backend
+	var dev *gpu.Backend
+	switch *backendName {
+	case "cpu":
+		b = cpu.New(0)
+	case "cuda":
+		if dev, err = gpu.New(0); err != nil {
+			return err
+		}
+		defer dev.Close()
+		b = dev
+		if err := checkWeightsFit(dev, cfg, *chunk, *shape); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--backend %q: want cpu or cuda", *backendName)
+	}
+
+	start := time.Now()
+	m, err := model.NewRandomSeeded(cfg, b, *seed)
+	if err != nil {
+		return err
+	}
+	if dev != nil {
+		if err := dev.Synchronize(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stderr, "bench: random %s, %d layers, %s parameters (float32), built on %s in %.1f s\n",
+		*shape, cfg.Layers, paramsString(m.Params()), b.Name(), time.Since(start).Seconds())
+	if dev != nil {
+		fmt.Fprintf(stderr, "bench: %s\n", dev.Info())
+	}
+
+	w := newBenchWriter(stdout, *format, pols)
+	if *format == "table" {
+		fmt.Fprintf(stdout, "# kvcascade bench: shape %s (%d layers, %s params, f32), backend %s, chunk %d, decode %d, seed %d\n",
+			*shape, cfg.Layers, paramsString(m.Params()), b.Name(), *chunk, *decode, *seed)
+	}
+	w.header()
+	pshape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	for _, p := range pols {
+		warm := randomIDs(min(2**chunk, lengths[0]), m.Vocab, *seed+1)
+		if _, err := benchRun(b, dev, m, p, pshape, warm, *chunk, 1); err != nil {
+			return fmt.Errorf("warm-up of %s: %w", p.label, err)
+		}
+		for i, n := range lengths {
+			if dev != nil {
+				if err := checkCacheFits(dev, p, pshape, n+*decode, *chunk); err != nil {
+					return err
+				}
+			}
+			runtime.GC()
+			r, err := benchRun(b, dev, m, p, pshape, randomIDs(n, m.Vocab, *seed), *chunk, *decode)
+			if err != nil {
+				return fmt.Errorf("%s at %d tokens: %w", p.label, n, err)
+			}
+			r.length = n
+			if err := w.row(r); err != nil {
+				return err
+			}
+			if *maxPrefill > 0 && r.prefillS > maxPrefill.Seconds() && i+1 < len(lengths) {
+				fmt.Fprintf(stderr, "bench: %s: prefill of %d tokens took %.1f s > --max-prefill %v; skipping %v\n",
+					p.label, n, r.prefillS, *maxPrefill, lengths[i+1:])
+				break
+			}
+		}
+	}
+	return w.flush()
+}
+
+// benchShape returns the architecture named by --shape.
+func benchShape(shape string) (*model.Config, error) {
+	switch shape {
+	case "llama-3.1-8b":
+		return model.ParseConfig([]byte(llama31_8B), "llama-3.1-8b (built in)")
+	case "":
+		return nil, errors.New("--shape is empty")
+	}
+	path := shape
+	if st, err := os.Stat(path); err != nil {
+		dir, embErr := models.Dir(shape)
+		if embErr != nil {
+			return nil, fmt.Errorf("--shape %s: not llama-3.1-8b, an embedded model or a file: %w", shape, err)
+		}
+		path = filepath.Join(dir, "config.json")
+	} else if st.IsDir() {
+		path = filepath.Join(path, "config.json")
+	}
+	return model.LoadConfig(path)
+}
+
+// paramsString writes a parameter count in millions or billions.
+func paramsString(n int64) string {
+	if n < 1e9 {
+		return fmt.Sprintf("%.1f M", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f B", float64(n)/1e9)
+}
+
+// randomIDs draws n token ids uniformly from the vocabulary.
+func randomIDs(n, vocab int, seed uint64) []int32 {
+	rng := rand.New(rand.NewPCG(seed, 0x62656e6368))
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(vocab))
+	}
+	return ids
+}
+
+// benchRun prefills ids on a fresh cache of policy p and decodes decode
+// tokens greedily.
+func benchRun(b backend.Backend, dev *gpu.Backend, m *model.Model, p benchPolicy, s policies.Shape, ids []int32, chunk, decode int) (benchRow, error) {
+	r := benchRow{policy: p.label, decodeMSPerToken: -1, deviceBytes: -1}
+	if cut, ok := p.factory.(policies.PromptCutter); ok {
+		ids = cut.CutPrompt(ids)
+	}
+	cache, err := policies.NewCache(b, p.factory, s, backend.F32)
+	if err != nil {
+		return r, err
+	}
+	defer cache.Free()
+	sess := m.NewSession(cache, chunk)
+	defer sess.Close()
+	start := time.Now()
+	logits, err := sess.Prefill(context.Background(), ids, nil) // returns host logits: the device is done
+	if err != nil {
+		return r, err
+	}
+	r.prefillS = time.Since(start).Seconds()
+	if decode > 0 {
+		start = time.Now()
+		for range decode {
+			if logits, err = sess.Decode(model.Argmax(logits)); err != nil {
+				return r, err
+			}
+		}
+		r.decodeMSPerToken = float64(time.Since(start).Microseconds()) / 1000 / float64(decode)
+	}
+	r.cacheBytes = cache.Bytes()
+	if dev != nil {
+		if free, total, err := dev.MemInfo(); err == nil {
+			r.deviceBytes = total - free
+		}
+	}
+	return r, nil
+}
+
+const (
+	mib = 1 << 20
+	gib = 1 << 30
+	// benchMargin is device memory kept free beyond the estimates, for
+	// attention scratch, the kernels and the driver.
+	benchMargin = 1 * gib
+)
+
+// checkWeightsFit fails when the weights and one chunk's activations of
+// cfg do not fit in the device's free memory.
+func checkWeightsFit(dev *gpu.Backend, cfg *model.Config, chunk int, shape string) error {
+	free, total, err := dev.MemInfo()
+	if err != nil {
+		return err
+	}
+	weights := 4 * paramCount(cfg)
+	act := 4 * int64(chunk) * int64(2*cfg.Hidden+2*cfg.Heads*cfg.HeadDim+2*cfg.KVHeads*cfg.HeadDim+2*cfg.Intermediate)
+	act += 4 * int64(cfg.Vocab) * 2
+	if need := weights + act + benchMargin; need > free {
+		per := 4 * (paramCount(cfg) - paramCount(&model.Config{Vocab: cfg.Vocab, Hidden: cfg.Hidden, TieEmbeddings: cfg.TieEmbeddings})) / int64(cfg.Layers)
+		fit := (free - benchMargin - act - 4*int64(cfg.Vocab)*int64(cfg.Hidden)*2) / max(per, 1)
+		return fmt.Errorf("shape %s does not fit: %.1f GiB of float32 weights (%d layers) + %.1f GiB of activations at chunk %d, but the device has %.1f of %.1f GiB free; try --layers %d or a smaller --chunk",
+			shape, float64(weights)/gib, cfg.Layers, float64(act)/gib, chunk, float64(free)/gib, float64(total)/gib, max(fit, 0))
+	}
+	return nil
+}
+
+// paramCount is model.Model.Params for a config.
+func paramCount(c *model.Config) int64 {
+	d, hd := int64(c.Hidden), int64(c.HeadDim)
+	perLayer := 2*d + d*int64(c.Heads)*hd*2 + 2*d*int64(c.KVHeads)*hd + 3*d*int64(c.Intermediate)
+	n := int64(c.Layers)*perLayer + int64(c.Vocab)*d + d
+	if !c.TieEmbeddings {
+		n += int64(c.Vocab) * d
+	}
+	return n
+}
+
+// cacheSlots estimates the slots per KV head that policy p holds after n
+// tokens read in chunks: a policy whose fresh reservation does not grow
+// with the chunk is bounded and reserves it once; the others grow like the
+// cache's doubling storage.
+func cacheSlots(p benchPolicy, s policies.Shape, n, chunk int) (int, error) {
+	l, err := p.factory.NewLayer(0, s)
+	if err != nil {
+		return 0, err
+	}
+	if r := l.Reserve(chunk); r == l.Reserve(2*chunk) {
+		return r, nil
+	}
+	slots := 0
+	for seen := 0; seen < n; seen += chunk {
+		if need := min(seen+chunk, n); need > slots {
+			slots = max(need, 2*slots, 16)
+		}
+	}
+	return slots, nil
+}
+
+// checkCacheFits fails when the KV cache of p after n tokens would not fit
+// in the device's free memory.
+func checkCacheFits(dev *gpu.Backend, p benchPolicy, s policies.Shape, n, chunk int) error {
+	slots, err := cacheSlots(p, s, n, chunk)
+	if err != nil {
+		return err
+	}
+	free, total, err := dev.MemInfo()
+	if err != nil {
+		return err
+	}
+	cache := int64(slots) * int64(s.Layers*2*s.KVHeads*s.HeadDim*4)
+	// The doubling copy holds old and new storage of one layer at once.
+	grow := cache / int64(s.Layers)
+	if need := cache + grow + benchMargin; need > free {
+		return fmt.Errorf("policy %s at %d tokens: the KV cache needs ≈ %.1f GiB (%d slots × %d layers), the device has %.1f of %.1f GiB free; try fewer --layers or shorter --lengths",
+			p.label, n, float64(cache)/gib, slots, s.Layers, float64(free)/gib, float64(total)/gib)
+	}
+	return nil
+}
+
+// benchWriter prints rows as they are measured, so that a run cut short
+// keeps what it had.
+type benchWriter struct {
+	w      io.Writer
+	csv    *csv.Writer // nil for the table
+	policy int         // width of the policy column
+}
+
+var benchColumns = []string{"policy", "length", "prefill_s", "prefill_tok_s", "decode_ms_tok", "cache_MiB", "device_MiB"}
+
+func newBenchWriter(w io.Writer, format string, pols policyList) *benchWriter {
+	bw := &benchWriter{w: w, policy: len("policy")}
+	if format == "csv" {
+		bw.csv = csv.NewWriter(w)
+	}
+	for _, p := range pols {
+		bw.policy = max(bw.policy, len(p.label))
+	}
+	return bw
+}
+
+func (bw *benchWriter) header() {
+	if bw.csv != nil {
+		bw.csv.Write(benchColumns)
+		bw.csv.Flush()
+		return
+	}
+	fmt.Fprintf(bw.w, "%-*s  %7s  %10s  %13s  %13s  %10s  %10s\n", bw.policy,
+		"policy", "length", "prefill s", "prefill tok/s", "decode ms/tok", "cache MiB", "device MiB")
+}
+
+func (bw *benchWriter) row(r benchRow) error {
+	decode, device := "-", "-"
+	if r.decodeMSPerToken >= 0 {
+		decode = strconv.FormatFloat(r.decodeMSPerToken, 'f', 2, 64)
+	}
+	if r.deviceBytes >= 0 {
+		device = strconv.FormatInt(r.deviceBytes/mib, 10)
+	}
+	tokS := float64(r.length) / r.prefillS
+	if bw.csv != nil {
+		bw.csv.Write([]string{r.policy, strconv.Itoa(r.length), strconv.FormatFloat(r.prefillS, 'f', 4, 64),
+			strconv.FormatFloat(tokS, 'f', 1, 64), decode, strconv.FormatFloat(float64(r.cacheBytes)/mib, 'f', 1, 64), device})
+		bw.csv.Flush()
+		return bw.csv.Error()
+	}
+	_, err := fmt.Fprintf(bw.w, "%-*s  %7d  %10.3f  %13.1f  %13s  %10.1f  %10s\n", bw.policy,
+		r.policy, r.length, r.prefillS, tokS, decode, float64(r.cacheBytes)/mib, device)
+	return err
+}
+
+func (bw *benchWriter) flush() error {
+	if bw.csv != nil {
+		bw.csv.Flush()
+		return bw.csv.Error()
+	}
+	return nil
+}
