@@ -38,7 +38,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // the "sqlite3" driver and its error codes
 )
 
 // applicationID marks a kvcascade results database (PRAGMA application_id):
@@ -67,6 +67,31 @@ type DB struct {
 // transaction. A database written by a newer version of this package is
 // refused. Errors name the path.
 func Open(path string) (*DB, error) {
+	// Processes that open a new file at the same moment race to switch it
+	// to WAL mode and to migrate it; SQLite answers the losers "database is
+	// locked" at once rather than through the busy handler, so such an open
+	// is tried again, with backoff, for up to about half a minute.
+	var err error
+	for attempt := 0; attempt < 40; attempt++ {
+		var db *DB
+		if db, err = open(path); err == nil || !isLocked(err) {
+			return db, err
+		}
+		time.Sleep(time.Duration(min(attempt+1, 20)) * 40 * time.Millisecond)
+	}
+	return nil, err
+}
+
+// isLocked reports whether err is SQLite's busy or locked condition.
+func isLocked(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked) {
+		return true
+	}
+	return strings.Contains(err.Error(), "database is locked")
+}
+
+func open(path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("results: open: empty path")
 	}
@@ -145,15 +170,14 @@ func (db *DB) check() error {
 	if len(problems) > 0 {
 		return fmt.Errorf("database is corrupt: %s", strings.Join(problems, "; "))
 	}
+	// One statement, so one snapshot: read separately, another process's
+	// migration could commit between the reads and show tables without
+	// their schema version.
 	var appID, version, tables int
-	if err := db.r.QueryRow("PRAGMA application_id").Scan(&appID); err != nil {
-		return fmt.Errorf("read application id: %w", err)
-	}
-	if err := db.r.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+	err = db.r.QueryRow(`SELECT (SELECT application_id FROM pragma_application_id),
+		(SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_schema)`).Scan(&appID, &version, &tables)
+	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
-	}
-	if err := db.r.QueryRow("SELECT count(*) FROM sqlite_schema").Scan(&tables); err != nil {
-		return fmt.Errorf("read schema: %w", err)
 	}
 	switch {
 	case appID != 0 && appID != applicationID:
