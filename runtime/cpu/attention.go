@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"math"
-	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
@@ -10,13 +9,34 @@ import (
 	"kvcascade/runtime/backend"
 )
 
-// attnScratch holds the rotated keys and queries of one attention call.
+// attnScratch holds the state of one attention call: its arguments, the
+// rotated keys and queries, and the probabilities. It is pooled, and it is
+// the job the worker pool runs, in two phases, so a call allocates nothing.
 type attnScratch struct {
 	keys  []float32 // [Hkv, L+S, hd] rotated keys: view then chunk
 	vals  []float32 // [Hkv, L+S, hd] values: view then chunk
 	valid []bool    // [Hkv, L+S]
 	qrot  []float32 // [Hq, S, hd] rotated queries
 	probs []float32 // [workers, S, L+S] attention probabilities
+
+	a                  *backend.Attention
+	rt                 *ropeTable
+	out, q, k, v       []float32
+	ck, cv             []float32 // cache storage [Hkv, capacity, hd]
+	capacity           int
+	hd, hq, hkv, group int
+	l, s, n            int
+	gather             bool // phase: gather and rotate (true) or attend (false)
+}
+
+// run does the part [lo, hi) of the current phase: KV heads when
+// gathering, query heads when attending.
+func (sc *attnScratch) run(worker, lo, hi int) {
+	if sc.gather {
+		sc.gatherHeads(lo, hi)
+	} else {
+		sc.attendHeads(worker, lo, hi)
+	}
 }
 
 // resize returns s with length n, reallocating with headroom so that a
@@ -55,126 +75,118 @@ func (b *Backend) Attention(a *backend.Attention) {
 	sc.valid = resize(sc.valid, hkv*n)
 	sc.qrot = resize(sc.qrot, hq*s*hd)
 	sc.probs = resize(sc.probs, min(b.workers, hq)*s*n)
-
-	var ck, cv []float32
-	capacity := 0
+	sc.a, sc.rt, sc.out, sc.q, sc.k, sc.v = a, rt, out, q, k, v
+	sc.ck, sc.cv, sc.capacity = nil, nil, 0
 	if ctx.K != nil {
-		ck, cv = tensor(ctx.K).data, tensor(ctx.V).data
-		capacity = tensor(ctx.K).shape[1]
+		sc.ck, sc.cv = tensor(ctx.K).data, tensor(ctx.V).data
+		sc.capacity = tensor(ctx.K).shape[1]
 	}
-	// Gather and rotate keys and values, head by head.
-	b.parallel(hkv, func(lo, hi int) {
-		for h := lo; h < hi; h++ {
-			for j := 0; j < l; j++ {
-				slot := ctx.Slots[h*l+j]
-				dk := sc.keys[(h*n+j)*hd : (h*n+j+1)*hd]
-				dv := sc.vals[(h*n+j)*hd : (h*n+j+1)*hd]
-				if slot < 0 {
-					sc.valid[h*n+j] = false
-					continue
-				}
-				sc.valid[h*n+j] = true
-				off := (h*capacity + int(slot)) * hd
-				rt.rotate(dk, ck[off:off+hd], int(ctx.Pos[h*l+j]))
-				copy(dv, cv[off:off+hd])
-			}
-			qp := int(ctx.QueryPos[h])
-			for i := 0; i < s; i++ {
-				src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
-				rt.rotate(sc.keys[(h*n+l+i)*hd:(h*n+l+i+1)*hd], src, qp+i)
-				copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
-				sc.valid[h*n+l+i] = true
-			}
-			for g := 0; g < group; g++ {
-				qh := h*group + g
-				for i := 0; i < s; i++ {
-					rt.rotate(sc.qrot[(qh*s+i)*hd:(qh*s+i+1)*hd], q[(i*hq+qh)*hd:(i*hq+qh+1)*hd], qp+i)
-				}
-			}
-		}
-	})
-
-	// One worker per range of query heads; each owns its rows of Mass and
-	// its [S, L+S] block of scores, computed with matrix products:
-	// scores = Q·Kᵀ, masked softmax per row, out = P·V, mass = wᵀ·P.
-	b.parallelIndexed(hq, func(worker, lo, hi int) {
-		p := sc.probs[worker*s*n : (worker+1)*s*n]
-		for qh := lo; qh < hi; qh++ {
-			h := qh / group
-			valid := sc.valid[h*n : (h+1)*n]
-			keys := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.keys[h*n*hd : (h+1)*n*hd]}
-			vals := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.vals[h*n*hd : (h+1)*n*hd]}
-			if s == 1 {
-				// Decoding: matrix-vector products, which do not allocate.
-				blas32.Gemv(blas.NoTrans, a.Scale, keys, blas32.Vector{N: hd, Inc: 1, Data: sc.qrot[qh*hd : (qh+1)*hd]},
-					0, blas32.Vector{N: n, Inc: 1, Data: p})
-			} else {
-				blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
-					blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
-					keys, 0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
-			}
-			for i := 0; i < s; i++ {
-				row := p[i*n : (i+1)*n]
-				last := l + i + 1 // keys visible to query i
-				m := float32(math.Inf(-1))
-				for j := 0; j < last; j++ {
-					if valid[j] {
-						m = max(m, row[j])
-					}
-				}
-				var sum float32
-				for j := 0; j < last; j++ {
-					if !valid[j] {
-						row[j] = 0
-						continue
-					}
-					e := float32(math.Exp(float64(row[j] - m)))
-					row[j] = e
-					sum += e
-				}
-				inv := 1 / sum
-				for j := 0; j < last; j++ {
-					row[j] *= inv
-				}
-				clear(row[last:])
-			}
-			if s == 1 {
-				blas32.Gemv(blas.Trans, 1, vals, blas32.Vector{N: n, Inc: 1, Data: p},
-					0, blas32.Vector{N: hd, Inc: 1, Data: out[qh*hd : (qh+1)*hd]})
-			} else {
-				blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
-					blas32.General{Rows: s, Cols: n, Stride: n, Data: p},
-					vals, 0, blas32.General{Rows: s, Cols: hd, Stride: hq * hd, Data: out[qh*hd:]})
-			}
-			if a.Mass != nil {
-				mass := a.Mass[qh*n : (qh+1)*n]
-				clear(mass)
-				for i := 0; i < s; i++ {
-					if w := ctx.QueryWeights[i]; w != 0 {
-						blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*n:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
-					}
-				}
-			}
-		}
-	})
+	sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n = hd, hq, hkv, group, l, s, n
+	sc.gather = true
+	b.split(hkv, sc)
+	sc.gather = false
+	b.split(hq, sc)
+	sc.a, sc.out, sc.q, sc.k, sc.v, sc.ck, sc.cv = nil, nil, nil, nil, nil, nil, nil
 }
 
-// parallelIndexed is parallel with the worker's index passed along, for
-// per-worker scratch space.
-func (b *Backend) parallelIndexed(n int, fn func(worker, lo, hi int)) {
-	w := min(b.workers, n)
-	if w <= 1 {
-		fn(0, 0, n)
-		return
+// gatherHeads gathers and rotates the keys and values of KV heads [lo, hi)
+// and rotates their groups' queries.
+func (sc *attnScratch) gatherHeads(lo, hi int) {
+	ctx := &sc.a.Ctx
+	hd, hq, hkv, group, l, s, n := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n
+	rt, ck, cv, capacity, q, k, v := sc.rt, sc.ck, sc.cv, sc.capacity, sc.q, sc.k, sc.v
+	for h := lo; h < hi; h++ {
+		for j := 0; j < l; j++ {
+			slot := ctx.Slots[h*l+j]
+			dk := sc.keys[(h*n+j)*hd : (h*n+j+1)*hd]
+			dv := sc.vals[(h*n+j)*hd : (h*n+j+1)*hd]
+			if slot < 0 {
+				sc.valid[h*n+j] = false
+				continue
+			}
+			sc.valid[h*n+j] = true
+			off := (h*capacity + int(slot)) * hd
+			rt.rotate(dk, ck[off:off+hd], int(ctx.Pos[h*l+j]))
+			copy(dv, cv[off:off+hd])
+		}
+		qp := int(ctx.QueryPos[h])
+		for i := 0; i < s; i++ {
+			src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
+			rt.rotate(sc.keys[(h*n+l+i)*hd:(h*n+l+i+1)*hd], src, qp+i)
+			copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
+			sc.valid[h*n+l+i] = true
+		}
+		for g := 0; g < group; g++ {
+			qh := h*group + g
+			for i := 0; i < s; i++ {
+				rt.rotate(sc.qrot[(qh*s+i)*hd:(qh*s+i+1)*hd], q[(i*hq+qh)*hd:(i*hq+qh+1)*hd], qp+i)
+			}
+		}
 	}
-	var wg sync.WaitGroup
-	wg.Add(w)
-	for i := 0; i < w; i++ {
-		lo, hi := i*n/w, (i+1)*n/w
-		go func() {
-			defer wg.Done()
-			fn(i, lo, hi)
-		}()
+}
+
+// attendHeads runs query heads [lo, hi): each owns its rows of Mass and
+// worker's [S, L+S] block of probabilities, computed with matrix products:
+// scores = Q·Kᵀ, masked softmax per row, out = P·V, mass = wᵀ·P.
+func (sc *attnScratch) attendHeads(worker, lo, hi int) {
+	a, ctx := sc.a, &sc.a.Ctx
+	hd, hq, group, l, s, n, out := sc.hd, sc.hq, sc.group, sc.l, sc.s, sc.n, sc.out
+	p := sc.probs[worker*s*n : (worker+1)*s*n]
+	for qh := lo; qh < hi; qh++ {
+		h := qh / group
+		valid := sc.valid[h*n : (h+1)*n]
+		keys := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.keys[h*n*hd : (h+1)*n*hd]}
+		vals := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.vals[h*n*hd : (h+1)*n*hd]}
+		if s == 1 {
+			// Decoding: matrix-vector products, which do not allocate.
+			blas32.Gemv(blas.NoTrans, a.Scale, keys, blas32.Vector{N: hd, Inc: 1, Data: sc.qrot[qh*hd : (qh+1)*hd]},
+				0, blas32.Vector{N: n, Inc: 1, Data: p})
+		} else {
+			blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
+				blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
+				keys, 0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
+		}
+		for i := 0; i < s; i++ {
+			row := p[i*n : (i+1)*n]
+			last := l + i + 1 // keys visible to query i
+			m := float32(math.Inf(-1))
+			for j := 0; j < last; j++ {
+				if valid[j] {
+					m = max(m, row[j])
+				}
+			}
+			var sum float32
+			for j := 0; j < last; j++ {
+				if !valid[j] {
+					row[j] = 0
+					continue
+				}
+				e := float32(math.Exp(float64(row[j] - m)))
+				row[j] = e
+				sum += e
+			}
+			inv := 1 / sum
+			for j := 0; j < last; j++ {
+				row[j] *= inv
+			}
+			clear(row[last:])
+		}
+		if s == 1 {
+			blas32.Gemv(blas.Trans, 1, vals, blas32.Vector{N: n, Inc: 1, Data: p},
+				0, blas32.Vector{N: hd, Inc: 1, Data: out[qh*hd : (qh+1)*hd]})
+		} else {
+			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
+				blas32.General{Rows: s, Cols: n, Stride: n, Data: p},
+				vals, 0, blas32.General{Rows: s, Cols: hd, Stride: hq * hd, Data: out[qh*hd:]})
+		}
+		if a.Mass != nil {
+			mass := a.Mass[qh*n : (qh+1)*n]
+			clear(mass)
+			for i := 0; i < s; i++ {
+				if w := ctx.QueryWeights[i]; w != 0 {
+					blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*n:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
+				}
+			}
+		}
 	}
-	wg.Wait()
 }

@@ -37,6 +37,12 @@ type Backend struct {
 	mu      sync.Mutex
 	rope    map[ropeKey]*ropeTable // cos/sin tables by frequency set
 	scratch sync.Pool              // *attnScratch
+
+	startPool sync.Once
+	tasks     chan poolTask // ranges for the worker goroutines
+	waits     sync.Pool     // *sync.WaitGroup
+	gemvs     sync.Pool     // *gemvJob
+	swiglus   sync.Pool     // *swigluJob
 }
 
 type ropeKey struct {
@@ -59,6 +65,9 @@ func New(workers int) *Backend {
 	}
 	b := &Backend{workers: workers, rope: map[ropeKey]*ropeTable{}}
 	b.scratch.New = func() any { return new(attnScratch) }
+	b.waits.New = func() any { return new(sync.WaitGroup) }
+	b.gemvs.New = func() any { return new(gemvJob) }
+	b.swiglus.New = func() any { return new(swigluJob) }
 	return b
 }
 
@@ -108,23 +117,71 @@ func (b *Backend) Slice(t backend.Tensor, lo, hi int) backend.Tensor {
 	return &Tensor{shape: shape, data: c.data[lo*row : hi*row]}
 }
 
-// parallel runs fn over [0, n) split into about b.workers contiguous ranges.
-func (b *Backend) parallel(n int, fn func(lo, hi int)) {
+// rangeJob is work split into index ranges; worker numbers the part
+// (0 ≤ worker < the pool's size) for per-worker scratch space.
+type rangeJob interface {
+	run(worker, lo, hi int)
+}
+
+// poolTask is one range of a job, handed to a pool worker.
+type poolTask struct {
+	job            rangeJob
+	worker, lo, hi int
+	done           *sync.WaitGroup
+}
+
+// split runs job over [0, n) in up to b.workers contiguous ranges: the
+// caller takes the first, the pool's goroutines the others. Jobs and wait
+// groups come from pools, so a call allocates nothing once warm. Jobs must
+// not call split themselves.
+func (b *Backend) split(n int, job rangeJob) {
 	w := min(b.workers, n)
 	if w <= 1 {
-		fn(0, n)
+		job.run(0, 0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(w)
-	for i := 0; i < w; i++ {
-		lo, hi := i*n/w, (i+1)*n/w
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
+	b.startPool.Do(func() {
+		b.tasks = make(chan poolTask, b.workers)
+		for i := 1; i < b.workers; i++ {
+			go func() {
+				for t := range b.tasks {
+					t.job.run(t.worker, t.lo, t.hi)
+					t.done.Done()
+				}
+			}()
+		}
+	})
+	wg := b.waits.Get().(*sync.WaitGroup)
+	wg.Add(w - 1)
+	for i := 1; i < w; i++ {
+		b.tasks <- poolTask{job: job, worker: i, lo: i * n / w, hi: (i + 1) * n / w, done: wg}
 	}
+	job.run(0, 0, n/w)
 	wg.Wait()
+	b.waits.Put(wg)
+}
+
+// gemvJob is the matrix-vector product of decoding: dst[j] = x·w[j].
+type gemvJob struct {
+	dst, x, w []float32
+	k         int
+}
+
+func (j *gemvJob) run(_, lo, hi int) {
+	xv := blas32.Vector{N: j.k, Inc: 1, Data: j.x}
+	for r := lo; r < hi; r++ {
+		j.dst[r] = blas32.Dot(xv, blas32.Vector{N: j.k, Inc: 1, Data: j.w[r*j.k : (r+1)*j.k]})
+	}
+}
+
+// swigluJob computes dst = silu(gate)·up over a range of elements.
+type swigluJob struct{ dst, gate, up []float32 }
+
+func (j *swigluJob) run(_, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		x := j.gate[i]
+		j.dst[i] = x / (1 + float32(math.Exp(float64(-x)))) * j.up[i]
+	}
 }
 
 // Embed gathers rows of table into dst.
@@ -162,12 +219,11 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 	s := len(xs.data) / k
 	if s == 1 {
 		// Matrix-vector: split the output rows over the cores.
-		b.parallel(n, func(lo, hi int) {
-			xv := blas32.Vector{N: k, Inc: 1, Data: xs.data}
-			for j := lo; j < hi; j++ {
-				d.data[j] = blas32.Dot(xv, blas32.Vector{N: k, Inc: 1, Data: ws.data[j*k : (j+1)*k]})
-			}
-		})
+		j := b.gemvs.Get().(*gemvJob)
+		*j = gemvJob{dst: d.data, x: xs.data, w: ws.data, k: k}
+		b.split(n, j)
+		*j = gemvJob{}
+		b.gemvs.Put(j)
 	} else {
 		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
 			blas32.General{Rows: s, Cols: k, Stride: k, Data: xs.data},
@@ -187,13 +243,11 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 
 // SwiGLU sets dst = silu(gate)·up.
 func (b *Backend) SwiGLU(dst, gate, up backend.Tensor) {
-	d, g, u := tensor(dst).data, tensor(gate).data, tensor(up).data
-	b.parallel(len(d), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			x := g[i]
-			d[i] = x / (1 + float32(math.Exp(float64(-x)))) * u[i]
-		}
-	})
+	j := b.swiglus.Get().(*swigluJob)
+	*j = swigluJob{dst: tensor(dst).data, gate: tensor(gate).data, up: tensor(up).data}
+	b.split(len(j.dst), j)
+	*j = swigluJob{}
+	b.swiglus.Put(j)
 }
 
 // Add sets dst += x.

@@ -150,3 +150,50 @@ func TestParityGreedy(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeDoesNotAllocate checks the hot loop: once a bounded cache is
+// full, decoding a token allocates nothing.
+func TestDecodeDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops items on purpose; allocation counts mean nothing")
+	}
+	m, err := model.Load("testdata/llama", cpu.New(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sink", "cascade"} {
+		params := map[string]any{"sinks": 2, "window": 16}
+		if name == "cascade" {
+			params = map[string]any{"sinks": 2, "size": 16, "cascades": 4}
+		}
+		f, err := policies.New(name, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := policies.NewCache(m.Backend(), f, policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}, backend.F32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := m.NewSession(c, 8)
+		ids := make([]int32, 40)
+		for i := range ids {
+			ids[i] = int32(i % m.Vocab)
+		}
+		if _, err := s.Prefill(context.Background(), ids, nil); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 40; i++ { // fill every cascade, warm the pools
+			if _, err := s.Decode(int32(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		allocs := testing.AllocsPerRun(20, func() {
+			if _, err := s.Decode(3); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: decoding allocates %v times per token, want 0", name, allocs)
+		}
+	}
+}

@@ -25,6 +25,37 @@ type Session struct {
 	mass     []float32      // [Hq·(L+S)]
 	host     []float32      // [chunk·V] logits on the host
 	attn     backend.Attention
+	views    map[int]*views // row views of the activations by chunk length
+	one      [1]int32       // Decode's token
+}
+
+// views are the activations cut to the n rows of one forward pass.
+type views struct {
+	x, h, q, att, k, v, gate, up backend.Tensor
+	last, normed1, normedN       backend.Tensor // last row of x; first 1 and n rows of h
+	logits1, logitsN             backend.Tensor // first 1 and n rows of logits (nil until used)
+}
+
+// viewsFor returns the views for n rows, made once per n (for a bounded
+// number of distinct lengths) so that decoding allocates nothing.
+func (s *Session) viewsFor(n int) *views {
+	if v, ok := s.views[n]; ok {
+		return v
+	}
+	b := s.m.b
+	v := &views{
+		x: b.Slice(s.x, 0, n), h: b.Slice(s.h, 0, n), q: b.Slice(s.q, 0, n), att: b.Slice(s.att, 0, n),
+		k: b.Slice(s.k, 0, n), v: b.Slice(s.v, 0, n), gate: b.Slice(s.gate, 0, n), up: b.Slice(s.up, 0, n),
+	}
+	v.last = b.Slice(s.x, n-1, n)
+	v.normed1, v.normedN = b.Slice(s.h, 0, 1), v.h
+	if s.views == nil {
+		s.views = map[int]*views{}
+	}
+	if len(s.views) < 8 {
+		s.views[n] = v
+	}
+	return v
 }
 
 // Which selects the rows of logits a forward pass returns.
@@ -91,10 +122,8 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 			return nil, fmt.Errorf("forward: token id %d outside vocabulary of %d", id, c.Vocab)
 		}
 	}
-	x, h := b.Slice(s.x, 0, n), b.Slice(s.h, 0, n)
-	q, att := b.Slice(s.q, 0, n), b.Slice(s.att, 0, n)
-	k, v := b.Slice(s.k, 0, n), b.Slice(s.v, 0, n)
-	gate, up := b.Slice(s.gate, 0, n), b.Slice(s.up, 0, n)
+	vw := s.viewsFor(n)
+	x, h, q, att, k, v, gate, up := vw.x, vw.h, vw.q, vw.att, vw.k, vw.v, vw.gate, vw.up
 	eps := float32(c.RMSNormEps)
 
 	b.Embed(x, m.embed, ids)
@@ -135,20 +164,21 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 	if which == NoLogits {
 		return nil, nil
 	}
-	rows, in := n, x
-	if which == LastLogits {
-		rows, in = 1, b.Slice(x, n-1, n)
-	}
 	if s.logits == nil {
 		s.logits = b.New(backend.F32, s.chunk, c.Vocab)
 		s.host = make([]float32, s.chunk*c.Vocab)
 	}
-	normed := b.Slice(h, 0, rows)
+	rows, in, normed, out := n, x, vw.normedN, &vw.logitsN
+	if which == LastLogits {
+		rows, in, normed, out = 1, vw.last, vw.normed1, &vw.logits1
+	}
+	if *out == nil {
+		*out = b.Slice(s.logits, 0, rows)
+	}
 	b.RMSNorm(normed, in, m.norm, eps)
-	out := b.Slice(s.logits, 0, rows)
-	b.MatMul(out, normed, m.lmHead, nil)
+	b.MatMul(*out, normed, m.lmHead, nil)
 	host := s.host[:rows*c.Vocab]
-	b.Read(out, host)
+	b.Read(*out, host)
 	return host, nil
 }
 
@@ -192,7 +222,8 @@ func (s *Session) Prefill(ctx context.Context, prompt []int32, each func(start i
 
 // Decode feeds one token and returns the logits for the next.
 func (s *Session) Decode(id int32) ([]float32, error) {
-	return s.Forward([]int32{id}, -1, LastLogits)
+	s.one[0] = id
+	return s.Forward(s.one[:], -1, LastLogits)
 }
 
 // Generate prefills prompt and continues greedily for at most maxNew
