@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,6 +32,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	dry := fs.Bool("dry-run", false, "print the plan and exit")
 	force := fs.Bool("force", false, "run finished points again")
 	shard := fs.String("shard", "", "run only shard i of n (\"i/n\", 0-based) of the points")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (go tool pprof)")
 	out := fs.String("out", "", "folder for figures and the report after the run (default: the sweep's out; none if neither)")
 	gpus := fs.String("gpus", "", "run one worker process per GPU, e.g. 0,1,2,3 (its CUDA_VISIBLE_DEVICES), all on one database")
 	staleAfter := fs.Duration("stale-after", time.Minute, "a running point whose heartbeat is older is run again; 0: every running point (only when no other process uses the database)")
@@ -55,6 +57,17 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return errUsage
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	s, err := sweep.Load(fs.Arg(0))
 	if err != nil {
