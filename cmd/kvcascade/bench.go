@@ -16,11 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"kvcascade/experiments/runner"
 	"kvcascade/gpu"
 	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/backend"
-	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
 )
 
@@ -181,22 +181,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		cfg.Layers = *layers
 	}
 
-	var b backend.Backend
-	var dev *gpu.Backend
-	switch *backendName {
-	case "cpu":
-		b = cpu.New(0)
-	case "cuda":
-		if dev, err = gpu.New(0); err != nil {
-			return err
-		}
+	b, err := runner.NewBackend(*backendName)
+	if err != nil {
+		return err
+	}
+	dev, _ := b.(*gpu.Backend)
+	if dev != nil {
 		defer dev.Close()
-		b = dev
 		if err := checkWeightsFit(dev, cfg, *chunk, *shape); err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("--backend %q: want cpu or cuda", *backendName)
 	}
 
 	start := time.Now()

@@ -11,11 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"kvcascade/gpu"
+	"kvcascade/experiments/runner"
 	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/backend"
-	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
 	"kvcascade/runtime/tokenizer"
 )
@@ -80,18 +79,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var b backend.Backend
-	switch *backendName {
-	case "cpu":
-		b = cpu.New(0)
-	case "cuda":
-		g, err := gpu.New(0)
-		if err != nil {
-			return err
-		}
-		b = g
-	default:
-		return fmt.Errorf("--backend %q: want cpu or cuda", *backendName)
+	b, err := runner.NewBackend(*backendName)
+	if err != nil {
+		return err
 	}
 	m, err := model.Load(*dir, b)
 	if err != nil {

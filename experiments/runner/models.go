@@ -48,18 +48,9 @@ func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error
 		}
 		dir = d
 	}
-	var b backend.Backend
-	switch backendName {
-	case "cpu":
-		b = cpu.New(0)
-	case "cuda":
-		g, err := gpu.New(0)
-		if err != nil {
-			return nil, fmt.Errorf("backend cuda: %w", err)
-		}
-		b = g
-	default:
-		return nil, fmt.Errorf("unknown backend %q (cpu, cuda)", backendName)
+	b, err := NewBackend(backendName)
+	if err != nil {
+		return nil, err
 	}
 	m, err := model.Load(dir, b)
 	if err != nil {
@@ -75,4 +66,20 @@ func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error
 	l := &Loaded{Model: m, Tokenizer: tok, Dir: dir}
 	c.loaded[key] = l
 	return l, nil
+}
+
+// NewBackend returns the backend a sweep, or a command's --backend flag,
+// names: "cpu" (all cores) or "cuda" (GPU 0 of the visible devices).
+func NewBackend(name string) (backend.Backend, error) {
+	switch name {
+	case "cpu":
+		return cpu.New(0), nil
+	case "cuda":
+		g, err := gpu.New(0)
+		if err != nil {
+			return nil, fmt.Errorf("backend cuda: %w", err)
+		}
+		return g, nil
+	}
+	return nil, fmt.Errorf("unknown backend %q (cpu, cuda)", name)
 }
