@@ -183,7 +183,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 
 	b, err := runner.NewBackend(*backendName)
 	if err != nil {
-		return err
+		return fmt.Errorf("--backend %q: %w", *backendName, err)
 	}
 	dev, _ := b.(*gpu.Backend)
 	if dev != nil {

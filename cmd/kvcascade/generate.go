@@ -81,7 +81,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	b, err := runner.NewBackend(*backendName)
 	if err != nil {
-		return err
+		return fmt.Errorf("--backend %q: %w", *backendName, err)
 	}
 	m, err := model.Load(*dir, b)
 	if err != nil {

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -50,7 +51,7 @@ func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error
 	}
 	b, err := NewBackend(backendName)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("backend %q: %w", backendName, err)
 	}
 	m, err := model.Load(dir, b)
 	if err != nil {
@@ -69,7 +70,8 @@ func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error
 }
 
 // NewBackend returns the backend a sweep, or a command's --backend flag,
-// names: "cpu" (all cores) or "cuda" (GPU 0 of the visible devices).
+// names: "cpu" (all cores) or "cuda" (GPU 0 of the visible devices). Its
+// errors do not repeat the name; callers say where it came from.
 func NewBackend(name string) (backend.Backend, error) {
 	switch name {
 	case "cpu":
@@ -77,9 +79,9 @@ func NewBackend(name string) (backend.Backend, error) {
 	case "cuda":
 		g, err := gpu.New(0)
 		if err != nil {
-			return nil, fmt.Errorf("backend cuda: %w", err)
+			return nil, err
 		}
 		return g, nil
 	}
-	return nil, fmt.Errorf("unknown backend %q (cpu, cuda)", name)
+	return nil, errors.New("want cpu or cuda")
 }
