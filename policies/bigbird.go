@@ -105,10 +105,7 @@ func (p *bigbird) Plan(step Step, ctx *backend.Context) {
 	g, w0, blocks := p.bounds(p.seen)
 	r := min(int64(p.c.blocks), blocks)
 	L := int(g + r*p.c.block + p.seen - w0)
-	ctx.ViewLen = L
-	ctx.Slots = grow(ctx.Slots, hk*L)
-	ctx.Pos = grow(ctx.Pos, hk*L)
-	ctx.QueryPos = grow(ctx.QueryPos, hk)
+	sizeView(ctx, hk, L)
 	for h := 0; h < hk; h++ {
 		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
 		j := 0

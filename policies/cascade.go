@@ -220,10 +220,7 @@ func (p *cascade) Plan(step Step, ctx *backend.Context) {
 	hk := p.s.KVHeads
 	L := p.sunk + p.held()
 	p.viewLen = L
-	ctx.ViewLen = L
-	ctx.Slots = grow(ctx.Slots, hk*L)
-	ctx.Pos = grow(ctx.Pos, hk*L)
-	ctx.QueryPos = grow(ctx.QueryPos, hk)
+	sizeView(ctx, hk, L)
 	for h := 0; h < hk; h++ {
 		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
 		for j := 0; j < p.sunk; j++ {

@@ -28,10 +28,7 @@ func (f *full) Reserve(n int) int { return f.held + n }
 
 func (f *full) Plan(step Step, ctx *backend.Context) {
 	h := f.s.KVHeads
-	ctx.ViewLen = f.held
-	ctx.Slots = grow(ctx.Slots, h*f.held)
-	ctx.Pos = grow(ctx.Pos, h*f.held)
-	ctx.QueryPos = grow(ctx.QueryPos, h)
+	sizeView(ctx, h, f.held)
 	for kh := 0; kh < h; kh++ {
 		for i := 0; i < f.held; i++ {
 			ctx.Slots[kh*f.held+i] = int32(i)

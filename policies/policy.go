@@ -89,6 +89,15 @@ type Factory interface {
 	NewLayer(layer int, s Shape) (Policy, error)
 }
 
+// sizeView sets ctx's view length to l and sizes Slots and Pos for l keys
+// of each of heads KV heads and QueryPos for heads.
+func sizeView(ctx *backend.Context, heads, l int) {
+	ctx.ViewLen = l
+	ctx.Slots = grow(ctx.Slots, heads*l)
+	ctx.Pos = grow(ctx.Pos, heads*l)
+	ctx.QueryPos = grow(ctx.QueryPos, heads)
+}
+
 // grow returns s resized to n elements, reusing its storage when it can and
 // reallocating with headroom so that a slowly growing view reallocates rarely.
 func grow[T any](s []T, n int) []T {

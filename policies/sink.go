@@ -62,10 +62,7 @@ func (p *sink) Plan(step Step, ctx *backend.Context) {
 	ns := min(p.seen, p.sinks)
 	lo := p.first(p.seen)
 	L := int(ns + max(0, p.seen-lo))
-	ctx.ViewLen = L
-	ctx.Slots = grow(ctx.Slots, hk*L)
-	ctx.Pos = grow(ctx.Pos, hk*L)
-	ctx.QueryPos = grow(ctx.QueryPos, hk)
+	sizeView(ctx, hk, L)
 	for h := 0; h < hk; h++ {
 		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
 		j := 0

@@ -62,10 +62,7 @@ func (l *tokenList) better(i, j int32) bool {
 func planList(lists []tokenList, step Step, pos positions, ctx *backend.Context) {
 	hk := len(lists)
 	L := lists[0].len()
-	ctx.ViewLen = L
-	ctx.Slots = grow(ctx.Slots, hk*L)
-	ctx.Pos = grow(ctx.Pos, hk*L)
-	ctx.QueryPos = grow(ctx.QueryPos, hk)
+	sizeView(ctx, hk, L)
 	for h := range lists {
 		l := &lists[h]
 		copy(ctx.Slots[h*L:], l.slot)

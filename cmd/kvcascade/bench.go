@@ -338,27 +338,16 @@ func checkWeightsFit(dev *gpu.Backend, cfg *model.Config, chunk int, shape strin
 	if err != nil {
 		return err
 	}
-	weights := 4 * paramCount(cfg)
+	weights := 4 * cfg.Params()
 	act := 4 * int64(chunk) * int64(2*cfg.Hidden+2*cfg.Heads*cfg.HeadDim+2*cfg.KVHeads*cfg.HeadDim+2*cfg.Intermediate)
 	act += 4 * int64(cfg.Vocab) * 2
 	if need := weights + act + benchMargin; need > free {
-		per := 4 * (paramCount(cfg) - paramCount(&model.Config{Vocab: cfg.Vocab, Hidden: cfg.Hidden, TieEmbeddings: cfg.TieEmbeddings})) / int64(cfg.Layers)
+		per := 4 * (cfg.Params() - (&model.Config{Vocab: cfg.Vocab, Hidden: cfg.Hidden, TieEmbeddings: cfg.TieEmbeddings}).Params()) / int64(cfg.Layers)
 		fit := (free - benchMargin - act - 4*int64(cfg.Vocab)*int64(cfg.Hidden)*2) / max(per, 1)
 		return fmt.Errorf("shape %s does not fit: %.1f GiB of float32 weights (%d layers) + %.1f GiB of activations at chunk %d, but the device has %.1f of %.1f GiB free; try --layers %d or a smaller --chunk",
 			shape, float64(weights)/gib, cfg.Layers, float64(act)/gib, chunk, float64(free)/gib, float64(total)/gib, max(fit, 0))
 	}
 	return nil
-}
-
-// paramCount is model.Model.Params for a config.
-func paramCount(c *model.Config) int64 {
-	d, hd := int64(c.Hidden), int64(c.HeadDim)
-	perLayer := 2*d + d*int64(c.Heads)*hd*2 + 2*d*int64(c.KVHeads)*hd + 3*d*int64(c.Intermediate)
-	n := int64(c.Layers)*perLayer + int64(c.Vocab)*d + d
-	if !c.TieEmbeddings {
-		n += int64(c.Vocab) * d
-	}
-	return n
 }
 
 // cacheSlots estimates the slots per KV head that policy p holds after n

@@ -96,7 +96,7 @@ func TestBenchShape(t *testing.T) {
 		cfg.Rope.Type != "llama3" || cfg.TieEmbeddings {
 		t.Errorf("llama-3.1-8b: %+v", cfg)
 	}
-	if n := paramCount(cfg); n != 8030261248 {
+	if n := cfg.Params(); n != 8030261248 {
 		t.Errorf("llama-3.1-8b has %d parameters, want 8030261248", n)
 	}
 	if _, err := benchShape("../../runtime/model/testdata/llama"); err != nil {

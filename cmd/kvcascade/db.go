@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 
 	"kvcascade/experiments"
@@ -39,6 +41,15 @@ func runExperiments(args []string, stdout, stderr io.Writer) error {
 func openDB(path string) (*results.DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("--db is required")
+	}
+	return results.Open(path)
+}
+
+// createDB opens the results database at path, creating its folder and
+// the file when they do not exist.
+func createDB(path string) (*results.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
 	}
 	return results.Open(path)
 }

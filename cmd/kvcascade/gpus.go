@@ -15,7 +15,6 @@ import (
 	"kvcascade/experiments/runner"
 	"kvcascade/experiments/sweep"
 	"kvcascade/plots/report"
-	"kvcascade/results"
 )
 
 // runFlags are the flags of run that --gpus and --slurm hand on to their
@@ -71,10 +70,7 @@ func runGPUs(ctx context.Context, f runFlags, s *sweep.Sweep, sh runner.Shard, s
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	store, err := results.Open(path)
+	store, err := createDB(path)
 	if err != nil {
 		return err
 	}

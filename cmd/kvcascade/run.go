@@ -18,7 +18,6 @@ import (
 	"kvcascade/experiments/runner"
 	"kvcascade/experiments/sweep"
 	"kvcascade/plots/report"
-	"kvcascade/results"
 )
 
 // errPointsFailed makes the exit status say that some points failed.
@@ -107,10 +106,7 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		return runGPUs(ctx, rf, s, sh, stdout, stderr)
 	}
 	path := dbPath(*db, s)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	store, err := results.Open(path)
+	store, err := createDB(path)
 	if err != nil {
 		return err
 	}

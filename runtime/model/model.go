@@ -163,9 +163,9 @@ func build(cfg *Config, b backend.Backend, get func(name string, shape []int) (b
 // Backend returns the backend the model lives on.
 func (m *Model) Backend() backend.Backend { return m.b }
 
-// Params returns the number of parameters.
-func (m *Model) Params() int64 {
-	c := m.Config
+// Params returns the number of parameters of the architecture (a Model
+// has it through its embedded Config).
+func (c *Config) Params() int64 {
 	d, hd := int64(c.Hidden), int64(c.HeadDim)
 	perLayer := 2*d + d*int64(c.Heads)*hd*2 + 2*d*int64(c.KVHeads)*hd + 3*d*int64(c.Intermediate)
 	n := int64(c.Layers)*perLayer + int64(c.Vocab)*d + d
