@@ -194,7 +194,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 
 	start := time.Now()
-	m, err := model.NewRandomSeeded(cfg, b, *seed)
+	m, err := model.NewRandom(cfg, b, *seed)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ package model
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,27 +88,6 @@ func Load(dir string, b backend.Backend) (*Model, error) {
 		}
 		return b.FromFloat32(data, shape...), nil
 	}, set.Has)
-}
-
-// NewRandom builds a model of the given architecture with weights drawn
-// from a seeded normal distribution, for timing real shapes without weight
-// files.
-func NewRandom(cfg *Config, b backend.Backend, seed uint64) (*Model, error) {
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	return build(cfg, b, func(name string, shape []int) (backend.Tensor, error) {
-		data := make([]float32, backend.Numel(shape))
-		if len(shape) == 1 {
-			for i := range data {
-				data[i] = 1
-			}
-		} else {
-			std := 1 / math.Sqrt(float64(shape[len(shape)-1]))
-			for i := range data {
-				data[i] = float32(rng.NormFloat64() * std)
-			}
-		}
-		return b.FromFloat32(data, shape...), nil
-	}, func(string) bool { return !cfg.TieEmbeddings })
 }
 
 // build creates the model, fetching each tensor by its Hugging Face name.

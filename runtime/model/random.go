@@ -19,14 +19,13 @@ type RandomFiller interface {
 	RandomNormal(key uint64, mean, std float32, shape ...int) backend.Tensor
 }
 
-// NewRandomSeeded builds a model of the given architecture whose weights
-// are drawn from seed by a counter-based generator (see FillNormal): linear
-// and embedding weights are normal with standard deviation 1/√(fan-in),
-// norm weights are 1. When b implements RandomFiller the weights are drawn
-// on the device, otherwise on the host in parallel and uploaded; both give
-// the same model. It draws different numbers from NewRandom, whose
-// sequential generator cannot run on a device.
-func NewRandomSeeded(cfg *Config, b backend.Backend, seed uint64) (*Model, error) {
+// NewRandom builds a model of the given architecture whose weights are
+// drawn from seed by a counter-based generator (see FillNormal), for timing
+// real shapes without weight files: linear and embedding weights are normal
+// with standard deviation 1/√(fan-in), norm weights are 1. When b implements
+// RandomFiller the weights are drawn on the device, otherwise on the host in
+// parallel and uploaded; both give the same model.
+func NewRandom(cfg *Config, b backend.Backend, seed uint64) (*Model, error) {
 	filler, _ := b.(RandomFiller)
 	return build(cfg, b, func(name string, shape []int) (backend.Tensor, error) {
 		mean, std := float32(0), float32(1/math.Sqrt(float64(shape[len(shape)-1])))

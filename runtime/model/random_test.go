@@ -21,7 +21,7 @@ func randomLogits(t *testing.T, seed uint64) []float32 {
 		t.Fatal(err)
 	}
 	b := cpu.New(1)
-	m, err := model.NewRandomSeeded(cfg, b, seed)
+	m, err := model.NewRandom(cfg, b, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func randomLogits(t *testing.T, seed uint64) []float32 {
 	return slices.Clone(logits)
 }
 
-func TestNewRandomSeededReproducible(t *testing.T) {
+func TestNewRandomReproducible(t *testing.T) {
 	a, b := randomLogits(t, 1), randomLogits(t, 1)
 	if !slices.Equal(a, b) {
 		t.Errorf("seed 1 gave different logits on two builds")
