@@ -119,6 +119,11 @@ func Render(db *results.DB, sweep, dir string) ([]Figure, error) {
 	if err != nil {
 		return nil, err
 	}
+	return render(db, pts, dir)
+}
+
+// render draws the figures of points already loaded.
+func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

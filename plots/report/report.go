@@ -23,11 +23,11 @@ type table struct {
 // Write renders the figures of sweep into dir/figures and writes dir/report.html
 // (self-contained: figures inlined) and dir/report.md. It returns the two paths.
 func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err error) {
-	figs, err := Render(db, sweep, filepath.Join(dir, "figures"))
+	pts, err := load(db, sweep)
 	if err != nil {
 		return "", "", err
 	}
-	pts, err := load(db, sweep)
+	figs, err := render(db, pts, filepath.Join(dir, "figures"))
 	if err != nil {
 		return "", "", err
 	}
