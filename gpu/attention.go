@@ -71,7 +71,14 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if q.numel() != s*hq*hd || out.numel() != q.numel() || k.numel() != s*hkv*hd || v.numel() != k.numel() {
 		panic(fmt.Sprintf("gpu: Attention shapes: out %v, q %v, k %v, v %v for %d/%d heads of %d", out.shape, q.shape, k.shape, v.shape, hq, hkv, hd))
 	}
-	if len(ctx.Slots) != hkv*l || len(ctx.Pos) != hkv*l || len(ctx.QueryPos) != hkv {
+	dv, _ := ctx.Device.(*deviceView)
+	if ctx.Device != nil && (dv == nil || dv.c.b != b) {
+		panic(fmt.Sprintf("gpu: Attention over a view planned on another device (%T)", ctx.Device))
+	}
+	if dv != nil && (dv.l != l || dv.n != s || a.Mass != nil || len(ctx.QueryWeights) != s || dv.c.spec.KVHeads != hkv || dv.c.spec.QHeads != hq) {
+		panic(fmt.Sprintf("gpu: Attention of %d queries over a device view of %d keys planned for %d (%d query weights, mass slice %v)", s, l, dv.n, len(ctx.QueryWeights), a.Mass != nil))
+	}
+	if dv == nil && (len(ctx.Slots) != hkv*l || len(ctx.Pos) != hkv*l) || len(ctx.QueryPos) != hkv {
 		panic(fmt.Sprintf("gpu: Attention context: %d slots, %d positions, %d query positions for %d KV heads × %d", len(ctx.Slots), len(ctx.Pos), len(ctx.QueryPos), hkv, l))
 	}
 	var ck, cv cuda.DevicePtr
@@ -90,8 +97,12 @@ func (b *Backend) Attention(a *backend.Attention) {
 		return
 	}
 
-	// Positions reach the table: check them here, not in the kernel.
+	// Positions reach the table: check them here, not in the kernel. A
+	// device view's were checked when it was planned.
 	maxPos := 0
+	if dv != nil {
+		maxPos = dv.maxPos()
+	}
 	for i, p := range ctx.Pos {
 		if p < 0 {
 			panic(fmt.Sprintf("gpu: Attention: negative position %d at %d", p, i))
@@ -114,29 +125,40 @@ func (b *Backend) Attention(a *backend.Attention) {
 	must(err)
 	rt := b.table(a.InvFreq, a.AttnFactor, maxPos+1)
 
-	// One upload for the call: slots, positions, query positions, weights.
-	words := b.words(2*hkv*l + hkv + s)
-	for i, x := range ctx.Slots {
-		words[i] = uint32(x)
+	// One upload for the call: slots and positions (unless the view is on
+	// the device already), query positions, weights.
+	hostView := hkv * l
+	if dv != nil {
+		hostView = 0
 	}
-	for i, x := range ctx.Pos {
-		words[hkv*l+i] = uint32(x)
+	wantMass := a.Mass != nil || dv != nil
+	words := b.words(2*hostView + hkv + s)
+	if dv == nil {
+		for i, x := range ctx.Slots {
+			words[i] = uint32(x)
+		}
+		for i, x := range ctx.Pos {
+			words[hostView+i] = uint32(x)
+		}
 	}
 	for i, x := range ctx.QueryPos {
-		words[2*hkv*l+i] = uint32(x)
+		words[2*hostView+i] = uint32(x)
 	}
-	weights := words[2*hkv*l+hkv:]
-	if a.Mass != nil {
+	weights := words[2*hostView+hkv:]
+	if wantMass {
 		for i, w := range ctx.QueryWeights {
 			weights[i] = f32bits(w)
 		}
 	}
 	args := b.upload(words)
-	slots, pos := args, args.Add(4*hkv*l)
-	qpos, wts := args.Add(4*2*hkv*l), args.Add(4*(2*hkv*l+hkv))
+	slots, pos := args, args.Add(4*hostView)
+	qpos, wts := args.Add(4*2*hostView), args.Add(4*(2*hostView+hkv))
+	if dv != nil {
+		slots, pos = dv.c.vslot, dv.c.vpos
+	}
 
 	var stats cuda.DevicePtr
-	if a.Mass != nil {
+	if wantMass {
 		stats = b.stats.ensure(b.dev, 4*2*hq*s)
 	}
 	blocks := (s + attnRows - 1) / attnRows
@@ -154,15 +176,24 @@ func (b *Backend) Attention(a *backend.Attention) {
 		launch(kern.combine, cuda.Dim3{X: s, Y: hq}, threadsFor(hd, rowThreads), 0,
 			cuda.Ptr(out.ptr()), cuda.Ptr(stats), cuda.Ptr(part), cuda.Int(s), cuda.Int(hq), cuda.Int(split))
 	}
-	if a.Mass == nil {
+	if !wantMass {
 		return
 	}
 	mass := b.mass.ensure(b.dev, 4*hq*n)
+	if dv != nil {
+		// the view's own buffer: sessions sharing the backend may run
+		// attention between this call and the cascade's Commit
+		mass = dv.c.mass.ensure(b.dev, 4*hq*n)
+	}
 	launch(kern.mass, cuda.Dim3{X: (n + attnKeyTile - 1) / attnKeyTile, Y: hq}, cuda.Dim3{X: 32}, massShared(hd),
 		cuda.Ptr(mass), cuda.Ptr(stats), cuda.Ptr(wts), cuda.Ptr(q.ptr()), cuda.Ptr(k.ptr()),
 		cuda.Ptr(ck), cuda.Ptr(slots), cuda.Ptr(pos), cuda.Ptr(qpos),
 		cuda.Ptr(rt.cos()), cuda.Ptr(rt.sin()), cuda.Int(s), cuda.Int(l), cuda.Int(capacity),
 		cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale))
+	if dv != nil {
+		dv.mass = mass // for the cascade's Commit, in stream order
+		return
+	}
 	must(cuda.Download(b.dev, a.Mass, mass))
 }
 

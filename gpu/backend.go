@@ -40,6 +40,10 @@ type Options struct {
 	// CacheDir holds compiled kernels; "" is cuda.DefaultCacheDir(), "-"
 	// disables the disk cache.
 	CacheDir string
+	// HostPolicies keeps every policy's bookkeeping on the host (the mass
+	// of each chunk is read back), as for a backend without device-side
+	// policies; by default the cascade runs on the device (NewCascade).
+	HostPolicies bool
 }
 
 // Backend runs on one GPU. The zero value is not usable; call New.
@@ -61,6 +65,9 @@ type Backend struct {
 	mass  scratch // [Hq, L+S]
 	part  scratch // split attention runs: [split, S, Hq, hd+2]
 
+	hostPolicies bool
+	casc         *cascadeKernels // kernels/cascade.cu, compiled by NewCascade on first use
+
 	host  []uint32 // packing space for uploads
 	stamp []uint32 // Scatter's duplicate detection, by slot
 	gen   uint32
@@ -76,7 +83,7 @@ func New(device int) (*Backend, error) { return NewWithOptions(device, Options{}
 // cuda.ErrNoDriver or cuda.ErrNoDevice on machines without a GPU, and
 // cuda.ErrNoNVRTC where the driver is there and NVRTC is not.
 func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
-	b := &Backend{attn: map[int]*attnKernels{}, rope: map[ropeKey]*ropeTable{}}
+	b := &Backend{attn: map[int]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -356,5 +363,9 @@ func threadsFor(n, limit int) cuda.Dim3 {
 }
 
 func f32bits(v float32) uint32 { return math.Float32bits(v) }
+
+// errUnsupported is what a backend.Cascader returns for a policy it leaves
+// on the host.
+var errUnsupported = errors.ErrUnsupported
 
 var _ backend.Backend = (*Backend)(nil)

@@ -29,6 +29,13 @@ func TestKernelsCompile(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("ops.cu: %d bytes (PTX %v)", len(img.Code), img.PTX)
+			for name, src := range map[string]string{"cascade.cu": cascadeSource, "random.cu": randomSource} {
+				img, err := c.Compile(name, src)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				t.Logf("%s: %d bytes", name, len(img.Code))
+			}
 			for _, hd := range []int{16, 32, 64, 128, 256} {
 				img, err := c.Compile("attention.cu", attentionSource, fmt.Sprintf("-DHEAD_DIM=%d", hd))
 				if err != nil {

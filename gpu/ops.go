@@ -141,9 +141,16 @@ func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
 			}
 		}
 	}
-	p := b.upload(words)
+	b.scatterPlaced(d, s, b.upload(words), rows, hkv, capacity, hd)
+}
+
+// scatterPlaced writes row i of head h of src [rows, Hkv·hd] into slot
+// place[h·rows+i] of dst [Hkv, capacity, hd], place being on the device;
+// negative slots skip, and no two rows may name one slot. Call with b.mu
+// held.
+func (b *Backend) scatterPlaced(dst, src *Tensor, place cuda.DevicePtr, rows, hkv, capacity, hd int) {
 	launch(b.k.scatter, cuda.Dim3{X: rows, Y: hkv}, threadsFor(hd, rowThreads), 0,
-		cuda.Ptr(d.ptr()), cuda.Ptr(s.ptr()), cuda.Ptr(p), cuda.Int(rows), cuda.Int(hkv), cuda.Int(capacity), cuda.Int(hd))
+		cuda.Ptr(dst.ptr()), cuda.Ptr(src.ptr()), cuda.Ptr(place), cuda.Int(rows), cuda.Int(hkv), cuda.Int(capacity), cuda.Int(hd))
 }
 
 // CopySlots copies slots [0, n) of every head of src [Hkv, Cap₁, hd] into

@@ -18,6 +18,7 @@ type Cache struct {
 
 type layerCache struct {
 	p      Policy
+	dev    devicePolicy // p, when its bookkeeping runs on the backend's device
 	k, v   backend.Tensor // [Hkv, capacity, hd]
 	cap    int            // slots per KV head
 	seen   int64          // tokens seen
@@ -40,9 +41,39 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
 		}
 		c.layers[l].p = p
+		if d, ok := p.(devicePolicy); ok {
+			on, err := d.attach(b)
+			if err != nil {
+				c.Free()
+				return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
+			}
+			if on {
+				c.layers[l].dev = d
+			}
+		}
 	}
 	return c, nil
 }
+
+// devicePolicy is a policy that can keep its bookkeeping on the backend's
+// device (see backend.Cascader). Once attached, its Plan returns a device
+// view (Context.Device) and commitDevice replaces Commit and the scatter.
+type devicePolicy interface {
+	Policy
+	// attach moves the policy onto b's device if b can run it there and
+	// reports whether it did.
+	attach(b backend.Backend) (bool, error)
+	// commitDevice consumes the chunk's mass on the device and stores the
+	// rows of the chunk's keys and values chunkK, chunkV [n, Hkv·hd] that
+	// the policy keeps into the storage k, v.
+	commitDevice(k, v, chunkK, chunkV backend.Tensor)
+	// release frees the device state.
+	release()
+}
+
+// OnDevice reports whether layer l's policy keeps its bookkeeping on the
+// backend's device.
+func (c *Cache) OnDevice(l int) bool { return c.layers[l].dev != nil }
 
 // Policy returns the policy of layer l.
 func (c *Cache) Policy(l int) Policy { return c.layers[l].p }
@@ -65,7 +96,7 @@ func (c *Cache) Context(l, n int, promptEnd int64) (*backend.Context, error) {
 	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
 	lc.p.Plan(lc.step, &lc.ctx)
 	lc.ctx.K, lc.ctx.V = lc.k, lc.v
-	if got, want := len(lc.ctx.Slots), lc.ctx.ViewLen*c.shape.KVHeads; got != want {
+	if got, want := len(lc.ctx.Slots), lc.ctx.ViewLen*c.shape.KVHeads; got != want && lc.dev == nil {
 		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
 	}
 	lc.active = true
@@ -97,6 +128,11 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 	}
 	lc.active = false
 	n := lc.step.N
+	if lc.dev != nil {
+		lc.dev.commitDevice(lc.k, lc.v, k, v)
+		lc.seen += int64(n)
+		return nil
+	}
 	lc.place = grow(lc.place, n*c.shape.KVHeads)
 	lc.p.Commit(mass, lc.place)
 	for i, s := range lc.place {
@@ -126,10 +162,14 @@ func (c *Cache) Bytes() int64 {
 	return total
 }
 
-// Free releases the storage.
+// Free releases the storage and any bookkeeping kept on the device.
 func (c *Cache) Free() {
 	for i := range c.layers {
 		lc := &c.layers[i]
+		if lc.dev != nil {
+			lc.dev.release()
+			lc.dev = nil
+		}
 		if lc.k != nil {
 			c.b.Free(lc.k)
 			c.b.Free(lc.v)

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -149,6 +150,11 @@ type cascade struct {
 	step    Step
 	viewLen int
 	weights []float32 // [n] query weights, cached for weightsN
+
+	// dev, when not nil, holds the entries, scores and slot pools on the
+	// backend's device; slot, pos, score and pools are then unused, and
+	// stored (head 0 only) tracks the fills, which do not depend on scores.
+	dev backend.DeviceCascade
 	a       []float32 // [L+n] reduced mass of one KV head
 	depth   []int32   // [n] cascades accepting each chunk token
 }
@@ -220,6 +226,20 @@ func (p *cascade) Plan(step Step, ctx *backend.Context) {
 	hk := p.s.KVHeads
 	L := p.sunk + p.held()
 	p.viewLen = L
+	if p.dev != nil {
+		ctx.ViewLen, ctx.Slots, ctx.Pos = L, ctx.Slots[:0], ctx.Pos[:0]
+		ctx.QueryPos = grow(ctx.QueryPos, hk)
+		for h := range ctx.QueryPos {
+			ctx.QueryPos[h] = int32(L)
+			if p.c.positions == originalPositions {
+				ctx.QueryPos[h] = int32(step.Start)
+			}
+		}
+		ctx.QueryWeights = p.queryWeights(step.N)
+		ctx.Device = p.dev.Plan(step.Start, step.N, p.sunk, L)
+		return
+	}
+	ctx.Device = nil
 	sizeView(ctx, hk, L)
 	for h := 0; h < hk; h++ {
 		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
@@ -433,6 +453,9 @@ func (p *cascade) Held(h int, dst []int64) []int64 {
 	for j := 0; j < p.sunk; j++ {
 		dst = append(dst, int64(j))
 	}
+	if p.dev != nil {
+		return p.dev.Held(h, dst)
+	}
 	p.each(h, func(e int) { dst = append(dst, p.pos[e]) })
 	return dst
 }
@@ -440,12 +463,85 @@ func (p *cascade) Held(h int, dst []int64) []int64 {
 // Scores returns the scores of the tokens head h holds in its cascades, in
 // attention order (sinks have none), appended to dst.
 func (p *cascade) Scores(h int, dst []float32) []float32 {
+	if p.dev != nil {
+		return p.dev.Scores(h, dst)
+	}
 	p.each(h, func(e int) { dst = append(dst, p.score[e]) })
 	return dst
 }
 
+// attach moves the bookkeeping onto b's device when b runs the cascade
+// there (backend.Cascader), and reports whether it did. The rule of the
+// older reference class (compareOldest) stays on the host.
+func (p *cascade) attach(b backend.Backend) (bool, error) {
+	cb, ok := b.(backend.Cascader)
+	if !ok || p.c.compareOldest || p.dev != nil {
+		return p.dev != nil, nil
+	}
+	c := p.c
+	d, err := cb.NewCascade(backend.CascadeSpec{
+		QHeads: p.s.QHeads, KVHeads: p.s.KVHeads,
+		Sinks: c.sinks, Size: c.size, Cascades: c.cascades, Every: c.every, Beta: c.beta,
+		ReduceMax: c.reduce == reduceMax, Homogeneous: c.homogeneous, EagerFill: c.eagerFill,
+		Original: c.positions == originalPositions,
+	})
+	if errors.Is(err, errors.ErrUnsupported) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cascade on the device: %w", err)
+	}
+	p.dev = d
+	// the host keeps only head 0's fills; free the rest
+	p.slot, p.pos, p.score, p.pools = nil, nil, nil, nil
+	p.start, p.stored = p.start[:c.cascades], p.stored[:c.cascades]
+	return true, nil
+}
+
+// commitDevice is Commit on the device, storing the kept rows there too.
+func (p *cascade) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
+	p.dev.Commit(k, v, chunkK, chunkV)
+	for i := range p.step.N {
+		if t := p.step.Start + int64(i); t >= int64(p.c.sinks) {
+			p.fill(t)
+		}
+	}
+	p.sunk = int(min(int64(p.c.sinks), p.step.Start+int64(p.step.N)))
+}
+
+// fill advances head 0's ring fills by token t as walk does, without the
+// scores: a cascade that accepts t takes it while not full and passes a
+// token on when full; one that does not takes it only when empty.
+func (p *cascade) fill(t int64) {
+	accepting := p.accepting(t)
+	for i := range p.c.cascades {
+		if i < accepting {
+			if p.stored[i] < int32(p.w) {
+				p.stored[i]++
+				return
+			}
+			continue
+		}
+		if p.stored[i] == 0 {
+			p.stored[i] = 1
+		}
+		return
+	}
+}
+
+// release frees the device state.
+func (p *cascade) release() {
+	if p.dev != nil {
+		p.dev.Free()
+		p.dev = nil
+	}
+}
+
 // MetaBytes counts the entries, ring indices, free lists and scratch.
 func (p *cascade) MetaBytes() int64 {
+	if p.dev != nil {
+		return p.dev.Bytes() + int64(cap(p.weights))*4
+	}
 	b := int64(len(p.slot))*(4+8+4) + int64(len(p.start))*8 + int64(cap(p.a)+cap(p.weights)+cap(p.depth))*4
 	for i := range p.pools {
 		b += p.pools[i].bytes()

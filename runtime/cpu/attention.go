@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 
 	"gonum.org/v1/gonum/blas"
@@ -55,6 +56,9 @@ func (b *Backend) Attention(a *backend.Attention) {
 	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
 	group := hq / hkv
 	ctx := &a.Ctx
+	if ctx.Device != nil {
+		panic(fmt.Sprintf("cpu: Attention over a view planned on another device (%T)", ctx.Device))
+	}
 	l := ctx.ViewLen
 	s := len(q) / (hq * hd)
 	n := l + s

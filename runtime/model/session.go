@@ -140,7 +140,7 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 		a := &s.attn
 		a.Out, a.Q, a.K, a.V, a.Ctx = att, q, k, v, *ctx
 		a.Mass = nil
-		if ctx.QueryWeights != nil {
+		if ctx.QueryWeights != nil && ctx.Device == nil { // a device view keeps its mass
 			need := c.Heads * (ctx.ViewLen + n)
 			if cap(s.mass) < need {
 				s.mass = make([]float32, need+need/2)

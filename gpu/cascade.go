@@ -1,0 +1,265 @@
+package gpu
+
+import (
+	_ "embed"
+	"fmt"
+	"math"
+
+	"kvcascade/gpu/cuda"
+	"kvcascade/runtime/backend"
+)
+
+//go:embed kernels/cascade.cu
+var cascadeSource string
+
+// cascadeKernels are the kernels of kernels/cascade.cu.
+type cascadeKernels struct {
+	plan, reduce, age, walk *cuda.Function
+}
+
+// cascadeKernelsFor compiles kernels/cascade.cu on first use. Call with b.mu
+// held.
+func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
+	if b.casc != nil {
+		return b.casc, nil
+	}
+	k := &cascadeKernels{}
+	m, err := b.load("cascade.cu", cascadeSource, nil,
+		[]string{"cascade_plan", "cascade_reduce", "cascade_age", "cascade_walk"},
+		[]**cuda.Function{&k.plan, &k.reduce, &k.age, &k.walk})
+	if err != nil {
+		return nil, err
+	}
+	b.modules = append(b.modules, m)
+	b.casc = k
+	return k, nil
+}
+
+// NewCascade returns one layer of the cascading cache with its bookkeeping
+// on the device (backend.Cascader). With Options.HostPolicies it returns
+// an error wrapping errors.ErrUnsupported, and the policy stays on the host.
+func (b *Backend) NewCascade(spec backend.CascadeSpec) (backend.DeviceCascade, error) {
+	if b.hostPolicies {
+		return nil, fmt.Errorf("gpu: cascade bookkeeping kept on the host by Options.HostPolicies: %w", errUnsupported)
+	}
+	hk, c := spec.KVHeads, spec.Cascades
+	switch {
+	case hk <= 0 || spec.QHeads%hk != 0:
+		return nil, fmt.Errorf("gpu: cascade for %d query heads and %d KV heads", spec.QHeads, hk)
+	case c <= 0 || c > 64 || spec.Size%c != 0 || len(spec.Every) != c:
+		return nil, fmt.Errorf("gpu: cascade of %d entries in %d cascades (%d periods)", spec.Size, c, len(spec.Every))
+	case spec.Sinks < 0 || spec.Sinks+spec.Size > math.MaxInt32:
+		return nil, fmt.Errorf("gpu: cascade of %d sinks and %d entries", spec.Sinks, spec.Size)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k, err := b.cascadeKernelsFor()
+	if err != nil {
+		return nil, fmt.Errorf("gpu: %w", err)
+	}
+	d := &deviceCascade{b: b, k: k, spec: spec, w: spec.Size / c}
+	d.view.c = d
+	// One allocation: the 8-byte arrays first, then the 4-byte ones.
+	e, v := hk*spec.Size, hk*(spec.Sinks+spec.Size)
+	layout := []struct {
+		p     *cuda.DevicePtr
+		bytes int
+	}{
+		{&d.pos, 8 * e}, {&d.every, 8 * c},
+		{&d.slot, 4 * e}, {&d.score, 4 * e}, {&d.freed, 4 * e},
+		{&d.start, 4 * hk * c}, {&d.stored, 4 * hk * c}, {&d.top, 4 * hk}, {&d.next, 4 * hk},
+		{&d.vslot, 4 * v}, {&d.vpos, 4 * v}, {&d.ventry, 4 * v},
+	}
+	for _, l := range layout {
+		d.bytes += l.bytes
+	}
+	if d.mem, err = b.dev.Alloc(d.bytes); err != nil {
+		return nil, fmt.Errorf("gpu: cascade state of %d bytes: %w", d.bytes, err)
+	}
+	off := 0
+	for _, l := range layout {
+		*l.p = d.mem.Add(off)
+		off += l.bytes
+	}
+	must(b.dev.Memset32(d.mem, 0, d.bytes/4))
+	next := make([]int32, hk)
+	for i := range next {
+		next[i] = int32(spec.Sinks) // cascade slots come after the sinks
+	}
+	must(cuda.Upload(b.dev, d.next, next))
+	must(cuda.Upload(b.dev, d.every, spec.Every))
+	return d, nil
+}
+
+// deviceCascade is one layer's cascade on the device (backend.DeviceCascade);
+// kernels/cascade.cu documents the layout of its state.
+type deviceCascade struct {
+	b    *Backend
+	k    *cascadeKernels
+	spec backend.CascadeSpec
+	w    int // entries per cascade
+
+	mem                                          cuda.DevicePtr // everything below
+	bytes                                        int
+	pos, every                                   cuda.DevicePtr // int64
+	slot, score, freed, start, stored, top, next cuda.DevicePtr
+	vslot, vpos, ventry                          cuda.DevicePtr // the view, [Hkv, L]
+
+	// Per chunk, grown on demand: the attention mass [Hq, L+n], reduced per
+	// KV head [Hkv, L+n], and the slots of the chunk's tokens [Hkv, n].
+	mass, reduced, place scratch
+
+	view deviceView
+}
+
+// deviceView is the view of the chunk being processed (backend.DeviceView):
+// Attention reads its slots and positions and leaves the mass in mass.
+type deviceView struct {
+	c     *deviceCascade
+	first int64 // original position of the chunk's first token
+	n     int   // tokens in the chunk
+	sunk  int
+	l     int            // view length
+	mass  cuda.DevicePtr // [Hq, L+n], set by Attention
+}
+
+// Len returns the view length.
+func (v *deviceView) Len() int { return v.l }
+
+// maxPos is the largest RoPE position the chunk's attention uses.
+func (v *deviceView) maxPos() int {
+	if v.c.spec.Original {
+		return int(v.first) + v.n - 1
+	}
+	return v.l + v.n - 1
+}
+
+// Plan lays out the view on the device.
+func (d *deviceCascade) Plan(first int64, n, sunk, viewLen int) backend.DeviceView {
+	s := d.spec
+	if n <= 0 || sunk < 0 || sunk > s.Sinks || viewLen < sunk || viewLen > s.Sinks+s.Size {
+		panic(fmt.Sprintf("gpu: cascade Plan of %d tokens over %d sinks and a view of %d", n, sunk, viewLen))
+	}
+	b := d.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d.view = deviceView{c: d, first: first, n: n, sunk: sunk, l: viewLen}
+	if viewLen > 0 {
+		launch(d.k.plan, cuda.Dim3{X: (viewLen + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
+			cuda.Ptr(d.vslot), cuda.Ptr(d.vpos), cuda.Ptr(d.ventry), cuda.Ptr(d.slot), cuda.Ptr(d.pos),
+			cuda.Ptr(d.start), cuda.Ptr(d.stored), cuda.Int(s.Size), cuda.Int(s.Cascades), cuda.Int(d.w),
+			cuda.Int(sunk), cuda.Int(viewLen), cuda.Int(boolInt(s.Original)))
+	}
+	return &d.view
+}
+
+// Commit reduces the chunk's mass per KV head, ages the held scores, walks
+// the chunk's tokens through the cascades and stores the kept rows.
+func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
+	s, vw := d.spec, &d.view
+	if vw.mass == 0 {
+		panic("gpu: cascade Commit without the attention mass of its view")
+	}
+	ks, vs, ck, cv := tensor(k), tensor(v), tensor(chunkK), tensor(chunkV)
+	if len(ks.shape) != 3 || ks.shape[0] != s.KVHeads || ks.shape[1] < s.Sinks+s.Size || vs.numel() != ks.numel() {
+		panic(fmt.Sprintf("gpu: cascade Commit into storage %v for %d KV heads × %d slots", ks.shape, s.KVHeads, s.Sinks+s.Size))
+	}
+	hd, capacity, n, l := ks.shape[2], ks.shape[1], vw.n, vw.l
+	if ck.numel() != n*s.KVHeads*hd || cv.numel() != ck.numel() {
+		panic(fmt.Sprintf("gpu: cascade Commit of chunk rows %v, %v for %d tokens", ck.shape, cv.shape, n))
+	}
+	b := d.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	wd := l + n
+	red := d.reduced.ensure(b.dev, 4*s.KVHeads*wd)
+	place := d.place.ensure(b.dev, 4*s.KVHeads*n)
+	launch(d.k.reduce, cuda.Dim3{X: (wd + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
+		cuda.Ptr(red), cuda.Ptr(vw.mass), cuda.Int(s.QHeads), cuda.Int(s.KVHeads), cuda.Int(wd),
+		cuda.Int(boolInt(s.ReduceMax)), cuda.Int(boolInt(s.Homogeneous)))
+	if l > vw.sunk {
+		bn := float32(math.Pow(s.Beta, float64(n)))
+		launch(d.k.age, cuda.Dim3{X: (l + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
+			cuda.Ptr(d.score), cuda.Ptr(d.ventry), cuda.Ptr(red), cuda.Int(l), cuda.Int(wd), cuda.Float(bn))
+	}
+	launch(d.k.walk, cuda.Dim3{X: s.KVHeads}, cuda.Dim3{X: 1}, 0,
+		cuda.Ptr(d.slot), cuda.Ptr(d.pos), cuda.Ptr(d.score), cuda.Ptr(d.start), cuda.Ptr(d.stored),
+		cuda.Ptr(d.freed), cuda.Ptr(d.top), cuda.Ptr(d.next), cuda.Ptr(place), cuda.Ptr(red), cuda.Ptr(d.every),
+		cuda.Int64(vw.first), cuda.Int(n), cuda.Int(l), cuda.Int(wd), cuda.Int(s.Sinks), cuda.Int(s.Size),
+		cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)))
+	// A slot names at most one row: a chunk token that lost its slot to a
+	// later one has place −1, so the scatter needs no de-duplication.
+	b.scatterPlaced(ks, ck, place, n, s.KVHeads, capacity, hd)
+	b.scatterPlaced(vs, cv, place, n, s.KVHeads, capacity, hd)
+	vw.mass = 0
+}
+
+// entries downloads head h's rings and calls f with each entry index
+// (relative to the head) in attention order.
+func (d *deviceCascade) entries(h int, f func(e int)) {
+	s := d.spec
+	if h < 0 || h >= s.KVHeads {
+		panic(fmt.Sprintf("gpu: cascade head %d of %d", h, s.KVHeads))
+	}
+	st := make([]int32, 2*s.Cascades)
+	b := d.b
+	must(cuda.Download(b.dev, st[:s.Cascades], d.start.Add(4*h*s.Cascades)))
+	must(cuda.Download(b.dev, st[s.Cascades:], d.stored.Add(4*h*s.Cascades)))
+	for i := s.Cascades - 1; i >= 0; i-- {
+		s0, n := int(st[i]), int(st[s.Cascades+i])
+		for k := range n {
+			f(i*d.w + (s0+k)%d.w)
+		}
+	}
+}
+
+// Held appends the original positions head h holds in its cascades.
+func (d *deviceCascade) Held(h int, dst []int64) []int64 {
+	b := d.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	pos := make([]int64, d.spec.Size)
+	must(cuda.Download(b.dev, pos, d.pos.Add(8*h*d.spec.Size)))
+	d.entries(h, func(e int) { dst = append(dst, pos[e]) })
+	return dst
+}
+
+// Scores appends the scores of those tokens.
+func (d *deviceCascade) Scores(h int, dst []float32) []float32 {
+	b := d.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	score := make([]float32, d.spec.Size)
+	must(cuda.Download(b.dev, score, d.score.Add(4*h*d.spec.Size)))
+	d.entries(h, func(e int) { dst = append(dst, score[e]) })
+	return dst
+}
+
+// Bytes is the device memory of the state and its per-chunk buffers.
+func (d *deviceCascade) Bytes() int64 {
+	return int64(d.bytes + d.mass.bytes + d.reduced.bytes + d.place.bytes)
+}
+
+// Free releases the state once queued work is done with it.
+func (d *deviceCascade) Free() {
+	b := d.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if d.mem != 0 {
+		must(b.dev.Synchronize())
+		must(b.dev.Free(d.mem))
+		d.mem = 0
+	}
+	for _, s := range []*scratch{&d.mass, &d.reduced, &d.place} {
+		must(s.release(b.dev))
+	}
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+var _ backend.Cascader = (*Backend)(nil)
