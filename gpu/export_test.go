@@ -1,0 +1,30 @@
+package gpu
+
+import (
+	"kvcascade/gpu/cuda"
+	"kvcascade/runtime/backend"
+)
+
+// SetViewMass writes mass [Hq·(L+n)] into a device cascade's view, as the
+// attention kernel would, so that tests can drive Commit with chosen scores.
+func SetViewMass(v backend.DeviceView, mass []float32) {
+	dv := v.(*deviceView)
+	b := dv.c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dv.mass = dv.c.mass.ensure(b.dev, 4*len(mass))
+	must(cuda.Upload(b.dev, dv.mass, mass))
+}
+
+// ViewSlots returns a device view's slots and positions [Hkv·L].
+func ViewSlots(v backend.DeviceView) (slots, pos []int32) {
+	dv := v.(*deviceView)
+	b := dv.c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := dv.c.spec.KVHeads * dv.l
+	slots, pos = make([]int32, n), make([]int32, n)
+	must(cuda.Download(b.dev, slots, dv.c.vslot))
+	must(cuda.Download(b.dev, pos, dv.c.vpos))
+	return slots, pos
+}
