@@ -224,7 +224,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		for i, n := range lengths {
 			if dev != nil {
 				if err := checkCacheFits(dev, p, pshape, n+*decode, *chunk); err != nil {
-					return err
+					// longer lengths need at least as much: go on with the next policy
+					fmt.Fprintf(stderr, "bench: %v; skipping %v\n", err, lengths[i:])
+					break
 				}
 			}
 			runtime.GC()
@@ -386,7 +388,7 @@ func checkCacheFits(dev *gpu.Backend, p benchPolicy, s policies.Shape, n, chunk 
 	// The doubling copy holds old and new storage of one layer at once.
 	grow := cache / int64(s.Layers)
 	if need := cache + grow + benchMargin; need > free {
-		return fmt.Errorf("policy %s at %d tokens: the KV cache needs ≈ %.1f GiB (%d slots × %d layers), the device has %.1f of %.1f GiB free; try fewer --layers or shorter --lengths",
+		return fmt.Errorf("policy %s at %d tokens: the KV cache needs ≈ %.1f GiB (%d slots × %d layers), the device has %.1f of %.1f GiB free",
 			p.label, n, float64(cache)/gib, slots, s.Layers, float64(free)/gib, float64(total)/gib)
 	}
 	return nil

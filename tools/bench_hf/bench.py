@@ -145,7 +145,19 @@ def main():
         run(model, min(1024, a.lengths[0]), 2, gen)  # warm-up: kernels, allocator, cuBLAS handles
         for n in sorted(set(a.lengths) | set(a.decode_at)):
             decode = a.decode if n in a.decode_at else 0
-            prefill, per_token, out = run(model, n, decode, gen)
+            try:
+                prefill, per_token, out = run(model, n, decode, gen)
+            except torch.cuda.OutOfMemoryError as e:
+                # the longer lengths would not fit either: report and stop
+                torch.cuda.empty_cache()
+                print(f"bench.py: {n} tokens: out of device memory ({str(e).splitlines()[0]}); "
+                      f"skipping the longer lengths", file=sys.stderr, flush=True)
+                if w:
+                    w.writerow([label, n, "OOM", "", "", "", ""])
+                else:
+                    print(f"{label:<{len(label)}}  {n:>7}  {'OOM':>10}")
+                sys.stdout.flush()
+                break
             kv = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * (n + decode) * 2
             dev = used_mib()
             del out
