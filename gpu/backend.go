@@ -145,6 +145,9 @@ func (b *Backend) Close() error {
 	return errors.Join(errs...)
 }
 
+// DType returns F32: this version stores every tensor as float32.
+func (b *Backend) DType() backend.DType { return backend.F32 }
+
 // Name returns "cuda".
 func (b *Backend) Name() string { return "cuda" }
 
