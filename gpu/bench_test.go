@@ -109,6 +109,11 @@ func BenchmarkMatMul(bm *testing.B) {
 					bm.Fatal(err)
 				}
 				bm.ReportMetric(2*float64(s*n*k)*float64(bm.N)/bm.Elapsed().Seconds()/1e12, "TFLOP/s")
+				if path == "cuBLASLt" {
+					if ok, _ := gpu.LtPlans(g); ok == 0 {
+						bm.Log("cuBLASLt has no algorithm for this product: the gemm_nt kernel ran")
+					}
+				}
 				g.Free(x)
 				g.Free(w)
 				g.Free(dst)

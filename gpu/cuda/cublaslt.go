@@ -195,6 +195,19 @@ func (l *BLASLt) Close() error {
 	return errors.Join(errs...)
 }
 
+// Plans returns how many of the cached plans have an algorithm and how
+// many have none (products cuBLASLt declined), for logs and tests.
+func (l *BLASLt) Plans() (withAlgo, without int) {
+	for _, p := range l.plans {
+		if p.ok {
+			withAlgo++
+		} else {
+			without++
+		}
+	}
+	return withAlgo, without
+}
+
 // dropPlans destroys every plan's descriptors.
 func (l *BLASLt) dropPlans() error {
 	var errs []error
@@ -236,8 +249,9 @@ type MatMulOp struct {
 // scale (CUBLAS_COMPUTE_32F) and the bias fused as an epilogue. Plans are
 // cached by shape, types and pointer alignments, so only the first product
 // of a kind asks cuBLASLt's heuristic. It returns false (and no error) when
-// cuBLASLt has no algorithm for the product: the caller computes it another
-// way.
+// cuBLASLt has no algorithm for the product (the heuristic found none, or
+// the one it found answered CUBLAS_STATUS_NOT_SUPPORTED, before queueing
+// anything): the caller computes it another way.
 //
 // cuBLASLt is column-major, where these row-major buffers are Wᵀ [K, N],
 // Xᵀ [K, M] and Dᵀ [N, M]; so it computes Dᵀ = op(W)·Xᵀ with op = transpose,
@@ -273,6 +287,12 @@ func (l *BLASLt) MatMulNT(op MatMulOp) (bool, error) {
 	}
 	st := l.api.matmul(l.g.drv.api, l.g.ctx, l.h, p.desc, 1, 0,
 		op.W, p.a, op.X, p.b, op.D, p.d, op.D, p.d, &p.algo, l.workspace, p.workspace)
+	if st == cublasStatusNotSupported {
+		// The heuristic's algorithm refused the product after all: remember
+		// that there is none.
+		p.ok = false
+		return false, l.destroyPlan(p)
+	}
 	if st != 0 {
 		return false, fmt.Errorf("%d×%d×%d %v·%vᵀ→%v: %w", op.M, op.N, op.K, op.XType, op.WType, op.DType, l.check("cublasLtMatmul", st))
 	}

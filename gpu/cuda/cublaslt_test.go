@@ -202,6 +202,9 @@ func TestBLASLtPlan(t *testing.T) {
 			t.Errorf("op %d: %v, %v, %d heuristics", i, ok, err, f.heuristics)
 		}
 	}
+	if ok, none := l.Plans(); ok != 4 || none != 0 {
+		t.Errorf("Plans() = %d, %d, want 4, 0", ok, none)
+	}
 	if f.prefAttrs[ltPrefAlignB] != 256 || f.descAttrs[ltDescEpilogue] != ltEpilogueDefault {
 		t.Errorf("last plan: preferences %v, descriptor %v", f.prefAttrs, f.descAttrs)
 	}
@@ -237,6 +240,9 @@ func TestBLASLtNoAlgorithm(t *testing.T) {
 					t.Fatalf("call %d: %v, %v, want false and no error", i, ok, err)
 				}
 			}
+			if ok, none := l.Plans(); ok != 0 || none != 1 {
+				t.Errorf("Plans() = %d, %d, want 0, 1", ok, none)
+			}
 			if f.heuristics != 1 || len(f.matmuls) != 0 {
 				t.Errorf("%d heuristics, %d matmuls: the answer is not cached", f.heuristics, len(f.matmuls))
 			}
@@ -246,6 +252,24 @@ func TestBLASLtNoAlgorithm(t *testing.T) {
 			l.Close()
 		})
 	}
+}
+
+// TestBLASLtRefused: an algorithm that refuses the product at run time is
+// remembered as none.
+func TestBLASLtRefused(t *testing.T) {
+	f := newFakeLt()
+	f.matmulSt = cublasStatusNotSupported
+	l := openFakeLt(t, f)
+	op := MatMulOp{D: 0x10000, X: 0x20000, W: 0x30000, DType: R16BF, XType: R16BF, WType: R16BF, M: 2, N: 2, K: 2}
+	for i := 0; i < 2; i++ {
+		if ok, err := l.MatMulNT(op); ok || err != nil {
+			t.Fatalf("call %d: %v, %v, want false and no error", i, ok, err)
+		}
+	}
+	if f.heuristics != 1 || len(f.matmuls) != 1 || f.count("desc") != 0 || f.count("layout") != 0 {
+		t.Errorf("%d heuristics, %d matmuls, live %v", f.heuristics, len(f.matmuls), f.alive)
+	}
+	l.Close()
 }
 
 func TestBLASLtErrors(t *testing.T) {
