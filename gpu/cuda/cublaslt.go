@@ -59,6 +59,7 @@ const (
 	R16BF DataType = 14 // CUDA_R_16BF: bfloat16
 )
 
+// String returns the type's name in library_types.h.
 func (t DataType) String() string {
 	switch t {
 	case R32F:
@@ -239,10 +240,9 @@ type MatMulOp struct {
 	D, X, W DevicePtr
 	// Bias is 0 for none; it has D's type (CUBLASLT_EPILOGUE_BIAS reads it
 	// so).
-	Bias         DevicePtr
-	DType, XType DataType
-	WType        DataType
-	M, N, K      int
+	Bias                DevicePtr
+	DType, XType, WType DataType
+	M, N, K             int
 }
 
 // MatMulNT queues op on the default stream with float32 accumulation and
