@@ -13,7 +13,6 @@ import (
 
 	"kvcascade/policies"
 	"kvcascade/policies/params"
-	"kvcascade/runtime/backend"
 	"kvcascade/runtime/model"
 )
 
@@ -41,7 +40,7 @@ func (e *Env) NewCache() (*policies.Cache, error) {
 	m := e.Model
 	return policies.NewCache(m.Backend(), e.Policy, policies.Shape{
 		Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim,
-	}, backend.F32)
+	}, m.Backend().DType())
 }
 
 // Prompt applies the policy's prompt cut (truncated baseline), if any.

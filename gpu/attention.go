@@ -57,7 +57,10 @@ func (b *Backend) table(invFreq []float32, factor float32, need int) *ropeTable 
 }
 
 // Attention runs attention of a chunk over [view ; chunk (causal)] with
-// RoPE applied by position, and fills a.Mass when it is not nil.
+// RoPE applied by position, and fills a.Mass when it is not nil. Out, Q,
+// K, V and the cache must share one storage type (the backend's DType, as
+// the model and the policies' caches make them); the arithmetic is
+// float32.
 func (b *Backend) Attention(a *backend.Attention) {
 	out, q, k, v := tensor(a.Out), tensor(a.Q), tensor(a.K), tensor(a.V)
 	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
@@ -81,12 +84,19 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if dv == nil && (len(ctx.Slots) != hkv*l || len(ctx.Pos) != hkv*l) || len(ctx.QueryPos) != hkv {
 		panic(fmt.Sprintf("gpu: Attention context: %d slots, %d positions, %d query positions for %d KV heads × %d", len(ctx.Slots), len(ctx.Pos), len(ctx.QueryPos), hkv, l))
 	}
+	st := q.st
+	if out.st != st || k.st != st || v.st != st {
+		panic(fmt.Sprintf("gpu: Attention of out %v, q %v, k %v, v %v: one storage type for all", out.DType(), q.DType(), k.DType(), v.DType()))
+	}
 	var ck, cv cuda.DevicePtr
 	capacity := 0
 	if ctx.K != nil {
 		kt, vt := tensor(ctx.K), tensor(ctx.V)
 		if len(kt.shape) != 3 || kt.shape[0] != hkv || kt.shape[2] != hd || vt.numel() != kt.numel() {
 			panic(fmt.Sprintf("gpu: Attention cache of shape %v for %d KV heads of %d", kt.shape, hkv, hd))
+		}
+		if kt.st != st || vt.st != st {
+			panic(fmt.Sprintf("gpu: Attention cache of %v and %v for a chunk of %v: one storage type for all", kt.DType(), vt.DType(), q.DType()))
 		}
 		ck, cv, capacity = kt.ptr(), vt.ptr(), kt.shape[1]
 	}
@@ -121,7 +131,7 @@ func (b *Backend) Attention(a *backend.Attention) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	kern, err := b.attnFor(hd)
+	kern, err := b.attnFor(hd, st)
 	must(err)
 	rt := b.table(a.InvFreq, a.AttnFactor, maxPos+1)
 

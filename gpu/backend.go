@@ -5,17 +5,24 @@
 // (libcuda.so.1) and NVRTC with dlopen when New is called, and New returns
 // an error on a machine without them. The kernels are CUDA C files embedded
 // in the binary (kernels/), compiled by NVRTC for the device's architecture
-// on first use and cached on disk. Matrix products go through cuBLAS
-// (cublasSgemm, strict float32) when libcublas loads, else through the
-// embedded tiled SGEMM kernel.
+// on first use and cached on disk.
 //
-// This first version stores every tensor as float32, whatever dtype is
-// asked for (bf16 storage is to come), so it matches the CPU backend to
-// float32 rounding. Attention rotates keys and queries by RoPE while
-// loading them, at the positions the cache gives, and never stores the
-// score matrix (online softmax); the attention mass per key, when asked
-// for, is a second pass over the keys using each query's saved softmax max
-// and denominator.
+// A Backend stores weights, activations and KV caches in one type, its
+// DType: bfloat16 by default (New), or float32 (Options.DType). Every
+// kernel loads its tensors whatever their storage type, computes in float32
+// and rounds each result once to the type it stores. Logits are float32
+// tensors (Backend.New honours F32 and BF16; F16 is stored as BF16). Matrix
+// products of bf16 tensors go through cuBLASLt (float32 accumulation, the
+// bias fused where it has the output's type), float32 products through
+// cuBLAS (cublasSgemm, strict float32, no TF32); without them, or where
+// cuBLASLt has no algorithm, through the embedded tiled kernel. In F32 mode
+// the backend matches the CPU backend to float32 rounding; in BF16 mode to
+// bf16 rounding of each stored result (2⁻⁸ relative).
+//
+// Attention rotates keys and queries by RoPE while loading them, at the
+// positions the cache gives, and never stores the score matrix (online
+// softmax); the attention mass per key, when asked for, is a second pass
+// over the keys using each query's saved softmax max and denominator.
 //
 // backend.Backend has no error results, so a failing device call panics
 // with the driver's message; Synchronize reports pending asynchronous
@@ -33,9 +40,15 @@ import (
 	"kvcascade/runtime/backend"
 )
 
-// Options tune New.
+// Options tune NewWithOptions.
 type Options struct {
-	// NoCUBLAS uses the embedded SGEMM kernel even where cuBLAS loads.
+	// DType is the type the backend stores weights, activations and KV
+	// caches in (Backend.DType): backend.BF16, what New uses, or
+	// backend.F32, the strict float32 path. F16 is stored as BF16. Being
+	// backend.DType's zero value, F32 is also what Options{} asks for.
+	DType backend.DType
+	// NoCUBLAS uses the embedded GEMM kernel even where cuBLAS and
+	// cuBLASLt load.
 	NoCUBLAS bool
 	// CacheDir holds compiled kernels; "" is cuda.DefaultCacheDir(), "-"
 	// disables the disk cache.
@@ -49,15 +62,19 @@ type Options struct {
 // Backend runs on one GPU. The zero value is not usable; call New.
 type Backend struct {
 	mu      sync.Mutex
+	st      storage // Backend.DType
 	drv     *cuda.Driver
 	dev     *cuda.Device
 	nvrtc   *cuda.NVRTC
 	comp    *cuda.Compiler
-	blas    *cuda.BLAS // nil: the sgemm_nt kernel
-	blasErr error      // why blas is nil
+	blas    *cuda.BLAS   // float32 products; nil: the gemm_nt kernel
+	blasErr error        // why blas is nil
+	lt      *cuda.BLASLt // bf16 products; nil: the gemm_nt kernel
+	ltErr   error        // why lt is nil
+	ltWork  cuda.DevicePtr
 	modules []*cuda.Module
 	k       opsKernels
-	attn    map[int]*attnKernels // by head dimension
+	attn    map[attnKey]*attnKernels
 	rope    map[ropeKey]*ropeTable
 
 	args  scratch // per-call uploads: ids, slots, positions, weights
@@ -69,21 +86,32 @@ type Backend struct {
 	casc         *cascadeKernels // kernels/cascade.cu, compiled by NewCascade on first use
 
 	host  []uint32 // packing space for uploads
+	half  []uint16 // conversion space for bf16 uploads and downloads
 	stamp []uint32 // Scatter's duplicate detection, by slot
 	gen   uint32
 
-	fillNormal *cuda.Function // kernels/random.cu, compiled by RandomNormal on first use
+	fillNormal [numStorage]*cuda.Function // kernels/random.cu, compiled by RandomNormal on first use
 }
 
-// New opens GPU device (0 for the first) with default options.
-func New(device int) (*Backend, error) { return NewWithOptions(device, Options{}) }
+// ltWorkspace is the device memory cuBLASLt may use per product.
+const ltWorkspace = 32 << 20
+
+// convertChunk is how many elements FromFloat32 and Read convert between
+// float32 and bf16 on the host per copy, bounding the host buffer.
+const convertChunk = 1 << 22
+
+// New opens GPU device (0 for the first) storing tensors as bf16, with
+// the other options at their defaults.
+func New(device int) (*Backend, error) { return NewWithOptions(device, Options{DType: backend.BF16}) }
 
 // NewWithOptions opens GPU device, loads NVRTC and (unless opt.NoCUBLAS)
-// cuBLAS, and compiles the elementwise kernels. Errors wrap
-// cuda.ErrNoDriver or cuda.ErrNoDevice on machines without a GPU, and
-// cuda.ErrNoNVRTC where the driver is there and NVRTC is not.
+// cuBLAS and cuBLASLt, and compiles the elementwise kernels. A missing
+// cuBLAS or cuBLASLt is no error: the products fall back to the embedded
+// kernel (Info says why). Errors wrap cuda.ErrNoDriver or cuda.ErrNoDevice
+// on machines without a GPU, and cuda.ErrNoNVRTC where the driver is there
+// and NVRTC is not.
 func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
-	b := &Backend{attn: map[int]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies}
+	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -111,8 +139,17 @@ func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
 	}
 	if opt.NoCUBLAS {
 		b.blasErr = errors.New("disabled by Options.NoCUBLAS")
-	} else if b.blas, b.blasErr = cuda.OpenCUBLAS(b.dev); b.blasErr != nil {
+		b.ltErr = b.blasErr
+		return b, nil
+	}
+	if b.blas, b.blasErr = cuda.OpenCUBLAS(b.dev); b.blasErr != nil {
 		b.blas = nil
+	}
+	if b.ltWork, err = b.dev.Alloc(ltWorkspace); err != nil {
+		return nil, fmt.Errorf("gpu: cuBLASLt workspace: %w", err)
+	}
+	if b.lt, b.ltErr = cuda.OpenCUBLASLt(b.dev, b.ltWork, ltWorkspace); b.ltErr != nil {
+		b.lt = nil
 	}
 	return b, nil
 }
@@ -140,6 +177,12 @@ func (b *Backend) Close() error {
 		if b.blas != nil {
 			errs = append(errs, b.blas.Close())
 		}
+		if b.lt != nil {
+			errs = append(errs, b.lt.Close())
+		}
+		if b.ltWork != 0 {
+			errs = append(errs, b.dev.Free(b.ltWork))
+		}
 		errs = append(errs, b.dev.Close())
 	}
 	if b.nvrtc != nil {
@@ -148,9 +191,13 @@ func (b *Backend) Close() error {
 	if b.drv != nil {
 		b.drv.Close()
 	}
-	b.rope, b.attn, b.modules, b.blas, b.dev, b.nvrtc, b.drv = nil, nil, nil, nil, nil, nil, nil
+	b.rope, b.attn, b.modules, b.blas, b.lt, b.ltWork, b.dev, b.nvrtc, b.drv = nil, nil, nil, nil, nil, 0, nil, nil, nil
 	return errors.Join(errs...)
 }
+
+// DType returns the type the backend stores weights, activations and KV
+// caches in: BF16 or F32 (Options.DType).
+func (b *Backend) DType() backend.DType { return b.st.dtype() }
 
 // Name returns "cuda".
 func (b *Backend) Name() string { return "cuda" }
@@ -158,21 +205,30 @@ func (b *Backend) Name() string { return "cuda" }
 // Info describes the device and the libraries in use, for logs.
 func (b *Backend) Info() string {
 	d := b.dev
-	gemm := fmt.Sprintf("sgemm_nt kernel (no cuBLAS: %v)", b.blasErr)
+	gemm := fmt.Sprintf("float32 gemm_nt kernel (no cuBLAS: %v)", b.blasErr)
 	if b.blas != nil {
-		gemm = fmt.Sprintf("cuBLAS %d (%s)", b.blas.Version, b.blas.Path)
+		gemm = fmt.Sprintf("float32 cuBLAS %d (%s)", b.blas.Version, b.blas.Path)
+	}
+	if b.lt != nil {
+		gemm += fmt.Sprintf(", bf16 cuBLASLt %d (%s)", b.lt.Version, b.lt.Path)
+	} else {
+		gemm += fmt.Sprintf(", bf16 gemm_nt kernel (no cuBLASLt: %v)", b.ltErr)
 	}
 	cache := b.comp.CacheDir
 	if cache == "" {
 		cache = "off"
 	}
-	return fmt.Sprintf("%s (%s, %d SMs, %.1f GiB), driver CUDA %d.%d, NVRTC %s (%s), GEMM %s, kernel cache %s",
+	return fmt.Sprintf("%s (%s, %d SMs, %.1f GiB), driver CUDA %d.%d, NVRTC %s (%s), storage %s, GEMM %s, kernel cache %s",
 		d.Name, d.Arch(), d.Multiprocessors, float64(d.TotalMem)/(1<<30),
-		b.drv.Version/1000, b.drv.Version%1000/10, b.nvrtc.Version(), b.nvrtc.Path, gemm, cache)
+		b.drv.Version/1000, b.drv.Version%1000/10, b.nvrtc.Version(), b.nvrtc.Path, b.DType(), gemm, cache)
 }
 
-// CUBLAS reports whether matrix products go through cuBLAS.
+// CUBLAS reports whether float32 matrix products go through cuBLAS.
 func (b *Backend) CUBLAS() bool { return b.blas != nil }
+
+// CUBLASLt reports whether bf16 matrix products go through cuBLASLt
+// (where it has an algorithm for them).
+func (b *Backend) CUBLASLt() bool { return b.lt != nil }
 
 // Synchronize waits for all queued work and returns the first failure of
 // it, if any.
@@ -190,11 +246,12 @@ func must(err error) {
 	}
 }
 
-// Tensor is a float32 tensor in device memory.
+// Tensor is a tensor in device memory, stored as float32 or bf16.
 type Tensor struct {
 	buf   *buffer
 	off   int // bytes into buf
 	shape []int
+	st    storage
 	view  bool // made by Slice: shares buf, cannot be freed
 }
 
@@ -207,8 +264,8 @@ type buffer struct {
 // Shape returns the dimensions.
 func (t *Tensor) Shape() []int { return t.shape }
 
-// DType is F32: this version stores every tensor as float32.
-func (t *Tensor) DType() backend.DType { return backend.F32 }
+// DType returns the element type: F32 or BF16.
+func (t *Tensor) DType() backend.DType { return t.st.dtype() }
 
 func (t *Tensor) numel() int { return backend.Numel(t.shape) }
 
@@ -228,44 +285,62 @@ func tensor(t backend.Tensor) *Tensor {
 	return g
 }
 
-// alloc returns an uninitialised tensor.
-func (b *Backend) alloc(shape []int) *Tensor {
+// bytes returns the size of t's elements in device memory.
+func (t *Tensor) bytes() int { return t.numel() * t.st.size() }
+
+// alloc returns an uninitialised tensor. The allocation is rounded up to
+// whole 32-bit words, so that New can clear it with Memset32.
+func (b *Backend) alloc(st storage, shape []int) *Tensor {
 	for _, d := range shape {
 		if d < 0 {
 			panic(fmt.Sprintf("gpu: negative dimension in shape %v", shape))
 		}
 	}
-	t := &Tensor{buf: &buffer{}, shape: append([]int(nil), shape...)}
-	if n := t.numel(); n > 0 {
-		p, err := b.dev.Alloc(4 * n)
+	t := &Tensor{buf: &buffer{}, shape: append([]int(nil), shape...), st: st}
+	if n := t.bytes(); n > 0 {
+		p, err := b.dev.Alloc((n + 3) / 4 * 4)
 		must(err)
 		t.buf.ptr = p
 	}
 	return t
 }
 
-// New returns a zeroed float32 tensor whatever dtype is asked for.
-func (b *Backend) New(_ backend.DType, shape ...int) backend.Tensor {
+// New returns a zeroed tensor of dtype: F32 is stored as float32, BF16 and
+// F16 as bf16, whatever the backend's DType.
+func (b *Backend) New(dtype backend.DType, shape ...int) backend.Tensor {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.alloc(shape)
-	must(b.dev.Memset32(t.ptr(), 0, t.numel()))
+	t := b.alloc(storageOf(dtype), shape)
+	must(b.dev.Memset32(t.ptr(), 0, (t.bytes()+3)/4))
 	return t
 }
 
-// FromFloat32 uploads data into a new tensor.
+// FromFloat32 uploads data into a new tensor of the backend's DType; for
+// bf16 each value is rounded to the nearest, ties to even, on the host.
 func (b *Backend) FromFloat32(data []float32, shape ...int) backend.Tensor {
 	if len(data) != backend.Numel(shape) {
 		panic(fmt.Sprintf("gpu: %d elements for shape %v", len(data), shape))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	t := b.alloc(shape)
-	must(cuda.Upload(b.dev, t.ptr(), data))
+	t := b.alloc(b.st, shape)
+	if t.st == stF32 {
+		must(cuda.Upload(b.dev, t.ptr(), data))
+		return t
+	}
+	for lo := 0; lo < len(data); lo += convertChunk {
+		part := data[lo:min(lo+convertChunk, len(data))]
+		h := b.halves(len(part))
+		for i, v := range part {
+			h[i] = toBF16(v)
+		}
+		must(cuda.Upload(b.dev, t.ptr().Add(2*lo), h))
+	}
 	return t
 }
 
-// Read copies t to dst after all queued work has finished.
+// Read copies t to dst as float32 after all queued work has finished; bf16
+// elements are widened on the host (exactly).
 func (b *Backend) Read(t backend.Tensor, dst []float32) {
 	g := tensor(t)
 	n := g.numel()
@@ -274,7 +349,26 @@ func (b *Backend) Read(t backend.Tensor, dst []float32) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	must(cuda.Download(b.dev, dst[:n], g.ptr()))
+	if g.st == stF32 {
+		must(cuda.Download(b.dev, dst[:n], g.ptr()))
+		return
+	}
+	for lo := 0; lo < n; lo += convertChunk {
+		part := dst[lo:min(lo+convertChunk, n)]
+		h := b.halves(len(part))
+		must(cuda.Download(b.dev, h, g.ptr().Add(2*lo)))
+		for i, v := range h {
+			part[i] = fromBF16(v)
+		}
+	}
+}
+
+// halves returns the host conversion buffer with length n.
+func (b *Backend) halves(n int) []uint16 {
+	if cap(b.half) < n {
+		b.half = make([]uint16, n)
+	}
+	return b.half[:n]
 }
 
 // Free releases t's device memory once queued work is done with it.
@@ -306,7 +400,7 @@ func (b *Backend) Slice(t backend.Tensor, lo, hi int) backend.Tensor {
 	}
 	row := backend.Numel(g.shape[1:])
 	shape := append([]int{hi - lo}, g.shape[1:]...)
-	return &Tensor{buf: g.buf, off: g.off + 4*lo*row, shape: shape, view: true}
+	return &Tensor{buf: g.buf, off: g.off + g.st.size()*lo*row, shape: shape, st: g.st, view: true}
 }
 
 // scratch is a device buffer reused between calls, grown on demand.

@@ -97,8 +97,18 @@ func compare(t *testing.T, what string, got, want []float32, atol, rtol float64)
 	t.Logf("%s: max |Δ| = %.3g over %d values", what, worst, len(want))
 }
 
+// f32 is the strict float32 backend's options: the tests comparing with the
+// CPU backend at float32 tolerances use it.
+var f32 = gpu.Options{DType: backend.F32}
+
+// bf16 is the default backend's: storage in bf16.
+var bf16 = gpu.Options{DType: backend.BF16}
+
 func TestTensors(t *testing.T) {
-	b := openGPU(t, gpu.Options{})
+	b := openGPU(t, f32)
+	if b.DType() != backend.F32 {
+		t.Fatalf("backend dtype %v, want F32", b.DType())
+	}
 	rng := rand.New(rand.NewPCG(1, 1))
 	data := randSlice(rng, 5*3*4)
 	x := b.FromFloat32(data, 5, 3, 4)
@@ -113,9 +123,12 @@ func TestTensors(t *testing.T) {
 	if got := read(b, ss); !slices.Equal(got, data[2*12:3*12]) {
 		t.Errorf("slice of a slice reads %v, want %v", got, data[24:36])
 	}
-	z := b.New(backend.BF16, 7, 3)
-	if z.DType() != backend.F32 {
-		t.Errorf("dtype %v, want F32 storage", z.DType())
+	if x.DType() != backend.F32 {
+		t.Errorf("FromFloat32 stored %v, want F32", x.DType())
+	}
+	z := b.New(backend.BF16, 7, 3) // New honours the dtype asked for
+	if z.DType() != backend.BF16 {
+		t.Errorf("dtype %v, want BF16 storage", z.DType())
 	}
 	for _, v := range read(b, z) {
 		if v != 0 {
@@ -128,6 +141,67 @@ func TestTensors(t *testing.T) {
 	b.Free(x)
 	mustPanic(t, "Free of a slice", func() { b.Free(s) })
 	mustPanic(t, "double Free", func() { b.Free(x) })
+	if err := b.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTensorsBF16 checks storage in bf16: FromFloat32 rounds to nearest
+// even exactly as runtime/safetensors does, Read widens exactly, Slice
+// offsets count 2-byte elements (rows of odd length included), New zeroes
+// odd sizes, F16 is stored as BF16 and F32 stays float32, and tensors
+// larger than one host conversion chunk round-trip.
+func TestTensorsBF16(t *testing.T) {
+	b := openGPU(t, bf16)
+	if b.DType() != backend.BF16 {
+		t.Fatalf("backend dtype %v, want BF16", b.DType())
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	data := randSlice(rng, 5*3*3)
+	data[0], data[1], data[2] = float32(math.Inf(-1)), 1+1.0/256, 3.4e38 // -∞; a tie to even; rounds up to +∞
+	x := b.FromFloat32(data, 5, 3, 3)
+	if x.DType() != backend.BF16 {
+		t.Fatalf("FromFloat32 stored %v, want BF16", x.DType())
+	}
+	want := roundBF16(data)
+	if got := read(b, x); !slices.Equal(got, want) {
+		t.Fatalf("FromFloat32/Read: %v, want %v", got[:4], want[:4])
+	}
+	s := b.Slice(x, 1, 4)
+	if s.DType() != backend.BF16 {
+		t.Errorf("slice dtype %v", s.DType())
+	}
+	if got := read(b, b.Slice(s, 1, 2)); !slices.Equal(got, want[2*9:3*9]) {
+		t.Errorf("slice of a slice (rows of 9 elements) reads %v, want %v", got, want[18:27])
+	}
+	for _, c := range []struct {
+		dtype, want backend.DType
+	}{{backend.BF16, backend.BF16}, {backend.F16, backend.BF16}, {backend.F32, backend.F32}} {
+		z := b.New(c.dtype, 7, 3)
+		if z.DType() != c.want {
+			t.Errorf("New(%v) stores %v, want %v", c.dtype, z.DType(), c.want)
+		}
+		for _, v := range read(b, z) {
+			if v != 0 {
+				t.Fatalf("New(%v) is not zeroed", c.dtype)
+			}
+		}
+		b.Free(z)
+	}
+	// Mixed storage: a float32 tensor adds a bf16 one exactly.
+	acc := b.New(backend.F32, 5, 9)
+	b.Add(acc, b.Slice(x, 0, 5))
+	if got := read(b, acc); !slices.Equal(got, want) {
+		t.Errorf("float32 += bf16: %v, want %v", got[:4], want[:4])
+	}
+	big := randSlice(rng, 1<<22+1001) // over one conversion chunk
+	y := b.FromFloat32(big, len(big))
+	if got := read(b, y); !slices.Equal(got, roundBF16(big)) {
+		t.Error("round trip of a tensor over one conversion chunk differs")
+	}
+	b.Free(y)
+	b.Free(acc)
+	b.Free(x)
 	if err := b.Synchronize(); err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +225,7 @@ func mustPanic(t *testing.T, what string, f func()) {
 // rounding of a K-term dot product summed in another order, ~√K·2⁻²⁴ of
 // Σ|x·w| for each side; the bound checked is four times that.
 func TestOps(t *testing.T) {
-	g := openGPU(t, gpu.Options{})
+	g := openGPU(t, f32)
 	c := cpu.New(1)
 	rng := rand.New(rand.NewPCG(2, 3))
 
@@ -197,7 +271,7 @@ func TestOps(t *testing.T) {
 		g.Add(dg, g.FromFloat32(y, 999))
 		compare(t, "add", read(g, dg), read(c, dc), 0, 0)
 	})
-	for _, opt := range []gpu.Options{{}, {NoCUBLAS: true}} {
+	for _, opt := range []gpu.Options{f32, {DType: backend.F32, NoCUBLAS: true}} {
 		gb := openGPU(t, opt)
 		name := "MatMul/cuBLAS"
 		if !gb.CUBLAS() {
@@ -259,6 +333,197 @@ func checkGEMM(t *testing.T, what string, got, want, x, w []float32, s, n, k int
 			}
 			bound := 4*math.Sqrt(float64(k))*0x1p-24*abs + 1e-6
 			d := math.Abs(float64(got[r*n+j]) - float64(want[r*n+j]))
+			if !(d <= bound) {
+				t.Fatalf("%s: [%d,%d] = %v, want %v (|Δ| %.3g > %.3g)", what, r, j, got[r*n+j], want[r*n+j], d, bound)
+			}
+			worst, worstRatio = max(worst, d), max(worstRatio, d/bound)
+		}
+	}
+	t.Logf("%s: max |Δ| = %.3g (%.2f of the bound)", what, worst, worstRatio)
+}
+
+// TestOpsBF16 checks each operation of a bf16 backend against the CPU
+// backend run on the same inputs rounded to bf16 (the GPU rounds its own
+// from float32), so that the only differences are the GPU's float32
+// arithmetic (as in TestOps) and the rounding of each output to bf16, at
+// most 2⁻⁸ of its value (bf16ULP). Copies (Embed, Scatter, CopySlots) of
+// bf16 values must be exact. Add, SwiGLU and RMSNorm round a float32
+// result within TestOps's bounds of the CPU's: 2⁻⁸ relative plus those.
+// Matrix products: see checkGEMMBF16.
+func TestOpsBF16(t *testing.T) {
+	g := openGPU(t, bf16)
+	c := cpu.New(1)
+	rng := rand.New(rand.NewPCG(4, 5))
+	// in returns the input on the CPU (rounded) and on the GPU (rounded
+	// there).
+	in := func(data []float32, shape ...int) (backend.Tensor, backend.Tensor) {
+		return c.FromFloat32(roundBF16(data), shape...), g.FromFloat32(data, shape...)
+	}
+	out := func(shape ...int) (backend.Tensor, backend.Tensor) {
+		return c.New(backend.F32, shape...), g.FromFloat32(poison(backend.Numel(shape)), shape...)
+	}
+
+	t.Run("Embed", func(t *testing.T) {
+		const vocab, dim = 50, 72
+		tc, tg := in(randSlice(rng, vocab*dim), vocab, dim)
+		ids := []int32{3, 0, 49, 3, 17}
+		dc, dg := out(len(ids), dim)
+		c.Embed(dc, tc, ids)
+		g.Embed(dg, tg, ids)
+		compare(t, "embed", read(g, dg), read(c, dc), 0, 0)
+	})
+	t.Run("RMSNorm", func(t *testing.T) {
+		for _, dim := range []int{64, 100, 4096} {
+			rows := 7
+			xc, xg := in(randSlice(rng, rows*dim), rows, dim)
+			wc, wg := in(randSlice(rng, dim), dim)
+			dc, dg := out(rows, dim)
+			c.RMSNorm(dc, xc, wc, 1e-5)
+			g.RMSNorm(dg, xg, wg, 1e-5)
+			compare(t, fmt.Sprintf("rmsnorm dim %d", dim), read(g, dg), read(c, dc), 1e-6, bf16ULP+2e-6)
+			// In place, as the model calls it on the residual stream.
+			g.RMSNorm(xg, xg, wg, 1e-5)
+			compare(t, fmt.Sprintf("rmsnorm dim %d in place", dim), read(g, xg), read(c, dc), 1e-6, bf16ULP+2e-6)
+		}
+	})
+	t.Run("SwiGLU", func(t *testing.T) {
+		n := 3 * 1000
+		gate, up := randSlice(rng, n), randSlice(rng, n)
+		for i := range gate {
+			gate[i] *= 4
+		}
+		gc, gg := in(gate, 3, 1000)
+		uc, ug := in(up, 3, 1000)
+		dc, dg := out(3, 1000)
+		c.SwiGLU(dc, gc, uc)
+		g.SwiGLU(dg, gg, ug)
+		compare(t, "swiglu", read(g, dg), read(c, dc), 1e-7, bf16ULP+2e-6)
+		g.SwiGLU(gg, gg, ug)
+		compare(t, "swiglu in place", read(g, gg), read(c, dc), 1e-7, bf16ULP+2e-6)
+	})
+	t.Run("Add", func(t *testing.T) {
+		x, y := randSlice(rng, 999), randSlice(rng, 999)
+		dc, dg := in(x, 999)
+		yc, yg := in(y, 999)
+		c.Add(dc, yc)
+		g.Add(dg, yg)
+		// The CPU's float32 sum of the same values, rounded once.
+		compare(t, "add", read(g, dg), read(c, dc), 0, bf16ULP)
+	})
+	for _, opt := range []gpu.Options{bf16, {DType: backend.BF16, NoCUBLAS: true}} {
+		gb := openGPU(t, opt)
+		name := "MatMul/cuBLASLt"
+		if !gb.CUBLASLt() {
+			name = "MatMul/kernel"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, sh := range []struct{ s, n, k int }{
+				{1, 13, 29}, {1, 256, 512}, {1, 1000, 4096}, {3, 64, 64}, {17, 130, 75}, {100, 512, 256}, {64, 1000, 1024},
+			} {
+				x, w, bias := randSlice(rng, sh.s*sh.k), randSlice(rng, sh.n*sh.k), randSlice(rng, sh.n)
+				xr, wr, br := roundBF16(x), roundBF16(w), roundBF16(bias)
+				xg, wg := gb.FromFloat32(x, sh.s, sh.k), gb.FromFloat32(w, sh.n, sh.k)
+				for _, dt := range []backend.DType{backend.BF16, backend.F32} {
+					for _, withBias := range []bool{false, true} {
+						dc := c.New(backend.F32, sh.s, sh.n)
+						dg := poisoned(gb, dt, sh.s, sh.n)
+						var bc, bg backend.Tensor
+						if withBias {
+							bc, bg = c.FromFloat32(br, sh.n), gb.FromFloat32(bias, sh.n)
+						}
+						c.MatMul(dc, c.FromFloat32(xr, sh.s, sh.k), c.FromFloat32(wr, sh.n, sh.k), bc)
+						gb.MatMul(dg, xg, wg, bg)
+						if dg.DType() != dt {
+							t.Fatalf("dst stored as %v, want %v", dg.DType(), dt)
+						}
+						var b []float32
+						if withBias {
+							b = br
+						}
+						checkGEMMBF16(t, fmt.Sprintf("%dx%dx%d into %v, bias %v", sh.s, sh.n, sh.k, dt, withBias),
+							read(gb, dg), read(c, dc), xr, wr, b, sh.s, sh.n, sh.k, dt == backend.BF16)
+						gb.Free(dg)
+					}
+				}
+			}
+			if opt.NoCUBLAS {
+				return
+			}
+			// cuBLASLt must have run the products it has algorithms for:
+			// on an H100 all but those whose rows of K = 29 or 75 bf16
+			// values are not 16-byte aligned, at least.
+			ok, none := gpu.LtPlans(gb)
+			t.Logf("cuBLASLt plans: %d with an algorithm, %d without (the gemm_nt kernel ran those)", ok, none)
+			if os.Getenv("KVCASCADE_REQUIRE_GPU") != "" && (!gb.CUBLASLt() || ok == 0) {
+				t.Errorf("cuBLASLt ran no product (%s)", gb.Info())
+			}
+		})
+	}
+	t.Run("Scatter", func(t *testing.T) {
+		const hkv, capacity, hd, rows = 3, 10, 8, 6
+		slots := []int32{
+			0, 1, 2, 3, 4, 5,
+			9, -1, 9, 2, -1, 9,
+			7, 7, 7, 7, 7, 7,
+		}
+		dc, dg := in(randSlice(rng, hkv*capacity*hd), hkv, capacity, hd)
+		sc, sg := in(randSlice(rng, rows*hkv*hd), rows, hkv*hd)
+		c.Scatter(dc, sc, slots)
+		g.Scatter(dg, sg, slots)
+		compare(t, "scatter", read(g, dg), read(c, dc), 0, 0)
+	})
+	t.Run("CopySlots", func(t *testing.T) {
+		const hkv, cap1, cap2, hd, n = 4, 10, 25, 16, 7
+		sc, sg := in(randSlice(rng, hkv*cap1*hd), hkv, cap1, hd)
+		dc, dg := in(randSlice(rng, hkv*cap2*hd), hkv, cap2, hd)
+		c.CopySlots(dc, sc, n)
+		g.CopySlots(dg, sg, n)
+		compare(t, "copy slots", read(g, dg), read(c, dc), 0, 0)
+	})
+	if err := g.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// poisoned returns a [rows, cols] tensor of dtype on g full of NaNs.
+func poisoned(g *gpu.Backend, dtype backend.DType, rows, cols int) backend.Tensor {
+	t := g.New(dtype, rows, cols)
+	nan := g.FromFloat32(poison(rows*cols), rows, cols)
+	g.Add(t, nan)
+	g.Free(nan)
+	return t
+}
+
+// checkGEMMBF16 compares a product of bf16 x and w (with bias b when not
+// nil) into a float32 or (roundOut) bf16 dst with the CPU's float32 product
+// of the same values. Products of bf16 values are exact in float32, so the
+// two differ by their float32 sums: in any order, with rounding or (tensor
+// cores may) truncating additions, each within K·2⁻²³·Σ|terms| of the
+// exact sum, Σ|terms| = Σ|x·w| + |b|; the bound takes twice that. A bf16
+// dst adds one rounding, 2⁻⁸·|result|; and where the bias is not fused the
+// product is rounded before the bias is added, 2⁻⁸·|result − b| more.
+func checkGEMMBF16(t *testing.T, what string, got, want, x, w, b []float32, s, n, k int, roundOut bool) {
+	t.Helper()
+	var worst, worstRatio float64
+	for r := 0; r < s; r++ {
+		for j := 0; j < n; j++ {
+			var abs, bj float64
+			for i := 0; i < k; i++ {
+				abs += math.Abs(float64(x[r*k+i]) * float64(w[j*k+i]))
+			}
+			if b != nil {
+				bj = float64(b[j])
+				abs += math.Abs(bj)
+			}
+			wv := float64(want[r*n+j])
+			bound := 2*float64(k+1)*0x1p-23*abs + 1e-6
+			if roundOut {
+				bound += bf16ULP * (math.Abs(wv) + bound)
+				if b != nil {
+					bound += bf16ULP * math.Abs(wv-bj)
+				}
+			}
+			d := math.Abs(float64(got[r*n+j]) - wv)
 			if !(d <= bound) {
 				t.Fatalf("%s: [%d,%d] = %v, want %v (|Δ| %.3g > %.3g)", what, r, j, got[r*n+j], want[r*n+j], d, bound)
 			}

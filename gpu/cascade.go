@@ -17,6 +17,12 @@ type cascadeKernels struct {
 	plan, reduce, age, walk *cuda.Function
 }
 
+// cascadeKernelNames are the kernels of kernels/cascade.cu, in the order of
+// cascadeKernels' fields.
+var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_age", "cascade_walk"}
+
+func cascadeProgram() program { return newProgram("cascade.cu", cascadeSource) }
+
 // cascadeKernelsFor compiles kernels/cascade.cu on first use. Call with b.mu
 // held.
 func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
@@ -24,9 +30,7 @@ func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
 		return b.casc, nil
 	}
 	k := &cascadeKernels{}
-	m, err := b.load("cascade.cu", cascadeSource, nil,
-		[]string{"cascade_plan", "cascade_reduce", "cascade_age", "cascade_walk"},
-		[]**cuda.Function{&k.plan, &k.reduce, &k.age, &k.walk})
+	m, err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.age, &k.walk})
 	if err != nil {
 		return nil, err
 	}

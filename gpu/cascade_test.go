@@ -104,7 +104,9 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 					if got := dev.Held(h, nil); !slices.Equal(got, want) {
 						t.Fatalf("after %d tokens: head %d holds %v on the device, %v on the host", seen, h, got, want)
 					}
-					type scorer interface{ Scores(int, []float32) []float32 }
+					type scorer interface {
+						Scores(int, []float32) []float32
+					}
 					want2 := host.(scorer).Scores(h, nil)
 					if got := dev.Scores(h, nil); !slices.Equal(got, want2) {
 						t.Fatalf("after %d tokens: head %d scores differ:\n device %v\n host   %v", seen, h, got, want2)
@@ -153,8 +155,14 @@ func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.
 // same kernels compute the same mass, so logits and held tokens must be
 // identical; the device run is also held to the CPU's held tokens.
 func TestDeviceCascadeModel(t *testing.T) {
-	dev := openGPU(t, gpu.Options{})
-	hostPol := openGPU(t, gpu.Options{HostPolicies: true})
+	for _, dt := range []backend.DType{backend.F32, backend.BF16} {
+		t.Run(dt.String(), func(t *testing.T) { deviceCascadeModel(t, dt) })
+	}
+}
+
+func deviceCascadeModel(t *testing.T, dt backend.DType) {
+	dev := openGPU(t, gpu.Options{DType: dt})
+	hostPol := openGPU(t, gpu.Options{DType: dt, HostPolicies: true})
 	params := map[string]any{"sinks": 4, "size": 32, "cascades": 4}
 	for _, dir := range fixtures[:3] {
 		t.Run(dir[len(dir)-5:], func(t *testing.T) {
@@ -188,7 +196,9 @@ func TestDeviceCascadeModel(t *testing.T) {
 					if !slices.Equal(gotHeld[i], wantHeld[i]) {
 						t.Fatalf("chunk %d: layer %d head %d holds %v with device bookkeeping, %v with host", chunk, i/md.KVHeads, i%md.KVHeads, gotHeld[i], wantHeld[i])
 					}
-					if !slices.Equal(gotHeld[i], cpuHeld[i]) {
+					// float32 on both sides: the same decisions as the CPU (bf16
+					// mass may tip a close call, which TestModelParity bounds)
+					if dt == backend.F32 && !slices.Equal(gotHeld[i], cpuHeld[i]) {
 						t.Errorf("chunk %d: layer %d head %d holds %v on the GPU, %v on the CPU", chunk, i/md.KVHeads, i%md.KVHeads, gotHeld[i], cpuHeld[i])
 					}
 				}

@@ -1,16 +1,24 @@
 package gpu
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 
 	"kvcascade/gpu/cuda"
+	"kvcascade/runtime/safetensors"
 )
 
 // TestKernelsCompile compiles every kernel source with NVRTC for Ampere
-// and Hopper at the head dimensions the models use. It needs NVRTC, not a
-// GPU, so it also runs on machines with a toolkit and no device.
+// and Hopper, each in every variant the backend compiles (attention at the
+// head dimensions the models use, for f32 and bf16 storage), and checks
+// that each kernel the backend looks up by name is in the code. It needs
+// NVRTC, not a GPU, so it also runs on machines with a toolkit and no
+// device.
 func TestKernelsCompile(t *testing.T) {
 	nv, err := cuda.OpenNVRTC()
 	if errors.Is(err, cuda.ErrNoNVRTC) {
@@ -21,28 +29,78 @@ func TestKernelsCompile(t *testing.T) {
 	}
 	defer nv.Close()
 	t.Logf("NVRTC %s at %s", nv.Version(), nv.Path)
+	type compilation struct {
+		p     program
+		names []string // kernels the backend looks up in it
+	}
+	opsNames, _ := (&opsKernels{}).table()
+	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}}
+	for _, hd := range []int{16, 32, 64, 96, 128, 256} {
+		for st := range numStorage {
+			progs = append(progs, compilation{attentionProgram(hd, st), attentionKernels})
+		}
+	}
 	for _, cc := range [][2]int{{8, 0}, {9, 0}} {
 		c := cuda.NewCompiler(nv, cc[0], cc[1], "")
 		t.Run(fmt.Sprintf("sm_%d%d", cc[0], cc[1]), func(t *testing.T) {
-			img, err := c.Compile("ops.cu", opsSource)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("ops.cu: %d bytes (PTX %v)", len(img.Code), img.PTX)
-			for name, src := range map[string]string{"cascade.cu": cascadeSource, "random.cu": randomSource} {
-				img, err := c.Compile(name, src)
+			for _, pr := range progs {
+				img, err := c.Compile(pr.p.name, pr.p.src, pr.p.opts...)
 				if err != nil {
-					t.Fatalf("%s: %v", name, err)
+					t.Fatalf("%s: %v", pr.p.name, err)
 				}
-				t.Logf("%s: %d bytes", name, len(img.Code))
-			}
-			for _, hd := range []int{16, 32, 64, 128, 256} {
-				img, err := c.Compile("attention.cu", attentionSource, fmt.Sprintf("-DHEAD_DIM=%d", hd))
-				if err != nil {
-					t.Fatalf("HEAD_DIM=%d: %v", hd, err)
+				for _, n := range pr.names {
+					// extern "C" names appear unmangled: in the cubin's
+					// string table, or on the PTX's .entry lines.
+					if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
+						t.Errorf("%s: no kernel %s", pr.p.name, n)
+					}
 				}
-				t.Logf("attention.cu HEAD_DIM=%d: %d bytes", hd, len(img.Code))
+				t.Logf("%s: %d bytes (PTX %v), %d kernels", pr.p.name, len(img.Code), img.PTX, len(pr.names))
 			}
 		})
+	}
+}
+
+// TestBF16Conversion checks the host's rounding to bfloat16 against
+// runtime/safetensors' and the exact widening back.
+func TestBF16Conversion(t *testing.T) {
+	for _, c := range []struct {
+		in   float32
+		want uint16
+	}{
+		{0, 0}, {1, 0x3f80}, {-2, 0xc000},
+		{1 + 1.0/256, 0x3f80},             // a tie: to even (down)
+		{1 + 3.0/256, 0x3f82},             // a tie: to even (up)
+		{1 + 1.0/256 + 1.0/65536, 0x3f81}, // above the tie
+		{float32(math.Inf(1)), 0x7f80},
+		{math.MaxFloat32, 0x7f80}, // overflows to +∞
+		{-math.SmallestNonzeroFloat32, 0x8000},
+	} {
+		if got := toBF16(c.in); got != c.want {
+			t.Errorf("toBF16(%g) = %#04x, want %#04x", c.in, got, c.want)
+		}
+	}
+	for _, nan := range []uint32{0x7fc00000, 0x7f800001, 0xffffffff, 0x7f810000} {
+		if h := toBF16(math.Float32frombits(nan)); h&0x7fff <= 0x7f80 || h>>15 != uint16(nan>>31) {
+			t.Errorf("toBF16(%#08x) = %#04x, not a NaN of the same sign", nan, h)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	vals := make([]float32, 10000)
+	for i := range vals {
+		vals[i] = math.Float32frombits(rng.Uint32())
+		if vals[i] != vals[i] {
+			vals[i] = float32(rng.NormFloat64())
+		}
+	}
+	ref := safetensors.BF16Bytes(vals)
+	for i, v := range vals {
+		want := binary.LittleEndian.Uint16(ref[2*i:])
+		if got := toBF16(v); got != want {
+			t.Fatalf("toBF16(%g) = %#04x, safetensors gives %#04x", v, got, want)
+		}
+		if w := fromBF16(want); math.Float32bits(w) != uint32(want)<<16 {
+			t.Fatalf("fromBF16(%#04x) = %g", want, w)
+		}
 	}
 }

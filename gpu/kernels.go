@@ -3,26 +3,104 @@ package gpu
 import (
 	_ "embed"
 	"fmt"
+	"strings"
 
 	"kvcascade/gpu/cuda"
+	"kvcascade/runtime/backend"
 )
 
-// The kernels, CUDA C compiled at run time by NVRTC.
+// The kernels, CUDA C compiled at run time by NVRTC. storageSource goes in
+// front of each of the others (see program).
 var (
+	//go:embed kernels/storage.cuh
+	storageSource string
 	//go:embed kernels/ops.cu
 	opsSource string
 	//go:embed kernels/attention.cu
 	attentionSource string
+	//go:embed kernels/random.cu
+	randomSource string
 )
 
-// opsKernels are the kernels of kernels/ops.cu.
+// storage indexes the per-type kernel tables: how a tensor is stored.
+type storage int
+
+// Storage types, in the order of storageNames.
+const (
+	stF32 storage = iota
+	stBF16
+	numStorage
+)
+
+// storageNames are the types' names in kernels/storage.cuh and in the
+// names of the kernels' wrappers.
+var storageNames = [numStorage]string{"f32", "bf16"}
+
+// storageOf returns how tensors of dtype are stored: F32 as f32, BF16 and
+// F16 as bf16 (F16 has no kernels of its own).
+func storageOf(d backend.DType) storage {
+	if d == backend.F32 {
+		return stF32
+	}
+	return stBF16
+}
+
+// dtype returns the backend.DType a storage type reports.
+func (s storage) dtype() backend.DType {
+	if s == stF32 {
+		return backend.F32
+	}
+	return backend.BF16
+}
+
+// size returns the bytes of one element.
+func (s storage) size() int {
+	if s == stF32 {
+		return 4
+	}
+	return 2
+}
+
+// program is one NVRTC compilation: a kernel source after storage.cuh,
+// with a #line so that messages name the source's own lines, and options.
+type program struct {
+	name, src string
+	opts      []string
+}
+
+func newProgram(file, src string, opts ...string) program {
+	name := file
+	if len(opts) > 0 {
+		name = fmt.Sprintf("%s (%s)", file, strings.Join(opts, " "))
+	}
+	return program{name: name, src: storageSource + fmt.Sprintf("#line 1 %q\n", file) + src, opts: opts}
+}
+
+func opsProgram() program    { return newProgram("ops.cu", opsSource) }
+func randomProgram() program { return newProgram("random.cu", randomSource) }
+
+// attentionProgram is kernels/attention.cu for head dimension hd and
+// storage st.
+func attentionProgram(hd int, st storage) program {
+	return newProgram("attention.cu", attentionSource, fmt.Sprintf("-DHEAD_DIM=%d", hd), "-DSTORAGE="+storageNames[st])
+}
+
+// opsKernels are the kernels of kernels/ops.cu, by the storage types of
+// their tensors in argument order (see the wrappers there).
 type opsKernels struct {
-	embed, rmsnorm, swiglu, add, addBias *cuda.Function
-	scatter, copySlots, ropeTable, sgemm *cuda.Function
+	embed, add, addBias, scatter, copySlots [numStorage][numStorage]*cuda.Function
+	rmsnorm, swiglu, gemm                   [numStorage][numStorage][numStorage]*cuda.Function
+	ropeTable                               *cuda.Function
+}
+
+// attnKey selects a compilation of kernels/attention.cu.
+type attnKey struct {
+	hd int
+	st storage
 }
 
 // attnKernels are the kernels of kernels/attention.cu for one head
-// dimension.
+// dimension and storage type.
 type attnKernels struct {
 	module                   *cuda.Module
 	attention, combine, mass *cuda.Function
@@ -34,7 +112,7 @@ const (
 	attnRows      = 4 * 4  // BQ = ROWS·WARPS
 	attnThreads   = 4 * 32 // WARPS·32
 	maxHeadDim    = 256    // keeps the accumulators in registers
-	gemmTile      = 64     // GT of sgemm_nt
+	gemmTile      = 64     // GT of gemm_nt
 	gemmThreads   = 256
 	rowThreads    = 256 // threads per block of row kernels
 	elemThreads   = 256
@@ -45,33 +123,70 @@ const (
 	splitMinTiles    = 4
 )
 
-// load compiles src with opts (through the disk cache), loads it and looks
-// up the named kernels into dst, in order.
-func (b *Backend) load(name, src string, opts []string, names []string, dst []**cuda.Function) (*cuda.Module, error) {
-	img, err := b.comp.Compile(name, src, opts...)
+// load compiles p (through the disk cache), loads it and looks up the
+// named kernels into dst, in order.
+func (b *Backend) load(p program, names []string, dst []**cuda.Function) (*cuda.Module, error) {
+	img, err := b.comp.Compile(p.name, p.src, p.opts...)
 	if err != nil {
 		return nil, err
 	}
 	m, err := b.dev.LoadModule(img.Code)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", name, err)
+		return nil, fmt.Errorf("load %s: %w", p.name, err)
 	}
 	for i, n := range names {
 		f, err := m.Function(n)
 		if err != nil {
 			m.Unload()
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 		*dst[i] = f
 	}
 	return m, nil
 }
 
+// table lists the kernels of kernels/ops.cu by name, with where each goes.
+func (k *opsKernels) table() (names []string, dst []**cuda.Function) {
+	names = []string{"rope_table"}
+	dst = []**cuda.Function{&k.ropeTable}
+	two := func(kernel string, tab *[numStorage][numStorage]*cuda.Function) {
+		for i, a := range storageNames {
+			for j, c := range storageNames {
+				names = append(names, kernel+"_"+a+"_"+c)
+				dst = append(dst, &tab[i][j])
+			}
+		}
+	}
+	three := func(kernel string, tab *[numStorage][numStorage][numStorage]*cuda.Function) {
+		for i, a := range storageNames {
+			for j, c := range storageNames {
+				for l, e := range storageNames {
+					names = append(names, kernel+"_"+a+"_"+c+"_"+e)
+					dst = append(dst, &tab[i][j][l])
+				}
+			}
+		}
+	}
+	two("embed", &k.embed)
+	two("add", &k.add)
+	two("add_bias", &k.addBias)
+	two("scatter", &k.scatter)
+	two("copy_slots", &k.copySlots)
+	three("rmsnorm", &k.rmsnorm)
+	three("swiglu", &k.swiglu)
+	three("gemm_nt", &k.gemm)
+	return names, dst
+}
+
+// Kernel names of kernels/random.cu (by storage) and kernels/attention.cu.
+var (
+	randomKernels    = [numStorage]string{"fill_normal_f32", "fill_normal_bf16"}
+	attentionKernels = []string{"attention", "attention_combine", "attention_mass"}
+)
+
 func (b *Backend) loadOps() error {
-	k := &b.k
-	m, err := b.load("ops.cu", opsSource, nil,
-		[]string{"embed", "rmsnorm", "swiglu", "add", "add_bias", "scatter", "copy_slots", "rope_table", "sgemm_nt"},
-		[]**cuda.Function{&k.embed, &k.rmsnorm, &k.swiglu, &k.add, &k.addBias, &k.scatter, &k.copySlots, &k.ropeTable, &k.sgemm})
+	names, dst := b.k.table()
+	m, err := b.load(opsProgram(), names, dst)
 	if err != nil {
 		return err
 	}
@@ -79,29 +194,29 @@ func (b *Backend) loadOps() error {
 	return nil
 }
 
-// attnFor returns the attention kernels for head dimension hd, compiling
-// them on first use.
-func (b *Backend) attnFor(hd int) (*attnKernels, error) {
-	if k := b.attn[hd]; k != nil {
+// attnFor returns the attention kernels for head dimension hd and storage
+// st, compiling them on first use.
+func (b *Backend) attnFor(hd int, st storage) (*attnKernels, error) {
+	key := attnKey{hd, st}
+	if k := b.attn[key]; k != nil {
 		return k, nil
 	}
 	if hd <= 0 || hd%2 != 0 || hd > maxHeadDim {
 		return nil, fmt.Errorf("head dimension %d: the attention kernel takes even sizes up to %d", hd, maxHeadDim)
 	}
 	k := &attnKernels{}
-	m, err := b.load(fmt.Sprintf("attention.cu (HEAD_DIM=%d)", hd), attentionSource, []string{fmt.Sprintf("-DHEAD_DIM=%d", hd)},
-		[]string{"attention", "attention_combine", "attention_mass"}, []**cuda.Function{&k.attention, &k.combine, &k.mass})
+	m, err := b.load(attentionProgram(hd, st), attentionKernels, []**cuda.Function{&k.attention, &k.combine, &k.mass})
 	if err != nil {
 		return nil, err
 	}
 	k.module = m
-	b.attn[hd] = k
+	b.attn[key] = k
 	return k, nil
 }
 
 // attnShared is the dynamic shared memory of the attention kernel: the
 // block's queries, one key tile (rows padded by one float) and one value
-// tile.
+// tile, all float32 whatever the storage.
 func attnShared(hd int) int { return 4 * (attnRows*hd + attnKeyTile*(hd+1) + attnKeyTile*hd) }
 
 // massShared is that of the mass kernel: one key tile and 32 queries.

@@ -24,11 +24,12 @@ func (b *Backend) Embed(dst, table backend.Tensor, ids []int32) {
 		words[i] = uint32(id)
 	}
 	p := b.upload(words)
-	launch(b.k.embed, cuda.Dim3{X: len(ids)}, threadsFor(dim, rowThreads), 0,
+	launch(b.k.embed[d.st][t.st], cuda.Dim3{X: len(ids)}, threadsFor(dim, rowThreads), 0,
 		cuda.Ptr(d.ptr()), cuda.Ptr(t.ptr()), cuda.Ptr(p), cuda.Int(dim))
 }
 
-// RMSNorm sets dst [S, D] to x·w/rms(x) row by row.
+// RMSNorm sets dst [S, D] to x·w/rms(x) row by row, in float32 whatever
+// the tensors' types.
 func (b *Backend) RMSNorm(dst, x, w backend.Tensor, eps float32) {
 	d, xs, ws := tensor(dst), tensor(x), tensor(w)
 	dim := ws.numel()
@@ -37,11 +38,15 @@ func (b *Backend) RMSNorm(dst, x, w backend.Tensor, eps float32) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	launch(b.k.rmsnorm, cuda.Dim3{X: xs.numel() / dim}, cuda.Dim3{X: rowThreads}, 0,
+	launch(b.k.rmsnorm[d.st][xs.st][ws.st], cuda.Dim3{X: xs.numel() / dim}, cuda.Dim3{X: rowThreads}, 0,
 		cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(ws.ptr()), cuda.Int(dim), cuda.Float(eps))
 }
 
-// MatMul sets dst [S, N] = x [S, K] · wᵀ (+ bias [N]) for w [N, K].
+// MatMul sets dst [S, N] = x [S, K] · wᵀ (+ bias [N]) for w [N, K], with
+// float32 accumulation: float32 tensors through cuBLAS, bf16 x and w
+// through cuBLASLt into a bf16 or float32 dst (the bias fused when it has
+// dst's type), anything else (or no library, or no algorithm) through the
+// gemm_nt kernel; an unfused bias is added by a kernel after.
 func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 	d, xs, ws := tensor(dst), tensor(x), tensor(w)
 	if len(ws.shape) != 2 {
@@ -51,27 +56,60 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 	if k == 0 || xs.numel()%k != 0 || d.numel() != xs.numel()/k*n {
 		panic(fmt.Sprintf("gpu: MatMul %v · (%v)ᵀ into %v", xs.shape, ws.shape, d.shape))
 	}
+	var bs *Tensor
+	if bias != nil {
+		if bs = tensor(bias); bs.numel() != n {
+			panic(fmt.Sprintf("gpu: MatMul bias of shape %v for %d outputs", bs.shape, n))
+		}
+	}
 	s := xs.numel() / k
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s == 0 || n == 0 {
 		return
 	}
-	if b.blas != nil {
+	fused := false
+	switch {
+	case b.blas != nil && d.st == stF32 && xs.st == stF32 && ws.st == stF32:
 		must(b.blas.MatMulNT(d.ptr(), xs.ptr(), ws.ptr(), s, n, k))
-	} else {
-		launch(b.k.sgemm, cuda.Dim3{X: (n + gemmTile - 1) / gemmTile, Y: (s + gemmTile - 1) / gemmTile}, cuda.Dim3{X: gemmThreads}, 0,
-			cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(ws.ptr()), cuda.Int(s), cuda.Int(n), cuda.Int(k))
-	}
-	if bias != nil {
-		bs := tensor(bias)
-		if bs.numel() != n {
-			panic(fmt.Sprintf("gpu: MatMul bias of shape %v for %d outputs", bs.shape, n))
+	case b.lt != nil && xs.st == stBF16 && ws.st == stBF16:
+		op := cuda.MatMulOp{
+			D: d.ptr(), X: xs.ptr(), W: ws.ptr(),
+			DType: ltType(d.st), XType: cuda.R16BF, WType: cuda.R16BF, M: s, N: n, K: k,
 		}
+		if bs != nil && bs.st == d.st {
+			op.Bias = bs.ptr()
+		}
+		ok, err := b.lt.MatMulNT(op)
+		if err != nil {
+			panic(fmt.Sprintf("gpu: MatMul %v · (%v)ᵀ: %v", xs.shape, ws.shape, err))
+		}
+		if !ok {
+			b.gemmKernel(d, xs, ws, s, n, k)
+		}
+		fused = ok && op.Bias != 0
+	default:
+		b.gemmKernel(d, xs, ws, s, n, k)
+	}
+	if bs != nil && !fused {
 		total := s * n
-		launch(b.k.addBias, b.elementGrid(total), cuda.Dim3{X: elemThreads}, 0,
+		launch(b.k.addBias[d.st][bs.st], b.elementGrid(total), cuda.Dim3{X: elemThreads}, 0,
 			cuda.Ptr(d.ptr()), cuda.Ptr(bs.ptr()), cuda.Int64(int64(total)), cuda.Int(n))
 	}
+}
+
+// gemmKernel runs the gemm_nt kernel for d [s, n] = x [s, k] · wᵀ.
+func (b *Backend) gemmKernel(d, x, w *Tensor, s, n, k int) {
+	launch(b.k.gemm[d.st][x.st][w.st], cuda.Dim3{X: (n + gemmTile - 1) / gemmTile, Y: (s + gemmTile - 1) / gemmTile}, cuda.Dim3{X: gemmThreads}, 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(x.ptr()), cuda.Ptr(w.ptr()), cuda.Int(s), cuda.Int(n), cuda.Int(k))
+}
+
+// ltType is the cuBLASLt type of a storage type.
+func ltType(st storage) cuda.DataType {
+	if st == stF32 {
+		return cuda.R32F
+	}
+	return cuda.R16BF
 }
 
 // SwiGLU sets dst = silu(gate) ⊙ up.
@@ -83,11 +121,11 @@ func (b *Backend) SwiGLU(dst, gate, up backend.Tensor) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	launch(b.k.swiglu, b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
+	launch(b.k.swiglu[d.st][g.st][u.st], b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
 		cuda.Ptr(d.ptr()), cuda.Ptr(g.ptr()), cuda.Ptr(u.ptr()), cuda.Int64(int64(n)))
 }
 
-// Add sets dst += x.
+// Add sets dst += x, rounding the float32 sum once to dst's type.
 func (b *Backend) Add(dst, x backend.Tensor) {
 	d, xs := tensor(dst), tensor(x)
 	n := d.numel()
@@ -96,7 +134,7 @@ func (b *Backend) Add(dst, x backend.Tensor) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	launch(b.k.add, b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
+	launch(b.k.add[d.st][xs.st], b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
 		cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Int64(int64(n)))
 }
 
@@ -149,7 +187,7 @@ func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
 // negative slots skip, and no two rows may name one slot. Call with b.mu
 // held.
 func (b *Backend) scatterPlaced(dst, src *Tensor, place cuda.DevicePtr, rows, hkv, capacity, hd int) {
-	launch(b.k.scatter, cuda.Dim3{X: rows, Y: hkv}, threadsFor(hd, rowThreads), 0,
+	launch(b.k.scatter[dst.st][src.st], cuda.Dim3{X: rows, Y: hkv}, threadsFor(hd, rowThreads), 0,
 		cuda.Ptr(dst.ptr()), cuda.Ptr(src.ptr()), cuda.Ptr(place), cuda.Int(rows), cuda.Int(hkv), cuda.Int(capacity), cuda.Int(hd))
 }
 
@@ -167,7 +205,7 @@ func (b *Backend) CopySlots(dst, src backend.Tensor, n int) {
 	defer b.mu.Unlock()
 	grid := b.elementGrid(count)
 	grid.Y = hkv
-	launch(b.k.copySlots, grid, cuda.Dim3{X: elemThreads}, 0,
+	launch(b.k.copySlots[d.st][s.st], grid, cuda.Dim3{X: elemThreads}, 0,
 		cuda.Ptr(d.ptr()), cuda.Ptr(s.ptr()), cuda.Int64(int64(count)), cuda.Int(s.shape[1]), cuda.Int(d.shape[1]), cuda.Int(hd))
 }
 

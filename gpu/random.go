@@ -1,37 +1,33 @@
 package gpu
 
 import (
-	_ "embed"
 	"fmt"
 
 	"kvcascade/gpu/cuda"
 	"kvcascade/runtime/backend"
 )
 
-//go:embed kernels/random.cu
-var randomSource string
-
-// RandomNormal returns a new tensor of shape filled on the device with
-// mean + std·z, z standard normal drawn from key by the counter-based
-// generator of kernels/random.cu (splitmix64 of the element index, Box–Muller
-// in double precision). It builds random models without a host round trip:
-// 32 GB of Llama-3.1-8B float32 weights take well under a second.
-// runtime/model computes the same numbers on the host for backends without
-// this method.
+// RandomNormal returns a new tensor of shape, of the backend's DType,
+// filled on the device with mean + std·z, z standard normal drawn from key
+// by the counter-based generator of kernels/random.cu (splitmix64 of the
+// element index, Box–Muller in double precision), rounded to float32 and
+// then to the storage type. It builds random models without a host round
+// trip or a float32 copy: the 16 GB of Llama-3.1-8B bf16 weights take well
+// under a second. runtime/model computes the same numbers on the host for
+// backends without this method.
 func (b *Backend) RandomNormal(key uint64, mean, std float32, shape ...int) backend.Tensor {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.fillNormal == nil {
-		var f *cuda.Function
-		m, err := b.load("random.cu", randomSource, nil, []string{"fill_normal"}, []**cuda.Function{&f})
+	if b.fillNormal[b.st] == nil {
+		f := &b.fillNormal
+		m, err := b.load(randomProgram(), randomKernels[:], []**cuda.Function{&f[stF32], &f[stBF16]})
 		must(err)
 		b.modules = append(b.modules, m)
-		b.fillNormal = f
 	}
-	t := b.alloc(shape)
+	t := b.alloc(b.st, shape)
 	n := t.numel()
 	if n > 0 {
-		launch(b.fillNormal, b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
+		launch(b.fillNormal[b.st], b.elementGrid(n), cuda.Dim3{X: elemThreads}, 0,
 			cuda.Ptr(t.ptr()), cuda.Int64(int64(n)), cuda.Arg(key), cuda.Float(mean), cuda.Float(std))
 	}
 	return t

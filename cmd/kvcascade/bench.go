@@ -294,7 +294,7 @@ func benchRun(b backend.Backend, dev *gpu.Backend, m *model.Model, p benchPolicy
 	if cut, ok := p.factory.(policies.PromptCutter); ok {
 		ids = cut.CutPrompt(ids)
 	}
-	cache, err := policies.NewCache(b, p.factory, s, backend.F32)
+	cache, err := policies.NewCache(b, p.factory, s, b.DType())
 	if err != nil {
 		return r, err
 	}
@@ -340,14 +340,17 @@ func checkWeightsFit(dev *gpu.Backend, cfg *model.Config, chunk int, shape strin
 	if err != nil {
 		return err
 	}
-	weights := 4 * cfg.Params()
-	act := 4 * int64(chunk) * int64(2*cfg.Hidden+2*cfg.Heads*cfg.HeadDim+2*cfg.KVHeads*cfg.HeadDim+2*cfg.Intermediate)
+	// Weights and activations are stored in the backend's type; the logits
+	// (two rows of the vocabulary per chunk row at most) in float32.
+	elem := int64(dev.DType().Size())
+	weights := elem * cfg.Params()
+	act := elem * int64(chunk) * int64(2*cfg.Hidden+2*cfg.Heads*cfg.HeadDim+2*cfg.KVHeads*cfg.HeadDim+2*cfg.Intermediate)
 	act += 4 * int64(cfg.Vocab) * 2
 	if need := weights + act + benchMargin; need > free {
-		per := 4 * (cfg.Params() - (&model.Config{Vocab: cfg.Vocab, Hidden: cfg.Hidden, TieEmbeddings: cfg.TieEmbeddings}).Params()) / int64(cfg.Layers)
-		fit := (free - benchMargin - act - 4*int64(cfg.Vocab)*int64(cfg.Hidden)*2) / max(per, 1)
-		return fmt.Errorf("shape %s does not fit: %.1f GiB of float32 weights (%d layers) + %.1f GiB of activations at chunk %d, but the device has %.1f of %.1f GiB free; try --layers %d or a smaller --chunk",
-			shape, float64(weights)/gib, cfg.Layers, float64(act)/gib, chunk, float64(free)/gib, float64(total)/gib, max(fit, 0))
+		per := elem * (cfg.Params() - (&model.Config{Vocab: cfg.Vocab, Hidden: cfg.Hidden, TieEmbeddings: cfg.TieEmbeddings}).Params()) / int64(cfg.Layers)
+		fit := (free - benchMargin - act - elem*int64(cfg.Vocab)*int64(cfg.Hidden)*2) / max(per, 1)
+		return fmt.Errorf("shape %s does not fit: %.1f GiB of %s weights (%d layers) + %.1f GiB of activations at chunk %d, but the device has %.1f of %.1f GiB free; try --layers %d or a smaller --chunk",
+			shape, float64(weights)/gib, dev.DType(), cfg.Layers, float64(act)/gib, chunk, float64(free)/gib, float64(total)/gib, max(fit, 0))
 	}
 	return nil
 }
@@ -384,7 +387,7 @@ func checkCacheFits(dev *gpu.Backend, p benchPolicy, s policies.Shape, n, chunk 
 	if err != nil {
 		return err
 	}
-	cache := int64(slots) * int64(s.Layers*2*s.KVHeads*s.HeadDim*4)
+	cache := int64(slots) * int64(s.Layers*2*s.KVHeads*s.HeadDim*dev.DType().Size())
 	// The doubling copy holds old and new storage of one layer at once.
 	grow := cache / int64(s.Layers)
 	if need := cache + grow + benchMargin; need > free {

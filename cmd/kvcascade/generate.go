@@ -14,7 +14,6 @@ import (
 	"kvcascade/experiments/runner"
 	"kvcascade/models"
 	"kvcascade/policies"
-	"kvcascade/runtime/backend"
 	"kvcascade/runtime/model"
 	"kvcascade/runtime/tokenizer"
 )
@@ -95,7 +94,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if cut, ok := f.(policies.PromptCutter); ok {
 		ids = cut.CutPrompt(ids)
 	}
-	cache, err := policies.NewCache(b, f, policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}, backend.F32)
+	cache, err := policies.NewCache(b, f, policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}, b.DType())
 	if err != nil {
 		return err
 	}

@@ -326,3 +326,112 @@ func (b *cCUBLAS) sgemm(drv driverAPI, ctx, h unsafe.Pointer, transA, transB, m,
 		C.kvc_CUdeviceptr(a), C.int(lda), C.kvc_CUdeviceptr(bm), C.int(ldb), C.float(beta),
 		C.kvc_CUdeviceptr(c), C.int(ldc)))
 }
+
+// cCUBLASLt is the cuBLASLt table of dl.c.
+type cCUBLASLt struct{ t *C.kvc_cublaslt }
+
+func loadCUBLASLt(path string) (cublasLtAPI, error) {
+	t, err := openTable(path, func(t *C.kvc_cublaslt, p, e *C.char, n C.int) C.int { return C.kvc_cublaslt_open(t, p, e, n) })
+	if err != nil {
+		return nil, err
+	}
+	return &cCUBLASLt{t}, nil
+}
+
+func (l *cCUBLASLt) close() {
+	if l.t != nil {
+		C.kvc_cublaslt_close(l.t)
+		C.free(unsafe.Pointer(l.t))
+		l.t = nil
+	}
+}
+
+func (l *cCUBLASLt) create(drv driverAPI, ctx unsafe.Pointer) (unsafe.Pointer, int) {
+	var h C.kvc_ltHandle
+	st := C.kvc_lt_create(l.t, table(drv), C.kvc_CUcontext(ctx), &h)
+	return unsafe.Pointer(h), int(st)
+}
+
+func (l *cCUBLASLt) destroy(drv driverAPI, ctx, h unsafe.Pointer) int {
+	return int(C.kvc_lt_destroy(l.t, table(drv), C.kvc_CUcontext(ctx), C.kvc_ltHandle(h)))
+}
+
+func (l *cCUBLASLt) version() int { return int(C.kvc_lt_version(l.t)) }
+
+func (l *cCUBLASLt) descCreate(computeType, scaleType int) (unsafe.Pointer, int) {
+	var d C.kvc_ltDesc
+	st := C.kvc_lt_desc_create(l.t, &d, C.int(computeType), C.int(scaleType))
+	return unsafe.Pointer(d), int(st)
+}
+
+func (l *cCUBLASLt) descSet(desc unsafe.Pointer, attr int, v uint64, size int) int {
+	return int(C.kvc_lt_desc_set(l.t, C.kvc_ltDesc(desc), C.int(attr), C.ulonglong(v), C.int(size)))
+}
+
+func (l *cCUBLASLt) descDestroy(desc unsafe.Pointer) int {
+	return int(C.kvc_lt_desc_destroy(l.t, C.kvc_ltDesc(desc)))
+}
+
+func (l *cCUBLASLt) layoutCreate(dtype int, rows, cols uint64, ld int64) (unsafe.Pointer, int) {
+	var lay C.kvc_ltLayout
+	st := C.kvc_lt_layout_create(l.t, &lay, C.int(dtype), C.ulonglong(rows), C.ulonglong(cols), C.longlong(ld))
+	return unsafe.Pointer(lay), int(st)
+}
+
+func (l *cCUBLASLt) layoutDestroy(layout unsafe.Pointer) int {
+	return int(C.kvc_lt_layout_destroy(l.t, C.kvc_ltLayout(layout)))
+}
+
+func (l *cCUBLASLt) prefCreate() (unsafe.Pointer, int) {
+	var p C.kvc_ltPref
+	st := C.kvc_lt_pref_create(l.t, &p)
+	return unsafe.Pointer(p), int(st)
+}
+
+func (l *cCUBLASLt) prefSet(pref unsafe.Pointer, attr int, v uint64, size int) int {
+	return int(C.kvc_lt_pref_set(l.t, C.kvc_ltPref(pref), C.int(attr), C.ulonglong(v), C.int(size)))
+}
+
+func (l *cCUBLASLt) prefDestroy(pref unsafe.Pointer) int {
+	return int(C.kvc_lt_pref_destroy(l.t, C.kvc_ltPref(pref)))
+}
+
+func (l *cCUBLASLt) heuristic(drv driverAPI, ctx, h, desc, a, b, c, d, pref unsafe.Pointer, out []ltHeuristic) (int, int) {
+	if len(out) == 0 {
+		return 0, 0
+	}
+	// The results live in C memory: cuBLASLt writes them there.
+	res := (*C.kvc_ltHeuristic)(C.calloc(C.size_t(len(out)), C.size_t(unsafe.Sizeof(C.kvc_ltHeuristic{}))))
+	defer C.free(unsafe.Pointer(res))
+	var n C.int
+	st := C.kvc_lt_heuristic(l.t, table(drv), C.kvc_CUcontext(ctx), C.kvc_ltHandle(h), C.kvc_ltDesc(desc),
+		C.kvc_ltLayout(a), C.kvc_ltLayout(b), C.kvc_ltLayout(c), C.kvc_ltLayout(d), C.kvc_ltPref(pref),
+		C.int(len(out)), res, &n)
+	if st != 0 {
+		return 0, int(st)
+	}
+	got := min(int(n), len(out))
+	for i, r := range unsafe.Slice(res, len(out))[:got] {
+		for j := range out[i].algo {
+			out[i].algo[j] = uint64(r.algo.data[j])
+		}
+		out[i].workspace = int(r.workspaceSize)
+		out[i].state = int(r.state)
+		out[i].waves = float32(r.wavesCount)
+	}
+	return got, 0
+}
+
+func (l *cCUBLASLt) matmul(drv driverAPI, ctx, h, desc unsafe.Pointer, alpha, beta float32,
+	a DevicePtr, al unsafe.Pointer, b DevicePtr, bl unsafe.Pointer,
+	c DevicePtr, cl unsafe.Pointer, d DevicePtr, dl unsafe.Pointer,
+	algo *ltAlgo, workspace DevicePtr, workspaceBytes int) int {
+	var ca C.kvc_ltAlgo
+	for i, w := range algo {
+		ca.data[i] = C.ulonglong(w)
+	}
+	return int(C.kvc_lt_matmul(l.t, table(drv), C.kvc_CUcontext(ctx), C.kvc_ltHandle(h), C.kvc_ltDesc(desc),
+		C.float(alpha), C.kvc_CUdeviceptr(a), C.kvc_ltLayout(al), C.kvc_CUdeviceptr(b), C.kvc_ltLayout(bl),
+		C.float(beta), C.kvc_CUdeviceptr(c), C.kvc_ltLayout(cl), C.kvc_CUdeviceptr(d), C.kvc_ltLayout(dl),
+		&ca, C.kvc_CUdeviceptr(workspace), C.size_t(workspaceBytes)))
+}

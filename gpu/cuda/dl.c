@@ -1,7 +1,7 @@
 //go:build cgo && linux
 
-// dl.c loads the driver, NVRTC and cuBLAS entry points with dlopen/dlsym and
-// wraps each call Go needs. See dl.h.
+// dl.c loads the driver, NVRTC, cuBLAS and cuBLASLt entry points with
+// dlopen/dlsym and wraps each call Go needs. See dl.h.
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -315,6 +315,104 @@ int kvc_cublas_sgemm(kvc_cublas *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_cublasH
 	CURRENT_BLAS(cu, ctx);
 	return t->sgemm(h, transa, transb, m, n, k, &alpha, (const float *)a, lda,
 		(const float *)b, ldb, &beta, (float *)c, ldc);
+}
+
+_Static_assert(sizeof(kvc_ltAlgo) == 64, "cublasLtMatmulAlgo_t is 64 bytes");
+_Static_assert(sizeof(kvc_ltHeuristic) == 96, "cublasLtMatmulHeuristicResult_t is 96 bytes");
+
+int kvc_cublaslt_open(kvc_cublaslt *t, const char *path, char *err, int errlen) {
+	memset(t, 0, sizeof *t);
+	t->handle = open_lib(path, err, errlen);
+	if (t->handle == NULL) {
+		return 1;
+	}
+	entry e[] = {
+		E(create, "cublasLtCreate"),
+		E(destroy, "cublasLtDestroy"),
+		E(getVersion, "cublasLtGetVersion"),
+		E(descCreate, "cublasLtMatmulDescCreate"),
+		E(descSetAttribute, "cublasLtMatmulDescSetAttribute"),
+		E(descDestroy, "cublasLtMatmulDescDestroy"),
+		E(layoutCreate, "cublasLtMatrixLayoutCreate"),
+		E(layoutDestroy, "cublasLtMatrixLayoutDestroy"),
+		E(prefCreate, "cublasLtMatmulPreferenceCreate"),
+		E(prefSetAttribute, "cublasLtMatmulPreferenceSetAttribute"),
+		E(prefDestroy, "cublasLtMatmulPreferenceDestroy"),
+		E(heuristic, "cublasLtMatmulAlgoGetHeuristic"),
+		E(matmul, "cublasLtMatmul"),
+	};
+	int r = resolve(t->handle, e, sizeof e / sizeof e[0], err, errlen);
+	if (r != 0) {
+		kvc_cublaslt_close(t);
+	}
+	return r;
+}
+
+void kvc_cublaslt_close(kvc_cublaslt *t) {
+	if (t->handle != NULL) {
+		dlclose(t->handle);
+	}
+	memset(t, 0, sizeof *t);
+}
+
+int kvc_lt_create(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle *h) {
+	CURRENT_BLAS(cu, ctx);
+	return t->create(h);
+}
+
+int kvc_lt_destroy(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle h) {
+	CURRENT_BLAS(cu, ctx);
+	return t->destroy(h);
+}
+
+size_t kvc_lt_version(kvc_cublaslt *t) { return t->getVersion(); }
+
+int kvc_lt_desc_create(kvc_cublaslt *t, kvc_ltDesc *d, int computeType, int scaleType) {
+	return t->descCreate(d, computeType, scaleType);
+}
+
+// set_attr calls set with v's low 4 bytes or all 8, as size says.
+static int set_attr(int (*set)(void *, int, const void *, size_t), void *obj, int attr, unsigned long long v, int size) {
+	if (size == 4) {
+		unsigned int w = (unsigned int)v;
+		return set(obj, attr, &w, sizeof w);
+	}
+	return set(obj, attr, &v, sizeof v);
+}
+
+int kvc_lt_desc_set(kvc_cublaslt *t, kvc_ltDesc d, int attr, unsigned long long v, int size) {
+	return set_attr(t->descSetAttribute, d, attr, v, size);
+}
+
+int kvc_lt_desc_destroy(kvc_cublaslt *t, kvc_ltDesc d) { return t->descDestroy(d); }
+
+int kvc_lt_layout_create(kvc_cublaslt *t, kvc_ltLayout *l, int type, unsigned long long rows, unsigned long long cols, long long ld) {
+	return t->layoutCreate(l, type, rows, cols, ld);
+}
+
+int kvc_lt_layout_destroy(kvc_cublaslt *t, kvc_ltLayout l) { return t->layoutDestroy(l); }
+int kvc_lt_pref_create(kvc_cublaslt *t, kvc_ltPref *p) { return t->prefCreate(p); }
+
+int kvc_lt_pref_set(kvc_cublaslt *t, kvc_ltPref p, int attr, unsigned long long v, int size) {
+	return set_attr(t->prefSetAttribute, p, attr, v, size);
+}
+
+int kvc_lt_pref_destroy(kvc_cublaslt *t, kvc_ltPref p) { return t->prefDestroy(p); }
+
+int kvc_lt_heuristic(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle h, kvc_ltDesc desc,
+	kvc_ltLayout a, kvc_ltLayout b, kvc_ltLayout c, kvc_ltLayout d, kvc_ltPref pref,
+	int requested, kvc_ltHeuristic *results, int *returned) {
+	CURRENT_BLAS(cu, ctx);
+	return t->heuristic(h, desc, a, b, c, d, pref, requested, results, returned);
+}
+
+int kvc_lt_matmul(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle h, kvc_ltDesc desc,
+	float alpha, kvc_CUdeviceptr a, kvc_ltLayout al, kvc_CUdeviceptr b, kvc_ltLayout bl,
+	float beta, kvc_CUdeviceptr c, kvc_ltLayout cl, kvc_CUdeviceptr d, kvc_ltLayout dl,
+	const kvc_ltAlgo *algo, kvc_CUdeviceptr workspace, size_t workspaceSize) {
+	CURRENT_BLAS(cu, ctx);
+	return t->matmul(h, desc, &alpha, (const void *)a, al, (const void *)b, bl, &beta, (const void *)c, cl,
+		(void *)d, dl, algo, (void *)workspace, workspaceSize, NULL);
 }
 
 void *kvc_dlopen_global(const char *path, char *err, int errlen) {

@@ -140,6 +140,72 @@ int kvc_cublas_sgemm(kvc_cublas *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_cublasH
 	int transa, int transb, int m, int n, int k, float alpha,
 	kvc_CUdeviceptr a, int lda, kvc_CUdeviceptr b, int ldb, float beta, kvc_CUdeviceptr c, int ldc);
 
+// kvc_cublaslt holds the cuBLASLt library handle and its entry points.
+// Enumerations (cudaDataType_t, cublasComputeType_t, attribute names) are
+// C enums, passed as int.
+typedef void *kvc_ltHandle;
+typedef void *kvc_ltDesc;
+typedef void *kvc_ltLayout;
+typedef void *kvc_ltPref;
+// kvc_ltAlgo is cublasLtMatmulAlgo_t: 64 opaque bytes.
+typedef struct {
+	unsigned long long data[8];
+} kvc_ltAlgo;
+// kvc_ltHeuristic is cublasLtMatmulHeuristicResult_t (cublasLt.h): the
+// algorithm, the workspace it needs, its status (cublasStatus_t), the
+// waves count and 4 reserved ints; 96 bytes.
+typedef struct {
+	kvc_ltAlgo algo;
+	size_t workspaceSize;
+	int state;
+	float wavesCount;
+	int reserved[4];
+} kvc_ltHeuristic;
+typedef struct {
+	void *handle;
+	int (*create)(kvc_ltHandle *);
+	int (*destroy)(kvc_ltHandle);
+	size_t (*getVersion)(void);
+	int (*descCreate)(kvc_ltDesc *, int computeType, int scaleType);
+	int (*descSetAttribute)(kvc_ltDesc, int, const void *, size_t);
+	int (*descDestroy)(kvc_ltDesc);
+	int (*layoutCreate)(kvc_ltLayout *, int type, unsigned long long rows, unsigned long long cols, long long ld);
+	int (*layoutDestroy)(kvc_ltLayout);
+	int (*prefCreate)(kvc_ltPref *);
+	int (*prefSetAttribute)(kvc_ltPref, int, const void *, size_t);
+	int (*prefDestroy)(kvc_ltPref);
+	int (*heuristic)(kvc_ltHandle, kvc_ltDesc, kvc_ltLayout, kvc_ltLayout, kvc_ltLayout, kvc_ltLayout,
+		kvc_ltPref, int, kvc_ltHeuristic *, int *);
+	int (*matmul)(kvc_ltHandle, kvc_ltDesc, const void *alpha, const void *a, kvc_ltLayout,
+		const void *b, kvc_ltLayout, const void *beta, const void *c, kvc_ltLayout,
+		void *d, kvc_ltLayout, const kvc_ltAlgo *, void *workspace, size_t workspaceSize, kvc_CUstream);
+} kvc_cublaslt;
+
+int kvc_cublaslt_open(kvc_cublaslt *t, const char *path, char *err, int errlen);
+void kvc_cublaslt_close(kvc_cublaslt *t);
+int kvc_lt_create(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle *h);
+int kvc_lt_destroy(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle h);
+size_t kvc_lt_version(kvc_cublaslt *t);
+int kvc_lt_desc_create(kvc_cublaslt *t, kvc_ltDesc *d, int computeType, int scaleType);
+// kvc_lt_desc_set and kvc_lt_pref_set set an attribute of size bytes (4
+// or 8) to v: a 4-byte attribute takes v's low 32 bits.
+int kvc_lt_desc_set(kvc_cublaslt *t, kvc_ltDesc d, int attr, unsigned long long v, int size);
+int kvc_lt_desc_destroy(kvc_cublaslt *t, kvc_ltDesc d);
+int kvc_lt_layout_create(kvc_cublaslt *t, kvc_ltLayout *l, int type, unsigned long long rows, unsigned long long cols, long long ld);
+int kvc_lt_layout_destroy(kvc_cublaslt *t, kvc_ltLayout l);
+int kvc_lt_pref_create(kvc_cublaslt *t, kvc_ltPref *p);
+int kvc_lt_pref_set(kvc_cublaslt *t, kvc_ltPref p, int attr, unsigned long long v, int size);
+int kvc_lt_pref_destroy(kvc_cublaslt *t, kvc_ltPref p);
+int kvc_lt_heuristic(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle h, kvc_ltDesc desc,
+	kvc_ltLayout a, kvc_ltLayout b, kvc_ltLayout c, kvc_ltLayout d, kvc_ltPref pref,
+	int requested, kvc_ltHeuristic *results, int *returned);
+// kvc_lt_matmul queues d = alpha·op(a)·op(b) + beta·c on the legacy
+// default stream, alpha and beta float32 on the host.
+int kvc_lt_matmul(kvc_cublaslt *t, kvc_cuda *cu, kvc_CUcontext ctx, kvc_ltHandle h, kvc_ltDesc desc,
+	float alpha, kvc_CUdeviceptr a, kvc_ltLayout al, kvc_CUdeviceptr b, kvc_ltLayout bl,
+	float beta, kvc_CUdeviceptr c, kvc_ltLayout cl, kvc_CUdeviceptr d, kvc_ltLayout dl,
+	const kvc_ltAlgo *algo, kvc_CUdeviceptr workspace, size_t workspaceSize);
+
 // kvc_dlopen_global loads a library for the libraries loaded after it to
 // find by its soname (NVRTC opens its builtins library that way).
 void *kvc_dlopen_global(const char *path, char *err, int errlen);

@@ -10,10 +10,13 @@
 // Compiler turns CUDA C source into a cubin for the device's architecture
 // (PTX when this NVRTC cannot emit cubins) and keeps it in a disk cache
 // keyed by the SHA-256 of the source, options, architecture and NVRTC
-// version. OpenCUBLAS is the optional cuBLAS, for matrix products.
+// version. OpenCUBLAS is the optional cuBLAS, for float32 matrix products;
+// OpenCUBLASLt the optional cuBLASLt, for products of bfloat16 (or half)
+// matrices with float32 accumulation, its heuristic's choice of algorithm
+// cached per shape, types and pointer alignments.
 //
 // A missing library, symbol or device is an error wrapping ErrNoDriver,
-// ErrNoDevice, ErrNoNVRTC or ErrNoCUBLAS, never a crash. Without cgo (or
+// ErrNoDevice, ErrNoNVRTC, ErrNoCUBLAS or ErrNoCUBLASLt, never a crash. Without cgo (or
 // outside Linux) every Open returns such an error. The package keeps no
 // global mutable state: library handles live in the values Open returns.
 //

@@ -249,7 +249,7 @@ func (g *Device) CopyDtoD(dst, src DevicePtr, bytes int) error {
 
 // Plain are element types copied between host and device as raw bytes.
 type Plain interface {
-	~float32 | ~int32 | ~uint32 | ~int64 | ~uint64 | ~byte
+	~float32 | ~int32 | ~uint32 | ~int64 | ~uint64 | ~uint16 | ~byte
 }
 
 // Upload copies src to device memory at dst. The copy is ordered after

@@ -17,9 +17,12 @@ var (
 	ErrNoNVRTC = errors.New("NVRTC not found: install the CUDA toolkit (or set CUDA_HOME)")
 	// ErrNoCUBLAS means no cuBLAS library (libcublas.so) could be loaded.
 	ErrNoCUBLAS = errors.New("cuBLAS not found")
+	// ErrNoCUBLASLt means no cuBLASLt library (libcublasLt.so) could be
+	// loaded.
+	ErrNoCUBLASLt = errors.New("cuBLASLt not found")
 )
 
-// Error is a failed driver, NVRTC or cuBLAS call.
+// Error is a failed driver, NVRTC, cuBLAS or cuBLASLt call.
 type Error struct {
 	Op   string // the call, e.g. "cuMemAlloc"
 	Code int    // its status code

@@ -12,8 +12,9 @@ import (
 // Library file names, most general first: the unversioned name exists
 // where a toolkit is installed and points at its version.
 var (
-	nvrtcNames  = []string{"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2"}
-	cublasNames = []string{"libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11"}
+	nvrtcNames    = []string{"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2"}
+	cublasNames   = []string{"libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11"}
+	cublasLtNames = []string{"libcublasLt.so", "libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11"}
 )
 
 // searchDirs returns the directories searched for toolkit libraries, in

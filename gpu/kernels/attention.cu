@@ -1,7 +1,11 @@
 // Attention of a chunk over [view ; chunk] for the CUDA backend (package
-// gpu), compiled by NVRTC once per head dimension (-DHEAD_DIM=...), with
-// keys and queries rotated by RoPE as they are loaded, at the positions the
-// cache gives (cache-relative RoPE). Float32 throughout.
+// gpu), compiled by NVRTC after kernels/storage.cuh once per head dimension
+// and storage type (-DHEAD_DIM=... -DSTORAGE=f32|bf16), with keys and
+// queries rotated by RoPE as they are loaded, at the positions the cache
+// gives (cache-relative RoPE). q, k, v, the cache ck, cv and out are stored
+// as STORAGE; every load is widened to float32, and shared memory, scores,
+// softmax statistics, accumulators, the split runs' partial results (part),
+// stats and mass are float32. Each output is rounded to STORAGE once.
 //
 // Layouts: q [S, Hq·HD]; k, v [S, Hkv·HD] (the chunk); ck, cv [Hkv, cap,
 // HD] (the cache storage); slots, pos [Hkv·L] (the view, a negative slot is
@@ -17,6 +21,11 @@
 #ifndef HEAD_DIM
 #error "compile with -DHEAD_DIM=<head dimension>"
 #endif
+#ifndef STORAGE
+#error "compile with -DSTORAGE=f32 or -DSTORAGE=bf16"
+#endif
+
+typedef STORAGE T; // element type of q, k, v, ck, cv and out
 
 #define HD HEAD_DIM
 #define HALF (HD / 2)
@@ -45,8 +54,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // Keys describes where keys and values come from.
 struct Keys {
-	const float *k, *v;   // the chunk's, [S, Hkv·HD]
-	const float *ck, *cv; // the cache's, [Hkv, cap, HD]
+	const T *k, *v;   // the chunk's, [S, Hkv·HD]
+	const T *ck, *cv; // the cache's, [Hkv, cap, HD]
 	const int *slots, *pos;
 	const float *cosT, *sinT;
 	int L, S, cap, hkv;
@@ -60,7 +69,7 @@ __device__ void load_key_tile(float *ks, float *vs, int *valid, const Keys &K, i
 	int n = K.L + K.S;
 	for (int e = threadIdx.x; e < BK * HALF; e += blockDim.x) {
 		int t = e / HALF, d = e % HALF, j = j0 + t;
-		const float *kr = 0, *vr = 0;
+		const T *kr = 0, *vr = 0;
 		int p = 0;
 		if (j < K.L) {
 			int slot = K.slots[(long long)h * K.L + j];
@@ -79,12 +88,12 @@ __device__ void load_key_tile(float *ks, float *vs, int *valid, const Keys &K, i
 		float k1 = 0.0f, k2 = 0.0f, v1 = 0.0f, v2 = 0.0f;
 		if (kr != 0) {
 			float c = K.cosT[(long long)p * HALF + d], s = K.sinT[(long long)p * HALF + d];
-			float x1 = kr[d], x2 = kr[d + HALF];
+			float x1 = to_f32(kr[d]), x2 = to_f32(kr[d + HALF]);
 			k1 = x1 * c - x2 * s;
 			k2 = x2 * c + x1 * s;
 			if (vs != 0) {
-				v1 = vr[d];
-				v2 = vr[d + HALF];
+				v1 = to_f32(vr[d]);
+				v2 = to_f32(vr[d + HALF]);
 			}
 		}
 		ks[t * KS + d] = k1;
@@ -101,16 +110,17 @@ __device__ void load_key_tile(float *ks, float *vs, int *valid, const Keys &K, i
 
 // load_query_tile stores queries [i0, i0+rows) of query head qh, rotated,
 // in qs [rows][HD]; rows past the chunk are zeros.
-__device__ void load_query_tile(float *qs, int rows, const float *q, const Keys &K, int qh, int hq, int base, int i0) {
+__device__ void load_query_tile(float *qs, int rows, const T *q, const Keys &K, int qh, int hq, int base, int i0) {
 	for (int e = threadIdx.x; e < rows * HALF; e += blockDim.x) {
 		int r = e / HALF, d = e % HALF, i = i0 + r;
 		float q1 = 0.0f, q2 = 0.0f;
 		if (i < K.S) {
-			const float *x = q + ((long long)i * hq + qh) * HD;
+			const T *x = q + ((long long)i * hq + qh) * HD;
 			long long p = (long long)(base + i) * HALF + d;
 			float c = K.cosT[p], s = K.sinT[p];
-			q1 = x[d] * c - x[d + HALF] * s;
-			q2 = x[d + HALF] * c + x[d] * s;
+			float x1 = to_f32(x[d]), x2 = to_f32(x[d + HALF]);
+			q1 = x1 * c - x2 * s;
+			q2 = x2 * c + x1 * s;
 		}
 		qs[r * HD + d] = q1;
 		qs[r * HD + d + HALF] = q2;
@@ -140,8 +150,8 @@ __device__ __forceinline__ float score(const float *qr, const float *kr, float s
 // accumulator, m and l to part (acc [split, S, Hq, HD], then m and l
 // [split, Hq, S] each); attention_combine then merges the runs.
 extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(
-	float *out, float *stats, const float *q, const float *k, const float *v,
-	const float *ck, const float *cv, const int *slots, const int *pos, const int *qpos,
+	T *out, float *stats, const T *q, const T *k, const T *v,
+	const T *ck, const T *cv, const int *slots, const int *pos, const int *qpos,
 	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale,
 	int split, float *part) {
 	extern __shared__ float smem[];
@@ -238,12 +248,12 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(
 			continue;
 		}
 		float inv = 1.0f / l[r];
-		float *o = out + ((long long)i * hq + qh) * HD;
+		T *o = out + ((long long)i * hq + qh) * HD;
 #pragma unroll
 		for (int c = 0; c < DPL; c++) {
 			int d = lane + 32 * c;
 			if (d < HD) {
-				o[d] = acc[r][c] * inv;
+				o[d] = from_f32<T>(acc[r][c] * inv);
 			}
 		}
 		if (stats != 0 && lane == 0) {
@@ -257,7 +267,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention(
 // query head qh, grid (S, Hq), threads over HD: with M the largest run
 // maximum, each run's accumulator and denominator count e^(m−M) times, and
 // out = Σ acc·e^(m−M) / Σ l·e^(m−M); stats receives M and that denominator.
-extern "C" __global__ void attention_combine(float *out, float *stats, const float *part, int S, int hq, int split) {
+extern "C" __global__ void attention_combine(T *out, float *stats, const float *part, int S, int hq, int split) {
 	int i = blockIdx.x, qh = blockIdx.y;
 	long long rows = (long long)S * hq;
 	const float *pm = part + split * rows * HD;
@@ -277,7 +287,7 @@ extern "C" __global__ void attention_combine(float *out, float *stats, const flo
 		for (int z = 0; z < split; z++) {
 			sum += part[(z * rows + (long long)i * hq + qh) * HD + d] * expf(pm[z * rows + at] - M);
 		}
-		out[((long long)i * hq + qh) * HD + d] = sum * inv;
+		out[((long long)i * hq + qh) * HD + d] = from_f32<T>(sum * inv);
 	}
 	if (stats != 0 && threadIdx.x == 0) {
 		stats[at] = M;
@@ -292,8 +302,8 @@ extern "C" __global__ void attention_combine(float *out, float *stats, const flo
 // (⌈(L+S)/BK⌉, Hq), and walks the queries that can see them in tiles of 32.
 // Padding keys get 0.
 extern "C" __global__ void __launch_bounds__(32) attention_mass(
-	float *mass, const float *stats, const float *weights, const float *q, const float *k,
-	const float *ck, const int *slots, const int *pos, const int *qpos,
+	float *mass, const float *stats, const float *weights, const T *q, const T *k,
+	const T *ck, const int *slots, const int *pos, const int *qpos,
 	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale) {
 	extern __shared__ float smem[];
 	float *ks = smem;         // [BK][KS]

@@ -1,6 +1,10 @@
 // Row and element kernels of the CUDA backend (package gpu), compiled once
-// per device with NVRTC. Storage is float32, row-major. Sizes are element
-// counts; long long where a tensor may exceed 2^31 elements.
+// per device with NVRTC after kernels/storage.cuh. Tensors are row-major,
+// stored as f32 or bf16; arithmetic is float32 whatever the storage. Each
+// kernel is a template over the storage types of its tensors with one
+// extern "C" wrapper per combination (EACH2, EACH3), named
+// kernel_<type of the first tensor>_<type of the second>[_<third>]. Sizes
+// are element counts; long long where a tensor may exceed 2^31 elements.
 
 #define WARP 32
 #define FULL_MASK 0xffffffffu
@@ -27,78 +31,121 @@ __device__ float block_sum(float v) {
 
 // embed copies row ids[r] of table [V, dim] to row r of dst; one block per
 // row.
-extern "C" __global__ void embed(float *dst, const float *table, const int *ids, int dim) {
-	const float *src = table + (long long)ids[blockIdx.x] * dim;
-	float *out = dst + (long long)blockIdx.x * dim;
+template <typename D, typename S>
+__device__ __forceinline__ void embed_t(D *dst, const S *table, const int *ids, int dim) {
+	const S *src = table + (long long)ids[blockIdx.x] * dim;
+	D *out = dst + (long long)blockIdx.x * dim;
 	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-		out[d] = src[d];
+		out[d] = from_f32<D>(to_f32(src[d]));
 	}
 }
+#define EMBED(D, S)                                                                         \
+	extern "C" __global__ void embed_##D##_##S(D *dst, const S *table, const int *ids, int dim) { \
+		embed_t(dst, table, ids, dim);                                                      \
+	}
+EACH2(EMBED)
 
-// rmsnorm sets row r of dst to w·x/rms(x) for row r of x; one block per
-// row. dst may be x.
-extern "C" __global__ void rmsnorm(float *dst, const float *x, const float *w, int dim, float eps) {
-	const float *in = x + (long long)blockIdx.x * dim;
-	float *out = dst + (long long)blockIdx.x * dim;
+// rmsnorm sets row r of dst to w·x/rms(x) for row r of x, rounded once;
+// one block per row. dst may be x.
+template <typename D, typename X, typename W>
+__device__ __forceinline__ void rmsnorm_t(D *dst, const X *x, const W *w, int dim, float eps) {
+	const X *in = x + (long long)blockIdx.x * dim;
+	D *out = dst + (long long)blockIdx.x * dim;
 	float ss = 0.0f;
 	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-		ss += in[d] * in[d];
+		float v = to_f32(in[d]);
+		ss += v * v;
 	}
 	ss = block_sum(ss);
 	float inv = 1.0f / sqrtf(ss / (float)dim + eps);
 	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-		out[d] = w[d] * (in[d] * inv);
+		out[d] = from_f32<D>(to_f32(w[d]) * (to_f32(in[d]) * inv));
 	}
 }
+#define RMSNORM(D, X, W)                                                                                      \
+	extern "C" __global__ void rmsnorm_##D##_##X##_##W(D *dst, const X *x, const W *w, int dim, float eps) { \
+		rmsnorm_t(dst, x, w, dim, eps);                                                                       \
+	}
+EACH3(RMSNORM)
 
 // swiglu sets dst = silu(gate)·up elementwise; dst may be gate or up.
-extern "C" __global__ void swiglu(float *dst, const float *gate, const float *up, long long n) {
+template <typename D, typename G, typename U>
+__device__ __forceinline__ void swiglu_t(D *dst, const G *gate, const U *up, long long n) {
 	for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-		float g = gate[i];
-		dst[i] = g / (1.0f + expf(-g)) * up[i];
+		float g = to_f32(gate[i]);
+		dst[i] = from_f32<D>(g / (1.0f + expf(-g)) * to_f32(up[i]));
 	}
 }
+#define SWIGLU(D, G, U)                                                                                    \
+	extern "C" __global__ void swiglu_##D##_##G##_##U(D *dst, const G *gate, const U *up, long long n) { \
+		swiglu_t(dst, gate, up, n);                                                                        \
+	}
+EACH3(SWIGLU)
 
-// add sets dst += x elementwise.
-extern "C" __global__ void add(float *dst, const float *x, long long n) {
+// add sets dst += x elementwise (one rounding of the float32 sum).
+template <typename D, typename X>
+__device__ __forceinline__ void add_t(D *dst, const X *x, long long n) {
 	for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-		dst[i] += x[i];
+		dst[i] = from_f32<D>(to_f32(dst[i]) + to_f32(x[i]));
 	}
 }
+#define ADD(D, X)                                                                 \
+	extern "C" __global__ void add_##D##_##X(D *dst, const X *x, long long n) { \
+		add_t(dst, x, n);                                                         \
+	}
+EACH2(ADD)
 
 // add_bias adds bias [cols] to every row of dst [rows, cols].
-extern "C" __global__ void add_bias(float *dst, const float *bias, long long n, int cols) {
+template <typename D, typename B>
+__device__ __forceinline__ void add_bias_t(D *dst, const B *bias, long long n, int cols) {
 	for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-		dst[i] += bias[i % cols];
+		dst[i] = from_f32<D>(to_f32(dst[i]) + to_f32(bias[i % cols]));
 	}
 }
+#define ADD_BIAS(D, B)                                                                                \
+	extern "C" __global__ void add_bias_##D##_##B(D *dst, const B *bias, long long n, int cols) { \
+		add_bias_t(dst, bias, n, cols);                                                               \
+	}
+EACH2(ADD_BIAS)
 
 // scatter writes row i of head h of src [S, Hkv·hd] into slot
 // slots[h·S+i] of dst [Hkv, cap, hd]; a negative slot skips the row. The
 // host has already dropped all but the last row naming a slot, so no two
 // blocks write one slot. Grid (S, Hkv).
-extern "C" __global__ void scatter(float *dst, const float *src, const int *slots, int rows, int hkv, int cap, int hd) {
+template <typename D, typename S>
+__device__ __forceinline__ void scatter_t(D *dst, const S *src, const int *slots, int rows, int hkv, int cap, int hd) {
 	int i = blockIdx.x, h = blockIdx.y;
 	int slot = slots[h * rows + i];
 	if (slot < 0) {
 		return;
 	}
-	const float *in = src + ((long long)i * hkv + h) * hd;
-	float *out = dst + ((long long)h * cap + slot) * hd;
+	const S *in = src + ((long long)i * hkv + h) * hd;
+	D *out = dst + ((long long)h * cap + slot) * hd;
 	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-		out[d] = in[d];
+		out[d] = from_f32<D>(to_f32(in[d]));
 	}
 }
+#define SCATTER(D, S)                                                                                                           \
+	extern "C" __global__ void scatter_##D##_##S(D *dst, const S *src, const int *slots, int rows, int hkv, int cap, int hd) { \
+		scatter_t(dst, src, slots, rows, hkv, cap, hd);                                                                         \
+	}
+EACH2(SCATTER)
 
 // copy_slots copies slots [0, n) of every head from src [Hkv, cap1, hd] to
 // dst [Hkv, cap2, hd]: count = n·hd elements per head. Grid (blocks, Hkv).
-extern "C" __global__ void copy_slots(float *dst, const float *src, long long count, int cap1, int cap2, int hd) {
-	const float *in = src + (long long)blockIdx.y * cap1 * hd;
-	float *out = dst + (long long)blockIdx.y * cap2 * hd;
+template <typename D, typename S>
+__device__ __forceinline__ void copy_slots_t(D *dst, const S *src, long long count, int cap1, int cap2, int hd) {
+	const S *in = src + (long long)blockIdx.y * cap1 * hd;
+	D *out = dst + (long long)blockIdx.y * cap2 * hd;
 	for (long long e = blockIdx.x * (long long)blockDim.x + threadIdx.x; e < count; e += (long long)gridDim.x * blockDim.x) {
-		out[e] = in[e];
+		out[e] = from_f32<D>(to_f32(in[e]));
 	}
 }
+#define COPY_SLOTS(D, S)                                                                                                     \
+	extern "C" __global__ void copy_slots_##D##_##S(D *dst, const S *src, long long count, int cap1, int cap2, int hd) { \
+		copy_slots_t(dst, src, count, cap1, cap2, hd);                                                                       \
+	}
+EACH2(COPY_SLOTS)
 
 // rope_table fills cos and sin [n, half] for positions [0, n): the angle
 // p·f is rounded to float as the reference (and the CPU backend) do, its
@@ -116,14 +163,17 @@ extern "C" __global__ void rope_table(float *cosT, float *sinT, const float *inv
 	}
 }
 
-// sgemm_nt sets c [m, n] = a [m, k] · bᵀ with b [n, k], all row-major, the
-// layout of x·wᵀ for a Hugging Face weight w. The fallback when cuBLAS is
-// missing: 64×64 output tiles, 16-deep k slices staged in shared memory,
-// 256 threads each computing 4×4 outputs strided by 16 so that the stores of
-// a warp are contiguous.
+// gemm_nt sets c [m, n] = a [m, k] · bᵀ with b [n, k], all row-major, the
+// layout of x·wᵀ for a Hugging Face weight w, accumulating in float32 and
+// rounding each output once. The fallback where cuBLAS (float32) or
+// cuBLASLt (bf16) is missing or has no algorithm: 64×64 output tiles,
+// 16-deep k slices staged in shared memory as float32, 256 threads each
+// computing 4×4 outputs strided by 16 so that the stores of a warp are
+// contiguous.
 #define GT 64
 #define GK 16
-extern "C" __global__ void __launch_bounds__(256) sgemm_nt(float *c, const float *a, const float *b, int m, int n, int k) {
+template <typename C, typename A, typename B>
+__device__ __forceinline__ void gemm_nt_t(C *c, const A *a, const B *b, int m, int n, int k) {
 	__shared__ float as[GK][GT + 1];
 	__shared__ float bs[GK][GT + 1];
 	int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -141,8 +191,8 @@ extern "C" __global__ void __launch_bounds__(256) sgemm_nt(float *c, const float
 			int r = e / GK, kk = e % GK;
 			int gk = k0 + kk;
 			int ar = row0 + r, br = col0 + r;
-			as[kk][r] = (ar < m && gk < k) ? a[(long long)ar * k + gk] : 0.0f;
-			bs[kk][r] = (br < n && gk < k) ? b[(long long)br * k + gk] : 0.0f;
+			as[kk][r] = (ar < m && gk < k) ? to_f32(a[(long long)ar * k + gk]) : 0.0f;
+			bs[kk][r] = (br < n && gk < k) ? to_f32(b[(long long)br * k + gk]) : 0.0f;
 		}
 		__syncthreads();
 #pragma unroll
@@ -173,8 +223,13 @@ extern "C" __global__ void __launch_bounds__(256) sgemm_nt(float *c, const float
 		for (int j = 0; j < 4; j++) {
 			int col = col0 + tx + 16 * j;
 			if (col < n) {
-				c[(long long)r * n + col] = acc[i][j];
+				c[(long long)r * n + col] = from_f32<C>(acc[i][j]);
 			}
 		}
 	}
 }
+#define GEMM_NT(C, A, B)                                                                                                       \
+	extern "C" __global__ void __launch_bounds__(256) gemm_nt_##C##_##A##_##B(C *c, const A *a, const B *b, int m, int n, int k) { \
+		gemm_nt_t(c, a, b, m, n, k);                                                                                           \
+	}
+EACH3(GEMM_NT)

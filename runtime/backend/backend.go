@@ -65,10 +65,16 @@ type Backend interface {
 	// Name identifies the backend ("cpu", "cuda").
 	Name() string
 
-	// New returns a zeroed tensor.
+	// DType returns the element type the backend stores weights,
+	// activations and KV caches in: FromFloat32 converts to it, and
+	// callers pass it to New for activations and to the KV cache.
+	DType() DType
+
+	// New returns a zeroed tensor of dtype, or of the nearest type the
+	// backend stores (see the backend's documentation).
 	New(dtype DType, shape ...int) Tensor
 	// FromFloat32 uploads host data into a new tensor of the backend's
-	// preferred weight type.
+	// DType, rounding where that type is narrower than float32.
 	FromFloat32(data []float32, shape ...int) Tensor
 	// Read copies a tensor to host memory as float32; dst must hold Numel elements.
 	Read(t Tensor, dst []float32)

@@ -74,6 +74,9 @@ func New(workers int) *Backend {
 // Name returns "cpu".
 func (b *Backend) Name() string { return "cpu" }
 
+// DType returns F32: the CPU backend stores every tensor as float32.
+func (b *Backend) DType() backend.DType { return backend.F32 }
+
 func tensor(t backend.Tensor) *Tensor {
 	c, ok := t.(*Tensor)
 	if !ok {

@@ -13,9 +13,11 @@ import (
 // their own memory (the CUDA backend), so that a random model of a real
 // shape is built without generating and uploading its weights from the
 // host. Element i of the result must equal FillNormal's element i for the
-// same key, up to the final rounding to float32.
+// same key, up to the final rounding to float32 and then to the backend's
+// DType (what FromFloat32 would store).
 type RandomFiller interface {
-	// RandomNormal returns a new tensor of shape filled with mean + std·z.
+	// RandomNormal returns a new tensor of shape, of the backend's DType,
+	// filled with mean + std·z.
 	RandomNormal(key uint64, mean, std float32, shape ...int) backend.Tensor
 }
 

@@ -76,14 +76,16 @@ func (m *Model) NewSession(cache Cache, chunk int) *Session {
 	}
 	c, b := m.Config, m.b
 	s := &Session{m: m, cache: cache, chunk: chunk}
-	s.x = b.New(backend.F32, chunk, c.Hidden)
-	s.h = b.New(backend.F32, chunk, c.Hidden)
-	s.q = b.New(backend.F32, chunk, c.Heads*c.HeadDim)
-	s.att = b.New(backend.F32, chunk, c.Heads*c.HeadDim)
-	s.k = b.New(backend.F32, chunk, c.KVHeads*c.HeadDim)
-	s.v = b.New(backend.F32, chunk, c.KVHeads*c.HeadDim)
-	s.gate = b.New(backend.F32, chunk, c.Intermediate)
-	s.up = b.New(backend.F32, chunk, c.Intermediate)
+	// Activations in the backend's storage type; logits stay float32.
+	dt := b.DType()
+	s.x = b.New(dt, chunk, c.Hidden)
+	s.h = b.New(dt, chunk, c.Hidden)
+	s.q = b.New(dt, chunk, c.Heads*c.HeadDim)
+	s.att = b.New(dt, chunk, c.Heads*c.HeadDim)
+	s.k = b.New(dt, chunk, c.KVHeads*c.HeadDim)
+	s.v = b.New(dt, chunk, c.KVHeads*c.HeadDim)
+	s.gate = b.New(dt, chunk, c.Intermediate)
+	s.up = b.New(dt, chunk, c.Intermediate)
 	s.attn = backend.Attention{
 		HeadDim: c.HeadDim, QHeads: c.Heads, KVHeads: c.KVHeads,
 		Scale:   float32(1 / math.Sqrt(float64(c.HeadDim))),

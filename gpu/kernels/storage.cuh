@@ -1,0 +1,46 @@
+// Element types of tensors in device memory, for the kernels of package
+// gpu. Package gpu puts this file in front of every kernel source before
+// NVRTC compiles it (no #include: NVRTC versions differ in the headers they
+// ship, so cuda_bf16.h is not used either).
+//
+// Tensors are stored as f32 (IEEE single) or bf16 (bfloat16: the upper 16
+// bits of a single, kept in an unsigned short). Kernels load any element
+// with to_f32, compute in float32, and store with from_f32<T>, which rounds
+// to the nearest bfloat16, ties to even, as runtime/safetensors and the
+// host side of package gpu do.
+
+#ifndef KVC_STORAGE_CUH
+#define KVC_STORAGE_CUH
+
+typedef float f32;
+typedef unsigned short bf16;
+
+// to_f32 widens an element to float32 (exact for both types).
+__device__ __forceinline__ float to_f32(f32 v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __uint_as_float((unsigned)v << 16); }
+
+// from_f32<T> rounds a float32 to T: the identity for f32; for bf16 the
+// nearest value, ties to even, overflowing to ±∞; a NaN stays a (quiet)
+// NaN with its sign.
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+
+template <> __device__ __forceinline__ f32 from_f32<f32>(float v) { return v; }
+
+template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+	unsigned u = __float_as_uint(v);
+	if ((u & 0x7fffffffu) > 0x7f800000u) {
+		return (bf16)((u >> 16) | 0x40u);
+	}
+	return (bf16)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// EACH2(M) and EACH3(M) expand M for every combination of storage types of
+// a kernel's two or three tensors, so that one template body gets an
+// extern "C" wrapper per combination, named after its types in argument
+// order (e.g. rmsnorm_bf16_bf16_f32).
+#define EACH2(M) M(f32, f32) M(f32, bf16) M(bf16, f32) M(bf16, bf16)
+#define EACH3(M)                                                      \
+	M(f32, f32, f32) M(f32, f32, bf16) M(f32, bf16, f32) M(f32, bf16, bf16) \
+	M(bf16, f32, f32) M(bf16, f32, bf16) M(bf16, bf16, f32) M(bf16, bf16, bf16)
+
+#endif
