@@ -203,16 +203,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stderr, "bench: random %s, %d layers, %s parameters (float32), built on %s in %.1f s\n",
-		*shape, cfg.Layers, paramsString(m.Params()), b.Name(), time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "bench: random %s, %d layers, %s parameters (%s), built on %s in %.1f s\n",
+		*shape, cfg.Layers, paramsString(m.Params()), b.DType(), b.Name(), time.Since(start).Seconds())
 	if dev != nil {
 		fmt.Fprintf(stderr, "bench: %s\n", dev.Info())
 	}
 
 	w := newBenchWriter(stdout, *format, pols)
 	if *format == "table" {
-		fmt.Fprintf(stdout, "# kvcascade bench: shape %s (%d layers, %s params, f32), backend %s, chunk %d, decode %d, seed %d\n",
-			*shape, cfg.Layers, paramsString(m.Params()), b.Name(), *chunk, *decode, *seed)
+		fmt.Fprintf(stdout, "# kvcascade bench: shape %s (%d layers, %s params, %s), backend %s, chunk %d, decode %d, seed %d\n",
+			*shape, cfg.Layers, paramsString(m.Params()), b.DType(), b.Name(), *chunk, *decode, *seed)
 	}
 	w.header()
 	pshape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}

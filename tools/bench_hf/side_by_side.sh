@@ -1,29 +1,47 @@
 #!/bin/sh
-# side_by_side.sh runs the transformers baseline (bench.py, bf16 SDPA) and
-# `kvcascade bench` (f32, CUDA backend) on one GPU, one after the other, and
-# writes both tables to $OUT (default ./out). The kvcascade binary and the
-# gpu test binary are built beforehand (no Go on the GPU machine); the whole
-# script stays within $BUDGET_S seconds (default 450), kvcascade getting what
-# bench.py left:
+# side_by_side.sh times the Llama-3.1-8B shape (random weights) on one GPU
+# with transformers + PyTorch SDPA (bench.py, bf16) and with `kvcascade
+# bench` (CUDA backend, bf16), one after the other in the same run, and
+# writes both tables to $OUT (default ./out). kvcascade runs `full` and the
+# paper's cascade (64 sinks, 65,536 slots, 8 cascades, chunks of 4,096).
+#
+# The binaries are built beforehand (no Go on the GPU machine) and carried:
 #
 #   CGO_ENABLED=1 go build -o .gpurun/bench/kvcascade ./cmd/kvcascade
-#   go test -c -o .gpurun/bench/gpu.test ./gpu
+#
+# Settings (environment):
+#   HF_LENGTHS       transformers prompt lengths      (4096,16384,65536,131072)
+#   HF_DECODE_AT     lengths decoded after             (32768)
+#   FULL_LENGTHS     kvcascade full lengths            (4096,16384,65536,131072)
+#   CASCADE_LENGTHS  kvcascade cascade lengths         (4096,16384,65536,131072,262144,524288,1048576)
+#   DECODE           tokens decoded per length         (8)
+#   BUDGET_S         seconds for the whole script      (570); each part gets
+#                    what the earlier ones left, and a policy stops at the
+#                    first prefill longer than MAX_PREFILL (240s)
+#   SKIP_HF=1        run only kvcascade
 set -u
 start=$(date +%s)
 OUT=${OUT:-out}
+BIN=${BIN:-.gpurun/bench/kvcascade}
 mkdir -p "$OUT"
+left() { echo $(( ${BUDGET_S:-570} - ($(date +%s) - start) )); }
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv | tee "$OUT/gpu.txt"
-(cd gpu && KVCASCADE_REQUIRE_GPU=1 ../.gpurun/bench/gpu.test -test.run 'TestRandomNormal' -test.v 2>&1 | tail -4)
-PYTHONUNBUFFERED=1 timeout 170 python3 tools/bench_hf/bench.py --lengths 4096,16384,32768 --decode-at 16384,32768 --decode 8 \
-	> "$OUT/transformers_bf16.txt" 2> "$OUT/transformers_bf16.log"
-tail -8 "$OUT/transformers_bf16.log"
-cat "$OUT/transformers_bf16.txt"
-left=$(( ${BUDGET_S:-450} - ($(date +%s) - start) ))
-echo "kvcascade bench gets ${left} s"
-timeout "$left" .gpurun/bench/kvcascade bench --backend cuda --shape llama-3.1-8b ${KV_LAYERS:+--layers $KV_LAYERS} \
-	--lengths 4096,16384,32768 --max-prefill 40s --chunk 4096 --decode 8 \
-	--policy full --policy cascade:sinks=64,size=65536,cascades=8 \
-	> "$OUT/kvcascade_f32.txt" 2> "$OUT/kvcascade_f32.log"
-echo "kvcascade exit $?"
-cat "$OUT/kvcascade_f32.log"
-cat "$OUT/kvcascade_f32.txt"
+if [ -z "${SKIP_HF:-}" ]; then
+	PYTHONUNBUFFERED=1 timeout 200 python3 tools/bench_hf/bench.py \
+		--lengths "${HF_LENGTHS:-4096,16384,65536,131072}" --decode-at "${HF_DECODE_AT:-32768}" --decode "${DECODE:-8}" \
+		> "$OUT/transformers_bf16.txt" 2> "$OUT/transformers_bf16.log"
+	echo "transformers exit $?"
+	tail -4 "$OUT/transformers_bf16.log"
+	cat "$OUT/transformers_bf16.txt"
+fi
+bench() { # policy lengths file
+	t=$(left)
+	echo "kvcascade $1 gets ${t} s"
+	[ "$t" -gt 30 ] || return 0
+	timeout "$t" "$BIN" bench --backend cuda --shape llama-3.1-8b --chunk 4096 --decode "${DECODE:-8}" \
+		--lengths "$2" --max-prefill "${MAX_PREFILL:-240s}" --policy "$1" > "$OUT/$3.txt" 2> "$OUT/$3.log"
+	echo "kvcascade $1 exit $?"
+	cat "$OUT/$3.log" "$OUT/$3.txt"
+}
+bench full "${FULL_LENGTHS:-4096,16384,65536,131072}" kvcascade_full
+bench cascade:sinks=64,size=65536,cascades=8 "${CASCADE_LENGTHS:-4096,16384,65536,131072,262144,524288,1048576}" kvcascade_cascade
