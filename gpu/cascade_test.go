@@ -104,7 +104,9 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 					if got := dev.Held(h, nil); !slices.Equal(got, want) {
 						t.Fatalf("after %d tokens: head %d holds %v on the device, %v on the host", seen, h, got, want)
 					}
-					type scorer interface{ Scores(int, []float32) []float32 }
+					type scorer interface {
+						Scores(int, []float32) []float32
+					}
 					want2 := host.(scorer).Scores(h, nil)
 					if got := dev.Scores(h, nil); !slices.Equal(got, want2) {
 						t.Fatalf("after %d tokens: head %d scores differ:\n device %v\n host   %v", seen, h, got, want2)

@@ -29,7 +29,7 @@ func TestKernelsCompile(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("ops.cu: %d bytes (PTX %v)", len(img.Code), img.PTX)
-			for name, src := range map[string]string{"cascade.cu": cascadeSource, "random.cu": randomSource} {
+			for name, src := range map[string]string{"cascade.cu": cascadeSource, "tokens.cu": tokensSource, "random.cu": randomSource} {
 				img, err := c.Compile(name, src)
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)

@@ -18,7 +18,7 @@ type Cache struct {
 
 type layerCache struct {
 	p      Policy
-	dev    devicePolicy // p, when its bookkeeping runs on the backend's device
+	dev    devicePolicy   // p, when its bookkeeping runs on the backend's device
 	k, v   backend.Tensor // [Hkv, capacity, hd]
 	cap    int            // slots per KV head
 	seen   int64          // tokens seen

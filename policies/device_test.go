@@ -153,7 +153,9 @@ func TestDeviceCascadePath(t *testing.T) {
 						if a, b := dc.Held(l, h), hc.Held(l, h); !slices.Equal(a, b) {
 							t.Fatalf("layer %d head %d holds %v on the device path, %v on the host", l, h, a, b)
 						}
-						type scorer interface{ Scores(int, []float32) []float32 }
+						type scorer interface {
+							Scores(int, []float32) []float32
+						}
 						a, b := dc.Policy(l).(scorer).Scores(h, nil), hc.Policy(l).(scorer).Scores(h, nil)
 						if !slices.Equal(a, b) {
 							t.Fatalf("layer %d head %d scores differ", l, h)
