@@ -72,13 +72,11 @@ type snapkv struct {
 }
 
 func (p *snapkv) Reserve(n int) int {
-	need := 0
 	if p.dev != nil {
-		need = p.dev.Reserve(n)
+		p.reserved = max(p.reserved, p.dev.Reserve(n))
 	} else {
-		need = p.pools[0].need(n)
+		p.reserved = max(p.reserved, p.pools[0].need(n))
 	}
-	p.reserved = max(p.reserved, need)
 	return p.reserved
 }
 
