@@ -78,7 +78,7 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if ctx.Device != nil && (dv == nil || dv.c.b != b) {
 		panic(fmt.Sprintf("gpu: Attention over a view planned on another device (%T)", ctx.Device))
 	}
-	if dv != nil && (dv.l != l || dv.n != s || a.Mass != nil || len(ctx.QueryWeights) != s || dv.c.spec.KVHeads != hkv || dv.c.spec.QHeads != hq) {
+	if dv != nil && (dv.l != l || dv.n != s || a.Mass != nil || ctx.QueryWeights != nil && len(ctx.QueryWeights) != s || dv.c.kvHeads != hkv || dv.c.qHeads != hq) {
 		panic(fmt.Sprintf("gpu: Attention of %d queries over a device view of %d keys planned for %d (%d query weights, mass slice %v)", s, l, dv.n, len(ctx.QueryWeights), a.Mass != nil))
 	}
 	if dv == nil && (len(ctx.Slots) != hkv*l || len(ctx.Pos) != hkv*l) || len(ctx.QueryPos) != hkv {
@@ -141,7 +141,7 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if dv != nil {
 		hostView = 0
 	}
-	wantMass := a.Mass != nil || dv != nil
+	wantMass := a.Mass != nil || dv != nil && ctx.QueryWeights != nil
 	words := b.words(2*hostView + hkv + s)
 	if dv == nil {
 		for i, x := range ctx.Slots {

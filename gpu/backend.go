@@ -55,7 +55,8 @@ type Options struct {
 	CacheDir string
 	// HostPolicies keeps every policy's bookkeeping on the host (the mass
 	// of each chunk is read back), as for a backend without device-side
-	// policies; by default the cascade runs on the device (NewCascade).
+	// policies; by default the cascade, h2o and snapkv run on the device
+	// (NewCascade, NewTokenList).
 	HostPolicies bool
 }
 
@@ -84,6 +85,7 @@ type Backend struct {
 
 	hostPolicies bool
 	casc         *cascadeKernels // kernels/cascade.cu, compiled by NewCascade on first use
+	toks         *tokenKernels   // kernels/tokens.cu, compiled by NewTokenList on first use
 
 	host  []uint32 // packing space for uploads
 	half  []uint16 // conversion space for bf16 uploads and downloads

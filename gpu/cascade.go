@@ -61,8 +61,8 @@ func (b *Backend) NewCascade(spec backend.CascadeSpec) (backend.DeviceCascade, e
 	if err != nil {
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
-	d := &deviceCascade{b: b, k: k, spec: spec, w: spec.Size / c}
-	d.view.c = d
+	d := &deviceCascade{viewState: viewState{b: b, qHeads: spec.QHeads, kvHeads: hk}, k: k, spec: spec, w: spec.Size / c}
+	d.view.c = &d.viewState
 	// One allocation: the 8-byte arrays first, then the 4-byte ones.
 	e, v := hk*spec.Size, hk*(spec.Sinks+spec.Size)
 	layout := []struct {
@@ -98,44 +98,22 @@ func (b *Backend) NewCascade(spec backend.CascadeSpec) (backend.DeviceCascade, e
 // deviceCascade is one layer's cascade on the device (backend.DeviceCascade);
 // kernels/cascade.cu documents the layout of its state.
 type deviceCascade struct {
-	b    *Backend
-	k    *cascadeKernels
-	spec backend.CascadeSpec
-	w    int // entries per cascade
+	viewState // vslot and vpos lie in mem
+	k         *cascadeKernels
+	spec      backend.CascadeSpec
+	w         int // entries per cascade
 
 	mem                                          cuda.DevicePtr // everything below
 	bytes                                        int
 	pos, every                                   cuda.DevicePtr // int64
 	slot, score, freed, start, stored, top, next cuda.DevicePtr
-	vslot, vpos, ventry                          cuda.DevicePtr // the view, [Hkv, L]
+	ventry                                       cuda.DevicePtr // the view's entries, [Hkv, L]
 
-	// Per chunk, grown on demand: the attention mass [Hq, L+n], reduced per
-	// KV head [Hkv, L+n], and the slots of the chunk's tokens [Hkv, n].
-	mass, reduced, place scratch
+	// Per chunk, grown on demand: the mass reduced per KV head [Hkv, L+n]
+	// and the slots of the chunk's tokens [Hkv, n].
+	reduced, place scratch
 
 	view deviceView
-}
-
-// deviceView is the view of the chunk being processed (backend.DeviceView):
-// Attention reads its slots and positions and leaves the mass in mass.
-type deviceView struct {
-	c     *deviceCascade
-	first int64 // original position of the chunk's first token
-	n     int   // tokens in the chunk
-	sunk  int
-	l     int            // view length
-	mass  cuda.DevicePtr // [Hq, L+n], set by Attention
-}
-
-// Len returns the view length.
-func (v *deviceView) Len() int { return v.l }
-
-// maxPos is the largest RoPE position the chunk's attention uses.
-func (v *deviceView) maxPos() int {
-	if v.c.spec.Original {
-		return int(v.first) + v.n - 1
-	}
-	return v.l + v.n - 1
 }
 
 // Plan lays out the view on the device.
@@ -147,7 +125,7 @@ func (d *deviceCascade) Plan(first int64, n, sunk, viewLen int) backend.DeviceVi
 	b := d.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	d.view = deviceView{c: d, first: first, n: n, sunk: sunk, l: viewLen}
+	d.view = deviceView{c: &d.viewState, first: first, n: n, sunk: sunk, l: viewLen, original: s.Original}
 	if viewLen > 0 {
 		launch(d.k.plan, cuda.Dim3{X: (viewLen + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
 			cuda.Ptr(d.vslot), cuda.Ptr(d.vpos), cuda.Ptr(d.ventry), cuda.Ptr(d.slot), cuda.Ptr(d.pos),

@@ -34,7 +34,7 @@ func TestKernelsCompile(t *testing.T) {
 		names []string // kernels the backend looks up in it
 	}
 	opsNames, _ := (&opsKernels{}).table()
-	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}}
+	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}, {tokensProgram(), tokenKernelNames[:]}}
 	for _, hd := range []int{16, 32, 64, 96, 128, 256} {
 		for st := range numStorage {
 			progs = append(progs, compilation{attentionProgram(hd, st), attentionKernels})

@@ -5,7 +5,7 @@ import (
 	"kvcascade/runtime/backend"
 )
 
-// SetViewMass writes mass [Hq·(L+n)] into a device cascade's view, as the
+// SetViewMass writes mass [Hq·(L+n)] into a device policy's view, as the
 // attention kernel would, so that tests can drive Commit with chosen scores.
 func SetViewMass(v backend.DeviceView, mass []float32) {
 	dv := v.(*deviceView)
@@ -22,7 +22,7 @@ func ViewSlots(v backend.DeviceView) (slots, pos []int32) {
 	b := dv.c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := dv.c.spec.KVHeads * dv.l
+	n := dv.c.kvHeads * dv.l
 	slots, pos = make([]int32, n), make([]int32, n)
 	must(cuda.Download(b.dev, slots, dv.c.vslot))
 	must(cuda.Download(b.dev, pos, dv.c.vpos))

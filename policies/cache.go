@@ -18,7 +18,7 @@ type Cache struct {
 
 type layerCache struct {
 	p      Policy
-	dev    devicePolicy // p, when its bookkeeping runs on the backend's device
+	dev    devicePolicy   // p, when its bookkeeping runs on the backend's device
 	k, v   backend.Tensor // [Hkv, capacity, hd]
 	cap    int            // slots per KV head
 	seen   int64          // tokens seen
@@ -56,7 +56,7 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 }
 
 // devicePolicy is a policy that can keep its bookkeeping on the backend's
-// device (see backend.Cascader). Once attached, its Plan returns a device
+// device (see backend.Cascader, backend.TokenLister). Once attached, its Plan returns a device
 // view (Context.Device) and commitDevice replaces Commit and the scatter.
 type devicePolicy interface {
 	Policy
@@ -70,6 +70,9 @@ type devicePolicy interface {
 	// release frees the device state.
 	release()
 }
+
+// The policies that can keep their bookkeeping on a device.
+var _ = []devicePolicy{(*cascade)(nil), (*h2o)(nil), (*snapkv)(nil)}
 
 // OnDevice reports whether layer l's policy keeps its bookkeeping on the
 // backend's device.

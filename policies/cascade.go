@@ -154,9 +154,9 @@ type cascade struct {
 	// dev, when not nil, holds the entries, scores and slot pools on the
 	// backend's device; slot, pos, score and pools are then unused, and
 	// stored (head 0 only) tracks the fills, which do not depend on scores.
-	dev backend.DeviceCascade
-	a       []float32 // [L+n] reduced mass of one KV head
-	depth   []int32   // [n] cascades accepting each chunk token
+	dev   backend.DeviceCascade
+	a     []float32 // [L+n] reduced mass of one KV head
+	depth []int32   // [n] cascades accepting each chunk token
 }
 
 func newCascade(c *cascadeConfig, s Shape) (*cascade, error) {

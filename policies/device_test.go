@@ -12,18 +12,19 @@ import (
 	"kvcascade/runtime/model"
 )
 
-// hostCascader is the CPU backend posing as one that runs the cascade on its
-// device (backend.Cascader): behind the backend.DeviceCascade interface it
-// drives a host cascade of its own. It lets the CPU tests check the Cache's
-// device path — views planned by the backend, the mass kept there, Commit
-// storing the rows, and the fills the policy mirrors on the host to size
-// the view — against the host path, bit for bit.
+// hostCascader is the CPU backend posing as one that runs the cascade and
+// the token lists on its device (backend.Cascader, backend.TokenLister):
+// behind the backend.DeviceCascade and backend.DeviceTokenList interfaces
+// it drives host policies of its own, made by f. It lets the CPU tests
+// check the Cache's device path — views planned by the backend, the mass
+// kept there, Commit storing the rows, and what the policy keeps on the host
+// to size the view — against the host path, bit for bit.
 type hostCascader struct {
 	*cpu.Backend
-	f      policies.Factory
-	layers int
-	shape  policies.Shape
-	made   []*fakeCascade
+	f     policies.Factory
+	shape policies.Shape
+	made  []*fakeCascade
+	lists []*fakeTokens
 }
 
 func (b *hostCascader) NewCascade(spec backend.CascadeSpec) (backend.DeviceCascade, error) {
@@ -39,19 +40,36 @@ func (b *hostCascader) NewCascade(spec backend.CascadeSpec) (backend.DeviceCasca
 // Attention runs a device view's attention over the host view the fake
 // planned, leaving the mass in the fake.
 func (b *hostCascader) Attention(a *backend.Attention) {
-	v, ok := a.Ctx.Device.(*fakeView)
-	if !ok {
+	switch v := a.Ctx.Device.(type) {
+	case *fakeView:
+		if !slices.Equal(a.Ctx.QueryWeights, v.ctx.QueryWeights) {
+			panic(fmt.Sprintf("device view: %d query weights, the planned view has %d", len(a.Ctx.QueryWeights), len(v.ctx.QueryWeights)))
+		}
+		b.hostAttention(a, &v.ctx, v.mass)
+	case *fakeTokenView:
+		// The host policy was planned without the prompt's end, so its
+		// weights are the device policy's, which must ask for the mass the
+		// view was planned with.
+		if (a.Ctx.QueryWeights != nil) != (v.mass != nil) {
+			panic(fmt.Sprintf("device view: %d query weights, the view was planned with mass %v", len(a.Ctx.QueryWeights), v.mass != nil))
+		}
+		ctx := v.ctx
+		ctx.QueryWeights = a.Ctx.QueryWeights
+		b.hostAttention(a, &ctx, v.mass)
+	default:
 		b.Backend.Attention(a)
-		return
 	}
-	if !slices.Equal(a.Ctx.QueryPos, v.ctx.QueryPos) || !slices.Equal(a.Ctx.QueryWeights, v.ctx.QueryWeights) || a.Mass != nil {
-		panic(fmt.Sprintf("device view: query positions %v, weights %d, mass slice %v; the planned view has %v, %d",
-			a.Ctx.QueryPos, len(a.Ctx.QueryWeights), a.Mass != nil, v.ctx.QueryPos, len(v.ctx.QueryWeights)))
+}
+
+// hostAttention runs a over the host view ctx, with the mass into mass.
+func (b *hostCascader) hostAttention(a *backend.Attention, ctx *backend.Context, mass []float32) {
+	if !slices.Equal(a.Ctx.QueryPos, ctx.QueryPos) || a.Mass != nil {
+		panic(fmt.Sprintf("device view: query positions %v, mass slice %v; the planned view has %v", a.Ctx.QueryPos, a.Mass != nil, ctx.QueryPos))
 	}
 	host := *a
-	host.Ctx = v.ctx
+	host.Ctx = *ctx
 	host.Ctx.K, host.Ctx.V = a.Ctx.K, a.Ctx.V
-	host.Mass = v.mass
+	host.Mass = mass
 	b.Backend.Attention(&host)
 }
 
@@ -100,6 +118,70 @@ func (c *fakeCascade) Scores(h int, dst []float32) []float32 {
 
 func (c *fakeCascade) Bytes() int64 { return c.p.MetaBytes() }
 func (c *fakeCascade) Free()        {}
+
+func (b *hostCascader) NewTokenList(spec backend.TokenListSpec) (backend.DeviceTokenList, error) {
+	p, err := b.f.NewLayer(len(b.lists), b.shape)
+	if err != nil {
+		return nil, err
+	}
+	l := &fakeTokens{b: b, p: p, spec: spec, evictions: map[backend.Eviction]int{}}
+	b.lists = append(b.lists, l)
+	return l, nil
+}
+
+// fakeTokens is a backend.DeviceTokenList served by a host h2o or snapkv.
+type fakeTokens struct {
+	b         *hostCascader
+	p         policies.Policy
+	spec      backend.TokenListSpec
+	ctx       backend.Context
+	step      policies.Step
+	mass      []float32 // nil when the view asks for none
+	evictions map[backend.Eviction]int
+}
+
+type fakeTokenView fakeTokens
+
+func (v *fakeTokenView) Len() int { return v.ctx.ViewLen }
+
+func (c *fakeTokens) Len() int          { return len(c.p.Held(0, nil)) }
+func (c *fakeTokens) Reserve(n int) int { return c.p.Reserve(n) }
+
+func (c *fakeTokens) Plan(first int64, n int, mass bool) backend.DeviceView {
+	c.step = policies.Step{Start: first, N: n, PromptEnd: -1}
+	c.p.Plan(c.step, &c.ctx)
+	c.mass = nil
+	if mass {
+		c.mass = make([]float32, c.spec.QHeads*(c.ctx.ViewLen+n))
+	}
+	return (*fakeTokenView)(c)
+}
+
+// Commit runs the host policy's Commit. A device list learns that a chunk
+// ends a prompt only from the eviction's Reset, so the host snapkv is
+// planned again with the prompt's end before it commits.
+func (c *fakeTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e backend.Eviction) {
+	c.evictions[e]++
+	if e.Reset {
+		c.step.PromptEnd = c.step.Start + int64(c.step.N)
+		c.p.Plan(c.step, &c.ctx)
+	}
+	place := make([]int32, c.spec.KVHeads*c.step.N)
+	c.p.Commit(c.mass, place)
+	c.b.Scatter(k, chunkK, place)
+	c.b.Scatter(v, chunkV, place)
+}
+
+func (c *fakeTokens) Held(h int, dst []int64) []int64 { return c.p.Held(h, dst) }
+
+func (c *fakeTokens) Scores(h int, dst []float32) []float32 {
+	return c.p.(interface {
+		Scores(int, []float32) []float32
+	}).Scores(h, dst)
+}
+
+func (c *fakeTokens) Bytes() int64 { return c.p.MetaBytes() }
+func (c *fakeTokens) Free()        {}
 
 // TestDeviceCascadePath runs the cascade through the Cache's device path
 // (hostCascader) and through the host path on the same fixture models:
@@ -153,11 +235,106 @@ func TestDeviceCascadePath(t *testing.T) {
 						if a, b := dc.Held(l, h), hc.Held(l, h); !slices.Equal(a, b) {
 							t.Fatalf("layer %d head %d holds %v on the device path, %v on the host", l, h, a, b)
 						}
-						type scorer interface{ Scores(int, []float32) []float32 }
+						type scorer interface {
+							Scores(int, []float32) []float32
+						}
 						a, b := dc.Policy(l).(scorer).Scores(h, nil), hc.Policy(l).(scorer).Scores(h, nil)
 						if !slices.Equal(a, b) {
 							t.Fatalf("layer %d head %d scores differ", l, h)
 						}
+					}
+				}
+				if dc.Bytes() <= 0 {
+					t.Errorf("device cache reports %d bytes", dc.Bytes())
+				}
+			})
+		}
+	}
+}
+
+// TestDeviceTokenListPath runs h2o and snapkv through the Cache's device
+// path (hostCascader) and through the host path on the same fixture models:
+// two prompts, each read in chunks and followed by decoding, so that
+// snapkv compresses twice. Logits, held tokens and scores must be
+// identical, and the evictions the policies ask the device for must be
+// theirs.
+func TestDeviceTokenListPath(t *testing.T) {
+	runs := []struct {
+		name   string
+		params map[string]any
+		want   []backend.Eviction // besides none (snapkv)
+	}{
+		{"h2o", map[string]any{"heavy": 8, "recent": 6}, []backend.Eviction{{Budget: 14, Recent: 6}}},
+		{"h2o", map[string]any{"heavy": 0, "recent": 10}, []backend.Eviction{{Budget: 10, Recent: 10}}},
+		{"h2o", map[string]any{"heavy": 12, "recent": 0, "positions": "original"}, []backend.Eviction{{Budget: 12}}},
+		{"h2o", map[string]any{"heavy": 30, "recent": 25}, []backend.Eviction{{Budget: 55, Recent: 25}}},
+		{"snapkv", map[string]any{"window": 4, "kernel": 3, "budget": 20},
+			[]backend.Eviction{{Budget: 20, Recent: 4, Pool: 3, Reset: true}}},
+		{"snapkv", map[string]any{"window": 8, "kernel": 5, "pooling": "avg", "budget": 30, "positions": "original"},
+			[]backend.Eviction{{Budget: 30, Recent: 8, Pool: 5, PoolAvg: true, Reset: true}}},
+		{"snapkv", map[string]any{"window": 2, "kernel": 1, "budget": 200},
+			[]backend.Eviction{{Budget: 200, Recent: 2, Pool: 1, Reset: true}}},
+	}
+	for _, fx := range fixtures {
+		for i, r := range runs {
+			t.Run(fmt.Sprintf("%s/%s%d", fx, r.name, i), func(t *testing.T) {
+				host := loadFixture(t, fx)
+				f, err := policies.New(r.name, r.params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fake := &hostCascader{Backend: cpu.New(0), f: f, shape: shapeOf(host)}
+				dev, err := model.Load(filepath.Join("..", "runtime", "model", "testdata", fx), fake)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids := randomIDs(100, host.Vocab, uint64(i))
+				run := func(m *model.Model) ([][]float32, *policies.Cache) {
+					c, err := policies.NewCache(m.Backend(), f, shapeOf(m), backend.F32)
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(c.Free)
+					s := m.NewSession(c, 13)
+					t.Cleanup(s.Close)
+					rows := prefillLogits(t, s, ids[:50], m.Vocab)
+					rows = append(rows, decodeLogits(t, s, ids[50:60])...)
+					rows = append(rows, prefillLogits(t, s, ids[60:90], m.Vocab)...)
+					return append(rows, decodeLogits(t, s, ids[90:])...), c
+				}
+				want, hc := run(host)
+				got, dc := run(dev)
+				if hc.OnDevice(0) || !dc.OnDevice(0) {
+					t.Fatalf("OnDevice: host cache %v, device cache %v", hc.OnDevice(0), dc.OnDevice(0))
+				}
+				if len(fake.lists) != host.Layers {
+					t.Fatalf("the backend made %d device token lists for %d layers", len(fake.lists), host.Layers)
+				}
+				if worst, at := maxDiff(got, want); worst != 0 {
+					t.Fatalf("logits differ by %g at position %d", worst, at)
+				}
+				type scorer interface {
+					Scores(int, []float32) []float32
+				}
+				for l := range host.Layers {
+					for h := range host.KVHeads {
+						if a, b := dc.Held(l, h), hc.Held(l, h); !slices.Equal(a, b) {
+							t.Fatalf("layer %d head %d holds %v on the device path, %v on the host", l, h, a, b)
+						}
+						a, b := dc.Policy(l).(scorer).Scores(h, nil), hc.Policy(l).(scorer).Scores(h, nil)
+						if !slices.Equal(a, b) {
+							t.Fatalf("layer %d head %d scores differ:\n device %v\n host   %v", l, h, a, b)
+						}
+					}
+				}
+				for _, l := range fake.lists {
+					for e, n := range l.evictions {
+						if e != (backend.Eviction{}) && !slices.Contains(r.want, e) {
+							t.Fatalf("the policy asked for eviction %+v %d times, want %+v", e, n, r.want)
+						}
+					}
+					if r.name == "snapkv" && l.evictions[r.want[0]] != 2 {
+						t.Fatalf("snapkv compressed %d times for two prompts", l.evictions[r.want[0]])
 					}
 				}
 				if dc.Bytes() <= 0 {

@@ -40,13 +40,11 @@ func h2oSpec() Spec {
 // than heavy+recent tokens keeps its last `recent` and, among the others,
 // the `heavy` with the highest score (ties: the more recent); a chunk token
 // that does not survive is never stored, and survivors take the slots of
-// evicted tokens, so the storage is heavy+recent slots.
+// evicted tokens, so the storage is heavy+recent slots. On a backend that
+// keeps token lists on its device the same happens there.
 type h2o struct {
-	s             Shape
+	tokenLists
 	heavy, recent int
-	positions     positions
-	lists         []tokenList // [Hkv]
-	pools         []slotPool  // [Hkv]
 	step          Step
 	ones          []float32 // [n] query weights
 	a             []float32 // [L+n] reduced mass of one head
@@ -55,22 +53,20 @@ type h2o struct {
 }
 
 func newH2O(s Shape, heavy, recent int, pos positions) *h2o {
-	return &h2o{s: s, heavy: heavy, recent: recent, positions: pos,
-		lists: make([]tokenList, s.KVHeads), pools: make([]slotPool, s.KVHeads)}
+	return &h2o{tokenLists: newTokenLists(s, pos), heavy: heavy, recent: recent}
 }
 
 func (p *h2o) Reserve(int) int { return p.heavy + p.recent }
 
 func (p *h2o) Plan(step Step, ctx *backend.Context) {
 	p.step = step
-	planList(p.lists, step, p.positions, ctx)
 	if len(p.ones) != step.N {
 		p.ones = grow(p.ones, step.N)
 		for i := range p.ones {
 			p.ones[i] = 1
 		}
 	}
-	ctx.QueryWeights = p.ones
+	p.plan(step, ctx, p.ones)
 }
 
 func (p *h2o) Commit(mass []float32, place []int32) {
@@ -110,12 +106,11 @@ func (p *h2o) Commit(mass []float32, place []int32) {
 	}
 }
 
-func (p *h2o) Held(h int, dst []int64) []int64 { return append(dst, p.lists[h].pos...) }
+// commitDevice is Commit on the device, storing the kept rows there too.
+func (p *h2o) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
+	p.dev.Commit(k, v, chunkK, chunkV, backend.Eviction{Budget: p.heavy + p.recent, Recent: p.recent})
+}
 
 func (p *h2o) MetaBytes() int64 {
-	b := int64(cap(p.a)+cap(p.ones)+cap(p.idx))*4 + int64(cap(p.flags))
-	for h := range p.lists {
-		b += p.lists[h].bytes() + p.pools[h].bytes()
-	}
-	return b
+	return p.bytes() + int64(cap(p.a)+cap(p.ones)+cap(p.idx))*4 + int64(cap(p.flags))
 }

@@ -38,7 +38,7 @@ func snapkvSpec() Spec {
 				if err := checkShape(s); err != nil {
 					return nil, err
 				}
-				return &snapkv{c: c, s: s, lists: make([]tokenList, s.KVHeads), pools: make([]slotPool, s.KVHeads)}, nil
+				return &snapkv{c: c, tokenLists: newTokenLists(s, c.positions)}, nil
 			}}, nil
 		},
 	}
@@ -57,11 +57,11 @@ type snapkvConfig struct {
 // budget−window others with the highest pooled score (ties: the more
 // recent), in order; the scores are then reset, so a later prompt is judged
 // by its own window. Until then, and while decoding, every token is kept.
+// On a backend that keeps token lists on its device the same happens there,
+// and the prompt's mass never leaves the device.
 type snapkv struct {
+	tokenLists
 	c        snapkvConfig
-	s        Shape
-	lists    []tokenList // [Hkv]
-	pools    []slotPool  // [Hkv]
 	step     Step
 	reserved int
 	weights  []float32 // [n] query weights of the chunk
@@ -72,21 +72,29 @@ type snapkv struct {
 }
 
 func (p *snapkv) Reserve(n int) int {
-	p.reserved = max(p.reserved, p.pools[0].need(n))
+	if p.dev != nil {
+		p.reserved = max(p.reserved, p.dev.Reserve(n))
+	} else {
+		p.reserved = max(p.reserved, p.pools[0].need(n))
+	}
 	return p.reserved
 }
 
 func (p *snapkv) Plan(step Step, ctx *backend.Context) {
 	p.step = step
-	planList(p.lists, step, p.c.positions, ctx)
-	ctx.QueryWeights = nil
+	p.plan(step, ctx, p.queryWeights(step))
+}
+
+// queryWeights returns the chunk's query weights: query i weighs 1 when it
+// lies in the prompt's last window. It returns nil, asking for no mass,
+// for a chunk with no such query.
+func (p *snapkv) queryWeights(step Step) []float32 {
 	if step.PromptEnd < 0 {
-		return
+		return nil
 	}
-	// query i weighs 1 when it lies in the prompt's last window
 	from := step.PromptEnd - int64(p.c.window)
 	if step.Start+int64(step.N) <= from {
-		return
+		return nil
 	}
 	p.weights = grow(p.weights, step.N)
 	for i := range p.weights {
@@ -95,7 +103,7 @@ func (p *snapkv) Plan(step Step, ctx *backend.Context) {
 			p.weights[i] = 1
 		}
 	}
-	ctx.QueryWeights = p.weights
+	return p.weights
 }
 
 func (p *snapkv) Commit(mass []float32, place []int32) {
@@ -120,6 +128,16 @@ func (p *snapkv) Commit(mass []float32, place []int32) {
 		}
 		l.store(&p.pools[h], p.step.Start, pl)
 	}
+}
+
+// commitDevice is Commit on the device, storing the kept rows there too:
+// the chunk that ends a prompt compresses the lists and resets the scores.
+func (p *snapkv) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
+	var e backend.Eviction
+	if p.step.EndsPrompt() {
+		e = backend.Eviction{Budget: p.c.budget, Recent: p.c.window, Pool: p.c.kernel, PoolAvg: p.c.avg, Reset: true}
+	}
+	p.dev.Commit(k, v, chunkK, chunkV, e)
 }
 
 // compress keeps head h's window and its best pooled prefix tokens, then
@@ -176,12 +194,6 @@ func pool1D(dst, src []float32, k int, avg bool) {
 	}
 }
 
-func (p *snapkv) Held(h int, dst []int64) []int64 { return append(dst, p.lists[h].pos...) }
-
 func (p *snapkv) MetaBytes() int64 {
-	b := int64(cap(p.a)+cap(p.weights)+cap(p.pooled)+cap(p.idx))*4 + int64(cap(p.flags))
-	for h := range p.lists {
-		b += p.lists[h].bytes() + p.pools[h].bytes()
-	}
-	return b
+	return p.bytes() + int64(cap(p.a)+cap(p.weights)+cap(p.pooled)+cap(p.idx))*4 + int64(cap(p.flags))
 }

@@ -12,7 +12,8 @@ package backend
 
 // DeviceView is a view that a policy planned on a backend's device. Only
 // the backend that made it reads it: Attention takes the view's slots and
-// positions from it and writes the attention mass into it.
+// positions from it and writes the attention mass into it (when the
+// context's QueryWeights ask for a mass).
 type DeviceView interface {
 	// Len returns the number of cached keys each KV head attends to.
 	Len() int
@@ -58,6 +59,79 @@ type DeviceCascade interface {
 	Commit(k, v, chunkK, chunkV Tensor)
 	// Held appends to dst the original positions of the tokens KV head h
 	// holds in its cascades (sinks excluded), in attention order.
+	Held(h int, dst []int64) []int64
+	// Scores appends to dst the scores of those tokens, in the same order.
+	Scores(h int, dst []float32) []float32
+	// Bytes is the device memory the state holds.
+	Bytes() int64
+	// Free releases it.
+	Free()
+}
+
+// TokenListSpec is the configuration of one layer of a policy that keeps,
+// per KV head, a list of tokens in original order and evicts by score
+// (policies' h2o and snapkv).
+type TokenListSpec struct {
+	QHeads, KVHeads int
+	Original        bool // rotate the view's keys by their original positions (else by view index)
+}
+
+// TokenLister is implemented by backends that keep such token lists on
+// their device. NewTokenList may return an error wrapping
+// errors.ErrUnsupported, and the policy then stays on the host.
+type TokenLister interface {
+	NewTokenList(spec TokenListSpec) (DeviceTokenList, error)
+}
+
+// Eviction is what a token list does once a chunk's scores are in. A token
+// ranks above another when its score is higher or, on equal scores, when it
+// is more recent.
+type Eviction struct {
+	// Budget, when positive, bounds the tokens of each KV head: a head that
+	// holds more keeps its last Recent tokens (Recent ≤ Budget) and, of
+	// the others, the Budget−Recent that rank highest, in order. Zero keeps
+	// every token.
+	Budget, Recent int
+	// Pool, when above 1 (and odd), ranks those others by their scores
+	// pooled over the Pool neighbours centred on each, among the others
+	// only: the maximum, or with PoolAvg the float32 sum in position order
+	// divided by Pool (zero padding counted, as F.avg_pool1d does).
+	Pool    int
+	PoolAvg bool
+	// Reset sets every score to zero afterwards.
+	Reset bool
+}
+
+// DeviceTokenList is one layer's token lists on a device: per KV head the
+// tokens held, in original order, each with its storage slot and score.
+// Every head holds the same number of tokens, and the storage slots each
+// head uses are counted like policies' slot pools count them (freed slots
+// first, then fresh ones), so the host knows both without reading the
+// device.
+type DeviceTokenList interface {
+	// Len returns the number of tokens each KV head holds.
+	Len() int
+	// Reserve returns the storage slots per KV head the list needs before
+	// it takes a chunk of n tokens: the slots handed out so far plus those
+	// the chunk may need beyond the freed ones.
+	Reserve(n int) int
+	// Plan lays out the view of the next chunk of n tokens, whose first
+	// token has original position start: each head's tokens in order, at
+	// their view index or original position. With mass, the chunk's
+	// attention writes its mass into the view (Context.QueryWeights must
+	// be set); without, Commit takes the mass to be zero.
+	Plan(start int64, n int, mass bool) DeviceView
+	// Commit consumes the chunk's mass: the mass of each key of
+	// [view ; chunk], reduced over the query heads of its GQA group (the
+	// float32 sum in head order times 1/g), is added to the score of each
+	// held token and becomes the score of each chunk token, appended in
+	// order. Each head then evicts as e says and gives the slots of the
+	// evicted tokens back; the chunk's tokens that stay get slots, and
+	// their rows are copied from the chunk's keys and values chunkK, chunkV
+	// [n, Hkv·hd] into the storage k, v [Hkv, Cap, hd].
+	Commit(k, v, chunkK, chunkV Tensor, e Eviction)
+	// Held appends to dst the original positions of the tokens KV head h
+	// holds, in order.
 	Held(h int, dst []int64) []int64
 	// Scores appends to dst the scores of those tokens, in the same order.
 	Scores(h int, dst []float32) []float32

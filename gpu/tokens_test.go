@@ -1,0 +1,236 @@
+package gpu_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"kvcascade/gpu"
+	"kvcascade/policies"
+	"kvcascade/runtime/backend"
+	"kvcascade/runtime/model"
+)
+
+// TestDeviceTokenListMatchesHost feeds the same attention mass, chunk after
+// chunk, to a host h2o or snapkv (package policies) and to the same policy
+// with its token lists on the device (a one-layer policies.Cache on the
+// GPU), and checks after every chunk that each KV head holds the same
+// tokens in the same order with bit-identical scores, and before every
+// chunk that the device view lists them at the host's positions with every
+// view slot holding its token's row. Prompts are read in chunks of random
+// length and followed by decoding, so that snapkv compresses once per
+// prompt. Many masses are rounded to a few levels, or are all zero, so that
+// scores tie often and the ranking falls back on recency.
+func TestDeviceTokenListMatchesHost(t *testing.T) {
+	g := openGPU(t, gpu.Options{})
+	cases := []struct {
+		name    string
+		params  map[string]any
+		hq      int
+		prompts []int // prompt lengths, each followed by decode tokens
+		decode  int
+		chunk   int // longest prefill chunk
+		long    bool
+	}{
+		{"h2o", map[string]any{"heavy": 40, "recent": 24}, 8, []int{300, 100}, 40, 50, false},
+		{"h2o", map[string]any{"heavy": 0, "recent": 32}, 4, []int{200}, 20, 40, false},
+		{"h2o", map[string]any{"heavy": 64, "recent": 0, "positions": "original"}, 2, []int{250}, 30, 70, false},
+		{"h2o", map[string]any{"heavy": 2000, "recent": 1000}, 8, []int{7000}, 50, 1500, false},
+		{"snapkv", map[string]any{"window": 16, "kernel": 7, "budget": 100}, 8, []int{400, 150, 60}, 20, 90, false},
+		{"snapkv", map[string]any{"window": 4, "kernel": 1, "budget": 50, "pooling": "avg"}, 4, []int{30, 200}, 10, 64, false},
+		{"snapkv", map[string]any{"window": 32, "kernel": 5, "pooling": "avg", "budget": 1500, "positions": "original"}, 4, []int{6000, 2500}, 30, 1024, false},
+		{"snapkv", map[string]any{"window": 32, "kernel": 7, "budget": 4096}, 4, []int{70000}, 8, 8192, true},
+	}
+	const hkv, hd = 2, 4
+	for ci, c := range cases {
+		t.Run(fmt.Sprintf("%s%d", c.name, ci), func(t *testing.T) {
+			if c.long && testing.Short() {
+				t.Skip("long list")
+			}
+			shape := policies.Shape{Layers: 1, QHeads: c.hq, KVHeads: hkv, HeadDim: hd}
+			f, err := policies.New(c.name, c.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			host, err := f.NewLayer(0, shape)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache, err := policies.NewCache(g, f, shape, backend.F32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cache.Free()
+			if !cache.OnDevice(0) {
+				t.Fatalf("%s is not on the device", c.name)
+			}
+			type scorer interface {
+				Scores(int, []float32) []float32
+			}
+			dev := cache.Policy(0).(scorer)
+			rng := rand.New(rand.NewPCG(uint64(ci), 17))
+			var hctx backend.Context
+			var seen int64
+			step := 0
+			chunk := func(n int, promptEnd int64) {
+				step++
+				st := policies.Step{Start: seen, N: n, PromptEnd: promptEnd}
+				host.Reserve(n)
+				host.Plan(st, &hctx)
+				dctx, err := cache.Context(0, n, promptEnd)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if dctx.Device == nil {
+					t.Fatal("the device policy planned no device view")
+				}
+				if !slices.Equal(dctx.QueryPos, hctx.QueryPos) || !slices.Equal(dctx.QueryWeights, hctx.QueryWeights) {
+					t.Fatalf("at %d: query positions %v, weights %v on the device; %v, %v on the host",
+						seen, dctx.QueryPos, dctx.QueryWeights, hctx.QueryPos, hctx.QueryWeights)
+				}
+				checkView(t, g, dctx.Device, dctx.K, host, &hctx, seen, hd)
+				l := hctx.ViewLen
+				var mass []float32
+				if hctx.QueryWeights != nil {
+					mass = make([]float32, c.hq*(l+n))
+					levels := []float32{0, 0.25, 0.5, 1}
+					for i := range mass {
+						switch step % 4 {
+						case 0:
+							mass[i] = rng.Float32()
+						case 1:
+							mass[i] = float32(math.Round(float64(rng.Float32()*4))) / 4
+						case 2:
+							mass[i] = levels[rng.IntN(len(levels))]
+						case 3:
+							mass[i] = 0
+						}
+					}
+					gpu.SetViewMass(dctx.Device, mass)
+				}
+				place := make([]int32, hkv*n)
+				host.Commit(mass, place)
+				// row i of KV head h carries its token's position (mod 251,
+				// exact in bf16 too) and the head
+				rows := make([]float32, n*hkv*hd)
+				for i := range n {
+					for h := range hkv {
+						rows[(i*hkv+h)*hd] = float32((seen + int64(i)) % 251)
+						rows[(i*hkv+h)*hd+1] = float32(h)
+					}
+				}
+				ck, cv := g.FromFloat32(rows, n, hkv*hd), g.FromFloat32(rows, n, hkv*hd)
+				if err := cache.Update(0, ck, cv, nil); err != nil {
+					t.Fatal(err)
+				}
+				g.Free(ck)
+				g.Free(cv)
+				seen += int64(n)
+				for h := range hkv {
+					want := host.Held(h, nil)
+					if got := cache.Held(0, h); !slices.Equal(got, want) {
+						t.Fatalf("after %d tokens (step %d): head %d holds %d tokens on the device, %d on the host\n device %v\n host   %v",
+							seen, step, h, len(got), len(want), clip(got), clip(want))
+					}
+					want2 := host.(scorer).Scores(h, nil)
+					if got := dev.Scores(h, nil); !slices.Equal(got, want2) {
+						at := 0
+						for at < len(got) && at < len(want2) && got[at] == want2[at] {
+							at++
+						}
+						t.Fatalf("after %d tokens (step %d): head %d scores differ first at %d of %d/%d", seen, step, h, at, len(got), len(want2))
+					}
+				}
+			}
+			for _, p := range c.prompts {
+				end := seen + int64(p)
+				for seen < end {
+					chunk(min(1+rng.IntN(c.chunk), int(end-seen)), end)
+				}
+				for range c.decode {
+					chunk(1, -1)
+				}
+			}
+			if err := g.Synchronize(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// clip shortens long slices in failure messages.
+func clip(s []int64) any {
+	if len(s) <= 40 {
+		return s
+	}
+	return fmt.Sprintf("%v … %v (%d)", s[:20], s[len(s)-20:], len(s))
+}
+
+// TestDeviceTokenListModel runs the fixtures with the bookkeeping of h2o and
+// snapkv on the device and on the host (Options.HostPolicies), both on the
+// GPU: the same kernels compute the same mass, so logits and held tokens
+// must be identical.
+func TestDeviceTokenListModel(t *testing.T) {
+	dev := openGPU(t, gpu.Options{})
+	hostPol := openGPU(t, gpu.Options{HostPolicies: true})
+	runs := []struct {
+		policy string
+		params map[string]any
+	}{
+		{"h2o", map[string]any{"heavy": 16, "recent": 12}},
+		{"h2o", map[string]any{"heavy": 24, "recent": 8, "positions": "original"}},
+		{"snapkv", map[string]any{"window": 8, "kernel": 5, "budget": 40}},
+		{"snapkv", map[string]any{"window": 6, "kernel": 3, "pooling": "avg", "budget": 30, "positions": "original"}},
+	}
+	for _, dir := range fixtures[:3] {
+		t.Run(dir[len(dir)-5:], func(t *testing.T) {
+			md, err := model.Load(dir, dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mh, err := model.Load(dir, hostPol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			shape := policies.Shape{Layers: md.Layers, QHeads: md.Heads, KVHeads: md.KVHeads, HeadDim: md.HeadDim}
+			rng := rand.New(rand.NewPCG(5, uint64(md.Vocab)))
+			ids := make([]int32, 130)
+			for i := range ids {
+				ids[i] = int32(rng.IntN(md.Vocab))
+			}
+			for _, r := range runs {
+				f, err := policies.New(r.policy, r.params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range []*model.Model{md, mh} {
+					c, err := policies.NewCache(m.Backend(), f, shape, backend.F32)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if on := c.OnDevice(0); on != (m == md) {
+						t.Errorf("%s: OnDevice %v with HostPolicies %v", r.policy, on, m == mh)
+					}
+					c.Free()
+				}
+				for _, chunk := range []int{16, 5} {
+					got, gotHeld := run(t, md, r.policy, r.params, chunk, ids[:120], ids[120:])
+					want, wantHeld := run(t, mh, r.policy, r.params, chunk, ids[:120], ids[120:])
+					for p := range want {
+						if !slices.Equal(got[p], want[p]) {
+							t.Fatalf("%s %v chunk %d: logits of position %d differ between device and host bookkeeping", r.policy, r.params, chunk, p)
+						}
+					}
+					for i := range wantHeld {
+						if !slices.Equal(gotHeld[i], wantHeld[i]) {
+							t.Fatalf("%s %v chunk %d: layer %d head %d holds %v with device bookkeeping, %v with host",
+								r.policy, r.params, chunk, i/md.KVHeads, i%md.KVHeads, gotHeld[i], wantHeld[i])
+						}
+					}
+				}
+			}
+		})
+	}
+}
