@@ -167,9 +167,29 @@ func (b *Backend) Attention(a *backend.Attention) {
 		slots, pos = dv.c.vslot, dv.c.vpos
 	}
 
-	var stats cuda.DevicePtr
+	var stats, mass cuda.DevicePtr
 	if wantMass {
 		stats = b.stats.ensure(b.dev, 4*2*hq*s)
+		mass = b.mass.ensure(b.dev, 4*hq*n)
+		if dv != nil {
+			// the view's own buffer: sessions sharing the backend may run
+			// attention between this call and the policy's Commit
+			mass = dv.c.mass.ensure(b.dev, 4*hq*n)
+		}
+	}
+	// Tensor cores where flash.cu covers the call (bf16, S ≥ 64, hd 64 or
+	// 128), else attention.cu below.
+	if st == stBF16 && !b.noFlash {
+		c := &flashCall{out: out.ptr(), stats: stats, q: q.ptr(), k: k.ptr(), v: v.ptr(), ck: ck, cv: cv,
+			slots: slots, pos: pos, qpos: qpos, cos: rt.cos(), sin: rt.sin(),
+			s: s, l: l, capacity: capacity, hq: hq, hkv: hkv, hd: hd, scale: a.Scale}
+		if wantMass {
+			c.weights, c.mass = wts, mass
+		}
+		if b.flashAttention(c) {
+			b.finishMass(a, dv, mass, wantMass)
+			return
+		}
 	}
 	blocks := (s + attnRows - 1) / attnRows
 	split := b.splitFor(blocks*hq, (n+attnKeyTile-1)/attnKeyTile)
@@ -189,22 +209,24 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if !wantMass {
 		return
 	}
-	mass := b.mass.ensure(b.dev, 4*hq*n)
-	if dv != nil {
-		// the view's own buffer: sessions sharing the backend may run
-		// attention between this call and the cascade's Commit
-		mass = dv.c.mass.ensure(b.dev, 4*hq*n)
-	}
 	launch(kern.mass, cuda.Dim3{X: (n + attnKeyTile - 1) / attnKeyTile, Y: hq}, cuda.Dim3{X: 32}, massShared(hd),
 		cuda.Ptr(mass), cuda.Ptr(stats), cuda.Ptr(wts), cuda.Ptr(q.ptr()), cuda.Ptr(k.ptr()),
 		cuda.Ptr(ck), cuda.Ptr(slots), cuda.Ptr(pos), cuda.Ptr(qpos),
 		cuda.Ptr(rt.cos()), cuda.Ptr(rt.sin()), cuda.Int(s), cuda.Int(l), cuda.Int(capacity),
 		cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale))
-	if dv != nil {
-		dv.mass = mass // for the cascade's Commit, in stream order
-		return
+	b.finishMass(a, dv, mass, wantMass)
+}
+
+// finishMass hands the mass of an attention call on: to the device view's
+// policy, in stream order, or to the host's a.Mass. b.mu must be held.
+func (b *Backend) finishMass(a *backend.Attention, dv *deviceView, mass cuda.DevicePtr, wantMass bool) {
+	switch {
+	case !wantMass:
+	case dv != nil:
+		dv.mass = mass // for the policy's Commit
+	default:
+		must(cuda.Download(b.dev, a.Mass, mass))
 	}
-	must(cuda.Download(b.dev, a.Mass, mass))
 }
 
 // splitFor returns how many runs to split the keys of an attention call

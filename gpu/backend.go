@@ -50,6 +50,10 @@ type Options struct {
 	// NoCUBLAS uses the embedded GEMM kernel even where cuBLAS and
 	// cuBLASLt load.
 	NoCUBLAS bool
+	// NoFlash runs every attention call through attention.cu's CUDA-core
+	// kernels, also where the tensor-core kernels of flash.cu would take it
+	// (bf16 storage, head dimension 64 or 128, at least 64 queries).
+	NoFlash bool
 	// CacheDir holds compiled kernels; "" is cuda.DefaultCacheDir(), "-"
 	// disables the disk cache.
 	CacheDir string
@@ -84,8 +88,10 @@ type Backend struct {
 	part  scratch // split attention runs: [split, S, Hq, hd+2]
 
 	hostPolicies bool
-	casc         *cascadeKernels // kernels/cascade.cu, compiled by NewCascade on first use
-	toks         *tokenKernels   // kernels/tokens.cu, compiled by NewTokenList on first use
+	noFlash      bool
+	flash        map[int]*flashKernels // kernels/flash.cu by head dimension, compiled on first use
+	casc         *cascadeKernels       // kernels/cascade.cu, compiled by NewCascade on first use
+	toks         *tokenKernels         // kernels/tokens.cu, compiled by NewTokenList on first use
 
 	host  []uint32 // packing space for uploads
 	half  []uint16 // conversion space for bf16 uploads and downloads
@@ -113,7 +119,7 @@ func New(device int) (*Backend, error) { return NewWithOptions(device, Options{D
 // on machines without a GPU, and cuda.ErrNoNVRTC where the driver is there
 // and NVRTC is not.
 func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
-	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies}
+	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash}
 	defer func() {
 		if err != nil {
 			b.Close()

@@ -60,13 +60,19 @@ func TestKernelsCompile(t *testing.T) {
 			for _, hd := range flashHeadDims {
 				// Arrays of size −1 fail to compile unless flash.go's
 				// geometry and shared memory sizes match the #defines.
-				src := flashSource + fmt.Sprintf("\ntypedef char flash_fwd_shared[FWD_SHARED == %d ? 1 : -1];\n"+
+				p := flashProgram(hd)
+				src := p.src + fmt.Sprintf("\ntypedef char flash_fwd_shared[FWD_SHARED == %d ? 1 : -1];\n"+
 					"typedef char flash_mass_shared[MASS_SHARED == %d ? 1 : -1];\n"+
 					"typedef char flash_geometry[TR == %d && BQ == %d && BKM == %d && THREADS == %d ? 1 : -1];\n",
 					flashFwdShared(hd), flashMassShared(hd), flashTile(hd), flashRows, flashRows, flashThreads)
-				img, err := c.Compile("flash.cu", src, fmt.Sprintf("-DHEAD_DIM=%d", hd))
+				img, err := c.Compile(p.name, src, p.opts...)
 				if err != nil {
-					t.Fatalf("flash.cu HEAD_DIM=%d: %v", hd, err)
+					t.Fatalf("%s: %v", p.name, err)
+				}
+				for _, n := range flashKernelNames {
+					if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
+						t.Errorf("%s: no kernel %s", p.name, n)
+					}
 				}
 				t.Logf("flash.cu HEAD_DIM=%d: %d bytes", hd, len(img.Code))
 			}

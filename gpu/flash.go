@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sync"
-	"weak"
 
 	"kvcascade/gpu/cuda"
 )
@@ -60,49 +58,33 @@ type flashKernels struct {
 	fwd, mass *cuda.Function
 }
 
-// flashKey names one backend's kernels for one head dimension. The
-// backend is held weakly, so that the cache never keeps a closed backend
-// alive.
-type flashKey struct {
-	b  weak.Pointer[Backend]
-	hd int
-}
-
-// flashModules caches compiled flash kernels. It lives outside Backend,
-// whose definition belongs to backend.go; the modules themselves are
-// appended to b.modules, so that Close unloads them.
-var flashModules struct {
-	sync.Mutex
-	m map[flashKey]*flashKernels
-}
-
 // flashFor returns the flash kernels for head dimension hd (one of
 // flashHeadDims), compiling and loading them on first use. b.mu must be
 // held.
 func (b *Backend) flashFor(hd int) (*flashKernels, error) {
-	key := flashKey{weak.Make(b), hd}
-	flashModules.Lock()
-	defer flashModules.Unlock()
-	if k := flashModules.m[key]; k != nil {
+	if k := b.flash[hd]; k != nil {
 		return k, nil
 	}
 	k := &flashKernels{}
-	m, err := b.load(fmt.Sprintf("flash.cu (HEAD_DIM=%d)", hd), flashSource, []string{fmt.Sprintf("-DHEAD_DIM=%d", hd)},
-		[]string{"flash_fwd", "flash_mass"}, []**cuda.Function{&k.fwd, &k.mass})
+	m, err := b.load(flashProgram(hd), flashKernelNames[:], []**cuda.Function{&k.fwd, &k.mass})
 	if err != nil {
 		return nil, err
 	}
 	b.modules = append(b.modules, m)
-	if flashModules.m == nil {
-		flashModules.m = map[flashKey]*flashKernels{}
+	if b.flash == nil {
+		b.flash = map[int]*flashKernels{}
 	}
-	for old := range flashModules.m {
-		if old.b.Value() == nil { // a backend that is gone
-			delete(flashModules.m, old)
-		}
-	}
-	flashModules.m[key] = k
+	b.flash[hd] = k
 	return k, nil
+}
+
+// flashKernelNames are the kernels of kernels/flash.cu, in the order of
+// flashKernels' fields.
+var flashKernelNames = [...]string{"flash_fwd", "flash_mass"}
+
+// flashProgram is kernels/flash.cu for head dimension hd.
+func flashProgram(hd int) program {
+	return newProgram("flash.cu", flashSource, fmt.Sprintf("-DHEAD_DIM=%d", hd))
 }
 
 // flashCall is one attention call for flashAttention: device addresses

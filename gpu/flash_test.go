@@ -45,18 +45,6 @@ func openFlash(t testing.TB) *Backend {
 	return b
 }
 
-// toBF16 rounds f to bf16 to nearest even, as cvt.rn.bf16x2.f32 does.
-func toBF16(f float32) uint16 {
-	u := math.Float32bits(f)
-	if u&0x7fffffff > 0x7f800000 {
-		return uint16(u>>16) | 0x40 // a quiet NaN
-	}
-	u += 0x7fff + (u>>16)&1
-	return uint16(u >> 16)
-}
-
-func fromBF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
-
 // bf16NaN is a quiet NaN in bf16, and bf16NaNs two of them in a word.
 const (
 	bf16NaN  = uint16(0x7fc0)

@@ -234,3 +234,91 @@ func TestDeviceTokenListModel(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkTokenList times the device bookkeeping of one layer at the
+// Llama-3.1-8B shape (32 query heads, 8 KV heads): an h2o decoding step
+// (heavy = recent = 2048: reduce, absorb, select over 2,049 candidates per
+// head, compaction, scatter) and snapkv's compression of a 65,536-token
+// prompt read in one chunk (pooling, select and compaction over 65,504
+// candidates per head). The mass is already on the device, as the attention
+// kernel leaves it.
+func BenchmarkTokenList(bm *testing.B) {
+	g := openGPU(bm, gpu.Options{})
+	const hq, hkv, hd = 32, 8, 128
+	shape := policies.Shape{Layers: 1, QHeads: hq, KVHeads: hkv, HeadDim: hd}
+	rng := rand.New(rand.NewPCG(4, 4))
+	newCache := func(bm *testing.B, name string, params map[string]any) *policies.Cache {
+		f, err := policies.New(name, params)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		c, err := policies.NewCache(g, f, shape, backend.F32)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		return c
+	}
+	// chunk runs n tokens through layer 0 of c with random mass (uploaded
+	// unless reuse) and rows.
+	chunk := func(bm *testing.B, c *policies.Cache, n int, promptEnd int64, reuse bool, rows backend.Tensor) {
+		ctx, err := c.Context(0, n, promptEnd)
+		if err != nil {
+			bm.Fatal(err)
+		}
+		if reuse {
+			gpu.ReuseViewMass(ctx.Device)
+		} else {
+			gpu.SetViewMass(ctx.Device, randSlice(rng, hq*(ctx.ViewLen+n)))
+		}
+		if err := c.Update(0, rows, rows, nil); err != nil {
+			bm.Fatal(err)
+		}
+	}
+	bm.Run("h2o/decode", func(bm *testing.B) {
+		c := newCache(bm, "h2o", map[string]any{"heavy": 2048, "recent": 2048})
+		defer c.Free()
+		prompt, one := g.New(backend.F32, 4096, hkv*hd), g.New(backend.F32, 1, hkv*hd)
+		defer g.Free(prompt)
+		defer g.Free(one)
+		chunk(bm, c, 4096, 4096, false, prompt)
+		chunk(bm, c, 1, -1, false, one)
+		if err := g.Synchronize(); err != nil {
+			bm.Fatal(err)
+		}
+		bm.ResetTimer()
+		for range bm.N {
+			chunk(bm, c, 1, -1, true, one)
+		}
+		if err := g.Synchronize(); err != nil {
+			bm.Fatal(err)
+		}
+	})
+	bm.Run("snapkv/compress-65536", func(bm *testing.B) {
+		const n = 65536
+		prompt := g.New(backend.F32, n, hkv*hd)
+		defer g.Free(prompt)
+		params := map[string]any{"window": 32, "kernel": 7, "budget": 4096}
+		for range bm.N {
+			bm.StopTimer()
+			c := newCache(bm, "snapkv", params)
+			ctx, err := c.Context(0, n, n)
+			if err != nil {
+				bm.Fatal(err)
+			}
+			gpu.SetViewMass(ctx.Device, randSlice(rng, hq*n))
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			bm.StartTimer()
+			if err := c.Update(0, prompt, prompt, nil); err != nil {
+				bm.Fatal(err)
+			}
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			bm.StopTimer()
+			c.Free()
+			bm.StartTimer()
+		}
+	})
+}

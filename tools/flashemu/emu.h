@@ -1,4 +1,4 @@
-// Host emulation of the CUDA subset that ../flash.cu uses, to run its
+// Host emulation of the CUDA subset that gpu/kernels/flash.cu uses, to run its
 // kernels on a CPU (see run.sh): one std::thread per CUDA thread, blocks
 // one after another, shared memory a fresh heap buffer of exactly the
 // launch's size per block (filled with 0xff, so that reading unwritten

@@ -1,16 +1,16 @@
 #!/bin/sh
-# Builds the host emulation of ../flash.cu (emu.h) with AddressSanitizer and
+# Builds the host emulation of gpu/kernels/flash.cu (emu.h) with AddressSanitizer and
 # UndefinedBehaviorSanitizer for HEAD_DIM 64 and 128 and runs harness.cpp,
 # which compares the kernels with a float64 reference. Needs g++ with C++20
 # (std::barrier); no GPU, no CUDA. A few minutes on two cores. Usage:
-#   gpu/kernels/flashemu/run.sh [case number]
+#   tools/flashemu/run.sh [case number]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The kernels' extern __shared__ array becomes a pointer to the block's buffer.
 sed 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *smem = emu_smem;/' \
-	"$here/../flash.cu" >"$work/flash_sub.cu"
+	"$here/../../gpu/kernels/flash.cu" >"$work/flash_sub.cu"
 test "$(grep -c emu_smem "$work/flash_sub.cu")" = 2
 for hd in 64 128; do
 	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
