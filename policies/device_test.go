@@ -197,55 +197,13 @@ func TestDeviceCascadePath(t *testing.T) {
 	for _, fx := range fixtures {
 		for i, p := range params {
 			t.Run(fmt.Sprintf("%s/%d", fx, i), func(t *testing.T) {
-				host := loadFixture(t, fx)
-				f, err := policies.New("cascade", p)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fake := &hostCascader{Backend: cpu.New(0), f: f, shape: shapeOf(host)}
-				dev, err := model.Load(filepath.Join("..", "runtime", "model", "testdata", fx), fake)
-				if err != nil {
-					t.Fatal(err)
-				}
-				prompt := randomIDs(90, host.Vocab, uint64(i))
-				run := func(m *model.Model) ([][]float32, *policies.Cache) {
-					c, err := policies.NewCache(m.Backend(), f, shapeOf(m), backend.F32)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(c.Free)
-					s := m.NewSession(c, 13)
-					t.Cleanup(s.Close)
-					rows := prefillLogits(t, s, prompt[:70], m.Vocab)
-					return append(rows, decodeLogits(t, s, prompt[70:])...), c
-				}
-				want, hc := run(host)
-				got, dc := run(dev)
-				if hc.OnDevice(0) || !dc.OnDevice(0) {
-					t.Fatalf("OnDevice: host cache %v, device cache %v", hc.OnDevice(0), dc.OnDevice(0))
-				}
-				if len(fake.made) != host.Layers {
-					t.Fatalf("the backend made %d device cascades for %d layers", len(fake.made), host.Layers)
-				}
-				if worst, at := maxDiff(got, want); worst != 0 {
-					t.Fatalf("logits differ by %g at position %d", worst, at)
-				}
-				for l := range host.Layers {
-					for h := range host.KVHeads {
-						if a, b := dc.Held(l, h), hc.Held(l, h); !slices.Equal(a, b) {
-							t.Fatalf("layer %d head %d holds %v on the device path, %v on the host", l, h, a, b)
-						}
-						type scorer interface {
-							Scores(int, []float32) []float32
-						}
-						a, b := dc.Policy(l).(scorer).Scores(h, nil), hc.Policy(l).(scorer).Scores(h, nil)
-						if !slices.Equal(a, b) {
-							t.Fatalf("layer %d head %d scores differ", l, h)
-						}
-					}
-				}
-				if dc.Bytes() <= 0 {
-					t.Errorf("device cache reports %d bytes", dc.Bytes())
+				fake := compareDevicePath(t, fx, "cascade", p, func(t *testing.T, s *model.Session, vocab int) [][]float32 {
+					ids := randomIDs(90, vocab, uint64(i))
+					rows := prefillLogits(t, s, ids[:70], vocab)
+					return append(rows, decodeLogits(t, s, ids[70:])...)
+				})
+				if len(fake.made) == 0 || len(fake.lists) != 0 {
+					t.Fatalf("the backend made %d device cascades and %d token lists", len(fake.made), len(fake.lists))
 				}
 			})
 		}
@@ -278,54 +236,15 @@ func TestDeviceTokenListPath(t *testing.T) {
 	for _, fx := range fixtures {
 		for i, r := range runs {
 			t.Run(fmt.Sprintf("%s/%s%d", fx, r.name, i), func(t *testing.T) {
-				host := loadFixture(t, fx)
-				f, err := policies.New(r.name, r.params)
-				if err != nil {
-					t.Fatal(err)
-				}
-				fake := &hostCascader{Backend: cpu.New(0), f: f, shape: shapeOf(host)}
-				dev, err := model.Load(filepath.Join("..", "runtime", "model", "testdata", fx), fake)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids := randomIDs(100, host.Vocab, uint64(i))
-				run := func(m *model.Model) ([][]float32, *policies.Cache) {
-					c, err := policies.NewCache(m.Backend(), f, shapeOf(m), backend.F32)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(c.Free)
-					s := m.NewSession(c, 13)
-					t.Cleanup(s.Close)
-					rows := prefillLogits(t, s, ids[:50], m.Vocab)
+				fake := compareDevicePath(t, fx, r.name, r.params, func(t *testing.T, s *model.Session, vocab int) [][]float32 {
+					ids := randomIDs(100, vocab, uint64(i))
+					rows := prefillLogits(t, s, ids[:50], vocab)
 					rows = append(rows, decodeLogits(t, s, ids[50:60])...)
-					rows = append(rows, prefillLogits(t, s, ids[60:90], m.Vocab)...)
-					return append(rows, decodeLogits(t, s, ids[90:])...), c
-				}
-				want, hc := run(host)
-				got, dc := run(dev)
-				if hc.OnDevice(0) || !dc.OnDevice(0) {
-					t.Fatalf("OnDevice: host cache %v, device cache %v", hc.OnDevice(0), dc.OnDevice(0))
-				}
-				if len(fake.lists) != host.Layers {
-					t.Fatalf("the backend made %d device token lists for %d layers", len(fake.lists), host.Layers)
-				}
-				if worst, at := maxDiff(got, want); worst != 0 {
-					t.Fatalf("logits differ by %g at position %d", worst, at)
-				}
-				type scorer interface {
-					Scores(int, []float32) []float32
-				}
-				for l := range host.Layers {
-					for h := range host.KVHeads {
-						if a, b := dc.Held(l, h), hc.Held(l, h); !slices.Equal(a, b) {
-							t.Fatalf("layer %d head %d holds %v on the device path, %v on the host", l, h, a, b)
-						}
-						a, b := dc.Policy(l).(scorer).Scores(h, nil), hc.Policy(l).(scorer).Scores(h, nil)
-						if !slices.Equal(a, b) {
-							t.Fatalf("layer %d head %d scores differ:\n device %v\n host   %v", l, h, a, b)
-						}
-					}
+					rows = append(rows, prefillLogits(t, s, ids[60:90], vocab)...)
+					return append(rows, decodeLogits(t, s, ids[90:])...)
+				})
+				if len(fake.lists) == 0 || len(fake.made) != 0 {
+					t.Fatalf("the backend made %d device token lists and %d cascades", len(fake.lists), len(fake.made))
 				}
 				for _, l := range fake.lists {
 					for e, n := range l.evictions {
@@ -337,10 +256,67 @@ func TestDeviceTokenListPath(t *testing.T) {
 						t.Fatalf("snapkv compressed %d times for two prompts", l.evictions[r.want[0]])
 					}
 				}
-				if dc.Bytes() <= 0 {
-					t.Errorf("device cache reports %d bytes", dc.Bytes())
-				}
 			})
 		}
 	}
+}
+
+// compareDevicePath loads fixture fx on the CPU and on a hostCascader,
+// feeds each a fresh cache of the named policy through feed, and requires
+// bit-identical logits, the host cache on the host and the other on the
+// device for every layer, identical held tokens and scores, and a positive
+// size. It returns the fake backend, for the caller's own checks.
+func compareDevicePath(t *testing.T, fx, name string, params map[string]any, feed func(*testing.T, *model.Session, int) [][]float32) *hostCascader {
+	t.Helper()
+	host := loadFixture(t, fx)
+	f, err := policies.New(name, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &hostCascader{Backend: cpu.New(0), f: f, shape: shapeOf(host)}
+	dev, err := model.Load(filepath.Join("..", "runtime", "model", "testdata", fx), fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(m *model.Model) ([][]float32, *policies.Cache) {
+		c, err := policies.NewCache(m.Backend(), f, shapeOf(m), backend.F32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Free)
+		s := m.NewSession(c, 13)
+		t.Cleanup(s.Close)
+		return feed(t, s, m.Vocab), c
+	}
+	want, hc := run(host)
+	got, dc := run(dev)
+	for l := range host.Layers {
+		if hc.OnDevice(l) || !dc.OnDevice(l) {
+			t.Fatalf("layer %d OnDevice: host cache %v, device cache %v", l, hc.OnDevice(l), dc.OnDevice(l))
+		}
+	}
+	if n := len(fake.made) + len(fake.lists); n != host.Layers {
+		t.Fatalf("the backend made %d device policies for %d layers", n, host.Layers)
+	}
+	if worst, at := maxDiff(got, want); worst != 0 {
+		t.Fatalf("logits differ by %g at position %d", worst, at)
+	}
+	type scorer interface {
+		Scores(int, []float32) []float32
+	}
+	for l := range host.Layers {
+		for h := range host.KVHeads {
+			if a, b := dc.Held(l, h), hc.Held(l, h); !slices.Equal(a, b) {
+				t.Fatalf("layer %d head %d holds %v on the device path, %v on the host", l, h, a, b)
+			}
+			a, b := dc.Policy(l).(scorer).Scores(h, nil), hc.Policy(l).(scorer).Scores(h, nil)
+			if !slices.Equal(a, b) {
+				t.Fatalf("layer %d head %d scores differ:\n device %v\n host   %v", l, h, a, b)
+			}
+		}
+	}
+	if dc.Bytes() <= 0 {
+		t.Errorf("device cache reports %d bytes", dc.Bytes())
+	}
+	return fake
 }
