@@ -47,9 +47,6 @@ type h2o struct {
 	heavy, recent int
 	step          Step
 	ones          []float32 // [n] query weights
-	a             []float32 // [L+n] reduced mass of one head
-	flags         []bool    // [L+n]
-	idx           []int32   // [L+n]
 }
 
 func newH2O(s Shape, heavy, recent int, pos positions) *h2o {
@@ -70,39 +67,16 @@ func (p *h2o) Plan(step Step, ctx *backend.Context) {
 }
 
 func (p *h2o) Commit(mass []float32, place []int32) {
-	n, g := p.step.N, p.s.Group()
-	L := p.lists[0].len()
-	w := L + n
+	n := p.step.N
+	w := p.lists[0].len() + n
 	checkMass(mass, p.s, w)
-	p.a = grow(p.a, w)
-	budget := p.heavy + p.recent
 	for h := range p.lists {
-		l := &p.lists[h]
-		reduceMass(p.a, mass, w, h*g, (h+1)*g, reduceMean)
-		for j := range L {
-			l.score[j] += p.a[j]
-		}
 		pl := place[h*n : (h+1)*n]
-		for i := range pl {
-			pl[i] = -1
-			l.add(p.step.Start+int64(i), -1, p.a[L+i])
+		p.absorb(h, mass, p.step, pl)
+		if w > p.heavy+p.recent {
+			p.evict(h, p.recent, p.heavy, p.lists[h].better)
 		}
-		if m := w - p.recent; w > budget {
-			p.flags = grow(p.flags, w)
-			p.idx = grow(p.idx, m)
-			for j := range p.flags {
-				p.flags[j] = j >= m
-			}
-			for j := range p.idx {
-				p.idx[j] = int32(j)
-			}
-			selectTop(p.idx, p.heavy, l.better)
-			for _, j := range p.idx[:p.heavy] {
-				p.flags[j] = true
-			}
-			l.keep(p.flags, &p.pools[h])
-		}
-		l.store(&p.pools[h], p.step.Start, pl)
+		p.lists[h].store(&p.pools[h], p.step.Start, pl)
 	}
 }
 
@@ -112,5 +86,5 @@ func (p *h2o) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
 }
 
 func (p *h2o) MetaBytes() int64 {
-	return p.bytes() + int64(cap(p.a)+cap(p.ones)+cap(p.idx))*4 + int64(cap(p.flags))
+	return p.bytes() + int64(cap(p.ones))*4
 }

@@ -65,10 +65,7 @@ type snapkv struct {
 	step     Step
 	reserved int
 	weights  []float32 // [n] query weights of the chunk
-	a        []float32 // [L+n] reduced mass of one head
 	pooled   []float32 // [prefix] pooled scores
-	flags    []bool
-	idx      []int32
 }
 
 func (p *snapkv) Reserve(n int) int {
@@ -107,26 +104,15 @@ func (p *snapkv) queryWeights(step Step) []float32 {
 }
 
 func (p *snapkv) Commit(mass []float32, place []int32) {
-	n, g := p.step.N, p.s.Group()
-	L := p.lists[0].len()
-	w := L + n
-	checkMass(mass, p.s, w)
-	p.a = grow(p.a, w)
+	n := p.step.N
+	checkMass(mass, p.s, p.lists[0].len()+n)
 	for h := range p.lists {
-		l := &p.lists[h]
-		reduceMass(p.a, mass, w, h*g, (h+1)*g, reduceMean)
-		for j := range L {
-			l.score[j] += p.a[j]
-		}
 		pl := place[h*n : (h+1)*n]
-		for i := range pl {
-			pl[i] = -1
-			l.add(p.step.Start+int64(i), -1, p.a[L+i])
-		}
+		p.absorb(h, mass, p.step, pl)
 		if p.step.EndsPrompt() {
 			p.compress(h)
 		}
-		l.store(&p.pools[h], p.step.Start, pl)
+		p.lists[h].store(&p.pools[h], p.step.Start, pl)
 	}
 }
 
@@ -144,29 +130,14 @@ func (p *snapkv) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
 // resets the scores.
 func (p *snapkv) compress(h int) {
 	l := &p.lists[h]
-	T := l.len()
-	if T > p.c.budget {
+	if T := l.len(); T > p.c.budget {
 		m := T - p.c.window // prefix
 		p.pooled = grow(p.pooled, m)
 		pool1D(p.pooled, l.score[:m], p.c.kernel, p.c.avg)
-		p.flags = grow(p.flags, T)
-		p.idx = grow(p.idx, m)
-		for j := range p.flags {
-			p.flags[j] = j >= m
-		}
-		for j := range p.idx {
-			p.idx[j] = int32(j)
-		}
-		better := func(i, j int32) bool {
+		p.evict(h, p.c.window, p.c.budget-p.c.window, func(i, j int32) bool {
 			si, sj := p.pooled[i], p.pooled[j]
 			return si > sj || (si == sj && i > j)
-		}
-		keep := p.c.budget - p.c.window
-		selectTop(p.idx, keep, better)
-		for _, j := range p.idx[:keep] {
-			p.flags[j] = true
-		}
-		l.keep(p.flags, &p.pools[h])
+		})
 	}
 	clear(l.score)
 }
@@ -195,5 +166,5 @@ func pool1D(dst, src []float32, k int, avg bool) {
 }
 
 func (p *snapkv) MetaBytes() int64 {
-	return p.bytes() + int64(cap(p.a)+cap(p.weights)+cap(p.pooled)+cap(p.idx))*4 + int64(cap(p.flags))
+	return p.bytes() + int64(cap(p.weights)+cap(p.pooled))*4
 }

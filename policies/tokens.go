@@ -19,6 +19,11 @@ type tokenLists struct {
 	// dev, when not nil, holds the lists, scores and slot pools on the
 	// backend's device; lists and pools are then unused.
 	dev backend.DeviceTokenList
+
+	// host scratch of absorb and evict
+	a     []float32 // [L+n] reduced mass of one head
+	flags []bool    // [T] tokens kept
+	idx   []int32   // [T−recent] candidates, best first after selectTop
 }
 
 func newTokenLists(s Shape, pos positions) tokenLists {
@@ -101,11 +106,53 @@ func (t *tokenLists) bytes() int64 {
 	if t.dev != nil {
 		return t.dev.Bytes()
 	}
-	var b int64
+	b := int64(cap(t.a)+cap(t.idx))*4 + int64(cap(t.flags))
 	for h := range t.lists {
 		b += t.lists[h].bytes() + t.pools[h].bytes()
 	}
 	return b
+}
+
+// absorb takes a chunk into head h's list: the chunk's mass [Hq·(L+n)],
+// averaged over the head's GQA group, is added to the scores of the L held
+// tokens, and the n chunk tokens are appended with their own mass as score
+// and no slot yet; their places (place, the chunk's row of head h) are −1
+// until store gives them one.
+func (t *tokenLists) absorb(h int, mass []float32, step Step, place []int32) {
+	l := &t.lists[h]
+	L, g := l.len(), t.s.Group()
+	w := L + step.N
+	t.a = grow(t.a, w)
+	reduceMass(t.a, mass, w, h*g, (h+1)*g, reduceMean)
+	for j := range L {
+		l.score[j] += t.a[j]
+	}
+	for i := range place {
+		place[i] = -1
+		l.add(step.Start+int64(i), -1, t.a[L+i])
+	}
+}
+
+// evict keeps the last recent tokens of head h's list and the keep best of
+// the others under better (a strict total order on list indices), in
+// order, and gives the slots of the rest back to the head's pool.
+func (t *tokenLists) evict(h, recent, keep int, better func(i, j int32) bool) {
+	l := &t.lists[h]
+	T := l.len()
+	m := T - recent
+	t.flags = grow(t.flags, T)
+	t.idx = grow(t.idx, m)
+	for j := range t.flags {
+		t.flags[j] = j >= m
+	}
+	for j := range t.idx {
+		t.idx[j] = int32(j)
+	}
+	selectTop(t.idx, keep, better)
+	for _, j := range t.idx[:keep] {
+		t.flags[j] = true
+	}
+	l.keep(t.flags, &t.pools[h])
 }
 
 // tokenList is the tokens one KV head holds, in original order, with the
