@@ -176,9 +176,6 @@ func (b *Backend) Close() error {
 		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part} {
 			errs = append(errs, s.release(b.dev))
 		}
-		for _, k := range b.attn {
-			errs = append(errs, k.module.Unload())
-		}
 		for _, m := range b.modules {
 			errs = append(errs, m.Unload())
 		}

@@ -30,11 +30,9 @@ func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
 		return b.casc, nil
 	}
 	k := &cascadeKernels{}
-	m, err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.age, &k.walk})
-	if err != nil {
+	if err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.age, &k.walk}); err != nil {
 		return nil, err
 	}
-	b.modules = append(b.modules, m)
 	b.casc = k
 	return k, nil
 }

@@ -66,11 +66,9 @@ func (b *Backend) flashFor(hd int) (*flashKernels, error) {
 		return k, nil
 	}
 	k := &flashKernels{}
-	m, err := b.load(flashProgram(hd), flashKernelNames[:], []**cuda.Function{&k.fwd, &k.mass})
-	if err != nil {
+	if err := b.load(flashProgram(hd), flashKernelNames[:], []**cuda.Function{&k.fwd, &k.mass}); err != nil {
 		return nil, err
 	}
-	b.modules = append(b.modules, m)
 	if b.flash == nil {
 		b.flash = map[int]*flashKernels{}
 	}

@@ -102,7 +102,6 @@ type attnKey struct {
 // attnKernels are the kernels of kernels/attention.cu for one head
 // dimension and storage type.
 type attnKernels struct {
-	module                   *cuda.Module
 	attention, combine, mass *cuda.Function
 }
 
@@ -123,26 +122,27 @@ const (
 	splitMinTiles    = 4
 )
 
-// load compiles p (through the disk cache), loads it and looks up the
-// named kernels into dst, in order.
-func (b *Backend) load(p program, names []string, dst []**cuda.Function) (*cuda.Module, error) {
+// load compiles p (through the disk cache), loads it, looks up the named
+// kernels into dst, in order, and keeps the module for Close to unload.
+func (b *Backend) load(p program, names []string, dst []**cuda.Function) error {
 	img, err := b.comp.Compile(p.name, p.src, p.opts...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m, err := b.dev.LoadModule(img.Code)
 	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", p.name, err)
+		return fmt.Errorf("load %s: %w", p.name, err)
 	}
 	for i, n := range names {
 		f, err := m.Function(n)
 		if err != nil {
 			m.Unload()
-			return nil, fmt.Errorf("%s: %w", p.name, err)
+			return fmt.Errorf("%s: %w", p.name, err)
 		}
 		*dst[i] = f
 	}
-	return m, nil
+	b.modules = append(b.modules, m)
+	return nil
 }
 
 // table lists the kernels of kernels/ops.cu by name, with where each goes.
@@ -186,12 +186,7 @@ var (
 
 func (b *Backend) loadOps() error {
 	names, dst := b.k.table()
-	m, err := b.load(opsProgram(), names, dst)
-	if err != nil {
-		return err
-	}
-	b.modules = append(b.modules, m)
-	return nil
+	return b.load(opsProgram(), names, dst)
 }
 
 // attnFor returns the attention kernels for head dimension hd and storage
@@ -205,11 +200,9 @@ func (b *Backend) attnFor(hd int, st storage) (*attnKernels, error) {
 		return nil, fmt.Errorf("head dimension %d: the attention kernel takes even sizes up to %d", hd, maxHeadDim)
 	}
 	k := &attnKernels{}
-	m, err := b.load(attentionProgram(hd, st), attentionKernels, []**cuda.Function{&k.attention, &k.combine, &k.mass})
-	if err != nil {
+	if err := b.load(attentionProgram(hd, st), attentionKernels, []**cuda.Function{&k.attention, &k.combine, &k.mass}); err != nil {
 		return nil, err
 	}
-	k.module = m
 	b.attn[key] = k
 	return k, nil
 }

@@ -20,9 +20,7 @@ func (b *Backend) RandomNormal(key uint64, mean, std float32, shape ...int) back
 	defer b.mu.Unlock()
 	if b.fillNormal[b.st] == nil {
 		f := &b.fillNormal
-		m, err := b.load(randomProgram(), randomKernels[:], []**cuda.Function{&f[stF32], &f[stBF16]})
-		must(err)
-		b.modules = append(b.modules, m)
+		must(b.load(randomProgram(), randomKernels[:], []**cuda.Function{&f[stF32], &f[stBF16]}))
 	}
 	t := b.alloc(b.st, shape)
 	n := t.numel()

@@ -40,12 +40,10 @@ func (b *Backend) tokenKernelsFor() (*tokenKernels, error) {
 		return nil, err
 	}
 	k := &tokenKernels{reduce: casc.reduce}
-	m, err := b.load(tokensProgram(), tokenKernelNames[:],
-		[]**cuda.Function{&k.plan, &k.absorb, &k.pool, &k.sel, &k.compact, &k.store, &k.move})
-	if err != nil {
+	if err := b.load(tokensProgram(), tokenKernelNames[:],
+		[]**cuda.Function{&k.plan, &k.absorb, &k.pool, &k.sel, &k.compact, &k.store, &k.move}); err != nil {
 		return nil, err
 	}
-	b.modules = append(b.modules, m)
 	b.toks = k
 	return k, nil
 }
