@@ -114,9 +114,10 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-// greedy is the continuation the fixture gives prompt under the full
-// cache, computed here without the experiments package.
-func greedy(t *testing.T, m *model.Model, prompt []int32, maxNew int) []int32 {
+// fullSession is a session of m over a fresh full cache read in chunks of
+// chunk tokens, built as the experiments build theirs; both are released
+// when the test ends.
+func fullSession(t *testing.T, m *model.Model, chunk int) *model.Session {
 	t.Helper()
 	f, err := policies.New("full", nil)
 	if err != nil {
@@ -127,9 +128,19 @@ func greedy(t *testing.T, m *model.Model, prompt []int32, maxNew int) []int32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Free()
-	s := m.NewSession(c, len(prompt))
-	defer s.Close()
+	s := m.NewSession(c, chunk)
+	t.Cleanup(func() {
+		s.Close()
+		c.Free()
+	})
+	return s
+}
+
+// greedy is the continuation the fixture gives prompt under the full
+// cache, computed here without the experiments package.
+func greedy(t *testing.T, m *model.Model, prompt []int32, maxNew int) []int32 {
+	t.Helper()
+	s := fullSession(t, m, len(prompt))
 	out, err := s.Generate(context.Background(), prompt, maxNew, m.EOS)
 	if err != nil {
 		t.Fatalf("generate: %v", err)
@@ -495,18 +506,7 @@ func logSpaced(n int64, k int) []int64 {
 // pass over all of ids with the full cache.
 func fullNLL(t *testing.T, m *model.Model, ids []int32) float64 {
 	t.Helper()
-	f, err := policies.New("full", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := experiments.Env{Model: m, Policy: f}
-	c, err := env.NewCache()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Free()
-	s := m.NewSession(c, len(ids))
-	defer s.Close()
+	s := fullSession(t, m, len(ids))
 	logits, err := s.Forward(ids, int64(len(ids)), model.AllLogits)
 	if err != nil {
 		t.Fatal(err)
