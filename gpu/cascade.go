@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"kvcascade/gpu/cuda"
 	"kvcascade/runtime/backend"
@@ -194,24 +195,22 @@ func (d *deviceCascade) entries(h int, f func(e int)) {
 }
 
 // Held appends the original positions head h holds in its cascades.
-func (d *deviceCascade) Held(h int, dst []int64) []int64 {
-	b := d.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	pos := make([]int64, d.spec.Size)
-	must(cuda.Download(b.dev, pos, d.pos.Add(8*h*d.spec.Size)))
-	d.entries(h, func(e int) { dst = append(dst, pos[e]) })
-	return dst
-}
+func (d *deviceCascade) Held(h int, dst []int64) []int64 { return inRingOrder(d, h, d.pos, dst) }
 
 // Scores appends the scores of those tokens.
 func (d *deviceCascade) Scores(h int, dst []float32) []float32 {
+	return inRingOrder(d, h, d.score, dst)
+}
+
+// inRingOrder downloads head h's row of a per-entry array src [Hkv, Size]
+// and appends the entries it holds to dst, in attention order.
+func inRingOrder[T cuda.Plain](d *deviceCascade, h int, src cuda.DevicePtr, dst []T) []T {
 	b := d.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	score := make([]float32, d.spec.Size)
-	must(cuda.Download(b.dev, score, d.score.Add(4*h*d.spec.Size)))
-	d.entries(h, func(e int) { dst = append(dst, score[e]) })
+	row := make([]T, d.spec.Size)
+	must(cuda.Download(b.dev, row, src.Add(int(unsafe.Sizeof(row[0]))*h*d.spec.Size)))
+	d.entries(h, func(e int) { dst = append(dst, row[e]) })
 	return dst
 }
 

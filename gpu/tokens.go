@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"kvcascade/gpu/cuda"
 	"kvcascade/runtime/backend"
@@ -252,26 +253,23 @@ func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e backend.Evi
 }
 
 // Held appends the original positions head h holds.
-func (d *deviceTokens) Held(h int, dst []int64) []int64 {
-	d.checkHead(h)
-	b := d.b
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	i := len(dst)
-	dst = append(dst, make([]int64, d.l)...)
-	must(cuda.Download(b.dev, dst[i:], d.cur.pos.Add(8*h*d.cap)))
-	return dst
-}
+func (d *deviceTokens) Held(h int, dst []int64) []int64 { return appendHead(d, h, d.cur.pos, dst) }
 
 // Scores appends the scores of those tokens.
 func (d *deviceTokens) Scores(h int, dst []float32) []float32 {
+	return appendHead(d, h, d.cur.score, dst)
+}
+
+// appendHead appends to dst the first d.l entries of head h's row of a
+// per-token array src [Hkv, cap].
+func appendHead[T cuda.Plain](d *deviceTokens, h int, src cuda.DevicePtr, dst []T) []T {
 	d.checkHead(h)
 	b := d.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	i := len(dst)
-	dst = append(dst, make([]float32, d.l)...)
-	must(cuda.Download(b.dev, dst[i:], d.cur.score.Add(4*h*d.cap)))
+	dst = append(dst, make([]T, d.l)...)
+	must(cuda.Download(b.dev, dst[i:], src.Add(int(unsafe.Sizeof(dst[0]))*h*d.cap)))
 	return dst
 }
 
