@@ -300,6 +300,7 @@ func execute(ctx context.Context, pt sweep.Point, models *ModelCache) (*experime
 	if err != nil {
 		return nil, err
 	}
-	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk}
+	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk,
+		PolicyName: pt.Policy, PolicyParams: pt.PolicyParams}
 	return exp.Run(ctx, env, pt.ExperimentParams)
 }
