@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
 	"kvcascade/datasets/longbench"
+	"kvcascade/datasets/passkey"
 	"kvcascade/experiments"
 	"kvcascade/policies"
 )
@@ -143,4 +145,72 @@ func jsonOf(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// passkeyOfficialRecord is a per-sample record of passkey.
+type passkeyOfficialRecord struct {
+	Key          string `json:"key"`
+	PromptTokens int    `json:"prompt_tokens"`
+	Output       string `json:"output"`
+	Correct      bool   `json:"correct"`
+	Digits       int    `json:"digits"`
+	KeyToken     int    `json:"key_token"`
+}
+
+// TestPasskeyOfficial runs format = "official" with score = "digits" on the
+// fixture: prompts of exactly the asked length with the key block where the
+// dataset put it, the per-digit score as the headline, exact match beside
+// it, both the means of the records.
+func TestPasskeyOfficial(t *testing.T) {
+	const length = 2000
+	words := "../datasets/passkey/testdata/words.txt"
+	env := newEnv(t, "full", nil)
+	r := run(t, env, "passkey", map[string]any{
+		"format": "official", "score": "digits", "stop_eos": false, "max_new": 6,
+		"length": length, "depth_bin": 2, "samples": 2, "seed": 5, "words": words,
+	})
+	recs := samples[passkeyOfficialRecord](t, r)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	var digits, correct int
+	bos := env.Tokenizer.Encode("", true)
+	prefix := len(env.Tokenizer.Encode(passkey.OfficialPrefix, true))
+	for i, rec := range recs {
+		if rec.PromptTokens != length {
+			t.Errorf("record %d: %d prompt tokens, want exactly %d", i, rec.PromptTokens, length)
+		}
+		// the official index is into the filler, so the prefix shifts it
+		if lo, hi := prefix+length*2/5, prefix+length*3/5; rec.KeyToken < lo || rec.KeyToken >= hi {
+			t.Errorf("record %d: key block at token %d, outside bin 2's [%d, %d)", i, rec.KeyToken, lo, hi)
+		}
+		if want := passkey.DigitScore(rec.Key, rec.Output); rec.Digits != want {
+			t.Errorf("record %d: digits %d, DigitScore gives %d", i, rec.Digits, want)
+		}
+		digits += rec.Digits
+		if rec.Correct {
+			correct++
+		}
+	}
+	if len(bos) != 1 {
+		t.Fatalf("fixture tokenizer adds %d special tokens, want one BOS", len(bos))
+	}
+	if got, want := metric(t, r, "score"), 100*float64(digits)/10; math.Abs(got-want) > 1e-9 {
+		t.Errorf("score %v, want the per-digit mean %v", got, want)
+	}
+	if got, want := metric(t, r, "digit_accuracy"), metric(t, r, "score"); got != want {
+		t.Errorf("digit_accuracy %v, score %v", got, want)
+	}
+	if got, want := metric(t, r, "accuracy"), 100*float64(correct)/2; math.Abs(got-want) > 1e-9 {
+		t.Errorf("accuracy %v, want the exact-match mean %v", got, want)
+	}
+	// a template is refused: the official prompt brings its headers
+	e, _ := experiments.Lookup("passkey")
+	p, err := experiments.Resolve(e, map[string]any{"format": "official", "template": "{prompt}", "words": words, "length": length})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(context.Background(), env, p); err == nil {
+		t.Error("format official with a template: no error")
+	}
 }
