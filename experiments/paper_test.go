@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -212,5 +214,86 @@ func TestPasskeyOfficial(t *testing.T) {
 	}
 	if _, err := e.Run(context.Background(), env, p); err == nil {
 		t.Error("format official with a template: no error")
+	}
+}
+
+// bookRecord is a per-document record of perplexity with books = "each".
+type bookRecord struct {
+	Book   string      `json:"book"`
+	Doc    int         `json:"doc"`
+	Tokens int64       `json:"tokens"`
+	NLL    float64     `json:"nll"`
+	PPL    float64     `json:"ppl"`
+	Curve  []pplRecord `json:"curve"`
+}
+
+// TestPerplexityBooks pins books = "each": a document at or below
+// min_tokens is skipped; every other one goes through a fresh cache (two
+// copies of one book score exactly alike, and like the book streamed
+// alone); the perplexity weighs the documents by their tokens.
+func TestPerplexityBooks(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat(pplText, 3)
+	other := strings.Repeat("The ferryman counted the boats that crossed the water before the storm came in. ", 12)
+	files := map[string]string{"a.txt": "A short note.", "b.txt": long, "c.txt": long, "d.txt": other}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	params := map[string]any{"sinks": 4, "window": 28}
+	env := newEnv(t, "sink", params)
+	short := len(env.Tokenizer.Encode(files["a.txt"], true))
+	r := run(t, env, "perplexity", map[string]any{"text": dir, "books": "each", "tokens": 0, "min_tokens": short, "checkpoints": 4})
+	if got := metric(t, r, "books"); got != 3 {
+		t.Errorf("books %v, want 3 (a.txt has %d tokens, not more than min_tokens)", got, short)
+	}
+	if got := metric(t, r, "skipped"); got != 1 {
+		t.Errorf("skipped %v, want 1", got)
+	}
+	recs := samples[bookRecord](t, r)
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3", len(recs))
+	}
+	b, c, d := recs[0], recs[1], recs[2]
+	if filepath.Base(b.Book) != "b.txt" || filepath.Base(d.Book) != "d.txt" || b.Doc != 1 {
+		t.Errorf("records name %s (doc %d), %s, %s", b.Book, b.Doc, c.Book, d.Book)
+	}
+	if b.NLL != c.NLL || b.Tokens != c.Tokens {
+		t.Errorf("two copies of one book: NLL %v over %d and %v over %d; a cache carried over?", b.NLL, b.Tokens, c.NLL, c.Tokens)
+	}
+	n := len(env.Tokenizer.Encode(long, true))
+	if b.Tokens != int64(n-1) {
+		t.Errorf("book b: %d tokens scored, want all but the first of %d", b.Tokens, n)
+	}
+	alone := run(t, newEnv(t, "sink", params), "perplexity", map[string]any{"text": filepath.Join(dir, "b.txt"), "tokens": n})
+	if got := metric(t, alone, "nll"); math.Abs(got-b.NLL) > 1e-12 {
+		t.Errorf("book b: NLL %v, streamed alone %v", b.NLL, got)
+	}
+	var sum, tokens float64
+	for _, rec := range recs {
+		sum += rec.NLL * float64(rec.Tokens)
+		tokens += float64(rec.Tokens)
+		if last := rec.Curve[len(rec.Curve)-1]; last.Tokens != rec.Tokens || math.Abs(last.NLL-rec.NLL) > 1e-12 {
+			t.Errorf("%s: curve ends at %d tokens, NLL %v; record %d, %v", rec.Book, last.Tokens, last.NLL, rec.Tokens, rec.NLL)
+		}
+	}
+	if got := metric(t, r, "nll"); math.Abs(got-sum/tokens) > 1e-12 {
+		t.Errorf("nll %v, token-weighted mean %v", got, sum/tokens)
+	}
+	if mean := (b.NLL + c.NLL + d.NLL) / 3; math.Abs(mean-sum/tokens) < 1e-9 {
+		t.Error("the books weigh alike: the test cannot tell token weighting from a plain mean")
+	}
+	if got := metric(t, r, "tokens"); got != tokens {
+		t.Errorf("tokens %v, want %v", got, tokens)
+	}
+	// nothing long enough is an error naming the filter
+	e, _ := experiments.Lookup("perplexity")
+	p, err := experiments.Resolve(e, map[string]any{"text": dir, "books": "each", "tokens": 0, "min_tokens": 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Run(context.Background(), env, p); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("no long book: error %v", err)
 	}
 }

@@ -23,10 +23,22 @@ func (perplexity) Params() []params.Param {
 	return []params.Param{
 		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19) or .jsonl file"},
 		{Name: "field", Kind: "string", Default: "text", Doc: "jsonl field holding the text"},
-		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many)"},
+		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many); " +
+			"with books = each, the most tokens read over all books (0: every book whole)"},
 		{Name: "checkpoints", Kind: "int", Default: 16, Doc: "points of the perplexity curve, log-spaced in tokens seen"},
+		{Name: "books", Kind: "string", Default: booksStream, Choices: []string{booksStream, booksEach},
+			Doc: "stream: the documents one after the other through one cache; each: every document whole through a " +
+				"fresh cache, perplexity weighted by tokens over the documents, a curve per document (the cascade paper's PG19)"},
+		{Name: "min_tokens", Kind: "int", Default: 0,
+			Doc: "with books = each, read only documents of more than this many tokens, BOS included (the paper: the cache size)"},
 	}
 }
+
+// The modes of perplexity's books parameter.
+const (
+	booksStream = "stream"
+	booksEach   = "each"
+)
 
 // pplSample is one point of the perplexity curve.
 type pplSample struct {
@@ -38,6 +50,9 @@ type pplSample struct {
 }
 
 func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
+	if p.String("books") == booksEach {
+		return perBook(ctx, env, p)
+	}
 	want := p.Int("tokens")
 	if want < 2 {
 		return nil, fmt.Errorf("experiment perplexity: tokens must be at least 2, got %d", want)
