@@ -2,6 +2,12 @@ package policies
 
 import "kvcascade/runtime/backend"
 
+// The GQA reductions of h2o's reduction parameter.
+const (
+	h2oMean = "mean"
+	h2oMax  = "max"
+)
+
 // h2oSpec is Heavy-Hitter Oracle: the most recent tokens plus those that
 // have received the most attention so far.
 func h2oSpec() Spec {
@@ -12,12 +18,20 @@ func h2oSpec() Spec {
 			{Name: "heavy", Kind: "int", Default: 2048, Doc: "heavy-hitter budget: older tokens kept for their accumulated attention"},
 			{Name: "recent", Kind: "int", Default: 2048, Doc: "most recent tokens always kept"},
 			positionsParam(),
+			{Name: "reduction", Kind: "string", Default: h2oMean, Choices: []string{h2oMean, h2oMax},
+				Doc: "how a GQA group's attention mass becomes one score per KV head: mean of the group's chunk sums " +
+					"(kvcascade's definition) or their max, which is the official H2O's per-query max over the group " +
+					"for one-token chunks (decoding) and a lower bound of it for longer chunks; max keeps the policy on the host"},
 		},
 		make: func(v Values) (Factory, error) {
 			if err := atLeast("h2o", v, 0, "heavy", "recent"); err != nil {
 				return nil, err
 			}
 			heavy, recent, pos := v.Int("heavy"), v.Int("recent"), positionsOf(v)
+			reduce := reduceMean
+			if v.String("reduction") == h2oMax {
+				reduce = reduceMax
+			}
 			if heavy+recent == 0 {
 				return nil, paramError("h2o", "recent", "heavy + recent must be positive")
 			}
@@ -28,7 +42,9 @@ func h2oSpec() Spec {
 				if err := checkShape(s); err != nil {
 					return nil, err
 				}
-				return newH2O(s, heavy, recent, pos), nil
+				p := newH2O(s, heavy, recent, pos)
+				p.reduce = reduce
+				return p, nil
 			}}, nil
 		},
 	}
@@ -51,6 +67,16 @@ type h2o struct {
 
 func newH2O(s Shape, heavy, recent int, pos positions) *h2o {
 	return &h2o{tokenLists: newTokenLists(s, pos), heavy: heavy, recent: recent}
+}
+
+// attach moves the lists onto b's device, unless the group's mass is
+// combined by max, which the device's token lists do not do: such a policy
+// stays on the host.
+func (p *h2o) attach(b backend.Backend) (bool, error) {
+	if p.reduce != reduceMean {
+		return false, nil
+	}
+	return p.tokenLists.attach(b)
 }
 
 func (p *h2o) Reserve(int) int { return p.heavy + p.recent }

@@ -24,6 +24,9 @@ type tokenLists struct {
 	a     []float32 // [L+n] reduced mass of one head
 	flags []bool    // [T] tokens kept
 	idx   []int32   // [T−recent] candidates, best first after selectTop
+
+	// reduce combines a GQA group's mass in absorb (host only).
+	reduce reduction
 }
 
 func newTokenLists(s Shape, pos positions) tokenLists {
@@ -114,7 +117,7 @@ func (t *tokenLists) bytes() int64 {
 }
 
 // absorb takes a chunk into head h's list: the chunk's mass [Hq·(L+n)],
-// averaged over the head's GQA group, is added to the scores of the L held
+// reduced over the head's GQA group (t.reduce; the mean unless set), is added to the scores of the L held
 // tokens, and the n chunk tokens are appended with their own mass as score
 // and no slot yet; their places (place, the chunk's row of head h) are −1
 // until store gives them one.
@@ -123,7 +126,7 @@ func (t *tokenLists) absorb(h int, mass []float32, step Step, place []int32) {
 	L, g := l.len(), t.s.Group()
 	w := L + step.N
 	t.a = grow(t.a, w)
-	reduceMass(t.a, mass, w, h*g, (h+1)*g, reduceMean)
+	reduceMass(t.a, mass, w, h*g, (h+1)*g, t.reduce)
 	for j := range L {
 		l.score[j] += t.a[j]
 	}
