@@ -10,7 +10,7 @@ import (
 // FormatPlan writes a compact plan of pts: the models, backend and chunks,
 // a table of points per experiment (rows) and policy label (columns), the
 // parameters that vary (per experiment and per policy label) with their
-// values, the settings fixed at other than their defaults, and the total.
+// values, the settings that do not vary, and the total.
 func FormatPlan(w io.Writer, pts []Point) error {
 	var (
 		exps, labels, models, backends, chunks ordered

@@ -12,9 +12,9 @@ import (
 )
 
 // formatSettings writes, per experiment and per policy label, the
-// parameters that keep one value over all of pts and differ from their
-// defaults: the settings a sweep fixes, which the axes of FormatPlan do not
-// show. It writes nothing when there are none.
+// parameters that keep one value over all of pts, defaults included: the
+// settings a sweep fixes, which the axes of FormatPlan do not show. It
+// writes nothing when there are none.
 func formatSettings(w io.Writer, pts []Point) {
 	type owner struct {
 		name  string // experiment name or policy label
@@ -53,7 +53,7 @@ func formatSettings(w io.Writer, pts []Point) {
 		var fixed []string
 		for _, sp := range o.specs {
 			vs := o.vals.values[sp.Name]
-			if len(vs) != 1 || vs[0] == formatValue(sp.Default) {
+			if len(vs) != 1 {
 				continue
 			}
 			fixed = append(fixed, sp.Name+" = "+vs[0])
@@ -62,7 +62,7 @@ func formatSettings(w io.Writer, pts []Point) {
 			continue
 		}
 		if n == 0 {
-			fmt.Fprintln(tw, "\nsettings (fixed, not the default):")
+			fmt.Fprintln(tw, "\nsettings:")
 		}
 		n++
 		fmt.Fprintf(tw, "  %s\t%s\n", o.name, strings.Join(fixed, "; "))
