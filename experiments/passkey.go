@@ -13,7 +13,7 @@ type passkeyExp struct{}
 
 func (passkeyExp) Name() string { return "passkey" }
 func (passkeyExp) Doc() string {
-	return "passkey retrieval: exact 5-digit match in the greedy continuation, per length and depth bin"
+	return "passkey retrieval: exact 5-digit match (or the official per-digit accuracy) in the greedy continuation, per length and depth bin"
 }
 
 // The prompt formats and scores of passkey.

@@ -12,7 +12,7 @@ func bigbirdSpec() Spec {
 	return Spec{
 		Name: "bigbird",
 		Doc: "BigBird: each chunk attends to `global` first tokens, `random_blocks` random blocks and a `window` of recent " +
-			"tokens; every token is kept, so memory grows like full",
+			"tokens; every token is kept, so memory grows like full (kvcascade's BigBird; the paper's is hip_bigbird)",
 		Params: []Param{
 			{Name: "global", Kind: "int", Default: 4, Doc: "first tokens every chunk attends to"},
 			{Name: "window", Kind: "int", Default: 1024, Doc: "tokens right before the chunk that it attends to"},
