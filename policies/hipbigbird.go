@@ -1,14 +1,17 @@
 package policies
 
 // hipBigbirdSpec is the "BigBird" baseline of the cascade paper, which is
-// HiP attention's BigBird mask rather than the BigBird of policy bigbird:
-// per query block, sinks, a sliding window of half the budget and the other
-// half in random blocks of two tokens, keys at their original positions,
-// the whole prompt read in one pass (LongBench-timber, branch cascade,
-// pred.py:307-315 sets the budget; cascading_cache_2 at 4232407,
-// cascade/models/llama/modeling_llama.py:559-571 calls HiP with
-// mask_k = sliding_window_size = budget/2). It runs on bigbird's machinery:
-// the pattern is drawn per chunk, so the chunk plays HiP's query block.
+// HiP attention's BigBird simulation rather than the BigBird of policy
+// bigbird: sinks, a sliding window of half the budget and the other half in
+// random blocks of two tokens, keys at their original positions
+// (LongBench-timber, branch cascade, pred.py:307-315 sets the budget;
+// cascading_cache_2 at 4232407, cascade/models/llama/modeling_llama.py:563-564
+// gives HiP mask_k = sliding_window_size = budget/2; HiP's random mask,
+// hip/models/hip_attention/attention2_draft_prefetch.py:6589-6620 of
+// gmlwns2000/hip-ainl, draws per query block of 64). It runs on bigbird's
+// machinery: the pattern is drawn per chunk and per KV head, so a chunk of
+// 64 plays HiP's query block; HiP draws per query head, with replacement
+// (duplicates dropped), and always includes block 0.
 func hipBigbirdSpec() Spec {
 	return Spec{
 		Name: "hip_bigbird",

@@ -31,7 +31,7 @@ func TestPaperConfigs(t *testing.T) {
 			`streamingllm  sinks = 64; cascades = 1`,
 		}},
 		{"longbench.toml", 36, []string{
-			"backend: cuda; chunk: 512",
+			"backend: cuda; chunk: 512, 64",
 			`budget = "quarter"`, `newline_stop = "official"`, "max_prompt = 129804",
 			`<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant<|eot_id|>`,
 			`cascade       sinks = 64; size = 32768; cascades = 4; rule = "pow2"; beta = 0.9999; reduction = "max"`,
