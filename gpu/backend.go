@@ -463,7 +463,7 @@ func threadsFor(n, limit int) cuda.Dim3 {
 
 func f32bits(v float32) uint32 { return math.Float32bits(v) }
 
-// errUnsupported is what a backend.Cascader returns for a policy it leaves
+// errUnsupported is what a device.Cascader returns for a policy it leaves
 // on the host.
 var errUnsupported = errors.ErrUnsupported
 

@@ -36,33 +36,39 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 	}
 	c := &Cache{b: b, shape: s, dtype: dtype, layers: make([]layerCache, s.Layers)}
 	for l := range c.layers {
-		p, err := f.NewLayer(l, s)
-		if err != nil {
-			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
+		lc := &c.layers[l]
+		var err error
+		if df, ok := f.(deviceFactory); ok {
+			lc.dev, err = df.onDevice(l, s, b)
+			lc.p = lc.dev
 		}
-		c.layers[l].p = p
-		if d, ok := p.(devicePolicy); ok {
-			on, err := d.attach(b)
-			if err != nil {
-				c.Free()
-				return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
-			}
-			if on {
-				c.layers[l].dev = d
-			}
+		if lc.dev == nil && err == nil {
+			lc.p, err = f.NewLayer(l, s)
+		}
+		if err != nil {
+			c.Free()
+			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
 		}
 	}
 	return c, nil
 }
 
-// devicePolicy is a policy that can keep its bookkeeping on the backend's
-// device (see backend.Cascader, backend.TokenLister). Once attached, its Plan returns a device
-// view (Context.Device) and commitDevice replaces Commit and the scatter.
+// deviceFactory is a Factory whose policies also come in a variant that
+// keeps its bookkeeping on the backend's device (see policies/device). The
+// Cache asks for that variant first, once per layer; NewLayer makes the
+// host variant.
+type deviceFactory interface {
+	Factory
+	// onDevice returns layer's policy on b's device, or nil (and no error)
+	// when b does not run it there.
+	onDevice(layer int, s Shape, b backend.Backend) (devicePolicy, error)
+}
+
+// devicePolicy is the device variant of a policy: its Plan returns a
+// device view (Context.Device), and commitDevice replaces Commit (which it
+// does not implement: the mass stays on the device) and the scatter.
 type devicePolicy interface {
 	Policy
-	// attach moves the policy onto b's device if b can run it there and
-	// reports whether it did.
-	attach(b backend.Backend) (bool, error)
 	// commitDevice consumes the chunk's mass on the device and stores the
 	// rows of the chunk's keys and values chunkK, chunkV [n, Hkv·hd] that
 	// the policy keeps into the storage k, v.
@@ -71,8 +77,20 @@ type devicePolicy interface {
 	release()
 }
 
-// The policies that can keep their bookkeeping on a device.
-var _ = []devicePolicy{(*cascade)(nil), (*h2o)(nil), (*snapkv)(nil)}
+// The device variants of the policies that have one.
+var _ = []devicePolicy{(*cascadeDevice)(nil), (*h2oDevice)(nil), (*snapkvDevice)(nil)}
+
+// dualFactory is the factory of a policy with a device variant: NewLayer
+// makes the host one, device the one on a backend's device (nil, nil when
+// the backend cannot run it).
+type dualFactory struct {
+	factoryFunc
+	device func(layer int, s Shape, b backend.Backend) (devicePolicy, error)
+}
+
+func (f dualFactory) onDevice(l int, s Shape, b backend.Backend) (devicePolicy, error) {
+	return f.device(l, s, b)
+}
 
 // OnDevice reports whether layer l's policy keeps its bookkeeping on the
 // backend's device.

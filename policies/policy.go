@@ -29,6 +29,10 @@
 // evicting policy takes `positions`: "cache" rotates the view's keys by
 // their index in the attention order and the chunk right after them (the
 // paper's default), "original" by their original positions.
+//
+// cascade, h2o and snapkv also come as device variants, separate types that
+// keep their bookkeeping on a backend that implements the contracts of
+// policies/device; NewCache picks the variant of each layer once.
 package policies
 
 import "kvcascade/runtime/backend"

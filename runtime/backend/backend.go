@@ -154,8 +154,8 @@ type Context struct {
 	// QueryWeights [S] weight the chunk's queries in Attention.Mass; nil
 	// asks for no mass.
 	QueryWeights []float32
-	// Device, when not nil, is a view planned on the backend's device by a
-	// device-side policy (see DeviceCascade, DeviceTokenList): Slots and Pos
+	// Device, when not nil, is a view planned on the backend's device (see
+	// DeviceView): Slots and Pos
 	// are then empty, and the mass, when QueryWeights asks for it, goes
 	// into the view instead of Attention.Mass, which must be nil.
 	Device DeviceView
