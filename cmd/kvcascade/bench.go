@@ -16,11 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"kvcascade/experiments/runner"
 	"kvcascade/gpu"
 	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/backend"
+	"kvcascade/runtime/backends"
 	"kvcascade/runtime/model"
 )
 
@@ -181,7 +181,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		cfg.Layers = *layers
 	}
 
-	b, err := runner.NewBackend(*backendName)
+	b, err := backends.OpenName(*backendName)
 	if err != nil {
 		return fmt.Errorf("--backend %q: %w", *backendName, err)
 	}

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"kvcascade/experiments/runner"
 	"kvcascade/models"
 	"kvcascade/policies"
+	"kvcascade/runtime/backends"
 	"kvcascade/runtime/model"
 	"kvcascade/runtime/tokenizer"
 )
@@ -78,7 +78,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := runner.NewBackend(*backendName)
+	b, err := backends.OpenName(*backendName)
 	if err != nil {
 		return fmt.Errorf("--backend %q: %w", *backendName, err)
 	}
