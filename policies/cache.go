@@ -11,6 +11,7 @@ import (
 // cache interface of runtime/model.
 type Cache struct {
 	b      backend.Backend
+	policy string // the factory's name
 	shape  Shape
 	dtype  backend.DType
 	layers []layerCache
@@ -34,7 +35,7 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 	if s.KVHeads <= 0 || s.QHeads%s.KVHeads != 0 || s.HeadDim <= 0 || s.Layers <= 0 {
 		return nil, fmt.Errorf("cache: bad shape %+v", s)
 	}
-	c := &Cache{b: b, shape: s, dtype: dtype, layers: make([]layerCache, s.Layers)}
+	c := &Cache{b: b, policy: f.Name(), shape: s, dtype: dtype, layers: make([]layerCache, s.Layers)}
 	for l := range c.layers {
 		lc := &c.layers[l]
 		var err error
@@ -95,6 +96,20 @@ func (f dualFactory) onDevice(l int, s Shape, b backend.Backend) (devicePolicy, 
 // OnDevice reports whether layer l's policy keeps its bookkeeping on the
 // backend's device.
 func (c *Cache) OnDevice(l int) bool { return c.layers[l].dev != nil }
+
+// OriginalPositions returns nil when every layer's policy gives keys and
+// queries their original positions (full and truncated always do; the
+// evicting policies with positions = "original"), and otherwise an error
+// naming the policy: what a model with a sliding window needs
+// (model.WindowCache).
+func (c *Cache) OriginalPositions() error {
+	for l := range c.layers {
+		if p, ok := c.layers[l].p.(positioned); !ok || !p.originalPositions() {
+			return fmt.Errorf("policy %s (layer %d) puts keys at their places in the cache, not at their original positions; set positions = \"original\" to use it with this model", c.policy, l)
+		}
+	}
+	return nil
+}
 
 // Policy returns the policy of layer l.
 func (c *Cache) Policy(l int) Policy { return c.layers[l].p }

@@ -130,6 +130,14 @@ type Attention struct {
 	// AttnFactor multiplies cos and sin (1 except for some scaled RoPE types).
 	AttnFactor float32
 
+	// Window, when positive, is the model's sliding window: a query at RoPE
+	// position p attends only to keys at RoPE positions above p − Window
+	// (itself and the Window−1 keys before it), as Hugging Face's
+	// sliding-window mask does; 0 attends to every key. It is measured in
+	// RoPE positions, so the view must give keys their original positions.
+	// Only backends that implement WindowMasker honour it.
+	Window int
+
 	// Mass, when not nil, receives for every query head h and every key j of
 	// [view ; chunk] the attention probability summed over the chunk's queries
 	// with weights Ctx.QueryWeights: Mass[h·(L+S)+j] = Σᵢ wᵢ·p(h,i,j), where L
@@ -159,4 +167,12 @@ type Context struct {
 	// are then empty, and the mass, when QueryWeights asks for it, goes
 	// into the view instead of Attention.Mass, which must be nil.
 	Device DeviceView
+}
+
+// WindowMasker is implemented by backends whose Attention honours
+// Attention.Window. A model with a sliding window refuses to run past the
+// window on a backend without it.
+type WindowMasker interface {
+	// MasksWindow reports whether Attention masks keys outside the window.
+	MasksWindow() bool
 }

@@ -50,7 +50,8 @@ func resize[T any](s []T, n int) []T {
 }
 
 // Attention computes attention of a chunk over [view ; chunk (causal)] with
-// RoPE applied by position, and the weighted attention mass per key.
+// RoPE applied by position, and the weighted attention mass per key. Keys
+// outside a sliding window (Attention.Window) get no attention.
 func (b *Backend) Attention(a *backend.Attention) {
 	out, q, k, v := tensor(a.Out).data, tensor(a.Q).data, tensor(a.K).data, tensor(a.V).data
 	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
@@ -150,6 +151,9 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 				blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
 				keys, 0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
 		}
+		if a.Window > 0 {
+			sc.maskWindow(p, h)
+		}
 		for i := 0; i < s; i++ {
 			row := p[i*n : (i+1)*n]
 			last := l + i + 1 // keys visible to query i
@@ -191,6 +195,28 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 					blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*n:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
 				}
 			}
+		}
+	}
+}
+
+// maskWindow sets to −∞ the scores p [S, L+S] of KV head h's keys that lie
+// outside the sliding window of each query: at RoPE positions up to the
+// query's minus Attention.Window. The softmax then gives them nothing.
+func (sc *attnScratch) maskWindow(p []float32, h int) {
+	ctx, w := &sc.a.Ctx, sc.a.Window
+	l, s, n := sc.l, sc.s, sc.n
+	pos := ctx.Pos[h*l : (h+1)*l]
+	qp := int(ctx.QueryPos[h])
+	inf := float32(math.Inf(-1))
+	for i := 0; i < s; i++ {
+		row, lo := p[i*n:(i+1)*n], qp+i-w // keys at positions ≤ lo are out
+		for j, kp := range pos {
+			if int(kp) <= lo {
+				row[j] = inf
+			}
+		}
+		for c := 0; c <= i-w; c++ { // chunk key c is at qp+c
+			row[l+c] = inf
 		}
 	}
 }

@@ -33,6 +33,18 @@ type Cache interface {
 	Update(layer int, k, v backend.Tensor, mass []float32) error
 }
 
+// WindowCache is a Cache that says whether its views give every key and
+// query its original position. A model with a sliding window
+// (Config.SlidingWindow) measures the window in RoPE positions, so it runs
+// past the window only on such a cache.
+type WindowCache interface {
+	Cache
+	// OriginalPositions returns nil when every layer's views put keys and
+	// queries at their original positions, and otherwise an error saying
+	// which policy does not and why.
+	OriginalPositions() error
+}
+
 // Model holds the weights of a decoder on a backend.
 type Model struct {
 	Config
