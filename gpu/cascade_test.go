@@ -61,7 +61,7 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 			defer g.Free(k)
 			defer g.Free(v)
 			rng := rand.New(rand.NewPCG(uint64(ci), 11))
-			var ctx backend.Context
+			var ctx backend.View
 			var seen int64
 			total := 6*slots + 100
 			for step := 0; seen < int64(total); step++ {
@@ -123,7 +123,7 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 
 // checkView compares a device view with the host's plan of the same chunk
 // and checks that every view entry's slot holds its token's row.
-func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.Tensor, host policies.Policy, ctx *backend.Context, seen int64, hd int) {
+func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.Tensor, host policies.Policy, ctx *backend.View, seen int64, hd int) {
 	t.Helper()
 	l := ctx.ViewLen
 	if view.Len() != l {

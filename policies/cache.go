@@ -23,10 +23,10 @@ type layerCache struct {
 	k, v   backend.Tensor // [Hkv, capacity, hd]
 	cap    int            // slots per KV head
 	seen   int64          // tokens seen
-	ctx    backend.Context
+	view   backend.View
 	step   Step
 	place  []int32 // [Hkv·n]
-	active bool    // between Context and Update
+	active bool    // between View and Update
 }
 
 // NewCache builds one policy per layer with f and returns the empty cache.
@@ -66,7 +66,7 @@ type deviceFactory interface {
 }
 
 // devicePolicy is the device variant of a policy: its Plan returns a
-// device view (Context.Device), and commitDevice replaces Commit (which it
+// device view (View.Device), and commitDevice replaces Commit (which it
 // does not implement: the mass stays on the device) and the scatter.
 type devicePolicy interface {
 	Policy
@@ -117,26 +117,26 @@ func (c *Cache) Policy(l int) Policy { return c.layers[l].p }
 // Seen returns the number of tokens layer 0 has taken.
 func (c *Cache) Seen() int64 { return c.layers[0].seen }
 
-// Context returns what the next chunk of n tokens of layer l attends to.
+// View returns what the next chunk of n tokens of layer l attends to.
 // promptEnd is the position one past the prompt's end while a prompt is
 // read, or -1 while decoding.
-func (c *Cache) Context(l, n int, promptEnd int64) (*backend.Context, error) {
+func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	lc := &c.layers[l]
 	if lc.active {
-		return nil, fmt.Errorf("cache layer %d: Context called twice without Update", l)
+		return nil, fmt.Errorf("cache layer %d: View called twice without Update", l)
 	}
 	need := lc.p.Reserve(n)
 	if need > lc.cap {
 		c.growLayer(lc, need)
 	}
 	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
-	lc.p.Plan(lc.step, &lc.ctx)
-	lc.ctx.K, lc.ctx.V = lc.k, lc.v
-	if got, want := len(lc.ctx.Slots), lc.ctx.ViewLen*c.shape.KVHeads; got != want && lc.dev == nil {
+	lc.p.Plan(lc.step, &lc.view)
+	lc.view.K, lc.view.V = lc.k, lc.v
+	if got, want := len(lc.view.Slots), lc.view.ViewLen*c.shape.KVHeads; got != want && lc.dev == nil {
 		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
 	}
 	lc.active = true
-	return &lc.ctx, nil
+	return &lc.view, nil
 }
 
 // growLayer enlarges the storage of a layer to at least need slots per head,
@@ -160,7 +160,7 @@ func (c *Cache) growLayer(lc *layerCache, need int) {
 func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 	lc := &c.layers[l]
 	if !lc.active {
-		return fmt.Errorf("cache layer %d: Update without Context", l)
+		return fmt.Errorf("cache layer %d: Update without View", l)
 	}
 	lc.active = false
 	n := lc.step.N

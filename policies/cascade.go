@@ -222,15 +222,15 @@ func (p *cascade) each(h int, f func(e int)) {
 }
 
 // Plan lays out the view: sinks, then the cascades in attention order.
-func (p *cascade) Plan(step Step, ctx *backend.Context) {
+func (p *cascade) Plan(step Step, view *backend.View) {
 	p.step = step
 	hk := p.s.KVHeads
 	L := p.sunk + p.held()
 	p.viewLen = L
-	ctx.Device = nil
-	sizeView(ctx, hk, L)
+	view.Device = nil
+	sizeView(view, hk, L)
 	for h := 0; h < hk; h++ {
-		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
+		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
 		for j := 0; j < p.sunk; j++ {
 			slots[j], pos[j] = int32(j), int32(j)
 		}
@@ -253,16 +253,16 @@ func (p *cascade) Plan(step Step, ctx *backend.Context) {
 					j++
 				}
 			}
-			ctx.QueryPos[h] = int32(step.Start)
+			view.QueryPos[h] = int32(step.Start)
 			continue
 		}
 		for j := p.sunk; j < L; j++ {
 			pos[j] = int32(j)
 		}
-		ctx.QueryPos[h] = int32(L)
+		view.QueryPos[h] = int32(L)
 	}
 	p.weights = p.c.queryWeights(p.weights, step.N)
-	ctx.QueryWeights = p.weights
+	view.QueryWeights = p.weights
 }
 
 // queryWeights returns (1−β)·β^(n−1−q) for q < n: the chunk's contribution

@@ -55,15 +55,15 @@ func (p *cascadeDevice) Reserve(int) int { return p.c.sinks + p.c.size }
 
 // Plan sizes the view (sinks, then every cascade entry) and has the device
 // lay it out.
-func (p *cascadeDevice) Plan(step Step, ctx *backend.Context) {
+func (p *cascadeDevice) Plan(step Step, view *backend.View) {
 	p.step = step
 	L := p.sunk + sum32(p.stored)
-	ctx.ViewLen, ctx.Slots, ctx.Pos = L, ctx.Slots[:0], ctx.Pos[:0]
-	ctx.QueryPos = grow(ctx.QueryPos, p.s.KVHeads)
-	queryPos(ctx.QueryPos, L, step, p.c.positions)
+	view.ViewLen, view.Slots, view.Pos = L, view.Slots[:0], view.Pos[:0]
+	view.QueryPos = grow(view.QueryPos, p.s.KVHeads)
+	queryPos(view.QueryPos, L, step, p.c.positions)
 	p.weights = p.c.queryWeights(p.weights, step.N)
-	ctx.QueryWeights = p.weights
-	ctx.Device = p.dev.Plan(step.Start, step.N, p.sunk, L)
+	view.QueryWeights = p.weights
+	view.Device = p.dev.Plan(step.Start, step.N, p.sunk, L)
 }
 
 // Commit is not called: the mass stays on the device, and the Cache calls

@@ -41,21 +41,21 @@ func (b *hostCascader) NewCascade(spec device.CascadeSpec) (device.Cascade, erro
 // Attention runs a device view's attention over the host view the fake
 // planned, leaving the mass in the fake.
 func (b *hostCascader) Attention(a *backend.Attention) {
-	switch v := a.Ctx.Device.(type) {
+	switch v := a.View.Device.(type) {
 	case *fakeView:
-		if !slices.Equal(a.Ctx.QueryWeights, v.ctx.QueryWeights) {
-			panic(fmt.Sprintf("device view: %d query weights, the planned view has %d", len(a.Ctx.QueryWeights), len(v.ctx.QueryWeights)))
+		if !slices.Equal(a.View.QueryWeights, v.ctx.QueryWeights) {
+			panic(fmt.Sprintf("device view: %d query weights, the planned view has %d", len(a.View.QueryWeights), len(v.ctx.QueryWeights)))
 		}
 		b.hostAttention(a, &v.ctx, v.mass)
 	case *fakeTokenView:
 		// The host policy was planned without the prompt's end, so its
 		// weights are the device policy's, which must ask for the mass the
 		// view was planned with.
-		if (a.Ctx.QueryWeights != nil) != (v.mass != nil) {
-			panic(fmt.Sprintf("device view: %d query weights, the view was planned with mass %v", len(a.Ctx.QueryWeights), v.mass != nil))
+		if (a.View.QueryWeights != nil) != (v.mass != nil) {
+			panic(fmt.Sprintf("device view: %d query weights, the view was planned with mass %v", len(a.View.QueryWeights), v.mass != nil))
 		}
 		ctx := v.ctx
-		ctx.QueryWeights = a.Ctx.QueryWeights
+		ctx.QueryWeights = a.View.QueryWeights
 		b.hostAttention(a, &ctx, v.mass)
 	default:
 		b.Backend.Attention(a)
@@ -63,13 +63,13 @@ func (b *hostCascader) Attention(a *backend.Attention) {
 }
 
 // hostAttention runs a over the host view ctx, with the mass into mass.
-func (b *hostCascader) hostAttention(a *backend.Attention, ctx *backend.Context, mass []float32) {
-	if !slices.Equal(a.Ctx.QueryPos, ctx.QueryPos) || a.Mass != nil {
-		panic(fmt.Sprintf("device view: query positions %v, mass slice %v; the planned view has %v", a.Ctx.QueryPos, a.Mass != nil, ctx.QueryPos))
+func (b *hostCascader) hostAttention(a *backend.Attention, ctx *backend.View, mass []float32) {
+	if !slices.Equal(a.View.QueryPos, ctx.QueryPos) || a.Mass != nil {
+		panic(fmt.Sprintf("device view: query positions %v, mass slice %v; the planned view has %v", a.View.QueryPos, a.Mass != nil, ctx.QueryPos))
 	}
 	host := *a
-	host.Ctx = *ctx
-	host.Ctx.K, host.Ctx.V = a.Ctx.K, a.Ctx.V
+	host.View = *ctx
+	host.View.K, host.View.V = a.View.K, a.View.V
 	host.Mass = mass
 	b.Backend.Attention(&host)
 }
@@ -78,7 +78,7 @@ type fakeCascade struct {
 	b     *hostCascader
 	p     policies.Policy
 	spec  device.CascadeSpec
-	ctx   backend.Context
+	ctx   backend.View
 	step  policies.Step
 	mass  []float32
 	place []int32
@@ -135,7 +135,7 @@ type fakeTokens struct {
 	b         *hostCascader
 	p         policies.Policy
 	spec      device.TokenListSpec
-	ctx       backend.Context
+	ctx       backend.View
 	step      policies.Step
 	mass      []float32 // nil when the view asks for none
 	evictions map[device.Eviction]int

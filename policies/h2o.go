@@ -64,10 +64,10 @@ func newH2O(s Shape, heavy, recent int, pos positions) *h2o {
 
 func (p *h2o) Reserve(int) int { return p.heavy + p.recent }
 
-func (p *h2o) Plan(step Step, ctx *backend.Context) {
+func (p *h2o) Plan(step Step, view *backend.View) {
 	p.step = step
 	p.ones = ones(p.ones, step.N)
-	p.plan(step, ctx, p.ones)
+	p.plan(step, view, p.ones)
 }
 
 // ones returns n ones, reusing w when it holds n.

@@ -82,9 +82,9 @@ func (p *snapkv) Reserve(n int) int {
 	return p.reserved
 }
 
-func (p *snapkv) Plan(step Step, ctx *backend.Context) {
+func (p *snapkv) Plan(step Step, view *backend.View) {
 	p.step = step
-	p.plan(step, ctx, p.c.queryWeights(&p.weights, step))
+	p.plan(step, view, p.c.queryWeights(&p.weights, step))
 }
 
 // queryWeights returns the chunk's query weights, kept in *buf: query i

@@ -21,12 +21,12 @@ func newTokenLists(s Shape, pos positions) tokenLists {
 	return tokenLists{s: s, positions: pos, lists: make([]tokenList, s.KVHeads), pools: make([]slotPool, s.KVHeads)}
 }
 
-// plan fills ctx with the view of the lists for the chunk of step and asks
+// plan fills view with the view of the lists for the chunk of step and asks
 // for the chunk's mass with weights (nil: none).
-func (t *tokenLists) plan(step Step, ctx *backend.Context, weights []float32) {
-	ctx.QueryWeights = weights
-	planList(t.lists, step, t.positions, ctx)
-	ctx.Device = nil
+func (t *tokenLists) plan(step Step, view *backend.View, weights []float32) {
+	view.QueryWeights = weights
+	planList(t.lists, step, t.positions, view)
+	view.Device = nil
 }
 
 // queryPos sets the chunk's first RoPE position for every KV head: right
@@ -154,16 +154,16 @@ func (l *tokenList) better(i, j int32) bool {
 	return si > sj || (si == sj && l.pos[i] > l.pos[j])
 }
 
-// planList fills ctx with the view of per-head token lists that all have the
+// planList fills view with the view of per-head token lists that all have the
 // same length: the tokens in order, at cache or original positions.
-func planList(lists []tokenList, step Step, pos positions, ctx *backend.Context) {
+func planList(lists []tokenList, step Step, pos positions, view *backend.View) {
 	hk := len(lists)
 	L := lists[0].len()
-	sizeView(ctx, hk, L)
+	sizeView(view, hk, L)
 	for h := range lists {
 		l := &lists[h]
-		copy(ctx.Slots[h*L:], l.slot)
-		p := ctx.Pos[h*L : (h+1)*L]
+		copy(view.Slots[h*L:], l.slot)
+		p := view.Pos[h*L : (h+1)*L]
 		if pos == originalPositions {
 			for j, t := range l.pos {
 				p[j] = int32(t)
@@ -174,7 +174,7 @@ func planList(lists []tokenList, step Step, pos positions, ctx *backend.Context)
 			p[j] = int32(j)
 		}
 	}
-	queryPos(ctx.QueryPos, L, step, pos)
+	queryPos(view.QueryPos, L, step, pos)
 }
 
 // selectTop reorders idx so that its first k elements are the k best under

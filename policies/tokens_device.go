@@ -41,13 +41,13 @@ func newDeviceLists(s Shape, pos positions, b backend.Backend) (l deviceLists, o
 
 // plan sizes the view of the lists for the chunk of step, has the device
 // lay it out and asks for the chunk's mass with weights (nil: none).
-func (t *deviceLists) plan(step Step, ctx *backend.Context, weights []float32) {
-	ctx.QueryWeights = weights
+func (t *deviceLists) plan(step Step, view *backend.View, weights []float32) {
+	view.QueryWeights = weights
 	L := t.dev.Len()
-	ctx.ViewLen, ctx.Slots, ctx.Pos = L, ctx.Slots[:0], ctx.Pos[:0]
-	ctx.QueryPos = grow(ctx.QueryPos, t.s.KVHeads)
-	queryPos(ctx.QueryPos, L, step, t.positions)
-	ctx.Device = t.dev.Plan(step.Start, step.N, weights != nil)
+	view.ViewLen, view.Slots, view.Pos = L, view.Slots[:0], view.Pos[:0]
+	view.QueryPos = grow(view.QueryPos, t.s.KVHeads)
+	queryPos(view.QueryPos, L, step, t.positions)
+	view.Device = t.dev.Plan(step.Start, step.N, weights != nil)
 }
 
 // Commit is not called: the mass stays on the device, and the Cache calls
@@ -75,9 +75,9 @@ type h2oDevice struct {
 
 func (p *h2oDevice) Reserve(int) int { return p.heavy + p.recent }
 
-func (p *h2oDevice) Plan(step Step, ctx *backend.Context) {
+func (p *h2oDevice) Plan(step Step, view *backend.View) {
 	p.ones = ones(p.ones, step.N)
-	p.plan(step, ctx, p.ones)
+	p.plan(step, view, p.ones)
 }
 
 // commitDevice is Commit on the device, storing the kept rows there too.
@@ -102,9 +102,9 @@ func (p *snapkvDevice) Reserve(n int) int {
 	return p.reserved
 }
 
-func (p *snapkvDevice) Plan(step Step, ctx *backend.Context) {
+func (p *snapkvDevice) Plan(step Step, view *backend.View) {
 	p.step = step
-	p.plan(step, ctx, p.c.queryWeights(&p.weights, step))
+	p.plan(step, view, p.c.queryWeights(&p.weights, step))
 }
 
 // commitDevice is Commit on the device, storing the kept rows there too:

@@ -118,7 +118,7 @@ type Attention struct {
 	K   Tensor // [S, Hkv·hd] the chunk's keys before RoPE
 	V   Tensor // [S, Hkv·hd] the chunk's values
 
-	Ctx Context // what the cache offers this chunk
+	View View // the part of the cache the chunk attends to
 
 	HeadDim int
 	QHeads  int
@@ -140,13 +140,15 @@ type Attention struct {
 
 	// Mass, when not nil, receives for every query head h and every key j of
 	// [view ; chunk] the attention probability summed over the chunk's queries
-	// with weights Ctx.QueryWeights: Mass[h·(L+S)+j] = Σᵢ wᵢ·p(h,i,j), where L
-	// is Ctx.ViewLen. Its length is Hq·(L+S).
+	// with weights View.QueryWeights: Mass[h·(L+S)+j] = Σᵢ wᵢ·p(h,i,j), where L
+	// is View.ViewLen. Its length is Hq·(L+S).
 	Mass []float32
 }
 
-// Context is the part of one layer's cache that a chunk attends to.
-type Context struct {
+// View is the part of one layer's cache that a chunk attends to: which
+// stored keys, in which order, at which RoPE positions. (It was once called
+// Context, a name it shared with context.Context.)
+type View struct {
 	// K and V are the cache storage [Hkv, Cap, hd] (nil when Cap is 0).
 	K, V Tensor
 	// ViewLen is the number of cached keys each head attends to (L).

@@ -24,12 +24,12 @@ import (
 
 // Cache is what a layer attends to. policies.Cache implements it.
 type Cache interface {
-	// Context returns the attention context of layer for the next chunk of
-	// n tokens; promptEnd is the position one past the prompt while a prompt
-	// is read, -1 while decoding.
-	Context(layer, n int, promptEnd int64) (*backend.Context, error)
+	// View returns the part of layer's cache that the next chunk of n
+	// tokens attends to; promptEnd is the position one past the prompt
+	// while a prompt is read, -1 while decoding.
+	View(layer, n int, promptEnd int64) (*backend.View, error)
 	// Update gives the layer the chunk's keys and values [n, Hkv·hd], before
-	// RoPE, and the attention mass the context asked for (nil if none).
+	// RoPE, and the attention mass the view asked for (nil if none).
 	Update(layer int, k, v backend.Tensor, mass []float32) error
 }
 

@@ -143,15 +143,15 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 		b.MatMul(q, h, l.wq, l.bq)
 		b.MatMul(k, h, l.wk, l.bk)
 		b.MatMul(v, h, l.wv, l.bv)
-		ctx, err := s.cache.Context(li, n, promptEnd)
+		view, err := s.cache.View(li, n, promptEnd)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", li, err)
 		}
 		a := &s.attn
-		a.Out, a.Q, a.K, a.V, a.Ctx = att, q, k, v, *ctx
+		a.Out, a.Q, a.K, a.V, a.View = att, q, k, v, *view
 		a.Mass = nil
-		if ctx.QueryWeights != nil && ctx.Device == nil { // a device view keeps its mass
-			need := c.Heads * (ctx.ViewLen + n)
+		if view.QueryWeights != nil && view.Device == nil { // a device view keeps its mass
+			need := c.Heads * (view.ViewLen + n)
 			if cap(s.mass) < need {
 				s.mass = make([]float32, need+need/2)
 			}
