@@ -20,19 +20,19 @@ type Loaded struct {
 	Dir       string
 }
 
-// ModelCache loads each model once and shares it between points; models
+// ModelLoader loads each model once and shares it between points; models
 // are read-only once loaded, so workers may use one at the same time.
-type ModelCache struct {
+type ModelLoader struct {
 	mu     sync.Mutex
 	loaded map[string]*Loaded
 }
 
-// NewModelCache returns an empty cache.
-func NewModelCache() *ModelCache { return &ModelCache{loaded: map[string]*Loaded{}} }
+// NewModelLoader returns a loader that has loaded nothing yet.
+func NewModelLoader() *ModelLoader { return &ModelLoader{loaded: map[string]*Loaded{}} }
 
 // Get returns the model ref names on the backend spec chooses, opening the
 // backend and loading the model on first use.
-func (c *ModelCache) Get(ref sweep.ModelRef, spec backend.Spec) (*Loaded, error) {
+func (c *ModelLoader) Get(ref sweep.ModelRef, spec backend.Spec) (*Loaded, error) {
 	key := spec.String() + "\x00" + ref.Name + "\x00" + ref.Path
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -46,7 +46,7 @@ type Options struct {
 	// the sweep's order is congruent to Index modulo Of.
 	Shard Shard
 	// Models resolves a sweep's model reference to a loaded model.
-	Models *ModelCache
+	Models *ModelLoader
 	// GPU and Driver describe the device for provenance ("" = unknown).
 	// For points whose backend is "cuda" the GPUMonitor's name and driver
 	// take their place.
@@ -237,7 +237,7 @@ func (o *Options) defaults() {
 		o.StaleAfter = time.Minute
 	}
 	if o.Models == nil {
-		o.Models = NewModelCache()
+		o.Models = NewModelLoader()
 	}
 }
 
@@ -292,7 +292,7 @@ func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Po
 
 // execute builds the point's environment and runs its experiment. It
 // returns the backend the point ran on, once it is open.
-func execute(ctx context.Context, pt sweep.Point, models *ModelCache) (*experiments.Result, backend.Backend, error) {
+func execute(ctx context.Context, pt sweep.Point, models *ModelLoader) (*experiments.Result, backend.Backend, error) {
 	exp, err := experiments.Lookup(pt.Experiment)
 	if err != nil {
 		return nil, nil, err
