@@ -142,7 +142,7 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 // growLayer enlarges the storage of a layer to at least need slots per head,
 // doubling so that a growing cache costs amortised O(1) copies per token.
 func (c *Cache) growLayer(lc *layerCache, need int) {
-	newCap := max(need, 2*lc.cap, 16)
+	newCap := grownCap(lc.cap, need)
 	s := c.shape
 	k := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
 	v := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
@@ -153,6 +153,32 @@ func (c *Cache) growLayer(lc *layerCache, need int) {
 		c.b.Free(lc.v)
 	}
 	lc.k, lc.v, lc.cap = k, v, newCap
+}
+
+// grownCap is the capacity, in slots per KV head, that storage of cap slots
+// grows to when a chunk needs need > cap: doubling, at least 16.
+func grownCap(cap, need int) int { return max(need, 2*cap, 16) }
+
+// SlotsAfter estimates the storage slots per KV head one layer of a Cache of
+// f's policy holds after n tokens read in chunks of chunk, without running
+// it: a policy whose fresh reservation does not grow with the chunk is
+// bounded and reserves that once; the storage of the others grows by
+// the Cache's own rule as each chunk asks for room for every token so far.
+func SlotsAfter(f Factory, s Shape, n, chunk int) (int, error) {
+	l, err := f.NewLayer(0, s)
+	if err != nil {
+		return 0, err
+	}
+	if r := l.Reserve(chunk); r == l.Reserve(2*chunk) {
+		return r, nil
+	}
+	slots := 0
+	for seen := 0; seen < n; seen += chunk {
+		if need := min(seen+chunk, n); need > slots {
+			slots = grownCap(slots, need)
+		}
+	}
+	return slots, nil
 }
 
 // Update hands the chunk's keys and values [n, Hkv·hd] and the attention mass

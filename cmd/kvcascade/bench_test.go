@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/csv"
+	"io"
 	"strings"
 	"testing"
 
+	"kvcascade/gpu"
 	"kvcascade/policies"
 )
 
@@ -127,3 +129,12 @@ func TestCacheSlots(t *testing.T) {
 		}
 	}
 }
+
+// The GPU backend offers what bench asks of a device backend, so that its
+// memory is checked and reported.
+var (
+	_ memoryInfo   = (*gpu.Backend)(nil)
+	_ synchronizer = (*gpu.Backend)(nil)
+	_ describer    = (*gpu.Backend)(nil)
+	_ io.Closer    = (*gpu.Backend)(nil)
+)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"kvcascade/experiments"
 	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/backends"
@@ -82,6 +83,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--backend %q: %w", *backendName, err)
 	}
+	if c, ok := b.(io.Closer); ok {
+		defer c.Close()
+	}
 	m, err := model.Load(*dir, b)
 	if err != nil {
 		return err
@@ -90,15 +94,15 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ids := tok.Encode(*prompt, true)
-	if cut, ok := f.(policies.PromptCutter); ok {
-		ids = cut.CutPrompt(ids)
-	}
-	cache, err := policies.NewCache(b, f, policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}, b.DType())
+	env := &experiments.Env{Model: m, Tokenizer: tok, Policy: f, Chunk: *chunk}
+	ids := env.Prompt(tok.Encode(*prompt, true))
+	cache, err := env.NewCache()
 	if err != nil {
 		return err
 	}
+	defer cache.Free()
 	sess := m.NewSession(cache, *chunk)
+	defer sess.Close()
 	start := time.Now()
 	out, err := sess.Generate(context.Background(), ids, *maxNew, m.EOS)
 	if err != nil {
