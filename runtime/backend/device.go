@@ -1,9 +1,8 @@
 package backend
 
 // DeviceView is a view of the cache that was planned on a backend's device
-// rather than listed on the host: something that keeps a cache's
-// bookkeeping on the device (the policies do, through the contracts of
-// policies/device) hands it to Attention in View.Device. The view is
+// rather than listed on the host: whatever keeps a cache's bookkeeping on
+// the device hands it to Attention in View.Device. The view is
 // opaque to everything but the backend that made it, which takes the view's
 // slots and positions from it and writes the attention mass into it (when
 // the context's QueryWeights ask for a mass).
