@@ -20,7 +20,6 @@ import (
 	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/backend"
-	"kvcascade/runtime/backends"
 	"kvcascade/runtime/model"
 )
 
@@ -113,7 +112,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	shape := fs.String("shape", "tiny", "model shape: llama-3.1-8b, tiny, or a config.json / model directory")
-	backendName := fs.String("backend", "cpu", "cpu or cuda")
+	bf := addBackendFlags(fs)
 	lengths := intList{4096}
 	fs.Var(&lengths, "lengths", "prompt lengths in tokens, comma-separated")
 	chunk := fs.Int("chunk", 4096, "prefill chunk size in tokens")
@@ -164,9 +163,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		cfg.Layers = *layers
 	}
 
-	b, err := backends.OpenName(*backendName)
+	b, err := bf.open()
 	if err != nil {
-		return fmt.Errorf("--backend %q: %w", *backendName, err)
+		return err
 	}
 	if c, ok := b.(io.Closer); ok {
 		defer c.Close()

@@ -14,7 +14,6 @@ import (
 	"kvcascade/experiments"
 	"kvcascade/models"
 	"kvcascade/policies"
-	"kvcascade/runtime/backends"
 	"kvcascade/runtime/model"
 	"kvcascade/runtime/tokenizer"
 )
@@ -58,7 +57,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	prompt := fs.String("prompt", "", "prompt text")
 	maxNew := fs.Int("max-new", 32, "tokens to generate at most")
 	chunk := fs.Int("chunk", 512, "prefill chunk size in tokens")
-	backendName := fs.String("backend", "cpu", "cpu or cuda")
+	bf := addBackendFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kvcascade generate --model DIR [--policy NAME -p key=value ...] --prompt TEXT\n\nFlags:")
 		fs.PrintDefaults()
@@ -79,9 +78,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := backends.OpenName(*backendName)
+	b, err := bf.open()
 	if err != nil {
-		return fmt.Errorf("--backend %q: %w", *backendName, err)
+		return err
 	}
 	if c, ok := b.(io.Closer); ok {
 		defer c.Close()

@@ -31,7 +31,3 @@ func Open(s backend.Spec) (backend.Backend, error) {
 	}
 	return nil, fmt.Errorf("backend %q: no constructor", s.Name) // Check keeps it out
 }
-
-// OpenName opens the named backend with its default options, as a
-// command's --backend flag names it.
-func OpenName(name string) (backend.Backend, error) { return Open(backend.DefaultSpec(name)) }
