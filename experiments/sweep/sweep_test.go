@@ -402,7 +402,7 @@ func TestReadmeKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(data)
-	for _, k := range slices.Concat(topKeys, modelKeys, experimentKeys, policyKeys, fixedKeys) {
+	for _, k := range slices.Concat(topKeys, modelKeys, experimentKeys, policyKeys, fixedKeys, backendKeys) {
 		if !strings.Contains(doc, "| `"+k+"` |") {
 			t.Errorf("configs/README.md has no table row for key %q", k)
 		}
