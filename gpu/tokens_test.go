@@ -71,7 +71,7 @@ func TestDeviceTokenListMatchesHost(t *testing.T) {
 			}
 			dev := cache.Policy(0).(scorer)
 			rng := rand.New(rand.NewPCG(uint64(ci), 17))
-			var hctx backend.Context
+			var hctx backend.View
 			var seen int64
 			step := 0
 			chunk := func(n int, promptEnd int64) {
@@ -79,7 +79,7 @@ func TestDeviceTokenListMatchesHost(t *testing.T) {
 				st := policies.Step{Start: seen, N: n, PromptEnd: promptEnd}
 				host.Reserve(n)
 				host.Plan(st, &hctx)
-				dctx, err := cache.Context(0, n, promptEnd)
+				dctx, err := cache.View(0, n, promptEnd)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -261,7 +261,7 @@ func BenchmarkTokenList(bm *testing.B) {
 	// chunk runs n tokens through layer 0 of c with random mass (uploaded
 	// unless reuse) and rows.
 	chunk := func(bm *testing.B, c *policies.Cache, n int, promptEnd int64, reuse bool, rows backend.Tensor) {
-		ctx, err := c.Context(0, n, promptEnd)
+		ctx, err := c.View(0, n, promptEnd)
 		if err != nil {
 			bm.Fatal(err)
 		}
@@ -301,7 +301,7 @@ func BenchmarkTokenList(bm *testing.B) {
 		for range bm.N {
 			bm.StopTimer()
 			c := newCache(bm, "snapkv", params)
-			ctx, err := c.Context(0, n, n)
+			ctx, err := c.View(0, n, n)
 			if err != nil {
 				bm.Fatal(err)
 			}

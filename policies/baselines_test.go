@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"kvcascade/policies/device"
 	"kvcascade/runtime/backend"
 )
 
@@ -23,7 +24,7 @@ func TestHipBigbirdPattern(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ctx backend.Context
+	var ctx backend.View
 	for _, n := range []int{10, 10, 10} {
 		p.Reserve(n)
 		p.Plan(Step{Start: 0, N: n, PromptEnd: -1}, &ctx)
@@ -79,20 +80,18 @@ func TestH2OReduction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ctx backend.Context
+		var ctx backend.View
 		p.Reserve(3)
 		p.Plan(Step{Start: 0, N: 3, PromptEnd: -1}, &ctx)
 		p.Commit(mass, make([]int32, 3))
 		if got := p.Held(0, nil); !slices.Equal(got, c.want) {
 			t.Errorf("reduction %s: holds %v, want %v", c.reduction, got, c.want)
 		}
-		fresh, err := f.NewLayer(0, s)
-		if err != nil {
-			t.Fatal(err)
-		}
 		stub := &tokenListerStub{}
-		if _, err := fresh.(devicePolicy).attach(stub); err != nil {
-			t.Fatal(err)
+		if df, ok := f.(deviceFactory); ok {
+			if _, err := df.onDevice(0, s, stub); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if asked := stub.asked; asked != (c.reduction == "mean") {
 			t.Errorf("reduction %s: asked the device for token lists: %v", c.reduction, asked)
@@ -107,7 +106,7 @@ type tokenListerStub struct {
 	asked bool
 }
 
-func (b *tokenListerStub) NewTokenList(backend.TokenListSpec) (backend.DeviceTokenList, error) {
+func (b *tokenListerStub) NewTokenList(device.TokenListSpec) (device.TokenList, error) {
 	b.asked = true
 	return nil, errors.ErrUnsupported
 }

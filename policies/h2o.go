@@ -38,14 +38,29 @@ func h2oSpec() Spec {
 			if heavy+recent > maxSlots {
 				return nil, paramError("h2o", "heavy", "heavy + recent is more than %d slots", maxSlots)
 			}
-			return factoryFunc{"h2o", func(_ int, s Shape) (Policy, error) {
+			host := factoryFunc{"h2o", func(_ int, s Shape) (Policy, error) {
 				if err := checkShape(s); err != nil {
 					return nil, err
 				}
 				p := newH2O(s, heavy, recent, pos)
 				p.reduce = reduce
 				return p, nil
-			}}, nil
+			}}
+			if reduce != reduceMean {
+				// The device's token lists combine a group's mass by its
+				// mean only: a max-reduced h2o stays on the host.
+				return host, nil
+			}
+			return dualFactory{
+				factoryFunc: host,
+				device: func(_ int, s Shape, b backend.Backend) (devicePolicy, error) {
+					l, ok, err := newDeviceLists(s, pos, b)
+					if !ok {
+						return nil, err
+					}
+					return &h2oDevice{deviceLists: l, heavy: heavy, recent: recent}, nil
+				},
+			}, nil
 		},
 	}
 }
@@ -57,7 +72,7 @@ func h2oSpec() Spec {
 // the `heavy` with the highest score (ties: the more recent); a chunk token
 // that does not survive is never stored, and survivors take the slots of
 // evicted tokens, so the storage is heavy+recent slots. On a backend that
-// keeps token lists on its device the same happens there.
+// keeps token lists on its device the same happens there (h2oDevice).
 type h2o struct {
 	tokenLists
 	heavy, recent int
@@ -69,27 +84,23 @@ func newH2O(s Shape, heavy, recent int, pos positions) *h2o {
 	return &h2o{tokenLists: newTokenLists(s, pos), heavy: heavy, recent: recent}
 }
 
-// attach moves the lists onto b's device, unless the group's mass is
-// combined by max, which the device's token lists do not do: such a policy
-// stays on the host.
-func (p *h2o) attach(b backend.Backend) (bool, error) {
-	if p.reduce != reduceMean {
-		return false, nil
-	}
-	return p.tokenLists.attach(b)
-}
-
 func (p *h2o) Reserve(int) int { return p.heavy + p.recent }
 
-func (p *h2o) Plan(step Step, ctx *backend.Context) {
+func (p *h2o) Plan(step Step, view *backend.View) {
 	p.step = step
-	if len(p.ones) != step.N {
-		p.ones = grow(p.ones, step.N)
-		for i := range p.ones {
-			p.ones[i] = 1
+	p.ones = ones(p.ones, step.N)
+	p.plan(step, view, p.ones)
+}
+
+// ones returns n ones, reusing w when it holds n.
+func ones(w []float32, n int) []float32 {
+	if len(w) != n {
+		w = grow(w, n)
+		for i := range w {
+			w[i] = 1
 		}
 	}
-	p.plan(step, ctx, p.ones)
+	return w
 }
 
 func (p *h2o) Commit(mass []float32, place []int32) {
@@ -104,11 +115,6 @@ func (p *h2o) Commit(mass []float32, place []int32) {
 		}
 		p.lists[h].store(&p.pools[h], p.step.Start, pl)
 	}
-}
-
-// commitDevice is Commit on the device, storing the kept rows there too.
-func (p *h2o) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
-	p.dev.Commit(k, v, chunkK, chunkV, backend.Eviction{Budget: p.heavy + p.recent, Recent: p.recent})
 }
 
 func (p *h2o) MetaBytes() int64 {

@@ -14,7 +14,7 @@ import (
 // pointColumns are the columns of points that Merge copies (all but id and
 // sweep_id).
 const pointColumns = `hash, experiment, model, policy, params, status, error, started, finished, duration_s,
-	host, cpu, gpu, driver, go_version, git_revision, worker, attempt, heartbeat`
+	host, cpu, gpu, driver, go_version, git_revision, worker, attempt, heartbeat, backend, dtype`
 
 // Merge folds the results database at src (a shard written by another task)
 // into db, in one transaction, and returns how many points it copied. Sweeps

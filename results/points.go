@@ -324,10 +324,10 @@ func (db *DB) Finish(p *Point, o Outcome) error {
 		now := db.now()
 		pv := o.Provenance
 		_, err := tx.Exec(`UPDATE points SET status = ?, error = ?, finished = ?, duration_s = ?,
-				host = ?, cpu = ?, gpu = ?, driver = ?, go_version = ?, git_revision = ?
+				host = ?, cpu = ?, gpu = ?, driver = ?, go_version = ?, git_revision = ?, backend = ?, dtype = ?
 			WHERE id = ?`,
 			string(status), errText, stamp(now), now.Sub(p.Started).Seconds(),
-			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.GoVersion, pv.GitRevision, p.ID)
+			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.GoVersion, pv.GitRevision, pv.Backend, pv.DType, p.ID)
 		return err
 	})
 	if err != nil {

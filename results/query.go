@@ -68,7 +68,8 @@ func (db *DB) Points(f Filter) ([]PointRow, error) {
 	where, args := f.where()
 	rows, err := db.r.Query(`SELECT p.id, p.sweep_id, s.name, p.hash, p.experiment, p.model, p.policy, p.params,
 			p.status, p.error, p.started, p.finished, p.duration_s,
-			p.host, p.cpu, p.gpu, p.driver, p.go_version, p.git_revision, p.worker, p.attempt, p.heartbeat
+			p.host, p.cpu, p.gpu, p.driver, p.go_version, p.git_revision, p.worker, p.attempt, p.heartbeat,
+			p.backend, p.dtype
 		FROM points p JOIN sweeps s ON s.id = p.sweep_id
 		WHERE `+where+` ORDER BY p.sweep_id, p.id`, args...)
 	if err != nil {
@@ -84,7 +85,8 @@ func (db *DB) Points(f Filter) ([]PointRow, error) {
 		pv := &r.Provenance
 		if err := rows.Scan(&r.ID, &r.SweepID, &r.Sweep, &r.Hash, &r.Experiment, &r.Model, &r.Policy, &params,
 			&status, &r.Error, &started, &finished, &duration,
-			&pv.Host, &pv.CPU, &pv.GPU, &pv.Driver, &pv.GoVersion, &pv.GitRevision, &r.Worker, &r.Attempt, &heartbeat); err != nil {
+			&pv.Host, &pv.CPU, &pv.GPU, &pv.Driver, &pv.GoVersion, &pv.GitRevision, &r.Worker, &r.Attempt, &heartbeat,
+			&pv.Backend, &pv.DType); err != nil {
 			return nil, fmt.Errorf("%s: points: %w", db.path, err)
 		}
 		r.Params, r.Status = json.RawMessage(params), Status(status)

@@ -67,4 +67,9 @@ CREATE TABLE telemetry (
 );
 CREATE INDEX telemetry_by_point ON telemetry (point_id, name, t_s);
 `,
+	// 2: the backend a point ran on and the type it stored tensors in.
+	`
+ALTER TABLE points ADD COLUMN backend TEXT NOT NULL DEFAULT '';
+ALTER TABLE points ADD COLUMN dtype   TEXT NOT NULL DEFAULT '';
+`,
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"kvcascade/experiments/runner"
+	"kvcascade/experiments"
 	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/model"
@@ -57,7 +57,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	prompt := fs.String("prompt", "", "prompt text")
 	maxNew := fs.Int("max-new", 32, "tokens to generate at most")
 	chunk := fs.Int("chunk", 512, "prefill chunk size in tokens")
-	backendName := fs.String("backend", "cpu", "cpu or cuda")
+	bf := addBackendFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kvcascade generate --model DIR [--policy NAME -p key=value ...] --prompt TEXT\n\nFlags:")
 		fs.PrintDefaults()
@@ -78,9 +78,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := runner.NewBackend(*backendName)
+	b, err := bf.open()
 	if err != nil {
-		return fmt.Errorf("--backend %q: %w", *backendName, err)
+		return err
+	}
+	if c, ok := b.(io.Closer); ok {
+		defer c.Close()
 	}
 	m, err := model.Load(*dir, b)
 	if err != nil {
@@ -90,15 +93,15 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ids := tok.Encode(*prompt, true)
-	if cut, ok := f.(policies.PromptCutter); ok {
-		ids = cut.CutPrompt(ids)
-	}
-	cache, err := policies.NewCache(b, f, policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}, b.DType())
+	env := &experiments.Env{Model: m, Tokenizer: tok, Policy: f, Chunk: *chunk}
+	ids := env.Prompt(tok.Encode(*prompt, true))
+	cache, err := env.NewCache()
 	if err != nil {
 		return err
 	}
+	defer cache.Free()
 	sess := m.NewSession(cache, *chunk)
+	defer sess.Close()
 	start := time.Now()
 	out, err := sess.Generate(context.Background(), ids, *maxNew, m.EOS)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"kvcascade/experiments/sweep"
 	"kvcascade/policies"
 	"kvcascade/results"
+	"kvcascade/runtime/backend"
 )
 
 // Options control a run.
@@ -45,7 +46,7 @@ type Options struct {
 	// the sweep's order is congruent to Index modulo Of.
 	Shard Shard
 	// Models resolves a sweep's model reference to a loaded model.
-	Models *ModelCache
+	Models *ModelLoader
 	// GPU and Driver describe the device for provenance ("" = unknown).
 	// For points whose backend is "cuda" the GPUMonitor's name and driver
 	// take their place.
@@ -128,7 +129,7 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 		return Summary{}, err
 	}
 	sum := Summary{Planned: len(pts), SweepID: id}
-	if opt.GPUMonitor == nil && slices.ContainsFunc(pts, func(p sweep.Point) bool { return p.Backend == "cuda" }) {
+	if opt.GPUMonitor == nil && slices.ContainsFunc(pts, func(p sweep.Point) bool { return p.Backend.Name == "cuda" }) {
 		if m, closeMonitor, err := openGPUMonitor(); err == nil { // else: no telemetry, GPU unknown
 			defer closeMonitor()
 			opt.GPUMonitor = m
@@ -236,7 +237,7 @@ func (o *Options) defaults() {
 		o.StaleAfter = time.Minute
 	}
 	if o.Models == nil {
-		o.Models = NewModelCache()
+		o.Models = NewModelLoader()
 	}
 }
 
@@ -244,7 +245,7 @@ func (o *Options) defaults() {
 // can go wrong (error, panic, NaN) into a failed outcome.
 func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Point, opt Options) (out results.Outcome) {
 	gpuName, driver := opt.GPU, opt.Driver
-	if pt.Backend == "cuda" && opt.GPUMonitor != nil {
+	if pt.Backend.Name == "cuda" && opt.GPUMonitor != nil {
 		gpuName, driver = opt.GPUMonitor.Device()
 		s := startGPUSampler(opt.GPUMonitor, sampleEvery)
 		defer func() { recordGPU(db, p, &out, s.stop()) }() // runs after the recover below
@@ -270,7 +271,10 @@ func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Po
 			out.Err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	res, err := execute(ctx, pt, opt.Models)
+	res, b, err := execute(ctx, pt, opt.Models)
+	if b != nil {
+		out.Provenance.Backend, out.Provenance.DType = pt.Backend.String(), b.DType().String()
+	}
 	if err != nil {
 		out.Err = err
 		return out
@@ -286,21 +290,23 @@ func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Po
 	return out
 }
 
-// execute builds the point's environment and runs its experiment.
-func execute(ctx context.Context, pt sweep.Point, models *ModelCache) (*experiments.Result, error) {
+// execute builds the point's environment and runs its experiment. It
+// returns the backend the point ran on, once it is open.
+func execute(ctx context.Context, pt sweep.Point, models *ModelLoader) (*experiments.Result, backend.Backend, error) {
 	exp, err := experiments.Lookup(pt.Experiment)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := policies.New(pt.Policy, pt.PolicyParams)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lm, err := models.Get(pt.Model, pt.Backend)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk,
 		PolicyName: pt.Policy, PolicyParams: pt.PolicyParams}
-	return exp.Run(ctx, env, pt.ExperimentParams)
+	res, err := exp.Run(ctx, env, pt.ExperimentParams)
+	return res, lm.Model.Backend(), err
 }

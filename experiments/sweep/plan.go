@@ -22,7 +22,7 @@ func FormatPlan(w io.Writer, pts []Point) error {
 		exps.add(p.Experiment)
 		labels.add(p.Label)
 		models.add(p.Model.String())
-		backends.add(p.Backend)
+		backends.add(p.Backend.String())
 		chunks.add(fmt.Sprint(p.Chunk))
 		count[[2]string{p.Experiment, p.Label}]++
 		collect(expAxes, p.Experiment, p.ExperimentParams)

@@ -13,6 +13,7 @@ import (
 	"kvcascade/experiments"
 	"kvcascade/policies"
 	"kvcascade/policies/params"
+	"kvcascade/runtime/backend"
 )
 
 // Point is one cell of a sweep's grid: everything one measurement needs.
@@ -27,8 +28,9 @@ type Point struct {
 	// PolicyParams are the policy's parameters, defaults filled in.
 	PolicyParams params.Values
 	// Chunk is the prefill chunk in tokens.
-	Chunk   int
-	Backend string
+	Chunk int
+	// Backend is the backend the point runs on, with its options.
+	Backend backend.Spec
 	// Hash identifies the point by its resolved parameters; see Hash.
 	Hash string
 }
@@ -38,10 +40,13 @@ const hashVersion = 1
 
 // canonical is the JSON a point's hash is taken of: the model (path as
 // written and name), experiment and policy names, all their resolved
-// parameters, chunk and backend, with keys sorted. The label, the sweep's
-// name and the model's resolved path are not part of it.
+// parameters, chunk and backend name, with keys sorted, and the backend's
+// options (device, dtype, kernel switches) only where they differ from the
+// backend's defaults, so that a sweep that sets none keeps the hashes it
+// had before the options existed. The label, the sweep's name and the
+// model's resolved path are not part of it.
 func (p *Point) canonical() ([]byte, error) {
-	return json.Marshal(map[string]any{
+	m := map[string]any{
 		"v":                 hashVersion,
 		"model":             map[string]string{"path": p.Model.AsWritten, "name": p.Model.Name},
 		"experiment":        p.Experiment,
@@ -49,8 +54,12 @@ func (p *Point) canonical() ([]byte, error) {
 		"policy":            p.Policy,
 		"policy_params":     map[string]any(p.PolicyParams),
 		"chunk":             p.Chunk,
-		"backend":           p.Backend,
-	})
+		"backend":           p.Backend.Name,
+	}
+	if o := p.Backend.Options(); o != nil {
+		m["backend_options"] = o
+	}
+	return json.Marshal(m)
 }
 
 // hash returns the hex of the first 16 bytes of the SHA-256 of the
@@ -65,11 +74,12 @@ func (p *Point) hash() (string, error) {
 }
 
 // fixedKeys are the keys of Params that are not parameters.
-var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "backend"}
+var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "backend", "backend_options"}
 
 // Params flattens the point for the results store: "model" (its name or
-// path as written), "experiment", "policy", "label", "chunk", "backend",
-// then the experiment's parameters by name and the policy's by name. A
+// path as written), "experiment", "policy", "label", "chunk", "backend"
+// (its name), "backend_options" (only where the backend's options differ
+// from its defaults: backend.Spec.String, as "cuda[dtype=f32]"), then the experiment's parameters by name and the policy's by name. A
 // parameter whose name is already taken is prefixed: "experiment." for an
 // experiment parameter named like one of the keys above, "policy." for a
 // policy parameter named like those or like a parameter of the point's
@@ -77,7 +87,10 @@ var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "bac
 func (p Point) Params() map[string]any {
 	m := map[string]any{
 		"model": p.Model.String(), "experiment": p.Experiment, "policy": p.Policy,
-		"label": p.Label, "chunk": p.Chunk, "backend": p.Backend,
+		"label": p.Label, "chunk": p.Chunk, "backend": p.Backend.Name,
+	}
+	if !p.Backend.IsDefault() {
+		m["backend_options"] = p.Backend.String()
 	}
 	for _, k := range sortedKeys(p.ExperimentParams) {
 		name := k
@@ -506,7 +519,7 @@ func (s *Sweep) checkRules(c *checker, pts []Point) bool {
 			names["policy"] = append(names["policy"], e.name)
 		}
 	}
-	names["backend"] = backends
+	names["backend"] = backend.SpecNames
 	ok := true
 	for _, r := range append(slices.Clip(s.include), s.exclude...) {
 		for _, k := range r.keys {

@@ -179,7 +179,7 @@ func metricTables(pts []*point) []table {
 }
 
 func provenance(rows []results.PointRow) table {
-	t := table{Title: "Provenance", Header: []string{"point", "experiment", "policy", "status", "duration", "host", "cpu", "gpu", "driver", "go", "revision", "error"}}
+	t := table{Title: "Provenance", Header: []string{"point", "experiment", "policy", "status", "duration", "host", "cpu", "gpu", "driver", "backend", "dtype", "go", "revision", "error"}}
 	for _, r := range rows {
 		pv := r.Provenance
 		dur := ""
@@ -187,7 +187,7 @@ func provenance(rows []results.PointRow) table {
 			dur = r.Duration.Round(1e6).String()
 		}
 		t.Rows = append(t.Rows, []string{r.Hash[:min(8, len(r.Hash))], r.Experiment, r.Policy, string(r.Status), dur,
-			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.GoVersion, pv.GitRevision, firstLine(r.Error)})
+			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.Backend, pv.DType, pv.GoVersion, pv.GitRevision, firstLine(r.Error)})
 	}
 	return t
 }

@@ -27,7 +27,7 @@ type Config struct {
 	MaxPositions  int
 	TieEmbeddings bool
 	AttentionBias bool // q, k, v projections carry a bias (qwen2)
-	SlidingWindow int  // 0 when the model attends to everything
+	SlidingWindow int  // keys a query attends to, itself included (Attention.Window); 0: every key
 	BOS           []int32
 	EOS           []int32
 	TorchDType    string

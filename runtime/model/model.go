@@ -24,13 +24,25 @@ import (
 
 // Cache is what a layer attends to. policies.Cache implements it.
 type Cache interface {
-	// Context returns the attention context of layer for the next chunk of
-	// n tokens; promptEnd is the position one past the prompt while a prompt
-	// is read, -1 while decoding.
-	Context(layer, n int, promptEnd int64) (*backend.Context, error)
+	// View returns the part of layer's cache that the next chunk of n
+	// tokens attends to; promptEnd is the position one past the prompt
+	// while a prompt is read, -1 while decoding.
+	View(layer, n int, promptEnd int64) (*backend.View, error)
 	// Update gives the layer the chunk's keys and values [n, Hkv·hd], before
-	// RoPE, and the attention mass the context asked for (nil if none).
+	// RoPE, and the attention mass the view asked for (nil if none).
 	Update(layer int, k, v backend.Tensor, mass []float32) error
+}
+
+// WindowCache is a Cache that says whether its views give every key and
+// query its original position. A model with a sliding window
+// (Config.SlidingWindow) measures the window in RoPE positions, so it runs
+// past the window only on such a cache.
+type WindowCache interface {
+	Cache
+	// OriginalPositions returns nil when every layer's views put keys and
+	// queries at their original positions, and otherwise an error saying
+	// which policy does not and why.
+	OriginalPositions() error
 }
 
 // Model holds the weights of a decoder on a backend.

@@ -27,6 +27,7 @@ type Session struct {
 	attn     backend.Attention
 	views    map[int]*views // row views of the activations by chunk length
 	one      [1]int32       // Decode's token
+	windowOK bool           // backend and cache can apply the sliding window
 }
 
 // views are the activations cut to the n rows of one forward pass.
@@ -90,6 +91,7 @@ func (m *Model) NewSession(cache Cache, chunk int) *Session {
 		HeadDim: c.HeadDim, QHeads: c.Heads, KVHeads: c.KVHeads,
 		Scale:   float32(1 / math.Sqrt(float64(c.HeadDim))),
 		InvFreq: m.invFreq, AttnFactor: m.attnFactor,
+		Window: c.SlidingWindow,
 	}
 	return s
 }
@@ -124,6 +126,12 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 			return nil, fmt.Errorf("forward: token id %d outside vocabulary of %d", id, c.Vocab)
 		}
 	}
+	if w := c.SlidingWindow; w > 0 && s.seen+int64(n) > int64(w) && !s.windowOK {
+		if err := s.checkWindow(s.seen + int64(n)); err != nil {
+			return nil, err
+		}
+		s.windowOK = true
+	}
 	vw := s.viewsFor(n)
 	x, h, q, att, k, v, gate, up := vw.x, vw.h, vw.q, vw.att, vw.k, vw.v, vw.gate, vw.up
 	eps := float32(c.RMSNormEps)
@@ -135,15 +143,15 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 		b.MatMul(q, h, l.wq, l.bq)
 		b.MatMul(k, h, l.wk, l.bk)
 		b.MatMul(v, h, l.wv, l.bv)
-		ctx, err := s.cache.Context(li, n, promptEnd)
+		view, err := s.cache.View(li, n, promptEnd)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", li, err)
 		}
 		a := &s.attn
-		a.Out, a.Q, a.K, a.V, a.Ctx = att, q, k, v, *ctx
+		a.Out, a.Q, a.K, a.V, a.View = att, q, k, v, *view
 		a.Mass = nil
-		if ctx.QueryWeights != nil && ctx.Device == nil { // a device view keeps its mass
-			need := c.Heads * (ctx.ViewLen + n)
+		if view.QueryWeights != nil && view.Device == nil { // a device view keeps its mass
+			need := c.Heads * (view.ViewLen + n)
 			if cap(s.mass) < need {
 				s.mass = make([]float32, need+need/2)
 			}
@@ -182,6 +190,25 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 	host := s.host[:rows*c.Vocab]
 	b.Read(*out, host)
 	return host, nil
+}
+
+// checkWindow returns an error unless the backend and the cache can apply
+// the model's sliding window to a sequence of seen tokens, longer than the
+// window: the backend must mask by window (backend.WindowMasker) and the
+// cache must give keys their original positions (WindowCache).
+func (s *Session) checkWindow(seen int64) error {
+	w, b := s.m.SlidingWindow, s.m.b
+	if wm, ok := b.(backend.WindowMasker); !ok || !wm.MasksWindow() {
+		return fmt.Errorf("the model attends within a sliding window of %d tokens (sliding_window), which the %s backend does not apply; the sequence has reached %d tokens", w, b.Name(), seen)
+	}
+	wc, ok := s.cache.(WindowCache)
+	if !ok {
+		return fmt.Errorf("the model attends within a sliding window of %d tokens (sliding_window), and the cache (%T) does not say whether its keys keep their original positions; the sequence has reached %d tokens", w, s.cache, seen)
+	}
+	if err := wc.OriginalPositions(); err != nil {
+		return fmt.Errorf("the model attends within a sliding window of %d tokens (sliding_window), measured in original positions: %w", w, err)
+	}
+	return nil
 }
 
 // Prefill feeds prompt in chunks. When each is not nil it receives the
