@@ -15,40 +15,54 @@ import (
 )
 
 // tinyConfig is the config.json of the smallest model the fuzz seeds use:
-// one layer, hidden size 4, two query heads over one KV head of 2.
-const tinyConfig = `{"model_type": "llama", "vocab_size": 6, "hidden_size": 4, "intermediate_size": 6,
- "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 2,
- "rms_norm_eps": 1e-5, "bos_token_id": 4, "eos_token_id": 5, "tie_word_embeddings": true}`
+// one layer, hidden size 4, two query heads over one KV head of 2, tied
+// embeddings.
+const tinyConfig = `{"model_type":"llama","vocab_size":6,"hidden_size":4,"intermediate_size":6,"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":2,"bos_token_id":4,"tie_word_embeddings":true}`
 
-// tinyTokenizer is a byte-level BPE tokenizer.json of six tokens.
-const tinyTokenizer = `{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "c": 3, "<s>": 4, "</s>": 5}, "merges": ["a b"]},
- "added_tokens": [{"id": 4, "content": "<s>", "special": true}, {"id": 5, "content": "</s>", "special": true}],
- "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [4], "tokens": ["<s>"]}}}}`
+// tinyTokenizer is a BPE tokenizer.json of six tokens.
+const tinyTokenizer = `{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2,"c":3,"<s>":4,"</s>":5},"merges":["a b"]}}`
 
-// tinyWeights returns the safetensors file of tinyConfig's model in dtype
-// (F32 or BF16), or with layers layers.
-func tinyWeights(tb testing.TB, dtype string, layers int) []byte {
+// weightsSpec is what FuzzLoadModelDir varies in the weight files it
+// writes: their architecture (which the fuzzed config.json may or may not
+// match), their dtype and one tensor left out. Hostile headers themselves
+// are runtime/safetensors' FuzzParseHeader's job; fuzzing the bytes of a
+// whole file here would make every input kilobytes long, and the fuzzer
+// would spend its time minimising them.
+type weightsSpec struct {
+	layers, vocab, hidden, inter int
+	bf16                         bool
+	drop                         int // index of the tensor to leave out; -1: none
+}
+
+// tinyWeights returns the safetensors file s describes (two query heads
+// over one KV head of hidden/2).
+func tinyWeights(tb testing.TB, s weightsSpec) []byte {
 	tb.Helper()
-	const v, d, f, qd, kvd = 6, 4, 6, 4, 2
+	v, d, f := s.vocab, s.hidden, s.inter
+	qd, kvd := d, d/2
 	var ts []safetensors.Tensor
+	index := 0 // of the tensor add is called for
 	add := func(name string, shape ...int) {
 		n := 1
-		for _, s := range shape {
-			n *= s
+		for _, x := range shape {
+			n *= x
 		}
 		vals := make([]float32, n)
 		for i := range vals {
 			vals[i] = float32(i%7)/7 - 0.4
 		}
-		data := safetensors.F32Bytes(vals)
-		if dtype == "BF16" {
-			data = safetensors.BF16Bytes(vals)
+		data, dtype := safetensors.F32Bytes(vals), "F32"
+		if s.bf16 {
+			data, dtype = safetensors.BF16Bytes(vals), "BF16"
 		}
-		ts = append(ts, safetensors.Tensor{Name: name, DType: dtype, Shape: shape, Data: data})
+		if index != s.drop {
+			ts = append(ts, safetensors.Tensor{Name: name, DType: dtype, Shape: shape, Data: data})
+		}
+		index++
 	}
 	add("model.embed_tokens.weight", v, d)
 	add("model.norm.weight", d)
-	for i := 0; i < layers; i++ {
+	for i := 0; i < s.layers; i++ {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		add(p+"input_layernorm.weight", d)
 		add(p+"post_attention_layernorm.weight", d)
@@ -67,18 +81,34 @@ func tinyWeights(tb testing.TB, dtype string, layers int) []byte {
 	return buf.Bytes()
 }
 
-// FuzzLoadModelDir loads whole model directories (config.json, one
-// safetensors file and tokenizer.json) from fuzzed bytes: loading must
-// never panic or abort, and never allocate much more than the files hold
-// (a config.json may not size anything the weight files do not back).
+// tinySpec is the weights of tinyConfig.
+var tinySpec = weightsSpec{layers: 1, vocab: 6, hidden: 4, inter: 6, drop: -1}
+
+// FuzzLoadModelDir loads whole model directories (a fuzzed config.json and
+// tokenizer.json beside weight files of a fuzzed small architecture):
+// loading must never panic or abort, and never allocate much more than the
+// files hold (a config.json may not size anything the weights do not back).
 func FuzzLoadModelDir(f *testing.F) {
-	f.Add([]byte(tinyConfig), tinyWeights(f, "F32", 1), []byte(tinyTokenizer))
-	f.Add([]byte(tinyConfig), tinyWeights(f, "BF16", 1), []byte(tinyTokenizer))
-	f.Add(bytes.Replace([]byte(tinyConfig), []byte(`"num_hidden_layers": 1`), []byte(`"num_hidden_layers": 1000000000`), 1), tinyWeights(f, "F32", 1), []byte(`{}`))
-	f.Add(bytes.Replace([]byte(tinyConfig), []byte(`"num_hidden_layers": 1`), []byte(`"num_hidden_layers": 2`), 1), tinyWeights(f, "F32", 2), []byte(`{"model": null}`))
-	f.Add([]byte(`{}`), []byte{8, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' ', ' ', ' ', ' ', ' '}, []byte(``))
-	f.Fuzz(func(t *testing.T, config, weights, tok []byte) {
-		dir := t.TempDir()
+	f.Add([]byte(tinyConfig), []byte(tinyTokenizer), uint8(1), uint8(6), uint8(4), uint8(6), false, uint8(255))
+	f.Add([]byte(tinyConfig), []byte(tinyTokenizer), uint8(1), uint8(6), uint8(4), uint8(6), true, uint8(255))
+	f.Add(bytes.Replace([]byte(tinyConfig), []byte(`"num_hidden_layers":1`), []byte(`"num_hidden_layers":1000000000`), 1), []byte(`{}`), uint8(1), uint8(6), uint8(4), uint8(6), false, uint8(255))
+	f.Add(bytes.Replace([]byte(tinyConfig), []byte(`"num_hidden_layers":1`), []byte(`"num_hidden_layers":2`), 1), []byte(`{"model":null}`), uint8(2), uint8(6), uint8(4), uint8(6), false, uint8(5))
+	// One folder, rewritten by every input (inputs of a process run one at
+	// a time), in memory where the system has a memory file system: writing
+	// three files to disk costs more than loading them.
+	dir := f.TempDir()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if shm, err := os.MkdirTemp("/dev/shm", "kvcascade-fuzz-"); err == nil {
+			dir = shm
+			f.Cleanup(func() { os.RemoveAll(shm) })
+		}
+	}
+	f.Fuzz(func(t *testing.T, config, tok []byte, layers, vocab, hidden, inter uint8, bf16 bool, drop uint8) {
+		spec := weightsSpec{layers: int(layers % 5), vocab: 1 + int(vocab%16), hidden: 2 * (1 + int(hidden%8)), inter: 1 + int(inter%16), bf16: bf16, drop: int(drop)}
+		if drop == 255 {
+			spec.drop = -1
+		}
+		weights := tinyWeights(t, spec)
 		for name, data := range map[string][]byte{"config.json": config, "model.safetensors": weights, "tokenizer.json": tok} {
 			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 				t.Fatal(err)
@@ -88,8 +118,8 @@ func FuzzLoadModelDir(f *testing.F) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		m, err := model.Load(dir, cpu.New(1))
-		if err == nil && (m.Layers <= 0 || m.Vocab <= 0) {
-			t.Fatalf("loaded a model of %d layers and vocabulary %d", m.Layers, m.Vocab)
+		if err == nil && (m.Layers != spec.layers || m.Vocab != spec.vocab || m.Hidden != spec.hidden) {
+			t.Fatalf("loaded %d layers, vocabulary %d, hidden size %d from weights of %+v", m.Layers, m.Vocab, m.Hidden, spec)
 		}
 		_, _ = tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
 		runtime.ReadMemStats(&after)
@@ -106,22 +136,24 @@ func FuzzLoadModelDir(f *testing.F) {
 // TestFuzzSeedsLoad checks that FuzzLoadModelDir starts from directories
 // that load, so that the fuzzer explores past the first checks.
 func TestFuzzSeedsLoad(t *testing.T) {
-	for _, dtype := range []string{"F32", "BF16"} {
+	for _, bf16 := range []bool{false, true} {
+		spec := tinySpec
+		spec.bf16 = bf16
 		dir := t.TempDir()
-		for name, data := range map[string][]byte{"config.json": []byte(tinyConfig), "model.safetensors": tinyWeights(t, dtype, 1), "tokenizer.json": []byte(tinyTokenizer)} {
+		for name, data := range map[string][]byte{"config.json": []byte(tinyConfig), "model.safetensors": tinyWeights(t, spec), "tokenizer.json": []byte(tinyTokenizer)} {
 			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if _, err := model.Load(dir, cpu.New(1)); err != nil {
-			t.Errorf("%s seed: %v", dtype, err)
+			t.Errorf("bf16 %v seed: %v", bf16, err)
 		}
 		tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
 		if err != nil {
-			t.Fatalf("%s seed tokenizer: %v", dtype, err)
+			t.Fatalf("seed tokenizer: %v", err)
 		}
-		if ids := tok.Encode("abc", true); len(ids) < 2 || ids[0] != 4 {
-			t.Errorf("seed tokenizer encodes abc as %v, want BOS 4 first", ids)
+		if ids := tok.Encode("abc", false); len(ids) != 2 || ids[0] != 2 {
+			t.Errorf("seed tokenizer encodes abc as %v, want [2 3]", ids)
 		}
 	}
 }
