@@ -81,6 +81,9 @@ func Load(dir string, b backend.Backend) (*Model, error) {
 		return nil, err
 	}
 	defer set.Close()
+	if err := checkWeights(dir, cfg, set); err != nil {
+		return nil, err
+	}
 	return build(cfg, b, func(name string, shape []int) (backend.Tensor, error) {
 		info, ok := set.Info(name)
 		if !ok {
@@ -100,6 +103,28 @@ func Load(dir string, b backend.Backend) (*Model, error) {
 		}
 		return b.FromFloat32(data, shape...), nil
 	}, set.Has)
+}
+
+// checkWeights compares the architecture of cfg with the headers of the
+// weight files before anything is sized by it, so that a config.json
+// claiming, say, a billion layers is refused with an error rather than
+// allocating for them: every layer has at least nine tensors, and the
+// weights must hold exactly num_hidden_layers layers. Each tensor's shape is
+// then checked against cfg before its data is read (see Load).
+func checkWeights(dir string, cfg *Config, set *safetensors.Set) error {
+	const perLayer = 9 // two norms, four attention and three MLP projections
+	if n := len(set.Names()); cfg.Layers > n/perLayer {
+		return fmt.Errorf("%s: config.json has num_hidden_layers %d but the weight files hold only %d tensors, enough for %d layers at most",
+			dir, cfg.Layers, n, n/perLayer)
+	}
+	layerNorm := func(i int) string { return fmt.Sprintf("model.layers.%d.input_layernorm.weight", i) }
+	if !set.Has(layerNorm(cfg.Layers - 1)) {
+		return fmt.Errorf("%s: config.json has num_hidden_layers %d but tensor %s is missing", dir, cfg.Layers, layerNorm(cfg.Layers-1))
+	}
+	if set.Has(layerNorm(cfg.Layers)) {
+		return fmt.Errorf("%s: config.json has num_hidden_layers %d but the weights hold tensor %s of a further layer", dir, cfg.Layers, layerNorm(cfg.Layers))
+	}
+	return nil
 }
 
 // build creates the model, fetching each tensor by its Hugging Face name.

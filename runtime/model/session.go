@@ -114,7 +114,9 @@ func (s *Session) Chunk() int { return s.chunk }
 // Forward runs ids (at most the chunk size) through the model. promptEnd is
 // one past the prompt's last position while a prompt is read, -1 while
 // decoding. The returned logits ([rows, V] on the host) are valid until the
-// next call.
+// next call. Logits holding a NaN or ±Inf fail the pass with a
+// *NonFiniteError: the check reads the logits already on the host, and only
+// a failing pass pays for finding the layer.
 func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32, error) {
 	n := len(ids)
 	if n == 0 || n > s.chunk {
@@ -189,6 +191,9 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 	b.MatMul(*out, normed, m.lmHead, nil)
 	host := s.host[:rows*c.Vocab]
 	b.Read(*out, host)
+	if err := s.checkLogits(host, ids, s.seen-int64(rows)); err != nil {
+		return nil, err
+	}
 	return host, nil
 }
 
@@ -260,7 +265,7 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop []int32) ([]int32, error) {
 	logits, err := s.Prefill(ctx, prompt, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("generation step 0 (the prompt): %w", err)
 	}
 	var out []int32
 	for len(out) < maxNew {
@@ -273,7 +278,7 @@ func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop
 			break
 		}
 		if logits, err = s.Decode(next); err != nil {
-			return out, err
+			return out, fmt.Errorf("generation step %d (after generated token %d): %w", len(out), len(out), err)
 		}
 	}
 	return out, nil
