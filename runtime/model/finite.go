@@ -92,7 +92,7 @@ func (s *Session) diagnose(ids []int32, start int64) (where string, layer int) {
 			{"self_attn (attention over the chunk)", func() {
 				a := s.attn
 				a.Out, a.Q, a.K, a.V, a.Mass = att, q, k, v, nil
-				a.Ctx = backend.Context{QueryPos: qpos}
+				a.View = backend.View{QueryPos: qpos}
 				b.Attention(&a)
 			}, att},
 			{"self_attn.o_proj", func() { b.MatMul(h, att, l.wo, nil) }, h},

@@ -81,11 +81,11 @@ type poisonCache struct {
 	decodes int // decode steps begun
 }
 
-func (c *poisonCache) Context(layer, n int, promptEnd int64) (*backend.Context, error) {
+func (c *poisonCache) View(layer, n int, promptEnd int64) (*backend.View, error) {
 	if layer == 0 && promptEnd < 0 {
 		c.decodes++
 	}
-	return c.Cache.Context(layer, n, promptEnd)
+	return c.Cache.View(layer, n, promptEnd)
 }
 
 func (c *poisonCache) Update(layer int, k, v backend.Tensor, mass []float32) error {
