@@ -53,11 +53,12 @@ func flashMassShared(hd int) int {
 // flashScratch is where a call's gathered operands live in the backend's
 // flash scratch buffer: kr, vr [hkv, np, hd] bf16 (the keys rotated, the
 // values, padding and rows past l+s zero), bits [hkv, np/32] uint32 (a
-// key's validity) and qr [hq, sp, hd] bf16 (the queries rotated, rows
-// past s zero), at these byte offsets; bytes in all.
+// key's validity), qr [hq, sp, hd] bf16 (the queries rotated, rows past s
+// zero) and qstat [hq, sp] float32 pairs (flash_fwd's statistics for
+// flash_mass), at these byte offsets; bytes in all.
 type flashScratch struct {
-	np, sp                  int // keys rounded up to flashMassKeys, queries to flashQueryRows
-	kr, vr, bits, qr, bytes int
+	np, sp                         int // keys rounded up to flashMassKeys, queries to flashQueryRows
+	kr, vr, bits, qr, qstat, bytes int
 }
 
 func flashLayout(c *flashCall) flashScratch {
@@ -66,7 +67,8 @@ func flashLayout(c *flashCall) flashScratch {
 	kv := c.hkv * np * c.hd * 2
 	f := flashScratch{np: np, sp: sp, kr: 0, vr: kv, bits: 2 * kv}
 	f.qr = f.bits + (c.hkv*np/32*4+255)/256*256
-	f.bytes = f.qr + c.hq*sp*c.hd*2
+	f.qstat = f.qr + c.hq*sp*c.hd*2
+	f.bytes = f.qstat + c.hq*sp*8
 	return f
 }
 
@@ -199,6 +201,10 @@ func flashPlan(c *flashCall) []flashLaunch {
 	}
 	f := flashLayout(c)
 	kr, vr, bits, qr := c.scratch.Add(f.kr), c.scratch.Add(f.vr), c.scratch.Add(f.bits), c.scratch.Add(f.qr)
+	var qstat cuda.DevicePtr // for flash_mass
+	if c.weights != 0 {
+		qstat = c.scratch.Add(f.qstat)
+	}
 	scale2 := float32(float64(c.scale) * math.Log2E) // the kernels work in powers of 2
 	plan := []flashLaunch{{
 		kernel: flashKeysKernel, grid: cuda.Dim3{X: f.np / flashGather, Y: c.hkv},
@@ -216,7 +222,8 @@ func flashPlan(c *flashCall) []flashLaunch {
 	}, {
 		kernel: flashFwdKernel, grid: cuda.Dim3{X: f.sp / flashQueryRows, Y: c.hq}, shared: flashFwdShared(c.hd),
 		args: []cuda.Arg{
-			cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(vr), cuda.Ptr(bits),
+			cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(qstat), cuda.Ptr(c.weights),
+			cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(vr), cuda.Ptr(bits),
 			cuda.Int(c.s), cuda.Int(f.sp), cuda.Int(c.l), cuda.Int(f.np), cuda.Int(c.hq), cuda.Int(c.hkv),
 			cuda.Float(scale2),
 		},
@@ -225,7 +232,7 @@ func flashPlan(c *flashCall) []flashLaunch {
 		plan = append(plan, flashLaunch{
 			kernel: flashMassKernel, grid: cuda.Dim3{X: f.np / flashMassKeys, Y: c.hkv}, shared: flashMassShared(c.hd),
 			args: []cuda.Arg{
-				cuda.Ptr(c.mass), cuda.Ptr(c.stats), cuda.Ptr(c.weights), cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(bits),
+				cuda.Ptr(c.mass), cuda.Ptr(qstat), cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(bits),
 				cuda.Int(c.s), cuda.Int(f.sp), cuda.Int(c.l), cuda.Int(f.np), cuda.Int(c.hq), cuda.Int(c.hkv),
 				cuda.Float(scale2),
 			},

@@ -86,7 +86,7 @@
 // flash_fwd: queries [BQ][HDP], keys [2][BK][HDP], values [2][BK][HDP].
 #define FWD_SHARED ((BQ + 4 * BK) * HDP * 2)
 // flash_mass: keys [BKM][HDP], queries [2][BQM][HDP], per-query exponent
-// base and weight/denominator [2][BQM] each.
+// base and weight/denominator [2][BQM] (float2).
 #define MASS_SHARED ((BKM + 2 * BQM) * HDP * 2 + 4 * BQM * 4)
 
 typedef unsigned short bf16; // raw bf16 bits
@@ -334,11 +334,12 @@ __device__ __forceinline__ void copy_rows(bf16 *dst, const bf16 *src, int rows) 
 // query head per block from flash_queries' qr and flash_keys' kr, vr and
 // bits: grid (SP/BQ, Hq), THREADS threads, FWD_SHARED bytes of dynamic
 // shared memory. Blocks run the last (longest) query tiles first. scale2
-// is scale·log2(e).
+// is scale·log2(e). Unless qstat is null it also writes, for flash_mass,
+// qstat [Hq, SP] = (m·log2(e), weights[i]/l) of each query, (0, 0) past S.
 extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
-	bf16 *__restrict__ out, float *__restrict__ stats, const bf16 *__restrict__ qr, const bf16 *__restrict__ kr,
-	const bf16 *__restrict__ vr, const u32 *__restrict__ bits, int S, int sp, int L, int np, int hq, int hkv,
-	float scale2) {
+	bf16 *__restrict__ out, float *__restrict__ stats, float2 *__restrict__ qstat, const float *__restrict__ weights,
+	const bf16 *__restrict__ qr, const bf16 *__restrict__ kr, const bf16 *__restrict__ vr,
+	const u32 *__restrict__ bits, int S, int sp, int L, int np, int hq, int hkv, float scale2) {
 	extern __shared__ __align__(16) unsigned char smem[];
 	bf16 *qs = (bf16 *)smem;       // [BQ][HDP]
 	bf16 *ksm = qs + BQ * HDP;     // [2][BK][HDP]
@@ -387,6 +388,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 		if (qw >= S || j0 > L + qw + 31) { // no key of the tile is visible to the warp
 			continue;
 		}
+		// validity of the tile's keys, loaded before the mma so that its
+		// latency hides behind them
+		unsigned long long vb64 = bh[j0 / 32] | (unsigned long long)bh[j0 / 32 + 1] << 32;
 		const bf16 *kb = ksm + st * BK * HDP, *vb = vsm + st * BK * HDP;
 		float sc[2][BK / 8][4];
 #pragma unroll
@@ -414,7 +418,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 				}
 			}
 		}
-		unsigned long long vb64 = bh[j0 / 32] | (unsigned long long)bh[j0 / 32 + 1] << 32;
 		bool full = vb64 == ~0ull && j0 + BK - 1 <= L + qw; // no key of the tile is masked for the warp
 		if (!full) {
 #pragma unroll
@@ -487,43 +490,44 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 	}
 	cp_async_wait(); // nothing may be left in flight (warps that skipped their last tiles)
 
-	if (qw >= S) {
-		return;
-	}
 #pragma unroll
 	for (int r = 0; r < 4; r++) {
 		int mt = r / 2, half = r % 2, i = qw + 16 * mt + g + 8 * half;
 		float lr = quad_sum(l[r]);
-		float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
-		if (i < S) {
-			u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
-#pragma unroll
-			for (int d = 0; d < HD / 8; d++) {
-				y[d * 4] = pack2(o[mt][d][2 * half] * inv, o[mt][d][2 * half + 1] * inv);
+		if (i >= S) {
+			if (qstat != 0 && t4 == 0) {
+				qstat[(long long)qh * sp + i] = make_float2(0.0f, 0.0f);
 			}
-			if (stats != 0 && t4 == 0) {
-				stats[(long long)qh * S + i] = m[r] * scale2 * LN2;
+			continue;
+		}
+		float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+		u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
+#pragma unroll
+		for (int d = 0; d < HD / 8; d++) {
+			y[d * 4] = pack2(o[mt][d][2 * half] * inv, o[mt][d][2 * half + 1] * inv);
+		}
+		if (t4 == 0) {
+			float mn = m[r] * scale2 * LN2; // natural units
+			if (stats != 0) {
+				stats[(long long)qh * S + i] = mn;
 				stats[(long long)(hq + qh) * S + i] = lr;
+			}
+			if (qstat != 0) {
+				qstat[(long long)qh * sp + i] = make_float2(mn * LOG2E, lr > 0.0f ? weights[i] / lr : 0.0f);
 			}
 		}
 	}
 }
 
-// query_stats returns, for query i of query head qh, the exponent base
-// m·log2(e) and the factor w/l that turn a score into its weighted
-// probability; 0 and 0 past the chunk.
-__device__ __forceinline__ void query_stats(float &mm, float &wl, const float *__restrict__ stats,
-					    const float *__restrict__ weights, int S, int hq, int qh, int i) {
-	mm = 0.0f;
-	wl = 0.0f;
-	if (i < S) {
-		float m = stats[(long long)qh * S + i], l = stats[(long long)(hq + qh) * S + i];
-		mm = m * LOG2E;
-		wl = l > 0.0f ? weights[i] / l : 0.0f;
+// copy_stats starts the copies of BQM float2 query statistics from src
+// into dst in shared memory (no commit).
+__device__ __forceinline__ void copy_stats(float2 *dst, const float2 *src) {
+	if (threadIdx.x < BQM / 2) {
+		cp_async16(dst + 2 * threadIdx.x, src + 2 * threadIdx.x, true);
 	}
 }
 
-// flash_mass sets mass[qh, j] = Σᵢ wᵢ·p(qh, i, j) from the stats that
+// flash_mass sets mass[qh, j] = Σᵢ wᵢ·p(qh, i, j) from the qstat that
 // flash_fwd wrote, over flash_queries' qr and flash_keys' kr and bits:
 // grid (NP/BKM, Hkv), THREADS threads, MASS_SHARED bytes of dynamic shared
 // memory. A block owns BKM keys of one KV head (32 per warp, kept as A
@@ -531,14 +535,13 @@ __device__ __forceinline__ void query_stats(float &mm, float &wl, const float *_
 // head of the group in turn, recomputing the scores kᵀq with mma and each
 // probability from the query's m and l. Padding keys get 0.
 extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
-	float *__restrict__ mass, const float *__restrict__ stats, const float *__restrict__ weights,
-	const bf16 *__restrict__ qr, const bf16 *__restrict__ kr, const u32 *__restrict__ bits, int S, int sp, int L,
-	int np, int hq, int hkv, float scale2) {
+	float *__restrict__ mass, const float2 *__restrict__ qstat, const bf16 *__restrict__ qr,
+	const bf16 *__restrict__ kr, const u32 *__restrict__ bits, int S, int sp, int L, int np, int hq, int hkv,
+	float scale2) {
 	extern __shared__ __align__(16) unsigned char smem[];
 	bf16 *ksm = (bf16 *)smem;                 // [BKM][HDP]
 	bf16 *qsm = ksm + BKM * HDP;              // [2][BQM][HDP]
-	float *mmS = (float *)(qsm + 2 * BQM * HDP); // [2][BQM]: m·log2(e) per query
-	float *wlS = mmS + 2 * BQM;               // [2][BQM]: w/l per query
+	float2 *qst = (float2 *)(qsm + 2 * BQM * HDP); // [2][BQM]: m·log2(e) and w/l per query
 
 	int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
 	int h = blockIdx.y, group = hq / hkv;
@@ -550,10 +553,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 
 	copy_rows(ksm, kr + ((long long)h * np + j0) * HD, BKM);
 	copy_rows(qsm, qr + ((long long)(h * group) * sp + istart) * HD, BQM);
+	copy_stats(qst, qstat + (long long)(h * group) * sp + istart);
 	cp_async_commit();
-	if (tid < BQM) {
-		query_stats(mmS[tid], wlS[tid], stats, weights, S, hq, h * group, istart + tid);
-	}
 	cp_async_wait();
 	__syncthreads();
 	u32 kf[2][HD / 16][4];
@@ -576,17 +577,14 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 		if (it + 1 < T) {
 			int qn = h * group + (it + 1) / QT, in = istart + (it + 1) % QT * BQM;
 			copy_rows(qsm + (1 - st) * BQM * HDP, qr + ((long long)qn * sp + in) * HD, BQM);
+			copy_stats(qst + (1 - st) * BQM, qstat + (long long)qn * sp + in);
 			cp_async_commit();
-			if (tid < BQM) {
-				query_stats(mmS[(1 - st) * BQM + tid], wlS[(1 - st) * BQM + tid], stats, weights, S, hq, qn,
-					    in + tid);
-			}
 		}
 
 		int ilast = min(S, i0 + BQM) - 1;
 		if (jw < n && jw <= L + ilast) { // some query of the tile sees some key of the warp
 			const bf16 *qb = qsm + st * BQM * HDP;
-			const float *mmT = mmS + st * BQM, *wlT = wlS + st * BQM;
+			const float2 *qs2 = qst + st * BQM;
 			float sc[2][BQM / 8][4];
 #pragma unroll
 			for (int mt = 0; mt < 2; mt++) {
@@ -614,7 +612,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #pragma unroll
 				for (int e2 = 0; e2 < 2; e2++) {
 					int col = nt * 8 + 2 * t4 + e2; // query i0+col
-					float mmc = mmT[col], wlc = wlT[col];
+					float2 ms = qs2[col];
+					float mmc = ms.x, wlc = ms.y;
 #pragma unroll
 					for (int mt = 0; mt < 2; mt++) {
 #pragma unroll
