@@ -68,6 +68,13 @@
 #define THREADS (WARPS * 32)
 #define BQ (32 * WARPS)   // queries per flash_fwd block
 #define BK 64             // keys per flash_fwd tile
+#if HD == 128
+#define KH 32             // keys per half tile: scored, softmaxed and multiplied into o in one go
+#define KH_MASK 0xffffffffull
+#else
+#define KH 64
+#define KH_MASK ~0ull
+#endif
 #define BKM (32 * WARPS)  // keys per flash_mass block
 #define BQM 64            // queries per flash_mass tile
 #define KTILE BKM         // kr, vr and bits hold whole blocks of BKM keys (a multiple of BK and 32)
@@ -392,98 +399,117 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 		// latency hides behind them
 		unsigned long long vb64 = bh[j0 / 32] | (unsigned long long)bh[j0 / 32 + 1] << 32;
 		const bf16 *kb = ksm + st * BK * HDP, *vb = vsm + st * BK * HDP;
-		float sc[2][BK / 8][4];
+		// The tile in two halves of KH keys, each scored, softmaxed and
+		// multiplied into o before the next: half the score registers,
+		// so that o, the scores and P fit without spilling.
 #pragma unroll
-		for (int mt = 0; mt < 2; mt++) {
-#pragma unroll
-			for (int nt = 0; nt < BK / 8; nt++) {
-				sc[mt][nt][0] = sc[mt][nt][1] = sc[mt][nt][2] = sc[mt][nt][3] = 0.0f;
+		for (int hk = 0; hk < BK / KH; hk++) {
+			int jh = j0 + hk * KH;
+			if (jh > L + qw + 31) { // the half is past every row of the warp
+				break;
 			}
-		}
-#pragma unroll
-		for (int ks = 0; ks < HD / 16; ks++) {
-			u32 a[2][4];
+			const bf16 *kbh = kb + hk * KH * HDP, *vbh = vb + hk * KH * HDP;
+			unsigned long long vbh64 = vb64 >> (hk * KH);
+			float sc[2][KH / 8][4];
 #pragma unroll
 			for (int mt = 0; mt < 2; mt++) {
-				ldsm4(a[mt], qs + (32 * warp + 16 * mt + lane % 16) * HDP + ks * 16 + lane / 16 * 8);
-			}
 #pragma unroll
-			for (int np2 = 0; np2 < BK / 16; np2++) {
-				u32 b[4];
-				ldsm4(b, kb + (np2 * 16 + lane % 8 + lane / 16 * 8) * HDP + ks * 16 + lane / 8 % 2 * 8);
-#pragma unroll
-				for (int mt = 0; mt < 2; mt++) {
-					mma(sc[mt][2 * np2], a[mt], b[0], b[1]);
-					mma(sc[mt][2 * np2 + 1], a[mt], b[2], b[3]);
+				for (int nt = 0; nt < KH / 8; nt++) {
+					sc[mt][nt][0] = sc[mt][nt][1] = sc[mt][nt][2] = sc[mt][nt][3] = 0.0f;
 				}
 			}
-		}
-		bool full = vb64 == ~0ull && j0 + BK - 1 <= L + qw; // no key of the tile is masked for the warp
-		if (!full) {
 #pragma unroll
-			for (int mt = 0; mt < 2; mt++) {
+			for (int ks = 0; ks < HD / 16; ks++) {
+				u32 a[2][4];
 #pragma unroll
-				for (int nt = 0; nt < BK / 8; nt++) {
+				for (int mt = 0; mt < 2; mt++) {
+					ldsm4(a[mt], qs + (32 * warp + 16 * mt + lane % 16) * HDP + ks * 16 + lane / 16 * 8);
+				}
 #pragma unroll
-					for (int e = 0; e < 4; e++) {
-						int col = nt * 8 + 2 * t4 + e % 2, i = qw + 16 * mt + g + 8 * (e / 2);
-						bool vis = (vb64 >> col & 1) && j0 + col <= L + i;
-						sc[mt][nt][e] = vis ? sc[mt][nt][e] : NEG_INF;
+				for (int np2 = 0; np2 < KH / 16; np2++) {
+					u32 b[4];
+					ldsm4(b, kbh + (np2 * 16 + lane % 8 + lane / 16 * 8) * HDP + ks * 16 + lane / 8 % 2 * 8);
+#pragma unroll
+					for (int mt = 0; mt < 2; mt++) {
+						mma(sc[mt][2 * np2], a[mt], b[0], b[1]);
+						mma(sc[mt][2 * np2 + 1], a[mt], b[2], b[3]);
 					}
 				}
 			}
-		}
-		float c[4], mu[4]; // per row: the factor on the old sums, the max subtracted (scaled)
-#pragma unroll
-		for (int r = 0; r < 4; r++) {
-			int mt = r / 2, e0 = r % 2 * 2;
-			float mx = m[r];
-#pragma unroll
-			for (int nt = 0; nt < BK / 8; nt++) {
-				mx = fmaxf(mx, fmaxf(sc[mt][nt][e0], sc[mt][nt][e0 + 1]));
-			}
-			mx = quad_max(mx);
-			// Subtract 0 while a row has seen no key, so that −∞ − −∞
-			// never happens; its p, l and o are then all 0.
-			mu[r] = mx == NEG_INF ? 0.0f : mx * scale2;
-			c[r] = ex2(m[r] * scale2 - mu[r]);
-			m[r] = mx;
-		}
-		u32 pa[2][BK / 16][4]; // P as A fragments of the P·V mma
-#pragma unroll
-		for (int mt = 0; mt < 2; mt++) {
-			float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-			for (int nt = 0; nt < BK / 8; nt++) {
-				float p0 = ex2(fmaf(sc[mt][nt][0], scale2, -mu[2 * mt]));
-				float p1 = ex2(fmaf(sc[mt][nt][1], scale2, -mu[2 * mt]));
-				float p2 = ex2(fmaf(sc[mt][nt][2], scale2, -mu[2 * mt + 1]));
-				float p3 = ex2(fmaf(sc[mt][nt][3], scale2, -mu[2 * mt + 1]));
-				rs0 += p0 + p1;
-				rs1 += p2 + p3;
-				pa[mt][nt / 2][nt % 2 * 2] = pack2(p0, p1);
-				pa[mt][nt / 2][nt % 2 * 2 + 1] = pack2(p2, p3);
-			}
-			l[2 * mt] = l[2 * mt] * c[2 * mt] + rs0;
-			l[2 * mt + 1] = l[2 * mt + 1] * c[2 * mt + 1] + rs1;
-#pragma unroll
-			for (int d = 0; d < HD / 8; d++) {
-				o[mt][d][0] *= c[2 * mt];
-				o[mt][d][1] *= c[2 * mt];
-				o[mt][d][2] *= c[2 * mt + 1];
-				o[mt][d][3] *= c[2 * mt + 1];
-			}
-		}
-#pragma unroll
-		for (int kk = 0; kk < BK / 16; kk++) {
-#pragma unroll
-			for (int dp = 0; dp < HD / 16; dp++) {
-				u32 b[4];
-				ldsm4t(b, vb + (kk * 16 + lane % 8 + lane / 8 % 2 * 8) * HDP + dp * 16 + lane / 16 * 8);
+			bool full = (vbh64 & KH_MASK) == KH_MASK && jh + KH - 1 <= L + qw; // nothing masked for the warp
+			if (!full) {
 #pragma unroll
 				for (int mt = 0; mt < 2; mt++) {
-					mma(o[mt][2 * dp], pa[mt][kk], b[0], b[1]);
-					mma(o[mt][2 * dp + 1], pa[mt][kk], b[2], b[3]);
+#pragma unroll
+					for (int nt = 0; nt < KH / 8; nt++) {
+#pragma unroll
+						for (int e = 0; e < 4; e++) {
+							int col = nt * 8 + 2 * t4 + e % 2, i = qw + 16 * mt + g + 8 * (e / 2);
+							bool vis = (vbh64 >> col & 1) && jh + col <= L + i;
+							sc[mt][nt][e] = vis ? sc[mt][nt][e] : NEG_INF;
+						}
+					}
+				}
+			}
+			float c[4], mu[4]; // per row: the factor on the old sums, the max subtracted (scaled)
+			bool same = true;  // no row's max moved: the old sums stay as they are
+#pragma unroll
+			for (int r = 0; r < 4; r++) {
+				int mt = r / 2, e0 = r % 2 * 2;
+				float mx = m[r];
+#pragma unroll
+				for (int nt = 0; nt < KH / 8; nt++) {
+					mx = fmaxf(mx, fmaxf(sc[mt][nt][e0], sc[mt][nt][e0 + 1]));
+				}
+				mx = quad_max(mx);
+				// Subtract 0 while a row has seen no key, so that −∞ − −∞
+				// never happens; its p, l and o are then all 0.
+				mu[r] = mx == NEG_INF ? 0.0f : mx * scale2;
+				c[r] = ex2(m[r] * scale2 - mu[r]);
+				same = same && mx == m[r];
+				m[r] = mx;
+			}
+			u32 pa[2][KH / 16][4]; // P as A fragments of the P·V mma
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) {
+				float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+				for (int nt = 0; nt < KH / 8; nt++) {
+					float p0 = ex2(fmaf(sc[mt][nt][0], scale2, -mu[2 * mt]));
+					float p1 = ex2(fmaf(sc[mt][nt][1], scale2, -mu[2 * mt]));
+					float p2 = ex2(fmaf(sc[mt][nt][2], scale2, -mu[2 * mt + 1]));
+					float p3 = ex2(fmaf(sc[mt][nt][3], scale2, -mu[2 * mt + 1]));
+					rs0 += p0 + p1;
+					rs1 += p2 + p3;
+					pa[mt][nt / 2][nt % 2 * 2] = pack2(p0, p1);
+					pa[mt][nt / 2][nt % 2 * 2 + 1] = pack2(p2, p3);
+				}
+				l[2 * mt] = l[2 * mt] * c[2 * mt] + rs0;
+				l[2 * mt + 1] = l[2 * mt + 1] * c[2 * mt + 1] + rs1;
+			}
+			if (!__all_sync(FULL_MASK, same)) { // c is 1 where the max stayed: skip o's rescaling then
+#pragma unroll
+				for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+					for (int d = 0; d < HD / 8; d++) {
+						o[mt][d][0] *= c[2 * mt];
+						o[mt][d][1] *= c[2 * mt];
+						o[mt][d][2] *= c[2 * mt + 1];
+						o[mt][d][3] *= c[2 * mt + 1];
+					}
+				}
+			}
+#pragma unroll
+			for (int kk = 0; kk < KH / 16; kk++) {
+#pragma unroll
+				for (int dp = 0; dp < HD / 16; dp++) {
+					u32 b[4];
+					ldsm4t(b, vbh + (kk * 16 + lane % 8 + lane / 8 % 2 * 8) * HDP + dp * 16 + lane / 16 * 8);
+#pragma unroll
+					for (int mt = 0; mt < 2; mt++) {
+						mma(o[mt][2 * dp], pa[mt][kk], b[0], b[1]);
+						mma(o[mt][2 * dp + 1], pa[mt][kk], b[2], b[3]);
+					}
 				}
 			}
 		}
