@@ -33,8 +33,9 @@
 //                  padding and rows past n are zeros with bit 0);
 //   flash_queries  rotates the queries into qr [Hq, SP, HD] bf16 (SP = S
 //                  rounded up to BQ; rows past S are zeros);
-//   flash_fwd      attention over the contiguous, rotated kr and vr;
-//   flash_mass     (with weights) the attention mass from flash_fwd's stats.
+//   flash_fwd      attention over the contiguous, rotated kr and vr (with
+//                  weights also each query's (m·log2 e, w/l) in qstat);
+//   flash_mass     (with weights) the attention mass from qstat.
 //
 // The two gathers are bandwidth-bound and read every byte once; the two
 // tensor-core kernels then stream whole tiles with cp.async and never
@@ -44,9 +45,11 @@
 // (two m16 tiles, so that each key fragment read from shared memory feeds
 // two mma), the block's queries in shared memory, key and value tiles of
 // BK rows double-buffered in shared memory (tile t+1 copied while tile t
-// computes, one barrier per tile), the output accumulator [32][HD] per
-// warp and the row statistics in registers, exp2 with the scale folded
-// into one fma.
+// computes, one barrier per tile; with HD 128 each tile is scored,
+// softmaxed and multiplied into the output in halves of KH keys, so that
+// the registers hold it), the output accumulator [32][HD] per warp and the
+// row statistics in registers, exp2 with the scale folded into one fma,
+// the output's rescaling skipped where no row's max moved.
 //
 // flash_mass: WARPS warps of 32 keys each (their A fragments held in
 // registers), query tiles of BQM rows double-buffered through shared
