@@ -86,6 +86,8 @@ type Backend struct {
 	stats scratch // [2, Hq, S] softmax max and denominator
 	mass  scratch // [Hq, L+S]
 	part  scratch // split attention runs: [split, S, Hq, hd+2]
+	// flashBuf holds flash.cu's gathered operands (flashLayout)
+	flashBuf scratch
 
 	hostPolicies bool
 	noFlash      bool
@@ -173,7 +175,7 @@ func (b *Backend) Close() error {
 		for _, t := range b.rope {
 			errs = append(errs, b.dev.Free(t.buf), b.dev.Free(t.inv))
 		}
-		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part} {
+		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part, &b.flashBuf} {
 			errs = append(errs, s.release(b.dev))
 		}
 		for _, m := range b.modules {

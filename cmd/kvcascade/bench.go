@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,6 +124,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	layers := fs.Int("layers", 0, "use only this many layers of the shape (0: all)")
 	maxPrefill := fs.Duration("max-prefill", 0, "skip a policy's longer lengths once one of its prefills took longer (0: never)")
 	format := fs.String("format", "table", "table or csv")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed runs to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kvcascade bench [--shape llama-3.1-8b] [--backend cuda] [--lengths 4096,16384] [--policy NAME[:k=v,...] ...]\n\n"+
 			"Times prefill and decoding of a model shape with random weights (no weight files): one\n"+
@@ -199,6 +201,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			*shape, cfg.Layers, paramsString(m.Params()), b.DType(), b.Name(), *chunk, *decode, *seed)
 	}
 	w.header()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile %s: %w", *cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	pshape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	for _, p := range pols {
 		warm := randomIDs(min(2**chunk, lengths[0]), m.Vocab, *seed+1)

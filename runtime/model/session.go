@@ -21,9 +21,10 @@ type Session struct {
 	q, att   backend.Tensor // [chunk, Hq·hd]
 	k, v     backend.Tensor // [chunk, Hkv·hd]
 	gate, up backend.Tensor // [chunk, F]
-	logits   backend.Tensor // [chunk, V]
+	logits   backend.Tensor // [chunk, V], made on first use of AllLogits
+	logits1  backend.Tensor // [1, V], made on first use of LastLogits
 	mass     []float32      // [Hq·(L+S)]
-	host     []float32      // [chunk·V] logits on the host
+	host     []float32      // [rows·V] logits on the host, grown to the rows asked for
 	attn     backend.Attention
 	views    map[int]*views // row views of the activations by chunk length
 	one      [1]int32       // Decode's token
@@ -34,7 +35,7 @@ type Session struct {
 type views struct {
 	x, h, q, att, k, v, gate, up backend.Tensor
 	last, normed1, normedN       backend.Tensor // last row of x; first 1 and n rows of h
-	logits1, logitsN             backend.Tensor // first 1 and n rows of logits (nil until used)
+	logitsN                      backend.Tensor // first n rows of logits (nil until used)
 }
 
 // viewsFor returns the views for n rows, made once per n (for a bounded
@@ -98,7 +99,7 @@ func (m *Model) NewSession(cache Cache, chunk int) *Session {
 
 // Close frees the session's activations (not the cache).
 func (s *Session) Close() {
-	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.logits} {
+	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.logits, s.logits1} {
 		if t != nil {
 			s.m.b.Free(t)
 		}
@@ -176,21 +177,34 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 	if which == NoLogits {
 		return nil, nil
 	}
-	if s.logits == nil {
-		s.logits = b.New(backend.F32, s.chunk, c.Vocab)
-		s.host = make([]float32, s.chunk*c.Vocab)
-	}
-	rows, in, normed, out := n, x, vw.normedN, &vw.logitsN
+	// Only the rows asked for are allocated: a chunk's [chunk, V] float32
+	// logits are gigabytes for a large vocabulary, and clearing a host
+	// buffer that size cost more than the whole forward pass of a 4K
+	// prompt.
+	rows, in, normed := n, x, vw.normedN
+	var out backend.Tensor
 	if which == LastLogits {
-		rows, in, normed, out = 1, vw.last, vw.normed1, &vw.logits1
+		rows, in, normed = 1, vw.last, vw.normed1
+		if s.logits1 == nil {
+			s.logits1 = b.New(backend.F32, 1, c.Vocab)
+		}
+		out = s.logits1
+	} else {
+		if s.logits == nil {
+			s.logits = b.New(backend.F32, s.chunk, c.Vocab)
+		}
+		if vw.logitsN == nil {
+			vw.logitsN = b.Slice(s.logits, 0, rows)
+		}
+		out = vw.logitsN
 	}
-	if *out == nil {
-		*out = b.Slice(s.logits, 0, rows)
+	if len(s.host) < rows*c.Vocab {
+		s.host = make([]float32, rows*c.Vocab)
 	}
 	b.RMSNorm(normed, in, m.norm, eps)
-	b.MatMul(*out, normed, m.lmHead, nil)
+	b.MatMul(out, normed, m.lmHead, nil)
 	host := s.host[:rows*c.Vocab]
-	b.Read(*out, host)
+	b.Read(out, host)
 	if err := s.checkLogits(host, ids, s.seen-int64(rows)); err != nil {
 		return nil, err
 	}
