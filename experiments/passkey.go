@@ -22,7 +22,7 @@ func (passkeyExp) Params() []params.Param {
 		{Name: "depth_bin", Kind: "int", Default: 0, Doc: "key depth bin 0..4 (0–20 % … 80–100 % of the filler)"},
 		{Name: "samples", Kind: "int", Default: 10, Doc: "prompts per point"},
 		{Name: "seed", Kind: "int", Default: 0, Doc: "seed: the same seed, length, bin and index give the same prompt"},
-		{Name: "words", Kind: "string", Default: "", Doc: "word list for the filler (default /usr/share/dict/words, Debian package wamerican)"},
+		{Name: "words", Kind: "string", Default: "", Doc: "word list file for the filler, one word a line (default: the embedded SCOWL list)"},
 		{Name: "template", Kind: "string", Default: "", Doc: "chat template with a {prompt} placeholder, for instruct models"},
 		{Name: "max_new", Kind: "int", Default: 8, Doc: "tokens generated for the answer"},
 	}
