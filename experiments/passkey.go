@@ -38,10 +38,10 @@ type passkeySample struct {
 }
 
 func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
-	n := p.Int("samples")
-	if n <= 0 {
-		return nil, fmt.Errorf("experiment passkey: samples must be positive, got %d", n)
+	if err := x.check(p); err != nil {
+		return nil, err
 	}
+	n := p.Int("samples")
 	words := &passkey.Words{}
 	cfg := passkey.Config{
 		Length: p.Int("length"), DepthBin: p.Int("depth_bin"), Seed: int64(p.Int("seed")),

@@ -57,6 +57,9 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	if *workers < 1 {
+		return fmt.Errorf("--workers %d: want at least 1", *workers)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -79,6 +82,14 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	sh, err := parseShard(*shard)
 	if err != nil {
 		return err
+	}
+	if !*task {
+		// Every model, data file and word list opens before the first
+		// point runs; a worker of --gpus or Slurm was started after its
+		// parent checked them.
+		if err := s.CheckFiles(); err != nil {
+			return err
+		}
 	}
 	if err := slurm.check(fs); err != nil {
 		return err

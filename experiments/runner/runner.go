@@ -301,5 +301,5 @@ func execute(ctx context.Context, pt sweep.Point, models *ModelCache) (*experime
 		return nil, err
 	}
 	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk}
-	return exp.Run(ctx, env, pt.ExperimentParams)
+	return exp.Run(ctx, env, pt.RunParams())
 }
