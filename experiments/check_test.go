@@ -74,6 +74,10 @@ func TestResolvePaths(t *testing.T) {
 	if r := experiments.ResolvePaths(e, p, "/sweeps"); r["words"] != "" {
 		t.Errorf("unset words resolved to %v, want \"\" (the embedded list)", r["words"])
 	}
+	e, p = resolve(t, "perplexity", map[string]any{"text": "embedded:book"})
+	if r := experiments.ResolvePaths(e, p, "/sweeps"); r["text"] != "embedded:book" {
+		t.Errorf("an embedded name resolved to %v", r["text"])
+	}
 	e, p = resolve(t, "longbench", map[string]any{"data": "/abs/trec.jsonl"})
 	if r := experiments.ResolvePaths(e, p, "/sweeps"); r["data"] != "/abs/trec.jsonl" {
 		t.Errorf("absolute data resolved to %v", r["data"])

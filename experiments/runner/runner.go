@@ -173,7 +173,7 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 	if _, err := db.ResetStale(id, opt.StaleAfter); err != nil {
 		return sum, err
 	}
-	rows, err := db.Points(results.Filter{Sweep: s.Name})
+	rows, err := db.Points(results.Filter{SweepID: id})
 	if err != nil {
 		return sum, err
 	}
