@@ -38,20 +38,10 @@ func randomPrompt(n, vocab, seed int) []int32 {
 	return ids
 }
 
-func checkLength(name string, n int) error {
-	if n <= 0 {
-		return fmt.Errorf("experiment %s: length must be positive, got %d", name, n)
-	}
-	return nil
-}
-
 func (l latency) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
 	n, decode := p.Int("length"), p.Int("decode_tokens")
-	if err := checkLength(l.Name(), n); err != nil {
+	if err := l.check(p); err != nil {
 		return nil, err
-	}
-	if decode < 0 {
-		return nil, fmt.Errorf("experiment latency: decode_tokens must be ≥ 0, got %d", decode)
 	}
 	ids := env.Prompt(randomPrompt(n, env.Model.Vocab, p.Int("seed")))
 	if p.Bool("warmup") {

@@ -71,19 +71,16 @@ type longbenchSample struct {
 }
 
 func (x longbenchExp) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
-	if p.String("data") == "" {
-		return nil, fmt.Errorf("experiment longbench: parameter data (a LongBench jsonl file) is required")
+	if err := x.check(p); err != nil {
+		return nil, err
 	}
 	samples, err := longbench.ReadFile(p.String("data"))
 	if err != nil {
 		return nil, err
 	}
-	if len(samples) == 0 {
-		return nil, fmt.Errorf("experiment longbench: %s has no samples", p.String("data"))
-	}
-	name := p.String("subset")
-	if name == "" {
-		name = samples[0].Dataset
+	name, err := longbenchSubset(p.String("data"), samples, p.String("subset"))
+	if err != nil {
+		return nil, err
 	}
 	task, ok := longbench.Lookup(name)
 	if !ok {

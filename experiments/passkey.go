@@ -30,7 +30,7 @@ func (passkeyExp) Params() []params.Param {
 		{Name: "depth_bin", Kind: "int", Default: 0, Doc: "key depth bin 0..4 (0–20 % … 80–100 % of the filler)"},
 		{Name: "samples", Kind: "int", Default: 10, Doc: "prompts per point"},
 		{Name: "seed", Kind: "int", Default: 0, Doc: "seed: the same seed, length, bin and index give the same prompt"},
-		{Name: "words", Kind: "string", Default: "", Doc: "word list for the filler (default /usr/share/dict/words, Debian package wamerican)"},
+		{Name: "words", Kind: "string", Default: "", Doc: "word list file for the filler, one word a line (default: the embedded SCOWL list)"},
 		{Name: "template", Kind: "string", Default: "", Doc: "chat template with a {prompt} placeholder, for instruct models (format plain)"},
 		{Name: "max_new", Kind: "int", Default: 8, Doc: "tokens generated for the answer"},
 		{Name: "format", Kind: "string", Default: formatPlain, Choices: []string{formatPlain, formatOfficial},
@@ -68,13 +68,16 @@ func (x passkeyExp) prompts(env *Env, p params.Values) (passkeyPrompt, error) {
 		if p.String("template") != "" {
 			return nil, fmt.Errorf("experiment passkey: format official brings its own chat headers; leave template empty")
 		}
-		path := p.String("words")
-		if path == "" {
-			path = passkey.DefaultWords
-		}
-		words, err := passkey.LoadAllWords(path)
-		if err != nil {
-			return nil, err
+		// The official job reads every line of the system dictionary;
+		// without a words file the embedded list stands in (SCOWL's
+		// lowercase a–z words, the same source without its capitalised
+		// and accented entries).
+		words := passkey.Embedded()
+		if path := p.String("words"); path != "" {
+			var err error
+			if words, err = passkey.LoadAllWords(path); err != nil {
+				return nil, err
+			}
 		}
 		filler, err := passkey.NewOfficialFiller(words, env.Tokenizer, passkey.FillerRand(seed))
 		if err != nil {
@@ -99,10 +102,10 @@ func (x passkeyExp) prompts(env *Env, p params.Values) (passkeyPrompt, error) {
 }
 
 func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
-	n := p.Int("samples")
-	if n <= 0 {
-		return nil, fmt.Errorf("experiment passkey: samples must be positive, got %d", n)
+	if err := x.check(p); err != nil {
+		return nil, err
 	}
+	n := p.Int("samples")
 	prompt, err := x.prompts(env, p)
 	if err != nil {
 		return nil, err

@@ -50,16 +50,13 @@ type pplSample struct {
 }
 
 func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
+	if err := x.check(p); err != nil {
+		return nil, err
+	}
 	if p.String("books") == booksEach {
 		return perBook(ctx, env, p)
 	}
 	want := p.Int("tokens")
-	if want < 2 {
-		return nil, fmt.Errorf("experiment perplexity: tokens must be at least 2, got %d", want)
-	}
-	if p.String("text") == "" {
-		return nil, fmt.Errorf("experiment perplexity: parameter text (a file, folder or jsonl) is required")
-	}
 	ids, err := readTokens(ctx, env.Tokenizer, p.String("text"), p.String("field"), want)
 	if err != nil {
 		return nil, err
@@ -147,7 +144,8 @@ func logCheckpoints(n int64, k int) []int64 {
 	return out
 }
 
-// readTokens reads the corpus at path until it has want tokens. The text
+// readTokens reads the corpus at path until it has want tokens; a corpus
+// with fewer is an error. The text
 // arrives in chunks of about 64 KiB cut at line breaks or spaces and is
 // encoded chunk by chunk; each document starts with the model's special
 // tokens (BOS).
@@ -171,8 +169,8 @@ func readTokens(ctx context.Context, tok Tokenizer, path, field string, want int
 			return ids[:want], nil
 		}
 	}
-	if len(ids) < 2 {
-		return nil, fmt.Errorf("experiment perplexity: %s holds %d tokens, need at least 2", path, len(ids))
-	}
-	return ids, nil
+	// A shorter stream would measure something else than the point says
+	// (and than its neighbours in a sweep): the point fails.
+	return nil, fmt.Errorf("experiment perplexity: parameter text: %s holds %d tokens, fewer than tokens = %d; lower tokens or give a longer text",
+		path, len(ids), want)
 }

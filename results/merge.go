@@ -87,8 +87,10 @@ func (db *DB) Merge(src string) (added int, err error) {
 
 // mergeAttached merges the database attached as src into main within tx.
 func mergeAttached(tx *sql.Tx) (int, error) {
-	if _, err := tx.Exec(`INSERT INTO main.sweeps (name, config, config_hash, created)
-		SELECT name, config, config_hash, created FROM src.sweeps WHERE true ORDER BY id
+	// A version new here comes after every version here, in src's order.
+	if _, err := tx.Exec(`INSERT INTO main.sweeps (name, config, config_hash, created, seq)
+		SELECT name, config, config_hash, created, (SELECT coalesce(max(seq), 0) FROM main.sweeps) + seq
+		FROM src.sweeps WHERE true ORDER BY seq
 		ON CONFLICT (name, config_hash) DO NOTHING`); err != nil {
 		return 0, fmt.Errorf("copy sweeps: %w", err)
 	}

@@ -56,16 +56,9 @@ func (p *policyList) String() string {
 }
 
 func (p *policyList) Set(v string) error {
-	name, rest, _ := strings.Cut(v, ":")
-	params := map[string]any{}
-	if rest != "" {
-		for _, kv := range strings.Split(rest, ",") {
-			k, val, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("policy %s: want key=value, got %q", name, kv)
-			}
-			params[k] = parseScalar(val)
-		}
+	name, params, err := parsePolicy(v)
+	if err != nil {
+		return err
 	}
 	f, err := policies.New(name, params)
 	if err != nil {

@@ -21,7 +21,7 @@ func runPasskeyDocs(args []string, stdout, stderr io.Writer) error {
 	minWords := fs.Int("min-words", 16, "fewest filler words")
 	maxWords := fs.Int("max-words", 1024, "most filler words")
 	seed := fs.Int64("seed", 0, "seed")
-	words := fs.String("words", passkey.DefaultWords, "word list for the filler")
+	words := fs.String("words", "", "word list file for the filler (default: the embedded SCOWL list)")
 	out := fs.String("out", "-", "output file (- for standard output)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kvcascade passkey-docs [flags]\n\nWrites passkey documents (prompt, a space, the key) as JSON lines\n{\"text\", \"key\", \"depth_bin\", \"words\"} for training.\n\nFlags:")
@@ -33,7 +33,7 @@ func runPasskeyDocs(args []string, stdout, stderr io.Writer) error {
 	if *n < 0 || *minWords < 0 || *maxWords < *minWords {
 		return fmt.Errorf("need n ≥ 0 and 0 ≤ min-words ≤ max-words")
 	}
-	list, err := passkey.LoadWords(*words)
+	list, err := (&passkey.Words{}).Load(*words)
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,22 @@ type Point struct {
 	Backend backend.Spec
 	// Hash identifies the point by its resolved parameters; see Hash.
 	Hash string
+	// Dir is the sweep file's folder, against which relative paths in the
+	// experiment's parameters resolve (see RunParams). It is not hashed.
+	Dir string
+}
+
+// RunParams returns the experiment's parameters as the experiment runs
+// them: ExperimentParams with relative file and folder paths joined to Dir
+// (experiments.ResolvePaths). ExperimentParams keep the paths as written,
+// so that hashes and stored parameters do not depend on where the sweep
+// folder is.
+func (p Point) RunParams() params.Values {
+	e, err := experiments.Lookup(p.Experiment)
+	if err != nil {
+		return p.ExperimentParams
+	}
+	return experiments.ResolvePaths(e, p.ExperimentParams, p.Dir)
 }
 
 // hashVersion is part of every hash; changing what is hashed bumps it.
@@ -212,6 +228,18 @@ func (e *entry) blame(err error) keyPath {
 	return e.at
 }
 
+// blameAt is blame, narrowed to the element of an axis that setting cb
+// takes: the value at fault rather than the whole list.
+func (e *entry) blameAt(err error, cb combo) keyPath {
+	at := e.blame(err)
+	for i, a := range e.axes {
+		if len(at) == len(e.at)+2 && at[len(at)-1] == a.name && at[len(at)-2] == "params" {
+			return at.with(cb.choice[i])
+		}
+	}
+	return at
+}
+
 // wordIndex returns the index of the first occurrence of word in s that is
 // not part of a longer word (letters, digits, underscore), or -1.
 func wordIndex(s, word string) int {
@@ -263,8 +291,12 @@ func (s *Sweep) expand(c *checker) []Point {
 			continue
 		}
 		for _, cb := range e.combos() {
-			if cb.values, err = experiments.Resolve(exp, cb.raw); err != nil {
-				c.errorf(e.blame(err), "%v%s", err, e.describe(cb))
+			if cb.values, err = experiments.Resolve(exp, cb.raw); err == nil {
+				// Ranges and forms one value can break (length = 0).
+				err = experiments.Check(exp, cb.values)
+			}
+			if err != nil {
+				c.errorf(e.blameAt(err, cb), "%v%s", err, e.describe(cb))
 				continue
 			}
 			expCombos[j] = append(expCombos[j], cb)
@@ -313,6 +345,7 @@ func (s *Sweep) expand(c *checker) []Point {
 								PolicyParams:     cloneValues(pc.values),
 								Chunk:            chunk,
 								Backend:          s.Backend,
+								Dir:              s.Dir,
 							}
 							var err error
 							if p.Hash, err = p.hash(); err != nil {

@@ -52,8 +52,8 @@ type Sweep struct {
 	File string
 	// Text is the file's contents.
 	Text string
-	// Dir is the folder relative model paths are resolved against: the
-	// file's folder.
+	// Dir is the folder relative paths are resolved against, for every key
+	// (model paths and experiments' file parameters): the file's folder.
 	Dir string
 	// DB is the default results database and Out the default folder for
 	// figures and reports, as written ("" when not set); relative paths are

@@ -233,6 +233,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown model", `{"model": {"type": "Magic"}}`, `x.json: model.type: unknown model type "Magic"`},
 		{"no vocab", `{"model": {"type": "BPE", "merges": []}}`, "x.json: model.vocab: missing"},
 		{"no merges", `{"model": {"type": "BPE", "vocab": {}}}`, "x.json: model.merges: missing"},
+		{"empty vocab", `{"model": {"type": "BPE", "vocab": {}, "merges": []}, "added_tokens": [{"id": 0, "content": "<s>", "special": true}]}`, "x.json: model.vocab: empty"},
 		{"negative id", `{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}`, `x.json: model.vocab["a"]: id -1 out of range`},
 		{"huge id", `{"model": {"type": "BPE", "vocab": {"a": 4294967296}, "merges": []}}`, `x.json: model.vocab["a"]: id 4294967296 out of range`},
 		{"fractional id", `{"model": {"type": "BPE", "vocab": {"a": 1.5}, "merges": []}}`, `x.json: model.vocab["a"]: id 1.5 out of range`},
