@@ -21,7 +21,7 @@ func (perplexity) Doc() string {
 
 func (perplexity) Params() []params.Param {
 	return []params.Param{
-		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19) or .jsonl file"},
+		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19), .jsonl file, or embedded:NAME, a text inside the binary (embedded:kjv-heldout: the tiny model's held-out books)"},
 		{Name: "field", Kind: "string", Default: "text", Doc: "jsonl field holding the text"},
 		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many)"},
 		{Name: "checkpoints", Kind: "int", Default: 16, Doc: "points of the perplexity curve, log-spaced in tokens seen"},
@@ -43,7 +43,7 @@ func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result
 		return nil, fmt.Errorf("experiment perplexity: tokens must be at least 2, got %d", want)
 	}
 	if p.String("text") == "" {
-		return nil, fmt.Errorf("experiment perplexity: parameter text (a file, folder or jsonl) is required")
+		return nil, fmt.Errorf("experiment perplexity: parameter text (a file, folder, jsonl or embedded:NAME) is required")
 	}
 	ids, err := readTokens(ctx, env.Tokenizer, p.String("text"), p.String("field"), want)
 	if err != nil {
