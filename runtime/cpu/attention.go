@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
 	"kvcascade/runtime/backend"
@@ -14,11 +13,14 @@ import (
 // rotated keys and queries, and the probabilities. It is pooled, and it is
 // the job the worker pool runs, in two phases, so a call allocates nothing.
 type attnScratch struct {
-	keys  []float32 // [Hkv, L+S, hd] rotated keys: view then chunk
+	keysT []float32 // [Hkv, hd, np] rotated keys, transposed: view then chunk
 	vals  []float32 // [Hkv, L+S, hd] values: view then chunk
 	valid []bool    // [Hkv, L+S]
+	bad   []int32   // [Hkv, L]: the first nbad[h] are head h's invalid view slots
+	nbad  []int     // [Hkv]
+	sums  []float32 // [workers, S] 1 / the softmax denominators
 	qrot  []float32 // [Hq, S, hd] rotated queries
-	probs []float32 // [workers, S, L+S] attention probabilities
+	probs []float32 // [workers, S, np] attention probabilities
 
 	a                  *backend.Attention
 	rt                 *ropeTable
@@ -27,6 +29,8 @@ type attnScratch struct {
 	capacity           int
 	hd, hq, hkv, group int
 	l, s, n            int
+	np                 int // L+S rounded up to 32: the row stride of keysT and probs
+	kern               kernels
 	gather             bool // phase: gather and rotate (true) or attend (false)
 }
 
@@ -74,11 +78,16 @@ func (b *Backend) Attention(a *backend.Attention) {
 
 	sc := b.scratch.Get().(*attnScratch)
 	defer b.scratch.Put(sc)
-	sc.keys = resize(sc.keys, hkv*n*hd)
+	np := (n + 31) / 32 * 32
+	sc.keysT = resize(sc.keysT, hkv*hd*np)
 	sc.vals = resize(sc.vals, hkv*n*hd)
 	sc.valid = resize(sc.valid, hkv*n)
+	sc.bad = resize(sc.bad, hkv*l)
+	sc.nbad = resize(sc.nbad, hkv)
+	sc.sums = resize(sc.sums, min(b.workers, hq)*s)
 	sc.qrot = resize(sc.qrot, hq*s*hd)
-	sc.probs = resize(sc.probs, min(b.workers, hq)*s*n)
+	sc.probs = resize(sc.probs, min(b.workers, hq)*s*np)
+	sc.np, sc.kern = np, b.kern
 	sc.a, sc.rt, sc.out, sc.q, sc.k, sc.v = a, rt, out, q, k, v
 	sc.ck, sc.cv, sc.capacity = nil, nil, 0
 	if ctx.K != nil {
@@ -97,26 +106,33 @@ func (b *Backend) Attention(a *backend.Attention) {
 // and rotates their groups' queries.
 func (sc *attnScratch) gatherHeads(lo, hi int) {
 	ctx := &sc.a.Ctx
-	hd, hq, hkv, group, l, s, n := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n
+	hd, hq, hkv, group, l, s, n, np := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n, sc.np
 	rt, ck, cv, capacity, q, k, v := sc.rt, sc.ck, sc.cv, sc.capacity, sc.q, sc.k, sc.v
 	for h := lo; h < hi; h++ {
+		kt := sc.keysT[h*hd*np : (h+1)*hd*np]
+		sc.nbad[h] = 0
 		for j := 0; j < l; j++ {
 			slot := ctx.Slots[h*l+j]
-			dk := sc.keys[(h*n+j)*hd : (h*n+j+1)*hd]
 			dv := sc.vals[(h*n+j)*hd : (h*n+j+1)*hd]
 			if slot < 0 {
 				sc.valid[h*n+j] = false
+				sc.bad[h*l+sc.nbad[h]] = int32(j)
+				sc.nbad[h]++
+				for d := 0; d < hd; d++ {
+					kt[d*np+j] = 0
+				}
+				clear(dv)
 				continue
 			}
 			sc.valid[h*n+j] = true
 			off := (h*capacity + int(slot)) * hd
-			rt.rotate(dk, ck[off:off+hd], int(ctx.Pos[h*l+j]))
+			rt.rotateInto(kt[j:], np, ck[off:off+hd], int(ctx.Pos[h*l+j]))
 			copy(dv, cv[off:off+hd])
 		}
 		qp := int(ctx.QueryPos[h])
 		for i := 0; i < s; i++ {
 			src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
-			rt.rotate(sc.keys[(h*n+l+i)*hd:(h*n+l+i+1)*hd], src, qp+i)
+			rt.rotateInto(kt[l+i:], np, src, qp+i)
 			copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
 			sc.valid[h*n+l+i] = true
 		}
@@ -130,65 +146,68 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 }
 
 // attendHeads runs query heads [lo, hi): each owns its rows of Mass and
-// worker's [S, L+S] block of probabilities, computed with matrix products:
-// scores = Q·Kᵀ, masked softmax per row, out = P·V, mass = wᵀ·P.
+// worker's [S, np] block of probabilities. Queries go three at a time, each
+// block over the keys its last query sees: scores = Q·Kᵀ (keys stored
+// transposed), masked softmax per row (normalised at the end), out = P·V,
+// mass = wᵀ·P.
 func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 	a, ctx := sc.a, &sc.a.Ctx
-	hd, hq, group, l, s, n, out := sc.hd, sc.hq, sc.group, sc.l, sc.s, sc.n, sc.out
-	p := sc.probs[worker*s*n : (worker+1)*s*n]
+	hd, hq, group, l, s, n, np, out := sc.hd, sc.hq, sc.group, sc.l, sc.s, sc.n, sc.np, sc.out
+	p := sc.probs[worker*s*np : (worker+1)*s*np]
+	sums := sc.sums[worker*s : (worker+1)*s]
+	var rowsA, rowsC [3][]float32
 	for qh := lo; qh < hi; qh++ {
 		h := qh / group
-		valid := sc.valid[h*n : (h+1)*n]
-		keys := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.keys[h*n*hd : (h+1)*n*hd]}
-		vals := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.vals[h*n*hd : (h+1)*n*hd]}
-		if s == 1 {
-			// Decoding: matrix-vector products, which do not allocate.
-			blas32.Gemv(blas.NoTrans, a.Scale, keys, blas32.Vector{N: hd, Inc: 1, Data: sc.qrot[qh*hd : (qh+1)*hd]},
-				0, blas32.Vector{N: n, Inc: 1, Data: p})
-		} else {
-			blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
-				blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
-				keys, 0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
+		kt := sc.keysT[h*hd*np : (h+1)*hd*np]
+		vals := sc.vals[h*n*hd : (h+1)*n*hd]
+		qrot := sc.qrot[qh*s*hd : (qh+1)*s*hd]
+		for i0 := 0; i0 < s; i0 += 3 {
+			m := min(3, s-i0)
+			w := (l + i0 + m + 31) / 32 * 32 // the keys the block's last query sees, rounded up
+			for r := 0; r < m; r++ {
+				rowsA[r] = qrot[(i0+r)*hd : (i0+r+1)*hd]
+				rowsC[r] = p[(i0+r)*np : (i0+r+1)*np]
+			}
+			sc.kern.mulRows(m, hd, rowsA, kt, np, w, rowsC)
 		}
+		// Softmax of each row over the keys its query sees; invalid slots
+		// score −Inf. The rows stay unnormalised: sums holds 1/denominator.
+		bad := sc.bad[h*l : h*l+sc.nbad[h]]
 		for i := 0; i < s; i++ {
-			row := p[i*n : (i+1)*n]
+			row := p[i*np : (i+1)*np]
 			last := l + i + 1 // keys visible to query i
-			m := float32(math.Inf(-1))
-			for j := 0; j < last; j++ {
-				if valid[j] {
-					m = max(m, row[j])
-				}
+			for _, j := range bad {
+				row[j] = float32(math.Inf(-1))
 			}
-			var sum float32
-			for j := 0; j < last; j++ {
-				if !valid[j] {
-					row[j] = 0
-					continue
-				}
-				e := float32(math.Exp(float64(row[j] - m)))
-				row[j] = e
-				sum += e
+			m := sc.kern.maxRow(row[:last])
+			sum := sc.kern.expRow(row[:last], m, a.Scale)
+			for _, j := range bad {
+				sum -= row[j]
+				row[j] = 0
 			}
-			inv := 1 / sum
-			for j := 0; j < last; j++ {
-				row[j] *= inv
-			}
-			clear(row[last:])
+			sums[i] = 1 / sum
+			clear(row[last:min(np, last+2)]) // read by P·V with the block's other rows
 		}
-		if s == 1 {
-			blas32.Gemv(blas.Trans, 1, vals, blas32.Vector{N: n, Inc: 1, Data: p},
-				0, blas32.Vector{N: hd, Inc: 1, Data: out[qh*hd : (qh+1)*hd]})
-		} else {
-			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
-				blas32.General{Rows: s, Cols: n, Stride: n, Data: p},
-				vals, 0, blas32.General{Rows: s, Cols: hd, Stride: hq * hd, Data: out[qh*hd:]})
+		for i0 := 0; i0 < s; i0 += 3 {
+			m := min(3, s-i0)
+			for r := 0; r < m; r++ {
+				rowsA[r] = p[(i0+r)*np : (i0+r+1)*np]
+				rowsC[r] = out[((i0+r)*hq+qh)*hd : ((i0+r)*hq+qh+1)*hd]
+			}
+			sc.kern.mulRows(m, l+i0+m, rowsA, vals, hd, hd, rowsC)
+			for r := 0; r < m; r++ {
+				inv := sums[i0+r]
+				for d := range rowsC[r] {
+					rowsC[r][d] *= inv
+				}
+			}
 		}
 		if a.Mass != nil {
 			mass := a.Mass[qh*n : (qh+1)*n]
 			clear(mass)
 			for i := 0; i < s; i++ {
 				if w := ctx.QueryWeights[i]; w != 0 {
-					blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*n:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
+					blas32.Axpy(w*sums[i], blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*np:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
 				}
 			}
 		}
