@@ -29,6 +29,7 @@ func (longbenchExp) Params() []params.Param {
 }
 
 type longbenchSample struct {
+	Subset       string   `json:"subset"` // the subset run, named even when the parameter was left empty
 	ID           string   `json:"id"`
 	Prediction   string   `json:"prediction"`
 	Answers      []string `json:"answers"`
@@ -91,7 +92,7 @@ func (x longbenchExp) Run(ctx context.Context, env *Env, p params.Values) (*Resu
 		}
 		score := task.Score(pred, s.Answers, s.AllClasses)
 		total += score
-		if err := r.sample(longbenchSample{ID: s.ID, Prediction: pred, Answers: s.Answers, Score: score, PromptTokens: len(ids), Length: s.Length}); err != nil {
+		if err := r.sample(longbenchSample{Subset: name, ID: s.ID, Prediction: pred, Answers: s.Answers, Score: score, PromptTokens: len(ids), Length: s.Length}); err != nil {
 			return nil, err
 		}
 		env.progress(i+1, len(samples))

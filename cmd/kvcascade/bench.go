@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"kvcascade/experiments"
 	"kvcascade/experiments/runner"
 	"kvcascade/gpu"
 	"kvcascade/models"
@@ -316,7 +317,7 @@ func benchRun(b backend.Backend, dev *gpu.Backend, m *model.Model, p benchPolicy
 		}
 		r.decodeMSPerToken = float64(time.Since(start).Microseconds()) / 1000 / float64(decode)
 	}
-	r.cacheBytes = cache.Bytes()
+	r.cacheBytes = experiments.HeldBytes(cache, m) // the tokens held, not the capacity allocated
 	if dev != nil {
 		if free, total, err := dev.MemInfo(); err == nil {
 			r.deviceBytes = total - free
