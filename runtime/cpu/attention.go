@@ -13,7 +13,7 @@ import (
 // rotated keys and queries, and the probabilities. It is pooled, and it is
 // the job the worker pool runs, in two phases, so a call allocates nothing.
 type attnScratch struct {
-	keysT []float32 // [Hkv, hd, np] rotated keys, transposed: view then chunk
+	keysT []float32 // [Hkv, hd, np] rotated keys, transposed: view then chunk; [Hkv, L+S, hd] when rowKeys
 	vals  []float32 // [Hkv, L+S, hd] values: view then chunk
 	valid []bool    // [Hkv, L+S]
 	bad   []int32   // [Hkv, L]: the first nbad[h] are head h's invalid view slots
@@ -29,7 +29,8 @@ type attnScratch struct {
 	capacity           int
 	hd, hq, hkv, group int
 	l, s, n            int
-	np                 int // L+S rounded up to 32: the row stride of keysT and probs
+	np                 int  // L+S rounded up to 32: the row stride of keysT and probs
+	rowKeys            bool // keys stored row by row, for scores by dot products (decoding)
 	kern               kernels
 	gather             bool // phase: gather and rotate (true) or attend (false)
 }
@@ -88,6 +89,9 @@ func (b *Backend) Attention(a *backend.Attention) {
 	sc.qrot = resize(sc.qrot, hq*s*hd)
 	sc.probs = resize(sc.probs, min(b.workers, hq)*s*np)
 	sc.np, sc.kern = np, b.kern
+	// A query or two (decoding) score by dot products over keys stored row
+	// by row, which gathers without the transposed layout's strided writes.
+	sc.rowKeys = s < 3
 	sc.a, sc.rt, sc.out, sc.q, sc.k, sc.v = a, rt, out, q, k, v
 	sc.ck, sc.cv, sc.capacity = nil, nil, 0
 	if ctx.K != nil {
@@ -108,8 +112,14 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 	ctx := &sc.a.Ctx
 	hd, hq, hkv, group, l, s, n, np := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n, sc.np
 	rt, ck, cv, capacity, q, k, v := sc.rt, sc.ck, sc.cv, sc.capacity, sc.q, sc.k, sc.v
+	// Key j of head h starts at keysT[keyAt(h, j)], its elements stride apart.
+	stride := np
+	keyAt := func(h, j int) int { return h*hd*np + j }
+	if sc.rowKeys {
+		stride = 1
+		keyAt = func(h, j int) int { return (h*n + j) * hd }
+	}
 	for h := lo; h < hi; h++ {
-		kt := sc.keysT[h*hd*np : (h+1)*hd*np]
 		sc.nbad[h] = 0
 		for j := 0; j < l; j++ {
 			slot := ctx.Slots[h*l+j]
@@ -118,21 +128,21 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 				sc.valid[h*n+j] = false
 				sc.bad[h*l+sc.nbad[h]] = int32(j)
 				sc.nbad[h]++
-				for d := 0; d < hd; d++ {
-					kt[d*np+j] = 0
+				for d, at := 0, keyAt(h, j); d < hd; d++ {
+					sc.keysT[at+d*stride] = 0
 				}
 				clear(dv)
 				continue
 			}
 			sc.valid[h*n+j] = true
 			off := (h*capacity + int(slot)) * hd
-			rt.rotateInto(kt[j:], np, ck[off:off+hd], int(ctx.Pos[h*l+j]))
+			rt.rotateInto(sc.keysT[keyAt(h, j):], stride, ck[off:off+hd], int(ctx.Pos[h*l+j]))
 			copy(dv, cv[off:off+hd])
 		}
 		qp := int(ctx.QueryPos[h])
 		for i := 0; i < s; i++ {
 			src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
-			rt.rotateInto(kt[l+i:], np, src, qp+i)
+			rt.rotateInto(sc.keysT[keyAt(h, l+i):], stride, src, qp+i)
 			copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
 			sc.valid[h*n+l+i] = true
 		}
@@ -158,10 +168,16 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 	var rowsA, rowsC [3][]float32
 	for qh := lo; qh < hi; qh++ {
 		h := qh / group
-		kt := sc.keysT[h*hd*np : (h+1)*hd*np]
 		vals := sc.vals[h*n*hd : (h+1)*n*hd]
 		qrot := sc.qrot[qh*s*hd : (qh+1)*s*hd]
-		for i0 := 0; i0 < s; i0 += 3 {
+		if sc.rowKeys {
+			keys := sc.keysT[h*n*hd : (h+1)*n*hd]
+			for i := 0; i < s; i++ {
+				sc.kern.matmulNT(p[i*np:(i+1)*np], qrot[i*hd:(i+1)*hd], keys, 1, np, hd, 0, l+i+1)
+			}
+		}
+		kt := sc.keysT[h*hd*np : (h+1)*hd*np]
+		for i0 := 0; i0 < s && !sc.rowKeys; i0 += 3 {
 			m := min(3, s-i0)
 			w := (l + i0 + m + 31) / 32 * 32 // the keys the block's last query sees, rounded up
 			for r := 0; r < m; r++ {

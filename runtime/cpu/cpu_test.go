@@ -107,6 +107,7 @@ func TestAttentionMatchesNaive(t *testing.T) {
 		{"padding slots", 6, 3, 8, 4, 5, 8, true},
 		{"tiny shape chunk", 8, 2, 32, 7, 40, 50, true},
 		{"tiny shape decode", 8, 2, 32, 1, 70, 80, false},
+		{"two queries with padding", 4, 2, 32, 2, 33, 40, true},
 		{"head dim 64 across 32 keys", 4, 1, 64, 5, 31, 40, true},
 		{"head dim 24", 2, 1, 24, 4, 9, 12, false},
 	}
