@@ -31,6 +31,7 @@ type PasskeyCell struct {
 // Passkey heat-map labels.
 const (
 	passkeyXLabel = "Insert location (%)"
+	binTickSize   = 8 // the depth bins' tick labels, in points
 	passkeyYLabel = "Context length (tokens)"
 	accuracyLabel = "Accuracy (%)"
 )
@@ -74,10 +75,9 @@ func PasskeyPanels(cells []PasskeyCell, bins int) (*Figure, error) {
 	}
 	for i, pol := range t.policies {
 		r, k := i/cols, i%cols
-		p := newPlot(pol, passkeyXLabel, passkeyYLabel)
-		if k > 0 {
-			p.Y.Label.Text = ""
-		}
+		// The axis labels are the figure's, once each, so that every
+		// panel's title and table line up.
+		p := newPlot(pol, "", "")
 		t.style(p, k == 0)
 		g := &cellGrid{acc: t.acc[pol]}
 		if t.sameN < 0 {
@@ -103,6 +103,8 @@ func PasskeyPanels(cells []PasskeyCell, bins int) (*Figure, error) {
 	}
 	return &Figure{
 		Panels: panels,
+		xLabel: passkeyXLabel,
+		yLabel: passkeyYLabel,
 		Width:  DefaultWidth,
 		Height: max(h, 2.5*vg.Inch),
 		colorScale: &colorScale{
@@ -231,6 +233,7 @@ func (t *passkeyTables) style(p *plot.Plot, yLabels bool) {
 		p.Y.Label.Text = "Length"
 	}
 	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
+	p.X.Tick.Label.Font = textStyle(binTickSize).Font // "60–80" fits its column two panels to a row
 	p.X.Min, p.X.Max = 0, float64(t.bins)
 	p.Y.Min, p.Y.Max = 0, float64(rows)
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
