@@ -175,18 +175,25 @@ func setLinearTokenAxis(a *plot.Axis, ss []Series) {
 	a.Min, a.Max = 0, hi
 }
 
-// addMarks adds the marks inside p's x range.
+// addMarks adds the marks inside p's x range, their labels one line
+// lower each, so that marks close together keep readable labels.
 func addMarks(p *plot.Plot, marks []Mark) {
+	line := 0
 	for _, m := range marks {
 		if m.X >= p.X.Min && m.X <= p.X.Max {
-			p.Add(&vmark{Mark: m})
+			p.Add(&vmark{Mark: m, line: line})
+			line++
 		}
 	}
 }
 
 // vmark is a plot.Plotter that draws a Mark: a dashed grey vertical line
-// over the whole plot and its label at the top, right of the line.
-type vmark struct{ Mark }
+// over the whole plot and its label near the top (line lines down), right
+// of the line.
+type vmark struct {
+	Mark
+	line int
+}
 
 // Plot implements plot.Plotter.
 func (m *vmark) Plot(c draw.Canvas, p *plot.Plot) {
@@ -197,7 +204,8 @@ func (m *vmark) Plot(c draw.Canvas, p *plot.Plot) {
 	ts := textStyle(noteSize)
 	ts.Color = color.Gray{Y: 70}
 	ts.XAlign, ts.YAlign = draw.XLeft, draw.YTop
-	c.FillText(ts, vg.Point{X: x + vg.Points(3), Y: c.Max.Y - vg.Points(3)}, m.Label)
+	y := c.Max.Y - vg.Points(3) - vg.Length(m.line)*1.3*ts.Font.Size
+	c.FillText(ts, vg.Point{X: x + vg.Points(3), Y: y}, m.Label)
 }
 
 // Scaling draws a latency or memory measurement against context length

@@ -306,12 +306,16 @@ func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, plots.LineO
 	}
 	opt.LinearX = first >= 0.02*last
 	opt.YLabel = "Perplexity since the previous checkpoint"
-	if len(windows) == 1 {
-		for w := range windows {
-			if w > 0 {
-				opt.YLabel = fmt.Sprintf("Perplexity of the last %d tokens", w)
-			}
-		}
+	lo, hi, sum := int64(math.MaxInt64), int64(0), int64(0)
+	for w := range windows {
+		lo, hi, sum = min(lo, w), max(hi, w), sum+w
+	}
+	switch {
+	case len(windows) == 1 && lo > 0:
+		opt.YLabel = fmt.Sprintf("Perplexity of the last %d tokens", lo)
+	case len(windows) > 1 && lo > 0 && float64(hi-lo) <= 0.02*float64(hi):
+		// Linear checkpoints that do not divide the text evenly.
+		opt.YLabel = fmt.Sprintf("Perplexity of the last ~%d tokens", (sum+int64(len(windows))/2)/int64(len(windows)))
 	}
 	budgets := map[int]bool{}
 	train := 0.0
@@ -323,7 +327,7 @@ func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, plots.LineO
 	}
 	if len(budgets) == 1 {
 		for b := range budgets {
-			opt.Marks = append(opt.Marks, plots.Mark{X: float64(b), Label: fmt.Sprintf("cache %d", b)})
+			opt.Marks = append(opt.Marks, plots.Mark{X: float64(b), Label: fmt.Sprintf("cache size %d", b)})
 		}
 	}
 	if train > 0 {

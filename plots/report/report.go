@@ -249,12 +249,14 @@ func varyingAxes(exp string, pts []*point) []string {
 
 // mainMetrics names the metric the summary table averages per experiment,
 // with how it reads.
-var mainMetrics = map[string]struct{ metric, unit string }{
-	"passkey":    {"accuracy", "accuracy %"},
-	"perplexity": {"ppl", "perplexity"},
-	"longbench":  {"score", "score 0–100"},
-	"latency":    {"prefill_s", "prefill s"},
-	"memory":     {"peak_cache_bytes", "peak cache MiB"},
+// The weight is the metric that counts what the mean is over (samples,
+// tokens); points without it count one each.
+var mainMetrics = map[string]struct{ metric, unit, weight string }{
+	"passkey":    {"accuracy", "accuracy %", "samples"},
+	"perplexity": {"ppl", "perplexity", "tokens"},
+	"longbench":  {"score", "score 0–100", "samples"},
+	"latency":    {"prefill_s", "prefill s", ""},
+	"memory":     {"peak_cache_bytes", "peak cache MiB", ""},
 }
 
 // summaryTable is one row per policy and one column per experiment: the
@@ -288,7 +290,7 @@ func summaryTable(pts []*point) table {
 			}
 		}
 		w := 1.0
-		if n, ok := p.metrics["samples"]; ok && n > 0 {
+		if n, ok := p.metrics[mm.weight]; ok && n > 0 {
 			w = n
 		}
 		c.sum += v * w
@@ -299,7 +301,7 @@ func summaryTable(pts []*point) table {
 		}
 	}
 	sort.Strings(exps)
-	title := "Summary: mean per policy and experiment (n samples, or points where a point has none)"
+	title := "Summary: mean per policy and experiment (n: samples, tokens scored, or points)"
 	if len(budgets) == 1 {
 		for b := range budgets {
 			title += fmt.Sprintf(", every bounded policy at %d slots", b)

@@ -104,14 +104,14 @@ func TestWrite(t *testing.T) {
 		}
 	}
 	svg, _ := os.ReadFile(filepath.Join(dir, "out", "figures", "perplexity.svg"))
-	for _, want := range []string{"cache 260", "training length 512", "Perplexity of the last 350 tokens"} {
+	for _, want := range []string{"cache size 260", "training length 512", "Perplexity of the last 350 tokens"} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("perplexity.svg lacks %q", want)
 		}
 	}
 	page, _ := os.ReadFile(md)
 	for _, want := range []string{
-		"## Summary: mean per policy and experiment (n samples, or points where a point has none), every bounded policy at 260 slots",
+		"## Summary: mean per policy and experiment (n: samples, tokens scored, or points), every bounded policy at 260 slots",
 		"| policy | latency (prefill s) | longbench (score 0–100) | passkey (accuracy %) | perplexity (perplexity) |",
 		"| Cascade (260 slots) | 2.56 (n = 2) | 55 (n = 2) | 40 (n = 50) | 20 (n = 1) |",
 		"| Full attention | 2.56 (n = 2) | 55 (n = 2) | 40 (n = 50) | 20 (n = 1) |",

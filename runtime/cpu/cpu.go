@@ -176,22 +176,12 @@ func (j *matmulJob) run(_, lo, hi int) {
 }
 
 // swigluJob computes dst = silu(gate)·up over a range of elements.
-type swigluJob struct{ dst, gate, up []float32 }
-
-func (j *swigluJob) run(_, lo, hi int) {
-	for i := lo; i < hi; i++ {
-		x := j.gate[i]
-		// sigmoid(x) with expf's argument ≤ 0 on both sides.
-		var sig float32
-		if x >= 0 {
-			sig = 1 / (1 + expf(-x))
-		} else {
-			e := expf(x)
-			sig = e / (1 + e)
-		}
-		j.dst[i] = x * sig * j.up[i]
-	}
+type swigluJob struct {
+	kern          kernels
+	dst, gate, up []float32
 }
+
+func (j *swigluJob) run(_, lo, hi int) { j.kern.swiglu(j.dst[lo:hi], j.gate[lo:hi], j.up[lo:hi]) }
 
 // Embed gathers rows of table into dst.
 func (b *Backend) Embed(dst, table backend.Tensor, ids []int32) {
@@ -246,7 +236,7 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 // SwiGLU sets dst = silu(gate)·up.
 func (b *Backend) SwiGLU(dst, gate, up backend.Tensor) {
 	j := b.swiglus.Get().(*swigluJob)
-	*j = swigluJob{dst: tensor(dst).data, gate: tensor(gate).data, up: tensor(up).data}
+	*j = swigluJob{kern: b.kern, dst: tensor(dst).data, gate: tensor(gate).data, up: tensor(up).data}
 	b.split(len(j.dst), j)
 	*j = swigluJob{}
 	b.swiglus.Put(j)

@@ -347,3 +347,30 @@ func TestExpRowAndMax(t *testing.T) {
 		}
 	}
 }
+
+func TestSwiGLU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, simd := range kernelPaths() {
+		b := New(2)
+		b.kern.simd = simd
+		for _, n := range []int{1, 7, 8, 9, 100, 1000} {
+			gate, up := randSlice(rng, n), randSlice(rng, n)
+			for i := range gate {
+				gate[i] *= 8
+			}
+			gate[0] = -100 // e^100 beyond float32: silu is −0
+			if n > 1 {
+				gate[1] = 100
+			}
+			dst := b.New(backend.F32, n)
+			b.SwiGLU(dst, Wrap(gate, n), Wrap(up, n))
+			for i, got := range dst.(*Tensor).data {
+				x := float64(gate[i])
+				want := x / (1 + math.Exp(-x)) * float64(up[i])
+				if math.Abs(float64(got)-want) > 1e-6*math.Abs(want)+1e-30 {
+					t.Fatalf("simd=%v n=%d: swiglu[%d] (gate %v) = %v, want %v", simd, n, i, gate[i], got, want)
+				}
+			}
+		}
+	}
+}

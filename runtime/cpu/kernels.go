@@ -50,6 +50,14 @@ func (kn kernels) matmulNT(dst, x, w []float32, s, n, k, jlo, jhi int) {
 			for i := i0; i < i1; i += 3 {
 				r1, r2 := min(i+1, i1-1), min(i+2, i1-1)
 				dot3x4(k8, &x[i*k], &x[r1*k], &x[r2*k], b0, b1, b2, b3, &out)
+				if tail == k && i+3 <= i1 && j+4 <= jhi {
+					// A whole block and no tail: store it.
+					for r := 0; r < 3; r++ {
+						d := dst[(i+r)*n+j:][:4:4]
+						d[0], d[1], d[2], d[3] = out[4*r], out[4*r+1], out[4*r+2], out[4*r+3]
+					}
+					continue
+				}
 				for r := 0; r < 3 && i+r < i1; r++ {
 					for c := 0; c < 4 && j+c < jhi; c++ {
 						v := out[4*r+c]
@@ -134,23 +142,41 @@ func expf(x float32) float32 {
 	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
-// expConsts are expShiftSum's constants, each repeated in the 8 lanes of a
-// vector: the lower clamp, log₂e, ln 2 in two parts, 1/7! … 1/2!, 1, and
-// the exponent bias (as int32 bits).
-var expConsts = func() (c [12][8]float32) {
-	vals := [11]float32{-87, 1.44269504088896341, 0.693359375, -2.12194440e-4,
-		1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1.0 / 2, 1}
+// expConsts are the vector exp's constants, each repeated in the 8 lanes
+// of a vector: the lower clamp, log₂e, ln 2 in two parts, 1/7! … 1/2!, 1,
+// the exponent bias (as int32 bits) and the upper clamp.
+var expConsts = func() (c [13][8]float32) {
+	vals := [13]float32{-87, 1.44269504088896341, 0.693359375, -2.12194440e-4,
+		1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1.0 / 2, 1,
+		math.Float32frombits(127), 88}
 	for i := range c {
 		for l := range c[i] {
-			if i < len(vals) {
-				c[i][l] = vals[i]
-			} else {
-				c[i][l] = math.Float32frombits(127)
-			}
+			c[i][l] = vals[i]
 		}
 	}
 	return c
 }()
+
+// swiglu sets dst[i] = silu(gate[i])·up[i] = gate[i]·up[i] / (1 + e^−gate[i]).
+func (kn kernels) swiglu(dst, gate, up []float32) {
+	t := 0
+	if kn.simd && len(dst) >= 8 {
+		swiglu8(&dst[0], &gate[0], &up[0], len(dst)/8, &expConsts)
+		t = len(dst) / 8 * 8
+	}
+	for i := t; i < len(dst); i++ {
+		x := gate[i]
+		// sigmoid(x) with expf's argument ≤ 0 on both sides.
+		var sig float32
+		if x >= 0 {
+			sig = 1 / (1 + expf(-x))
+		} else {
+			e := expf(x)
+			sig = e / (1 + e)
+		}
+		dst[i] = x * sig * up[i]
+	}
+}
 
 // maxRow returns the largest of x (len(x) ≥ 1).
 func (kn kernels) maxRow(x []float32) float32 {

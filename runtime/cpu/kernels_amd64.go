@@ -25,9 +25,15 @@ func axpy3x32(k int, a0, a1, a2, b *float32, ldb int, c0, c1, c2 *float32)
 // sum (AVX2 and FMA; c is expConsts; arguments below −87 give e^−87).
 //
 //go:noescape
-func expShiftSum(x *float32, n8 int, m, scale float32, c *[12][8]float32) float32
+func expShiftSum(x *float32, n8 int, m, scale float32, c *[13][8]float32) float32
 
 // max8 returns the largest of x[0 : 8·n8], n8 ≥ 1 (AVX).
 //
 //go:noescape
 func max8(x *float32, n8 int) float32
+
+// swiglu8 sets dst[i] = gate[i]·up[i] / (1 + e^−gate[i]) for i < 8·n8 (AVX2
+// and FMA; c is expConsts; e^−gate is clamped to [e^−87, e^88]).
+//
+//go:noescape
+func swiglu8(dst, gate, up *float32, n8 int, c *[13][8]float32)

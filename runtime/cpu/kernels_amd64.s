@@ -228,7 +228,7 @@ axpy3x32done:
 	VZEROUPPER
 	RET
 
-// func expShiftSum(x *float32, n8 int, m, scale float32, c *[12][8]float32) float32
+// func expShiftSum(x *float32, n8 int, m, scale float32, c *[13][8]float32) float32
 //
 // x[j] = e^(scale·(x[j]−m)) for j < 8·n8, returning the sum; c holds the
 // constants of expConsts. Arguments below −87 give e^−87.
@@ -303,5 +303,56 @@ maxdone:
 	VPERMILPS    $0xb1, X0, X1
 	VMAXPS       X1, X0, X0
 	VMOVSS       X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func swiglu8(dst, gate, up *float32, n8 int, c *[13][8]float32)
+//
+// dst[i] = gate[i]·up[i] / (1 + e^−gate[i]) for i < 8·n8, e^−gate by the
+// same reduction and polynomial as expShiftSum, its argument clamped to
+// [−87, 88].
+TEXT ·swiglu8(SB), NOSPLIT, $0-40
+	MOVQ    dst+0(FP), DI
+	MOVQ    gate+8(FP), SI
+	MOVQ    up+16(FP), BX
+	MOVQ    n8+24(FP), CX
+	MOVQ    c+32(FP), DX
+	VMOVUPS 320(DX), Y9
+	VXORPS  Y10, Y10, Y10
+	TESTQ   CX, CX
+	JZ      swigludone
+
+swigluloop:
+	VMOVUPS      (SI), Y0
+	VSUBPS       Y0, Y10, Y2
+	VMINPS       384(DX), Y2, Y2
+	VMAXPS       (DX), Y2, Y2
+	VMULPS       32(DX), Y2, Y3
+	VROUNDPS     $0, Y3, Y3
+	VFNMADD231PS 64(DX), Y3, Y2
+	VFNMADD231PS 96(DX), Y3, Y2
+	VMOVUPS      128(DX), Y4
+	VFMADD213PS  160(DX), Y2, Y4
+	VFMADD213PS  192(DX), Y2, Y4
+	VFMADD213PS  224(DX), Y2, Y4
+	VFMADD213PS  256(DX), Y2, Y4
+	VFMADD213PS  288(DX), Y2, Y4
+	VFMADD213PS  320(DX), Y2, Y4
+	VFMADD213PS  320(DX), Y2, Y4
+	VCVTPS2DQ    Y3, Y3
+	VPADDD       352(DX), Y3, Y3
+	VPSLLD       $23, Y3, Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       Y9, Y4, Y4
+	VDIVPS       Y4, Y0, Y0
+	VMULPS       (BX), Y0, Y0
+	VMOVUPS      Y0, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DI
+	ADDQ         $32, BX
+	DECQ         CX
+	JNZ          swigluloop
+
+swigludone:
 	VZEROUPPER
 	RET

@@ -18,8 +18,12 @@ func axpy3x32(k int, a0, a1, a2, b *float32, ldb int, c0, c1, c2 *float32) {
 	panic("cpu: axpy3x32 without assembly")
 }
 
-func expShiftSum(x *float32, n8 int, m, scale float32, c *[12][8]float32) float32 {
+func expShiftSum(x *float32, n8 int, m, scale float32, c *[13][8]float32) float32 {
 	panic("cpu: expShiftSum without assembly")
 }
 
 func max8(x *float32, n8 int) float32 { panic("cpu: max8 without assembly") }
+
+func swiglu8(dst, gate, up *float32, n8 int, c *[13][8]float32) {
+	panic("cpu: swiglu8 without assembly")
+}
