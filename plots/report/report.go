@@ -328,18 +328,19 @@ func summaryTable(pts []*point) table {
 }
 
 // sweepConfig returns the text of the sweep file of the newest sweep named
-// sweep ("" when sweep is "" or unknown).
+// sweep, or when sweep is "" and the database holds sweeps of one name
+// only, of the newest of them; "" otherwise.
 func sweepConfig(db *results.DB, sweep string) (string, error) {
-	if sweep == "" {
-		return "", nil
-	}
 	rows, err := db.Sweeps()
 	if err != nil {
 		return "", err
 	}
 	config := ""
 	for _, r := range rows {
-		if r.Name == sweep {
+		switch {
+		case sweep == "" && r.Name != rows[0].Name:
+			return "", nil // several sweeps: none is the report's
+		case sweep == "" || r.Name == sweep:
 			config = r.Config
 		}
 	}

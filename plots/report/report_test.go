@@ -132,6 +132,24 @@ func TestWrite(t *testing.T) {
 	if !strings.Contains(string(h), "<h2>Sweep file</h2><pre>name = &#34;s&#34;") {
 		t.Errorf("report.html lacks the sweep file")
 	}
+	// The database's only sweep is the report's when none is named.
+	_, md2, err := Write(db, "", filepath.Join(dir, "all"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, _ := os.ReadFile(md2); !strings.Contains(string(page), "## Sweep file") {
+		t.Error("report of the only sweep, unnamed, lacks the sweep file")
+	}
+	if _, err := db.EnsureSweep("other", "name = \"other\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, md3, err := Write(db, "", filepath.Join(dir, "two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, _ := os.ReadFile(md3); strings.Contains(string(page), "## Sweep file") {
+		t.Error("report over two sweeps, unnamed, shows a sweep file")
+	}
 }
 
 func TestPolicyLabel(t *testing.T) {
