@@ -90,7 +90,7 @@ func perBook(ctx context.Context, env *Env, p params.Values) (*Result, error) {
 
 // bookNLL reads ids through a fresh cache of the point's policy and returns
 // the document's record and its summed NLL.
-func bookNLL(ctx context.Context, env *Env, ids []int32, checkpoints int) (bookSample, float64, error) {
+func bookNLL(ctx context.Context, env *Env, ids []int32, k int) (bookSample, float64, error) {
 	cache, err := env.NewCache()
 	if err != nil {
 		return bookSample{}, 0, err
@@ -98,7 +98,10 @@ func bookNLL(ctx context.Context, env *Env, ids []int32, checkpoints int) (bookS
 	defer cache.Free()
 	s := env.Model.NewSession(cache, env.Chunk)
 	defer s.Close()
-	marks := logCheckpoints(int64(len(ids)-1), checkpoints)
+	marks, err := checkpoints(int64(len(ids)-1), 1, k, "log")
+	if err != nil {
+		return bookSample{}, 0, err
+	}
 	var rec bookSample
 	var nll, windowNLL float64
 	var windowN int64
@@ -121,7 +124,7 @@ func bookNLL(ctx context.Context, env *Env, ids []int32, checkpoints int) (bookS
 				marks = marks[1:]
 				rec.Curve = append(rec.Curve, pplSample{
 					Tokens: rec.Tokens, NLL: nll / float64(rec.Tokens), PPL: math.Exp(nll / float64(rec.Tokens)),
-					WindowPPL: math.Exp(windowNLL / float64(windowN)), CacheBytes: cache.Bytes(),
+					WindowPPL: math.Exp(windowNLL / float64(windowN)), CacheBytes: HeldBytes(cache, env.Model),
 				})
 				windowNLL, windowN = 0, 0
 			}

@@ -52,7 +52,7 @@ func PathParams(e Experiment) []string {
 // EmbeddedPrefix starts a path parameter's value that names something
 // embedded in the binary rather than a file ("embedded:NAME"): ResolvePaths
 // leaves such values as they are, for the experiment's opener to find.
-const EmbeddedPrefix = "embedded:"
+const EmbeddedPrefix = longtext.EmbeddedPrefix
 
 // ResolvePaths returns a copy of p whose non-empty relative path parameters
 // (PathParams) are joined to dir; values that start with EmbeddedPrefix are

@@ -357,6 +357,7 @@ func TestLatency(t *testing.T) {
 type memoryRecord struct {
 	Tokens     int64 `json:"tokens"`
 	CacheBytes int64 `json:"cache_bytes"`
+	AllocBytes int64 `json:"alloc_bytes"`
 	HeapBytes  int64 `json:"heap_bytes"`
 	RSSBytes   int64 `json:"rss_bytes"`
 }
@@ -388,8 +389,18 @@ func TestMemory(t *testing.T) {
 				if rec.CacheBytes <= 0 || float64(rec.CacheBytes) > peak || (i > 0 && rec.Tokens <= recs[i-1].Tokens) {
 					t.Errorf("%s, length %d: checkpoint %d %+v (peak %v)", policy, n, i, rec, peak)
 				}
-				if policy == "sink" && rec.CacheBytes != recs[0].CacheBytes {
-					t.Errorf("sink, length %d: cache bytes %d at %d tokens, %d at %d", n, rec.CacheBytes, rec.Tokens, recs[0].CacheBytes, recs[0].Tokens)
+				// Bytes of the tokens held: every token under full, at most
+				// 4 + 28 under sink; the storage allocated is at least that.
+				m := env.Model
+				held := rec.Tokens
+				if policy == "sink" {
+					held = min(held, 32)
+				}
+				if want := held * int64(m.Layers*m.KVHeads*m.HeadDim*2*4); rec.CacheBytes != want {
+					t.Errorf("%s, length %d: cache bytes %d at %d tokens, want %d (%d tokens held)", policy, n, rec.CacheBytes, rec.Tokens, want, held)
+				}
+				if rec.AllocBytes < rec.CacheBytes {
+					t.Errorf("%s, length %d: allocated %d bytes < %d held", policy, n, rec.AllocBytes, rec.CacheBytes)
 				}
 			}
 		}
@@ -410,6 +421,7 @@ type pplRecord struct {
 	PPL        float64   `json:"ppl"`
 	WindowPPL  float64   `json:"window_ppl"`
 	CacheBytes int64     `json:"cache_bytes"`
+	Window     int64     `json:"window"`
 	Held       [][]int64 `json:"held"`
 }
 
@@ -419,24 +431,30 @@ In winter the river froze and the wheel stopped, and the miller mended the sacks
 `
 
 // TestPerplexity streams 120 tokens in chunks of 16: the curve is
-// log-spaced and ends at the 119 scored tokens, every number is finite, the
+// log-spaced from 1 (or linear from 40) and ends at the 119 scored tokens, every number is finite, the
 // retention sample has one row per layer, and under full the mean NLL is
 // the one computed here from one-shot logits.
 func TestPerplexity(t *testing.T) {
 	const tokens, checkpoints = 120, 8
 	text := writeFile(t, "book.txt", strings.Repeat(pplText, 4))
 	for _, tc := range []struct {
-		policy string
-		params map[string]any
-		held   int // tokens each layer holds at the end
+		policy  string
+		params  map[string]any
+		held    int // tokens each layer holds at the end
+		from    int64
+		spacing string
 	}{
-		{"full", nil, tokens},
-		{"cascade", map[string]any{"sinks": 4, "size": 32, "cascades": 4}, 4 + 32},
-		{"sink", map[string]any{"sinks": 4, "window": 28}, 4 + 28},
+		{"full", nil, tokens, 1, "log"},
+		{"cascade", map[string]any{"sinks": 4, "size": 32, "cascades": 4}, 4 + 32, 1, "log"},
+		{"sink", map[string]any{"sinks": 4, "window": 28}, 4 + 28, 40, "linear"},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
 			env := newEnv(t, tc.policy, tc.params)
-			r := run(t, env, "perplexity", map[string]any{"text": text, "tokens": tokens, "checkpoints": checkpoints})
+			r := run(t, env, "perplexity", map[string]any{"text": text, "tokens": tokens, "checkpoints": checkpoints,
+				"from": tc.from, "spacing": tc.spacing})
+			if v := metric(t, r, "train_length"); v != float64(env.Model.MaxPositions) {
+				t.Errorf("train_length metric %v, want the model's %d", v, env.Model.MaxPositions)
+			}
 			scored := int64(tokens - 1)
 			if v := metric(t, r, "tokens"); v != float64(scored) {
 				t.Errorf("tokens metric %v, want %d scored", v, scored)
@@ -453,6 +471,13 @@ func TestPerplexity(t *testing.T) {
 			var marks []int64
 			for i, rec := range curve {
 				marks = append(marks, rec.Tokens)
+				prev := int64(0)
+				if i > 0 {
+					prev = curve[i-1].Tokens
+				}
+				if rec.Window != rec.Tokens-prev {
+					t.Errorf("point %d: window %d tokens, want the %d since the previous point", i, rec.Window, rec.Tokens-prev)
+				}
 				for _, v := range []float64{rec.NLL, rec.PPL, rec.WindowPPL} {
 					if math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
 						t.Errorf("point %d %+v: not a finite positive value", i, rec)
@@ -462,7 +487,7 @@ func TestPerplexity(t *testing.T) {
 					t.Errorf("point %d: cache bytes %d", i, rec.CacheBytes)
 				}
 			}
-			if want := logSpaced(scored, checkpoints); !slices.Equal(marks, want) {
+			if want := spaced(scored, tc.from, checkpoints, tc.spacing); !slices.Equal(marks, want) {
 				t.Errorf("curve at %v tokens, want %v", marks, want)
 			}
 			if last := curve[len(curve)-1]; math.Abs(last.NLL-nll) > 1e-12 {
@@ -486,18 +511,20 @@ func TestPerplexity(t *testing.T) {
 	}
 }
 
-// logSpaced is the curve the perplexity experiment promises: the distinct
-// values of round(n^(i/k)), i = 1..k, ending at n.
-func logSpaced(n int64, k int) []int64 {
+// spaced is the curve the perplexity experiment promises: the distinct
+// values of from·(n/from)^(i/(k−1)) (log) or from + (n−from)·i/(k−1)
+// (linear), i = 0..k−1, rounded.
+func spaced(n, from int64, k int, spacing string) []int64 {
 	var out []int64
-	for i := 1; i <= k; i++ {
-		c := max(int64(math.Round(math.Pow(float64(n), float64(i)/float64(k)))), 1)
-		if len(out) == 0 || c > out[len(out)-1] {
-			out = append(out, c)
+	for i := 0; i < k; i++ {
+		f := float64(i) / float64(k-1)
+		c := float64(from) + f*float64(n-from)
+		if spacing == "log" {
+			c = float64(from) * math.Pow(float64(n)/float64(from), f)
 		}
-	}
-	if out[len(out)-1] != n {
-		out = append(out, n)
+		if r := int64(math.Round(c)); len(out) == 0 || r > out[len(out)-1] {
+			out = append(out, r)
+		}
 	}
 	return out
 }

@@ -71,8 +71,9 @@ type Timing struct {
 	// Prefill is the wall time of the prompt's prefill, and PerToken the
 	// mean time per decoded token (0 when none was decoded).
 	Prefill, PerToken time.Duration
-	// CacheBytes is the memory of the cache once the last token was
-	// decoded (policies.Cache.Bytes).
+	// CacheBytes is the memory of the keys and values the cache holds once
+	// the last token was decoded (HeldBytes: the tokens held, not the
+	// capacity allocated).
 	CacheBytes int64
 }
 
@@ -106,6 +107,6 @@ func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error
 		}
 		t.PerToken = time.Since(start) / time.Duration(decode)
 	}
-	t.CacheBytes = cache.Bytes()
+	t.CacheBytes = HeldBytes(cache, env.Model)
 	return t, nil
 }

@@ -58,6 +58,7 @@ func (longbenchExp) Params() []params.Param {
 }
 
 type longbenchSample struct {
+	Subset       string   `json:"subset"` // the subset run, named even when the parameter was left empty
 	ID           string   `json:"id"`
 	Prediction   string   `json:"prediction"`
 	Answers      []string `json:"answers"`
@@ -115,7 +116,7 @@ func (x longbenchExp) Run(ctx context.Context, env *Env, p params.Values) (*Resu
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rec := longbenchSample{ID: s.ID, Answers: s.Answers, Length: s.Length}
+		rec := longbenchSample{Subset: name, ID: s.ID, Answers: s.Answers, Length: s.Length}
 		var ids []int32
 		policy := env.Policy
 		if quarter {

@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"kvcascade/policies"
 	"kvcascade/policies/params"
+	"kvcascade/runtime/model"
 )
 
 // memory follows cache and process memory as a sequence grows.
@@ -16,7 +18,7 @@ type memory struct{}
 
 func (memory) Name() string { return "memory" }
 func (memory) Doc() string {
-	return "cache bytes, Go heap and process peak RSS as a random prompt streams through the cache"
+	return "cache bytes (of the tokens held, and as allocated), Go heap and process peak RSS as a random prompt streams through the cache"
 }
 
 func (memory) Params() []params.Param {
@@ -29,7 +31,8 @@ func (memory) Params() []params.Param {
 
 type memorySample struct {
 	Tokens     int64 `json:"tokens"`
-	CacheBytes int64 `json:"cache_bytes"`
+	CacheBytes int64 `json:"cache_bytes"` // keys and values of the tokens held (HeldBytes)
+	AllocBytes int64 `json:"alloc_bytes"` // storage allocated, with the policy's bookkeeping
 	HeapBytes  int64 `json:"heap_bytes"`
 	RSSBytes   int64 `json:"rss_bytes"`
 }
@@ -49,7 +52,7 @@ func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, er
 	defer s.Close()
 	every := max(len(ids)/max(p.Int("checkpoints"), 1), 1)
 	r := &Result{}
-	var peakCache, peakHeap int64
+	var peakCache, peakAlloc, peakHeap int64
 	next := every
 	for i := 0; i < len(ids); i += env.Chunk {
 		if err := ctx.Err(); err != nil {
@@ -62,8 +65,9 @@ func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, er
 		if j >= next || j == len(ids) {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			smp := memorySample{Tokens: int64(j), CacheBytes: cache.Bytes(), HeapBytes: int64(ms.HeapInuse), RSSBytes: procStatus("VmRSS")}
+			smp := memorySample{Tokens: int64(j), CacheBytes: HeldBytes(cache, env.Model), AllocBytes: cache.Bytes(), HeapBytes: int64(ms.HeapInuse), RSSBytes: procStatus("VmRSS")}
 			peakCache, peakHeap = max(peakCache, smp.CacheBytes), max(peakHeap, smp.HeapBytes)
+			peakAlloc = max(peakAlloc, smp.AllocBytes)
 			if err := r.sample(smp); err != nil {
 				return nil, err
 			}
@@ -74,6 +78,7 @@ func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, er
 		env.progress(j, len(ids))
 	}
 	r.metric("peak_cache_bytes", float64(peakCache), "bytes")
+	r.metric("peak_alloc_bytes", float64(peakAlloc), "bytes")
 	r.metric("peak_heap_bytes", float64(peakHeap), "bytes")
 	if hwm := procStatus("VmHWM"); hwm > 0 {
 		r.metric("peak_rss_bytes", float64(hwm), "bytes")
@@ -103,4 +108,20 @@ func procStatus(field string) int64 {
 		return kb * 1024
 	}
 	return -1
+}
+
+// HeldBytes is the memory of the keys and values a cache holds: for every
+// layer and KV head, the tokens it holds × head dimension × 2 (key and
+// value) × the storage type's size. Unlike Cache.Bytes it counts neither
+// allocated but unused capacity nor the policy's bookkeeping, so a policy
+// that keeps 260 tokens reads as 260 tokens' worth however its storage grew.
+func HeldBytes(c *policies.Cache, m *model.Model) int64 {
+	perToken := int64(2 * m.HeadDim * m.Backend().DType().Size())
+	var tokens int64
+	for l := 0; l < m.Layers; l++ {
+		for h := 0; h < m.KVHeads; h++ {
+			tokens += int64(len(c.Held(l, h)))
+		}
+	}
+	return tokens * perToken
 }

@@ -21,11 +21,13 @@ func (perplexity) Doc() string {
 
 func (perplexity) Params() []params.Param {
 	return []params.Param{
-		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19) or .jsonl file"},
+		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19), .jsonl file, or embedded:NAME, a text inside the binary (embedded:kjv-heldout: the tiny model's held-out books)"},
 		{Name: "field", Kind: "string", Default: "text", Doc: "jsonl field holding the text"},
 		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many); " +
 			"with books = each, the most tokens read over all books (0: every book whole)"},
-		{Name: "checkpoints", Kind: "int", Default: 16, Doc: "points of the perplexity curve, log-spaced in tokens seen"},
+		{Name: "checkpoints", Kind: "int", Default: 16, Doc: "points of the perplexity curve, log-spaced in tokens seen (see spacing)"},
+		{Name: "from", Kind: "int", Default: 1, Doc: "tokens scored at the first checkpoint (e.g. the cache size: before it every bounded policy is full attention)"},
+		{Name: "spacing", Kind: "string", Default: "log", Doc: "checkpoint spacing from 'from' to the end: log or linear"},
 		{Name: "books", Kind: "string", Default: booksStream, Choices: []string{booksStream, booksEach},
 			Doc: "stream: the documents one after the other through one cache; each: every document whole through a " +
 				"fresh cache, perplexity weighted by tokens over the documents, a curve per document (the cascade paper's PG19)"},
@@ -46,7 +48,8 @@ type pplSample struct {
 	NLL        float64 `json:"nll"`         // mean negative log-likelihood so far (nats)
 	PPL        float64 `json:"ppl"`         // exp(NLL)
 	WindowPPL  float64 `json:"window_ppl"`  // perplexity since the previous point
-	CacheBytes int64   `json:"cache_bytes"` // cache memory at this point
+	CacheBytes int64   `json:"cache_bytes"` // bytes of the keys and values the cache holds (HeldBytes)
+	Window     int64   `json:"window"`      // tokens behind WindowPPL
 }
 
 func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
@@ -69,7 +72,10 @@ func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result
 	s := env.Model.NewSession(cache, env.Chunk)
 	defer s.Close()
 
-	marks := logCheckpoints(int64(len(ids)-1), p.Int("checkpoints"))
+	marks, err := checkpoints(int64(len(ids)-1), int64(p.Int("from")), p.Int("checkpoints"), p.String("spacing"))
+	if err != nil {
+		return nil, fmt.Errorf("experiment perplexity: %w", err)
+	}
 	r := &Result{}
 	var nll, windowNLL float64
 	var scored, windowN int64
@@ -93,7 +99,8 @@ func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result
 				marks = marks[1:]
 				err := r.sample(pplSample{
 					Tokens: scored, NLL: nll / float64(scored), PPL: math.Exp(nll / float64(scored)),
-					WindowPPL: math.Exp(windowNLL / float64(windowN)), CacheBytes: cache.Bytes(),
+					WindowPPL: math.Exp(windowNLL / float64(windowN)), Window: windowN,
+					CacheBytes: HeldBytes(cache, env.Model),
 				})
 				if err != nil {
 					return err
@@ -119,21 +126,39 @@ func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result
 	r.metric("ppl", math.Exp(nll/float64(scored)), "")
 	r.metric("nll", nll/float64(scored), "nats/token")
 	r.metric("tokens", float64(scored), "tokens")
+	if env.Model.MaxPositions > 0 {
+		r.metric("train_length", float64(env.Model.MaxPositions), "tokens")
+	}
 	return r, nil
 }
 
-// logCheckpoints returns up to k distinct token counts in [1, n], spaced
-// evenly in log scale and ending at n.
-func logCheckpoints(n int64, k int) []int64 {
-	if n < 1 || k < 1 {
-		return nil
+// checkpoints returns up to k distinct token counts in [from, n], the first
+// at from and the last at n, spaced evenly in log scale ("log") or
+// linearly ("linear"). A from beyond n gives the single checkpoint n.
+func checkpoints(n, from int64, k int, spacing string) ([]int64, error) {
+	if spacing != "log" && spacing != "linear" {
+		return nil, fmt.Errorf("spacing %q: want log or linear", spacing)
 	}
+	if from < 1 {
+		return nil, fmt.Errorf("from must be at least 1, got %d", from)
+	}
+	if n < 1 || k < 1 {
+		return nil, nil
+	}
+	from = min(from, n)
 	var out []int64
-	for i := 1; i <= k; i++ {
-		c := int64(math.Round(math.Pow(float64(n), float64(i)/float64(k))))
-		if c < 1 {
-			c = 1
+	for i := 0; i < k; i++ {
+		f := 1.0
+		if k > 1 {
+			f = float64(i) / float64(k-1)
 		}
+		var c int64
+		if spacing == "log" {
+			c = int64(math.Round(float64(from) * math.Pow(float64(n)/float64(from), f)))
+		} else {
+			c = int64(math.Round(float64(from) + f*float64(n-from)))
+		}
+		c = min(max(c, from), n)
 		if len(out) == 0 || c > out[len(out)-1] {
 			out = append(out, c)
 		}
@@ -141,7 +166,7 @@ func logCheckpoints(n int64, k int) []int64 {
 	if out[len(out)-1] != n {
 		out = append(out, n)
 	}
-	return out
+	return out, nil
 }
 
 // readTokens reads the corpus at path until it has want tokens; a corpus

@@ -49,9 +49,10 @@ func (m Metric) Label() string {
 
 // Labels of the line figures.
 const (
-	tokensSeenLabel = "Tokens seen"
-	perplexityLabel = "Perplexity"
-	lengthLabel     = "Context length (tokens)"
+	tokensSeenLabel  = "Tokens seen"
+	cacheMemoryLabel = "Cache memory held (MiB)"
+	perplexityLabel  = "Perplexity"
+	lengthLabel      = "Context length (tokens)"
 )
 
 // markerLimit is the most points a series may have and still get markers.
@@ -69,12 +70,44 @@ const markerLimit = 24
 // exploding curves leave the plot at the top. Set Panels[0][0].Y.Max to
 // show more.
 func Perplexity(series []Series) (*Figure, error) {
-	ss, err := checkSeries("perplexity", series, true, false)
+	return PerplexityWith(series, LineOptions{})
+}
+
+// Mark is a vertical reference line at X (in the x axis' units), dashed,
+// with its label written at the top of the plot: the training length, the
+// cache size.
+type Mark struct {
+	X     float64
+	Label string
+}
+
+// LineOptions adjust a line figure.
+type LineOptions struct {
+	// LinearX draws the x axis linearly from 0 instead of in log scale.
+	LinearX bool
+	// YLabel replaces the figure's y-axis label when not empty.
+	YLabel string
+	// Marks are vertical reference lines; those outside the x range are
+	// left out.
+	Marks []Mark
+}
+
+// PerplexityWith is Perplexity with options: a linear token axis, a y
+// label that says which window each value covers, reference marks.
+func PerplexityWith(series []Series, opt LineOptions) (*Figure, error) {
+	ss, err := checkSeries("perplexity", series, !opt.LinearX, false)
 	if err != nil {
 		return nil, err
 	}
 	p := newPlot("", tokensSeenLabel, perplexityLabel)
-	setLogAxis(&p.X, ss, func(pt Point) float64 { return pt.X }, tokenLogTicks, 1)
+	if opt.YLabel != "" {
+		p.Y.Label.Text = opt.YLabel
+	}
+	if opt.LinearX {
+		setLinearTokenAxis(&p.X, ss)
+	} else {
+		setLogAxis(&p.X, ss, func(pt Point) float64 { return pt.X }, tokenLogTicks, 1)
+	}
 	lo, hi := perplexityRange(ss)
 	p.Y.Tick.Marker = plot.TickerFunc(linearTicks)
 	dlo, dhi := math.Inf(1), math.Inf(-1)
@@ -98,7 +131,81 @@ func Perplexity(series []Series) (*Figure, error) {
 	}
 	// Adding the lines widened the y range to all of the data; restore it.
 	p.Y.Min, p.Y.Max = lo, hi
+	addMarks(p, opt.Marks)
 	return single(p, l), nil
+}
+
+// CacheMemory draws the memory a cache holds against tokens seen, on linear
+// axes from 0: one line with markers per policy, in MiB.
+func CacheMemory(series []Series, marks []Mark) (*Figure, error) {
+	ss, err := checkSeries("cache memory", series, false, false)
+	if err != nil {
+		return nil, err
+	}
+	p := newPlot("", tokensSeenLabel, cacheMemoryLabel)
+	setLinearTokenAxis(&p.X, ss)
+	p.Y.Tick.Marker = plot.TickerFunc(linearTicks)
+	hi := 0.0
+	for _, s := range ss {
+		for _, pt := range s.Points {
+			hi = math.Max(hi, pt.Y)
+		}
+	}
+	p.Y.Min, p.Y.Max = 0, math.Max(hi*1.08, 1e-9)
+	p.Add(gridLines())
+	l, err := addLines(p, ss)
+	if err != nil {
+		return nil, fmt.Errorf("cache memory: %w", err)
+	}
+	p.Y.Min, p.Y.Max = 0, math.Max(hi*1.08, 1e-9)
+	addMarks(p, marks)
+	return single(p, l), nil
+}
+
+// setLinearTokenAxis makes a a linear axis of tokens from 0 to the largest
+// X of ss.
+func setLinearTokenAxis(a *plot.Axis, ss []Series) {
+	hi := 1.0
+	for _, s := range ss {
+		for _, pt := range s.Points {
+			hi = math.Max(hi, pt.X)
+		}
+	}
+	a.Tick.Marker = plot.TickerFunc(tokenLinearTicks)
+	a.Min, a.Max = 0, hi
+}
+
+// addMarks adds the marks inside p's x range, their labels one line
+// lower each, so that marks close together keep readable labels.
+func addMarks(p *plot.Plot, marks []Mark) {
+	line := 0
+	for _, m := range marks {
+		if m.X >= p.X.Min && m.X <= p.X.Max {
+			p.Add(&vmark{Mark: m, line: line})
+			line++
+		}
+	}
+}
+
+// vmark is a plot.Plotter that draws a Mark: a dashed grey vertical line
+// over the whole plot and its label near the top (line lines down), right
+// of the line.
+type vmark struct {
+	Mark
+	line int
+}
+
+// Plot implements plot.Plotter.
+func (m *vmark) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, _ := p.Transforms(&c)
+	x := trX(m.X)
+	sty := draw.LineStyle{Color: color.Gray{Y: 110}, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
+	c.StrokeLine2(sty, x, c.Min.Y, x, c.Max.Y)
+	ts := textStyle(noteSize)
+	ts.Color = color.Gray{Y: 70}
+	ts.XAlign, ts.YAlign = draw.XLeft, draw.YTop
+	y := c.Max.Y - vg.Points(3) - vg.Length(m.line)*1.3*ts.Font.Size
+	c.FillText(ts, vg.Point{X: x + vg.Points(3), Y: y}, m.Label)
 }
 
 // Scaling draws a latency or memory measurement against context length

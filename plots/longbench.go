@@ -114,7 +114,7 @@ func LongBench(scores []Score) (*Figure, error) {
 	p.Y.Min, p.Y.Max = lo, hi*1.05
 	p.Y.Padding = 0
 	fig := single(p, l)
-	fig.Width = max(DefaultWidth, vg.Length(len(groups))*vg.Length(len(policies))*0.09*vg.Inch+2*vg.Inch)
+	fig.Width = DefaultWidth // every figure of the package has the same width
 	// Rotate the subset names when the widest would not fit its group at
 	// the suggested size (about 2.3 in go to the y axis and the legend).
 	perGroup := (fig.Width - 2.3*vg.Inch) / vg.Length(p.X.Max-p.X.Min)

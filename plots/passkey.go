@@ -31,6 +31,7 @@ type PasskeyCell struct {
 // Passkey heat-map labels.
 const (
 	passkeyXLabel = "Insert location (%)"
+	binTickSize   = 8 // the depth bins' tick labels, in points
 	passkeyYLabel = "Context length (tokens)"
 	accuracyLabel = "Accuracy (%)"
 )
@@ -52,22 +53,21 @@ func PasskeyTable(cells []PasskeyCell, policy string, bins int) (*Figure, error)
 	return PasskeyPanels(mine, bins)
 }
 
-// PasskeyPanels draws one passkey heat-map table per policy side by side,
+// PasskeyPanels draws one passkey heat-map table per policy, two to a row,
 // on one colour scale (0–100 %) shown on the right, with the policy as
-// each panel's title, like the cascade paper's poster. More than four
-// policies wrap onto further rows. All panels share the union of context
-// lengths; bins is the number of depth bins (5 in the paper).
+// each panel's title, like the cascade paper's poster. The figure is
+// DefaultWidth wide, as every figure of the package, and as tall as its
+// rows need. All panels share the union of context lengths; bins is the
+// number of depth bins (5 in the paper). The number of samples behind each
+// cell is written in the colour scale's label when every cell has the same
+// count, and under each cell's accuracy otherwise.
 func PasskeyPanels(cells []PasskeyCell, bins int) (*Figure, error) {
 	t, err := newPasskeyTables(cells, bins)
 	if err != nil {
 		return nil, err
 	}
 	n := len(t.policies)
-	cols := n
-	if n > 4 {
-		rows := (n + 3) / 4
-		cols = (n + rows - 1) / rows
-	}
+	cols := min(n, 2)
 	rows := (n + cols - 1) / cols
 	panels := make([][]*plot.Plot, rows)
 	for r := range panels {
@@ -75,31 +75,42 @@ func PasskeyPanels(cells []PasskeyCell, bins int) (*Figure, error) {
 	}
 	for i, pol := range t.policies {
 		r, k := i/cols, i%cols
-		p := newPlot(pol, passkeyXLabel, passkeyYLabel)
-		if k > 0 {
-			p.Y.Label.Text = ""
-		}
+		// The axis labels are the figure's, once each, so that every
+		// panel's title and table line up.
+		p := newPlot(pol, "", "")
 		t.style(p, k == 0)
-		p.Add(&cellGrid{acc: t.acc[pol]})
+		g := &cellGrid{acc: t.acc[pol]}
+		if t.sameN < 0 {
+			g.n = t.n[pol]
+		}
+		p.Add(g)
 		panels[r][k] = p
 	}
 	// Panel size: columns wide enough for "80–100" at 10 pt, rows tall
 	// enough for a cell number with room around it.
 	// Each row also holds its panels' titles and x axes, and is never
 	// shorter than a readable single-length table.
-	cellW, cellH := 0.56*vg.Inch, 0.3*vg.Inch
-	axisW, axisH, titleH := 0.95*vg.Inch, 0.85*vg.Inch, 0.35*vg.Inch
-	w := axisW + vg.Length(cols)*(vg.Length(bins)*cellW+panelGapX) + 1.0*vg.Inch
+	cellH := 0.3 * vg.Inch
+	if t.sameN < 0 {
+		cellH = 0.42 * vg.Inch // room for the count under the accuracy
+	}
+	axisH, titleH := 0.85*vg.Inch, 0.35*vg.Inch
 	rowH := max(vg.Length(len(t.lengths))*cellH+axisH+titleH, 1.9*vg.Inch)
 	h := vg.Length(rows)*rowH + 0.1*vg.Inch
+	label := accuracyLabel
+	if t.sameN > 0 {
+		label = fmt.Sprintf("%s, n = %d per cell", accuracyLabel, t.sameN)
+	}
 	return &Figure{
 		Panels: panels,
-		Width:  max(w, 4*vg.Inch),
+		xLabel: passkeyXLabel,
+		yLabel: passkeyYLabel,
+		Width:  DefaultWidth,
 		Height: max(h, 2.5*vg.Inch),
 		colorScale: &colorScale{
 			min: 0, max: 100, colorOf: AccuracyColor,
 			ticks: []float64{0, 20, 40, 60, 80, 100},
-			label: accuracyLabel,
+			label: label,
 		},
 	}, nil
 }
@@ -110,6 +121,8 @@ type passkeyTables struct {
 	lengths  []int                  // ascending
 	bins     int                    // depth bins
 	acc      map[string][][]float64 // policy → [length index][bin], NaN where missing
+	n        map[string][][]int     // policy → [length index][bin]: samples, 0 where missing
+	sameN    int                    // the count of every present cell when they agree, else -1 (0: none known)
 }
 
 func newPasskeyTables(cells []PasskeyCell, bins int) (*passkeyTables, error) {
@@ -143,6 +156,7 @@ func newPasskeyTables(cells []PasskeyCell, bins int) (*passkeyTables, error) {
 		lengths:  slices.Compact(lengths),
 		bins:     bins,
 		acc:      make(map[string][][]float64),
+		n:        make(map[string][][]int),
 	}
 	type key struct {
 		policy      string
@@ -165,12 +179,25 @@ func newPasskeyTables(cells []PasskeyCell, bins int) (*passkeyTables, error) {
 		s.plain += c.Accuracy
 		s.count++
 	}
+	for _, s := range sums {
+		switch n := int(s.weight); {
+		case t.sameN == 0:
+			t.sameN = n
+		case t.sameN != n:
+			t.sameN = -1
+		}
+	}
 	for _, pol := range t.policies {
 		grid := make([][]float64, len(t.lengths))
+		counts := make([][]int, len(t.lengths))
 		for r, l := range t.lengths {
 			grid[r] = make([]float64, bins)
+			counts[r] = make([]int, bins)
 			for b := range bins {
 				s := sums[key{pol, l, b}]
+				if s != nil {
+					counts[r][b] = int(s.weight)
+				}
 				switch {
 				case s == nil:
 					grid[r][b] = math.NaN()
@@ -182,6 +209,7 @@ func newPasskeyTables(cells []PasskeyCell, bins int) (*passkeyTables, error) {
 			}
 		}
 		t.acc[pol] = grid
+		t.n[pol] = counts
 	}
 	return t, nil
 }
@@ -205,6 +233,7 @@ func (t *passkeyTables) style(p *plot.Plot, yLabels bool) {
 		p.Y.Label.Text = "Length"
 	}
 	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
+	p.X.Tick.Label.Font = textStyle(binTickSize).Font // "60–80" fits its column two panels to a row
 	p.X.Min, p.X.Max = 0, float64(t.bins)
 	p.Y.Min, p.Y.Max = 0, float64(rows)
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
@@ -224,6 +253,7 @@ func binLabel(lo, hi float64) string {
 // acc at the top when r is 0, one unit square per cell.
 type cellGrid struct {
 	acc [][]float64 // [row][col], percent, NaN where missing
+	n   [][]int     // [row][col] samples, written under the accuracy; nil: not written
 }
 
 // Plot implements plot.Plotter.
@@ -248,7 +278,17 @@ func (g *cellGrid) Plot(c draw.Canvas, p *plot.Plot) {
 				txt = strconv.FormatFloat(math.Round(v), 'f', 0, 64)
 			}
 			sty.Color = textColorOn(bg)
-			c.FillText(sty, vg.Point{X: (x0 + x1) / 2, Y: (y0 + y1) / 2}, txt)
+			mid := vg.Point{X: (x0 + x1) / 2, Y: (y0 + y1) / 2}
+			if g.n != nil && g.n[r][k] > 0 {
+				small := textStyle(cellSize - 2)
+				small.XAlign, small.YAlign, small.Color = draw.XCenter, draw.YTop, sty.Color
+				sty.YAlign = draw.YBottom
+				c.FillText(sty, mid, txt)
+				c.FillText(small, mid, fmt.Sprintf("n=%d", g.n[r][k]))
+				sty.YAlign = draw.YCenter
+				continue
+			}
+			c.FillText(sty, mid, txt)
 		}
 	}
 }

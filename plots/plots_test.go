@@ -194,13 +194,56 @@ func TestPasskeySVGTexts(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"cascade", "sink", "32K", "64K", "128K", "256K", "512K", "1M",
-		"0–20", "80–100", passkeyXLabel, passkeyYLabel, accuracyLabel} {
+		"0–20", "80–100", passkeyXLabel, passkeyYLabel, accuracyLabel + ", n = 20 per cell"} {
 		if count[s] == 0 {
 			t.Errorf("text %q missing from the SVG", s)
 		}
 	}
 	slices.Sort(texts)
 	golden(t, "passkey_panels_texts.golden", []byte(strings.Join(texts, "\n")+"\n"))
+}
+
+// TestPasskeyCounts checks where the sample counts go: into the colour
+// scale's label when every cell has the same, under each cell otherwise,
+// and that the figure has the package's one width.
+func TestPasskeyCounts(t *testing.T) {
+	var cells []PasskeyCell
+	for _, pol := range []string{"Cascade (260 slots)", "StreamingLLM (260 slots)", "Full attention"} {
+		for b := range 5 {
+			cells = append(cells, PasskeyCell{Policy: pol, Length: 1024, DepthBin: b, Accuracy: 50, N: 10})
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		cells  []PasskeyCell
+		want   []string
+		absent []string
+	}{
+		{"same", cells, []string{accuracyLabel + ", n = 10 per cell", "Cascade (260 slots)", "Full attention"}, []string{"n=10"}},
+		{"mixed", append(slices.Clone(cells), PasskeyCell{Policy: "Full attention", Length: 2048, DepthBin: 0, Accuracy: 100, N: 7}),
+			[]string{accuracyLabel, "n=10", "n=7"}, []string{accuracyLabel + ", n = 10 per cell"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fig, err := PasskeyPanels(tc.cells, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fig.Width != DefaultWidth {
+				t.Errorf("width %v, want DefaultWidth %v", fig.Width, DefaultWidth)
+			}
+			texts := svgTexts(t, saveAll(t, fig, "passkey_counts_"+tc.name)[".svg"])
+			for _, s := range tc.want {
+				if !slices.Contains(texts, s) {
+					t.Errorf("text %q missing from the SVG", s)
+				}
+			}
+			for _, s := range tc.absent {
+				if slices.Contains(texts, s) {
+					t.Errorf("text %q in the SVG, want it absent", s)
+				}
+			}
+		})
+	}
 }
 
 func TestPasskeyMerge(t *testing.T) {

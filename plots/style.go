@@ -99,10 +99,11 @@ func (g gridPlotter) Plot(c draw.Canvas, p *plot.Plot) {
 }
 
 // knownPolicy reports the fixed rank, colour and marker of the policies
-// this project ships. The colours are the Okabe–Ito palette, which stays
+// this project ships, named by id or display name (see policyID). The
+// colours are the Okabe–Ito palette, which stays
 // distinguishable under the common forms of colour blindness.
 func knownPolicy(name string) (rank int, c color.RGBA, g draw.GlyphDrawer, ok bool) {
-	switch name {
+	switch policyID(name) {
 	case "cascade":
 		return 0, rgb(0xD55E00), draw.CircleGlyph{}, true // vermillion
 	case "sink":

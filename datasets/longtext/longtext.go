@@ -6,7 +6,10 @@
 //   - a folder: its *.txt files (not its subfolders), sorted by name, one
 //     document each, as in the PG19 release (pg19/test/*.txt);
 //   - a JSON Lines file (*.jsonl): one document per non-blank line, an object
-//     whose string field (default "text") holds the document.
+//     whose string field (default "text") holds the document;
+//   - "embedded:NAME": a text compiled into the binary, one document (see
+//     Embedded; the names are listed in embedded/README.md with their
+//     sources and licences).
 //
 // Text arrives in chunks of at most Options.ChunkBytes bytes. A chunk ends
 // at a line break when one lies in the second half of the chunk, else at a
@@ -92,12 +95,14 @@ type Corpus struct {
 }
 
 type file struct {
-	path   string
-	format Format
+	path     string
+	format   Format
+	embedded bool // path is "embedded:NAME", read from the binary
 }
 
-// Open prepares the corpus at path (a file or a folder of *.txt files).
-// Files are opened only while they are read.
+// Open prepares the corpus at path (a file, a folder of *.txt files or an
+// embedded text, "embedded:NAME"). Files are opened only while they are
+// read.
 func Open(path string, opt Options) (*Corpus, error) {
 	switch opt.Format {
 	case Auto, Text, JSONL:
@@ -116,13 +121,20 @@ func Open(path string, opt Options) (*Corpus, error) {
 	if opt.MaxLineBytes == 0 {
 		opt.MaxLineBytes = 256 << 20
 	}
+	c := &Corpus{opt: opt}
+	if name, ok := strings.CutPrefix(path, EmbeddedPrefix); ok {
+		if _, err := embeddedText(name); err != nil {
+			return nil, err
+		}
+		c.files = []file{{path: path, format: Text, embedded: true}}
+		return c, nil
+	}
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("longtext: %w", err)
 	}
-	c := &Corpus{opt: opt}
 	if !info.IsDir() {
-		c.files = []file{{path, formatOf(path, opt.Format)}}
+		c.files = []file{{path: path, format: formatOf(path, opt.Format)}}
 		return c, nil
 	}
 	entries, err := os.ReadDir(path)
@@ -132,7 +144,7 @@ func Open(path string, opt Options) (*Corpus, error) {
 	for _, e := range entries {
 		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".txt") {
 			p := filepath.Join(path, e.Name())
-			c.files = append(c.files, file{p, formatOf(p, opt.Format)})
+			c.files = append(c.files, file{path: p, format: formatOf(p, opt.Format)})
 		}
 	}
 	if len(c.files) == 0 {
@@ -170,9 +182,12 @@ func (c *Corpus) Chunks() iter.Seq2[Chunk, error] {
 		for _, f := range c.files {
 			var ok bool
 			var err error
-			if f.format == JSONL {
+			switch {
+			case f.embedded:
+				ok, err = c.embedded(f.path, &doc, yield)
+			case f.format == JSONL:
 				ok, err = c.jsonl(f.path, &doc, yield)
-			} else {
+			default:
 				ok, err = c.text(f.path, &doc, yield)
 			}
 			if err != nil {

@@ -491,8 +491,8 @@ params = { sinks = 2, window = 8 }
 			if r.Status != results.Done || r.Error != "" {
 				t.Errorf("%s on the text: status %s, error %q; want done", r.Policy, r.Status, r.Error)
 			}
-			if metrics[r.Hash] != 3 { // ppl, nll, tokens
-				t.Errorf("%s on the text: %d metrics, want 3", r.Policy, metrics[r.Hash])
+			if metrics[r.Hash] != 4 { // ppl, nll, tokens, train_length
+				t.Errorf("%s on the text: %d metrics, want 4", r.Policy, metrics[r.Hash])
 			}
 		default:
 			t.Errorf("point %s has text %q", r.Hash, p.Text)

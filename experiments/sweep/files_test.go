@@ -162,7 +162,6 @@ func TestQuickstartNeedsNothingOutside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gplSeen := false
 	for _, p := range pts {
 		if p.Model.Path != "" && !inside(root, p.Model.Path) {
 			t.Errorf("model %s is outside the repository", p.Model.Path)
@@ -175,16 +174,6 @@ func TestQuickstartNeedsNothingOutside(t *testing.T) {
 			v, _ := p.RunParams()[k].(string)
 			if v == "" || strings.HasPrefix(v, experiments.EmbeddedPrefix) {
 				continue // embedded in the binary
-			}
-			if v == "/usr/share/common-licenses/GPL-3" {
-				// Known and tracked: the quickstart's perplexity text is
-				// being replaced by an embedded one; any other outside
-				// path fails.
-				if !gplSeen {
-					t.Logf("%s %s: %s still names the GPL text outside the repository", p.Experiment, k, v)
-					gplSeen = true
-				}
-				continue
 			}
 			if !inside(root, v) {
 				t.Errorf("%s parameter %s: %s is outside the repository", p.Experiment, k, v)

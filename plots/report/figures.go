@@ -30,7 +30,8 @@ type Figure struct {
 type point struct {
 	id         int64
 	experiment string
-	label      string // series name: policy label plus what else varies
+	policy     string // the registered policy name
+	label      string // series name: display name and budget plus what else varies
 	params     map[string]any
 	metrics    map[string]float64
 }
@@ -46,10 +47,11 @@ func load(db *results.DB, sweep string) ([]*point, error) {
 	for _, r := range rows {
 		p := byID[r.PointID]
 		if p == nil {
-			p = &point{id: r.PointID, experiment: r.Experiment, label: r.Policy, metrics: map[string]float64{}}
+			p = &point{id: r.PointID, experiment: r.Experiment, policy: r.Policy, metrics: map[string]float64{}}
 			if err := json.Unmarshal(r.Params, &p.params); err != nil {
 				return nil, fmt.Errorf("point %s: params: %w", r.Hash, err)
 			}
+			p.label = policyLabel(r.Policy, p.params)
 			byID[r.PointID] = p
 			order = append(order, p)
 		}
@@ -144,15 +146,19 @@ func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 	}
 	if cells := passkeyCells(pts); len(cells) > 0 {
 		f, err := plots.PasskeyPanels(cells, 5)
-		if err := save("passkey", "Passkey retrieval", "Accuracy (%) of exact 5-digit retrieval per context length and insertion depth, one table per policy.", f, err); err != nil {
+		if err := save("passkey", "Passkey retrieval", "Accuracy (%) of exact 5-digit retrieval per context length (rows) and depth of the key in the filler (columns), one table per policy with its cache budget; n is the number of prompts behind each cell.", f, err); err != nil {
 			return nil, err
 		}
 	}
-	if series, err := perplexitySeries(db, pts); err != nil {
+	if series, opt, err := perplexitySeries(db, pts); err != nil {
 		return nil, err
 	} else if len(series) > 0 {
-		f, err := plots.Perplexity(series)
-		if err := save("perplexity", "Streaming perplexity", "Perplexity of the tokens since the previous checkpoint, as the text streams through each cache.", f, err); err != nil {
+		f, err := plots.PerplexityWith(series, opt)
+		caption := "Perplexity of the tokens since the previous checkpoint, as the text streams through each cache."
+		if len(opt.Marks) > 0 {
+			caption += " Dashed lines mark the cache size and the model's training length."
+		}
+		if err := save("perplexity", "Streaming perplexity", caption, f, err); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +169,6 @@ func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 	}{
 		{"latency", "prefill_s", "latency_prefill", "Prefill time", plots.PrefillTime, 1},
 		{"latency", "decode_ms_per_token", "latency_decode", "Decode time per token", plots.DecodeTime, 1},
-		{"memory", "peak_cache_bytes", "memory", "Peak cache memory", plots.PeakMemory, 1.0 / (1 << 20)},
 	}
 	for _, s := range scaling {
 		series := lineSeries(pts, s.exp, "length", s.metric, s.scale)
@@ -175,9 +180,22 @@ func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 			return nil, err
 		}
 	}
-	if scores := longbenchScores(pts); len(scores) > 0 {
+	if series, from, err := memorySeries(db, pts); err != nil {
+		return nil, err
+	} else if len(series) > 0 {
+		f, err := plots.CacheMemory(series, nil)
+		caption := "Memory of the keys and values each cache holds (bytes of the tokens held, not storage allocated) at each checkpoint, as the " + from + " streams through it."
+		if err := save("memory", "Cache memory", caption, f, err); err != nil {
+			return nil, err
+		}
+	}
+	scores, err := longbenchScores(db, pts)
+	if err != nil {
+		return nil, err
+	}
+	if len(scores) > 0 {
 		f, err := plots.LongBench(scores)
-		if err := save("longbench", "LongBench", "Score per LongBench subset and the average.", f, err); err != nil {
+		if err := save("longbench", "LongBench", "Score (0–100, LongBench's scale) per LongBench subset and the average.", f, err); err != nil {
 			return nil, err
 		}
 	}
@@ -250,13 +268,22 @@ func eachPerplexitySample(db *results.DB, pts []*point, fn func(p *point, raw js
 	return nil
 }
 
-func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, error) {
+// perplexitySeries returns the perplexity curves and how to draw them: a
+// linear token axis when the checkpoints do not start near 0 (spaced from
+// the cache size), the window each value covers in the y label, and marks
+// at the cache size (the budget the bounded policies share) and the
+// model's training length.
+func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, plots.LineOptions, error) {
 	var out []plots.Series
+	var opt plots.LineOptions
 	byPoint := map[*point]int{}
+	windows := map[int64]bool{}
+	first, last := math.Inf(1), 0.0
 	err := eachPerplexitySample(db, pts, func(p *point, raw json.RawMessage) {
 		var smp struct {
 			Tokens    float64  `json:"tokens"`
 			WindowPPL *float64 `json:"window_ppl"`
+			Window    int64    `json:"window"`
 		}
 		if json.Unmarshal(raw, &smp) != nil || smp.WindowPPL == nil || smp.Tokens <= 0 || math.IsInf(*smp.WindowPPL, 0) {
 			return
@@ -267,23 +294,154 @@ func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, error) {
 			byPoint[p] = i
 			out = append(out, plots.Series{Policy: p.label})
 		}
+		n := len(out[i].Points)
 		out[i].Points = append(out[i].Points, plots.Point{X: smp.Tokens, Y: *smp.WindowPPL})
+		if n > 0 { // the first window starts at the text's start
+			windows[smp.Window] = true
+		}
+		first, last = math.Min(first, smp.Tokens), math.Max(last, smp.Tokens)
 	})
-	return out, err
+	if err != nil || len(out) == 0 {
+		return out, opt, err
+	}
+	opt.LinearX = first >= 0.02*last
+	opt.YLabel = "Perplexity since the previous checkpoint"
+	lo, hi, sum := int64(math.MaxInt64), int64(0), int64(0)
+	for w := range windows {
+		lo, hi, sum = min(lo, w), max(hi, w), sum+w
+	}
+	switch {
+	case len(windows) == 1 && lo > 0:
+		opt.YLabel = fmt.Sprintf("Perplexity of the last %d tokens", lo)
+	case len(windows) > 1 && lo > 0 && float64(hi-lo) <= 0.02*float64(hi):
+		// Linear checkpoints that do not divide the text evenly.
+		opt.YLabel = fmt.Sprintf("Perplexity of the last ~%d tokens", (sum+int64(len(windows))/2)/int64(len(windows)))
+	}
+	budgets := map[int]bool{}
+	train := 0.0
+	for p := range byPoint {
+		if b, ok := budget(p.policy, p.params); ok {
+			budgets[b] = true
+		}
+		train = math.Max(train, p.metrics["train_length"])
+	}
+	if len(budgets) == 1 {
+		for b := range budgets {
+			opt.Marks = append(opt.Marks, plots.Mark{X: float64(b), Label: fmt.Sprintf("cache size %d", b)})
+		}
+	}
+	if train > 0 {
+		opt.Marks = append(opt.Marks, plots.Mark{X: train, Label: "training length " + plots.FormatTokens(int64(train))})
+	}
+	return out, opt, nil
 }
 
-func longbenchScores(pts []*point) []plots.Score {
+// memorySeries returns the cache memory held (MiB) against tokens seen,
+// one curve per point: from the memory experiment's checkpoints (its
+// longest prompt per series) or, when the sweep has none, from the
+// perplexity checkpoints. from names the source for the caption.
+func memorySeries(db *results.DB, pts []*point) ([]plots.Series, string, error) {
+	for _, exp := range []string{"memory", "perplexity"} {
+		var longest = map[string]*point{}
+		var order []string
+		for _, p := range pts {
+			if p.experiment != exp {
+				continue
+			}
+			q, seen := longest[p.label]
+			if !seen {
+				order = append(order, p.label)
+			}
+			if !seen || lengthOf(p) > lengthOf(q) {
+				longest[p.label] = p
+			}
+		}
+		var out []plots.Series
+		for _, label := range order {
+			samples, err := db.Samples(longest[label].id)
+			if err != nil {
+				return nil, "", err
+			}
+			s := plots.Series{Policy: label}
+			for _, raw := range samples {
+				var smp struct {
+					Tokens     float64 `json:"tokens"`
+					CacheBytes *int64  `json:"cache_bytes"`
+				}
+				if json.Unmarshal(raw, &smp) != nil || smp.CacheBytes == nil || smp.Tokens <= 0 {
+					continue
+				}
+				s.Points = append(s.Points, plots.Point{X: smp.Tokens, Y: float64(*smp.CacheBytes) / (1 << 20)})
+			}
+			if len(s.Points) > 0 {
+				out = append(out, s)
+			}
+		}
+		if len(out) > 0 {
+			if exp == "memory" {
+				return out, "random prompt", nil
+			}
+			return out, "perplexity text", nil
+		}
+	}
+	return nil, "", nil
+}
+
+// lengthOf is a point's length parameter, or its tokens, or 0.
+func lengthOf(p *point) float64 {
+	for _, k := range []string{"length", "tokens"} {
+		if v, ok := num(p.params[k]); ok {
+			return v
+		}
+	}
+	return 0
+}
+
+// longbenchScores returns each LongBench point's score under its subset:
+// the subset parameter, or when that was left empty (the file's own), the
+// subset its samples name, or the data file's base name.
+func longbenchScores(db *results.DB, pts []*point) ([]plots.Score, error) {
 	var out []plots.Score
 	for _, p := range pts {
 		if p.experiment != "longbench" {
 			continue
 		}
-		subset, _ := p.params["subset"].(string)
-		if score, ok := p.metrics["score"]; ok && subset != "" {
-			out = append(out, plots.Score{Policy: p.label, Subset: subset, Score: score})
+		score, ok := p.metrics["score"]
+		if !ok {
+			continue
+		}
+		subset, err := subsetOf(db, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, plots.Score{Policy: p.label, Subset: subset, Score: score})
+	}
+	return out, nil
+}
+
+// subsetOf names the LongBench subset of point p.
+func subsetOf(db *results.DB, p *point) (string, error) {
+	if s, _ := p.params["subset"].(string); s != "" {
+		return s, nil
+	}
+	samples, err := db.Samples(p.id)
+	if err != nil {
+		return "", err
+	}
+	for _, raw := range samples {
+		var smp struct {
+			Subset string `json:"subset"`
+		}
+		if json.Unmarshal(raw, &smp) == nil && smp.Subset != "" {
+			return smp.Subset, nil
 		}
 	}
-	return out
+	data, _ := p.params["data"].(string)
+	name := strings.TrimSuffix(filepath.Base(data), ".jsonl")
+	if name == "" || name == "." {
+		name = "longbench"
+	}
+	return name, nil
 }
 
 func retention(db *results.DB, pts []*point) ([]plots.Retention, error) {

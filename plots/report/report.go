@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
+	"kvcascade/experiments"
 	"kvcascade/internal/atomicfile"
 	"kvcascade/plots"
 	"kvcascade/results"
@@ -37,8 +40,17 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 	if err != nil {
 		return "", "", err
 	}
-	tables := append(passkeyTables(pts), metricTables(pts)...)
+	metrics, err := metricTables(db, pts)
+	if err != nil {
+		return "", "", err
+	}
+	tables := append([]table{summaryTable(pts)}, passkeyTables(pts)...)
+	tables = append(tables, metrics...)
 	prov := provenance(rows)
+	config, err := sweepConfig(db, sweep)
+	if err != nil {
+		return "", "", err
+	}
 	title := "kvcascade report"
 	if sweep != "" {
 		title += ": " + sweep
@@ -52,6 +64,13 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 	}
 	for _, t := range append(tables, prov) {
 		writeMarkdownTable(md, t)
+	}
+	if config != "" {
+		fence := "```"
+		for strings.Contains(config, fence) {
+			fence += "`"
+		}
+		fmt.Fprintf(md, "## Sweep file\n\n%stoml\n%s\n%s\n", fence, strings.TrimRight(config, "\n"), fence)
 	}
 	mdPath = filepath.Join(dir, "report.md")
 	if err := atomicfile.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
@@ -73,7 +92,7 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 	htmlPath = filepath.Join(dir, "report.html")
 	err = atomicfile.Write(htmlPath, 0o644, func(w io.Writer) error {
 		return page.Execute(w, map[string]any{
-			"Title": title, "Summary": summary(rows), "Figures": in, "Tables": tables, "Provenance": prov,
+			"Title": title, "Summary": summary(rows), "Figures": in, "Tables": tables, "Provenance": prov, "Config": config,
 		})
 	})
 	if err != nil {
@@ -95,8 +114,13 @@ func summary(rows []results.PointRow) string {
 func passkeyTables(pts []*point) []table {
 	cells := passkeyCells(pts)
 	byPolicy := map[string]map[int]map[int]float64{}
+	counts := map[string]map[int]bool{}
 	var policies []string
 	for _, c := range cells {
+		if counts[c.Policy] == nil {
+			counts[c.Policy] = map[int]bool{}
+		}
+		counts[c.Policy][c.N] = true
 		if byPolicy[c.Policy] == nil {
 			byPolicy[c.Policy] = map[int]map[int]float64{}
 			policies = append(policies, c.Policy)
@@ -109,6 +133,13 @@ func passkeyTables(pts []*point) []table {
 	var out []table
 	for _, p := range policies {
 		t := table{Title: "Passkey accuracy (%): " + p, Header: []string{"length"}}
+		if len(counts[p]) == 1 {
+			for n := range counts[p] {
+				if n > 0 {
+					t.Title += fmt.Sprintf(", n = %d per cell", n)
+				}
+			}
+		}
 		for b := 0; b < 5; b++ {
 			t.Header = append(t.Header, fmt.Sprintf("%d–%d %%", 20*b, 20*(b+1)))
 		}
@@ -133,8 +164,10 @@ func passkeyTables(pts []*point) []table {
 	return out
 }
 
-// metricTables lists every done point's metrics, one table per experiment.
-func metricTables(pts []*point) []table {
+// metricTables lists every done point's metrics, one table per experiment,
+// with the experiment parameters that vary between its points (length,
+// depth bin, …) as columns, and for LongBench the subset run.
+func metricTables(db *results.DB, pts []*point) ([]table, error) {
 	byExp := map[string][]*point{}
 	var exps []string
 	for _, p := range pts {
@@ -157,11 +190,27 @@ func metricTables(pts []*point) []table {
 			metrics = append(metrics, m)
 		}
 		sort.Strings(metrics)
-		t := table{Title: "Metrics: " + e, Header: append([]string{"policy", "length"}, metrics...)}
+		axes := varyingAxes(e, byExp[e])
+		header := append([]string{"policy"}, axes...)
+		if e == "longbench" {
+			header = append(header, "subset")
+		}
+		t := table{Title: "Metrics: " + e, Header: append(header, metrics...)}
 		for _, p := range byExp[e] {
-			row := []string{p.label, fmt.Sprint(p.params["length"])}
-			if _, ok := p.params["length"]; !ok {
-				row[1] = "–"
+			row := []string{p.label}
+			for _, a := range axes {
+				if v, ok := p.params[a]; ok {
+					row = append(row, fmt.Sprint(v))
+				} else {
+					row = append(row, "–")
+				}
+			}
+			if e == "longbench" {
+				subset, err := subsetOf(db, p)
+				if err != nil {
+					return nil, err
+				}
+				row = append(row, subset)
 			}
 			for _, m := range metrics {
 				if v, ok := p.metrics[m]; ok {
@@ -174,7 +223,127 @@ func metricTables(pts []*point) []table {
 		}
 		out = append(out, t)
 	}
-	return out
+	return out, nil
+}
+
+// varyingAxes returns the parameters of experiment exp whose values differ
+// between pts, in the experiment's order.
+func varyingAxes(exp string, pts []*point) []string {
+	e, err := experiments.Lookup(exp)
+	if err != nil {
+		return nil
+	}
+	var axes []string
+	for _, prm := range e.Params() {
+		seen := map[string]bool{}
+		for _, p := range pts {
+			seen[fmt.Sprint(p.params[prm.Name])] = true
+		}
+		if len(seen) > 1 {
+			axes = append(axes, prm.Name)
+		}
+	}
+	return axes
+}
+
+// mainMetrics names the metric the summary table averages per experiment,
+// with how it reads.
+// The weight is the metric that counts what the mean is over (samples,
+// tokens); points without it count one each.
+var mainMetrics = map[string]struct{ metric, unit, weight string }{
+	"passkey":    {"accuracy", "accuracy %", "samples"},
+	"perplexity": {"ppl", "perplexity", "tokens"},
+	"longbench":  {"score", "score 0–100", "samples"},
+	"latency":    {"prefill_s", "prefill s", ""},
+	"memory":     {"peak_cache_bytes", "peak cache MiB", ""},
+}
+
+// summaryTable is one row per policy and one column per experiment: the
+// mean of the experiment's main metric over the policy's points, weighted
+// by samples where the points record them, and n (samples, or points). The
+// title says whether the bounded policies share one budget.
+func summaryTable(pts []*point) table {
+	type cell struct{ sum, weight, n float64 }
+	cells := map[string]map[string]*cell{}
+	var labels, exps []string
+	budgets := map[int]bool{}
+	for _, p := range pts {
+		mm, ok := mainMetrics[p.experiment]
+		v, ok2 := p.metrics[mm.metric]
+		if !ok || !ok2 || math.IsNaN(v) {
+			continue
+		}
+		if p.experiment == "memory" {
+			v /= 1 << 20
+		}
+		if cells[p.label] == nil {
+			cells[p.label] = map[string]*cell{}
+			labels = append(labels, p.label)
+		}
+		c := cells[p.label][p.experiment]
+		if c == nil {
+			c = &cell{}
+			cells[p.label][p.experiment] = c
+			if !slices.Contains(exps, p.experiment) {
+				exps = append(exps, p.experiment)
+			}
+		}
+		w := 1.0
+		if n, ok := p.metrics[mm.weight]; ok && n > 0 {
+			w = n
+		}
+		c.sum += v * w
+		c.weight += w
+		c.n += w
+		if b, ok := budget(p.policy, p.params); ok {
+			budgets[b] = true
+		}
+	}
+	sort.Strings(exps)
+	title := "Summary: mean per policy and experiment (n: samples, tokens scored, or points)"
+	if len(budgets) == 1 {
+		for b := range budgets {
+			title += fmt.Sprintf(", every bounded policy at %d slots", b)
+		}
+	} else if len(budgets) > 1 {
+		title += ", budgets differ between policies"
+	}
+	t := table{Title: title, Header: []string{"policy"}}
+	for _, e := range exps {
+		t.Header = append(t.Header, e+" ("+mainMetrics[e].unit+")")
+	}
+	for _, l := range labels {
+		row := []string{l}
+		for _, e := range exps {
+			if c := cells[l][e]; c != nil {
+				row = append(row, fmt.Sprintf("%.4g (n = %.0f)", c.sum/c.weight, c.n))
+			} else {
+				row = append(row, "–")
+			}
+		}
+		t.Rows = append(t.Rows, row)
+	}
+	return t
+}
+
+// sweepConfig returns the text of the sweep file of the newest sweep named
+// sweep, or when sweep is "" and the database holds sweeps of one name
+// only, of the newest of them; "" otherwise.
+func sweepConfig(db *results.DB, sweep string) (string, error) {
+	rows, err := db.Sweeps()
+	if err != nil {
+		return "", err
+	}
+	config := ""
+	for _, r := range rows {
+		switch {
+		case sweep == "" && r.Name != rows[0].Name:
+			return "", nil // several sweeps: none is the report's
+		case sweep == "" || r.Name == sweep:
+			config = r.Config
+		}
+	}
+	return config, nil
 }
 
 func provenance(rows []results.PointRow) table {
@@ -219,6 +388,7 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:0.85em}
 figure{margin:2em 0} img{max-width:100%} figcaption{color:#555}
 </style></head><body>
 <h1>{{.Title}}</h1><p>{{.Summary}}</p>
@@ -229,5 +399,6 @@ figure{margin:2em 0} img{max-width:100%} figcaption{color:#555}
 {{end}}
 <h2>{{.Provenance.Title}}</h2><table><tr>{{range .Provenance.Header}}<th>{{.}}</th>{{end}}</tr>
 {{range .Provenance.Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>{{end}}</table>
+{{if .Config}}<h2>Sweep file</h2><pre>{{.Config}}</pre>{{end}}
 </body></html>
 `))

@@ -26,20 +26,36 @@ func fill(t *testing.T, db *results.DB) {
 		samples           []string
 	}
 	var pts []pt
+	polParams := map[string]map[string]any{"cascade": {"sinks": 4, "size": 256, "cascades": 4}, "full": {}}
+	with := func(pol string, kv map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range polParams[pol] {
+			out[k] = v
+		}
+		for k, v := range kv {
+			out[k] = v
+		}
+		return out
+	}
 	for _, pol := range []string{"cascade", "full"} {
+		pts = append(pts, pt{hash: pol + "lb", exp: "longbench", policy: pol, params: with(pol, map[string]any{"data": "x/trec.jsonl", "subset": ""}),
+			metrics: []results.Metric{{Name: "score", Value: 55}, {Name: "samples", Value: 2}},
+			samples: []string{`{"subset":"trec","id":"a","score":1}`, `{"subset":"trec","id":"b","score":0.1}`}})
 		for _, l := range []int{1024, 4096} {
 			for b := 0; b < 5; b++ {
 				pts = append(pts, pt{hash: pol + "pk" + string(rune('a'+b)) + string(rune('0'+l/1024)), exp: "passkey", policy: pol,
-					params:  map[string]any{"length": l, "depth_bin": b},
+					params:  with(pol, map[string]any{"length": l, "depth_bin": b}),
 					metrics: []results.Metric{{Name: "accuracy", Value: float64(20 * b), Unit: "%"}, {Name: "samples", Value: 5}}})
 			}
 			pts = append(pts, pt{hash: pol + "lat" + string(rune('0'+l/1024)), exp: "latency", policy: pol,
-				params:  map[string]any{"length": l},
+				params:  with(pol, map[string]any{"length": l}),
 				metrics: []results.Metric{{Name: "prefill_s", Value: float64(l) / 1000, Unit: "s"}, {Name: "decode_ms_per_token", Value: 3, Unit: "ms"}}})
 		}
-		pts = append(pts, pt{hash: pol + "ppl", exp: "perplexity", policy: pol, params: map[string]any{"tokens": 64},
-			metrics: []results.Metric{{Name: "ppl", Value: 20}},
-			samples: []string{`{"tokens":8,"ppl":30,"window_ppl":30}`, `{"tokens":64,"ppl":20,"window_ppl":18}`, `{"tokens":64,"held":[[0,1,60,61],[0,62]]}`}})
+		pts = append(pts, pt{hash: pol + "ppl", exp: "perplexity", policy: pol, params: with(pol, map[string]any{"tokens": 1000}),
+			metrics: []results.Metric{{Name: "ppl", Value: 20}, {Name: "train_length", Value: 512}},
+			samples: []string{`{"tokens":300,"ppl":30,"window_ppl":30,"window":300,"cache_bytes":1048576}`,
+				`{"tokens":650,"ppl":25,"window_ppl":22,"window":350,"cache_bytes":2097152}`,
+				`{"tokens":1000,"ppl":20,"window_ppl":18,"window":350,"cache_bytes":3145728}`, `{"tokens":1000,"held":[[0,1,60,61],[0,62]]}`}})
 	}
 	var specs []results.PointSpec
 	for _, p := range pts {
@@ -81,7 +97,7 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"passkey", "perplexity", "latency_prefill", "latency_decode", "retention"} {
+	for _, name := range []string{"passkey", "perplexity", "latency_prefill", "latency_decode", "retention", "memory", "longbench"} {
 		for _, ext := range []string{".png", ".svg"} {
 			st, err := os.Stat(filepath.Join(dir, "out", "figures", name+ext))
 			if err != nil || st.Size() < 1000 {
@@ -89,15 +105,74 @@ func TestWrite(t *testing.T) {
 			}
 		}
 	}
+	svg, _ := os.ReadFile(filepath.Join(dir, "out", "figures", "perplexity.svg"))
+	for _, want := range []string{"cache size 260", "training length 512", "Perplexity of the last 350 tokens"} {
+		if !strings.Contains(string(svg), want) {
+			t.Errorf("perplexity.svg lacks %q", want)
+		}
+	}
 	page, _ := os.ReadFile(md)
-	for _, want := range []string{"## Passkey accuracy (%): cascade", "| 4K | 0 | 20 | 40 | 60 | 80 |", "## Provenance", "![Streaming perplexity](figures/perplexity.png)"} {
+	for _, want := range []string{
+		"## Summary: mean per policy and experiment (n: samples, tokens scored, or points), every bounded policy at 260 slots",
+		"| policy | latency (prefill s) | longbench (score 0–100) | passkey (accuracy %) | perplexity (perplexity) |",
+		"| Cascade (260 slots) | 2.56 (n = 2) | 55 (n = 2) | 40 (n = 50) | 20 (n = 1) |",
+		"| Full attention | 2.56 (n = 2) | 55 (n = 2) | 40 (n = 50) | 20 (n = 1) |",
+		"## Passkey accuracy (%): Cascade (260 slots), n = 5 per cell", "| 4K | 0 | 20 | 40 | 60 | 80 |",
+		"| policy | length | depth_bin | accuracy | samples |", "| Cascade (260 slots) | 4096 | 3 | 60 | 5 |",
+		"| policy | subset | samples | score |", "| Full attention | trec | 2 | 55 |",
+		"## Provenance", "![Streaming perplexity](figures/perplexity.png)",
+		"## Sweep file\n\n```toml\nname = \"s\"\n```",
+	} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
 	h, _ := os.ReadFile(html)
-	if !strings.Contains(string(h), "data:image/png;base64,") || strings.Count(string(h), "<figure>") != 5 {
-		t.Errorf("report.html is not self-contained with 5 figures")
+	if !strings.Contains(string(h), "data:image/png;base64,") || strings.Count(string(h), "<figure>") != 7 {
+		t.Errorf("report.html is not self-contained with 7 figures")
+	}
+	if !strings.Contains(string(h), "<h2>Sweep file</h2><pre>name = &#34;s&#34;") {
+		t.Errorf("report.html lacks the sweep file")
+	}
+	// The database's only sweep is the report's when none is named.
+	_, md2, err := Write(db, "", filepath.Join(dir, "all"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, _ := os.ReadFile(md2); !strings.Contains(string(page), "## Sweep file") {
+		t.Error("report of the only sweep, unnamed, lacks the sweep file")
+	}
+	if _, err := db.EnsureSweep("other", "name = \"other\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, md3, err := Write(db, "", filepath.Join(dir, "two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page, _ := os.ReadFile(md3); strings.Contains(string(page), "## Sweep file") {
+		t.Error("report over two sweeps, unnamed, shows a sweep file")
+	}
+}
+
+func TestPolicyLabel(t *testing.T) {
+	for _, tc := range []struct {
+		policy string
+		params map[string]any
+		want   string
+	}{
+		{"cascade", map[string]any{"sinks": 4.0, "size": 256.0, "cascades": 4.0}, "Cascade (260 slots)"},
+		{"sink", map[string]any{"sinks": 4.0, "window": 256.0}, "StreamingLLM (260 slots)"},
+		{"h2o", map[string]any{"heavy": 128.0, "recent": 132.0}, "H2O (260 slots)"},
+		{"snapkv", map[string]any{"budget": 260.0, "window": 16.0}, "SnapKV (260 slots)"},
+		{"bigbird", map[string]any{"global": 4.0, "window": 128.0, "random_blocks": 8.0, "block": 16.0}, "BigBird (attends to 260)"},
+		{"full", map[string]any{}, "Full attention"},
+		{"truncated", map[string]any{"keep": 4096.0}, "Truncated (4096 prompt tokens)"},
+		{"cascade", map[string]any{"sinks": 4.0}, "Cascade"}, // size missing: no budget
+		{"mine", map[string]any{"size": 3.0}, "mine"},
+	} {
+		if got := policyLabel(tc.policy, tc.params); got != tc.want {
+			t.Errorf("policyLabel(%s, %v) = %q, want %q", tc.policy, tc.params, got, tc.want)
+		}
 	}
 }
 

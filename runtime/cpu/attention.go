@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 
 	"kvcascade/runtime/backend"
@@ -14,11 +13,14 @@ import (
 // rotated keys and queries, and the probabilities. It is pooled, and it is
 // the job the worker pool runs, in two phases, so a call allocates nothing.
 type attnScratch struct {
-	keys  []float32 // [Hkv, L+S, hd] rotated keys: view then chunk
+	keysT []float32 // [Hkv, hd, np] rotated keys, transposed: view then chunk; [Hkv, L+S, hd] when rowKeys
 	vals  []float32 // [Hkv, L+S, hd] values: view then chunk
 	valid []bool    // [Hkv, L+S]
+	bad   []int32   // [Hkv, L]: the first nbad[h] are head h's invalid view slots
+	nbad  []int     // [Hkv]
+	sums  []float32 // [workers, S] 1 / the softmax denominators
 	qrot  []float32 // [Hq, S, hd] rotated queries
-	probs []float32 // [workers, S, L+S] attention probabilities
+	probs []float32 // [workers, S, np] attention probabilities
 
 	a                  *backend.Attention
 	rt                 *ropeTable
@@ -27,6 +29,9 @@ type attnScratch struct {
 	capacity           int
 	hd, hq, hkv, group int
 	l, s, n            int
+	np                 int  // L+S rounded up to 32: the row stride of keysT and probs
+	rowKeys            bool // keys stored row by row, for scores by dot products (decoding)
+	kern               kernels
 	gather             bool // phase: gather and rotate (true) or attend (false)
 }
 
@@ -75,11 +80,19 @@ func (b *Backend) Attention(a *backend.Attention) {
 
 	sc := b.scratch.Get().(*attnScratch)
 	defer b.scratch.Put(sc)
-	sc.keys = resize(sc.keys, hkv*n*hd)
+	np := (n + 31) / 32 * 32
+	sc.keysT = resize(sc.keysT, hkv*hd*np)
 	sc.vals = resize(sc.vals, hkv*n*hd)
 	sc.valid = resize(sc.valid, hkv*n)
+	sc.bad = resize(sc.bad, hkv*l)
+	sc.nbad = resize(sc.nbad, hkv)
+	sc.sums = resize(sc.sums, min(b.workers, hq)*s)
 	sc.qrot = resize(sc.qrot, hq*s*hd)
-	sc.probs = resize(sc.probs, min(b.workers, hq)*s*n)
+	sc.probs = resize(sc.probs, min(b.workers, hq)*s*np)
+	sc.np, sc.kern = np, b.kern
+	// A query or two (decoding) score by dot products over keys stored row
+	// by row, which gathers without the transposed layout's strided writes.
+	sc.rowKeys = s < 3
 	sc.a, sc.rt, sc.out, sc.q, sc.k, sc.v = a, rt, out, q, k, v
 	sc.ck, sc.cv, sc.capacity = nil, nil, 0
 	if view.K != nil {
@@ -98,26 +111,39 @@ func (b *Backend) Attention(a *backend.Attention) {
 // and rotates their groups' queries.
 func (sc *attnScratch) gatherHeads(lo, hi int) {
 	view := &sc.a.View
-	hd, hq, hkv, group, l, s, n := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n
+	hd, hq, hkv, group, l, s, n, np := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n, sc.np
 	rt, ck, cv, capacity, q, k, v := sc.rt, sc.ck, sc.cv, sc.capacity, sc.q, sc.k, sc.v
+	// Key j of head h starts at keysT[keyAt(h, j)], its elements stride apart.
+	stride := np
+	keyAt := func(h, j int) int { return h*hd*np + j }
+	if sc.rowKeys {
+		stride = 1
+		keyAt = func(h, j int) int { return (h*n + j) * hd }
+	}
 	for h := lo; h < hi; h++ {
+		sc.nbad[h] = 0
 		for j := 0; j < l; j++ {
 			slot := view.Slots[h*l+j]
-			dk := sc.keys[(h*n+j)*hd : (h*n+j+1)*hd]
 			dv := sc.vals[(h*n+j)*hd : (h*n+j+1)*hd]
 			if slot < 0 {
 				sc.valid[h*n+j] = false
+				sc.bad[h*l+sc.nbad[h]] = int32(j)
+				sc.nbad[h]++
+				for d, at := 0, keyAt(h, j); d < hd; d++ {
+					sc.keysT[at+d*stride] = 0
+				}
+				clear(dv)
 				continue
 			}
 			sc.valid[h*n+j] = true
 			off := (h*capacity + int(slot)) * hd
-			rt.rotate(dk, ck[off:off+hd], int(view.Pos[h*l+j]))
+			rt.rotateInto(sc.keysT[keyAt(h, j):], stride, ck[off:off+hd], int(view.Pos[h*l+j]))
 			copy(dv, cv[off:off+hd])
 		}
 		qp := int(view.QueryPos[h])
 		for i := 0; i < s; i++ {
 			src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
-			rt.rotate(sc.keys[(h*n+l+i)*hd:(h*n+l+i+1)*hd], src, qp+i)
+			rt.rotateInto(sc.keysT[keyAt(h, l+i):], stride, src, qp+i)
 			copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
 			sc.valid[h*n+l+i] = true
 		}
@@ -131,92 +157,98 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 }
 
 // attendHeads runs query heads [lo, hi): each owns its rows of Mass and
-// worker's [S, L+S] block of probabilities, computed with matrix products:
-// scores = Q·Kᵀ, masked softmax per row, out = P·V, mass = wᵀ·P.
+// worker's [S, np] block of probabilities. Queries go three at a time, each
+// block over the keys its last query sees: scores = Q·Kᵀ (keys stored
+// transposed), masked softmax per row (normalised at the end), out = P·V,
+// mass = wᵀ·P.
 func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 	a, view := sc.a, &sc.a.View
-	hd, hq, group, l, s, n, out := sc.hd, sc.hq, sc.group, sc.l, sc.s, sc.n, sc.out
-	p := sc.probs[worker*s*n : (worker+1)*s*n]
+	hd, hq, group, l, s, n, np, out := sc.hd, sc.hq, sc.group, sc.l, sc.s, sc.n, sc.np, sc.out
+	p := sc.probs[worker*s*np : (worker+1)*s*np]
+	sums := sc.sums[worker*s : (worker+1)*s]
+	var rowsA, rowsC [3][]float32
 	for qh := lo; qh < hi; qh++ {
 		h := qh / group
-		valid := sc.valid[h*n : (h+1)*n]
-		keys := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.keys[h*n*hd : (h+1)*n*hd]}
-		vals := blas32.General{Rows: n, Cols: hd, Stride: hd, Data: sc.vals[h*n*hd : (h+1)*n*hd]}
-		if s == 1 {
-			// Decoding: matrix-vector products, which do not allocate.
-			blas32.Gemv(blas.NoTrans, a.Scale, keys, blas32.Vector{N: hd, Inc: 1, Data: sc.qrot[qh*hd : (qh+1)*hd]},
-				0, blas32.Vector{N: n, Inc: 1, Data: p})
-		} else {
-			blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
-				blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
-				keys, 0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
+		vals := sc.vals[h*n*hd : (h+1)*n*hd]
+		qrot := sc.qrot[qh*s*hd : (qh+1)*s*hd]
+		if sc.rowKeys {
+			keys := sc.keysT[h*n*hd : (h+1)*n*hd]
+			for i := 0; i < s; i++ {
+				sc.kern.matmulNT(p[i*np:(i+1)*np], qrot[i*hd:(i+1)*hd], keys, 1, np, hd, 0, l+i+1)
+			}
 		}
-		if a.Window > 0 {
-			sc.maskWindow(p, h)
+		kt := sc.keysT[h*hd*np : (h+1)*hd*np]
+		for i0 := 0; i0 < s && !sc.rowKeys; i0 += 3 {
+			m := min(3, s-i0)
+			w := (l + i0 + m + 31) / 32 * 32 // the keys the block's last query sees, rounded up
+			for r := 0; r < m; r++ {
+				rowsA[r] = qrot[(i0+r)*hd : (i0+r+1)*hd]
+				rowsC[r] = p[(i0+r)*np : (i0+r+1)*np]
+			}
+			sc.kern.mulRows(m, hd, rowsA, kt, np, w, rowsC)
 		}
+		// Softmax of each row over the keys its query sees; invalid slots
+		// score −Inf. The rows stay unnormalised: sums holds 1/denominator.
+		bad := sc.bad[h*l : h*l+sc.nbad[h]]
 		for i := 0; i < s; i++ {
-			row := p[i*n : (i+1)*n]
+			row := p[i*np : (i+1)*np]
 			last := l + i + 1 // keys visible to query i
-			m := float32(math.Inf(-1))
-			for j := 0; j < last; j++ {
-				if valid[j] {
-					m = max(m, row[j])
-				}
+			for _, j := range bad {
+				row[j] = float32(math.Inf(-1))
 			}
-			var sum float32
-			for j := 0; j < last; j++ {
-				if !valid[j] {
-					row[j] = 0
-					continue
-				}
-				e := float32(math.Exp(float64(row[j] - m)))
-				row[j] = e
-				sum += e
+			if a.Window > 0 {
+				sc.outsideWindow(h, i, func(j int) { row[j] = float32(math.Inf(-1)) })
 			}
-			inv := 1 / sum
-			for j := 0; j < last; j++ {
-				row[j] *= inv
+			m := sc.kern.maxRow(row[:last])
+			sum := sc.kern.expRow(row[:last], m, a.Scale)
+			for _, j := range bad {
+				sum -= row[j]
+				row[j] = 0
 			}
-			clear(row[last:])
+			if a.Window > 0 {
+				sc.outsideWindow(h, i, func(j int) { sum -= row[j]; row[j] = 0 })
+			}
+			sums[i] = 1 / sum
+			clear(row[last:min(np, last+2)]) // read by P·V with the block's other rows
 		}
-		if s == 1 {
-			blas32.Gemv(blas.Trans, 1, vals, blas32.Vector{N: n, Inc: 1, Data: p},
-				0, blas32.Vector{N: hd, Inc: 1, Data: out[qh*hd : (qh+1)*hd]})
-		} else {
-			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1,
-				blas32.General{Rows: s, Cols: n, Stride: n, Data: p},
-				vals, 0, blas32.General{Rows: s, Cols: hd, Stride: hq * hd, Data: out[qh*hd:]})
+		for i0 := 0; i0 < s; i0 += 3 {
+			m := min(3, s-i0)
+			for r := 0; r < m; r++ {
+				rowsA[r] = p[(i0+r)*np : (i0+r+1)*np]
+				rowsC[r] = out[((i0+r)*hq+qh)*hd : ((i0+r)*hq+qh+1)*hd]
+			}
+			sc.kern.mulRows(m, l+i0+m, rowsA, vals, hd, hd, rowsC)
+			for r := 0; r < m; r++ {
+				inv := sums[i0+r]
+				for d := range rowsC[r] {
+					rowsC[r][d] *= inv
+				}
+			}
 		}
 		if a.Mass != nil {
 			mass := a.Mass[qh*n : (qh+1)*n]
 			clear(mass)
 			for i := 0; i < s; i++ {
 				if w := view.QueryWeights[i]; w != 0 {
-					blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*n:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
+					blas32.Axpy(w*sums[i], blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*np:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
 				}
 			}
 		}
 	}
 }
 
-// maskWindow sets to −∞ the scores p [S, L+S] of KV head h's keys that lie
-// outside the sliding window of each query: at RoPE positions up to the
-// query's minus Attention.Window. The softmax then gives them nothing.
-func (sc *attnScratch) maskWindow(p []float32, h int) {
-	view, w := &sc.a.View, sc.a.Window
-	l, s, n := sc.l, sc.s, sc.n
-	pos := view.Pos[h*l : (h+1)*l]
-	qp := int(view.QueryPos[h])
-	inf := float32(math.Inf(-1))
-	for i := 0; i < s; i++ {
-		row, lo := p[i*n:(i+1)*n], qp+i-w // keys at positions ≤ lo are out
-		for j, kp := range pos {
-			if int(kp) <= lo {
-				row[j] = inf
-			}
+// outsideWindow calls fn with the index in [0, L+S) of every key of KV head
+// h that lies outside query i's sliding window: at a RoPE position up to the
+// query's minus Attention.Window. Such keys get no attention.
+func (sc *attnScratch) outsideWindow(h, i int, fn func(j int)) {
+	view, w, l := &sc.a.View, sc.a.Window, sc.l
+	lo := int(view.QueryPos[h]) + i - w // keys at positions ≤ lo are out
+	for j, kp := range view.Pos[h*l : (h+1)*l] {
+		if int(kp) <= lo {
+			fn(j)
 		}
-		for c := 0; c <= i-w; c++ { // chunk key c is at qp+c
-			row[l+c] = inf
-		}
+	}
+	for c := 0; c <= i-w; c++ { // chunk key c is at QueryPos+c
+		fn(l + c)
 	}
 }

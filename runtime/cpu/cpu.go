@@ -1,6 +1,7 @@
 // Package cpu is the CPU implementation of backend.Backend: float32 tensors
-// in Go memory, matrix products through gonum's BLAS, and every operation
-// spread over all cores.
+// in Go memory, matrix products and attention through register-blocked
+// kernels (AVX2/FMA assembly on amd64 CPUs that have it, plain Go elsewhere
+// or with the purego build tag), and every operation spread over all cores.
 package cpu
 
 import (
@@ -8,9 +9,6 @@ import (
 	"math"
 	"runtime"
 	"sync"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 
 	"kvcascade/runtime/backend"
 )
@@ -33,6 +31,7 @@ func (t *Tensor) Data() []float32 { return t.data }
 // Backend runs on the host. The zero value is not usable; call New.
 type Backend struct {
 	workers int
+	kern    kernels // the products' implementation
 
 	mu      sync.Mutex
 	rope    map[ropeKey]*ropeTable // cos/sin tables by frequency set
@@ -41,7 +40,7 @@ type Backend struct {
 	startPool sync.Once
 	tasks     chan poolTask // ranges for the worker goroutines
 	waits     sync.Pool     // *sync.WaitGroup
-	gemvs     sync.Pool     // *gemvJob
+	matmuls   sync.Pool     // *matmulJob
 	swiglus   sync.Pool     // *swigluJob
 }
 
@@ -63,10 +62,10 @@ func New(workers int) *Backend {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	b := &Backend{workers: workers, rope: map[ropeKey]*ropeTable{}}
+	b := &Backend{workers: workers, kern: kernels{simd: hasAVX2FMA()}, rope: map[ropeKey]*ropeTable{}}
 	b.scratch.New = func() any { return new(attnScratch) }
 	b.waits.New = func() any { return new(sync.WaitGroup) }
-	b.gemvs.New = func() any { return new(gemvJob) }
+	b.matmuls.New = func() any { return new(matmulJob) }
 	b.swiglus.New = func() any { return new(swigluJob) }
 	return b
 }
@@ -164,28 +163,25 @@ func (b *Backend) split(n int, job rangeJob) {
 	b.waits.Put(wg)
 }
 
-// gemvJob is the matrix-vector product of decoding: dst[j] = x·w[j].
-type gemvJob struct {
+// matmulJob is dst = x·wᵀ split by blocks of four output columns (rows of
+// w), so that each worker reads its own part of the weights.
+type matmulJob struct {
+	kern      kernels
 	dst, x, w []float32
-	k         int
+	s, n, k   int
 }
 
-func (j *gemvJob) run(_, lo, hi int) {
-	xv := blas32.Vector{N: j.k, Inc: 1, Data: j.x}
-	for r := lo; r < hi; r++ {
-		j.dst[r] = blas32.Dot(xv, blas32.Vector{N: j.k, Inc: 1, Data: j.w[r*j.k : (r+1)*j.k]})
-	}
+func (j *matmulJob) run(_, lo, hi int) {
+	j.kern.matmulNT(j.dst, j.x, j.w, j.s, j.n, j.k, lo*4, min(hi*4, j.n))
 }
 
 // swigluJob computes dst = silu(gate)·up over a range of elements.
-type swigluJob struct{ dst, gate, up []float32 }
-
-func (j *swigluJob) run(_, lo, hi int) {
-	for i := lo; i < hi; i++ {
-		x := j.gate[i]
-		j.dst[i] = x / (1 + float32(math.Exp(float64(-x)))) * j.up[i]
-	}
+type swigluJob struct {
+	kern          kernels
+	dst, gate, up []float32
 }
+
+func (j *swigluJob) run(_, lo, hi int) { j.kern.swiglu(j.dst[lo:hi], j.gate[lo:hi], j.up[lo:hi]) }
 
 // Embed gathers rows of table into dst.
 func (b *Backend) Embed(dst, table backend.Tensor, ids []int32) {
@@ -220,19 +216,12 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 	d, xs, ws := tensor(dst), tensor(x), tensor(w)
 	n, k := ws.shape[0], ws.shape[1]
 	s := len(xs.data) / k
-	if s == 1 {
-		// Matrix-vector: split the output rows over the cores.
-		j := b.gemvs.Get().(*gemvJob)
-		*j = gemvJob{dst: d.data, x: xs.data, w: ws.data, k: k}
-		b.split(n, j)
-		*j = gemvJob{}
-		b.gemvs.Put(j)
-	} else {
-		blas32.Gemm(blas.NoTrans, blas.Trans, 1,
-			blas32.General{Rows: s, Cols: k, Stride: k, Data: xs.data},
-			blas32.General{Rows: n, Cols: k, Stride: k, Data: ws.data},
-			0, blas32.General{Rows: s, Cols: n, Stride: n, Data: d.data})
-	}
+	// Split the output columns (rows of w) over the cores in blocks of 4.
+	j := b.matmuls.Get().(*matmulJob)
+	*j = matmulJob{kern: b.kern, dst: d.data, x: xs.data, w: ws.data, s: s, n: n, k: k}
+	b.split((n+3)/4, j)
+	*j = matmulJob{}
+	b.matmuls.Put(j)
 	if bias != nil {
 		bs := tensor(bias).data
 		for r := 0; r < s; r++ {
@@ -247,7 +236,7 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 // SwiGLU sets dst = silu(gate)·up.
 func (b *Backend) SwiGLU(dst, gate, up backend.Tensor) {
 	j := b.swiglus.Get().(*swigluJob)
-	*j = swigluJob{dst: tensor(dst).data, gate: tensor(gate).data, up: tensor(up).data}
+	*j = swigluJob{kern: b.kern, dst: tensor(dst).data, gate: tensor(gate).data, up: tensor(up).data}
 	b.split(len(j.dst), j)
 	*j = swigluJob{}
 	b.swiglus.Put(j)
@@ -332,3 +321,15 @@ func (t *ropeTable) rotate(dst, x []float32, pos int) {
 func (b *Backend) MasksWindow() bool { return true }
 
 var _ backend.WindowMasker = (*Backend)(nil)
+
+// rotateInto writes x rotated to position pos into dst[0], dst[stride],
+// dst[2·stride], ...: a column of a transposed matrix.
+func (t *ropeTable) rotateInto(dst []float32, stride int, x []float32, pos int) {
+	h := t.half
+	c, s := t.cos[pos*h:(pos+1)*h], t.sin[pos*h:(pos+1)*h]
+	for i := 0; i < h; i++ {
+		x1, x2 := x[i], x[i+h]
+		dst[i*stride] = x1*c[i] - x2*s[i]
+		dst[(i+h)*stride] = x2*c[i] + x1*s[i]
+	}
+}

@@ -105,81 +105,126 @@ func TestAttentionMatchesNaive(t *testing.T) {
 		{"gqa with view", 4, 2, 8, 3, 6, 10, false},
 		{"mha decode", 2, 2, 16, 1, 9, 12, false},
 		{"padding slots", 6, 3, 8, 4, 5, 8, true},
+		{"tiny shape chunk", 8, 2, 32, 7, 40, 50, true},
+		{"tiny shape decode", 8, 2, 32, 1, 70, 80, false},
+		{"two queries with padding", 4, 2, 32, 2, 33, 40, true},
+		{"head dim 64 across 32 keys", 4, 1, 64, 5, 31, 40, true},
+		{"head dim 24", 2, 1, 24, 4, 9, 12, false},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, 2))
-			b := New(2)
-			q := randSlice(rng, c.s*c.hq*c.hd)
-			k := randSlice(rng, c.s*c.hkv*c.hd)
-			v := randSlice(rng, c.s*c.hkv*c.hd)
-			inv := make([]float32, c.hd/2)
-			for i := range inv {
-				inv[i] = float32(1 / math.Pow(10000, float64(2*i)/float64(c.hd)))
-			}
-			a := &backend.Attention{
-				Out: b.New(backend.F32, c.s, c.hq*c.hd), Q: Wrap(q, c.s, c.hq*c.hd),
-				K: Wrap(k, c.s, c.hkv*c.hd), V: Wrap(v, c.s, c.hkv*c.hd),
-				HeadDim: c.hd, QHeads: c.hq, KVHeads: c.hkv, Scale: float32(1 / math.Sqrt(float64(c.hd))),
-				InvFreq: inv, AttnFactor: 1, Mass: make([]float32, c.hq*(c.l+c.s)),
-			}
-			var ck, cv []float32
-			if c.cap > 0 {
-				ck, cv = randSlice(rng, c.hkv*c.cap*c.hd), randSlice(rng, c.hkv*c.cap*c.hd)
-				a.View.K, a.View.V = Wrap(ck, c.hkv, c.cap, c.hd), Wrap(cv, c.hkv, c.cap, c.hd)
-			}
-			a.View.ViewLen = c.l
-			for h := 0; h < c.hkv; h++ {
-				perm := rng.Perm(c.cap)
-				for j := 0; j < c.l; j++ {
-					slot := int32(perm[j])
-					if c.pad && j%3 == 1 {
-						slot = -1
+		for _, simd := range kernelPaths() {
+			t.Run(fmt.Sprintf("%s/simd=%v", c.name, simd), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(1, 2))
+				b := New(2)
+				b.kern.simd = simd
+				q := randSlice(rng, c.s*c.hq*c.hd)
+				k := randSlice(rng, c.s*c.hkv*c.hd)
+				v := randSlice(rng, c.s*c.hkv*c.hd)
+				inv := make([]float32, c.hd/2)
+				for i := range inv {
+					inv[i] = float32(1 / math.Pow(10000, float64(2*i)/float64(c.hd)))
+				}
+				a := &backend.Attention{
+					Out: b.New(backend.F32, c.s, c.hq*c.hd), Q: Wrap(q, c.s, c.hq*c.hd),
+					K: Wrap(k, c.s, c.hkv*c.hd), V: Wrap(v, c.s, c.hkv*c.hd),
+					HeadDim: c.hd, QHeads: c.hq, KVHeads: c.hkv, Scale: float32(1 / math.Sqrt(float64(c.hd))),
+					InvFreq: inv, AttnFactor: 1, Mass: make([]float32, c.hq*(c.l+c.s)),
+				}
+				var ck, cv []float32
+				if c.cap > 0 {
+					ck, cv = randSlice(rng, c.hkv*c.cap*c.hd), randSlice(rng, c.hkv*c.cap*c.hd)
+					a.View.K, a.View.V = Wrap(ck, c.hkv, c.cap, c.hd), Wrap(cv, c.hkv, c.cap, c.hd)
+				}
+				a.View.ViewLen = c.l
+				for h := 0; h < c.hkv; h++ {
+					perm := rng.Perm(c.cap)
+					for j := 0; j < c.l; j++ {
+						slot := int32(perm[j])
+						if c.pad && j%3 == 1 {
+							slot = -1
+						}
+						a.View.Slots = append(a.View.Slots, slot)
+						a.View.Pos = append(a.View.Pos, int32(3*j+h))
 					}
-					a.View.Slots = append(a.View.Slots, slot)
-					a.View.Pos = append(a.View.Pos, int32(3*j+h))
+					a.View.QueryPos = append(a.View.QueryPos, int32(3*c.l+h))
 				}
-				a.View.QueryPos = append(a.View.QueryPos, int32(3*c.l+h))
-			}
-			for i := 0; i < c.s; i++ {
-				a.View.QueryWeights = append(a.View.QueryWeights, float32(i+1)/float32(c.s))
-			}
-			b.Attention(a)
-			wantOut, wantMass := naiveAttention(a, q, k, v, ck, cv, c.cap)
-			got := a.Out.(*Tensor).data
-			for i := range got {
-				if math.Abs(float64(got[i])-wantOut[i]) > 1e-4 {
-					t.Fatalf("out[%d] = %v, want %v", i, got[i], wantOut[i])
+				for i := 0; i < c.s; i++ {
+					a.View.QueryWeights = append(a.View.QueryWeights, float32(i+1)/float32(c.s))
 				}
-			}
-			for i := range a.Mass {
-				if math.Abs(float64(a.Mass[i])-wantMass[i]) > 1e-5 {
-					t.Fatalf("mass[%d] = %v, want %v", i, a.Mass[i], wantMass[i])
+				b.Attention(a)
+				wantOut, wantMass := naiveAttention(a, q, k, v, ck, cv, c.cap)
+				got := a.Out.(*Tensor).data
+				for i := range got {
+					if math.Abs(float64(got[i])-wantOut[i]) > 1e-4 {
+						t.Fatalf("out[%d] = %v, want %v", i, got[i], wantOut[i])
+					}
 				}
-			}
-		})
+				for i := range a.Mass {
+					if math.Abs(float64(a.Mass[i])-wantMass[i]) > 1e-5 {
+						t.Fatalf("mass[%d] = %v, want %v", i, a.Mass[i], wantMass[i])
+					}
+				}
+			})
+		}
 	}
 }
 
+// kernelPaths lists the kernel implementations this machine can run: plain
+// Go always, the assembly where the CPU has AVX2 and FMA.
+func kernelPaths() []bool {
+	if hasAVX2FMA() {
+		return []bool{false, true}
+	}
+	return []bool{false}
+}
+
 func TestMatMul(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	b := New(2)
-	for _, s := range []int{1, 3, 17} {
-		n, k := 13, 29
-		x, w, bias := randSlice(rng, s*k), randSlice(rng, n*k), randSlice(rng, n)
-		dst := b.New(backend.F32, s, n)
-		b.MatMul(dst, Wrap(x, s, k), Wrap(w, n, k), Wrap(bias, n))
-		for r := 0; r < s; r++ {
-			for j := 0; j < n; j++ {
-				want := float64(bias[j])
-				for i := 0; i < k; i++ {
-					want += float64(x[r*k+i]) * float64(w[j*k+i])
-				}
-				if got := dst.(*Tensor).data[r*n+j]; math.Abs(float64(got)-want) > 1e-4 {
-					t.Fatalf("s=%d [%d,%d] = %v, want %v", s, r, j, got, want)
+	shapes := []struct{ s, n, k int }{
+		{1, 13, 29}, {3, 13, 29}, {17, 13, 29}, // k below and off a multiple of 8
+		{1, 64, 256}, {2, 7, 256}, {4, 5, 40}, {50, 33, 37}, {100, 9, 688},
+		{1, 3, 16}, {5, 1, 8}, {2, 6, 3},
+	}
+	for _, simd := range kernelPaths() {
+		for _, sh := range shapes {
+			rng := rand.New(rand.NewPCG(3, 4))
+			b := New(2)
+			b.kern.simd = simd
+			s, n, k := sh.s, sh.n, sh.k
+			x, w, bias := randSlice(rng, s*k), randSlice(rng, n*k), randSlice(rng, n)
+			dst := b.New(backend.F32, s, n)
+			b.MatMul(dst, Wrap(x, s, k), Wrap(w, n, k), Wrap(bias, n))
+			for r := 0; r < s; r++ {
+				for j := 0; j < n; j++ {
+					want := float64(bias[j])
+					for i := 0; i < k; i++ {
+						want += float64(x[r*k+i]) * float64(w[j*k+i])
+					}
+					if got := dst.(*Tensor).data[r*n+j]; math.Abs(float64(got)-want) > 1e-4*math.Sqrt(float64(k)) {
+						t.Fatalf("simd=%v s=%d n=%d k=%d: [%d,%d] = %v, want %v", simd, s, n, k, r, j, got, want)
+					}
 				}
 			}
 		}
+	}
+}
+
+func TestExpf(t *testing.T) {
+	worst := 0.0
+	for x := float32(-90); x <= 0; x += 0.001 {
+		got, want := float64(expf(x)), math.Exp(float64(x))
+		if x < -87 {
+			if got != 0 {
+				t.Fatalf("expf(%v) = %v, want 0 below -87", x, got)
+			}
+			continue
+		}
+		worst = max(worst, math.Abs(got-want)/want)
+	}
+	if worst > 3e-7 {
+		t.Errorf("expf: worst relative error %.3g, want ≤ 3e-7 (2 ulp)", worst)
+	}
+	if expf(0) != 1 {
+		t.Errorf("expf(0) = %v, want 1", expf(0))
 	}
 }
 
@@ -197,21 +242,135 @@ func TestScatterLastWins(t *testing.T) {
 }
 
 // BenchmarkMatMul measures GFLOP/s of the prefill and decode products of a
-// ~100M-parameter Llama layer (hidden 768, MLP 2048).
+// ~100M-parameter Llama layer (hidden 768, MLP 2048), with the assembly
+// kernels (simd=true, where the CPU has them) and in plain Go.
 func BenchmarkMatMul(bm *testing.B) {
-	for _, s := range []int{1, 128, 512} {
-		bm.Run(fmt.Sprintf("S=%d", s), func(bm *testing.B) {
-			rng := rand.New(rand.NewPCG(5, 6))
-			b := New(0)
-			n, k := 2048, 768
-			x, w := Wrap(randSlice(rng, s*k), s, k), Wrap(randSlice(rng, n*k), n, k)
-			dst := b.New(backend.F32, s, n)
-			bm.ResetTimer()
-			for i := 0; i < bm.N; i++ {
-				b.MatMul(dst, x, w, nil)
+	for _, simd := range kernelPaths() {
+		for _, s := range []int{1, 128, 512} {
+			bm.Run(fmt.Sprintf("simd=%v/S=%d", simd, s), func(bm *testing.B) {
+				rng := rand.New(rand.NewPCG(5, 6))
+				b := New(0)
+				b.kern.simd = simd
+				n, k := 2048, 768
+				x, w := Wrap(randSlice(rng, s*k), s, k), Wrap(randSlice(rng, n*k), n, k)
+				dst := b.New(backend.F32, s, n)
+				bm.ResetTimer()
+				for i := 0; i < bm.N; i++ {
+					b.MatMul(dst, x, w, nil)
+				}
+				flops := 2 * float64(s*n*k) * float64(bm.N)
+				bm.ReportMetric(flops/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkAttention measures one layer's attention at the tiny model's
+// shape (8 query heads over 2 KV heads of 32): a 256-token chunk over a
+// 260-slot view (a bounded policy) and over 3,840 cached tokens (full
+// attention at 4,096), and one decoded token over 4,096; GFLOP/s counts
+// the two products' causal multiply-adds.
+func BenchmarkAttention(bm *testing.B) {
+	const hq, hkv, hd = 8, 2, 32
+	for _, simd := range kernelPaths() {
+		for _, sh := range []struct{ s, l int }{{256, 260}, {256, 3840}, {1, 4096}} {
+			bm.Run(fmt.Sprintf("simd=%v/S=%d/L=%d", simd, sh.s, sh.l), func(bm *testing.B) {
+				rng := rand.New(rand.NewPCG(7, 8))
+				b := New(0)
+				b.kern.simd = simd
+				s, l := sh.s, sh.l
+				inv := make([]float32, hd/2)
+				for i := range inv {
+					inv[i] = float32(1 / math.Pow(10000, float64(2*i)/float64(hd)))
+				}
+				a := &backend.Attention{
+					Out: b.New(backend.F32, s, hq*hd), Q: Wrap(randSlice(rng, s*hq*hd), s, hq*hd),
+					K: Wrap(randSlice(rng, s*hkv*hd), s, hkv*hd), V: Wrap(randSlice(rng, s*hkv*hd), s, hkv*hd),
+					HeadDim: hd, QHeads: hq, KVHeads: hkv, Scale: float32(1 / math.Sqrt(hd)),
+					InvFreq: inv, AttnFactor: 1, Mass: make([]float32, hq*(l+s)),
+				}
+				a.View.K, a.View.V = Wrap(randSlice(rng, hkv*l*hd), hkv, l, hd), Wrap(randSlice(rng, hkv*l*hd), hkv, l, hd)
+				a.View.ViewLen = l
+				for h := 0; h < hkv; h++ {
+					for j := 0; j < l; j++ {
+						a.View.Slots = append(a.View.Slots, int32(j))
+						a.View.Pos = append(a.View.Pos, int32(j))
+					}
+					a.View.QueryPos = append(a.View.QueryPos, int32(l))
+				}
+				for i := 0; i < s; i++ {
+					a.View.QueryWeights = append(a.View.QueryWeights, 1)
+				}
+				bm.ResetTimer()
+				for i := 0; i < bm.N; i++ {
+					b.Attention(a)
+				}
+				keys := float64(s*l + s*(s+1)/2) // causal query-key pairs
+				flops := 2 * 2 * keys * hd * hq * float64(bm.N)
+				bm.ReportMetric(flops/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+func TestExpRowAndMax(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, simd := range kernelPaths() {
+		kn := kernels{simd: simd}
+		for _, n := range []int{1, 7, 8, 9, 33, 517} {
+			x := randSlice(rng, n)
+			for i := range x {
+				x[i] *= 40
 			}
-			flops := 2 * float64(s*n*k) * float64(bm.N)
-			bm.ReportMetric(flops/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
-		})
+			x[n/2] = float32(math.Inf(-1))
+			want := math.Inf(-1)
+			for _, v := range x {
+				want = max(want, float64(v))
+			}
+			m := kn.maxRow(x)
+			if float64(m) != want {
+				t.Fatalf("simd=%v n=%d: maxRow = %v, want %v", simd, n, m, want)
+			}
+			orig := append([]float32(nil), x...)
+			sum := kn.expRow(x, m, 0.5)
+			var wantSum float64
+			for i, v := range orig {
+				e := math.Exp(float64(0.5 * (v - m))) // the argument as float32 computes it
+				wantSum += e
+				if math.Abs(float64(x[i])-e) > 1e-6*e+1e-30 {
+					t.Fatalf("simd=%v n=%d: exp[%d] = %v, want %v", simd, n, i, x[i], e)
+				}
+			}
+			if math.Abs(float64(sum)-wantSum) > 1e-5*wantSum {
+				t.Fatalf("simd=%v n=%d: sum = %v, want %v", simd, n, sum, wantSum)
+			}
+		}
+	}
+}
+
+func TestSwiGLU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, simd := range kernelPaths() {
+		b := New(2)
+		b.kern.simd = simd
+		for _, n := range []int{1, 7, 8, 9, 100, 1000} {
+			gate, up := randSlice(rng, n), randSlice(rng, n)
+			for i := range gate {
+				gate[i] *= 8
+			}
+			gate[0] = -100 // e^100 beyond float32: silu is −0
+			if n > 1 {
+				gate[1] = 100
+			}
+			dst := b.New(backend.F32, n)
+			b.SwiGLU(dst, Wrap(gate, n), Wrap(up, n))
+			for i, got := range dst.(*Tensor).data {
+				x := float64(gate[i])
+				want := x / (1 + math.Exp(-x)) * float64(up[i])
+				if math.Abs(float64(got)-want) > 1e-6*math.Abs(want)+1e-30 {
+					t.Fatalf("simd=%v n=%d: swiglu[%d] (gate %v) = %v, want %v", simd, n, i, gate[i], got, want)
+				}
+			}
+		}
 	}
 }
