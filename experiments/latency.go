@@ -94,12 +94,13 @@ func timedRun(ctx context.Context, env *Env, ids []int32, decode int) (prefill, 
 	if decode == 0 {
 		return prefill, 0, nil
 	}
+	next := model.Argmax(logits)
 	start = time.Now()
 	for i := 0; i < decode; i++ {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
 		}
-		if logits, err = s.Decode(model.Argmax(logits)); err != nil {
+		if next, err = s.DecodeGreedy(next); err != nil {
 			return 0, 0, err
 		}
 	}

@@ -54,6 +54,11 @@ type Options struct {
 	// kernels, also where the tensor-core kernels of flash.cu would take it
 	// (bf16 storage, head dimension 64 or 128, at least 64 queries).
 	NoFlash bool
+	// NoDecode runs attention calls of few queries (decoding) through
+	// attention.cu's CUDA-core kernels, also where the flash-decoding
+	// kernels of decode.cu would take them (bf16 storage, head dimension
+	// 64, 128 or 256, at most 16 queries).
+	NoDecode bool
 	// CacheDir holds compiled kernels; "" is cuda.DefaultCacheDir(), "-"
 	// disables the disk cache.
 	CacheDir string
@@ -87,11 +92,17 @@ type Backend struct {
 	mass  scratch // [Hq, L+S]
 	part  scratch // split attention runs: [split, S, Hq, hd+2]
 
+	scores scratch // decode.cu's saved scores for the mass: [Hq·S, L+S]
+	tokens scratch // Argmax's indices
+
 	hostPolicies bool
 	noFlash      bool
-	flash        map[int]*flashKernels // kernels/flash.cu by head dimension, compiled on first use
-	casc         *cascadeKernels       // kernels/cascade.cu, compiled by NewCascade on first use
-	toks         *tokenKernels         // kernels/tokens.cu, compiled by NewTokenList on first use
+	noDecode     bool
+	decode       map[int]*decodeKernels     // kernels/decode.cu by head dimension, compiled on first use
+	argmax       [numStorage]*cuda.Function // kernels/sample.cu, compiled by Argmax on first use
+	flash        map[int]*flashKernels      // kernels/flash.cu by head dimension, compiled on first use
+	casc         *cascadeKernels            // kernels/cascade.cu, compiled by NewCascade on first use
+	toks         *tokenKernels              // kernels/tokens.cu, compiled by NewTokenList on first use
 
 	host  []uint32 // packing space for uploads
 	half  []uint16 // conversion space for bf16 uploads and downloads
@@ -119,7 +130,7 @@ func New(device int) (*Backend, error) { return NewWithOptions(device, Options{D
 // on machines without a GPU, and cuda.ErrNoNVRTC where the driver is there
 // and NVRTC is not.
 func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
-	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash}
+	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash, noDecode: opt.NoDecode}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -173,7 +184,7 @@ func (b *Backend) Close() error {
 		for _, t := range b.rope {
 			errs = append(errs, b.dev.Free(t.buf), b.dev.Free(t.inv))
 		}
-		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part} {
+		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part, &b.scores, &b.tokens} {
 			errs = append(errs, s.release(b.dev))
 		}
 		for _, m := range b.modules {

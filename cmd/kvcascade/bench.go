@@ -308,9 +308,11 @@ func benchRun(b backend.Backend, dev *gpu.Backend, m *model.Model, p benchPolicy
 	}
 	r.prefillS = time.Since(start).Seconds()
 	if decode > 0 {
+		next := model.Argmax(logits)
 		start = time.Now()
 		for range decode {
-			if logits, err = sess.Decode(model.Argmax(logits)); err != nil {
+			// only the token comes back where the backend picks it
+			if next, err = sess.DecodeGreedy(next); err != nil {
 				return r, err
 			}
 		}
