@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"unsafe"
 
 	"kvcascade/gpu/cuda"
 	"kvcascade/runtime/backend"
@@ -87,7 +88,8 @@ type Backend struct {
 	attn    map[attnKey]*attnKernels
 	rope    map[ropeKey]*ropeTable
 
-	args  scratch // per-call uploads: ids, slots, positions, weights
+	args  scratch // per-call uploads too large for stage
+	stage stage   // per-call uploads: ids, slots, positions, weights
 	stats scratch // [2, Hq, S] softmax max and denominator
 	mass  scratch // [Hq, L+S]
 	part  scratch // split attention runs: [split, S, Hq, hd+2]
@@ -156,6 +158,7 @@ func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
 	if err = b.loadOps(); err != nil {
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
+	b.stage = newStage(b.dev)
 	if opt.NoCUBLAS {
 		b.blasErr = errors.New("disabled by Options.NoCUBLAS")
 		b.ltErr = b.blasErr
@@ -184,6 +187,7 @@ func (b *Backend) Close() error {
 		for _, t := range b.rope {
 			errs = append(errs, b.dev.Free(t.buf), b.dev.Free(t.inv))
 		}
+		errs = append(errs, b.stage.release(b.dev))
 		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part, &b.scores, &b.tokens} {
 			errs = append(errs, s.release(b.dev))
 		}
@@ -449,11 +453,71 @@ func (s *scratch) release(dev *cuda.Device) error {
 	return err
 }
 
-// upload copies words to the args scratch buffer and returns its address.
+// upload copies words to the device for the kernels queued next and
+// returns their address, valid in stream order until the next upload's
+// kernels run. Through the staging ring (see stage) the copy is queued
+// without waiting for the device; a pageable copy (cuMemcpyHtoD), which
+// first waits for all queued work, is left for uploads too large for the
+// ring or a device without page-locked memory.
 func (b *Backend) upload(words []uint32) cuda.DevicePtr {
-	p := b.args.ensure(b.dev, 4*len(words))
+	n := 4 * len(words)
+	if r := &b.stage; r.host != nil && n > 0 && n <= len(r.host)/4 {
+		off := (r.off + stageAlign - 1) &^ (stageAlign - 1)
+		if off+n > len(r.host) {
+			// every earlier copy and the kernels reading it are done
+			must(b.dev.Synchronize())
+			off = 0
+		}
+		copy(r.host[off:off+n], unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), n))
+		p := r.dev.Add(off)
+		must(cuda.UploadAsync(b.dev, p, r.host[off:off+n]))
+		r.off = off + n
+		return p
+	}
+	p := b.args.ensure(b.dev, n)
 	must(cuda.Upload(b.dev, p, words))
 	return p
+}
+
+// stage is a ring of page-locked host memory mirrored by device memory of
+// the same size: each upload takes the next part of both and queues an
+// asynchronous copy, so that a decoding step's small uploads (token ids,
+// query positions, scatter slots) never wait for the device. A part is
+// reused only after the ring wraps, which synchronises the device first.
+type stage struct {
+	host []byte
+	dev  cuda.DevicePtr
+	off  int // bytes of the ring in use since it last wrapped
+}
+
+// Sizes of the staging ring: its bytes, and the alignment of each upload.
+const (
+	stageBytes = 64 << 20
+	stageAlign = 256
+)
+
+// newStage allocates the staging ring, or returns a zero one (uploads then
+// copy from pageable memory) where page-locked memory is not to be had.
+func newStage(dev *cuda.Device) stage {
+	host, err := dev.AllocHost(stageBytes)
+	if err != nil {
+		return stage{}
+	}
+	p, err := dev.Alloc(stageBytes)
+	if err != nil {
+		dev.FreeHost(host)
+		return stage{}
+	}
+	return stage{host: host, dev: p}
+}
+
+func (s *stage) release(dev *cuda.Device) error {
+	if s.host == nil {
+		return nil
+	}
+	err := errors.Join(dev.Synchronize(), dev.FreeHost(s.host), dev.Free(s.dev))
+	*s = stage{}
+	return err
 }
 
 // elementGrid is the grid of a grid-stride kernel over n elements.

@@ -121,3 +121,70 @@ func BenchmarkMatMul(bm *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeAttention times one layer's decoding attention at the
+// Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
+// bf16) over a view of L cached keys, kernels only (the view uploaded
+// once): decode.cu's flash-decoding kernels against attention.cu's split
+// kernels, with and without the mass. GB/s counts the bytes the step must
+// read: every view key and value row once, plus its slot and position.
+func BenchmarkDecodeAttention(bm *testing.B) {
+	const hq, hkv, hd = 32, 8, 128
+	g := openGPU(bm, bf16)
+	for _, l := range []int{32768, 65536} {
+		rng := rand.New(rand.NewPCG(9, uint64(l)))
+		a := &backend.Attention{
+			Out: g.New(g.DType(), 1, hq*hd), Q: g.FromFloat32(randSlice(rng, hq*hd), 1, hq*hd),
+			K: g.FromFloat32(randSlice(rng, hkv*hd), 1, hkv*hd), V: g.FromFloat32(randSlice(rng, hkv*hd), 1, hkv*hd),
+			HeadDim: hd, QHeads: hq, KVHeads: hkv, Scale: float32(1 / math.Sqrt(hd)), AttnFactor: 1,
+		}
+		a.InvFreq = make([]float32, hd/2)
+		for i := range a.InvFreq {
+			a.InvFreq[i] = float32(1 / math.Pow(500000, float64(2*i)/hd))
+		}
+		a.Ctx.K = g.FromFloat32(randSlice(rng, hkv*l*hd), hkv, l, hd)
+		a.Ctx.V = g.FromFloat32(randSlice(rng, hkv*l*hd), hkv, l, hd)
+		a.Ctx.ViewLen = l
+		for h := 0; h < hkv; h++ {
+			for j := 0; j < l; j++ {
+				a.Ctx.Slots = append(a.Ctx.Slots, int32(j))
+				a.Ctx.Pos = append(a.Ctx.Pos, int32(j))
+			}
+			a.Ctx.QueryPos = append(a.Ctx.QueryPos, int32(l))
+		}
+		bytes := float64(hkv) * float64(l) * (2*hd*2 + 2*4)
+		for _, mass := range []bool{false, true} {
+			a.Ctx.QueryWeights = nil
+			if mass {
+				a.Ctx.QueryWeights = []float32{1}
+			}
+			for _, old := range []bool{false, true} {
+				kernel := "decode"
+				if old {
+					kernel = "attention"
+				}
+				bm.Run(fmt.Sprintf("%s/L=%d/mass=%v", kernel, l, mass), func(bm *testing.B) {
+					run, free := gpu.AttentionKernels(g, a, old)
+					defer free()
+					run() // warm up: compiles, builds the RoPE table
+					if err := g.Synchronize(); err != nil {
+						bm.Fatal(err)
+					}
+					bm.ResetTimer()
+					for i := 0; i < bm.N; i++ {
+						run()
+					}
+					if err := g.Synchronize(); err != nil {
+						bm.Fatal(err)
+					}
+					sec := bm.Elapsed().Seconds() / float64(bm.N)
+					bm.ReportMetric(sec*1e6, "µs/call")
+					bm.ReportMetric(bytes/sec/1e9, "GB/s")
+				})
+			}
+		}
+		for _, t := range []backend.Tensor{a.Out, a.Q, a.K, a.V, a.Ctx.K, a.Ctx.V} {
+			g.Free(t)
+		}
+	}
+}
