@@ -96,6 +96,7 @@ type Backend struct {
 
 	scores scratch // decode.cu's saved scores for the mass: [Hq·S, L+S]
 	tokens scratch // Argmax's indices
+	picked []int32 // Argmax's indices on the host
 
 	hostPolicies bool
 	noFlash      bool

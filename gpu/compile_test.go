@@ -39,7 +39,8 @@ func TestKernelsCompile(t *testing.T) {
 		// Arrays of size −1 fail to compile unless decode.go's geometry
 		// matches the #defines.
 		p := decodeProgram(hd)
-		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d ? 1 : -1];\n", decodeThreads, decodeRows)
+		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d ? 1 : -1];\n",
+			decodeThreads, decodeRows, combineThreads, decodeMaxSplit)
 		progs = append(progs, compilation{p, decodeKernelNames[:]})
 	}
 	for _, hd := range []int{16, 32, 64, 96, 128, 256} {

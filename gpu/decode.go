@@ -32,7 +32,8 @@ const (
 	// each of at least decodeMinKeys keys.
 	decodeBlocksPerSM = 4
 	decodeMinKeys     = 256
-	combineThreads    = 128
+	combineThreads    = 128  // COMBINE_THREADS
+	decodeMaxSplit    = 1024 // MAX_SPLIT
 	massThreads       = 256
 	argmaxThreads     = 1024
 )
@@ -84,7 +85,7 @@ func (b *Backend) decodeFor(hd int) (*decodeKernels, error) {
 // multiprocessor, each run at least decodeMinKeys long.
 func decodeSplit(n, blocks, sms int) int {
 	want := (decodeBlocksPerSM*sms + blocks - 1) / blocks
-	return max(1, min(want, n/decodeMinKeys))
+	return max(1, min(want, n/decodeMinKeys, decodeMaxSplit))
 }
 
 // decodeAttention runs the attention call c (bf16 storage; see flashCall)
@@ -162,5 +163,11 @@ func (b *Backend) Argmax(logits backend.Tensor, dst []int32) {
 	out := b.tokens.ensure(b.dev, 4*rows)
 	launch(b.argmax[t.st], cuda.Dim3{X: rows}, cuda.Dim3{X: argmaxThreads}, 0,
 		cuda.Ptr(out), cuda.Ptr(t.ptr()), cuda.Int(v))
-	must(cuda.Download(b.dev, dst, out))
+	// into the backend's own slice: cgo refuses dst where it lies in a
+	// struct holding Go pointers (a Session's)
+	if cap(b.picked) < rows {
+		b.picked = make([]int32, rows)
+	}
+	must(cuda.Download(b.dev, b.picked[:rows], out))
+	copy(dst, b.picked[:rows])
 }

@@ -40,6 +40,8 @@ typedef bf16 T;
 #define UNITS (DEC_WARPS * KPW) // key units per block
 #define DEC_UNROLL 4           // keys per unit per step (loads in flight)
 #define DEC_ROWS 4             // query rows (query head, query) per block
+#define COMBINE_THREADS 128
+#define MAX_SPLIT 1024         // runs decode_combine merges at most
 #define FULL_MASK 0xffffffffu
 #define NEG_INF __int_as_float(0xff800000)
 
@@ -84,6 +86,21 @@ __device__ __forceinline__ float unit_sum(float v) {
 		v += __shfl_xor_sync(FULL_MASK, v, o);
 	}
 	return v;
+}
+
+// prefetch_view loads the slots and positions of keys j + u·UNITS, u <
+// DEC_UNROLL, of KV head h that are view entries before je (−1 for the
+// others).
+__device__ __forceinline__ void prefetch_view(int *slot, int *p, const int *slots, const int *pos, int h, int L, int je, int j) {
+#pragma unroll
+	for (int u = 0; u < DEC_UNROLL; u++) {
+		int ju = j + u * UNITS;
+		slot[u] = -1, p[u] = 0;
+		if (ju < je && ju < L) {
+			slot[u] = slots[(long long)h * L + ju];
+			p[u] = pos[(long long)h * L + ju];
+		}
+	}
 }
 
 // decode_attention: grid (Hkv·groups, split), DEC_THREADS threads, where
@@ -150,10 +167,18 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_attention(
 	}
 
 	int jb = z * per, je = min(n, jb + per);
+	// The view's slots and positions of the next step, loaded a step ahead
+	// so that the key loads do not wait for them.
+	int nslot[DEC_UNROLL], npos[DEC_UNROLL];
+	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit);
 	for (int j0 = jb; j0 < je; j0 += UNITS * DEC_UNROLL) {
 		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][VEC], s[DEC_UNROLL][VEC];
-		int jj[DEC_UNROLL];
+		int jj[DEC_UNROLL], vslot[DEC_UNROLL], vpos[DEC_UNROLL];
 		bool ok[DEC_UNROLL];
+#pragma unroll
+		for (int u = 0; u < DEC_UNROLL; u++) {
+			vslot[u] = nslot[u], vpos[u] = npos[u];
+		}
 		// All loads first, so that they are in flight together.
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
@@ -163,11 +188,11 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_attention(
 			int p = 0;
 			if (j < je) {
 				if (j < L) {
-					int slot = slots[(long long)h * L + j];
+					int slot = vslot[u];
 					if (slot >= 0) {
 						long long off = ((long long)h * cap + slot) * HD;
 						kr = ck + off, vr = cv + off;
-						p = pos[(long long)h * L + j];
+						p = vpos[u];
 					}
 				} else {
 					long long off = ((long long)(j - L) * hkv + h) * HD;
@@ -189,6 +214,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_attention(
 				}
 			}
 		}
+		prefetch_view(nslot, npos, slots, pos, h, L, je, j0 + UNITS * DEC_UNROLL + unit);
 		float sc[DEC_UNROLL][DEC_ROWS];
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
@@ -311,32 +337,57 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_attention(
 	}
 }
 
-// decode_combine merges the split runs of decode_attention for row
-// rr = qh·S+i, grid (Hq·S), threads over HD, in run order: with M the
-// largest run maximum, out = Σ acc·e^(m−M) / Σ l·e^(m−M), rounded to bf16
-// once; stats, unless null, receives M at [rr] and the denominator at
-// [Hq·S + rr].
-extern "C" __global__ void decode_combine(T *out, float *stats, const float *part, int S, int hq, int split) {
+// block_reduce returns the maximum (is_max) or the sum of v over the
+// block to every thread, in a fixed order; blockDim.x is COMBINE_THREADS.
+__device__ float block_reduce(float v, bool is_max) {
+	__shared__ float part[COMBINE_THREADS / 32];
+	for (int o = 16; o > 0; o /= 2) {
+		float w = __shfl_xor_sync(FULL_MASK, v, o);
+		v = is_max ? fmaxf(v, w) : v + w;
+	}
+	__syncthreads(); // part is free
+	if (threadIdx.x % 32 == 0) {
+		part[threadIdx.x / 32] = v;
+	}
+	__syncthreads();
+	v = part[0];
+	for (int w = 1; w < COMBINE_THREADS / 32; w++) {
+		v = is_max ? fmaxf(v, part[w]) : v + part[w];
+	}
+	return v;
+}
+
+// decode_combine merges the split runs of decode_attention (at most
+// MAX_SPLIT) for row rr = qh·S+i, grid (Hq·S), COMBINE_THREADS threads:
+// with M the largest run maximum, out = Σ acc·e^(m−M) / Σ l·e^(m−M),
+// rounded to bf16 once; stats, unless null, receives M at [rr] and the
+// denominator at [Hq·S + rr]. The runs' statistics are read by all threads
+// at once, and each output sums its runs in run order.
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
+	T *out, float *stats, const float *part, int S, int hq, int split) {
+	__shared__ float f[MAX_SPLIT]; // e^(m−M) of each run
 	long long rr = blockIdx.x, rows = (long long)hq * S;
 	int qh = (int)(rr / S), i = (int)(rr % S);
 	const float *pm = part + split * rows * HD, *pl = pm + split * rows;
 	float M = NEG_INF;
-	for (int z = 0; z < split; z++) {
+	for (int z = threadIdx.x; z < split; z += COMBINE_THREADS) {
 		M = fmaxf(M, pm[z * rows + rr]);
 	}
+	M = block_reduce(M, true);
 	float den = 0.0f;
-	for (int z = 0; z < split; z++) {
+	for (int z = threadIdx.x; z < split; z += COMBINE_THREADS) {
 		float mz = pm[z * rows + rr];
-		den += mz == NEG_INF ? 0.0f : pl[z * rows + rr] * expf(mz - M);
+		float w = mz == NEG_INF ? 0.0f : expf(mz - M);
+		f[z] = w;
+		den += pl[z * rows + rr] * w;
 	}
+	den = block_reduce(den, false); // its barriers also publish f
 	float inv = 1.0f / den;
-	for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+	for (int d = threadIdx.x; d < HD; d += COMBINE_THREADS) {
 		float sum = 0.0f;
+#pragma unroll 8
 		for (int z = 0; z < split; z++) {
-			float mz = pm[z * rows + rr];
-			if (mz != NEG_INF) {
-				sum += part[(z * rows + rr) * HD + d] * expf(mz - M);
-			}
+			sum += part[(z * rows + rr) * HD + d] * f[z];
 		}
 		out[((long long)i * hq + qh) * HD + d] = from_f32<T>(sum * inv);
 	}

@@ -138,6 +138,7 @@ int main() {
 		{"chunk of 16", 4, 1, 16, 90, 100, 2, false, 0},
 		{"gqa 3, chunk 3", 6, 2, 3, 40, 50, 5, true, 70000},
 		{"chunk only", 4, 2, 7, 0, 0, 1, false, 0},
+		{"many runs", 8, 2, 1, 1500, 1500, 100, true, 0},
 	};
 	for (auto &c : cases) run(c);
 	if (failures) {

@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 	sed -n '/^#ifndef KVC_STORAGE_CUH/,$p' "$gpu/storage.cuh"
 	sed 's/__shared__/static/g' "$gpu/decode.cu"
 } >"$work/decode_sub.cu"
-for hd in 64 128 256; do
+for hd in ${HDS:-64 128 256}; do
 	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
 		-DHEAD_DIM=$hd -I"$here/../flashemu" -I"$work" -include emu.h -include "$here/extra.h" \
 		"$here/harness.cpp" "$here/../flashemu/emu.cpp" -o "$work/decode$hd" -lpthread
