@@ -188,3 +188,43 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGEMV times the decoding step's matrix products, x [1, K] · wᵀ
+// in bf16 through cuBLASLt, at the Llama-3.1-8B shapes (the MLP's gate or
+// up and down projections, the LM head into float32 logits), each weight
+// larger than the L2 cache. GB/s counts the weight's bytes once.
+func BenchmarkGEMV(bm *testing.B) {
+	g := openGPU(bm, bf16)
+	for _, c := range []struct {
+		name   string
+		n, k   int
+		logits bool
+	}{{"gate", 14336, 4096, false}, {"down", 4096, 14336, false}, {"lm_head", 128256, 4096, true}} {
+		bm.Run(c.name, func(bm *testing.B) {
+			rng := rand.New(rand.NewPCG(7, 8))
+			x, w := g.FromFloat32(randSlice(rng, c.k), 1, c.k), g.FromFloat32(randSlice(rng, c.n*c.k), c.n, c.k)
+			dt := g.DType()
+			if c.logits {
+				dt = backend.F32
+			}
+			dst := g.New(dt, 1, c.n)
+			g.MatMul(dst, x, w, nil)
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			bm.ResetTimer()
+			for i := 0; i < bm.N; i++ {
+				g.MatMul(dst, x, w, nil)
+			}
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			sec := bm.Elapsed().Seconds() / float64(bm.N)
+			bm.ReportMetric(sec*1e6, "µs/call")
+			bm.ReportMetric(float64(2*c.n*c.k)/sec/1e9, "GB/s")
+			g.Free(x)
+			g.Free(w)
+			g.Free(dst)
+		})
+	}
+}
