@@ -125,8 +125,8 @@ func BenchmarkMatMul(bm *testing.B) {
 // BenchmarkDecodeAttention times one layer's decoding attention at the
 // Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
 // bf16) over a view of L cached keys, kernels only (the view uploaded
-// once): decode.cu's flash-decoding kernels against attention.cu's split
-// kernels, with and without the mass. GB/s counts the bytes the step must
+// once): decode.cu's flash-decoding kernels (4 and 2 keys per unit and
+// step) against attention.cu's split kernels, with and without the mass. GB/s counts the bytes the step must
 // read: every view key and value row once, plus its slot and position.
 func BenchmarkDecodeAttention(bm *testing.B) {
 	const hq, hkv, hd = 32, 8, 128
@@ -158,12 +158,17 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 			if mass {
 				a.Ctx.QueryWeights = []float32{1}
 			}
-			for _, old := range []bool{false, true} {
-				kernel := "decode"
+			// decode.cu with 4 (its default) and 2 keys per unit and
+			// step, then attention.cu
+			for _, unroll := range []int{4, 2, 0} {
+				old := unroll == 0
+				kernel := fmt.Sprintf("decode%d", unroll)
 				if old {
 					kernel = "attention"
 				}
 				bm.Run(fmt.Sprintf("%s/L=%d/mass=%v", kernel, l, mass), func(bm *testing.B) {
+					gpu.SetDecodeUnroll(g, unroll)
+					defer gpu.SetDecodeUnroll(g, 0)
 					run, free := gpu.AttentionKernels(g, a, old)
 					defer free()
 					run() // warm up: compiles, builds the RoPE table

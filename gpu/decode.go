@@ -54,9 +54,15 @@ type decodeKernels struct {
 	attention, combine, mass *cuda.Function
 }
 
-// decodeProgram is kernels/decode.cu for head dimension hd.
-func decodeProgram(hd int) program {
-	return newProgram("decode.cu", decodeSource, fmt.Sprintf("-DHEAD_DIM=%d", hd))
+// decodeProgram is kernels/decode.cu for head dimension hd, with
+// DEC_UNROLL keys per unit and step when unroll > 0 (else the file's
+// default).
+func decodeProgram(hd, unroll int) program {
+	opts := []string{fmt.Sprintf("-DHEAD_DIM=%d", hd)}
+	if unroll > 0 {
+		opts = append(opts, fmt.Sprintf("-DDEC_UNROLL=%d", unroll))
+	}
+	return newProgram("decode.cu", decodeSource, opts...)
 }
 
 func sampleProgram() program { return newProgram("sample.cu", sampleSource) }
@@ -69,7 +75,7 @@ func (b *Backend) decodeFor(hd int) (*decodeKernels, error) {
 		return k, nil
 	}
 	k := &decodeKernels{}
-	if err := b.load(decodeProgram(hd), decodeKernelNames[:], []**cuda.Function{&k.attention, &k.combine, &k.mass}); err != nil {
+	if err := b.load(decodeProgram(hd, b.decodeUnroll), decodeKernelNames[:], []**cuda.Function{&k.attention, &k.combine, &k.mass}); err != nil {
 		return nil, err
 	}
 	if b.decode == nil {

@@ -38,7 +38,9 @@ typedef bf16 T;
 #define DEC_WARPS 4
 #define DEC_THREADS (DEC_WARPS * 32)
 #define UNITS (DEC_WARPS * KPW) // key units per block
-#define DEC_UNROLL 4           // keys per unit per step (loads in flight)
+#ifndef DEC_UNROLL
+#define DEC_UNROLL 4 // keys per unit per step (loads in flight)
+#endif
 #define DEC_ROWS 4             // query rows (query head, query) per block
 #define COMBINE_THREADS 128
 #define MAX_SPLIT 1024         // runs decode_combine merges at most
