@@ -195,6 +195,14 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("%s: decoding allocates %v times per token, want 0", name, allocs)
 		}
+		allocs = testing.AllocsPerRun(20, func() {
+			if _, err := s.DecodeGreedy(3); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: greedy decoding allocates %v times per token, want 0", name, allocs)
+		}
 	}
 }
 
