@@ -96,12 +96,14 @@ func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error
 	}
 	t.Prefill = time.Since(start)
 	if decode > 0 {
+		next := model.Argmax(logits)
 		start = time.Now()
 		for i := 0; i < decode; i++ {
 			if err := ctx.Err(); err != nil {
 				return t, err
 			}
-			if logits, err = s.Decode(model.Argmax(logits)); err != nil {
+			// only the token comes back where the backend picks it
+			if next, err = s.DecodeGreedy(next); err != nil {
 				return t, err
 			}
 		}

@@ -177,6 +177,20 @@ func (b *Backend) Attention(a *backend.Attention) {
 			mass = dv.c.mass.ensure(b.dev, 4*hq*n)
 		}
 	}
+	// Flash-decoding where decode.cu covers the call (bf16, S ≤ 16, hd 64,
+	// 128 or 256).
+	if st == stBF16 && !b.noDecode && s <= decodeMaxQueries {
+		c := &flashCall{out: out.ptr(), stats: stats, q: q.ptr(), k: k.ptr(), v: v.ptr(), ck: ck, cv: cv,
+			slots: slots, pos: pos, qpos: qpos, cos: rt.cos(), sin: rt.sin(),
+			s: s, l: l, capacity: capacity, hq: hq, hkv: hkv, hd: hd, scale: a.Scale}
+		if wantMass {
+			c.weights, c.mass = wts, mass
+		}
+		if b.decodeAttention(c) {
+			b.finishMass(a, dv, mass, wantMass)
+			return
+		}
+	}
 	// Tensor cores where flash.cu covers the call (bf16, S ≥ 64, hd 64 or
 	// 128), else attention.cu below.
 	if st == stBF16 && !b.noFlash {

@@ -21,7 +21,7 @@ type attnCase struct {
 }
 
 // attnCases cover GQA, padding, head dimensions 8–256, long positions,
-// decoding, and split and unsplit key runs.
+// decoding (chunks of 1–16 queries), and split and unsplit key runs.
 var attnCases = []attnCase{
 	{"empty cache", 4, 2, 8, 5, 0, 0, false, 0, true},
 	{"gqa with view", 4, 2, 8, 3, 6, 10, false, 0, true},
@@ -39,6 +39,13 @@ var attnCases = []attnCase{
 	{"split runs", 4, 2, 64, 20, 2000, 2100, true, 0, true},
 	{"split decode long", 32, 8, 128, 1, 20000, 20000, false, 5, true},
 	{"one run", 32, 8, 64, 600, 500, 512, true, 0, true},
+	// Chunks of at most 16 queries in bf16 storage go to decode.cu's
+	// flash-decoding kernels (TestAttentionBF16).
+	{"decode hd64 chunk 16", 8, 2, 64, 16, 700, 800, true, 0, true},
+	{"decode hd128 chunk 5 long", 32, 8, 128, 5, 3000, 3000, false, 70000, true},
+	{"decode gqa 3 chunk 3", 6, 2, 128, 3, 257, 300, true, 0, true},
+	{"decode hd128 chunk only", 4, 1, 128, 3, 0, 0, false, 0, true},
+	{"decode hd256 no mass", 8, 2, 256, 1, 5000, 5000, true, 0, false},
 }
 
 // TestAttention compares attention with the CPU backend, whose own test

@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"unsafe"
 
 	"kvcascade/gpu/cuda"
 	"kvcascade/runtime/backend"
@@ -54,6 +55,11 @@ type Options struct {
 	// kernels, also where the tensor-core kernels of flash.cu would take it
 	// (bf16 storage, head dimension 64 or 128, at least 64 queries).
 	NoFlash bool
+	// NoDecode runs attention calls of few queries (decoding) through
+	// attention.cu's CUDA-core kernels, also where the flash-decoding
+	// kernels of decode.cu would take them (bf16 storage, head dimension
+	// 64, 128 or 256, at most 16 queries).
+	NoDecode bool
 	// KernelDir holds compiled kernels; "" is cuda.DefaultKernelDir(), "-"
 	// disables the disk cache.
 	KernelDir string
@@ -82,18 +88,27 @@ type Backend struct {
 	attn    map[attnKey]*attnKernels
 	rope    map[ropeKey]*ropeTable
 
-	args  scratch // per-call uploads: ids, slots, positions, weights
+	args  scratch // per-call uploads too large for stage
+	stage stage   // per-call uploads: ids, slots, positions, weights
 	stats scratch // [2, Hq, S] softmax max and denominator
 	mass  scratch // [Hq, L+S]
 	part  scratch // split attention runs: [split, S, Hq, hd+2]
 	// flashBuf holds flash.cu's gathered operands (flashLayout)
 	flashBuf scratch
 
+	scores scratch // decode.cu's saved scores for the mass: [Hq·S, L+S]
+	tokens scratch // Argmax's indices
+	picked []int32 // Argmax's indices on the host
+
 	hostPolicies bool
 	noFlash      bool
-	flash        map[int]*flashKernels // kernels/flash.cu by head dimension, compiled on first use
-	casc         *cascadeKernels       // kernels/cascade.cu, compiled by NewCascade on first use
-	toks         *tokenKernels         // kernels/tokens.cu, compiled by NewTokenList on first use
+	noDecode     bool
+	decode       map[int]*decodeKernels     // kernels/decode.cu by head dimension, compiled on first use
+	decodeUnroll int                        // DEC_UNROLL of decode.cu, 0 for its default (benchmarks vary it)
+	argmax       [numStorage]*cuda.Function // kernels/sample.cu, compiled by Argmax on first use
+	flash        map[int]*flashKernels      // kernels/flash.cu by head dimension, compiled on first use
+	casc         *cascadeKernels            // kernels/cascade.cu, compiled by NewCascade on first use
+	toks         *tokenKernels              // kernels/tokens.cu, compiled by NewTokenList on first use
 
 	host  []uint32 // packing space for uploads
 	half  []uint16 // conversion space for bf16 uploads and downloads
@@ -121,7 +136,7 @@ func New(device int) (*Backend, error) { return NewWithOptions(device, Options{D
 // on machines without a GPU, and cuda.ErrNoNVRTC where the driver is there
 // and NVRTC is not.
 func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
-	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash}
+	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash, noDecode: opt.NoDecode}
 	defer func() {
 		if err != nil {
 			b.Close()
@@ -147,6 +162,7 @@ func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
 	if err = b.loadOps(); err != nil {
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
+	b.stage = newStage(b.dev)
 	if opt.NoCUBLAS {
 		b.blasErr = errors.New("disabled by Options.NoCUBLAS")
 		b.ltErr = b.blasErr
@@ -175,7 +191,8 @@ func (b *Backend) Close() error {
 		for _, t := range b.rope {
 			errs = append(errs, b.dev.Free(t.buf), b.dev.Free(t.inv))
 		}
-		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part, &b.flashBuf} {
+		errs = append(errs, b.stage.release(b.dev))
+		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part, &b.flashBuf, &b.scores, &b.tokens} {
 			errs = append(errs, s.release(b.dev))
 		}
 		for _, m := range b.modules {
@@ -440,11 +457,71 @@ func (s *scratch) release(dev *cuda.Device) error {
 	return err
 }
 
-// upload copies words to the args scratch buffer and returns its address.
+// upload copies words to the device for the kernels queued next and
+// returns their address, valid in stream order until the next upload's
+// kernels run. Through the staging ring (see stage) the copy is queued
+// without waiting for the device; a pageable copy (cuMemcpyHtoD), which
+// first waits for all queued work, is left for uploads too large for the
+// ring or a device without page-locked memory.
 func (b *Backend) upload(words []uint32) cuda.DevicePtr {
-	p := b.args.ensure(b.dev, 4*len(words))
+	n := 4 * len(words)
+	if r := &b.stage; r.host != nil && n > 0 && n <= len(r.host)/4 {
+		off := (r.off + stageAlign - 1) &^ (stageAlign - 1)
+		if off+n > len(r.host) {
+			// every earlier copy and the kernels reading it are done
+			must(b.dev.Synchronize())
+			off = 0
+		}
+		copy(r.host[off:off+n], unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), n))
+		p := r.dev.Add(off)
+		must(cuda.UploadAsync(b.dev, p, r.host[off:off+n]))
+		r.off = off + n
+		return p
+	}
+	p := b.args.ensure(b.dev, n)
 	must(cuda.Upload(b.dev, p, words))
 	return p
+}
+
+// stage is a ring of page-locked host memory mirrored by device memory of
+// the same size: each upload takes the next part of both and queues an
+// asynchronous copy, so that a decoding step's small uploads (token ids,
+// query positions, scatter slots) never wait for the device. A part is
+// reused only after the ring wraps, which synchronises the device first.
+type stage struct {
+	host []byte
+	dev  cuda.DevicePtr
+	off  int // bytes of the ring in use since it last wrapped
+}
+
+// Sizes of the staging ring: its bytes, and the alignment of each upload.
+const (
+	stageBytes = 64 << 20
+	stageAlign = 256
+)
+
+// newStage allocates the staging ring, or returns a zero one (uploads then
+// copy from pageable memory) where page-locked memory is not to be had.
+func newStage(dev *cuda.Device) stage {
+	host, err := dev.AllocHost(stageBytes)
+	if err != nil {
+		return stage{}
+	}
+	p, err := dev.Alloc(stageBytes)
+	if err != nil {
+		dev.FreeHost(host)
+		return stage{}
+	}
+	return stage{host: host, dev: p}
+}
+
+func (s *stage) release(dev *cuda.Device) error {
+	if s.host == nil {
+		return nil
+	}
+	err := errors.Join(dev.Synchronize(), dev.FreeHost(s.host), dev.Free(s.dev))
+	*s = stage{}
+	return err
 }
 
 // elementGrid is the grid of a grid-stride kernel over n elements.

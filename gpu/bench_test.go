@@ -121,3 +121,115 @@ func BenchmarkMatMul(bm *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeAttention times one layer's decoding attention at the
+// Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
+// bf16) over a view of L cached keys, kernels only (the view uploaded
+// once): decode.cu's flash-decoding kernels (4 and 2 keys per unit and
+// step) against attention.cu's split kernels, with and without the mass. GB/s counts the bytes the step must
+// read: every view key and value row once, plus its slot and position.
+func BenchmarkDecodeAttention(bm *testing.B) {
+	const hq, hkv, hd = 32, 8, 128
+	g := openGPU(bm, bf16)
+	for _, l := range []int{32768, 65536} {
+		rng := rand.New(rand.NewPCG(9, uint64(l)))
+		a := &backend.Attention{
+			Out: g.New(g.DType(), 1, hq*hd), Q: g.FromFloat32(randSlice(rng, hq*hd), 1, hq*hd),
+			K: g.FromFloat32(randSlice(rng, hkv*hd), 1, hkv*hd), V: g.FromFloat32(randSlice(rng, hkv*hd), 1, hkv*hd),
+			HeadDim: hd, QHeads: hq, KVHeads: hkv, Scale: float32(1 / math.Sqrt(hd)), AttnFactor: 1,
+		}
+		a.InvFreq = make([]float32, hd/2)
+		for i := range a.InvFreq {
+			a.InvFreq[i] = float32(1 / math.Pow(500000, float64(2*i)/hd))
+		}
+		a.View.K = g.FromFloat32(randSlice(rng, hkv*l*hd), hkv, l, hd)
+		a.View.V = g.FromFloat32(randSlice(rng, hkv*l*hd), hkv, l, hd)
+		a.View.ViewLen = l
+		for h := 0; h < hkv; h++ {
+			for j := 0; j < l; j++ {
+				a.View.Slots = append(a.View.Slots, int32(j))
+				a.View.Pos = append(a.View.Pos, int32(j))
+			}
+			a.View.QueryPos = append(a.View.QueryPos, int32(l))
+		}
+		bytes := float64(hkv) * float64(l) * (2*hd*2 + 2*4)
+		for _, mass := range []bool{false, true} {
+			a.View.QueryWeights = nil
+			if mass {
+				a.View.QueryWeights = []float32{1}
+			}
+			// decode.cu with 4 (its default) and 2 keys per unit and
+			// step, then attention.cu
+			for _, unroll := range []int{4, 2, 0} {
+				old := unroll == 0
+				kernel := fmt.Sprintf("decode%d", unroll)
+				if old {
+					kernel = "attention"
+				}
+				bm.Run(fmt.Sprintf("%s/L=%d/mass=%v", kernel, l, mass), func(bm *testing.B) {
+					gpu.SetDecodeUnroll(g, unroll)
+					defer gpu.SetDecodeUnroll(g, 0)
+					run, free := gpu.AttentionKernels(g, a, old)
+					defer free()
+					run() // warm up: compiles, builds the RoPE table
+					if err := g.Synchronize(); err != nil {
+						bm.Fatal(err)
+					}
+					bm.ResetTimer()
+					for i := 0; i < bm.N; i++ {
+						run()
+					}
+					if err := g.Synchronize(); err != nil {
+						bm.Fatal(err)
+					}
+					sec := bm.Elapsed().Seconds() / float64(bm.N)
+					bm.ReportMetric(sec*1e6, "µs/call")
+					bm.ReportMetric(bytes/sec/1e9, "GB/s")
+				})
+			}
+		}
+		for _, t := range []backend.Tensor{a.Out, a.Q, a.K, a.V, a.View.K, a.View.V} {
+			g.Free(t)
+		}
+	}
+}
+
+// BenchmarkGEMV times the decoding step's matrix products, x [1, K] · wᵀ
+// in bf16 through cuBLASLt, at the Llama-3.1-8B shapes (the MLP's gate or
+// up and down projections, the LM head into float32 logits), each weight
+// larger than the L2 cache. GB/s counts the weight's bytes once.
+func BenchmarkGEMV(bm *testing.B) {
+	g := openGPU(bm, bf16)
+	for _, c := range []struct {
+		name   string
+		n, k   int
+		logits bool
+	}{{"gate", 14336, 4096, false}, {"down", 4096, 14336, false}, {"lm_head", 128256, 4096, true}} {
+		bm.Run(c.name, func(bm *testing.B) {
+			rng := rand.New(rand.NewPCG(7, 8))
+			x, w := g.FromFloat32(randSlice(rng, c.k), 1, c.k), g.FromFloat32(randSlice(rng, c.n*c.k), c.n, c.k)
+			dt := g.DType()
+			if c.logits {
+				dt = backend.F32
+			}
+			dst := g.New(dt, 1, c.n)
+			g.MatMul(dst, x, w, nil)
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			bm.ResetTimer()
+			for i := 0; i < bm.N; i++ {
+				g.MatMul(dst, x, w, nil)
+			}
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			sec := bm.Elapsed().Seconds() / float64(bm.N)
+			bm.ReportMetric(sec*1e6, "µs/call")
+			bm.ReportMetric(float64(2*c.n*c.k)/sec/1e9, "GB/s")
+			g.Free(x)
+			g.Free(w)
+			g.Free(dst)
+		})
+	}
+}

@@ -34,7 +34,15 @@ func TestKernelsCompile(t *testing.T) {
 		names []string // kernels the backend looks up in it
 	}
 	opsNames, _ := (&opsKernels{}).table()
-	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}, {tokensProgram(), tokenKernelNames[:]}}
+	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}, {tokensProgram(), tokenKernelNames[:]}, {sampleProgram(), sampleKernelNames[:]}}
+	for _, hd := range decodeHeadDims {
+		// Arrays of size −1 fail to compile unless decode.go's geometry
+		// matches the #defines.
+		p := decodeProgram(hd, 0)
+		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d ? 1 : -1];\n",
+			decodeThreads, decodeRows, combineThreads, decodeMaxSplit)
+		progs = append(progs, compilation{p, decodeKernelNames[:]}, compilation{decodeProgram(hd, 2), decodeKernelNames[:]})
+	}
 	for _, hd := range []int{16, 32, 64, 96, 128, 256} {
 		for st := range numStorage {
 			progs = append(progs, compilation{attentionProgram(hd, st), attentionKernels})

@@ -47,3 +47,101 @@ func ReuseViewMass(v backend.DeviceView) {
 	dv := v.(*deviceView)
 	dv.mass = dv.c.mass.ptr
 }
+
+// AttentionKernels uploads the view, query positions and weights of the
+// attention call a (a host view over a.View.K and a.View.V, bf16 storage)
+// once and returns a function that queues only the call's kernels:
+// decode.cu's, or attention.cu's split kernels when old is set, with the
+// mass when a.View.QueryWeights is set (left on the device). Benchmarks
+// time the kernels with it, without Attention's per-call uploads; free
+// releases the uploads.
+func AttentionKernels(b *Backend, a *backend.Attention, old bool) (run func(), free func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out, q, k, v := tensor(a.Out), tensor(a.Q), tensor(a.K), tensor(a.V)
+	ck, cv := tensor(a.View.K), tensor(a.View.V)
+	hd, hq, hkv, l := a.HeadDim, a.QHeads, a.KVHeads, a.View.ViewLen
+	s := q.numel() / (hq * hd)
+	n := l + s
+	maxPos := 0
+	for _, p := range a.View.Pos {
+		maxPos = max(maxPos, int(p))
+	}
+	for _, p := range a.View.QueryPos {
+		maxPos = max(maxPos, int(p)+s-1)
+	}
+	rt := b.table(a.InvFreq, a.AttnFactor, maxPos+1)
+	words := make([]uint32, 0, 2*hkv*l+hkv+s)
+	for _, x := range a.View.Slots {
+		words = append(words, uint32(x))
+	}
+	for _, x := range a.View.Pos {
+		words = append(words, uint32(x))
+	}
+	for _, x := range a.View.QueryPos {
+		words = append(words, uint32(x))
+	}
+	for _, w := range a.View.QueryWeights {
+		words = append(words, f32bits(w))
+	}
+	args, err := b.dev.Alloc(4 * len(words))
+	must(err)
+	must(cuda.Upload(b.dev, args, words))
+	slots, pos := args, args.Add(4*hkv*l)
+	qpos, wts := args.Add(4*2*hkv*l), args.Add(4*(2*hkv*l+hkv))
+	c := &flashCall{out: out.ptr(), q: q.ptr(), k: k.ptr(), v: v.ptr(), ck: ck.ptr(), cv: cv.ptr(),
+		slots: slots, pos: pos, qpos: qpos, cos: rt.cos(), sin: rt.sin(),
+		s: s, l: l, capacity: ck.shape[1], hq: hq, hkv: hkv, hd: hd, scale: a.Scale}
+	if a.View.QueryWeights != nil {
+		c.stats = b.stats.ensure(b.dev, 4*2*hq*s)
+		c.mass = b.mass.ensure(b.dev, 4*hq*n)
+		c.weights = wts
+	}
+	kern, err := b.attnFor(hd, q.st)
+	must(err)
+	run = func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if !old {
+			if !b.decodeAttention(c) {
+				panic("gpu: decode.cu declines the benchmark's call")
+			}
+			return
+		}
+		blocks := (s + attnRows - 1) / attnRows
+		split := b.splitFor(blocks*hq, (n+attnKeyTile-1)/attnKeyTile)
+		part := b.part.ensure(b.dev, 4*split*s*hq*(hd+2))
+		launch(kern.attention, cuda.Dim3{X: blocks, Y: hq, Z: split}, cuda.Dim3{X: attnThreads}, attnShared(hd),
+			cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(c.q), cuda.Ptr(c.k), cuda.Ptr(c.v),
+			cuda.Ptr(c.ck), cuda.Ptr(c.cv), cuda.Ptr(slots), cuda.Ptr(pos), cuda.Ptr(qpos),
+			cuda.Ptr(c.cos), cuda.Ptr(c.sin), cuda.Int(s), cuda.Int(l), cuda.Int(c.capacity),
+			cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale), cuda.Int(split), cuda.Ptr(part))
+		if split > 1 {
+			launch(kern.combine, cuda.Dim3{X: s, Y: hq}, threadsFor(hd, rowThreads), 0,
+				cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(part), cuda.Int(s), cuda.Int(hq), cuda.Int(split))
+		}
+		if c.weights != 0 {
+			launch(kern.mass, cuda.Dim3{X: (n + attnKeyTile - 1) / attnKeyTile, Y: hq}, cuda.Dim3{X: 32}, massShared(hd),
+				cuda.Ptr(c.mass), cuda.Ptr(c.stats), cuda.Ptr(wts), cuda.Ptr(c.q), cuda.Ptr(c.k),
+				cuda.Ptr(c.ck), cuda.Ptr(slots), cuda.Ptr(pos), cuda.Ptr(qpos),
+				cuda.Ptr(c.cos), cuda.Ptr(c.sin), cuda.Int(s), cuda.Int(l), cuda.Int(c.capacity),
+				cuda.Int(hq), cuda.Int(hkv), cuda.Float(a.Scale))
+		}
+	}
+	free = func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		must(b.dev.Synchronize())
+		must(b.dev.Free(args))
+	}
+	return run, free
+}
+
+// SetDecodeUnroll makes b compile decode.cu with DEC_UNROLL = unroll (0:
+// the file's default) from its next attention call on, for benchmarks.
+func SetDecodeUnroll(b *Backend, unroll int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.decodeUnroll = unroll
+	b.decode = nil
+}

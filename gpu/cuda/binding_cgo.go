@@ -155,6 +155,20 @@ func (d *cDriver) dtod(ctx unsafe.Pointer, dst, src DevicePtr, bytes int) int {
 	return int(C.kvc_cu_dtod(d.t, C.kvc_CUcontext(ctx), C.kvc_CUdeviceptr(dst), C.kvc_CUdeviceptr(src), C.size_t(bytes)))
 }
 
+func (d *cDriver) hostAlloc(ctx unsafe.Pointer, bytes int) (unsafe.Pointer, int) {
+	var p unsafe.Pointer
+	st := C.kvc_cu_host_alloc(d.t, C.kvc_CUcontext(ctx), &p, C.size_t(bytes))
+	return p, int(st)
+}
+
+func (d *cDriver) hostFree(ctx, p unsafe.Pointer) int {
+	return int(C.kvc_cu_host_free(d.t, C.kvc_CUcontext(ctx), p))
+}
+
+func (d *cDriver) htodAsync(ctx unsafe.Pointer, dst DevicePtr, src unsafe.Pointer, bytes int) int {
+	return int(C.kvc_cu_htod_async(d.t, C.kvc_CUcontext(ctx), C.kvc_CUdeviceptr(dst), src, C.size_t(bytes)))
+}
+
 func (d *cDriver) moduleLoad(ctx unsafe.Pointer, image []byte) (unsafe.Pointer, int) {
 	var m C.kvc_CUmodule
 	st := C.kvc_cu_module_load(d.t, C.kvc_CUcontext(ctx), &m, unsafe.Pointer(&image[0]))

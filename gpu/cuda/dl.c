@@ -69,6 +69,9 @@ int kvc_cuda_open(kvc_cuda *t, const char *path, char *err, int errlen) {
 		E(cuMemcpyHtoD, "cuMemcpyHtoD_v2"),
 		E(cuMemcpyDtoH, "cuMemcpyDtoH_v2"),
 		E(cuMemcpyDtoD, "cuMemcpyDtoD_v2"),
+		E(cuMemHostAlloc, "cuMemHostAlloc"),
+		E(cuMemFreeHost, "cuMemFreeHost"),
+		E(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),
 		E(cuModuleLoadData, "cuModuleLoadData"),
 		E(cuModuleUnload, "cuModuleUnload"),
 		E(cuModuleGetFunction, "cuModuleGetFunction"),
@@ -148,6 +151,21 @@ kvc_CUresult kvc_cu_dtoh(kvc_cuda *t, kvc_CUcontext ctx, void *dst, kvc_CUdevice
 kvc_CUresult kvc_cu_dtod(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, kvc_CUdeviceptr src, size_t bytes) {
 	CURRENT(t, ctx);
 	return t->cuMemcpyDtoD(dst, src, bytes);
+}
+
+kvc_CUresult kvc_cu_host_alloc(kvc_cuda *t, kvc_CUcontext ctx, void **p, size_t bytes) {
+	CURRENT(t, ctx);
+	return t->cuMemHostAlloc(p, bytes, 0);
+}
+
+kvc_CUresult kvc_cu_host_free(kvc_cuda *t, kvc_CUcontext ctx, void *p) {
+	CURRENT(t, ctx);
+	return t->cuMemFreeHost(p);
+}
+
+kvc_CUresult kvc_cu_htod_async(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, const void *src, size_t bytes) {
+	CURRENT(t, ctx);
+	return t->cuMemcpyHtoDAsync(dst, src, bytes, NULL);
 }
 
 kvc_CUresult kvc_cu_module_load(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUmodule *m, const void *image) {

@@ -37,6 +37,9 @@ typedef struct {
 	kvc_CUresult (*cuMemcpyHtoD)(kvc_CUdeviceptr, const void *, size_t);
 	kvc_CUresult (*cuMemcpyDtoH)(void *, kvc_CUdeviceptr, size_t);
 	kvc_CUresult (*cuMemcpyDtoD)(kvc_CUdeviceptr, kvc_CUdeviceptr, size_t);
+	kvc_CUresult (*cuMemHostAlloc)(void **, size_t, unsigned);
+	kvc_CUresult (*cuMemFreeHost)(void *);
+	kvc_CUresult (*cuMemcpyHtoDAsync)(kvc_CUdeviceptr, const void *, size_t, kvc_CUstream);
 	kvc_CUresult (*cuModuleLoadData)(kvc_CUmodule *, const void *);
 	kvc_CUresult (*cuModuleUnload)(kvc_CUmodule);
 	kvc_CUresult (*cuModuleGetFunction)(kvc_CUfunction *, kvc_CUmodule, const char *);
@@ -72,6 +75,11 @@ kvc_CUresult kvc_cu_memset32(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr p, 
 kvc_CUresult kvc_cu_htod(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, const void *src, size_t bytes);
 kvc_CUresult kvc_cu_dtoh(kvc_cuda *t, kvc_CUcontext ctx, void *dst, kvc_CUdeviceptr src, size_t bytes);
 kvc_CUresult kvc_cu_dtod(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, kvc_CUdeviceptr src, size_t bytes);
+// kvc_cu_host_alloc allocates page-locked host memory; kvc_cu_htod_async
+// copies from it on the legacy default stream, the one kernels launch on.
+kvc_CUresult kvc_cu_host_alloc(kvc_cuda *t, kvc_CUcontext ctx, void **p, size_t bytes);
+kvc_CUresult kvc_cu_host_free(kvc_cuda *t, kvc_CUcontext ctx, void *p);
+kvc_CUresult kvc_cu_htod_async(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, const void *src, size_t bytes);
 kvc_CUresult kvc_cu_module_load(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUmodule *m, const void *image);
 kvc_CUresult kvc_cu_module_unload(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUmodule m);
 kvc_CUresult kvc_cu_module_function(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUfunction *f, kvc_CUmodule m, const char *name);

@@ -30,6 +30,9 @@ type driverAPI interface {
 	htod(ctx unsafe.Pointer, dst DevicePtr, src unsafe.Pointer, bytes int) int
 	dtoh(ctx unsafe.Pointer, dst unsafe.Pointer, src DevicePtr, bytes int) int
 	dtod(ctx unsafe.Pointer, dst, src DevicePtr, bytes int) int
+	hostAlloc(ctx unsafe.Pointer, bytes int) (unsafe.Pointer, int)
+	hostFree(ctx, p unsafe.Pointer) int
+	htodAsync(ctx unsafe.Pointer, dst DevicePtr, src unsafe.Pointer, bytes int) int
 	moduleLoad(ctx unsafe.Pointer, image []byte) (unsafe.Pointer, int)
 	moduleUnload(ctx unsafe.Pointer, m unsafe.Pointer) int
 	moduleFunction(ctx unsafe.Pointer, m unsafe.Pointer, name string) (unsafe.Pointer, int)
@@ -270,6 +273,40 @@ func Download[T Plain](g *Device, dst []T, src DevicePtr) error {
 	}
 	bytes := len(dst) * int(unsafe.Sizeof(dst[0]))
 	return g.check("cuMemcpyDtoH", g.drv.api.dtoh(g.ctx, unsafe.Pointer(&dst[0]), src, bytes))
+}
+
+// AllocHost returns bytes of page-locked host memory, from which
+// UploadAsync copies without waiting for the device. Free it with
+// FreeHost.
+func (g *Device) AllocHost(bytes int) ([]byte, error) {
+	if bytes <= 0 {
+		return nil, fmt.Errorf("cuda: AllocHost of %d bytes", bytes)
+	}
+	p, st := g.drv.api.hostAlloc(g.ctx, bytes)
+	if st != 0 {
+		return nil, g.check("cuMemHostAlloc", st)
+	}
+	return unsafe.Slice((*byte)(p), bytes), nil
+}
+
+// FreeHost releases memory from AllocHost, which must no longer be used.
+func (g *Device) FreeHost(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	return g.check("cuMemFreeHost", g.drv.api.hostFree(g.ctx, unsafe.Pointer(&b[0])))
+}
+
+// UploadAsync queues a copy of src, which must lie in memory from
+// AllocHost, to device memory at dst, in stream order after earlier work,
+// and returns without waiting: src must not change until the copy is done
+// (after the next call that synchronises, such as Synchronize or
+// Download).
+func UploadAsync(g *Device, dst DevicePtr, src []byte) error {
+	if len(src) == 0 {
+		return nil
+	}
+	return g.check("cuMemcpyHtoDAsync", g.drv.api.htodAsync(g.ctx, dst, unsafe.Pointer(&src[0]), len(src)))
 }
 
 // Module is loaded device code.

@@ -195,5 +195,69 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("%s: decoding allocates %v times per token, want 0", name, allocs)
 		}
+		allocs = testing.AllocsPerRun(20, func() {
+			if _, err := s.DecodeGreedy(3); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: greedy decoding allocates %v times per token, want 0", name, allocs)
+		}
+	}
+}
+
+// picker is a backend that picks greedy tokens itself, as the CUDA backend
+// does on its device: here on the host, counting the rows it picks.
+type picker struct {
+	backend.Backend
+	rows int
+}
+
+func (p *picker) Argmax(logits backend.Tensor, dst []int32) {
+	v := logits.Shape()[1]
+	host := make([]float32, backend.Numel(logits.Shape()))
+	p.Read(logits, host)
+	for r := range dst {
+		dst[r] = model.Argmax(host[r*v : (r+1)*v])
+	}
+	p.rows += len(dst)
+}
+
+// TestDecodeGreedy checks that DecodeGreedy picks what Argmax picks from
+// Decode's logits, on a backend without a picker and through one, and
+// that it asks the picker when there is one.
+func TestDecodeGreedy(t *testing.T) {
+	pk := &picker{Backend: cpu.New(0)}
+	for _, b := range []backend.Backend{cpu.New(0), pk} {
+		m, err := model.Load("testdata/llama", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prompt := []int32{1, 5, 9, 2, 7}
+		ref, greedy := fullSession(t, m, 4), fullSession(t, m, 4)
+		logits, err := ref.Prefill(context.Background(), prompt, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := greedy.Prefill(context.Background(), prompt, nil); err != nil {
+			t.Fatal(err)
+		}
+		want := model.Argmax(logits)
+		next := want
+		for i := 0; i < 12; i++ {
+			if logits, err = ref.Decode(want); err != nil {
+				t.Fatal(err)
+			}
+			want = model.Argmax(logits)
+			if next, err = greedy.DecodeGreedy(next); err != nil {
+				t.Fatal(err)
+			}
+			if next != want {
+				t.Fatalf("%T, step %d: DecodeGreedy %d, Argmax(Decode) %d", b, i, next, want)
+			}
+		}
+	}
+	if pk.rows != 12 {
+		t.Errorf("the picker picked %d rows, want 12", pk.rows)
 	}
 }

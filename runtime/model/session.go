@@ -29,6 +29,7 @@ type Session struct {
 	views    map[int]*views // row views of the activations by chunk length
 	one      [1]int32       // Decode's token
 	windowOK bool           // backend and cache can apply the sliding window
+	next     [1]int32       // DecodeGreedy's pick
 }
 
 // views are the activations cut to the n rows of one forward pass.
@@ -119,6 +120,23 @@ func (s *Session) Chunk() int { return s.chunk }
 // *NonFiniteError: the check reads the logits already on the host, and only
 // a failing pass pays for finding the layer.
 func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32, error) {
+	out, err := s.forward(ids, promptEnd, which)
+	if err != nil || out == nil {
+		return nil, err
+	}
+	host := s.host[:backend.Numel(out.Shape())]
+	s.m.b.Read(out, host)
+	rows := len(host) / s.m.Vocab
+	if err := s.checkLogits(host, ids, s.seen-int64(rows)); err != nil {
+		return nil, err
+	}
+	return host, nil
+}
+
+// forward runs ids through the model as Forward does and returns the
+// logits it asked for on the device ([rows, V] float32; nil for
+// NoLogits), valid until the next call.
+func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Tensor, error) {
 	n := len(ids)
 	if n == 0 || n > s.chunk {
 		return nil, fmt.Errorf("forward: %d tokens for a chunk of %d", n, s.chunk)
@@ -203,12 +221,7 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 	}
 	b.RMSNorm(normed, in, m.norm, eps)
 	b.MatMul(out, normed, m.lmHead, nil)
-	host := s.host[:rows*c.Vocab]
-	b.Read(out, host)
-	if err := s.checkLogits(host, ids, s.seen-int64(rows)); err != nil {
-		return nil, err
-	}
-	return host, nil
+	return out, nil
 }
 
 // checkWindow returns an error unless the backend and the cache can apply
@@ -274,6 +287,40 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 	return s.Forward(s.one[:], -1, LastLogits)
 }
 
+// argmaxer is a backend that picks greedy tokens on its device (the CUDA
+// backend), so that a decoding step reads back one index instead of the
+// logits. Argmax must pick what the package's Argmax picks on the host.
+type argmaxer interface {
+	// Argmax sets dst[r] to the index of the largest value of row r of
+	// logits [rows, V], the first on ties, or to −1 when the row holds a
+	// NaN or ±Inf.
+	Argmax(logits backend.Tensor, dst []int32)
+}
+
+// DecodeGreedy feeds one token and returns the greedy next one, what
+// Argmax picks from the logits Decode would return. On a backend that
+// picks on its device (an argmaxer) the logits stay there and only the
+// token is read back, unless the logits hold a NaN or ±Inf: then, as on
+// the host, the step fails with a *NonFiniteError.
+func (s *Session) DecodeGreedy(id int32) (int32, error) {
+	s.one[0] = id
+	out, err := s.forward(s.one[:], -1, LastLogits)
+	if err != nil {
+		return 0, err
+	}
+	if a, ok := s.m.b.(argmaxer); ok {
+		if a.Argmax(out, s.next[:]); s.next[0] >= 0 {
+			return s.next[0], nil
+		}
+	}
+	host := s.host[:s.m.Vocab]
+	s.m.b.Read(out, host)
+	if err := s.checkLogits(host, s.one[:], s.seen-1); err != nil {
+		return 0, err
+	}
+	return Argmax(host), nil
+}
+
 // Generate prefills prompt and continues greedily for at most maxNew
 // tokens, stopping after any token of stop. It returns the new tokens.
 func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop []int32) ([]int32, error) {
@@ -282,16 +329,16 @@ func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop
 		return nil, fmt.Errorf("generation step 0 (the prompt): %w", err)
 	}
 	var out []int32
+	next := Argmax(logits)
 	for len(out) < maxNew {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		next := Argmax(logits)
 		out = append(out, next)
 		if contains(stop, next) || len(out) == maxNew {
 			break
 		}
-		if logits, err = s.Decode(next); err != nil {
+		if next, err = s.DecodeGreedy(next); err != nil {
 			return out, fmt.Errorf("generation step %d (after generated token %d): %w", len(out), len(out), err)
 		}
 	}

@@ -1,0 +1,423 @@
+// Flash-decoding attention for the CUDA backend (package gpu): a chunk of
+// 1–16 queries over [view ; chunk], compiled by NVRTC after
+// kernels/storage.cuh once per head dimension (-DHEAD_DIM=64, 128 or 256),
+// for bf16 storage. Layouts and semantics are attention.cu's: q [S, Hq·HD];
+// k, v [S, Hkv·HD] (the chunk); ck, cv [Hkv, cap, HD] (the cache); slots,
+// pos [Hkv·L] (the view; a negative slot is padding); qpos [Hkv]; cos, sin
+// [P, HD/2] (the RoPE table); out [S, Hq·HD]; stats [2, Hq, S]; mass
+// [Hq, L+S]. Key j < L is view entry j, key j ≥ L chunk token j−L; query i
+// sees key j when the key is not padding and j ≤ L+i. Keys and queries are
+// rotated by RoPE as they are loaded; all arithmetic is float32.
+//
+// decode_attention splits the keys of each KV head into runs (split-K), one
+// block per (KV head, group of DEC_ROWS query rows, run), and reads each
+// key and value row once for all the rows of its group: the query heads of
+// the KV head's GQA group times the chunk's queries. Each key row is loaded
+// by LPK lanes with 16-byte loads (8 bf16 each); a lane owns 8 consecutive
+// dimensions of the key, the value and every query row of the group, and
+// swaps halves with the lane LPK/2 away for RoPE. The LPK lanes of a key
+// (a "unit") keep their own online softmax state per row; units merge
+// through shuffles and shared memory at the end of the run, in a fixed
+// order, and the run's partial result (unnormalised accumulator, max,
+// denominator) goes to part. decode_combine merges the runs in run order
+// and rounds the output once; decode_mass turns the scores decode_attention
+// saved into the attention mass using the merged row max and denominator.
+// Nothing uses atomics: results are the same on every run.
+
+#ifndef HEAD_DIM
+#error "compile with -DHEAD_DIM=64, 128 or 256"
+#endif
+
+typedef bf16 T;
+
+#define HD HEAD_DIM
+#define HALF (HD / 2)
+#define VEC 8                 // bf16 per 16-byte load
+#define LPK (HD / VEC)        // lanes per key row: 8, 16 or 32
+#define KPW (32 / LPK)        // keys a warp loads at once
+#define DEC_WARPS 4
+#define DEC_THREADS (DEC_WARPS * 32)
+#define UNITS (DEC_WARPS * KPW) // key units per block
+#ifndef DEC_UNROLL
+#define DEC_UNROLL 4 // keys per unit per step (loads in flight)
+#endif
+#define DEC_ROWS 4             // query rows (query head, query) per block
+#define COMBINE_THREADS 128
+#define MAX_SPLIT 1024         // runs decode_combine merges at most
+#define FULL_MASK 0xffffffffu
+#define NEG_INF __int_as_float(0xff800000)
+
+#if HD != 64 && HD != 128 && HD != 256
+#error "decode.cu takes head dimensions 64, 128 and 256"
+#endif
+
+// load8 widens the 8 bf16 at p (16-byte aligned) into x.
+__device__ __forceinline__ void load8(const T *p, float *x) {
+	uint4 u = *(const uint4 *)p;
+	unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+	for (int e = 0; e < 4; e++) {
+		x[2 * e] = __uint_as_float(w[e] << 16);
+		x[2 * e + 1] = __uint_as_float(w[e] & 0xffff0000u);
+	}
+}
+
+// load8f copies the 8 floats at p (16-byte aligned) into x.
+__device__ __forceinline__ void load8f(const float *p, float *x) {
+	float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
+	x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
+	x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+
+// rotate applies RoPE to the 8 dimensions x of a lane, whose partner lane
+// (LPK/2 away) holds the other half of each pair: the lower lane of a pair
+// (dimensions d < HALF) gets x·c − x'·s, the upper x·c + x'·s, as
+// attention.cu computes k1 and k2. All lanes of the warp take part.
+__device__ __forceinline__ void rotate(float *x, const float *c, const float *s, bool lower) {
+#pragma unroll
+	for (int e = 0; e < VEC; e++) {
+		float o = __shfl_xor_sync(FULL_MASK, x[e], LPK / 2);
+		x[e] = lower ? x[e] * c[e] - o * s[e] : x[e] * c[e] + o * s[e];
+	}
+}
+
+// unit_sum returns the sum of v over the LPK lanes of a unit to each.
+__device__ __forceinline__ float unit_sum(float v) {
+#pragma unroll
+	for (int o = LPK / 2; o > 0; o /= 2) {
+		v += __shfl_xor_sync(FULL_MASK, v, o);
+	}
+	return v;
+}
+
+// prefetch_view loads the slots and positions of keys j + u·UNITS, u <
+// DEC_UNROLL, of KV head h that are view entries before je (−1 for the
+// others).
+__device__ __forceinline__ void prefetch_view(int *slot, int *p, const int *slots, const int *pos, int h, int L, int je, int j) {
+#pragma unroll
+	for (int u = 0; u < DEC_UNROLL; u++) {
+		int ju = j + u * UNITS;
+		slot[u] = -1, p[u] = 0;
+		if (ju < je && ju < L) {
+			slot[u] = slots[(long long)h * L + ju];
+			p[u] = pos[(long long)h * L + ju];
+		}
+	}
+}
+
+// decode_attention: grid (Hkv·groups, split), DEC_THREADS threads, where
+// groups = ⌈G·S/DEC_ROWS⌉ for G = Hq/Hkv: block (h·groups+g, z) takes rows
+// r = g·DEC_ROWS .. of KV head h (row r is query head h·G + r/S, query
+// r%S) over keys [z·per, (z+1)·per) ∩ [0, L+S). It writes, for each of its
+// rows rr = qh·S+i, the unnormalised accumulator to part[(z·rows+rr)·HD ..]
+// (rows = Hq·S), the row max to part[split·rows·HD + z·rows + rr] and the
+// denominator to part[split·rows·HD + (split+z)·rows + rr], and, when
+// scores is not null, every scaled score of its keys (−∞ where the key is
+// padding or masked) to scores[rr·(L+S) + j].
+extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_attention(
+	float *part, float *scores, const T *q, const T *k, const T *v,
+	const T *ck, const T *cv, const int *slots, const int *pos, const int *qpos,
+	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale,
+	int per, int split) {
+	__shared__ float sm_m[DEC_WARPS][DEC_ROWS], sm_l[DEC_WARPS][DEC_ROWS];
+	__shared__ __align__(16) float sm_acc[DEC_WARPS][DEC_ROWS][HD];
+
+	int G = hq / hkv, R = G * S, groups = (R + DEC_ROWS - 1) / DEC_ROWS;
+	int h = blockIdx.x / groups, g = blockIdx.x % groups, z = blockIdx.y;
+	int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+	int ul = lane % LPK, unit = warp * KPW + lane / LPK;
+	int d0 = ul * VEC, dd = d0 % HALF;
+	bool lower = ul < LPK / 2;
+	int n = L + S, base = qpos[h];
+
+	// The group's query rows, rotated: this lane's 8 dimensions of each.
+	float qr[DEC_ROWS][VEC];
+	int lim[DEC_ROWS]; // a row sees keys j ≤ lim (−1: no such row)
+#pragma unroll
+	for (int r = 0; r < DEC_ROWS; r++) {
+		int rg = g * DEC_ROWS + r;
+		lim[r] = -1;
+#pragma unroll
+		for (int e = 0; e < VEC; e++) {
+			qr[r][e] = 0.0f;
+		}
+		float c[VEC], s[VEC];
+		if (rg < R) {
+			int qh = h * G + rg / S, i = rg % S;
+			lim[r] = L + i;
+			load8(q + ((long long)i * hq + qh) * HD + d0, qr[r]);
+			long long p = (long long)(base + i) * HALF + dd;
+			load8f(cosT + p, c);
+			load8f(sinT + p, s);
+		} else {
+#pragma unroll
+			for (int e = 0; e < VEC; e++) {
+				c[e] = 0.0f, s[e] = 0.0f;
+			}
+		}
+		rotate(qr[r], c, s, lower); // uniform across the warp: every lane calls
+	}
+
+	float m[DEC_ROWS], l[DEC_ROWS], acc[DEC_ROWS][VEC];
+#pragma unroll
+	for (int r = 0; r < DEC_ROWS; r++) {
+		m[r] = NEG_INF, l[r] = 0.0f;
+#pragma unroll
+		for (int e = 0; e < VEC; e++) {
+			acc[r][e] = 0.0f;
+		}
+	}
+
+	int jb = z * per, je = min(n, jb + per);
+	// The view's slots and positions of the next step, loaded a step ahead
+	// so that the key loads do not wait for them.
+	int nslot[DEC_UNROLL], npos[DEC_UNROLL];
+	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit);
+	for (int j0 = jb; j0 < je; j0 += UNITS * DEC_UNROLL) {
+		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][VEC], s[DEC_UNROLL][VEC];
+		int jj[DEC_UNROLL], vslot[DEC_UNROLL], vpos[DEC_UNROLL];
+		bool ok[DEC_UNROLL];
+#pragma unroll
+		for (int u = 0; u < DEC_UNROLL; u++) {
+			vslot[u] = nslot[u], vpos[u] = npos[u];
+		}
+		// All loads first, so that they are in flight together.
+#pragma unroll
+		for (int u = 0; u < DEC_UNROLL; u++) {
+			int j = j0 + u * UNITS + unit;
+			jj[u] = j;
+			const T *kr = 0, *vr = 0;
+			int p = 0;
+			if (j < je) {
+				if (j < L) {
+					int slot = vslot[u];
+					if (slot >= 0) {
+						long long off = ((long long)h * cap + slot) * HD;
+						kr = ck + off, vr = cv + off;
+						p = vpos[u];
+					}
+				} else {
+					long long off = ((long long)(j - L) * hkv + h) * HD;
+					kr = k + off, vr = v + off;
+					p = base + (j - L);
+				}
+			}
+			ok[u] = kr != 0;
+			if (kr != 0) {
+				load8(kr + d0, kx[u]);
+				load8(vr + d0, vx[u]);
+				long long t = (long long)p * HALF + dd;
+				load8f(cosT + t, c[u]);
+				load8f(sinT + t, s[u]);
+			} else {
+#pragma unroll
+				for (int e = 0; e < VEC; e++) {
+					kx[u][e] = 0.0f, vx[u][e] = 0.0f, c[u][e] = 0.0f, s[u][e] = 0.0f;
+				}
+			}
+		}
+		prefetch_view(nslot, npos, slots, pos, h, L, je, j0 + UNITS * DEC_UNROLL + unit);
+		float sc[DEC_UNROLL][DEC_ROWS];
+#pragma unroll
+		for (int u = 0; u < DEC_UNROLL; u++) {
+			rotate(kx[u], c[u], s[u], lower);
+#pragma unroll
+			for (int r = 0; r < DEC_ROWS; r++) {
+				float dot = 0.0f;
+#pragma unroll
+				for (int e = 0; e < VEC; e++) {
+					dot += qr[r][e] * kx[u][e];
+				}
+				dot = unit_sum(dot) * scale;
+				sc[u][r] = ok[u] && jj[u] <= lim[r] ? dot : NEG_INF;
+			}
+		}
+		if (scores != 0 && ul == 0) {
+#pragma unroll
+			for (int u = 0; u < DEC_UNROLL; u++) {
+#pragma unroll
+				for (int r = 0; r < DEC_ROWS; r++) {
+					int rg = g * DEC_ROWS + r;
+					if (jj[u] < je && rg < R) {
+						long long rr = (long long)(h * G + rg / S) * S + rg % S;
+						scores[rr * n + jj[u]] = sc[u][r];
+					}
+				}
+			}
+		}
+		// Online softmax over this step's keys, per row, within the unit
+		// (every lane of a unit holds the same scores).
+#pragma unroll
+		for (int r = 0; r < DEC_ROWS; r++) {
+			float mx = m[r];
+#pragma unroll
+			for (int u = 0; u < DEC_UNROLL; u++) {
+				mx = fmaxf(mx, sc[u][r]);
+			}
+			if (mx == NEG_INF) {
+				continue; // nothing visible yet
+			}
+			float corr = expf(m[r] - mx); // 0 while m is −∞
+			float p[DEC_UNROLL], ps = 0.0f;
+#pragma unroll
+			for (int u = 0; u < DEC_UNROLL; u++) {
+				p[u] = expf(sc[u][r] - mx); // 0 for −∞
+				ps += p[u];
+			}
+			l[r] = l[r] * corr + ps;
+			m[r] = mx;
+#pragma unroll
+			for (int e = 0; e < VEC; e++) {
+				float a = acc[r][e] * corr;
+#pragma unroll
+				for (int u = 0; u < DEC_UNROLL; u++) {
+					a += p[u] * vx[u][e];
+				}
+				acc[r][e] = a;
+			}
+		}
+	}
+
+	// Merge the units of each warp (lanes LPK, 2·LPK, ... apart).
+#pragma unroll
+	for (int o = LPK; o < 32; o *= 2) {
+#pragma unroll
+		for (int r = 0; r < DEC_ROWS; r++) {
+			float mo = __shfl_xor_sync(FULL_MASK, m[r], o);
+			float lo = __shfl_xor_sync(FULL_MASK, l[r], o);
+			float mx = fmaxf(m[r], mo);
+			float cs = m[r] == NEG_INF ? 0.0f : expf(m[r] - mx);
+			float co = mo == NEG_INF ? 0.0f : expf(mo - mx);
+			l[r] = l[r] * cs + lo * co;
+			m[r] = mx;
+#pragma unroll
+			for (int e = 0; e < VEC; e++) {
+				float ao = __shfl_xor_sync(FULL_MASK, acc[r][e], o);
+				acc[r][e] = acc[r][e] * cs + ao * co;
+			}
+		}
+	}
+	if (lane < LPK) {
+#pragma unroll
+		for (int r = 0; r < DEC_ROWS; r++) {
+#pragma unroll
+			for (int e = 0; e < VEC; e++) {
+				sm_acc[warp][r][d0 + e] = acc[r][e];
+			}
+			if (lane == 0) {
+				sm_m[warp][r] = m[r];
+				sm_l[warp][r] = l[r];
+			}
+		}
+	}
+	__syncthreads();
+
+	// Merge the warps, in warp order, and write the run's partial result.
+	long long rows = (long long)hq * S;
+	float *pm = part + split * rows * HD, *pl = pm + split * rows;
+	for (int e = threadIdx.x; e < DEC_ROWS * HD; e += DEC_THREADS) {
+		int r = e / HD, d = e % HD, rg = g * DEC_ROWS + r;
+		if (rg >= R) {
+			continue;
+		}
+		float mx = NEG_INF;
+		for (int w = 0; w < DEC_WARPS; w++) {
+			mx = fmaxf(mx, sm_m[w][r]);
+		}
+		float a = 0.0f, den = 0.0f;
+		for (int w = 0; w < DEC_WARPS; w++) {
+			float f = sm_m[w][r] == NEG_INF ? 0.0f : expf(sm_m[w][r] - mx);
+			a += sm_acc[w][r][d] * f;
+			den += sm_l[w][r] * f;
+		}
+		long long rr = (long long)(h * G + rg / S) * S + rg % S;
+		part[(z * rows + rr) * HD + d] = a;
+		if (d == 0) {
+			pm[z * rows + rr] = mx;
+			pl[z * rows + rr] = den;
+		}
+	}
+}
+
+// block_reduce returns the maximum (is_max) or the sum of v over the
+// block to every thread, in a fixed order; blockDim.x is COMBINE_THREADS.
+__device__ float block_reduce(float v, bool is_max) {
+	__shared__ float part[COMBINE_THREADS / 32];
+	for (int o = 16; o > 0; o /= 2) {
+		float w = __shfl_xor_sync(FULL_MASK, v, o);
+		v = is_max ? fmaxf(v, w) : v + w;
+	}
+	__syncthreads(); // part is free
+	if (threadIdx.x % 32 == 0) {
+		part[threadIdx.x / 32] = v;
+	}
+	__syncthreads();
+	v = part[0];
+	for (int w = 1; w < COMBINE_THREADS / 32; w++) {
+		v = is_max ? fmaxf(v, part[w]) : v + part[w];
+	}
+	return v;
+}
+
+// decode_combine merges the split runs of decode_attention (at most
+// MAX_SPLIT) for row rr = qh·S+i, grid (Hq·S), COMBINE_THREADS threads:
+// with M the largest run maximum, out = Σ acc·e^(m−M) / Σ l·e^(m−M),
+// rounded to bf16 once; stats, unless null, receives M at [rr] and the
+// denominator at [Hq·S + rr]. The runs' statistics are read by all threads
+// at once, and each output sums its runs in run order.
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
+	T *out, float *stats, const float *part, int S, int hq, int split) {
+	__shared__ float f[MAX_SPLIT]; // e^(m−M) of each run
+	long long rr = blockIdx.x, rows = (long long)hq * S;
+	int qh = (int)(rr / S), i = (int)(rr % S);
+	const float *pm = part + split * rows * HD, *pl = pm + split * rows;
+	float M = NEG_INF;
+	for (int z = threadIdx.x; z < split; z += COMBINE_THREADS) {
+		M = fmaxf(M, pm[z * rows + rr]);
+	}
+	M = block_reduce(M, true);
+	float den = 0.0f;
+	for (int z = threadIdx.x; z < split; z += COMBINE_THREADS) {
+		float mz = pm[z * rows + rr];
+		float w = mz == NEG_INF ? 0.0f : expf(mz - M);
+		f[z] = w;
+		den += pl[z * rows + rr] * w;
+	}
+	den = block_reduce(den, false); // its barriers also publish f
+	float inv = 1.0f / den;
+	for (int d = threadIdx.x; d < HD; d += COMBINE_THREADS) {
+		float sum = 0.0f;
+#pragma unroll 8
+		for (int z = 0; z < split; z++) {
+			sum += part[(z * rows + rr) * HD + d] * f[z];
+		}
+		out[((long long)i * hq + qh) * HD + d] = from_f32<T>(sum * inv);
+	}
+	if (stats != 0 && threadIdx.x == 0) {
+		stats[rr] = M;
+		stats[rows + rr] = den;
+	}
+}
+
+// decode_mass sets mass[qh, j] = Σᵢ wᵢ·p(qh, i, j) from the scores
+// decode_attention saved ([Hq·S, L+S]) and the row max and denominator in
+// stats, as attention_mass computes it; grid (⌈(L+S)/256⌉, Hq), 256
+// threads, one key per thread, queries in order.
+extern "C" __global__ void decode_mass(float *mass, const float *scores, const float *stats, const float *weights,
+	int S, int n, int hq) {
+	int qh = blockIdx.y;
+	long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+	if (j >= n) {
+		return;
+	}
+	long long rows = (long long)hq * S;
+	float acc = 0.0f;
+	for (int i = 0; i < S; i++) {
+		long long rr = (long long)qh * S + i;
+		float w = weights[i], s = scores[rr * n + j];
+		if (w != 0.0f && s != NEG_INF) {
+			acc += w * (expf(s - stats[rr]) * (1.0f / stats[rows + rr]));
+		}
+	}
+	mass[(long long)qh * n + j] = acc;
+}

@@ -1,0 +1,7 @@
+// What decode.cu needs beyond tools/flashemu/emu.h's subset of CUDA.
+#pragma once
+#undef __device__
+#undef __forceinline__
+#define __device__
+#define __forceinline__ inline
+static inline unsigned __float_as_uint(float f) { return fbits(f); }
