@@ -99,7 +99,7 @@ type Experiment interface {
 
 // All returns every experiment, sorted by name.
 func All() []Experiment {
-	all := []Experiment{passkeyExp{}, perplexity{}, longbenchExp{}, latency{}, memory{}}
+	all := []Experiment{passkeyExp{}, perplexity{}, longbenchExp{}, latency{}, memory{}, rulerExp{}}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name() < all[j].Name() })
 	return all
 }
