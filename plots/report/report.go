@@ -35,7 +35,7 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 	if err != nil {
 		return "", "", err
 	}
-	tables := append(passkeyTables(pts), metricTables(pts)...)
+	tables := append(append(passkeyTables(pts), rulerTables(pts)...), metricTables(pts)...)
 	prov := provenance(rows)
 	title := "kvcascade report"
 	if sweep != "" {
