@@ -1,7 +1,8 @@
 // Package experiments holds the measurements kvcascade runs: passkey
-// retrieval, streaming perplexity, LongBench, latency and memory. Each takes
-// a model, a cache policy and its own parameters and returns structured
-// records — aggregated metrics and per-sample rows — for the results store.
+// retrieval, streaming perplexity, LongBench, RULER, latency and memory.
+// Each takes a model, a cache policy and its own parameters and returns
+// structured records — aggregated metrics and per-sample rows — for the
+// results store.
 package experiments
 
 import (
