@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -315,12 +316,8 @@ func insertLines(lines, needles []string, u []float64) []string {
 	for i, s := range needles {
 		order = append(order, ins{int(u[i] * float64(len(lines))), s})
 	}
-	// stable by position, so equal positions keep the needles' order
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && order[j].at < order[j-1].at; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
+	// stable, so needles at the same line keep their order
+	slices.SortStableFunc(order, func(a, b ins) int { return a.at - b.at })
 	k := 0
 	for i, l := range lines {
 		for k < len(order) && order[k].at == i {
@@ -444,11 +441,7 @@ func drawChains(rng *rand.Rand, n, hops, letters int) chains {
 		for i := range u {
 			u[i] = uniform(rng)
 		}
-		for i := 1; i < len(u); i++ {
-			for j := i; j > 0 && u[j] < u[j-1]; j-- {
-				u[j], u[j-1] = u[j-1], u[j]
-			}
-		}
+		slices.Sort(u)
 		c.u = append(c.u, u)
 	}
 	return c

@@ -57,6 +57,7 @@ package ruler
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"sort"
@@ -268,17 +269,12 @@ func sampleInts(rng *rand.Rand, n, k int) []int {
 	return p[:k]
 }
 
-// depths are RULER's insertion depths in percent: 40 points from 0 to 100,
-// rounded (numpy's round half to even).
+// depths are RULER's insertion depths in percent: 40 points from 0 to
+// 100, rounded (none falls on a half).
 var depths = func() []int {
 	d := make([]int, 40)
 	for i := range d {
-		x := 100 * float64(i) / 39
-		r := int(x + 0.5)
-		if float64(r)-x == 0.5 && r%2 == 1 {
-			r--
-		}
-		d[i] = r
+		d[i] = int(math.Round(100 * float64(i) / 39))
 	}
 	return d
 }()
