@@ -157,20 +157,23 @@ func RulerPanels(cells []RulerCell, order []string) (*Figure, error) {
 	}
 	for i, t := range tables {
 		r, k := i/cols, i%cols
-		p := newPlot(t.Policy, "Context length (tokens)", "")
+		p := newPlot(t.Policy, "", "")
 		styleRuler(p, t, k == 0)
 		p.Add(&cellGrid{acc: t.Score})
 		panels[r][k] = p
 	}
 	nl, nt := len(tables[0].Lengths), len(tables[0].Tasks)
 	cellW, cellH := 0.56*vg.Inch, 0.26*vg.Inch
-	axisW, axisH, titleH := 1.35*vg.Inch, 0.7*vg.Inch, 0.35*vg.Inch
+	axisW, axisH, titleH := 1.35*vg.Inch, 0.45*vg.Inch, 0.35*vg.Inch
 	w := axisW + vg.Length(cols)*(vg.Length(nl)*cellW+panelGapX) + 1.0*vg.Inch
 	h := vg.Length(rows)*(vg.Length(nt)*cellH+axisH+titleH) + 0.1*vg.Inch
 	return &Figure{
 		Panels: panels,
 		Width:  max(w, 4*vg.Inch),
 		Height: max(h, 2.5*vg.Inch),
+		// One label under all panels: a panel of two or three lengths is
+		// narrower than the label, which would squeeze its data area.
+		xLabel: "Context length (tokens)",
 		colorScale: &colorScale{
 			min: 0, max: 100, colorOf: AccuracyColor,
 			ticks: []float64{0, 20, 40, 60, 80, 100},

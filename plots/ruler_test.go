@@ -86,6 +86,28 @@ func TestRulerPanels(t *testing.T) {
 			t.Errorf("cell text %q missing", s)
 		}
 	}
+	// Six policies of two lengths wrap onto two rows, each panel narrower
+	// than the axis label, which is drawn once under them all.
+	var six []RulerCell
+	for _, pol := range []string{"full", "cascade", "sink", "h2o", "snapkv", "bigbird"} {
+		six = append(six, RulerCell{Policy: pol, Task: "vt", Length: 1024, Score: 10}, RulerCell{Policy: pol, Task: "vt", Length: 2048, Score: 20})
+	}
+	fig, err = RulerPanels(six, rulerOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fig.Panels) != 2 || len(fig.Panels[0]) != 3 {
+		t.Errorf("six panels laid out as %d rows of %d, want 2 of 3", len(fig.Panels), len(fig.Panels[0]))
+	}
+	n := 0
+	for _, s := range svgTexts(t, saveAll(t, fig, "ruler_six")[".svg"]) {
+		if s == "Context length (tokens)" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the axis label appears %d times, want once", n)
+	}
 	bad := []struct {
 		cells []RulerCell
 		want  string
