@@ -30,6 +30,13 @@ type Env struct {
 	Tokenizer Tokenizer
 	// Policy makes the cache of every sequence the experiment runs.
 	Policy policies.Factory
+	// PolicyName and PolicyParams, when PolicyName is not empty, are the
+	// registered name and the raw parameters Policy was built from. They are
+	// the hook through which an experiment that sizes the cache per sample
+	// (longbench with budget = "quarter") rebuilds the policy with some
+	// parameters replaced; see Env.PolicyWith.
+	PolicyName   string
+	PolicyParams map[string]any
 	// Chunk is the prefill chunk size in tokens.
 	Chunk int
 	// Progress, when not nil, is told how much of the point is done.
@@ -50,6 +57,31 @@ func (e *Env) Prompt(ids []int32) []int32 {
 		return c.CutPrompt(ids)
 	}
 	return ids
+}
+
+// PolicyWith returns the point's policy rebuilt with the parameters of
+// override replacing those it was built with (the others unchanged). It
+// needs PolicyName; without it, it is an error.
+func (e *Env) PolicyWith(override map[string]any) (policies.Factory, error) {
+	if e.PolicyName == "" {
+		return nil, fmt.Errorf("the policy's name and parameters are unknown, so it cannot be resized per sample")
+	}
+	merged := make(map[string]any, len(e.PolicyParams)+len(override))
+	for k, v := range e.PolicyParams {
+		merged[k] = v
+	}
+	for k, v := range override {
+		merged[k] = v
+	}
+	return policies.New(e.PolicyName, merged)
+}
+
+// newCacheOf returns an empty cache of the policy f.
+func (e *Env) newCacheOf(f policies.Factory) (*policies.Cache, error) {
+	m := e.Model
+	return policies.NewCache(m.Backend(), f, policies.Shape{
+		Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim,
+	}, m.Backend().DType())
 }
 
 func (e *Env) progress(done, total int) {

@@ -38,32 +38,23 @@ func randomPrompt(n, vocab, seed int) []int32 {
 	return ids
 }
 
-func checkLength(name string, n int) error {
-	if n <= 0 {
-		return fmt.Errorf("experiment %s: length must be positive, got %d", name, n)
-	}
-	return nil
-}
-
 func (l latency) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
 	n, decode := p.Int("length"), p.Int("decode_tokens")
-	if err := checkLength(l.Name(), n); err != nil {
+	if err := l.check(p); err != nil {
 		return nil, err
-	}
-	if decode < 0 {
-		return nil, fmt.Errorf("experiment latency: decode_tokens must be ≥ 0, got %d", decode)
 	}
 	ids := env.Prompt(randomPrompt(n, env.Model.Vocab, p.Int("seed")))
 	if p.Bool("warmup") {
-		if _, _, err := timedRun(ctx, env, ids[:min(len(ids), 2*env.Chunk)], 1); err != nil {
+		if _, err := Time(ctx, env, ids[:min(len(ids), 2*env.Chunk)], 1); err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	runtime.GC()
-	prefill, perToken, err := timedRun(ctx, env, ids, decode)
+	t, err := Time(ctx, env, ids, decode)
 	if err != nil {
 		return nil, err
 	}
+	prefill, perToken := t.Prefill, t.PerToken
 	env.progress(1, 1)
 	r := &Result{}
 	r.metric("prefill_s", prefill.Seconds(), "s")
@@ -75,33 +66,46 @@ func (l latency) Run(ctx context.Context, env *Env, p params.Values) (*Result, e
 	return r, nil
 }
 
-// timedRun prefills ids on a fresh cache and decodes decode tokens greedily,
-// returning the prefill time and the mean time per decoded token.
-func timedRun(ctx context.Context, env *Env, ids []int32, decode int) (prefill, perToken time.Duration, err error) {
+// Timing is what Time measured.
+type Timing struct {
+	// Prefill is the wall time of the prompt's prefill, and PerToken the
+	// mean time per decoded token (0 when none was decoded).
+	Prefill, PerToken time.Duration
+	// CacheBytes is the memory of the cache once the last token was
+	// decoded (policies.Cache.Bytes).
+	CacheBytes int64
+}
+
+// Time prefills ids on a fresh cache of env's policy and decodes decode
+// tokens greedily: the latency experiment's measurement, which the bench
+// command makes too. ids are used as they are (see Env.Prompt).
+func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error) {
+	var t Timing
 	cache, err := env.NewCache()
 	if err != nil {
-		return 0, 0, err
+		return t, err
 	}
 	defer cache.Free()
 	s := env.Model.NewSession(cache, env.Chunk)
 	defer s.Close()
 	start := time.Now()
-	logits, err := s.Prefill(ctx, ids, nil)
+	logits, err := s.Prefill(ctx, ids, nil) // returns host logits: the device is done
 	if err != nil {
-		return 0, 0, err
+		return t, err
 	}
-	prefill = time.Since(start)
-	if decode == 0 {
-		return prefill, 0, nil
-	}
-	start = time.Now()
-	for i := 0; i < decode; i++ {
-		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+	t.Prefill = time.Since(start)
+	if decode > 0 {
+		start = time.Now()
+		for i := 0; i < decode; i++ {
+			if err := ctx.Err(); err != nil {
+				return t, err
+			}
+			if logits, err = s.Decode(model.Argmax(logits)); err != nil {
+				return t, err
+			}
 		}
-		if logits, err = s.Decode(model.Argmax(logits)); err != nil {
-			return 0, 0, err
-		}
+		t.PerToken = time.Since(start) / time.Duration(decode)
 	}
-	return prefill, time.Since(start) / time.Duration(decode), nil
+	t.CacheBytes = cache.Bytes()
+	return t, nil
 }

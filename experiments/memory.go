@@ -36,7 +36,7 @@ type memorySample struct {
 
 func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
 	n := p.Int("length")
-	if err := checkLength(m.Name(), n); err != nil {
+	if err := m.check(p); err != nil {
 		return nil, err
 	}
 	ids := env.Prompt(randomPrompt(n, env.Model.Vocab, p.Int("seed")))

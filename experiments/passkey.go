@@ -13,18 +13,34 @@ type passkeyExp struct{}
 
 func (passkeyExp) Name() string { return "passkey" }
 func (passkeyExp) Doc() string {
-	return "passkey retrieval: exact 5-digit match in the greedy continuation, per length and depth bin"
+	return "passkey retrieval: exact 5-digit match (or the official per-digit accuracy) in the greedy continuation, per length and depth bin"
 }
+
+// The prompt formats and scores of passkey.
+const (
+	formatPlain    = "plain"
+	formatOfficial = "official"
+	scoreExact     = "exact"
+	scoreDigits    = "digits"
+)
 
 func (passkeyExp) Params() []params.Param {
 	return []params.Param{
-		{Name: "length", Kind: "int", Default: 4096, Doc: "prompt length in tokens (±1 %)"},
+		{Name: "length", Kind: "int", Default: 4096, Doc: "prompt length in tokens (±1 %; exact with format official)"},
 		{Name: "depth_bin", Kind: "int", Default: 0, Doc: "key depth bin 0..4 (0–20 % … 80–100 % of the filler)"},
 		{Name: "samples", Kind: "int", Default: 10, Doc: "prompts per point"},
 		{Name: "seed", Kind: "int", Default: 0, Doc: "seed: the same seed, length, bin and index give the same prompt"},
-		{Name: "words", Kind: "string", Default: "", Doc: "word list for the filler (default /usr/share/dict/words, Debian package wamerican)"},
-		{Name: "template", Kind: "string", Default: "", Doc: "chat template with a {prompt} placeholder, for instruct models"},
+		{Name: "words", Kind: "string", Default: "", Doc: "word list file for the filler, one word a line (default: the embedded SCOWL list)"},
+		{Name: "template", Kind: "string", Default: "", Doc: "chat template with a {prompt} placeholder, for instruct models (format plain)"},
 		{Name: "max_new", Kind: "int", Default: 8, Doc: "tokens generated for the answer"},
+		{Name: "format", Kind: "string", Default: formatPlain, Choices: []string{formatPlain, formatOfficial},
+			Doc: "plain: one text of plain lowercase words around the key sentence, tokenised whole; official: the cascade " +
+				"paper's prompt (Llama 3 chat headers, banners, segments tokenised apart, every word of the list, one " +
+				"filler per seed, the key placed by token index)"},
+		{Name: "score", Kind: "string", Default: scoreExact, Choices: []string{scoreExact, scoreDigits},
+			Doc: "the headline metric `score`: exact (the first digit run equals the key) or digits (the official " +
+				"per-place accuracy of the answer's first five digits); both are reported as accuracy and digit_accuracy"},
+		{Name: "stop_eos", Kind: "bool", Default: true, Doc: "end the answer at an end token (the official runs generate max_new tokens regardless)"},
 	}
 }
 
@@ -35,51 +51,113 @@ type passkeySample struct {
 	PromptTokens int     `json:"prompt_tokens"`
 	Output       string  `json:"output"`
 	Correct      bool    `json:"correct"`
+	// Digits is the number of the key's five places the answer's first
+	// five digits match (passkey.DigitScore).
+	Digits int `json:"digits"`
+	// KeyToken is the index of the key block's first token (format
+	// official only).
+	KeyToken int `json:"key_token,omitempty"`
+}
+
+// passkeyPrompt makes the prompt of sample i.
+type passkeyPrompt func(i int) (ids []int32, key string, depth float64, keyToken int, err error)
+
+func (x passkeyExp) prompts(env *Env, p params.Values) (passkeyPrompt, error) {
+	length, bin, seed := p.Int("length"), p.Int("depth_bin"), int64(p.Int("seed"))
+	if p.String("format") == formatOfficial {
+		if p.String("template") != "" {
+			return nil, fmt.Errorf("experiment passkey: format official brings its own chat headers; leave template empty")
+		}
+		// The official job reads every line of the system dictionary;
+		// without a words file the embedded list stands in (SCOWL's
+		// lowercase a–z words, the same source without its capitalised
+		// and accented entries).
+		words := passkey.Embedded()
+		if path := p.String("words"); path != "" {
+			var err error
+			if words, err = passkey.LoadAllWords(path); err != nil {
+				return nil, err
+			}
+		}
+		filler, err := passkey.NewOfficialFiller(words, env.Tokenizer, passkey.FillerRand(seed))
+		if err != nil {
+			return nil, err
+		}
+		return func(i int) ([]int32, string, float64, int, error) {
+			s, err := passkey.GenerateOfficial(length, bin, env.Tokenizer, filler, passkey.Rand(seed, length, bin, i))
+			return s.IDs, s.Key, s.Depth, s.KeyStart, err
+		}, nil
+	}
+	cfg := passkey.Config{
+		Length: length, DepthBin: bin, Seed: seed,
+		Words: p.String("words"), Template: p.String("template"), Cache: &passkey.Words{},
+	}
+	return func(i int) ([]int32, string, float64, int, error) {
+		s, err := passkey.Generate(cfg, env.Tokenizer, passkey.Rand(cfg.Seed, cfg.Length, cfg.DepthBin, i))
+		if err != nil {
+			return nil, "", 0, 0, err
+		}
+		return env.Tokenizer.Encode(s.Prompt, true), s.Key, s.Depth, 0, nil
+	}, nil
 }
 
 func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
-	n := p.Int("samples")
-	if n <= 0 {
-		return nil, fmt.Errorf("experiment passkey: samples must be positive, got %d", n)
+	if err := x.check(p); err != nil {
+		return nil, err
 	}
-	words := &passkey.Words{}
-	cfg := passkey.Config{
-		Length: p.Int("length"), DepthBin: p.Int("depth_bin"), Seed: int64(p.Int("seed")),
-		Words: p.String("words"), Template: p.String("template"), Cache: words,
+	n := p.Int("samples")
+	prompt, err := x.prompts(env, p)
+	if err != nil {
+		return nil, err
+	}
+	var stop []int32
+	if p.Bool("stop_eos") {
+		stop = env.Model.EOS
 	}
 	r := &Result{}
-	correct := 0
+	correct, digits := 0, 0
 	for i := 0; i < n; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		s, err := passkey.Generate(cfg, env.Tokenizer, passkey.Rand(cfg.Seed, cfg.Length, cfg.DepthBin, i))
+		ids, key, depth, keyToken, err := prompt(i)
 		if err != nil {
 			return nil, err
 		}
-		ids := env.Prompt(env.Tokenizer.Encode(s.Prompt, true))
+		ids = env.Prompt(ids)
 		cache, err := env.NewCache()
 		if err != nil {
 			return nil, err
 		}
 		sess := env.Model.NewSession(cache, env.Chunk)
-		out, err := sess.Generate(ctx, ids, p.Int("max_new"), env.Model.EOS)
+		out, err := sess.Generate(ctx, ids, p.Int("max_new"), stop)
 		sess.Close()
 		cache.Free()
 		if err != nil {
 			return nil, fmt.Errorf("sample %d: %w", i, err)
 		}
 		text := env.Tokenizer.Decode(out, true)
-		ok := passkey.Score(s.Key, text)
+		ok := passkey.Score(key, text)
 		if ok {
 			correct++
 		}
-		if err := r.sample(passkeySample{Index: i, Key: s.Key, Depth: s.Depth, PromptTokens: len(ids), Output: text, Correct: ok}); err != nil {
+		d := passkey.DigitScore(key, text)
+		digits += d
+		rec := passkeySample{Index: i, Key: key, Depth: depth, PromptTokens: len(ids), Output: text, Correct: ok,
+			Digits: d, KeyToken: keyToken}
+		if err := r.sample(rec); err != nil {
 			return nil, err
 		}
 		env.progress(i+1, n)
 	}
-	r.metric("accuracy", 100*float64(correct)/float64(n), "%")
+	exact, perDigit := 100*float64(correct)/float64(n), 100*float64(digits)/float64(5*n)
+	r.metric("accuracy", exact, "%")
+	r.metric("digit_accuracy", perDigit, "%")
+	if p.String("score") == scoreDigits {
+		r.metric("score", perDigit, "%")
+	} else {
+		r.metric("score", exact, "%")
+	}
 	r.metric("correct", float64(correct), "samples")
 	r.metric("samples", float64(n), "samples")
 	return r, nil

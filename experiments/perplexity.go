@@ -23,10 +23,22 @@ func (perplexity) Params() []params.Param {
 	return []params.Param{
 		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19) or .jsonl file"},
 		{Name: "field", Kind: "string", Default: "text", Doc: "jsonl field holding the text"},
-		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many)"},
+		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many); " +
+			"with books = each, the most tokens read over all books (0: every book whole)"},
 		{Name: "checkpoints", Kind: "int", Default: 16, Doc: "points of the perplexity curve, log-spaced in tokens seen"},
+		{Name: "books", Kind: "string", Default: booksStream, Choices: []string{booksStream, booksEach},
+			Doc: "stream: the documents one after the other through one cache; each: every document whole through a " +
+				"fresh cache, perplexity weighted by tokens over the documents, a curve per document (the cascade paper's PG19)"},
+		{Name: "min_tokens", Kind: "int", Default: 0,
+			Doc: "with books = each, read only documents of more than this many tokens, BOS included (the paper: the cache size)"},
 	}
 }
+
+// The modes of perplexity's books parameter.
+const (
+	booksStream = "stream"
+	booksEach   = "each"
+)
 
 // pplSample is one point of the perplexity curve.
 type pplSample struct {
@@ -38,13 +50,13 @@ type pplSample struct {
 }
 
 func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
+	if err := x.check(p); err != nil {
+		return nil, err
+	}
+	if p.String("books") == booksEach {
+		return perBook(ctx, env, p)
+	}
 	want := p.Int("tokens")
-	if want < 2 {
-		return nil, fmt.Errorf("experiment perplexity: tokens must be at least 2, got %d", want)
-	}
-	if p.String("text") == "" {
-		return nil, fmt.Errorf("experiment perplexity: parameter text (a file, folder or jsonl) is required")
-	}
 	ids, err := readTokens(ctx, env.Tokenizer, p.String("text"), p.String("field"), want)
 	if err != nil {
 		return nil, err
@@ -132,7 +144,8 @@ func logCheckpoints(n int64, k int) []int64 {
 	return out
 }
 
-// readTokens reads the corpus at path until it has want tokens. The text
+// readTokens reads the corpus at path until it has want tokens; a corpus
+// with fewer is an error. The text
 // arrives in chunks of about 64 KiB cut at line breaks or spaces and is
 // encoded chunk by chunk; each document starts with the model's special
 // tokens (BOS).
@@ -156,8 +169,8 @@ func readTokens(ctx context.Context, tok Tokenizer, path, field string, want int
 			return ids[:want], nil
 		}
 	}
-	if len(ids) < 2 {
-		return nil, fmt.Errorf("experiment perplexity: %s holds %d tokens, need at least 2", path, len(ids))
-	}
-	return ids, nil
+	// A shorter stream would measure something else than the point says
+	// (and than its neighbours in a sweep): the point fails.
+	return nil, fmt.Errorf("experiment perplexity: parameter text: %s holds %d tokens, fewer than tokens = %d; lower tokens or give a longer text",
+		path, len(ids), want)
 }

@@ -54,9 +54,6 @@ func rulerConfig(p params.Values) (ruler.Config, error) {
 		Task: task, Length: p.Int("length"), AnswerTokens: p.Int("answer_tokens"),
 		Seed: int64(p.Int("seed")), Template: p.String("template"),
 	}
-	if cfg.AnswerTokens < 0 {
-		return cfg, fmt.Errorf("answer_tokens must not be negative, got %d", cfg.AnswerTokens)
-	}
 	if path := p.String("words"); path != "" {
 		if cfg.Sources.Words, err = ruler.LoadWords(path); err != nil {
 			return cfg, err
@@ -84,10 +81,10 @@ func rulerConfig(p params.Values) (ruler.Config, error) {
 }
 
 func (x rulerExp) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
-	n := p.Int("samples")
-	if n <= 0 {
-		return nil, fmt.Errorf("experiment ruler: samples must be positive, got %d", n)
+	if err := x.check(p); err != nil {
+		return nil, err
 	}
+	n := p.Int("samples")
 	cfg, err := rulerConfig(p)
 	if err != nil {
 		return nil, fmt.Errorf("experiment ruler: %w", err)

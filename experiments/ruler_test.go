@@ -80,11 +80,12 @@ func TestRulerErrors(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"task": "niah"}, `unknown task "niah"`},
-		{map[string]any{"task": "qa_1", "length": 300}, "needs the parameter qa"},
+		{map[string]any{"task": "qa_1", "length": 300}, "parameter qa: task qa_1 needs a squad-format JSON file"},
 		{map[string]any{"task": "qa_2", "qa": "/nonexistent/hotpot.json"}, "/nonexistent/hotpot.json"},
 		{map[string]any{"task": "niah_single_2", "essay": "/nonexistent/essay.txt"}, "/nonexistent/essay.txt"},
 		{map[string]any{"task": "niah_single_1", "length": 100}, "length too short"},
-		{map[string]any{"samples": 0}, "samples must be positive"},
+		{map[string]any{"samples": 0}, "parameter samples: must be at least 1"},
+		{map[string]any{"template": "no placeholder"}, "parameter template"},
 	}
 	for _, tt := range tests {
 		p, err := experiments.Resolve(e, tt.raw)
@@ -117,4 +118,38 @@ func TestRulerListsTasks(t *testing.T) {
 		return
 	}
 	t.Error("ruler has no task parameter")
+}
+
+// TestRulerCheckFiles: the sweep-time checks read the files the task uses
+// and name the parameter, and resolve the three path parameters.
+func TestRulerCheckFiles(t *testing.T) {
+	e, err := experiments.Lookup("ruler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := experiments.PathParams(e); !slices.Equal(got, []string{"essay", "words", "qa"}) {
+		t.Errorf("PathParams = %v", got)
+	}
+	essay := writeFile(t, "essay.txt", "One sentence. Another one.")
+	bad := writeFile(t, "bad.json", "[1, 2")
+	tests := []struct {
+		raw  map[string]any
+		want string // "" for no error
+	}{
+		{map[string]any{"task": "niah_single_2", "essay": essay}, ""},
+		{map[string]any{"task": "niah_single_1", "essay": "/nonexistent/essay.txt"}, ""}, // noise: the essay is not read
+		{map[string]any{"task": "niah_single_2", "essay": "/nonexistent/essay.txt"}, "parameter essay"},
+		{map[string]any{"task": "qa_2", "qa": bad}, "parameter qa"},
+		{map[string]any{"words": "/nonexistent/words.txt"}, "parameter words"},
+	}
+	for _, tt := range tests {
+		p, err := experiments.Resolve(e, tt.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = experiments.CheckFiles(e, p, nil)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%v: error %v, want %q", tt.raw, err, tt.want)
+		}
+	}
 }

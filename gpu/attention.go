@@ -64,7 +64,7 @@ func (b *Backend) table(invFreq []float32, factor float32, need int) *ropeTable 
 func (b *Backend) Attention(a *backend.Attention) {
 	out, q, k, v := tensor(a.Out), tensor(a.Q), tensor(a.K), tensor(a.V)
 	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
-	ctx := &a.Ctx
+	ctx := &a.View
 	if hd <= 0 || hkv <= 0 || hq%hkv != 0 || len(a.InvFreq) != hd/2 {
 		panic(fmt.Sprintf("gpu: Attention with %d query heads, %d KV heads, head dim %d, %d frequencies", hq, hkv, hd, len(a.InvFreq)))
 	}

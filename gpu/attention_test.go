@@ -85,7 +85,7 @@ func runAttention(t *testing.T, g *gpu.Backend, tc attnCase, rng *rand.Rand, rou
 	for i := range inv {
 		inv[i] = float32(1 / math.Pow(10000, float64(2*i)/float64(tc.hd)))
 	}
-	var ctx backend.Context
+	var ctx backend.View
 	ctx.ViewLen = tc.l
 	for h := 0; h < tc.hkv; h++ {
 		perm := rng.Perm(tc.cap)
@@ -114,11 +114,11 @@ func runAttention(t *testing.T, g *gpu.Backend, tc attnCase, rng *rand.Rand, rou
 		a := &backend.Attention{
 			Out: out, Q: b.FromFloat32(q, tc.s, tc.hq*tc.hd),
 			K: b.FromFloat32(k, tc.s, tc.hkv*tc.hd), V: b.FromFloat32(v, tc.s, tc.hkv*tc.hd),
-			Ctx: ctx, HeadDim: tc.hd, QHeads: tc.hq, KVHeads: tc.hkv,
+			View: ctx, HeadDim: tc.hd, QHeads: tc.hq, KVHeads: tc.hkv,
 			Scale: float32(1 / math.Sqrt(float64(tc.hd))), InvFreq: inv, AttnFactor: 1,
 		}
 		if tc.cap > 0 {
-			a.Ctx.K, a.Ctx.V = b.FromFloat32(ck, tc.hkv, tc.cap, tc.hd), b.FromFloat32(cv, tc.hkv, tc.cap, tc.hd)
+			a.View.K, a.View.V = b.FromFloat32(ck, tc.hkv, tc.cap, tc.hd), b.FromFloat32(cv, tc.hkv, tc.cap, tc.hd)
 		}
 		if tc.mass {
 			a.Mass = poison(tc.hq * (tc.l + tc.s))

@@ -54,9 +54,9 @@ type Options struct {
 	// kernels, also where the tensor-core kernels of flash.cu would take it
 	// (bf16 storage, head dimension 64 or 128, at least 64 queries).
 	NoFlash bool
-	// CacheDir holds compiled kernels; "" is cuda.DefaultCacheDir(), "-"
+	// KernelDir holds compiled kernels; "" is cuda.DefaultKernelDir(), "-"
 	// disables the disk cache.
-	CacheDir string
+	KernelDir string
 	// HostPolicies keeps every policy's bookkeeping on the host (the mass
 	// of each chunk is read back), as for a backend without device-side
 	// policies; by default the cascade, h2o and snapkv run on the device
@@ -86,6 +86,8 @@ type Backend struct {
 	stats scratch // [2, Hq, S] softmax max and denominator
 	mass  scratch // [Hq, L+S]
 	part  scratch // split attention runs: [split, S, Hq, hd+2]
+	// flashBuf holds flash.cu's gathered operands (flashLayout)
+	flashBuf scratch
 
 	hostPolicies bool
 	noFlash      bool
@@ -134,10 +136,10 @@ func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
 	if b.nvrtc, err = cuda.OpenNVRTC(); err != nil {
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
-	dir := opt.CacheDir
+	dir := opt.KernelDir
 	switch dir {
 	case "":
-		dir = cuda.DefaultCacheDir()
+		dir = cuda.DefaultKernelDir()
 	case "-":
 		dir = ""
 	}
@@ -173,7 +175,7 @@ func (b *Backend) Close() error {
 		for _, t := range b.rope {
 			errs = append(errs, b.dev.Free(t.buf), b.dev.Free(t.inv))
 		}
-		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part} {
+		for _, s := range []*scratch{&b.args, &b.stats, &b.mass, &b.part, &b.flashBuf} {
 			errs = append(errs, s.release(b.dev))
 		}
 		for _, m := range b.modules {
@@ -219,7 +221,7 @@ func (b *Backend) Info() string {
 	} else {
 		gemm += fmt.Sprintf(", bf16 gemm_nt kernel (no cuBLASLt: %v)", b.ltErr)
 	}
-	cache := b.comp.CacheDir
+	cache := b.comp.KernelDir
 	if cache == "" {
 		cache = "off"
 	}
@@ -463,7 +465,7 @@ func threadsFor(n, limit int) cuda.Dim3 {
 
 func f32bits(v float32) uint32 { return math.Float32bits(v) }
 
-// errUnsupported is what a backend.Cascader returns for a policy it leaves
+// errUnsupported is what a device.Cascader returns for a policy it leaves
 // on the host.
 var errUnsupported = errors.ErrUnsupported
 

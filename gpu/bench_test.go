@@ -34,20 +34,20 @@ func BenchmarkAttention(bm *testing.B) {
 					for i := range a.InvFreq {
 						a.InvFreq[i] = float32(1 / math.Pow(500000, float64(2*i)/hd))
 					}
-					a.Ctx.K = g.FromFloat32(randSlice(rng, hkv*c.l*hd), hkv, c.l, hd)
-					a.Ctx.V = g.FromFloat32(randSlice(rng, hkv*c.l*hd), hkv, c.l, hd)
-					a.Ctx.ViewLen = c.l
+					a.View.K = g.FromFloat32(randSlice(rng, hkv*c.l*hd), hkv, c.l, hd)
+					a.View.V = g.FromFloat32(randSlice(rng, hkv*c.l*hd), hkv, c.l, hd)
+					a.View.ViewLen = c.l
 					for h := 0; h < hkv; h++ {
 						for j := 0; j < c.l; j++ {
-							a.Ctx.Slots = append(a.Ctx.Slots, int32(j))
-							a.Ctx.Pos = append(a.Ctx.Pos, int32(j))
+							a.View.Slots = append(a.View.Slots, int32(j))
+							a.View.Pos = append(a.View.Pos, int32(j))
 						}
-						a.Ctx.QueryPos = append(a.Ctx.QueryPos, int32(c.l))
+						a.View.QueryPos = append(a.View.QueryPos, int32(c.l))
 					}
 					if mass {
-						a.Ctx.QueryWeights = make([]float32, c.s)
-						for i := range a.Ctx.QueryWeights {
-							a.Ctx.QueryWeights[i] = 1 / float32(c.s)
+						a.View.QueryWeights = make([]float32, c.s)
+						for i := range a.View.QueryWeights {
+							a.View.QueryWeights[i] = 1 / float32(c.s)
 						}
 						a.Mass = make([]float32, hq*(c.l+c.s))
 					}
@@ -68,7 +68,7 @@ func BenchmarkAttention(bm *testing.B) {
 						flops *= 1.5
 					}
 					bm.ReportMetric(flops*float64(bm.N)/bm.Elapsed().Seconds()/1e12, "TFLOP/s")
-					for _, t := range []backend.Tensor{a.Out, a.Q, a.K, a.V, a.Ctx.K, a.Ctx.V} {
+					for _, t := range []backend.Tensor{a.Out, a.Q, a.K, a.V, a.View.K, a.View.V} {
 						g.Free(t)
 					}
 				})

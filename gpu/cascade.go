@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"kvcascade/gpu/cuda"
+	"kvcascade/policies/device"
 	"kvcascade/runtime/backend"
 )
 
@@ -39,9 +40,9 @@ func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
 }
 
 // NewCascade returns one layer of the cascading cache with its bookkeeping
-// on the device (backend.Cascader). With Options.HostPolicies it returns
+// on the device (device.Cascader). With Options.HostPolicies it returns
 // an error wrapping errors.ErrUnsupported, and the policy stays on the host.
-func (b *Backend) NewCascade(spec backend.CascadeSpec) (backend.DeviceCascade, error) {
+func (b *Backend) NewCascade(spec device.CascadeSpec) (device.Cascade, error) {
 	if b.hostPolicies {
 		return nil, fmt.Errorf("gpu: cascade bookkeeping kept on the host by Options.HostPolicies: %w", errUnsupported)
 	}
@@ -94,12 +95,12 @@ func (b *Backend) NewCascade(spec backend.CascadeSpec) (backend.DeviceCascade, e
 	return d, nil
 }
 
-// deviceCascade is one layer's cascade on the device (backend.DeviceCascade);
+// deviceCascade is one layer's cascade on the device (device.Cascade);
 // kernels/cascade.cu documents the layout of its state.
 type deviceCascade struct {
 	viewState // vslot and vpos lie in mem
 	k         *cascadeKernels
-	spec      backend.CascadeSpec
+	spec      device.CascadeSpec
 	w         int // entries per cascade
 
 	mem                                          cuda.DevicePtr // everything below
@@ -241,4 +242,4 @@ func boolInt(v bool) int {
 	return 0
 }
 
-var _ backend.Cascader = (*Backend)(nil)
+var _ device.Cascader = (*Backend)(nil)

@@ -9,6 +9,7 @@ import (
 
 	"kvcascade/gpu"
 	"kvcascade/policies"
+	"kvcascade/policies/device"
 	"kvcascade/runtime/backend"
 	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
@@ -25,17 +26,17 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 	g := openGPU(t, gpu.Options{})
 	configs := []struct {
 		params map[string]any
-		spec   backend.CascadeSpec
+		spec   device.CascadeSpec
 		hq     int
 	}{
 		{map[string]any{"sinks": 4, "size": 48, "cascades": 4},
-			backend.CascadeSpec{Sinks: 4, Size: 48, Cascades: 4, Every: []int64{1, 2, 4, 8}, Beta: 0.9999, EagerFill: true}, 8},
+			device.CascadeSpec{Sinks: 4, Size: 48, Cascades: 4, Every: []int64{1, 2, 4, 8}, Beta: 0.9999, EagerFill: true}, 8},
 		{map[string]any{"sinks": 2, "size": 30, "cascades": 3, "eager_fill": false, "reduction": "max", "beta": 0.99},
-			backend.CascadeSpec{Sinks: 2, Size: 30, Cascades: 3, Every: []int64{1, 2, 4}, Beta: 0.99, ReduceMax: true}, 4},
+			device.CascadeSpec{Sinks: 2, Size: 30, Cascades: 3, Every: []int64{1, 2, 4}, Beta: 0.99, ReduceMax: true}, 4},
 		{map[string]any{"sinks": 0, "size": 40, "cascades": 5, "rule": "pow3", "homogeneous": true, "positions": "original"},
-			backend.CascadeSpec{Sinks: 0, Size: 40, Cascades: 5, Every: []int64{1, 3, 9, 27, 81}, Beta: 0.9999, Homogeneous: true, EagerFill: true, Original: true}, 4},
+			device.CascadeSpec{Sinks: 0, Size: 40, Cascades: 5, Every: []int64{1, 3, 9, 27, 81}, Beta: 0.9999, Homogeneous: true, EagerFill: true, Original: true}, 4},
 		{map[string]any{"sinks": 64, "size": 1024, "cascades": 8},
-			backend.CascadeSpec{Sinks: 64, Size: 1024, Cascades: 8, Every: []int64{1, 2, 4, 8, 16, 32, 64, 128}, Beta: 0.9999, EagerFill: true}, 16},
+			device.CascadeSpec{Sinks: 64, Size: 1024, Cascades: 8, Every: []int64{1, 2, 4, 8, 16, 32, 64, 128}, Beta: 0.9999, EagerFill: true}, 16},
 	}
 	const hkv, hd = 2, 4
 	for ci, c := range configs {
@@ -60,7 +61,7 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 			defer g.Free(k)
 			defer g.Free(v)
 			rng := rand.New(rand.NewPCG(uint64(ci), 11))
-			var ctx backend.Context
+			var ctx backend.View
 			var seen int64
 			total := 6*slots + 100
 			for step := 0; seen < int64(total); step++ {
@@ -122,7 +123,7 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 
 // checkView compares a device view with the host's plan of the same chunk
 // and checks that every view entry's slot holds its token's row.
-func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.Tensor, host policies.Policy, ctx *backend.Context, seen int64, hd int) {
+func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.Tensor, host policies.Policy, ctx *backend.View, seen int64, hd int) {
 	t.Helper()
 	l := ctx.ViewLen
 	if view.Len() != l {

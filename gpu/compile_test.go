@@ -63,8 +63,9 @@ func TestKernelsCompile(t *testing.T) {
 				p := flashProgram(hd)
 				src := p.src + fmt.Sprintf("\ntypedef char flash_fwd_shared[FWD_SHARED == %d ? 1 : -1];\n"+
 					"typedef char flash_mass_shared[MASS_SHARED == %d ? 1 : -1];\n"+
-					"typedef char flash_geometry[TR == %d && BQ == %d && BKM == %d && THREADS == %d ? 1 : -1];\n",
-					flashFwdShared(hd), flashMassShared(hd), flashTile(hd), flashRows, flashRows, flashThreads)
+					"typedef char flash_geometry[BQ == %d && BK == %d && BKM == %d && KTILE == %d && BQM == %d && GR == %d && THREADS == %d ? 1 : -1];\n",
+					flashFwdShared(hd), flashMassShared(hd), flashQueryRows, flashKeyTile, flashMassKeys, flashMassKeys,
+					flashMassTile, flashGather, flashThreads)
 				img, err := c.Compile(p.name, src, p.opts...)
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)

@@ -21,41 +21,60 @@ var flashSource string
 // Geometry of kernels/flash.cu; keep in step with its #defines
 // (TestKernelsCompile checks).
 const (
-	flashWarps   = 8               // WARPS
-	flashThreads = 32 * flashWarps // THREADS
-	flashRows    = 16 * flashWarps // BQ (queries per flash_fwd block) and BKM (keys per flash_mass block)
-	flashTileDim = 4096            // TR·hd: a streamed tile holds 4096/hd rows
-	flashMinArch = 8               // mma.sync bf16, ldmatrix, cp.async: sm_80
-	flashMinRows = 64              // fewer queries (decoding) go to attention.cu, which splits the keys
+	flashWarps     = 4               // WARPS
+	flashThreads   = 32 * flashWarps // THREADS
+	flashQueryRows = 32 * flashWarps // BQ: queries per flash_fwd block
+	flashKeyTile   = 64              // BK: keys per flash_fwd tile
+	flashMassKeys  = 32 * flashWarps // BKM (and KTILE): keys per flash_mass block
+	flashMassTile  = 64              // BQM: queries per flash_mass tile
+	flashGather    = 32              // GR: rows per flash_keys and flash_queries block
+	flashMinArch   = 8               // mma.sync bf16, ldmatrix, cp.async: sm_80
+	flashMinRows   = 64              // fewer queries (decoding) go to attention.cu, which splits the keys
 )
 
 // flashHeadDims are the head dimensions flash.cu is compiled for.
 var flashHeadDims = []int{64, 128}
 
-// flashTile is TR, the rows (keys for flash_fwd, queries for flash_mass)
-// of a tile streamed through shared memory: 32 for hd 128, 64 for hd 64.
-func flashTile(hd int) int { return flashTileDim / hd }
-
 // flashFwdShared is FWD_SHARED, flash_fwd's dynamic shared memory in
-// bytes: rotated keys and values [2][TR][hd+8] bf16 each, the block's
-// queries [flashRows][hd+8] bf16 and key metadata (69 KiB for hd 128, 56
-// KiB for hd 64).
+// bytes: the block's queries [BQ][hd+8] and key and value tiles
+// [2][BK][hd+8] each, bf16 (102 KiB for hd 128, 54 KiB for hd 64: two
+// blocks per multiprocessor).
 func flashFwdShared(hd int) int {
-	tr := flashTile(hd)
-	return 4*tr*(hd+8)*2 + flashRows*(hd+8)*2 + 6*tr*4 + 6*4
+	return (flashQueryRows + 4*flashKeyTile) * (hd + 8) * 2
 }
 
-// flashMassShared is MASS_SHARED, flash_mass's: rotated queries
-// [2][TR][hd+8] bf16, the block's keys [flashRows][hd+8] bf16 and two
-// float32 [2][TR] arrays (52 KiB for hd 128, 37 KiB for hd 64).
+// flashMassShared is MASS_SHARED, flash_mass's: the block's keys
+// [BKM][hd+8] and query tiles [2][BQM][hd+8], bf16, and two float32
+// [2][BQM] arrays (69 KiB for hd 128, 37 KiB for hd 64).
 func flashMassShared(hd int) int {
-	tr := flashTile(hd)
-	return 2*tr*(hd+8)*2 + flashRows*(hd+8)*2 + 4*tr*4
+	return (flashMassKeys+2*flashMassTile)*(hd+8)*2 + 4*flashMassTile*4
+}
+
+// flashScratch is where a call's gathered operands live in the backend's
+// flash scratch buffer: kr, vr [hkv, np, hd] bf16 (the keys rotated, the
+// values, padding and rows past l+s zero), bits [hkv, np/32] uint32 (a
+// key's validity), qr [hq, sp, hd] bf16 (the queries rotated, rows past s
+// zero) and qstat [hq, sp] float32 pairs (flash_fwd's statistics for
+// flash_mass), at these byte offsets; bytes in all.
+type flashScratch struct {
+	np, sp                         int // keys rounded up to flashMassKeys, queries to flashQueryRows
+	kr, vr, bits, qr, qstat, bytes int
+}
+
+func flashLayout(c *flashCall) flashScratch {
+	np := (c.l + c.s + flashMassKeys - 1) / flashMassKeys * flashMassKeys
+	sp := (c.s + flashQueryRows - 1) / flashQueryRows * flashQueryRows
+	kv := c.hkv * np * c.hd * 2
+	f := flashScratch{np: np, sp: sp, kr: 0, vr: kv, bits: 2 * kv}
+	f.qr = f.bits + (c.hkv*np/32*4+255)/256*256
+	f.qstat = f.qr + c.hq*sp*c.hd*2
+	f.bytes = f.qstat + c.hq*sp*8
+	return f
 }
 
 // flashKernels are the kernels of kernels/flash.cu for one head dimension.
 type flashKernels struct {
-	fwd, mass *cuda.Function
+	fns [len(flashKernelNames)]*cuda.Function
 }
 
 // flashFor returns the flash kernels for head dimension hd (one of
@@ -66,7 +85,11 @@ func (b *Backend) flashFor(hd int) (*flashKernels, error) {
 		return k, nil
 	}
 	k := &flashKernels{}
-	if err := b.load(flashProgram(hd), flashKernelNames[:], []**cuda.Function{&k.fwd, &k.mass}); err != nil {
+	dst := make([]**cuda.Function, len(k.fns))
+	for i := range k.fns {
+		dst[i] = &k.fns[i]
+	}
+	if err := b.load(flashProgram(hd), flashKernelNames[:], dst); err != nil {
 		return nil, err
 	}
 	if b.flash == nil {
@@ -76,9 +99,17 @@ func (b *Backend) flashFor(hd int) (*flashKernels, error) {
 	return k, nil
 }
 
+// The kernels of kernels/flash.cu, by index into flashKernelNames.
+const (
+	flashKeysKernel = iota
+	flashQueriesKernel
+	flashFwdKernel
+	flashMassKernel
+)
+
 // flashKernelNames are the kernels of kernels/flash.cu, in the order of
-// flashKernels' fields.
-var flashKernelNames = [...]string{"flash_fwd", "flash_mass"}
+// the flash*Kernel indices.
+var flashKernelNames = [...]string{"flash_keys", "flash_queries", "flash_fwd", "flash_mass"}
 
 // flashProgram is kernels/flash.cu for head dimension hd.
 func flashProgram(hd int) program {
@@ -117,6 +148,10 @@ type flashCall struct {
 	// then be given.
 	weights, mass cuda.DevicePtr
 
+	// scratch is at least flashLayout(c).bytes of device memory for the
+	// gathered operands (flashAttention sets it).
+	scratch cuda.DevicePtr
+
 	s, l, capacity int // queries, view length, cache slots per KV head
 	hq, hkv, hd    int // query heads, KV heads (hq a multiple), head dimension
 	scale          float32
@@ -124,59 +159,82 @@ type flashCall struct {
 
 // flashLaunch is one kernel launch of a flash attention call.
 type flashLaunch struct {
-	mass   bool // flash_mass, else flash_fwd
+	kernel int // index into flashKernelNames
 	grid   cuda.Dim3
 	shared int // bytes of dynamic shared memory
 	args   []cuda.Arg
 }
 
-// flashPlan returns the launches that run c (flash_fwd, then flash_mass
-// when c.weights is not 0) on a GPU of compute capability major.x that
-// lets a block opt in to sharedOptin bytes of shared memory, or nil when
-// flashAttention declines c: fewer than flashMinRows queries, a head
+// flashCovers reports whether flashAttention takes c on a GPU of compute
+// capability major.x that lets a block opt in to sharedOptin bytes of
+// shared memory: not for fewer than flashMinRows queries, a head
 // dimension not in flashHeadDims, a GPU older than sm_80 or short of
 // shared memory, or q, k, v, ck, cv, cos, sin not 16-byte aligned (out not
 // 4-byte aligned).
-func flashPlan(c *flashCall, major, sharedOptin int) []flashLaunch {
+func flashCovers(c *flashCall, major, sharedOptin int) bool {
 	if c.s < flashMinRows || !slices.Contains(flashHeadDims, c.hd) || major < flashMinArch {
-		return nil
+		return false
 	}
 	if max(flashFwdShared(c.hd), flashMassShared(c.hd)) > sharedOptin {
-		return nil
+		return false
 	}
 	for _, p := range []cuda.DevicePtr{c.q, c.k, c.v, c.ck, c.cv, c.cos, c.sin} {
 		if p%16 != 0 {
-			return nil
+			return false
 		}
 	}
-	if c.out%4 != 0 {
-		return nil
-	}
+	return c.out%4 == 0
+}
+
+// flashPlan returns the launches that run c, which flashCovers takes:
+// flash_keys, flash_queries, flash_fwd, then flash_mass when c.weights is
+// not 0.
+func flashPlan(c *flashCall) []flashLaunch {
 	if c.hkv <= 0 || c.hq%c.hkv != 0 || c.l < 0 || (c.l > 0 && (c.slots == 0 || c.pos == 0)) {
 		panic(fmt.Sprintf("gpu: flash attention with %d query heads, %d KV heads, view of %d", c.hq, c.hkv, c.l))
 	}
 	if c.weights != 0 && (c.stats == 0 || c.mass == 0) {
 		panic("gpu: flash attention mass without stats or mass buffer")
 	}
+	if c.scratch == 0 {
+		panic("gpu: flash attention without scratch")
+	}
+	f := flashLayout(c)
+	kr, vr, bits, qr := c.scratch.Add(f.kr), c.scratch.Add(f.vr), c.scratch.Add(f.bits), c.scratch.Add(f.qr)
+	var qstat cuda.DevicePtr // for flash_mass
+	if c.weights != 0 {
+		qstat = c.scratch.Add(f.qstat)
+	}
 	scale2 := float32(float64(c.scale) * math.Log2E) // the kernels work in powers of 2
 	plan := []flashLaunch{{
-		grid: cuda.Dim3{X: (c.s + flashRows - 1) / flashRows, Y: c.hq}, shared: flashFwdShared(c.hd),
+		kernel: flashKeysKernel, grid: cuda.Dim3{X: f.np / flashGather, Y: c.hkv},
 		args: []cuda.Arg{
-			cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(c.q), cuda.Ptr(c.k), cuda.Ptr(c.v),
-			cuda.Ptr(c.ck), cuda.Ptr(c.cv), cuda.Ptr(c.slots), cuda.Ptr(c.pos), cuda.Ptr(c.qpos),
-			cuda.Ptr(c.cos), cuda.Ptr(c.sin), cuda.Int(c.s), cuda.Int(c.l), cuda.Int(c.capacity),
-			cuda.Int(c.hq), cuda.Int(c.hkv), cuda.Float(scale2),
+			cuda.Ptr(kr), cuda.Ptr(vr), cuda.Ptr(bits), cuda.Ptr(c.k), cuda.Ptr(c.v), cuda.Ptr(c.ck), cuda.Ptr(c.cv),
+			cuda.Ptr(c.slots), cuda.Ptr(c.pos), cuda.Ptr(c.qpos), cuda.Ptr(c.cos), cuda.Ptr(c.sin),
+			cuda.Int(c.s), cuda.Int(c.l), cuda.Int(c.capacity), cuda.Int(c.hkv), cuda.Int(f.np),
+		},
+	}, {
+		kernel: flashQueriesKernel, grid: cuda.Dim3{X: f.sp / flashGather, Y: c.hq},
+		args: []cuda.Arg{
+			cuda.Ptr(qr), cuda.Ptr(c.q), cuda.Ptr(c.qpos), cuda.Ptr(c.cos), cuda.Ptr(c.sin),
+			cuda.Int(c.s), cuda.Int(c.hq), cuda.Int(c.hkv), cuda.Int(f.sp),
+		},
+	}, {
+		kernel: flashFwdKernel, grid: cuda.Dim3{X: f.sp / flashQueryRows, Y: c.hq}, shared: flashFwdShared(c.hd),
+		args: []cuda.Arg{
+			cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(qstat), cuda.Ptr(c.weights),
+			cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(vr), cuda.Ptr(bits),
+			cuda.Int(c.s), cuda.Int(f.sp), cuda.Int(c.l), cuda.Int(f.np), cuda.Int(c.hq), cuda.Int(c.hkv),
+			cuda.Float(scale2),
 		},
 	}}
 	if c.weights != 0 {
 		plan = append(plan, flashLaunch{
-			mass: true,
-			grid: cuda.Dim3{X: (c.l + c.s + flashRows - 1) / flashRows, Y: c.hkv}, shared: flashMassShared(c.hd),
+			kernel: flashMassKernel, grid: cuda.Dim3{X: f.np / flashMassKeys, Y: c.hkv}, shared: flashMassShared(c.hd),
 			args: []cuda.Arg{
-				cuda.Ptr(c.mass), cuda.Ptr(c.stats), cuda.Ptr(c.weights), cuda.Ptr(c.q), cuda.Ptr(c.k),
-				cuda.Ptr(c.ck), cuda.Ptr(c.slots), cuda.Ptr(c.pos), cuda.Ptr(c.qpos),
-				cuda.Ptr(c.cos), cuda.Ptr(c.sin), cuda.Int(c.s), cuda.Int(c.l), cuda.Int(c.capacity),
-				cuda.Int(c.hq), cuda.Int(c.hkv), cuda.Float(scale2),
+				cuda.Ptr(c.mass), cuda.Ptr(qstat), cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(bits),
+				cuda.Int(c.s), cuda.Int(f.sp), cuda.Int(c.l), cuda.Int(f.np), cuda.Int(c.hq), cuda.Int(c.hkv),
+				cuda.Float(scale2),
 			},
 		})
 	}
@@ -185,21 +243,17 @@ func flashPlan(c *flashCall, major, sharedOptin int) []flashLaunch {
 
 // flashAttention runs the attention call c on tensor cores and reports
 // true, or reports false without doing anything when it does not cover
-// the call (see flashPlan). The work is queued on the device: out, stats
+// the call (see flashCovers). The work is queued on the device: out, stats
 // and mass are ready at the next synchronising call. b.mu must be held.
 func (b *Backend) flashAttention(c *flashCall) bool {
-	plan := flashPlan(c, b.dev.Major, b.dev.SharedOptin)
-	if plan == nil {
+	if !flashCovers(c, b.dev.Major, b.dev.SharedOptin) {
 		return false
 	}
 	kern, err := b.flashFor(c.hd)
 	must(err)
-	for _, l := range plan {
-		f := kern.fwd
-		if l.mass {
-			f = kern.mass
-		}
-		launch(f, l.grid, cuda.Dim3{X: flashThreads}, l.shared, l.args...)
+	c.scratch = b.flashBuf.ensure(b.dev, flashLayout(c).bytes)
+	for _, l := range flashPlan(c) {
+		launch(kern.fns[l.kernel], l.grid, cuda.Dim3{X: flashThreads}, l.shared, l.args...)
 	}
 	return true
 }

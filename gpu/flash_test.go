@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"unsafe"
@@ -150,6 +151,7 @@ var flashCases = []flashCase{
 	{"no mass 32/8 hd128 long view", 32, 8, 128, 77, 1000, 1100, true, 0, 70001, false, 1},
 	{"whole tiles hd128", 8, 2, 128, 128, 64, 64, false, 0, 5, true, 1},
 	{"many tiles 8/2 hd128", 8, 2, 128, 520, 700, 1000, true, 0, 70000, true, 1},
+	{"many tiles 8/2 hd64", 8, 2, 64, 300, 500, 600, true, 0, 7, true, 2},
 }
 
 // flashInput is the host side of a flash case.
@@ -511,13 +513,20 @@ func flashRandomBF16(n int, seed uint64) []uint32 {
 // BenchmarkFlashAttention times one layer's prefill attention at the
 // Llama-3.1-8B shape (32 query heads, 8 KV heads, head dim 128): a
 // 4096-token chunk over 4096 and 65,536 cached keys gathered through
-// scattered slots, with and without the mass pass. TFLOP/s counts
-// 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over the visible pairs), and half as
-// much again with mass (QKᵀ recomputed).
+// scattered slots, and a 16,384-token chunk over no cache, with and without
+// the mass pass. TFLOP/s counts 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over
+// the visible pairs), and half as much again with mass (QKᵀ recomputed).
+// Where $KVCASCADE_SDPA names the output of
+// tools/bench_hf/sdpa_attention.py --out, run on the same GPU, it reports
+// the best SDPA backend's TFLOP/s on the same shape next to it
+// (SDPA-TFLOP/s) and the ratio (vs-SDPA; with mass, attention and mass
+// together against SDPA's attention alone).
 func BenchmarkFlashAttention(bm *testing.B) {
 	b := openFlash(bm)
-	const hq, hkv, hd, s = 32, 8, 128, 4096
-	for _, l := range []int{4096, 65536} {
+	sdpa := readSDPA(bm, os.Getenv("KVCASCADE_SDPA"))
+	const hq, hkv, hd = 32, 8, 128
+	for _, sh := range []struct{ s, l int }{{4096, 4096}, {4096, 65536}, {16384, 0}} {
+		s, l := sh.s, sh.l
 		slots, pos := make([]int32, hkv*l), make([]int32, hkv*l)
 		rng := rand.New(rand.NewPCG(uint64(l), 7))
 		for h := 0; h < hkv; h++ {
@@ -568,12 +577,41 @@ func BenchmarkFlashAttention(bm *testing.B) {
 				if err := b.Synchronize(); err != nil {
 					bm.Fatal(err)
 				}
-				flops := 4 * float64(s) * (float64(l) + s/2) * hd * hq
+				flops := 4 * float64(s) * (float64(l) + float64(s)/2) * hd * hq
+				sec := bm.Elapsed().Seconds() / float64(bm.N)
 				if mass {
-					flops *= 1.5
+					bm.ReportMetric(1.5*flops/sec/1e12, "TFLOP/s")
+				} else {
+					bm.ReportMetric(flops/sec/1e12, "TFLOP/s")
 				}
-				bm.ReportMetric(flops*float64(bm.N)/bm.Elapsed().Seconds()/1e12, "TFLOP/s")
+				if ref, ok := sdpa[[2]int{s, l}]; ok && ref > 0 {
+					bm.ReportMetric(ref, "SDPA-TFLOP/s")
+					bm.ReportMetric(flops/sec/1e12/ref, "vs-SDPA")
+				}
 			})
 		}
 	}
+}
+
+// readSDPA reads tools/bench_hf/sdpa_attention.py's --out file: per line
+// S, L and the best SDPA backend's TFLOP/s (then each backend's). No name
+// gives an empty map.
+func readSDPA(tb testing.TB, name string) map[[2]int]float64 {
+	m := map[[2]int]float64{}
+	if name == "" {
+		return m
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		tb.Fatalf("$KVCASCADE_SDPA: %v", err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var s, l int
+		var best float64
+		if _, err := fmt.Sscan(line, &s, &l, &best); err != nil {
+			tb.Fatalf("%s:%d: %q: %v", name, i+1, line, err)
+		}
+		m[[2]int{s, l}] = best
+	}
+	return m
 }

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"kvcascade/gpu/cuda"
+	"kvcascade/policies/device"
 	"kvcascade/runtime/backend"
 )
 
@@ -50,10 +51,10 @@ func (b *Backend) tokenKernelsFor() (*tokenKernels, error) {
 }
 
 // NewTokenList returns one layer's token lists with their bookkeeping on
-// the device (backend.TokenLister), for h2o and snapkv. With
+// the device (device.TokenLister), for h2o and snapkv. With
 // Options.HostPolicies it returns an error wrapping errors.ErrUnsupported,
 // and the policy stays on the host.
-func (b *Backend) NewTokenList(spec backend.TokenListSpec) (backend.DeviceTokenList, error) {
+func (b *Backend) NewTokenList(spec device.TokenListSpec) (device.TokenList, error) {
 	if b.hostPolicies {
 		return nil, fmt.Errorf("gpu: token list bookkeeping kept on the host by Options.HostPolicies: %w", errUnsupported)
 	}
@@ -72,13 +73,13 @@ func (b *Backend) NewTokenList(spec backend.TokenListSpec) (backend.DeviceTokenL
 }
 
 // deviceTokens is one layer's token lists on the device
-// (backend.DeviceTokenList); kernels/tokens.cu documents the layout of its
+// (device.TokenList); kernels/tokens.cu documents the layout of its
 // state. The lists live in one allocation of cap entries per head, grown
 // (doubling) when a chunk would not fit.
 type deviceTokens struct {
 	viewState // vslot and vpos lie in mem
 	k         *tokenKernels
-	spec      backend.TokenListSpec
+	spec      device.TokenListSpec
 
 	cap   int            // entries per head of every array below
 	mem   cuda.DevicePtr // everything below
@@ -179,7 +180,7 @@ func (d *deviceTokens) Plan(first int64, n int, mass bool) backend.DeviceView {
 
 // Commit absorbs the chunk's mass and tokens, evicts as e says, gives the
 // chunk's surviving tokens slots and stores their rows.
-func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e backend.Eviction) {
+func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Eviction) {
 	vw := &d.view
 	if vw.n == 0 {
 		panic("gpu: token list Commit without Plan")
@@ -299,4 +300,4 @@ func (d *deviceTokens) Free() {
 	}
 }
 
-var _ backend.TokenLister = (*Backend)(nil)
+var _ device.TokenLister = (*Backend)(nil)

@@ -71,7 +71,7 @@ func TestDeviceTokenListMatchesHost(t *testing.T) {
 			}
 			dev := cache.Policy(0).(scorer)
 			rng := rand.New(rand.NewPCG(uint64(ci), 17))
-			var hctx backend.Context
+			var hctx backend.View
 			var seen int64
 			step := 0
 			chunk := func(n int, promptEnd int64) {
@@ -79,7 +79,7 @@ func TestDeviceTokenListMatchesHost(t *testing.T) {
 				st := policies.Step{Start: seen, N: n, PromptEnd: promptEnd}
 				host.Reserve(n)
 				host.Plan(st, &hctx)
-				dctx, err := cache.Context(0, n, promptEnd)
+				dctx, err := cache.View(0, n, promptEnd)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -261,7 +261,7 @@ func BenchmarkTokenList(bm *testing.B) {
 	// chunk runs n tokens through layer 0 of c with random mass (uploaded
 	// unless reuse) and rows.
 	chunk := func(bm *testing.B, c *policies.Cache, n int, promptEnd int64, reuse bool, rows backend.Tensor) {
-		ctx, err := c.Context(0, n, promptEnd)
+		ctx, err := c.View(0, n, promptEnd)
 		if err != nil {
 			bm.Fatal(err)
 		}
@@ -301,7 +301,7 @@ func BenchmarkTokenList(bm *testing.B) {
 		for range bm.N {
 			bm.StopTimer()
 			c := newCache(bm, "snapkv", params)
-			ctx, err := c.Context(0, n, n)
+			ctx, err := c.View(0, n, n)
 			if err != nil {
 				bm.Fatal(err)
 			}
@@ -321,4 +321,73 @@ func BenchmarkTokenList(bm *testing.B) {
 			bm.StartTimer()
 		}
 	})
+}
+
+// BenchmarkPolicyChunk times one layer's per-chunk bookkeeping of the
+// device policies at the Llama-3.1-8B shape (32 query heads, 8 KV heads,
+// head dim 128, bf16 rows) once the cache is full, chunks of 4,096 tokens:
+// the cascade (65,536 slots, 8 cascades, 64 sinks: plan, mass reduced and
+// aged, the walk, the scatter) and h2o (heavy = recent = 32,768: plan,
+// absorb, select, compaction, scatter). The mass is already on the device,
+// as the attention kernel leaves it; ns/op is per layer and chunk.
+func BenchmarkPolicyChunk(bm *testing.B) {
+	g := openGPU(bm, gpu.Options{DType: backend.BF16})
+	const hq, hkv, hd, n = 32, 8, 128, 4096
+	shape := policies.Shape{Layers: 1, QHeads: hq, KVHeads: hkv, HeadDim: hd}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, pc := range []struct {
+		name   string
+		policy string
+		params map[string]any
+	}{
+		{"cascade-65536-8-64", "cascade", map[string]any{"sinks": 64, "size": 65536, "cascades": 8}},
+		{"h2o-32768-32768", "h2o", map[string]any{"heavy": 32768, "recent": 32768}},
+	} {
+		bm.Run(pc.name, func(bm *testing.B) {
+			f, err := policies.New(pc.policy, pc.params)
+			if err != nil {
+				bm.Fatal(err)
+			}
+			c, err := policies.NewCache(g, f, shape, backend.BF16)
+			if err != nil {
+				bm.Fatal(err)
+			}
+			defer c.Free()
+			rows := g.New(backend.BF16, n, hkv*hd)
+			defer g.Free(rows)
+			seen := int64(0)
+			step := func(reuse bool) {
+				seen += n
+				ctx, err := c.View(0, n, 1<<40)
+				if err != nil {
+					bm.Fatal(err)
+				}
+				if ctx.Device == nil {
+					bm.Fatalf("%s keeps its bookkeeping on the host", pc.policy)
+				}
+				if reuse {
+					gpu.ReuseViewMass(ctx.Device)
+				} else {
+					gpu.SetViewMass(ctx.Device, randSlice(rng, hq*(ctx.ViewLen+n)))
+				}
+				if err := c.Update(0, rows, rows, nil); err != nil {
+					bm.Fatal(err)
+				}
+			}
+			for seen < 65536+2*n { // fill the cache, then some
+				step(false)
+			}
+			step(false) // the largest view: the mass buffer is big enough from here on
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			bm.ResetTimer()
+			for range bm.N {
+				step(true)
+			}
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+		})
+	}
 }

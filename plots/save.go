@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -15,6 +14,8 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgpdf"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"kvcascade/internal/atomicfile"
 )
 
 // Drawer is anything that draws itself on a canvas: a *Figure, or a
@@ -78,7 +79,7 @@ func Save(d Drawer, path string, width, height vg.Length) (err error) {
 	if _, err := c.WriteTo(&buf); err != nil {
 		return fmt.Errorf("save %s: encode: %w", path, err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
 	return nil

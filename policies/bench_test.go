@@ -32,7 +32,7 @@ func BenchmarkCascadeUpdate(b *testing.B) {
 				mass[i] = r.Float32() * 1e-3
 			}
 			place := make([]int32, kvHeads*chunk)
-			var ctx backend.Context
+			var ctx backend.View
 			var seen int64
 			step := func() {
 				p.Reserve(chunk)

@@ -12,7 +12,7 @@ func bigbirdSpec() Spec {
 	return Spec{
 		Name: "bigbird",
 		Doc: "BigBird: each chunk attends to `global` first tokens, `random_blocks` random blocks and a `window` of recent " +
-			"tokens; every token is kept, so memory grows like full",
+			"tokens; every token is kept, so memory grows like full (kvcascade's BigBird; the paper's is hip_bigbird)",
 		Params: []Param{
 			{Name: "global", Kind: "int", Default: 4, Doc: "first tokens every chunk attends to"},
 			{Name: "window", Kind: "int", Default: 1024, Doc: "tokens right before the chunk that it attends to"},
@@ -99,15 +99,15 @@ func (p *bigbird) choose(h int, s, blocks int64) {
 	slices.Sort(p.pick)
 }
 
-func (p *bigbird) Plan(step Step, ctx *backend.Context) {
+func (p *bigbird) Plan(step Step, view *backend.View) {
 	p.step = step
 	hk := p.s.KVHeads
 	g, w0, blocks := p.bounds(p.seen)
 	r := min(int64(p.c.blocks), blocks)
 	L := int(g + r*p.c.block + p.seen - w0)
-	sizeView(ctx, hk, L)
+	sizeView(view, hk, L)
 	for h := 0; h < hk; h++ {
-		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
+		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
 		j := 0
 		add := func(lo, hi int64) {
 			for t := lo; t < hi; t++ {
@@ -125,12 +125,12 @@ func (p *bigbird) Plan(step Step, ctx *backend.Context) {
 			add(g+b*p.c.block, g+(b+1)*p.c.block)
 		}
 		add(w0, p.seen)
-		ctx.QueryPos[h] = int32(L)
+		view.QueryPos[h] = int32(L)
 		if p.c.positions == originalPositions {
-			ctx.QueryPos[h] = int32(step.Start)
+			view.QueryPos[h] = int32(step.Start)
 		}
 	}
-	ctx.QueryWeights = nil
+	view.QueryWeights = nil
 }
 
 func (p *bigbird) Commit(_ []float32, place []int32) {

@@ -11,6 +11,7 @@ import (
 // cache interface of runtime/model.
 type Cache struct {
 	b      backend.Backend
+	policy string // the factory's name
 	shape  Shape
 	dtype  backend.DType
 	layers []layerCache
@@ -22,10 +23,10 @@ type layerCache struct {
 	k, v   backend.Tensor // [Hkv, capacity, hd]
 	cap    int            // slots per KV head
 	seen   int64          // tokens seen
-	ctx    backend.Context
+	view   backend.View
 	step   Step
 	place  []int32 // [Hkv·n]
-	active bool    // between Context and Update
+	active bool    // between View and Update
 }
 
 // NewCache builds one policy per layer with f and returns the empty cache.
@@ -34,35 +35,41 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 	if s.KVHeads <= 0 || s.QHeads%s.KVHeads != 0 || s.HeadDim <= 0 || s.Layers <= 0 {
 		return nil, fmt.Errorf("cache: bad shape %+v", s)
 	}
-	c := &Cache{b: b, shape: s, dtype: dtype, layers: make([]layerCache, s.Layers)}
+	c := &Cache{b: b, policy: f.Name(), shape: s, dtype: dtype, layers: make([]layerCache, s.Layers)}
 	for l := range c.layers {
-		p, err := f.NewLayer(l, s)
-		if err != nil {
-			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
+		lc := &c.layers[l]
+		var err error
+		if df, ok := f.(deviceFactory); ok {
+			lc.dev, err = df.onDevice(l, s, b)
+			lc.p = lc.dev
 		}
-		c.layers[l].p = p
-		if d, ok := p.(devicePolicy); ok {
-			on, err := d.attach(b)
-			if err != nil {
-				c.Free()
-				return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
-			}
-			if on {
-				c.layers[l].dev = d
-			}
+		if lc.dev == nil && err == nil {
+			lc.p, err = f.NewLayer(l, s)
+		}
+		if err != nil {
+			c.Free()
+			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
 		}
 	}
 	return c, nil
 }
 
-// devicePolicy is a policy that can keep its bookkeeping on the backend's
-// device (see backend.Cascader, backend.TokenLister). Once attached, its Plan returns a device
-// view (Context.Device) and commitDevice replaces Commit and the scatter.
+// deviceFactory is a Factory whose policies also come in a variant that
+// keeps its bookkeeping on the backend's device (see policies/device). The
+// Cache asks for that variant first, once per layer; NewLayer makes the
+// host variant.
+type deviceFactory interface {
+	Factory
+	// onDevice returns layer's policy on b's device, or nil (and no error)
+	// when b does not run it there.
+	onDevice(layer int, s Shape, b backend.Backend) (devicePolicy, error)
+}
+
+// devicePolicy is the device variant of a policy: its Plan returns a
+// device view (View.Device), and commitDevice replaces Commit (which it
+// does not implement: the mass stays on the device) and the scatter.
 type devicePolicy interface {
 	Policy
-	// attach moves the policy onto b's device if b can run it there and
-	// reports whether it did.
-	attach(b backend.Backend) (bool, error)
 	// commitDevice consumes the chunk's mass on the device and stores the
 	// rows of the chunk's keys and values chunkK, chunkV [n, Hkv·hd] that
 	// the policy keeps into the storage k, v.
@@ -71,12 +78,38 @@ type devicePolicy interface {
 	release()
 }
 
-// The policies that can keep their bookkeeping on a device.
-var _ = []devicePolicy{(*cascade)(nil), (*h2o)(nil), (*snapkv)(nil)}
+// The device variants of the policies that have one.
+var _ = []devicePolicy{(*cascadeDevice)(nil), (*h2oDevice)(nil), (*snapkvDevice)(nil)}
+
+// dualFactory is the factory of a policy with a device variant: NewLayer
+// makes the host one, device the one on a backend's device (nil, nil when
+// the backend cannot run it).
+type dualFactory struct {
+	factoryFunc
+	device func(layer int, s Shape, b backend.Backend) (devicePolicy, error)
+}
+
+func (f dualFactory) onDevice(l int, s Shape, b backend.Backend) (devicePolicy, error) {
+	return f.device(l, s, b)
+}
 
 // OnDevice reports whether layer l's policy keeps its bookkeeping on the
 // backend's device.
 func (c *Cache) OnDevice(l int) bool { return c.layers[l].dev != nil }
+
+// OriginalPositions returns nil when every layer's policy gives keys and
+// queries their original positions (full and truncated always do; the
+// evicting policies with positions = "original"), and otherwise an error
+// naming the policy: what a model with a sliding window needs
+// (model.WindowCache).
+func (c *Cache) OriginalPositions() error {
+	for l := range c.layers {
+		if p, ok := c.layers[l].p.(positioned); !ok || !p.originalPositions() {
+			return fmt.Errorf("policy %s (layer %d) puts keys at their places in the cache, not at their original positions; set positions = \"original\" to use it with this model", c.policy, l)
+		}
+	}
+	return nil
+}
 
 // Policy returns the policy of layer l.
 func (c *Cache) Policy(l int) Policy { return c.layers[l].p }
@@ -84,32 +117,32 @@ func (c *Cache) Policy(l int) Policy { return c.layers[l].p }
 // Seen returns the number of tokens layer 0 has taken.
 func (c *Cache) Seen() int64 { return c.layers[0].seen }
 
-// Context returns what the next chunk of n tokens of layer l attends to.
+// View returns what the next chunk of n tokens of layer l attends to.
 // promptEnd is the position one past the prompt's end while a prompt is
 // read, or -1 while decoding.
-func (c *Cache) Context(l, n int, promptEnd int64) (*backend.Context, error) {
+func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	lc := &c.layers[l]
 	if lc.active {
-		return nil, fmt.Errorf("cache layer %d: Context called twice without Update", l)
+		return nil, fmt.Errorf("cache layer %d: View called twice without Update", l)
 	}
 	need := lc.p.Reserve(n)
 	if need > lc.cap {
 		c.growLayer(lc, need)
 	}
 	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
-	lc.p.Plan(lc.step, &lc.ctx)
-	lc.ctx.K, lc.ctx.V = lc.k, lc.v
-	if got, want := len(lc.ctx.Slots), lc.ctx.ViewLen*c.shape.KVHeads; got != want && lc.dev == nil {
+	lc.p.Plan(lc.step, &lc.view)
+	lc.view.K, lc.view.V = lc.k, lc.v
+	if got, want := len(lc.view.Slots), lc.view.ViewLen*c.shape.KVHeads; got != want && lc.dev == nil {
 		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
 	}
 	lc.active = true
-	return &lc.ctx, nil
+	return &lc.view, nil
 }
 
 // growLayer enlarges the storage of a layer to at least need slots per head,
 // doubling so that a growing cache costs amortised O(1) copies per token.
 func (c *Cache) growLayer(lc *layerCache, need int) {
-	newCap := max(need, 2*lc.cap, 16)
+	newCap := grownCap(lc.cap, need)
 	s := c.shape
 	k := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
 	v := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
@@ -122,12 +155,38 @@ func (c *Cache) growLayer(lc *layerCache, need int) {
 	lc.k, lc.v, lc.cap = k, v, newCap
 }
 
+// grownCap is the capacity, in slots per KV head, that storage of cap slots
+// grows to when a chunk needs need > cap: doubling, at least 16.
+func grownCap(cap, need int) int { return max(need, 2*cap, 16) }
+
+// SlotsAfter estimates the storage slots per KV head one layer of a Cache of
+// f's policy holds after n tokens read in chunks of chunk, without running
+// it: a policy whose fresh reservation does not grow with the chunk is
+// bounded and reserves that once; the storage of the others grows by
+// the Cache's own rule as each chunk asks for room for every token so far.
+func SlotsAfter(f Factory, s Shape, n, chunk int) (int, error) {
+	l, err := f.NewLayer(0, s)
+	if err != nil {
+		return 0, err
+	}
+	if r := l.Reserve(chunk); r == l.Reserve(2*chunk) {
+		return r, nil
+	}
+	slots := 0
+	for seen := 0; seen < n; seen += chunk {
+		if need := min(seen+chunk, n); need > slots {
+			slots = grownCap(slots, need)
+		}
+	}
+	return slots, nil
+}
+
 // Update hands the chunk's keys and values [n, Hkv·hd] and the attention mass
 // the chunk produced back to layer l, which stores what its policy keeps.
 func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 	lc := &c.layers[l]
 	if !lc.active {
-		return fmt.Errorf("cache layer %d: Update without Context", l)
+		return fmt.Errorf("cache layer %d: Update without View", l)
 	}
 	lc.active = false
 	n := lc.step.N

@@ -1,7 +1,6 @@
 package policies
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -83,7 +82,10 @@ func makeCascade(v Values) (Factory, error) {
 		c.reduce = reduceMax
 	}
 	c.every = acceptEvery(v.String("rule"), c.cascades)
-	return factoryFunc{name, func(_ int, s Shape) (Policy, error) { return newCascade(c, s) }}, nil
+	return dualFactory{
+		factoryFunc: factoryFunc{name, func(_ int, s Shape) (Policy, error) { return newCascade(c, s) }},
+		device:      func(_ int, s Shape, b backend.Backend) (devicePolicy, error) { return newCascadeDevice(c, s, b) },
+	}, nil
 }
 
 // maxCascades bounds the number of cascades: 2^62 tokens is the longest
@@ -149,12 +151,8 @@ type cascade struct {
 
 	step    Step
 	viewLen int
-	weights []float32 // [n] query weights, cached for weightsN
+	weights []float32 // [n] query weights of the last chunk size
 
-	// dev, when not nil, holds the entries, scores and slot pools on the
-	// backend's device; slot, pos, score and pools are then unused, and
-	// stored (head 0 only) tracks the fills, which do not depend on scores.
-	dev   backend.DeviceCascade
 	a     []float32 // [L+n] reduced mass of one KV head
 	depth []int32   // [n] cascades accepting each chunk token
 }
@@ -184,10 +182,13 @@ func (p *cascade) Reserve(int) int { return p.c.sinks + p.c.size }
 
 // held returns the number of cascade entries head 0 holds; every head holds
 // as many, since fills and rotations do not depend on scores.
-func (p *cascade) held() int {
+func (p *cascade) held() int { return sum32(p.stored[:p.c.cascades]) }
+
+// sum32 returns the sum of s.
+func sum32(s []int32) int {
 	n := 0
-	for _, st := range p.stored[:p.c.cascades] {
-		n += int(st)
+	for _, x := range s {
+		n += int(x)
 	}
 	return n
 }
@@ -221,28 +222,15 @@ func (p *cascade) each(h int, f func(e int)) {
 }
 
 // Plan lays out the view: sinks, then the cascades in attention order.
-func (p *cascade) Plan(step Step, ctx *backend.Context) {
+func (p *cascade) Plan(step Step, view *backend.View) {
 	p.step = step
 	hk := p.s.KVHeads
 	L := p.sunk + p.held()
 	p.viewLen = L
-	if p.dev != nil {
-		ctx.ViewLen, ctx.Slots, ctx.Pos = L, ctx.Slots[:0], ctx.Pos[:0]
-		ctx.QueryPos = grow(ctx.QueryPos, hk)
-		for h := range ctx.QueryPos {
-			ctx.QueryPos[h] = int32(L)
-			if p.c.positions == originalPositions {
-				ctx.QueryPos[h] = int32(step.Start)
-			}
-		}
-		ctx.QueryWeights = p.queryWeights(step.N)
-		ctx.Device = p.dev.Plan(step.Start, step.N, p.sunk, L)
-		return
-	}
-	ctx.Device = nil
-	sizeView(ctx, hk, L)
+	view.Device = nil
+	sizeView(view, hk, L)
 	for h := 0; h < hk; h++ {
-		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
+		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
 		for j := 0; j < p.sunk; j++ {
 			slots[j], pos[j] = int32(j), int32(j)
 		}
@@ -265,27 +253,29 @@ func (p *cascade) Plan(step Step, ctx *backend.Context) {
 					j++
 				}
 			}
-			ctx.QueryPos[h] = int32(step.Start)
+			view.QueryPos[h] = int32(step.Start)
 			continue
 		}
 		for j := p.sunk; j < L; j++ {
 			pos[j] = int32(j)
 		}
-		ctx.QueryPos[h] = int32(L)
+		view.QueryPos[h] = int32(L)
 	}
-	ctx.QueryWeights = p.queryWeights(step.N)
+	p.weights = p.c.queryWeights(p.weights, step.N)
+	view.QueryWeights = p.weights
 }
 
 // queryWeights returns (1−β)·β^(n−1−q) for q < n: the chunk's contribution
 // to an exponential moving average over queries, later queries weighing more.
-func (p *cascade) queryWeights(n int) []float32 {
-	if len(p.weights) != n {
-		p.weights = grow(p.weights, n)
-		for q := range p.weights {
-			p.weights[q] = float32((1 - p.c.beta) * math.Pow(p.c.beta, float64(n-1-q)))
+// It reuses w, the weights of a previous call, when they are for n queries.
+func (c *cascadeConfig) queryWeights(w []float32, n int) []float32 {
+	if len(w) != n {
+		w = grow(w, n)
+		for q := range w {
+			w[q] = float32((1 - c.beta) * math.Pow(c.beta, float64(n-1-q)))
 		}
 	}
-	return p.weights
+	return w
 }
 
 // Commit first ages the scores of every cached token and adds the mass the
@@ -300,7 +290,7 @@ func (p *cascade) Commit(mass []float32, place []int32) {
 	bn := float32(math.Pow(p.c.beta, float64(n)))
 	p.depth = grow(p.depth, n)
 	for i := range p.depth {
-		p.depth[i] = int32(p.accepting(p.step.Start + int64(i)))
+		p.depth[i] = int32(p.c.accepting(p.step.Start + int64(i)))
 	}
 	for h := 0; h < hk; h++ {
 		switch {
@@ -341,8 +331,7 @@ func age(s, a []float32, bn float32) []float32 {
 
 // accepting returns how many cascades, from the first, accept token t:
 // the walk of t can only pass a cascade that accepts it.
-func (p *cascade) accepting(t int64) int {
-	c := p.c
+func (c *cascadeConfig) accepting(t int64) int {
 	if c.eagerFill && t <= int64(c.size+c.sinks) {
 		return c.cascades
 	}
@@ -450,98 +439,28 @@ func (p *cascade) drop(h int, slot int32, pos int64, place []int32) {
 
 // Held returns the sinks, then the cascades' tokens in attention order.
 func (p *cascade) Held(h int, dst []int64) []int64 {
-	for j := 0; j < p.sunk; j++ {
+	dst = appendSinks(dst, p.sunk)
+	p.each(h, func(e int) { dst = append(dst, p.pos[e]) })
+	return dst
+}
+
+// appendSinks appends the positions of the first sunk tokens to dst.
+func appendSinks(dst []int64, sunk int) []int64 {
+	for j := 0; j < sunk; j++ {
 		dst = append(dst, int64(j))
 	}
-	if p.dev != nil {
-		return p.dev.Held(h, dst)
-	}
-	p.each(h, func(e int) { dst = append(dst, p.pos[e]) })
 	return dst
 }
 
 // Scores returns the scores of the tokens head h holds in its cascades, in
 // attention order (sinks have none), appended to dst.
 func (p *cascade) Scores(h int, dst []float32) []float32 {
-	if p.dev != nil {
-		return p.dev.Scores(h, dst)
-	}
 	p.each(h, func(e int) { dst = append(dst, p.score[e]) })
 	return dst
 }
 
-// attach moves the bookkeeping onto b's device when b runs the cascade
-// there (backend.Cascader), and reports whether it did. The rule of the
-// older reference class (compareOldest) stays on the host.
-func (p *cascade) attach(b backend.Backend) (bool, error) {
-	cb, ok := b.(backend.Cascader)
-	if !ok || p.c.compareOldest || p.dev != nil {
-		return p.dev != nil, nil
-	}
-	c := p.c
-	d, err := cb.NewCascade(backend.CascadeSpec{
-		QHeads: p.s.QHeads, KVHeads: p.s.KVHeads,
-		Sinks: c.sinks, Size: c.size, Cascades: c.cascades, Every: c.every, Beta: c.beta,
-		ReduceMax: c.reduce == reduceMax, Homogeneous: c.homogeneous, EagerFill: c.eagerFill,
-		Original: c.positions == originalPositions,
-	})
-	if errors.Is(err, errors.ErrUnsupported) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("cascade on the device: %w", err)
-	}
-	p.dev = d
-	// the host keeps only head 0's fills; free the rest
-	p.slot, p.pos, p.score, p.pools = nil, nil, nil, nil
-	p.start, p.stored = p.start[:c.cascades], p.stored[:c.cascades]
-	return true, nil
-}
-
-// commitDevice is Commit on the device, storing the kept rows there too.
-func (p *cascade) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
-	p.dev.Commit(k, v, chunkK, chunkV)
-	for i := range p.step.N {
-		if t := p.step.Start + int64(i); t >= int64(p.c.sinks) {
-			p.fill(t)
-		}
-	}
-	p.sunk = int(min(int64(p.c.sinks), p.step.Start+int64(p.step.N)))
-}
-
-// fill advances head 0's ring fills by token t as walk does, without the
-// scores: a cascade that accepts t takes it while not full and passes a
-// token on when full; one that does not takes it only when empty.
-func (p *cascade) fill(t int64) {
-	accepting := p.accepting(t)
-	for i := range p.c.cascades {
-		if i < accepting {
-			if p.stored[i] < int32(p.w) {
-				p.stored[i]++
-				return
-			}
-			continue
-		}
-		if p.stored[i] == 0 {
-			p.stored[i] = 1
-		}
-		return
-	}
-}
-
-// release frees the device state.
-func (p *cascade) release() {
-	if p.dev != nil {
-		p.dev.Free()
-		p.dev = nil
-	}
-}
-
 // MetaBytes counts the entries, ring indices, free lists and scratch.
 func (p *cascade) MetaBytes() int64 {
-	if p.dev != nil {
-		return p.dev.Bytes() + int64(cap(p.weights))*4
-	}
 	b := int64(len(p.slot))*(4+8+4) + int64(len(p.start))*8 + int64(cap(p.a)+cap(p.weights)+cap(p.depth))*4
 	for i := range p.pools {
 		b += p.pools[i].bytes()
@@ -549,6 +468,8 @@ func (p *cascade) MetaBytes() int64 {
 	return b
 }
 
-func (p *cascade) String() string {
-	return fmt.Sprintf("cascade(sinks=%d, %d×%d)", p.c.sinks, p.c.cascades, p.w)
+func (p *cascade) String() string { return p.c.String() }
+
+func (c *cascadeConfig) String() string {
+	return fmt.Sprintf("cascade(sinks=%d, %d×%d)", c.sinks, c.cascades, c.size/c.cascades)
 }

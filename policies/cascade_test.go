@@ -29,7 +29,7 @@ func newCascadeLayer(t *testing.T, params map[string]any, s Shape) *cascade {
 // token (single head) and returns the slots placed.
 func feed(t *testing.T, p Policy, start int64, view, chunk []float32) []int32 {
 	t.Helper()
-	var ctx backend.Context
+	var ctx backend.View
 	p.Plan(Step{Start: start, N: len(chunk), PromptEnd: -1}, &ctx)
 	if ctx.ViewLen != len(view) {
 		t.Fatalf("view of %d keys, test gives mass for %d", ctx.ViewLen, len(view))
@@ -70,7 +70,7 @@ func TestCascadeHandWorked(t *testing.T) {
 				}
 				used[s] = true
 			}
-			var ctx backend.Context
+			var ctx backend.View
 			p.Plan(Step{Start: 9, N: 1, PromptEnd: -1}, &ctx)
 			if !slices.Equal(ctx.Pos, []int32{0, 1, 2, 3, 4, 5}) || ctx.QueryPos[0] != 6 {
 				t.Fatalf("positions %v, query at %d", ctx.Pos, ctx.QueryPos[0])
@@ -119,7 +119,7 @@ func TestCascadeScoreUpdate(t *testing.T) {
 	p := newCascadeLayer(t, map[string]any{"sinks": 1, "size": 8, "cascades": 2, "beta": beta}, one)
 	first := []float32{0.5, 0.1, 0.2, 0.3}
 	feed(t, p, 0, nil, first)
-	var ctx backend.Context
+	var ctx backend.View
 	p.Plan(Step{Start: 4, N: 3, PromptEnd: -1}, &ctx)
 	for q, w := range ctx.QueryWeights {
 		want := float32((1 - beta) * math.Pow(beta, float64(2-q)))

@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"kvcascade/policies"
+	"kvcascade/policies/device"
 	"kvcascade/runtime/backend"
 	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
 )
 
 // hostCascader is the CPU backend posing as one that runs the cascade and
-// the token lists on its device (backend.Cascader, backend.TokenLister):
-// behind the backend.DeviceCascade and backend.DeviceTokenList interfaces
+// the token lists on its device (device.Cascader, device.TokenLister):
+// behind the device.Cascade and device.TokenList interfaces
 // it drives host policies of its own, made by f. It lets the CPU tests
 // check the Cache's device path — views planned by the backend, the mass
 // kept there, Commit storing the rows, and what the policy keeps on the host
@@ -27,7 +28,7 @@ type hostCascader struct {
 	lists []*fakeTokens
 }
 
-func (b *hostCascader) NewCascade(spec backend.CascadeSpec) (backend.DeviceCascade, error) {
+func (b *hostCascader) NewCascade(spec device.CascadeSpec) (device.Cascade, error) {
 	p, err := b.f.NewLayer(len(b.made), b.shape)
 	if err != nil {
 		return nil, err
@@ -40,21 +41,21 @@ func (b *hostCascader) NewCascade(spec backend.CascadeSpec) (backend.DeviceCasca
 // Attention runs a device view's attention over the host view the fake
 // planned, leaving the mass in the fake.
 func (b *hostCascader) Attention(a *backend.Attention) {
-	switch v := a.Ctx.Device.(type) {
+	switch v := a.View.Device.(type) {
 	case *fakeView:
-		if !slices.Equal(a.Ctx.QueryWeights, v.ctx.QueryWeights) {
-			panic(fmt.Sprintf("device view: %d query weights, the planned view has %d", len(a.Ctx.QueryWeights), len(v.ctx.QueryWeights)))
+		if !slices.Equal(a.View.QueryWeights, v.ctx.QueryWeights) {
+			panic(fmt.Sprintf("device view: %d query weights, the planned view has %d", len(a.View.QueryWeights), len(v.ctx.QueryWeights)))
 		}
 		b.hostAttention(a, &v.ctx, v.mass)
 	case *fakeTokenView:
 		// The host policy was planned without the prompt's end, so its
 		// weights are the device policy's, which must ask for the mass the
 		// view was planned with.
-		if (a.Ctx.QueryWeights != nil) != (v.mass != nil) {
-			panic(fmt.Sprintf("device view: %d query weights, the view was planned with mass %v", len(a.Ctx.QueryWeights), v.mass != nil))
+		if (a.View.QueryWeights != nil) != (v.mass != nil) {
+			panic(fmt.Sprintf("device view: %d query weights, the view was planned with mass %v", len(a.View.QueryWeights), v.mass != nil))
 		}
 		ctx := v.ctx
-		ctx.QueryWeights = a.Ctx.QueryWeights
+		ctx.QueryWeights = a.View.QueryWeights
 		b.hostAttention(a, &ctx, v.mass)
 	default:
 		b.Backend.Attention(a)
@@ -62,13 +63,13 @@ func (b *hostCascader) Attention(a *backend.Attention) {
 }
 
 // hostAttention runs a over the host view ctx, with the mass into mass.
-func (b *hostCascader) hostAttention(a *backend.Attention, ctx *backend.Context, mass []float32) {
-	if !slices.Equal(a.Ctx.QueryPos, ctx.QueryPos) || a.Mass != nil {
-		panic(fmt.Sprintf("device view: query positions %v, mass slice %v; the planned view has %v", a.Ctx.QueryPos, a.Mass != nil, ctx.QueryPos))
+func (b *hostCascader) hostAttention(a *backend.Attention, ctx *backend.View, mass []float32) {
+	if !slices.Equal(a.View.QueryPos, ctx.QueryPos) || a.Mass != nil {
+		panic(fmt.Sprintf("device view: query positions %v, mass slice %v; the planned view has %v", a.View.QueryPos, a.Mass != nil, ctx.QueryPos))
 	}
 	host := *a
-	host.Ctx = *ctx
-	host.Ctx.K, host.Ctx.V = a.Ctx.K, a.Ctx.V
+	host.View = *ctx
+	host.View.K, host.View.V = a.View.K, a.View.V
 	host.Mass = mass
 	b.Backend.Attention(&host)
 }
@@ -76,8 +77,8 @@ func (b *hostCascader) hostAttention(a *backend.Attention, ctx *backend.Context,
 type fakeCascade struct {
 	b     *hostCascader
 	p     policies.Policy
-	spec  backend.CascadeSpec
-	ctx   backend.Context
+	spec  device.CascadeSpec
+	ctx   backend.View
 	step  policies.Step
 	mass  []float32
 	place []int32
@@ -119,25 +120,25 @@ func (c *fakeCascade) Scores(h int, dst []float32) []float32 {
 func (c *fakeCascade) Bytes() int64 { return c.p.MetaBytes() }
 func (c *fakeCascade) Free()        {}
 
-func (b *hostCascader) NewTokenList(spec backend.TokenListSpec) (backend.DeviceTokenList, error) {
+func (b *hostCascader) NewTokenList(spec device.TokenListSpec) (device.TokenList, error) {
 	p, err := b.f.NewLayer(len(b.lists), b.shape)
 	if err != nil {
 		return nil, err
 	}
-	l := &fakeTokens{b: b, p: p, spec: spec, evictions: map[backend.Eviction]int{}}
+	l := &fakeTokens{b: b, p: p, spec: spec, evictions: map[device.Eviction]int{}}
 	b.lists = append(b.lists, l)
 	return l, nil
 }
 
-// fakeTokens is a backend.DeviceTokenList served by a host h2o or snapkv.
+// fakeTokens is a device.TokenList served by a host h2o or snapkv.
 type fakeTokens struct {
 	b         *hostCascader
 	p         policies.Policy
-	spec      backend.TokenListSpec
-	ctx       backend.Context
+	spec      device.TokenListSpec
+	ctx       backend.View
 	step      policies.Step
 	mass      []float32 // nil when the view asks for none
-	evictions map[backend.Eviction]int
+	evictions map[device.Eviction]int
 }
 
 type fakeTokenView fakeTokens
@@ -160,7 +161,7 @@ func (c *fakeTokens) Plan(first int64, n int, mass bool) backend.DeviceView {
 // Commit runs the host policy's Commit. A device list learns that a chunk
 // ends a prompt only from the eviction's Reset, so the host snapkv is
 // planned again with the prompt's end before it commits.
-func (c *fakeTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e backend.Eviction) {
+func (c *fakeTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Eviction) {
 	c.evictions[e]++
 	if e.Reset {
 		c.step.PromptEnd = c.step.Start + int64(c.step.N)
@@ -220,18 +221,18 @@ func TestDeviceTokenListPath(t *testing.T) {
 	runs := []struct {
 		name   string
 		params map[string]any
-		want   []backend.Eviction // besides none (snapkv)
+		want   []device.Eviction // besides none (snapkv)
 	}{
-		{"h2o", map[string]any{"heavy": 8, "recent": 6}, []backend.Eviction{{Budget: 14, Recent: 6}}},
-		{"h2o", map[string]any{"heavy": 0, "recent": 10}, []backend.Eviction{{Budget: 10, Recent: 10}}},
-		{"h2o", map[string]any{"heavy": 12, "recent": 0, "positions": "original"}, []backend.Eviction{{Budget: 12}}},
-		{"h2o", map[string]any{"heavy": 30, "recent": 25}, []backend.Eviction{{Budget: 55, Recent: 25}}},
+		{"h2o", map[string]any{"heavy": 8, "recent": 6}, []device.Eviction{{Budget: 14, Recent: 6}}},
+		{"h2o", map[string]any{"heavy": 0, "recent": 10}, []device.Eviction{{Budget: 10, Recent: 10}}},
+		{"h2o", map[string]any{"heavy": 12, "recent": 0, "positions": "original"}, []device.Eviction{{Budget: 12}}},
+		{"h2o", map[string]any{"heavy": 30, "recent": 25}, []device.Eviction{{Budget: 55, Recent: 25}}},
 		{"snapkv", map[string]any{"window": 4, "kernel": 3, "budget": 20},
-			[]backend.Eviction{{Budget: 20, Recent: 4, Pool: 3, Reset: true}}},
+			[]device.Eviction{{Budget: 20, Recent: 4, Pool: 3, Reset: true}}},
 		{"snapkv", map[string]any{"window": 8, "kernel": 5, "pooling": "avg", "budget": 30, "positions": "original"},
-			[]backend.Eviction{{Budget: 30, Recent: 8, Pool: 5, PoolAvg: true, Reset: true}}},
+			[]device.Eviction{{Budget: 30, Recent: 8, Pool: 5, PoolAvg: true, Reset: true}}},
 		{"snapkv", map[string]any{"window": 2, "kernel": 1, "budget": 200},
-			[]backend.Eviction{{Budget: 200, Recent: 2, Pool: 1, Reset: true}}},
+			[]device.Eviction{{Budget: 200, Recent: 2, Pool: 1, Reset: true}}},
 	}
 	for _, fx := range fixtures {
 		for i, r := range runs {
@@ -248,7 +249,7 @@ func TestDeviceTokenListPath(t *testing.T) {
 				}
 				for _, l := range fake.lists {
 					for e, n := range l.evictions {
-						if e != (backend.Eviction{}) && !slices.Contains(r.want, e) {
+						if e != (device.Eviction{}) && !slices.Contains(r.want, e) {
 							t.Fatalf("the policy asked for eviction %+v %d times, want %+v", e, n, r.want)
 						}
 					}

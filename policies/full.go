@@ -26,17 +26,17 @@ func newFull(_ int, s Shape) (Policy, error) { return &full{s: s}, nil }
 
 func (f *full) Reserve(n int) int { return f.held + n }
 
-func (f *full) Plan(step Step, ctx *backend.Context) {
+func (f *full) Plan(step Step, view *backend.View) {
 	h := f.s.KVHeads
-	sizeView(ctx, h, f.held)
+	sizeView(view, h, f.held)
 	for kh := 0; kh < h; kh++ {
 		for i := 0; i < f.held; i++ {
-			ctx.Slots[kh*f.held+i] = int32(i)
-			ctx.Pos[kh*f.held+i] = int32(i)
+			view.Slots[kh*f.held+i] = int32(i)
+			view.Pos[kh*f.held+i] = int32(i)
 		}
-		ctx.QueryPos[kh] = int32(f.held)
+		view.QueryPos[kh] = int32(f.held)
 	}
-	ctx.QueryWeights = nil
+	view.QueryWeights = nil
 }
 
 func (f *full) Commit(_ []float32, place []int32) {

@@ -2,6 +2,12 @@ package policies
 
 import "kvcascade/runtime/backend"
 
+// The GQA reductions of h2o's reduction parameter.
+const (
+	h2oMean = "mean"
+	h2oMax  = "max"
+)
+
 // h2oSpec is Heavy-Hitter Oracle: the most recent tokens plus those that
 // have received the most attention so far.
 func h2oSpec() Spec {
@@ -12,24 +18,49 @@ func h2oSpec() Spec {
 			{Name: "heavy", Kind: "int", Default: 2048, Doc: "heavy-hitter budget: older tokens kept for their accumulated attention"},
 			{Name: "recent", Kind: "int", Default: 2048, Doc: "most recent tokens always kept"},
 			positionsParam(),
+			{Name: "reduction", Kind: "string", Default: h2oMean, Choices: []string{h2oMean, h2oMax},
+				Doc: "how a GQA group's attention mass becomes one score per KV head: mean of the group's chunk sums " +
+					"(kvcascade's definition) or their max, which is the official H2O's per-query max over the group " +
+					"for one-token chunks (decoding) and a lower bound of it for longer chunks; max keeps the policy on the host"},
 		},
 		make: func(v Values) (Factory, error) {
 			if err := atLeast("h2o", v, 0, "heavy", "recent"); err != nil {
 				return nil, err
 			}
 			heavy, recent, pos := v.Int("heavy"), v.Int("recent"), positionsOf(v)
+			reduce := reduceMean
+			if v.String("reduction") == h2oMax {
+				reduce = reduceMax
+			}
 			if heavy+recent == 0 {
 				return nil, paramError("h2o", "recent", "heavy + recent must be positive")
 			}
 			if heavy+recent > maxSlots {
 				return nil, paramError("h2o", "heavy", "heavy + recent is more than %d slots", maxSlots)
 			}
-			return factoryFunc{"h2o", func(_ int, s Shape) (Policy, error) {
+			host := factoryFunc{"h2o", func(_ int, s Shape) (Policy, error) {
 				if err := checkShape(s); err != nil {
 					return nil, err
 				}
-				return newH2O(s, heavy, recent, pos), nil
-			}}, nil
+				p := newH2O(s, heavy, recent, pos)
+				p.reduce = reduce
+				return p, nil
+			}}
+			if reduce != reduceMean {
+				// The device's token lists combine a group's mass by its
+				// mean only: a max-reduced h2o stays on the host.
+				return host, nil
+			}
+			return dualFactory{
+				factoryFunc: host,
+				device: func(_ int, s Shape, b backend.Backend) (devicePolicy, error) {
+					l, ok, err := newDeviceLists(s, pos, b)
+					if !ok {
+						return nil, err
+					}
+					return &h2oDevice{deviceLists: l, heavy: heavy, recent: recent}, nil
+				},
+			}, nil
 		},
 	}
 }
@@ -41,7 +72,7 @@ func h2oSpec() Spec {
 // the `heavy` with the highest score (ties: the more recent); a chunk token
 // that does not survive is never stored, and survivors take the slots of
 // evicted tokens, so the storage is heavy+recent slots. On a backend that
-// keeps token lists on its device the same happens there.
+// keeps token lists on its device the same happens there (h2oDevice).
 type h2o struct {
 	tokenLists
 	heavy, recent int
@@ -55,15 +86,21 @@ func newH2O(s Shape, heavy, recent int, pos positions) *h2o {
 
 func (p *h2o) Reserve(int) int { return p.heavy + p.recent }
 
-func (p *h2o) Plan(step Step, ctx *backend.Context) {
+func (p *h2o) Plan(step Step, view *backend.View) {
 	p.step = step
-	if len(p.ones) != step.N {
-		p.ones = grow(p.ones, step.N)
-		for i := range p.ones {
-			p.ones[i] = 1
+	p.ones = ones(p.ones, step.N)
+	p.plan(step, view, p.ones)
+}
+
+// ones returns n ones, reusing w when it holds n.
+func ones(w []float32, n int) []float32 {
+	if len(w) != n {
+		w = grow(w, n)
+		for i := range w {
+			w[i] = 1
 		}
 	}
-	p.plan(step, ctx, p.ones)
+	return w
 }
 
 func (p *h2o) Commit(mass []float32, place []int32) {
@@ -78,11 +115,6 @@ func (p *h2o) Commit(mass []float32, place []int32) {
 		}
 		p.lists[h].store(&p.pools[h], p.step.Start, pl)
 	}
-}
-
-// commitDevice is Commit on the device, storing the kept rows there too.
-func (p *h2o) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
-	p.dev.Commit(k, v, chunkK, chunkV, backend.Eviction{Budget: p.heavy + p.recent, Recent: p.recent})
 }
 
 func (p *h2o) MetaBytes() int64 {

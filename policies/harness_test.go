@@ -21,7 +21,7 @@ type harness struct {
 	reserve  int       // first Reserve seen
 	store    [][]int64 // [Hkv][slot] original position written there, −1 none
 	seen     int64
-	ctx      backend.Context
+	ctx      backend.View
 	place    []int32
 	massBuf  []float32
 	viewOnly bool // Held is more than the view (bigbird)

@@ -11,8 +11,8 @@
 // The life of a chunk of n tokens in one layer:
 //
 //	need := p.Reserve(n)       // slots per KV head the policy may use
-//	p.Plan(step, &ctx)         // view, positions, query weights
-//	... attention over ctx, returns mass per key ...
+//	p.Plan(step, &view)         // view, positions, query weights
+//	... attention over view, returns mass per key ...
 //	p.Commit(mass, place)      // slot of each chunk token, or -1
 //
 // The policies (Specs lists them with their parameters):
@@ -29,6 +29,10 @@
 // evicting policy takes `positions`: "cache" rotates the view's keys by
 // their index in the attention order and the chunk right after them (the
 // paper's default), "original" by their original positions.
+//
+// cascade, h2o and snapkv also come as device variants, separate types that
+// keep their bookkeeping on a backend that implements the contracts of
+// policies/device; NewCache picks the variant of each layer once.
 package policies
 
 import "kvcascade/runtime/backend"
@@ -66,9 +70,9 @@ type Policy interface {
 	// Reserve returns the number of storage slots per KV head the policy
 	// needs before it takes a chunk of n tokens. It never shrinks.
 	Reserve(n int) int
-	// Plan fills ctx's ViewLen, Slots, Pos, QueryPos and QueryWeights for
-	// the chunk. The slices in ctx may be reused from the previous call.
-	Plan(step Step, ctx *backend.Context)
+	// Plan fills view's ViewLen, Slots, Pos, QueryPos and QueryWeights for
+	// the chunk. The slices in view may be reused from the previous call.
+	Plan(step Step, view *backend.View)
 	// Commit receives the attention mass of the chunk, [Hq·(L+n)] as
 	// described by backend.Attention (nil when Plan asked for none), and
 	// writes into place [Hkv·n] the storage slot of each chunk token, or -1
@@ -89,13 +93,13 @@ type Factory interface {
 	NewLayer(layer int, s Shape) (Policy, error)
 }
 
-// sizeView sets ctx's view length to l and sizes Slots and Pos for l keys
+// sizeView sets view's view length to l and sizes Slots and Pos for l keys
 // of each of heads KV heads and QueryPos for heads.
-func sizeView(ctx *backend.Context, heads, l int) {
-	ctx.ViewLen = l
-	ctx.Slots = grow(ctx.Slots, heads*l)
-	ctx.Pos = grow(ctx.Pos, heads*l)
-	ctx.QueryPos = grow(ctx.QueryPos, heads)
+func sizeView(view *backend.View, heads, l int) {
+	view.ViewLen = l
+	view.Slots = grow(view.Slots, heads*l)
+	view.Pos = grow(view.Pos, heads*l)
+	view.QueryPos = grow(view.QueryPos, heads)
 }
 
 // grow returns s resized to n elements, reusing its storage when it can and

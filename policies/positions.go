@@ -19,3 +19,19 @@ func positionsParam() Param {
 }
 
 func positionsOf(v Values) positions { return positions(v.String("positions") == "original") }
+
+// positioned is implemented by policies that can say whether their views
+// give keys and queries their original positions, which a model with a
+// sliding window needs (Cache.OriginalPositions).
+type positioned interface {
+	originalPositions() bool
+}
+
+// The policies and their positions: full keeps slot i at position i.
+func (f *full) originalPositions() bool          { return true }
+func (p *cascade) originalPositions() bool       { return p.c.positions == originalPositions }
+func (p *cascadeDevice) originalPositions() bool { return p.c.positions == originalPositions }
+func (p *sink) originalPositions() bool          { return p.positions == originalPositions }
+func (t *tokenLists) originalPositions() bool    { return t.positions == originalPositions }
+func (t *deviceLists) originalPositions() bool   { return t.positions == originalPositions }
+func (p *bigbird) originalPositions() bool       { return p.c.positions == originalPositions }

@@ -115,7 +115,7 @@ func replay(t *testing.T, ref *refFile) {
 	if !slices.Equal(p.c.every, st.EveryN) {
 		t.Fatalf("acceptance periods %v, reference %v", p.c.every, st.EveryN)
 	}
-	var ctx backend.Context
+	var ctx backend.View
 	var mass []float32
 	var place []int32
 	var held []int64

@@ -56,15 +56,15 @@ func (p *sink) slotOf(t int64) int32 {
 	return int32(p.sinks + (t-p.sinks)%p.window)
 }
 
-func (p *sink) Plan(step Step, ctx *backend.Context) {
+func (p *sink) Plan(step Step, view *backend.View) {
 	p.step = step
 	hk := p.s.KVHeads
 	ns := min(p.seen, p.sinks)
 	lo := p.first(p.seen)
 	L := int(ns + max(0, p.seen-lo))
-	sizeView(ctx, hk, L)
+	sizeView(view, hk, L)
 	for h := 0; h < hk; h++ {
-		slots, pos := ctx.Slots[h*L:(h+1)*L], ctx.Pos[h*L:(h+1)*L]
+		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
 		j := 0
 		for t := int64(0); t < ns; t++ {
 			slots[j], pos[j] = p.slotOf(t), int32(t)
@@ -77,12 +77,12 @@ func (p *sink) Plan(step Step, ctx *backend.Context) {
 			}
 			j++
 		}
-		ctx.QueryPos[h] = int32(L)
+		view.QueryPos[h] = int32(L)
 		if p.positions == originalPositions {
-			ctx.QueryPos[h] = int32(step.Start)
+			view.QueryPos[h] = int32(step.Start)
 		}
 	}
-	ctx.QueryWeights = nil
+	view.QueryWeights = nil
 }
 
 func (p *sink) Commit(_ []float32, place []int32) {

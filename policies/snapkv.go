@@ -34,12 +34,21 @@ func snapkvSpec() Spec {
 			if c.budget <= c.window {
 				return nil, paramError(name, "budget", "must exceed window (%d), got %d", c.window, c.budget)
 			}
-			return factoryFunc{name, func(_ int, s Shape) (Policy, error) {
-				if err := checkShape(s); err != nil {
-					return nil, err
-				}
-				return &snapkv{c: c, tokenLists: newTokenLists(s, c.positions)}, nil
-			}}, nil
+			return dualFactory{
+				factoryFunc: factoryFunc{name, func(_ int, s Shape) (Policy, error) {
+					if err := checkShape(s); err != nil {
+						return nil, err
+					}
+					return &snapkv{c: c, tokenLists: newTokenLists(s, c.positions)}, nil
+				}},
+				device: func(_ int, s Shape, b backend.Backend) (devicePolicy, error) {
+					l, ok, err := newDeviceLists(s, c.positions, b)
+					if !ok {
+						return nil, err
+					}
+					return &snapkvDevice{deviceLists: l, c: c}, nil
+				},
+			}, nil
 		},
 	}
 }
@@ -57,8 +66,8 @@ type snapkvConfig struct {
 // budget−window others with the highest pooled score (ties: the more
 // recent), in order; the scores are then reset, so a later prompt is judged
 // by its own window. Until then, and while decoding, every token is kept.
-// On a backend that keeps token lists on its device the same happens there,
-// and the prompt's mass never leaves the device.
+// On a backend that keeps token lists on its device the same happens there
+// (snapkvDevice), and the prompt's mass never leaves the device.
 type snapkv struct {
 	tokenLists
 	c        snapkvConfig
@@ -69,38 +78,35 @@ type snapkv struct {
 }
 
 func (p *snapkv) Reserve(n int) int {
-	if p.dev != nil {
-		p.reserved = max(p.reserved, p.dev.Reserve(n))
-	} else {
-		p.reserved = max(p.reserved, p.pools[0].need(n))
-	}
+	p.reserved = max(p.reserved, p.pools[0].need(n))
 	return p.reserved
 }
 
-func (p *snapkv) Plan(step Step, ctx *backend.Context) {
+func (p *snapkv) Plan(step Step, view *backend.View) {
 	p.step = step
-	p.plan(step, ctx, p.queryWeights(step))
+	p.plan(step, view, p.c.queryWeights(&p.weights, step))
 }
 
-// queryWeights returns the chunk's query weights: query i weighs 1 when it
-// lies in the prompt's last window. It returns nil, asking for no mass,
-// for a chunk with no such query.
-func (p *snapkv) queryWeights(step Step) []float32 {
+// queryWeights returns the chunk's query weights, kept in *buf: query i
+// weighs 1 when it lies in the prompt's last window. It returns nil, asking
+// for no mass, for a chunk with no such query.
+func (c *snapkvConfig) queryWeights(buf *[]float32, step Step) []float32 {
 	if step.PromptEnd < 0 {
 		return nil
 	}
-	from := step.PromptEnd - int64(p.c.window)
+	from := step.PromptEnd - int64(c.window)
 	if step.Start+int64(step.N) <= from {
 		return nil
 	}
-	p.weights = grow(p.weights, step.N)
-	for i := range p.weights {
-		p.weights[i] = 0
+	w := grow(*buf, step.N)
+	for i := range w {
+		w[i] = 0
 		if t := step.Start + int64(i); t >= from && t < step.PromptEnd {
-			p.weights[i] = 1
+			w[i] = 1
 		}
 	}
-	return p.weights
+	*buf = w
+	return w
 }
 
 func (p *snapkv) Commit(mass []float32, place []int32) {
@@ -114,16 +120,6 @@ func (p *snapkv) Commit(mass []float32, place []int32) {
 		}
 		p.lists[h].store(&p.pools[h], p.step.Start, pl)
 	}
-}
-
-// commitDevice is Commit on the device, storing the kept rows there too:
-// the chunk that ends a prompt compresses the lists and resets the scores.
-func (p *snapkv) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
-	var e backend.Eviction
-	if p.step.EndsPrompt() {
-		e = backend.Eviction{Budget: p.c.budget, Recent: p.c.window, Pool: p.c.kernel, PoolAvg: p.c.avg, Reset: true}
-	}
-	p.dev.Commit(k, v, chunkK, chunkV, e)
 }
 
 // compress keeps head h's window and its best pooled prefix tokens, then

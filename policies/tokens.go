@@ -1,49 +1,35 @@
 package policies
 
-import (
-	"errors"
-	"fmt"
+import "kvcascade/runtime/backend"
 
-	"kvcascade/runtime/backend"
-)
-
-// tokenLists is the state h2o and snapkv share: per KV head a tokenList and
-// the slotPool of its storage slots, on the host, or on the backend's
-// device once attached (backend.TokenLister). Both policies run on the
-// device in every configuration.
+// tokenLists is the host state h2o and snapkv share: per KV head a
+// tokenList and the slotPool of its storage slots. (deviceLists is the same
+// on the backend's device.)
 type tokenLists struct {
 	s         Shape
 	positions positions
-	lists     []tokenList // [Hkv], host only
-	pools     []slotPool  // [Hkv], host only
-	// dev, when not nil, holds the lists, scores and slot pools on the
-	// backend's device; lists and pools are then unused.
-	dev backend.DeviceTokenList
+	lists     []tokenList // [Hkv]
+	pools     []slotPool  // [Hkv]
 
 	// host scratch of absorb and evict
 	a     []float32 // [L+n] reduced mass of one head
 	flags []bool    // [T] tokens kept
 	idx   []int32   // [T−recent] candidates, best first after selectTop
+
+	// reduce combines a GQA group's mass in absorb (host only).
+	reduce reduction
 }
 
 func newTokenLists(s Shape, pos positions) tokenLists {
 	return tokenLists{s: s, positions: pos, lists: make([]tokenList, s.KVHeads), pools: make([]slotPool, s.KVHeads)}
 }
 
-// plan fills ctx with the view of the lists for the chunk of step and asks
+// plan fills view with the view of the lists for the chunk of step and asks
 // for the chunk's mass with weights (nil: none).
-func (t *tokenLists) plan(step Step, ctx *backend.Context, weights []float32) {
-	ctx.QueryWeights = weights
-	if t.dev == nil {
-		planList(t.lists, step, t.positions, ctx)
-		ctx.Device = nil
-		return
-	}
-	L := t.dev.Len()
-	ctx.ViewLen, ctx.Slots, ctx.Pos = L, ctx.Slots[:0], ctx.Pos[:0]
-	ctx.QueryPos = grow(ctx.QueryPos, t.s.KVHeads)
-	queryPos(ctx.QueryPos, L, step, t.positions)
-	ctx.Device = t.dev.Plan(step.Start, step.N, weights != nil)
+func (t *tokenLists) plan(step Step, view *backend.View, weights []float32) {
+	view.QueryWeights = weights
+	planList(t.lists, step, t.positions, view)
+	view.Device = nil
 }
 
 // queryPos sets the chunk's first RoPE position for every KV head: right
@@ -58,54 +44,15 @@ func queryPos(qpos []int32, L int, step Step, pos positions) {
 }
 
 // Held returns head h's tokens in order.
-func (t *tokenLists) Held(h int, dst []int64) []int64 {
-	if t.dev != nil {
-		return t.dev.Held(h, dst)
-	}
-	return append(dst, t.lists[h].pos...)
-}
+func (t *tokenLists) Held(h int, dst []int64) []int64 { return append(dst, t.lists[h].pos...) }
 
 // Scores returns the scores of head h's tokens, in order, appended to dst.
 func (t *tokenLists) Scores(h int, dst []float32) []float32 {
-	if t.dev != nil {
-		return t.dev.Scores(h, dst)
-	}
 	return append(dst, t.lists[h].score...)
 }
 
-// attach moves the lists onto b's device when b keeps token lists there
-// (backend.TokenLister) and the lists are still empty, and reports whether
-// they are on the device.
-func (t *tokenLists) attach(b backend.Backend) (bool, error) {
-	tb, ok := b.(backend.TokenLister)
-	if !ok || t.dev != nil || t.lists[0].len() > 0 {
-		return t.dev != nil, nil
-	}
-	d, err := tb.NewTokenList(backend.TokenListSpec{QHeads: t.s.QHeads, KVHeads: t.s.KVHeads,
-		Original: t.positions == originalPositions})
-	if errors.Is(err, errors.ErrUnsupported) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("token lists on the device: %w", err)
-	}
-	t.dev, t.lists, t.pools = d, nil, nil
-	return true, nil
-}
-
-// release frees the device state.
-func (t *tokenLists) release() {
-	if t.dev != nil {
-		t.dev.Free()
-		t.dev = nil
-	}
-}
-
-// bytes is the memory of the lists and pools, on the host or the device.
+// bytes is the memory of the lists, pools and scratch.
 func (t *tokenLists) bytes() int64 {
-	if t.dev != nil {
-		return t.dev.Bytes()
-	}
 	b := int64(cap(t.a)+cap(t.idx))*4 + int64(cap(t.flags))
 	for h := range t.lists {
 		b += t.lists[h].bytes() + t.pools[h].bytes()
@@ -114,7 +61,7 @@ func (t *tokenLists) bytes() int64 {
 }
 
 // absorb takes a chunk into head h's list: the chunk's mass [Hq·(L+n)],
-// averaged over the head's GQA group, is added to the scores of the L held
+// reduced over the head's GQA group (t.reduce; the mean unless set), is added to the scores of the L held
 // tokens, and the n chunk tokens are appended with their own mass as score
 // and no slot yet; their places (place, the chunk's row of head h) are −1
 // until store gives them one.
@@ -123,7 +70,7 @@ func (t *tokenLists) absorb(h int, mass []float32, step Step, place []int32) {
 	L, g := l.len(), t.s.Group()
 	w := L + step.N
 	t.a = grow(t.a, w)
-	reduceMass(t.a, mass, w, h*g, (h+1)*g, reduceMean)
+	reduceMass(t.a, mass, w, h*g, (h+1)*g, t.reduce)
 	for j := range L {
 		l.score[j] += t.a[j]
 	}
@@ -210,16 +157,16 @@ func (l *tokenList) better(i, j int32) bool {
 	return si > sj || (si == sj && l.pos[i] > l.pos[j])
 }
 
-// planList fills ctx with the view of per-head token lists that all have the
+// planList fills view with the view of per-head token lists that all have the
 // same length: the tokens in order, at cache or original positions.
-func planList(lists []tokenList, step Step, pos positions, ctx *backend.Context) {
+func planList(lists []tokenList, step Step, pos positions, view *backend.View) {
 	hk := len(lists)
 	L := lists[0].len()
-	sizeView(ctx, hk, L)
+	sizeView(view, hk, L)
 	for h := range lists {
 		l := &lists[h]
-		copy(ctx.Slots[h*L:], l.slot)
-		p := ctx.Pos[h*L : (h+1)*L]
+		copy(view.Slots[h*L:], l.slot)
+		p := view.Pos[h*L : (h+1)*L]
 		if pos == originalPositions {
 			for j, t := range l.pos {
 				p[j] = int32(t)
@@ -230,7 +177,7 @@ func planList(lists []tokenList, step Step, pos positions, ctx *backend.Context)
 			p[j] = int32(j)
 		}
 	}
-	queryPos(ctx.QueryPos, L, step, pos)
+	queryPos(view.QueryPos, L, step, pos)
 }
 
 // selectTop reorders idx so that its first k elements are the k best under

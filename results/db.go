@@ -7,6 +7,15 @@
 // failed, with all its metrics and samples) or not at all, because Finish
 // writes everything in one transaction.
 //
+// # Versions
+//
+// A sweep is identified by its name. Each configuration text registered
+// under a name (EnsureSweep) is a version of the sweep with its own points;
+// the version registered last is the current one. CarryOver fills a new
+// version's points from the done points of other versions with the same
+// hash, and readers (Filter, Export, Sweeps) see the current version of each
+// sweep unless they pick another (NAME@N), never several at once.
+//
 // The database runs in WAL mode and is safe for many goroutines and many
 // processes on one host writing at once: every write transaction starts with
 // BEGIN IMMEDIATE, so writers queue on SQLite's busy timeout instead of

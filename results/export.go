@@ -17,7 +17,8 @@ import (
 	"strings"
 )
 
-// Export writes the results of one sweep (by name; "" for every sweep) to w
+// Export writes the results of one sweep (by name, at its current version,
+// or NAME@N for its Nth; "" for every sweep at its current version) to w
 // as "csv" or "json", one row per metric of each point. The columns are
 // sweep, experiment, model, policy, then one per grid parameter (the union of
 // the parameter names of the exported points, sorted; nested objects
@@ -78,18 +79,23 @@ func (db *DB) exportRows(sweep string) ([]exportRow, error) {
 	}
 	defer tx.Rollback()
 	if sweep != "" {
+		name, version := SplitVersion(sweep)
 		var n int
-		if err := tx.QueryRow(`SELECT count(*) FROM sweeps WHERE name = ?`, sweep).Scan(&n); err != nil {
+		if err := tx.QueryRow(`SELECT count(*) FROM sweeps WHERE name = ?`, name).Scan(&n); err != nil {
 			return nil, err
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("no sweep named %q", sweep)
+			return nil, fmt.Errorf("no sweep named %q", name)
+		}
+		if version > n {
+			return nil, fmt.Errorf("sweep %q has versions 1 to %d, not %d", name, n, version)
 		}
 	}
+	where, args := Filter{Sweep: sweep}.where()
 	rs, err := tx.Query(`SELECT s.name, s.config_hash, p.experiment, p.model, p.policy, p.params,
 			m.name, m.value, m.unit, p.status, p.hash
 		FROM points p JOIN sweeps s ON s.id = p.sweep_id LEFT JOIN metrics m ON m.point_id = p.id
-		WHERE ? = '' OR s.name = ?`, sweep, sweep)
+		WHERE `+where, args...)
 	if err != nil {
 		return nil, err
 	}

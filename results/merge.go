@@ -14,7 +14,7 @@ import (
 // pointColumns are the columns of points that Merge copies (all but id and
 // sweep_id).
 const pointColumns = `hash, experiment, model, policy, params, status, error, started, finished, duration_s,
-	host, cpu, gpu, driver, go_version, git_revision, worker, attempt, heartbeat`
+	host, cpu, gpu, driver, go_version, git_revision, worker, attempt, heartbeat, backend, dtype`
 
 // Merge folds the results database at src (a shard written by another task)
 // into db, in one transaction, and returns how many points it copied. Sweeps
@@ -87,8 +87,10 @@ func (db *DB) Merge(src string) (added int, err error) {
 
 // mergeAttached merges the database attached as src into main within tx.
 func mergeAttached(tx *sql.Tx) (int, error) {
-	if _, err := tx.Exec(`INSERT INTO main.sweeps (name, config, config_hash, created)
-		SELECT name, config, config_hash, created FROM src.sweeps WHERE true ORDER BY id
+	// A version new here comes after every version here, in src's order.
+	if _, err := tx.Exec(`INSERT INTO main.sweeps (name, config, config_hash, created, seq)
+		SELECT name, config, config_hash, created, (SELECT coalesce(max(seq), 0) FROM main.sweeps) + seq
+		FROM src.sweeps WHERE true ORDER BY seq
 		ON CONFLICT (name, config_hash) DO NOTHING`); err != nil {
 		return 0, fmt.Errorf("copy sweeps: %w", err)
 	}

@@ -93,9 +93,12 @@ type Counts struct {
 // Total returns the number of points.
 func (c Counts) Total() int { return c.Pending + c.Running + c.Done + c.Failed }
 
-// EnsureSweep returns the id of the sweep with this name and configuration
-// text, creating it if there is none. Sweeps are identified by name and the
-// SHA-256 of config, so editing a configuration makes a new sweep.
+// EnsureSweep returns the id of the version of the sweep name whose
+// configuration text is config, creating it if there is none, and makes it
+// the sweep's current version (the one Filter selects by name). A sweep is
+// identified by its name; each text it has been run with is a version of
+// it, so an edited file is a new version of the same sweep, and CarryOver
+// brings its finished points over.
 func (db *DB) EnsureSweep(name, config string) (int64, error) {
 	if name == "" {
 		return 0, fmt.Errorf("%s: ensure sweep: empty name", db.path)
@@ -103,12 +106,18 @@ func (db *DB) EnsureSweep(name, config string) (int64, error) {
 	hash := configHash(config)
 	var id int64
 	err := db.write(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO sweeps (name, config, config_hash, created) VALUES (?, ?, ?, ?)
+		const next = `(SELECT coalesce(max(seq), 0) + 1 FROM sweeps)`
+		_, err := tx.Exec(`INSERT INTO sweeps (name, config, config_hash, created, seq) VALUES (?, ?, ?, ?, `+next+`)
 			ON CONFLICT (name, config_hash) DO NOTHING`, name, config, hash, stamp(db.now()))
 		if err != nil {
 			return err
 		}
-		return tx.QueryRow(`SELECT id FROM sweeps WHERE name = ? AND config_hash = ?`, name, hash).Scan(&id)
+		if err := tx.QueryRow(`SELECT id FROM sweeps WHERE name = ? AND config_hash = ?`, name, hash).Scan(&id); err != nil {
+			return err
+		}
+		// A version run again after a newer one becomes current again.
+		_, err = tx.Exec(`UPDATE sweeps SET seq = `+next+` WHERE id = ? AND seq < (SELECT max(seq) FROM sweeps WHERE name = ?)`, id, name)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("%s: ensure sweep %q: %w", db.path, name, err)
@@ -172,6 +181,117 @@ func (db *DB) AddPoints(sweep int64, pts []PointSpec) (added int, err error) {
 		return 0, fmt.Errorf("%s: add points to sweep %d: %w", db.path, sweep, err)
 	}
 	return added, nil
+}
+
+// carriedColumns are the columns of a finished point that CarryOver copies:
+// its outcome and provenance, not what identifies it in its version.
+const carriedColumns = `status, error, started, finished, duration_s,
+	host, cpu, gpu, driver, go_version, git_revision, worker, attempt, heartbeat`
+
+// CarryOver fills each pending point of a sweep version with the outcome of
+// a done point of the same hash in another version of the sweep (same
+// name): its status, provenance, metrics, samples and telemetry, from the
+// most recently finished such point. It returns how many points it filled.
+// Finished points are so found by their hash: a version that differs from
+// an earlier one only in comments runs nothing, and one that adds a policy
+// runs only the new points. Failed points are not carried over; they run
+// again.
+func (db *DB) CarryOver(sweep int64) (int, error) {
+	n := 0
+	err := db.write(func(tx *sql.Tx) error {
+		rows, err := tx.Query(`SELECT p.id, (SELECT o.id FROM points o JOIN sweeps os ON os.id = o.sweep_id
+				WHERE os.name = s.name AND o.sweep_id != p.sweep_id AND o.hash = p.hash AND o.status = 'done'
+				ORDER BY o.finished DESC, o.id DESC LIMIT 1)
+			FROM points p JOIN sweeps s ON s.id = p.sweep_id
+			WHERE p.sweep_id = ? AND p.status = 'pending' ORDER BY p.id`, sweep)
+		if err != nil {
+			return err
+		}
+		var pairs [][2]int64
+		for rows.Next() {
+			var dst int64
+			var src sql.NullInt64
+			if err := rows.Scan(&dst, &src); err != nil {
+				rows.Close()
+				return err
+			}
+			if src.Valid {
+				pairs = append(pairs, [2]int64{dst, src.Int64})
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, pr := range pairs {
+			dst, src := pr[0], pr[1]
+			if err := clearResults(tx, dst); err != nil {
+				return err
+			}
+			for _, q := range []string{
+				`UPDATE points SET (` + carriedColumns + `) = (SELECT ` + carriedColumns + ` FROM points WHERE id = ?2) WHERE id = ?1`,
+				`INSERT INTO metrics (point_id, name, value, unit) SELECT ?1, name, value, unit FROM metrics WHERE point_id = ?2`,
+				`INSERT INTO samples (point_id, idx, data) SELECT ?1, idx, data FROM samples WHERE point_id = ?2`,
+				`INSERT INTO telemetry (point_id, t_s, name, value) SELECT ?1, t_s, name, value FROM telemetry WHERE point_id = ?2 ORDER BY rowid`,
+			} {
+				if _, err := tx.Exec(q, dst, src); err != nil {
+					return fmt.Errorf("carry point %d over to %d: %w", src, dst, err)
+				}
+			}
+		}
+		n = len(pairs)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: carry finished points over to sweep %d: %w", db.path, sweep, err)
+	}
+	return n, nil
+}
+
+// DoneHashes returns the hashes of the done points of every version of the
+// sweep name: the points a run of any version would not run again.
+func (db *DB) DoneHashes(name string) (map[string]bool, error) {
+	rows, err := db.r.Query(`SELECT DISTINCT p.hash FROM points p JOIN sweeps s ON s.id = p.sweep_id
+		WHERE s.name = ? AND p.status = 'done'`, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: done points of sweep %q: %w", db.path, name, err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, fmt.Errorf("%s: done points of sweep %q: %w", db.path, name, err)
+		}
+		out[h] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: done points of sweep %q: %w", db.path, name, err)
+	}
+	return out, nil
+}
+
+// Release puts a point this worker holds back to pending at once, as if it
+// had never been claimed (its telemetry is discarded): for a run that is
+// interrupted. It returns an error wrapping ErrClaimLost if p is no longer
+// running under this claim.
+func (db *DB) Release(p *Point) error {
+	if p == nil {
+		return fmt.Errorf("%s: release: nil point", db.path)
+	}
+	err := db.write(func(tx *sql.Tx) error {
+		if err := checkClaim(tx, p); err != nil {
+			return err
+		}
+		if err := clearResults(tx, p.ID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(`UPDATE points SET status = 'pending', heartbeat = NULL WHERE id = ?`, p.ID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: release point %s: %w", db.path, p.Hash, err)
+	}
+	return nil
 }
 
 // sweepExists returns an error if there is no sweep with this id.
@@ -324,10 +444,10 @@ func (db *DB) Finish(p *Point, o Outcome) error {
 		now := db.now()
 		pv := o.Provenance
 		_, err := tx.Exec(`UPDATE points SET status = ?, error = ?, finished = ?, duration_s = ?,
-				host = ?, cpu = ?, gpu = ?, driver = ?, go_version = ?, git_revision = ?
+				host = ?, cpu = ?, gpu = ?, driver = ?, go_version = ?, git_revision = ?, backend = ?, dtype = ?
 			WHERE id = ?`,
 			string(status), errText, stamp(now), now.Sub(p.Started).Seconds(),
-			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.GoVersion, pv.GitRevision, p.ID)
+			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.GoVersion, pv.GitRevision, pv.Backend, pv.DType, p.ID)
 		return err
 	})
 	if err != nil {
@@ -425,12 +545,25 @@ func (db *DB) ResetStale(sweep int64, olderThan time.Duration) (int, error) {
 	return int(n), nil
 }
 
+// ResetFailed puts the failed points of a sweep whose hash is in hashes
+// (every failed point when hashes is nil) back to pending, so that a new run
+// tries them again, and returns how many it reset.
+func (db *DB) ResetFailed(sweep int64, hashes []string) (int, error) {
+	return db.reset(sweep, hashes, `('failed')`)
+}
+
 // ResetPoints puts done and failed points of a sweep back to pending,
 // deleting their metrics, samples and telemetry, so that they run again; it
 // returns how many it reset. A nil hashes resets every done or failed point
 // of the sweep. Pending and running points, and hashes the sweep does not
 // have, are left alone.
 func (db *DB) ResetPoints(sweep int64, hashes []string) (int, error) {
+	return db.reset(sweep, hashes, `('done', 'failed')`)
+}
+
+// reset puts the points of a sweep in one of statuses (an SQL list) back to
+// pending; see ResetPoints.
+func (db *DB) reset(sweep int64, hashes []string, statuses string) (int, error) {
 	var n int
 	err := db.write(func(tx *sql.Tx) error {
 		var ids []int64
@@ -452,7 +585,7 @@ func (db *DB) ResetPoints(sweep int64, hashes []string) (int, error) {
 			}
 			return rows.Err()
 		}
-		const q = `SELECT id FROM points WHERE sweep_id = ? AND status IN ('done', 'failed')`
+		q := `SELECT id FROM points WHERE sweep_id = ? AND status IN ` + statuses
 		if hashes == nil {
 			if err := collect(tx.Query(q+` ORDER BY id`, sweep)); err != nil {
 				return err

@@ -20,6 +20,11 @@ type Provenance struct {
 	Driver      string // GPU driver version
 	GoVersion   string
 	GitRevision string // the project's commit, with "+dirty" if modified
+	// Backend is the backend the point ran on with its options
+	// (backend.Spec.String, as "cuda[no_flash=true]") and DType the type
+	// it actually stored tensors in ("BF16"); "" where the point did not
+	// get as far as opening it, or was run before they were recorded.
+	Backend, DType string
 }
 
 // CurrentProvenance describes this process: host name, CPU model (from

@@ -5,13 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Filter selects points. Empty fields match everything.
+//
+// Points come from one version of each sweep, never from several: the
+// current version (the one last run) unless Sweep picks another. Sweep is a
+// sweep's name, or NAME@N for its Nth version (versions are numbered from 1
+// in the order they were first run; see Versions); SweepID, when not 0,
+// picks a version by id instead.
 type Filter struct {
-	Sweep      string // sweep name
+	Sweep      string
+	SweepID    int64
 	Experiment string
 	Model      string
 	Policy     string
@@ -29,14 +37,23 @@ func (f Filter) where() (string, []any) {
 			args = append(args, v)
 		}
 	}
-	add("s.name", f.Sweep)
+	switch name, version := SplitVersion(f.Sweep); {
+	case f.SweepID != 0:
+		conds = append(conds, "s.id = ?")
+		args = append(args, f.SweepID)
+	case version > 0:
+		conds = append(conds, "s.id = (SELECT id FROM sweeps WHERE name = ? ORDER BY id LIMIT 1 OFFSET ?)")
+		args = append(args, name, version-1)
+	case name != "":
+		conds = append(conds, "s.id = (SELECT id FROM sweeps WHERE name = ? ORDER BY seq DESC, id DESC LIMIT 1)")
+		args = append(args, name)
+	default:
+		conds = append(conds, "s.seq = (SELECT max(seq) FROM sweeps c WHERE c.name = s.name)")
+	}
 	add("p.experiment", f.Experiment)
 	add("p.model", f.Model)
 	add("p.policy", f.Policy)
 	add("p.status", string(f.Status))
-	if len(conds) == 0 {
-		return "1", nil
-	}
 	return strings.Join(conds, " AND "), args
 }
 
@@ -68,7 +85,8 @@ func (db *DB) Points(f Filter) ([]PointRow, error) {
 	where, args := f.where()
 	rows, err := db.r.Query(`SELECT p.id, p.sweep_id, s.name, p.hash, p.experiment, p.model, p.policy, p.params,
 			p.status, p.error, p.started, p.finished, p.duration_s,
-			p.host, p.cpu, p.gpu, p.driver, p.go_version, p.git_revision, p.worker, p.attempt, p.heartbeat
+			p.host, p.cpu, p.gpu, p.driver, p.go_version, p.git_revision, p.worker, p.attempt, p.heartbeat,
+			p.backend, p.dtype
 		FROM points p JOIN sweeps s ON s.id = p.sweep_id
 		WHERE `+where+` ORDER BY p.sweep_id, p.id`, args...)
 	if err != nil {
@@ -84,7 +102,8 @@ func (db *DB) Points(f Filter) ([]PointRow, error) {
 		pv := &r.Provenance
 		if err := rows.Scan(&r.ID, &r.SweepID, &r.Sweep, &r.Hash, &r.Experiment, &r.Model, &r.Policy, &params,
 			&status, &r.Error, &started, &finished, &duration,
-			&pv.Host, &pv.CPU, &pv.GPU, &pv.Driver, &pv.GoVersion, &pv.GitRevision, &r.Worker, &r.Attempt, &heartbeat); err != nil {
+			&pv.Host, &pv.CPU, &pv.GPU, &pv.Driver, &pv.GoVersion, &pv.GitRevision, &r.Worker, &r.Attempt, &heartbeat,
+			&pv.Backend, &pv.DType); err != nil {
 			return nil, fmt.Errorf("%s: points: %w", db.path, err)
 		}
 		r.Params, r.Status = json.RawMessage(params), Status(status)
@@ -179,17 +198,42 @@ func (db *DB) Samples(point int64) ([]json.RawMessage, error) {
 	return out, nil
 }
 
-// SweepRow is a stored sweep.
+// SweepRow is one version of a stored sweep.
 type SweepRow struct {
 	ID      int64
 	Name    string
 	Config  string // the sweep's TOML
 	Created string // RFC 3339
+	// Version numbers the versions of a name from 1, in the order they
+	// were first run; Current marks the one last run, which Filter selects
+	// by name.
+	Version int
+	Current bool
 }
 
-// Sweeps returns every sweep, oldest first.
+// Sweeps returns the current version of every sweep, oldest sweep first.
 func (db *DB) Sweeps() ([]SweepRow, error) {
-	rows, err := db.r.Query(`SELECT id, name, config, created FROM sweeps ORDER BY id`)
+	all, err := db.Versions("")
+	if err != nil {
+		return nil, err
+	}
+	var out []SweepRow
+	for _, s := range all {
+		if s.Current {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Versions returns every version of the sweep name ("" for every sweep),
+// by name in the order first created, then by version.
+func (db *DB) Versions(name string) ([]SweepRow, error) {
+	rows, err := db.r.Query(`SELECT id, name, config, created,
+			row_number() OVER (PARTITION BY name ORDER BY id),
+			seq = max(seq) OVER (PARTITION BY name)
+		FROM sweeps WHERE ? = '' OR name = ?
+		ORDER BY min(id) OVER (PARTITION BY name), id`, name, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: list sweeps: %w", db.path, err)
 	}
@@ -197,10 +241,54 @@ func (db *DB) Sweeps() ([]SweepRow, error) {
 	var out []SweepRow
 	for rows.Next() {
 		var s SweepRow
-		if err := rows.Scan(&s.ID, &s.Name, &s.Config, &s.Created); err != nil {
+		if err := rows.Scan(&s.ID, &s.Name, &s.Config, &s.Created, &s.Version, &s.Current); err != nil {
 			return nil, fmt.Errorf("%s: list sweeps: %w", db.path, err)
 		}
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// Sweep returns the version of a sweep that a Filter's Sweep (NAME or
+// NAME@N) selects, or an error naming the sweeps there are.
+func (db *DB) Sweep(sweep string) (SweepRow, error) {
+	name, version := SplitVersion(sweep)
+	all, err := db.Versions(name)
+	if err != nil {
+		return SweepRow{}, err
+	}
+	for _, s := range all {
+		if version == s.Version || version == 0 && s.Current {
+			return s, nil
+		}
+	}
+	if len(all) > 0 {
+		return SweepRow{}, fmt.Errorf("%s: sweep %q has versions 1 to %d, not %d", db.path, name, len(all), version)
+	}
+	cur, err := db.Sweeps()
+	if err != nil {
+		return SweepRow{}, err
+	}
+	names := make([]string, len(cur))
+	for i, s := range cur {
+		names[i] = s.Name
+	}
+	if len(names) == 0 {
+		return SweepRow{}, fmt.Errorf("%s: no sweep named %q: the database has no sweeps", db.path, name)
+	}
+	return SweepRow{}, fmt.Errorf("%s: no sweep named %q (sweeps: %s)", db.path, name, strings.Join(names, ", "))
+}
+
+// SplitVersion splits a sweep selector NAME@N into the name and the version
+// N (0 when there is none).
+func SplitVersion(sweep string) (name string, version int) {
+	i := strings.LastIndexByte(sweep, '@')
+	if i < 0 {
+		return sweep, 0
+	}
+	n, err := strconv.Atoi(sweep[i+1:])
+	if err != nil || n < 1 {
+		return sweep, 0
+	}
+	return sweep[:i], n
 }

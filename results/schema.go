@@ -67,4 +67,18 @@ CREATE TABLE telemetry (
 );
 CREATE INDEX telemetry_by_point ON telemetry (point_id, name, t_s);
 `,
+	// 2: the backend a point ran on and the type it stored tensors in.
+	`
+ALTER TABLE points ADD COLUMN backend TEXT NOT NULL DEFAULT '';
+ALTER TABLE points ADD COLUMN dtype   TEXT NOT NULL DEFAULT '';
+`,
+	// 3: a sweep is named; its rows are versions. seq orders the versions
+	// by when they were last registered (a counter over the whole table),
+	// so that the current version of a name is the one with the largest.
+	`
+ALTER TABLE sweeps ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+UPDATE sweeps SET seq = id;
+CREATE INDEX sweeps_by_name ON sweeps (name, seq);
+CREATE INDEX points_by_hash ON points (hash, status);
+`,
 }

@@ -11,49 +11,32 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"kvcascade/experiments/runner"
-	"kvcascade/gpu"
+	"kvcascade/experiments"
 	"kvcascade/models"
 	"kvcascade/policies"
 	"kvcascade/runtime/backend"
 	"kvcascade/runtime/model"
 )
 
-// llama31_8B is the config.json of Llama-3.1-8B (the architecture only).
-const llama31_8B = `{
-  "architectures": ["LlamaForCausalLM"],
-  "attention_bias": false,
-  "bos_token_id": 128000,
-  "eos_token_id": [128001, 128008, 128009],
-  "head_dim": 128,
-  "hidden_act": "silu",
-  "hidden_size": 4096,
-  "intermediate_size": 14336,
-  "max_position_embeddings": 131072,
-  "mlp_bias": false,
-  "model_type": "llama",
-  "num_attention_heads": 32,
-  "num_hidden_layers": 32,
-  "num_key_value_heads": 8,
-  "rms_norm_eps": 1e-05,
-  "rope_scaling": {
-    "factor": 8.0,
-    "high_freq_factor": 4.0,
-    "low_freq_factor": 1.0,
-    "original_max_position_embeddings": 8192,
-    "rope_type": "llama3"
-  },
-  "rope_theta": 500000.0,
-  "tie_word_embeddings": false,
-  "torch_dtype": "bfloat16",
-  "vocab_size": 128256
-}
-`
+// The parts of a backend bench uses beyond backend.Backend, where the
+// backend has them (the GPU does): its memory, its queue of work and its
+// resources.
+type (
+	// memoryInfo reports the device memory free and in all, in bytes.
+	memoryInfo interface {
+		MemInfo() (free, total int64, err error)
+	}
+	// synchronizer waits until the device has done the work queued on it.
+	synchronizer interface{ Synchronize() error }
+	// describer says what the backend runs on.
+	describer interface{ Info() string }
+)
 
 // benchPolicy is one --policy value: a policy name and its parameters.
 type benchPolicy struct {
@@ -73,16 +56,9 @@ func (p *policyList) String() string {
 }
 
 func (p *policyList) Set(v string) error {
-	name, rest, _ := strings.Cut(v, ":")
-	params := map[string]any{}
-	if rest != "" {
-		for _, kv := range strings.Split(rest, ",") {
-			k, val, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("policy %s: want key=value, got %q", name, kv)
-			}
-			params[k] = parseScalar(val)
-		}
+	name, params, err := parsePolicy(v)
+	if err != nil {
+		return err
 	}
 	f, err := policies.New(name, params)
 	if err != nil {
@@ -130,7 +106,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	shape := fs.String("shape", "tiny", "model shape: llama-3.1-8b, tiny, or a config.json / model directory")
-	backendName := fs.String("backend", "cpu", "cpu or cuda")
+	bf := addBackendFlags(fs)
 	lengths := intList{4096}
 	fs.Var(&lengths, "lengths", "prompt lengths in tokens, comma-separated")
 	chunk := fs.Int("chunk", 4096, "prefill chunk size in tokens")
@@ -141,6 +117,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	layers := fs.Int("layers", 0, "use only this many layers of the shape (0: all)")
 	maxPrefill := fs.Duration("max-prefill", 0, "skip a policy's longer lengths once one of its prefills took longer (0: never)")
 	format := fs.String("format", "table", "table or csv")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed runs to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kvcascade bench [--shape llama-3.1-8b] [--backend cuda] [--lengths 4096,16384] [--policy NAME[:k=v,...] ...]\n\n"+
 			"Times prefill and decoding of a model shape with random weights (no weight files): one\n"+
@@ -181,14 +158,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		cfg.Layers = *layers
 	}
 
-	b, err := runner.NewBackend(*backendName)
+	b, err := bf.open()
 	if err != nil {
-		return fmt.Errorf("--backend %q: %w", *backendName, err)
+		return err
 	}
-	dev, _ := b.(*gpu.Backend)
-	if dev != nil {
-		defer dev.Close()
-		if err := checkWeightsFit(dev, cfg, *chunk, *shape); err != nil {
+	if c, ok := b.(io.Closer); ok {
+		defer c.Close()
+	}
+	mem, _ := b.(memoryInfo) // nil: memory not checked nor reported
+	if mem != nil {
+		if err := checkWeightsFit(mem, b.DType(), cfg, *chunk, *shape); err != nil {
 			return err
 		}
 	}
@@ -198,15 +177,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if dev != nil {
-		if err := dev.Synchronize(); err != nil {
+	if sy, ok := b.(synchronizer); ok {
+		if err := sy.Synchronize(); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(stderr, "bench: random %s, %d layers, %s parameters (%s), built on %s in %.1f s\n",
 		*shape, cfg.Layers, paramsString(m.Params()), b.DType(), b.Name(), time.Since(start).Seconds())
-	if dev != nil {
-		fmt.Fprintf(stderr, "bench: %s\n", dev.Info())
+	if d, ok := b.(describer); ok {
+		fmt.Fprintf(stderr, "bench: %s\n", d.Info())
 	}
 
 	w := newBenchWriter(stdout, *format, pols)
@@ -215,22 +194,33 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			*shape, cfg.Layers, paramsString(m.Params()), b.DType(), b.Name(), *chunk, *decode, *seed)
 	}
 	w.header()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile %s: %w", *cpuProfile, err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	pshape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	for _, p := range pols {
 		warm := randomIDs(min(2**chunk, lengths[0]), m.Vocab, *seed+1)
-		if _, err := benchRun(b, dev, m, p, pshape, warm, *chunk, 1); err != nil {
+		if _, err := benchRun(mem, m, p, warm, *chunk, 1); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", p.label, err)
 		}
 		for i, n := range lengths {
-			if dev != nil {
-				if err := checkCacheFits(dev, p, pshape, n+*decode, *chunk); err != nil {
+			if mem != nil {
+				if err := checkCacheFits(mem, b.DType(), p, pshape, n+*decode, *chunk); err != nil {
 					// longer lengths need at least as much: go on with the next policy
 					fmt.Fprintf(stderr, "bench: %v; skipping %v\n", err, lengths[i:])
 					break
 				}
 			}
 			runtime.GC()
-			r, err := benchRun(b, dev, m, p, pshape, randomIDs(n, m.Vocab, *seed), *chunk, *decode)
+			r, err := benchRun(mem, m, p, randomIDs(n, m.Vocab, *seed), *chunk, *decode)
 			if err != nil {
 				return fmt.Errorf("%s at %d tokens: %w", p.label, n, err)
 			}
@@ -248,19 +238,21 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	return w.flush()
 }
 
-// benchShape returns the architecture named by --shape.
+// benchShape returns the architecture named by --shape: a built-in shape
+// (model.BuiltinShapes), an embedded model, or a config.json or model
+// directory.
 func benchShape(shape string) (*model.Config, error) {
-	switch shape {
-	case "llama-3.1-8b":
-		return model.ParseConfig([]byte(llama31_8B), "llama-3.1-8b (built in)")
-	case "":
+	if shape == "" {
 		return nil, errors.New("--shape is empty")
+	}
+	if c, ok, err := model.BuiltinShape(shape); ok {
+		return c, err
 	}
 	path := shape
 	if st, err := os.Stat(path); err != nil {
 		dir, embErr := models.Dir(shape)
 		if embErr != nil {
-			return nil, fmt.Errorf("--shape %s: not llama-3.1-8b, an embedded model or a file: %w", shape, err)
+			return nil, fmt.Errorf("--shape %s: not a built-in shape (%s), an embedded model or a file: %w", shape, strings.Join(model.BuiltinShapes(), ", "), err)
 		}
 		path = filepath.Join(dir, "config.json")
 	} else if st.IsDir() {
@@ -287,38 +279,22 @@ func randomIDs(n, vocab int, seed uint64) []int32 {
 	return ids
 }
 
-// benchRun prefills ids on a fresh cache of policy p and decodes decode
-// tokens greedily.
-func benchRun(b backend.Backend, dev *gpu.Backend, m *model.Model, p benchPolicy, s policies.Shape, ids []int32, chunk, decode int) (benchRow, error) {
+// benchRun prefills ids (cut as p's policy cuts prompts) on a fresh cache
+// of p and decodes decode tokens greedily, through the latency experiment's
+// measurement; mem, when not nil, reports the device memory in use after.
+func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk, decode int) (benchRow, error) {
 	r := benchRow{policy: p.label, decodeMSPerToken: -1, deviceBytes: -1}
-	if cut, ok := p.factory.(policies.PromptCutter); ok {
-		ids = cut.CutPrompt(ids)
-	}
-	cache, err := policies.NewCache(b, p.factory, s, b.DType())
+	env := &experiments.Env{Model: m, Policy: p.factory, Chunk: chunk}
+	t, err := experiments.Time(context.Background(), env, env.Prompt(ids), decode)
 	if err != nil {
 		return r, err
 	}
-	defer cache.Free()
-	sess := m.NewSession(cache, chunk)
-	defer sess.Close()
-	start := time.Now()
-	logits, err := sess.Prefill(context.Background(), ids, nil) // returns host logits: the device is done
-	if err != nil {
-		return r, err
-	}
-	r.prefillS = time.Since(start).Seconds()
+	r.prefillS, r.cacheBytes = t.Prefill.Seconds(), t.CacheBytes
 	if decode > 0 {
-		start = time.Now()
-		for range decode {
-			if logits, err = sess.Decode(model.Argmax(logits)); err != nil {
-				return r, err
-			}
-		}
-		r.decodeMSPerToken = float64(time.Since(start).Microseconds()) / 1000 / float64(decode)
+		r.decodeMSPerToken = float64(t.PerToken.Microseconds()) / 1000
 	}
-	r.cacheBytes = cache.Bytes()
-	if dev != nil {
-		if free, total, err := dev.MemInfo(); err == nil {
+	if mem != nil {
+		if free, total, err := mem.MemInfo(); err == nil {
 			r.deviceBytes = total - free
 		}
 	}
@@ -335,14 +311,14 @@ const (
 
 // checkWeightsFit fails when the weights and one chunk's activations of
 // cfg do not fit in the device's free memory.
-func checkWeightsFit(dev *gpu.Backend, cfg *model.Config, chunk int, shape string) error {
-	free, total, err := dev.MemInfo()
+func checkWeightsFit(mem memoryInfo, dtype backend.DType, cfg *model.Config, chunk int, shape string) error {
+	free, total, err := mem.MemInfo()
 	if err != nil {
 		return err
 	}
 	// Weights and activations are stored in the backend's type; the logits
 	// (two rows of the vocabulary per chunk row at most) in float32.
-	elem := int64(dev.DType().Size())
+	elem := int64(dtype.Size())
 	weights := elem * cfg.Params()
 	act := elem * int64(chunk) * int64(2*cfg.Hidden+2*cfg.Heads*cfg.HeadDim+2*cfg.KVHeads*cfg.HeadDim+2*cfg.Intermediate)
 	act += 4 * int64(cfg.Vocab) * 2
@@ -350,44 +326,29 @@ func checkWeightsFit(dev *gpu.Backend, cfg *model.Config, chunk int, shape strin
 		per := elem * (cfg.Params() - (&model.Config{Vocab: cfg.Vocab, Hidden: cfg.Hidden, TieEmbeddings: cfg.TieEmbeddings}).Params()) / int64(cfg.Layers)
 		fit := (free - benchMargin - act - elem*int64(cfg.Vocab)*int64(cfg.Hidden)*2) / max(per, 1)
 		return fmt.Errorf("shape %s does not fit: %.1f GiB of %s weights (%d layers) + %.1f GiB of activations at chunk %d, but the device has %.1f of %.1f GiB free; try --layers %d or a smaller --chunk",
-			shape, float64(weights)/gib, dev.DType(), cfg.Layers, float64(act)/gib, chunk, float64(free)/gib, float64(total)/gib, max(fit, 0))
+			shape, float64(weights)/gib, dtype, cfg.Layers, float64(act)/gib, chunk, float64(free)/gib, float64(total)/gib, max(fit, 0))
 	}
 	return nil
 }
 
 // cacheSlots estimates the slots per KV head that policy p holds after n
-// tokens read in chunks: a policy whose fresh reservation does not grow
-// with the chunk is bounded and reserves it once; the others grow like the
-// cache's doubling storage.
+// tokens read in chunks, by the cache's own sizing rule.
 func cacheSlots(p benchPolicy, s policies.Shape, n, chunk int) (int, error) {
-	l, err := p.factory.NewLayer(0, s)
-	if err != nil {
-		return 0, err
-	}
-	if r := l.Reserve(chunk); r == l.Reserve(2*chunk) {
-		return r, nil
-	}
-	slots := 0
-	for seen := 0; seen < n; seen += chunk {
-		if need := min(seen+chunk, n); need > slots {
-			slots = max(need, 2*slots, 16)
-		}
-	}
-	return slots, nil
+	return policies.SlotsAfter(p.factory, s, n, chunk)
 }
 
 // checkCacheFits fails when the KV cache of p after n tokens would not fit
 // in the device's free memory.
-func checkCacheFits(dev *gpu.Backend, p benchPolicy, s policies.Shape, n, chunk int) error {
+func checkCacheFits(mem memoryInfo, dtype backend.DType, p benchPolicy, s policies.Shape, n, chunk int) error {
 	slots, err := cacheSlots(p, s, n, chunk)
 	if err != nil {
 		return err
 	}
-	free, total, err := dev.MemInfo()
+	free, total, err := mem.MemInfo()
 	if err != nil {
 		return err
 	}
-	cache := int64(slots) * int64(s.Layers*2*s.KVHeads*s.HeadDim*dev.DType().Size())
+	cache := int64(slots) * int64(s.Layers*2*s.KVHeads*s.HeadDim*dtype.Size())
 	// The doubling copy holds old and new storage of one layer at once.
 	grow := cache / int64(s.Layers)
 	if need := cache + grow + benchMargin; need > free {

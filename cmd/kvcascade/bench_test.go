@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/csv"
+	"io"
 	"strings"
 	"testing"
 
+	"kvcascade/gpu"
 	"kvcascade/policies"
 )
 
@@ -125,5 +127,37 @@ func TestCacheSlots(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s after %d tokens: %d slots (%v), want %d", tc.policy, tc.n, got, err, tc.want)
 		}
+	}
+}
+
+// The GPU backend offers what bench asks of a device backend, so that its
+// memory is checked and reported.
+var (
+	_ memoryInfo   = (*gpu.Backend)(nil)
+	_ synchronizer = (*gpu.Backend)(nil)
+	_ describer    = (*gpu.Backend)(nil)
+	_ io.Closer    = (*gpu.Backend)(nil)
+)
+
+// TestBenchBackendFlags: the backend's options come from flags as from a
+// sweep's [backend] table, and are checked the same way.
+func TestBenchBackendFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--dtype", "fp8"}, `--dtype: "fp8" is not a dtype`},
+		{[]string{"--dtype", "bf16"}, "the cpu backend stores F32 only, got BF16"},
+		{[]string{"--no-flash"}, `--backend "cpu[no_flash=true]": the cpu backend takes none of no_flash`},
+	} {
+		args := append([]string{"bench", "--lengths", "16", "--chunk", "16", "--decode", "0"}, tc.args...)
+		code, _, errOut := run(t, args...)
+		if code != 1 || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 1 and %q", tc.args, code, errOut, tc.msg)
+		}
+	}
+	code, out, errOut := run(t, "bench", "--lengths", "16", "--chunk", "16", "--decode", "0", "--dtype", "f32")
+	if code != 0 || !strings.Contains(out, "F32") {
+		t.Errorf("--dtype f32 on cpu: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -76,19 +76,22 @@ func runGPUs(ctx context.Context, f runFlags, s *sweep.Sweep, sh runner.Shard, s
 	}
 	defer store.Close()
 	// Register and reset here, once: a worker given --force would reset
-	// the points other workers have just finished.
+	// the points other workers have just finished (the workers run with
+	// --task, which leaves failed points failed).
 	id, pts, err := runner.Register(store, s, sh)
 	if err != nil {
 		return err
 	}
+	hashes := make([]string, len(pts))
+	for i, p := range pts {
+		hashes[i] = p.Hash
+	}
+	reset := store.ResetFailed // failed points run again, done ones never
 	if f.force {
-		hashes := make([]string, len(pts))
-		for i, p := range pts {
-			hashes[i] = p.Hash
-		}
-		if _, err := store.ResetPoints(id, hashes); err != nil {
-			return err
-		}
+		reset = store.ResetPoints
+	}
+	if _, err := reset(id, hashes); err != nil {
+		return err
 	}
 
 	args := []string{"run", config, "--db", path, "--task",

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"sort"
 )
 
@@ -48,7 +50,43 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun \"kvcascade <command> -h\" for a command's flags.")
+	fmt.Fprintln(w, "\nRun \"kvcascade help <command>\" (or \"kvcascade <command> --help\") for a command's description\n"+
+		"and flags, \"kvcascade --version\" for the version.")
+}
+
+// version writes the module's version and the git revision it was built
+// from, as the build recorded them (go build in a clone records the
+// revision; go run and -buildvcs=false do not).
+func version(w io.Writer) {
+	mod, rev, dirty, goVersion := "unknown", "unknown", false, runtime.Version()
+	if info, ok := debug.ReadBuildInfo(); ok {
+		mod = info.Main.Path + " " + info.Main.Version
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	if dirty {
+		rev += "+dirty"
+	}
+	fmt.Fprintf(w, "kvcascade: module %s, git revision %s, %s\n", mod, rev, goVersion)
+}
+
+// wantsHelp reports whether args (before any "--") ask for help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func main() {
@@ -57,15 +95,33 @@ func main() {
 
 // Main runs the CLI and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		version(stdout)
+		return 0
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1 {
 		usage(stdout)
 		return 0
 	}
+	name, rest := args[0], args[1:]
+	if name == "help" {
+		// "help CMD": the command's own --help.
+		name, rest = args[1], []string{"--help"}
+	}
 	for _, c := range commands() {
-		if c.name != args[0] {
+		if c.name != name {
 			continue
 		}
-		err := c.run(args[1:], stdout, stderr)
+		if wantsHelp(rest) {
+			// Asked for, help is the output: description and flags on
+			// standard output, exit 0.
+			if err := c.run([]string{"--help"}, stdout, stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stderr, "kvcascade %s: %v\n", c.name, err)
+				return 1
+			}
+			return 0
+		}
+		err := c.run(rest, stdout, stderr)
 		switch {
 		case err == nil:
 			return 0
@@ -80,7 +136,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "kvcascade %s: %v\n", c.name, err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "kvcascade: unknown command %q\n\n", args[0])
+	fmt.Fprintf(stderr, "kvcascade: unknown command %q\n\n", name)
 	usage(stderr)
 	return 2
 }

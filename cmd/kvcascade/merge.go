@@ -31,7 +31,10 @@ func runMerge(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	store, err := openDB(*db)
+	if *db == "" {
+		return fmt.Errorf("--db is required")
+	}
+	store, err := createDB(*db) // merge writes: the main database may be new
 	if err != nil {
 		return err
 	}

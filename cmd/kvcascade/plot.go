@@ -16,9 +16,9 @@ func dbOutCommand(name, usage string, args []string, stderr io.Writer, fn func(d
 	fs.SetOutput(stderr)
 	db := fs.String("db", "", "results database")
 	out := fs.String("out", "", "output folder")
-	sweepName := fs.String("sweep", "", "only this sweep (default all)")
+	sweepName := fs.String("sweep", "", sweepFlagDoc)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kvcascade %s --db PATH --out DIR [--sweep NAME]\n\n%s\n\nFlags:\n", name, usage)
+		fmt.Fprintf(stderr, "Usage: kvcascade %s --db PATH --out DIR [--sweep NAME[@N]]\n\n%s\n\nFlags:\n", name, usage)
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -32,6 +32,9 @@ func dbOutCommand(name, usage string, args []string, stderr io.Writer, fn func(d
 		return err
 	}
 	defer store.Close()
+	if err := checkSweep(store, *sweepName); err != nil {
+		return err
+	}
 	return fn(store, *sweepName, *out)
 }
 

@@ -18,6 +18,7 @@ import (
 	"kvcascade/experiments/runner"
 	"kvcascade/experiments/sweep"
 	"kvcascade/plots/report"
+	"kvcascade/results"
 )
 
 // errPointsFailed makes the exit status say that some points failed.
@@ -57,6 +58,9 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	if *workers < 1 {
+		return fmt.Errorf("--workers %d: want at least 1", *workers)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -80,6 +84,14 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !*task {
+		// Every model, data file and word list opens before the first
+		// point runs; a worker of --gpus or Slurm was started after its
+		// parent checked them.
+		if err := s.CheckFiles(); err != nil {
+			return err
+		}
+	}
 	if err := slurm.check(fs); err != nil {
 		return err
 	}
@@ -98,6 +110,9 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 		if err := sweep.FormatPlan(stdout, pts); err != nil {
 			return err
 		}
+		if err := printDone(stdout, dbPath(*db, s), s, pts, *force); err != nil {
+			return err
+		}
 	}
 	if *dry {
 		return nil
@@ -112,10 +127,14 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	sum, err := runner.Run(ctx, store, s, runner.Options{
-		Workers: *workers, Force: *force, Progress: stdout, TTY: isTerminal(stdout), Shard: sh, StaleAfter: stale,
+		Workers: *workers, Force: *force, KeepFailed: *task, Progress: stdout, TTY: isTerminal(stdout), Width: terminalWidth(stdout),
+		Shard: sh, StaleAfter: stale,
 	})
 	fmt.Fprintf(stdout, "sweep %q: ran %d points (%d failed) in %s; %d already finished; database %s: %d done, %d failed, %d pending\n",
 		s.Name, sum.Ran, sum.Failed, sum.Duration.Round(1e7), sum.Skipped, path, sum.Counts.Done, sum.Counts.Failed, sum.Counts.Pending+sum.Counts.Running)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted: the point that was running is pending again; run the same command to go on")
+	}
 	if err != nil {
 		return err
 	}
@@ -138,6 +157,38 @@ func runSweep(args []string, stdout, stderr io.Writer) error {
 	}
 	if sum.Counts.Failed > 0 {
 		return errPointsFailed
+	}
+	return nil
+}
+
+// printDone says how many of the planned points are already done in the
+// database at path (in any version of the sweep, found by their hash) and
+// so will not run again; nothing when the database does not exist yet.
+func printDone(w io.Writer, path string, s *sweep.Sweep, pts []sweep.Point, force bool) error {
+	if _, err := os.Stat(path); err != nil {
+		fmt.Fprintf(w, "\nnone of the %d points is done yet (no database %s)\n", len(pts), path)
+		return nil
+	}
+	store, err := results.Open(path)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	done, err := store.DoneHashes(s.Name)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, p := range pts {
+		if done[p.Hash] {
+			n++
+		}
+	}
+	switch {
+	case force:
+		fmt.Fprintf(w, "\n%d of the %d points are done in %s; --force runs all %d again\n", n, len(pts), path, len(pts))
+	default:
+		fmt.Fprintf(w, "\n%d of the %d points are done in %s; %d to run\n", n, len(pts), path, len(pts)-n)
 	}
 	return nil
 }

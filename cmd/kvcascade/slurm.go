@@ -85,7 +85,7 @@ func runSlurm(ctx context.Context, f *slurmFlags, rf runFlags, s *sweep.Sweep, p
 		tasks = points
 	}
 	gpus := f.gpusPerTask.n
-	if !f.gpusPerTask.set && s.Backend == "cuda" {
+	if !f.gpusPerTask.set && s.Backend.Name == "cuda" {
 		gpus = 1
 	}
 	exe, err := os.Executable()

@@ -31,7 +31,8 @@ type Config struct {
 	DepthBin int
 	// Seed selects the samples; see Rand.
 	Seed int64
-	// Words is the path of the word list; empty means DefaultWords.
+	// Words is the path of the word list; empty means the embedded list
+	// (see Embedded).
 	Words string
 	// Template, if not empty, is a chat template for instruct models with a
 	// single "{prompt}" placeholder that receives the passkey prompt.
@@ -175,11 +176,7 @@ func Generate(cfg Config, tok Tokenizer, rng *rand.Rand) (Sample, error) {
 	if cfg.Cache != nil {
 		words, err = cfg.Cache.Load(cfg.Words)
 	} else {
-		path := cfg.Words
-		if path == "" {
-			path = DefaultWords
-		}
-		words, err = LoadWords(path)
+		words, err = (&Words{}).Load(cfg.Words)
 	}
 	if err != nil {
 		return Sample{}, err

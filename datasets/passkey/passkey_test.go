@@ -136,7 +136,7 @@ func TestLoadWords(t *testing.T) {
 		{path: testWords, want: []string{"apple", "banana", "cherry", "elephant", "fig", "grape"}, count: 50},
 		{path: "testdata/crlf.txt", want: []string{"apple", "banana"}, count: 2},
 		{path: "testdata/nowords.txt", wantErr: true, errHas: []string{"testdata/nowords.txt", "no plain lowercase"}},
-		{path: "testdata/missing.txt", wantErr: true, errHas: []string{"testdata/missing.txt", "wamerican", "Config.Words"}},
+		{path: "testdata/missing.txt", wantErr: true, errHas: []string{"testdata/missing.txt", "not found", "words unset"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
@@ -201,9 +201,21 @@ func TestWordsCache(t *testing.T) {
 	}
 }
 
-func TestSystemWords(t *testing.T) {
-	if _, err := os.Stat(DefaultWords); err != nil {
-		t.Skipf("%s absent (Debian package wamerican not installed)", DefaultWords)
+// TestEmbeddedWords holds the embedded list to what words/README.md says
+// it is, and Generate to using it when no file is named.
+func TestEmbeddedWords(t *testing.T) {
+	list := Embedded()
+	if len(list) != 63875 || list[0] != "a" || list[1] != "aardvark" || list[len(list)-1] != "zygotes" {
+		t.Errorf("embedded list: %d words, first %q %q, last %q", len(list), list[0], list[1], list[len(list)-1])
+	}
+	for _, w := range list {
+		if !plain([]byte(w)) {
+			t.Fatalf("embedded word %q is not plain lowercase ASCII", w)
+		}
+	}
+	var c Words
+	if l, err := c.Load(""); err != nil || &l[0] != &list[0] {
+		t.Errorf(`Words.Load(""): %v, want the embedded list`, err)
 	}
 	s, err := Generate(Config{Length: 2000, DepthBin: 2, Seed: 1}, byteTok{}, nil)
 	if err != nil {
@@ -269,7 +281,7 @@ func TestGenerateBadConfig(t *testing.T) {
 		{"nil tokenizer", Config{Length: 1000, Words: testWords}, nil, "tokenizer"},
 		{"template without placeholder", Config{Length: 1000, Words: testWords, Template: "[INST]"}, byteTok{}, "{prompt}"},
 		{"template with two placeholders", Config{Length: 1000, Words: testWords, Template: "{prompt}{prompt}"}, byteTok{}, "{prompt}"},
-		{"missing words", Config{Length: 1000, Words: "testdata/missing.txt"}, byteTok{}, "wamerican"},
+		{"missing words", Config{Length: 1000, Words: "testdata/missing.txt"}, byteTok{}, "testdata/missing.txt not found"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

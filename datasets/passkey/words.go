@@ -8,13 +8,36 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+
+	"kvcascade/datasets/passkey/words"
 )
 
-// DefaultWords is the word list used when Config.Words is empty: the
-// American English dictionary of the Debian package wamerican, as in the
-// reference code.
-const DefaultWords = "/usr/share/dict/words"
+// EmbeddedWords names the word list used when Config.Words is empty in
+// messages: the filler list compiled into the binary (package
+// datasets/passkey/words: SCOWL's American English list, the source of
+// Debian's wamerican that the reference code reads, kept to the words of
+// the letters a–z).
+const EmbeddedWords = "the embedded SCOWL word list"
+
+// Embedded returns the embedded word list (see EmbeddedWords). The list is
+// shared and must not be modified.
+func Embedded() []string {
+	embeddedOnce.Do(func() {
+		var err error
+		embedded, err = readWords(strings.NewReader(words.Text), "embedded")
+		if err != nil {
+			panic("passkey: embedded word list: " + err.Error()) // a build defect, caught by the tests
+		}
+	})
+	return embedded
+}
+
+var (
+	embeddedOnce sync.Once
+	embedded     []string
+)
 
 // maxWordLine bounds one line of a word list.
 const maxWordLine = 1 << 16
@@ -27,8 +50,7 @@ const maxWordLine = 1 << 16
 func LoadWords(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("passkey: word list %s not found: install the Debian package wamerican "+
-			"(apt-get install wamerican) or set Config.Words to another word list: %w", path, err)
+		return nil, fmt.Errorf("passkey: word list %s not found (leave words unset for %s): %w", path, EmbeddedWords, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("passkey: word list: %w", err)
@@ -89,11 +111,11 @@ type Words struct {
 	lists map[string][]string
 }
 
-// Load returns the word list at path ("" means DefaultWords), reading it on
-// first use.
+// Load returns the word list at path ("" means the embedded list, see
+// Embedded), reading it on first use.
 func (w *Words) Load(path string) ([]string, error) {
 	if path == "" {
-		path = DefaultWords
+		return Embedded(), nil
 	}
 	path = filepath.Clean(path)
 	w.mu.Lock()

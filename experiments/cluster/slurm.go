@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"kvcascade/internal/atomicfile"
 )
 
 // MaxArrayTasks is the most tasks an Array may have: Slurm's default
@@ -249,7 +251,7 @@ func (a Array) Write() (string, error) {
 		return "", err
 	}
 	path := a.ScriptPath()
-	if err := os.WriteFile(path, []byte(a.Script()), 0o755); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(a.Script()), 0o755); err != nil {
 		return "", err
 	}
 	return path, nil

@@ -1,16 +1,14 @@
 package runner
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
 
 	"kvcascade/experiments/sweep"
-	"kvcascade/gpu"
 	"kvcascade/models"
 	"kvcascade/runtime/backend"
-	"kvcascade/runtime/cpu"
+	"kvcascade/runtime/backends"
 	"kvcascade/runtime/model"
 	"kvcascade/runtime/tokenizer"
 )
@@ -22,20 +20,20 @@ type Loaded struct {
 	Dir       string
 }
 
-// ModelCache loads each model once and shares it between points; models
+// ModelLoader loads each model once and shares it between points; models
 // are read-only once loaded, so workers may use one at the same time.
-type ModelCache struct {
+type ModelLoader struct {
 	mu     sync.Mutex
 	loaded map[string]*Loaded
 }
 
-// NewModelCache returns an empty cache.
-func NewModelCache() *ModelCache { return &ModelCache{loaded: map[string]*Loaded{}} }
+// NewModelLoader returns a loader that has loaded nothing yet.
+func NewModelLoader() *ModelLoader { return &ModelLoader{loaded: map[string]*Loaded{}} }
 
-// Get returns the model ref names on the given backend, loading it on
-// first use.
-func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error) {
-	key := backendName + "\x00" + ref.Name + "\x00" + ref.Path
+// Get returns the model ref names on the backend spec chooses, opening the
+// backend and loading the model on first use.
+func (c *ModelLoader) Get(ref sweep.ModelRef, spec backend.Spec) (*Loaded, error) {
+	key := spec.String() + "\x00" + ref.Name + "\x00" + ref.Path
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if l, ok := c.loaded[key]; ok {
@@ -49,9 +47,9 @@ func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error
 		}
 		dir = d
 	}
-	b, err := NewBackend(backendName)
+	b, err := backends.Open(spec)
 	if err != nil {
-		return nil, fmt.Errorf("backend %q: %w", backendName, err)
+		return nil, fmt.Errorf("backend %s: %w", spec, err)
 	}
 	m, err := model.Load(dir, b)
 	if err != nil {
@@ -67,21 +65,4 @@ func (c *ModelCache) Get(ref sweep.ModelRef, backendName string) (*Loaded, error
 	l := &Loaded{Model: m, Tokenizer: tok, Dir: dir}
 	c.loaded[key] = l
 	return l, nil
-}
-
-// NewBackend returns the backend a sweep, or a command's --backend flag,
-// names: "cpu" (all cores) or "cuda" (GPU 0 of the visible devices). Its
-// errors do not repeat the name; callers say where it came from.
-func NewBackend(name string) (backend.Backend, error) {
-	switch name {
-	case "cpu":
-		return cpu.New(0), nil
-	case "cuda":
-		g, err := gpu.New(0)
-		if err != nil {
-			return nil, err
-		}
-		return g, nil
-	}
-	return nil, errors.New("want cpu or cuda")
 }

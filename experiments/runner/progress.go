@@ -17,6 +17,7 @@ type progress struct {
 	mu      sync.Mutex
 	w       io.Writer
 	tty     bool
+	width   int // terminal columns the bar may fill
 	total   int
 	done    int
 	failed  int
@@ -24,13 +25,16 @@ type progress struct {
 	running map[string]time.Time
 }
 
-func newProgress(w io.Writer, tty bool, total int, start time.Time) *progress {
+func newProgress(w io.Writer, tty bool, width, total int, start time.Time) *progress {
 	if w == nil {
 		w = io.Discard
 	}
-	p := &progress{w: w, tty: tty, total: total, start: start, running: map[string]time.Time{}}
+	if width <= 0 {
+		width = 80
+	}
+	p := &progress{w: w, tty: tty, width: width, total: total, start: start, running: map[string]time.Time{}}
 	if total == 0 {
-		fmt.Fprintln(w, "nothing to run: every point of the sweep is already finished (use --force to run them again)")
+		fmt.Fprintln(w, "nothing to run: every point of the sweep is already done (use --force to run them again)")
 	}
 	return p
 }
@@ -62,6 +66,15 @@ func (p *progress) end(pt sweep.Point, o results.Outcome) {
 	delete(p.running, pt.Hash)
 	p.done++
 	status := "done"
+	if len(o.Metrics) > 0 {
+		// An experiment's first metric is its main one (accuracy,
+		// perplexity, seconds, …).
+		m := o.Metrics[0]
+		status = fmt.Sprintf("%s %.4g", m.Name, m.Value)
+		if m.Unit != "" {
+			status += " " + m.Unit
+		}
+	}
 	if o.Err != nil {
 		p.failed++
 		status = "FAILED: " + firstLine(o.Err.Error())
@@ -75,20 +88,34 @@ func (p *progress) end(pt sweep.Point, o results.Outcome) {
 	fmt.Fprintln(p.w, line)
 }
 
-// bar redraws the progress bar line.
+// bar redraws the progress bar line, cut to the terminal's width so that
+// it never wraps (a wrapped line is not redrawn in place).
 func (p *progress) bar(current string) {
-	const width = 30
+	width := min(30, max(p.width/4, 5))
 	frac := 0.0
 	if p.total > 0 {
 		frac = float64(p.done) / float64(p.total)
 	}
-	fill := int(frac * width)
+	fill := int(frac * float64(width))
 	eta := "?"
 	if p.done > 0 {
 		el := time.Since(p.start)
 		eta = (time.Duration(float64(el)/frac) - el).Round(time.Second).String()
 	}
-	fmt.Fprintf(p.w, "\r\033[K[%s%s] %d/%d  failed %d  ETA %s  %s", strings.Repeat("#", fill), strings.Repeat(".", width-fill), p.done, p.total, p.failed, eta, current)
+	line := fmt.Sprintf("[%s%s] %d/%d  failed %d  ETA %s  %s", strings.Repeat("#", fill), strings.Repeat(".", width-fill), p.done, p.total, p.failed, eta, current)
+	fmt.Fprintf(p.w, "\r\033[K%s", fit(line, p.width-1))
+}
+
+// fit cuts s to at most n runes, marking a cut with "…".
+func fit(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	if n < 1 {
+		return ""
+	}
+	return string(r[:n-1]) + "…"
 }
 
 func (p *progress) finish() {

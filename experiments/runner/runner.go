@@ -21,6 +21,7 @@ import (
 	"kvcascade/experiments/sweep"
 	"kvcascade/policies"
 	"kvcascade/results"
+	"kvcascade/runtime/backend"
 )
 
 // Options control a run.
@@ -29,8 +30,13 @@ type Options struct {
 	// uses all cores for its matrix products, so more than one pays only
 	// when points are small.
 	Workers int
-	// Force re-runs points that are already done or failed.
+	// Force re-runs points that are already done or failed. Without it,
+	// failed points run again and done ones never do.
 	Force bool
+	// KeepFailed leaves failed points failed instead of running them again:
+	// for the workers of one run (--gpus, Slurm tasks), whose parent
+	// decided what runs.
+	KeepFailed bool
 	// Worker names this process in the database (default host:pid).
 	Worker string
 	// Heartbeat is how often a running point is marked alive (default 5 s),
@@ -41,11 +47,14 @@ type Options struct {
 	Progress io.Writer
 	// TTY draws a progress bar on one line instead of one line per point.
 	TTY bool
+	// Width is the terminal's width in columns, which the bar never
+	// exceeds (default 80).
+	Width int
 	// Shard, when Of > 1, restricts the run to the points whose index in
 	// the sweep's order is congruent to Index modulo Of.
 	Shard Shard
 	// Models resolves a sweep's model reference to a loaded model.
-	Models *ModelCache
+	Models *ModelLoader
 	// GPU and Driver describe the device for provenance ("" = unknown).
 	// For points whose backend is "cuda" the GPUMonitor's name and driver
 	// take their place.
@@ -64,7 +73,8 @@ type Shard struct{ Index, Of int }
 // Summary counts what a run did.
 type Summary struct {
 	Planned  int // points of the sweep (of this shard)
-	Skipped  int // already finished before this run
+	Skipped  int // already done before this run (in this or another version of the sweep)
+	Carried  int // of those, found done in another version of the sweep by their hash
 	Ran      int // run by this process
 	Failed   int // of those, failed
 	Counts   results.Counts
@@ -72,12 +82,19 @@ type Summary struct {
 	Duration time.Duration
 }
 
-// Register adds the sweep and its points (of the shard) to db and returns
-// the sweep id and the points.
+// Register adds the sweep's current version and its points (of the shard)
+// to db, carries over the outcome of every point already done in another
+// version of the sweep (results.DB.CarryOver), and returns the version's
+// id and the points.
 func Register(db *results.DB, s *sweep.Sweep, shard Shard) (int64, []sweep.Point, error) {
+	id, pts, _, err := register(db, s, shard)
+	return id, pts, err
+}
+
+func register(db *results.DB, s *sweep.Sweep, shard Shard) (int64, []sweep.Point, int, error) {
 	pts, err := s.Points()
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	if shard.Of > 1 {
 		var mine []sweep.Point
@@ -90,16 +107,20 @@ func Register(db *results.DB, s *sweep.Sweep, shard Shard) (int64, []sweep.Point
 	}
 	id, err := db.EnsureSweep(s.Name, s.Text)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	specs := make([]results.PointSpec, len(pts))
 	for i, p := range pts {
 		specs[i] = results.PointSpec{Hash: p.Hash, Experiment: p.Experiment, Model: p.Model.String(), Policy: p.Label, Params: storedParams(p)}
 	}
 	if _, err := db.AddPoints(id, specs); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
-	return id, pts, nil
+	carried, err := db.CarryOver(id)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	return id, pts, carried, nil
 }
 
 // storedParams are a point's parameters as the results store keeps them:
@@ -123,12 +144,12 @@ func storedParams(p sweep.Point) map[string]any {
 func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summary, error) {
 	start := time.Now()
 	opt.defaults()
-	id, pts, err := Register(db, s, opt.Shard)
+	id, pts, carried, err := register(db, s, opt.Shard)
 	if err != nil {
 		return Summary{}, err
 	}
-	sum := Summary{Planned: len(pts), SweepID: id}
-	if opt.GPUMonitor == nil && slices.ContainsFunc(pts, func(p sweep.Point) bool { return p.Backend == "cuda" }) {
+	sum := Summary{Planned: len(pts), SweepID: id, Carried: carried}
+	if opt.GPUMonitor == nil && slices.ContainsFunc(pts, func(p sweep.Point) bool { return p.Backend.Name == "cuda" }) {
 		if m, closeMonitor, err := openGPUMonitor(); err == nil { // else: no telemetry, GPU unknown
 			defer closeMonitor()
 			opt.GPUMonitor = m
@@ -140,15 +161,20 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 		byHash[p.Hash] = p
 		hashes[i] = p.Hash
 	}
-	if opt.Force {
+	switch {
+	case opt.Force:
 		if _, err := db.ResetPoints(id, hashes); err != nil {
+			return sum, err
+		}
+	case !opt.KeepFailed:
+		if _, err := db.ResetFailed(id, hashes); err != nil {
 			return sum, err
 		}
 	}
 	if _, err := db.ResetStale(id, opt.StaleAfter); err != nil {
 		return sum, err
 	}
-	rows, err := db.Points(results.Filter{Sweep: s.Name})
+	rows, err := db.Points(results.Filter{SweepID: id})
 	if err != nil {
 		return sum, err
 	}
@@ -158,13 +184,13 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 			continue
 		}
 		switch r.Status {
-		case results.Done, results.Failed:
+		case results.Done:
 			sum.Skipped++
 		case results.Pending:
 			pending++
 		}
 	}
-	prog := newProgress(opt.Progress, opt.TTY, pending, start)
+	prog := newProgress(opt.Progress, opt.TTY, opt.Width, pending, start)
 
 	var mu sync.Mutex
 	var firstErr error
@@ -187,7 +213,14 @@ func Run(ctx context.Context, db *results.DB, s *sweep.Sweep, opt Options) (Summ
 				prog.begin(pt)
 				outcome := runPoint(ctx, db, p, pt, opt)
 				if ctx.Err() != nil {
-					return // leave the point running; it goes back to pending when stale
+					// Interrupted: the point goes back to pending at once, so
+					// that the next run takes it up.
+					if err := db.Release(p); err != nil && !errors.Is(err, results.ErrClaimLost) {
+						mu.Lock()
+						firstErr = errors.Join(firstErr, err)
+						mu.Unlock()
+					}
+					return
 				}
 				if err := db.Finish(p, outcome); errors.Is(err, results.ErrClaimLost) {
 					continue // another worker took the point over; its result counts
@@ -236,7 +269,7 @@ func (o *Options) defaults() {
 		o.StaleAfter = time.Minute
 	}
 	if o.Models == nil {
-		o.Models = NewModelCache()
+		o.Models = NewModelLoader()
 	}
 }
 
@@ -244,7 +277,7 @@ func (o *Options) defaults() {
 // can go wrong (error, panic, NaN) into a failed outcome.
 func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Point, opt Options) (out results.Outcome) {
 	gpuName, driver := opt.GPU, opt.Driver
-	if pt.Backend == "cuda" && opt.GPUMonitor != nil {
+	if pt.Backend.Name == "cuda" && opt.GPUMonitor != nil {
 		gpuName, driver = opt.GPUMonitor.Device()
 		s := startGPUSampler(opt.GPUMonitor, sampleEvery)
 		defer func() { recordGPU(db, p, &out, s.stop()) }() // runs after the recover below
@@ -270,7 +303,10 @@ func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Po
 			out.Err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	res, err := execute(ctx, pt, opt.Models)
+	res, b, err := execute(ctx, pt, opt.Models)
+	if b != nil {
+		out.Provenance.Backend, out.Provenance.DType = pt.Backend.String(), b.DType().String()
+	}
 	if err != nil {
 		out.Err = err
 		return out
@@ -286,20 +322,23 @@ func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Po
 	return out
 }
 
-// execute builds the point's environment and runs its experiment.
-func execute(ctx context.Context, pt sweep.Point, models *ModelCache) (*experiments.Result, error) {
+// execute builds the point's environment and runs its experiment. It
+// returns the backend the point ran on, once it is open.
+func execute(ctx context.Context, pt sweep.Point, models *ModelLoader) (*experiments.Result, backend.Backend, error) {
 	exp, err := experiments.Lookup(pt.Experiment)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := policies.New(pt.Policy, pt.PolicyParams)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lm, err := models.Get(pt.Model, pt.Backend)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk}
-	return exp.Run(ctx, env, pt.ExperimentParams)
+	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk,
+		PolicyName: pt.Policy, PolicyParams: pt.PolicyParams}
+	res, err := exp.Run(ctx, env, pt.RunParams())
+	return res, lm.Model.Backend(), err
 }

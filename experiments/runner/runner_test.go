@@ -499,13 +499,25 @@ params = { sinks = 2, window = 8 }
 		}
 	}
 
-	// Failed points count as finished: running again runs nothing.
+	// A re-run runs the failed points again, never the done ones.
 	again, err := Run(context.Background(), db, s, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Ran != 0 || again.Skipped != 4 {
-		t.Errorf("second run: ran %d, skipped %d; want 0 and 4", again.Ran, again.Skipped)
+	if again.Ran != 2 || again.Failed != 2 || again.Skipped != 2 {
+		t.Errorf("second run: ran %d (%d failed), skipped %d; want the 2 failed run again, 2 skipped", again.Ran, again.Failed, again.Skipped)
+	}
+	// Once the file exists they succeed, and the next run runs nothing.
+	if err := os.WriteFile(missing, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 40)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	third, err := Run(context.Background(), db, s, Options{})
+	if err != nil || third.Ran != 2 || third.Failed != 0 || third.Counts != (results.Counts{Done: 4}) {
+		t.Errorf("third run: %v, ran %d (%d failed), counts %+v; want 2 run, all done", err, third.Ran, third.Failed, third.Counts)
+	}
+	last, err := Run(context.Background(), db, s, Options{})
+	if err != nil || last.Ran != 0 || last.Skipped != 4 {
+		t.Errorf("last run: %v, ran %d, skipped %d; want 0 and 4", err, last.Ran, last.Skipped)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 // FormatPlan writes a compact plan of pts: the models, backend and chunks,
 // a table of points per experiment (rows) and policy label (columns), the
 // parameters that vary (per experiment and per policy label) with their
-// values, and the total.
+// values, the settings that do not vary, and the total.
 func FormatPlan(w io.Writer, pts []Point) error {
 	var (
 		exps, labels, models, backends, chunks ordered
@@ -22,7 +22,7 @@ func FormatPlan(w io.Writer, pts []Point) error {
 		exps.add(p.Experiment)
 		labels.add(p.Label)
 		models.add(p.Model.String())
-		backends.add(p.Backend)
+		backends.add(p.Backend.String())
 		chunks.add(fmt.Sprint(p.Chunk))
 		count[[2]string{p.Experiment, p.Label}]++
 		collect(expAxes, p.Experiment, p.ExperimentParams)
@@ -82,6 +82,7 @@ func FormatPlan(w io.Writer, pts []Point) error {
 		}
 	}
 	tw.Flush()
+	formatSettings(bw, pts)
 	return bw.err
 }
 

@@ -13,6 +13,7 @@ import (
 	"kvcascade/experiments"
 	"kvcascade/policies"
 	"kvcascade/policies/params"
+	"kvcascade/runtime/backend"
 )
 
 // Point is one cell of a sweep's grid: everything one measurement needs.
@@ -27,10 +28,27 @@ type Point struct {
 	// PolicyParams are the policy's parameters, defaults filled in.
 	PolicyParams params.Values
 	// Chunk is the prefill chunk in tokens.
-	Chunk   int
-	Backend string
+	Chunk int
+	// Backend is the backend the point runs on, with its options.
+	Backend backend.Spec
 	// Hash identifies the point by its resolved parameters; see Hash.
 	Hash string
+	// Dir is the sweep file's folder, against which relative paths in the
+	// experiment's parameters resolve (see RunParams). It is not hashed.
+	Dir string
+}
+
+// RunParams returns the experiment's parameters as the experiment runs
+// them: ExperimentParams with relative file and folder paths joined to Dir
+// (experiments.ResolvePaths). ExperimentParams keep the paths as written,
+// so that hashes and stored parameters do not depend on where the sweep
+// folder is.
+func (p Point) RunParams() params.Values {
+	e, err := experiments.Lookup(p.Experiment)
+	if err != nil {
+		return p.ExperimentParams
+	}
+	return experiments.ResolvePaths(e, p.ExperimentParams, p.Dir)
 }
 
 // hashVersion is part of every hash; changing what is hashed bumps it.
@@ -38,10 +56,13 @@ const hashVersion = 1
 
 // canonical is the JSON a point's hash is taken of: the model (path as
 // written and name), experiment and policy names, all their resolved
-// parameters, chunk and backend, with keys sorted. The label, the sweep's
-// name and the model's resolved path are not part of it.
+// parameters, chunk and backend name, with keys sorted, and the backend's
+// options (device, dtype, kernel switches) only where they differ from the
+// backend's defaults, so that a sweep that sets none keeps the hashes it
+// had before the options existed. The label, the sweep's name and the
+// model's resolved path are not part of it.
 func (p *Point) canonical() ([]byte, error) {
-	return json.Marshal(map[string]any{
+	m := map[string]any{
 		"v":                 hashVersion,
 		"model":             map[string]string{"path": p.Model.AsWritten, "name": p.Model.Name},
 		"experiment":        p.Experiment,
@@ -49,8 +70,12 @@ func (p *Point) canonical() ([]byte, error) {
 		"policy":            p.Policy,
 		"policy_params":     map[string]any(p.PolicyParams),
 		"chunk":             p.Chunk,
-		"backend":           p.Backend,
-	})
+		"backend":           p.Backend.Name,
+	}
+	if o := p.Backend.Options(); o != nil {
+		m["backend_options"] = o
+	}
+	return json.Marshal(m)
 }
 
 // hash returns the hex of the first 16 bytes of the SHA-256 of the
@@ -65,11 +90,12 @@ func (p *Point) hash() (string, error) {
 }
 
 // fixedKeys are the keys of Params that are not parameters.
-var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "backend"}
+var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "backend", "backend_options"}
 
 // Params flattens the point for the results store: "model" (its name or
-// path as written), "experiment", "policy", "label", "chunk", "backend",
-// then the experiment's parameters by name and the policy's by name. A
+// path as written), "experiment", "policy", "label", "chunk", "backend"
+// (its name), "backend_options" (only where the backend's options differ
+// from its defaults: backend.Spec.String, as "cuda[dtype=f32]"), then the experiment's parameters by name and the policy's by name. A
 // parameter whose name is already taken is prefixed: "experiment." for an
 // experiment parameter named like one of the keys above, "policy." for a
 // policy parameter named like those or like a parameter of the point's
@@ -77,7 +103,10 @@ var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "bac
 func (p Point) Params() map[string]any {
 	m := map[string]any{
 		"model": p.Model.String(), "experiment": p.Experiment, "policy": p.Policy,
-		"label": p.Label, "chunk": p.Chunk, "backend": p.Backend,
+		"label": p.Label, "chunk": p.Chunk, "backend": p.Backend.Name,
+	}
+	if !p.Backend.IsDefault() {
+		m["backend_options"] = p.Backend.String()
 	}
 	for _, k := range sortedKeys(p.ExperimentParams) {
 		name := k
@@ -199,6 +228,18 @@ func (e *entry) blame(err error) keyPath {
 	return e.at
 }
 
+// blameAt is blame, narrowed to the element of an axis that setting cb
+// takes: the value at fault rather than the whole list.
+func (e *entry) blameAt(err error, cb combo) keyPath {
+	at := e.blame(err)
+	for i, a := range e.axes {
+		if len(at) == len(e.at)+2 && at[len(at)-1] == a.name && at[len(at)-2] == "params" {
+			return at.with(cb.choice[i])
+		}
+	}
+	return at
+}
+
 // wordIndex returns the index of the first occurrence of word in s that is
 // not part of a longer word (letters, digits, underscore), or -1.
 func wordIndex(s, word string) int {
@@ -250,8 +291,12 @@ func (s *Sweep) expand(c *checker) []Point {
 			continue
 		}
 		for _, cb := range e.combos() {
-			if cb.values, err = experiments.Resolve(exp, cb.raw); err != nil {
-				c.errorf(e.blame(err), "%v%s", err, e.describe(cb))
+			if cb.values, err = experiments.Resolve(exp, cb.raw); err == nil {
+				// Ranges and forms one value can break (length = 0).
+				err = experiments.Check(exp, cb.values)
+			}
+			if err != nil {
+				c.errorf(e.blameAt(err, cb), "%v%s", err, e.describe(cb))
 				continue
 			}
 			expCombos[j] = append(expCombos[j], cb)
@@ -300,6 +345,7 @@ func (s *Sweep) expand(c *checker) []Point {
 								PolicyParams:     cloneValues(pc.values),
 								Chunk:            chunk,
 								Backend:          s.Backend,
+								Dir:              s.Dir,
 							}
 							var err error
 							if p.Hash, err = p.hash(); err != nil {
@@ -506,7 +552,7 @@ func (s *Sweep) checkRules(c *checker, pts []Point) bool {
 			names["policy"] = append(names["policy"], e.name)
 		}
 	}
-	names["backend"] = backends
+	names["backend"] = backend.SpecNames
 	ok := true
 	for _, r := range append(slices.Clip(s.include), s.exclude...) {
 		for _, k := range r.keys {

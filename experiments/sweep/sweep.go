@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"kvcascade/runtime/backend"
 )
 
 // DefaultChunk is the prefill chunk, in tokens, when a sweep names none.
@@ -26,9 +28,6 @@ const DefaultChunk = 512
 
 // DefaultBackend is the backend when a sweep names none.
 const DefaultBackend = "cpu"
-
-// backends are the values backend may take.
-var backends = []string{"cpu", "cuda"}
 
 // MaxPoints bounds the points a sweep may expand to before filtering, so
 // that a typo in a grid fails fast instead of filling memory.
@@ -53,15 +52,16 @@ type Sweep struct {
 	File string
 	// Text is the file's contents.
 	Text string
-	// Dir is the folder relative model paths are resolved against: the
-	// file's folder.
+	// Dir is the folder relative paths are resolved against, for every key
+	// (model paths and experiments' file parameters): the file's folder.
 	Dir string
 	// DB is the default results database and Out the default folder for
 	// figures and reports, as written ("" when not set); relative paths are
 	// relative to the working directory, like the CLI's flags.
 	DB, Out string
-	// Backend is "cpu" or "cuda".
-	Backend string
+	// Backend is the backend the points run on, with its options: the
+	// top-level backend name or [backend] table.
+	Backend backend.Spec
 
 	chunks      []int
 	models      []ModelRef
@@ -236,13 +236,7 @@ func (c *checker) sweep(s *Sweep, doc map[string]any) {
 	}
 	s.DB, _ = c.str(root, "db", false)
 	s.Out, _ = c.str(root, "out", false)
-	s.Backend = DefaultBackend
-	if b, ok := c.str(root, "backend", false); ok {
-		if !contains(backends, b) {
-			c.errorf(keyPath{"backend"}, "%q is not a backend (known: %s)", b, strings.Join(backends, ", "))
-		}
-		s.Backend = b
-	}
+	s.Backend = c.backend(root)
 	s.chunks = c.chunks(doc)
 	for _, t := range c.tables(doc, "model", true) {
 		if m, ok := c.model(t, s.Dir); ok {

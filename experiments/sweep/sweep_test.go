@@ -10,6 +10,7 @@ import (
 
 	"kvcascade/experiments"
 	"kvcascade/policies"
+	"kvcascade/runtime/backend"
 )
 
 // head is the start of most test sweeps: a name and one model.
@@ -89,11 +90,11 @@ func TestPointCounts(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	s, pts := mustParse(t, head+"[[experiment]]\nname = \"passkey\"\n[[policy]]\nname = \"truncated\"\n", "d/t.toml")
-	if s.Name != "t" || s.Backend != DefaultBackend || s.DB != "" || s.Out != "" {
+	if s.Name != "t" || s.Backend != backend.DefaultSpec(DefaultBackend) || s.DB != "" || s.Out != "" {
 		t.Errorf("sweep %q backend %q db %q out %q", s.Name, s.Backend, s.DB, s.Out)
 	}
 	p := pts[0]
-	if p.Chunk != DefaultChunk || p.Backend != "cpu" || p.Label != "truncated" {
+	if p.Chunk != DefaultChunk || p.Backend != backend.DefaultSpec("cpu") || p.Label != "truncated" {
 		t.Errorf("chunk %d backend %q label %q", p.Chunk, p.Backend, p.Label)
 	}
 	if p.ExperimentParams.Int("length") != 4096 || p.ExperimentParams.Int("samples") != 10 {
@@ -283,7 +284,7 @@ func TestCanonical(t *testing.T) {
 		Label:            "ignored",
 		PolicyParams:     map[string]any{"sinks": 4, "layers": []int{1, 2}, "eager": true},
 		Chunk:            256,
-		Backend:          "cpu",
+		Backend:          backend.DefaultSpec("cpu"),
 	}
 	b, err := p.canonical()
 	if err != nil {
@@ -315,7 +316,7 @@ func TestParams(t *testing.T) {
 		Label:            "bb",
 		PolicyParams:     map[string]any{"seed": 4, "window": 5, "label": 6},
 		Chunk:            7,
-		Backend:          "cuda",
+		Backend:          backend.DefaultSpec("cuda"),
 	}
 	got := p.Params()
 	want := map[string]any{
@@ -401,7 +402,7 @@ func TestReadmeKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := string(data)
-	for _, k := range slices.Concat(topKeys, modelKeys, experimentKeys, policyKeys, fixedKeys) {
+	for _, k := range slices.Concat(topKeys, modelKeys, experimentKeys, policyKeys, fixedKeys, backendKeys) {
 		if !strings.Contains(doc, "| `"+k+"` |") {
 			t.Errorf("configs/README.md has no table row for key %q", k)
 		}

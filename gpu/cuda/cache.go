@@ -33,9 +33,9 @@ func CacheKey(src string, opts []string, arch, nvrtcVersion string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// DefaultCacheDir is kvcascade/cuda under the user cache directory
+// DefaultKernelDir is kvcascade/cuda under the user cache directory
 // ($XDG_CACHE_HOME or ~/.cache on Linux), or "" when there is none.
-func DefaultCacheDir() string {
+func DefaultKernelDir() string {
 	d, err := os.UserCacheDir()
 	if err != nil {
 		return ""

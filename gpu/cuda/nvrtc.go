@@ -90,14 +90,15 @@ type Image struct {
 type Compiler struct {
 	nvrtc        *NVRTC
 	major, minor int
-	// CacheDir holds compiled code; "" disables the cache.
-	CacheDir string
+	// KernelDir holds compiled code between runs; "" keeps none.
+	KernelDir string
 }
 
-// NewCompiler compiles for compute capability major.minor, caching in
-// cacheDir ("" for no cache; DefaultCacheDir gives the usual place).
-func NewCompiler(n *NVRTC, major, minor int, cacheDir string) *Compiler {
-	return &Compiler{nvrtc: n, major: major, minor: minor, CacheDir: cacheDir}
+// NewCompiler compiles for compute capability major.minor, keeping the
+// compiled code in kernelDir ("" for nowhere; DefaultKernelDir gives the
+// usual place).
+func NewCompiler(n *NVRTC, major, minor int, kernelDir string) *Compiler {
+	return &Compiler{nvrtc: n, major: major, minor: minor, KernelDir: kernelDir}
 }
 
 // Compile returns the code of src (name is the program's name in
@@ -113,7 +114,7 @@ func (c *Compiler) Compile(name, src string, opts ...string) (*Image, error) {
 	}
 	all := append([]string{"--gpu-architecture=" + arch}, opts...)
 	key := CacheKey(src, all, arch, c.nvrtc.Version())
-	if code, ptx, ok := loadCached(c.CacheDir, key); ok && ptx == !cubin {
+	if code, ptx, ok := loadCached(c.KernelDir, key); ok && ptx == !cubin {
 		return &Image{Code: code, PTX: ptx, Key: key, FromCache: true}, nil
 	}
 	code, log, op, st := c.nvrtc.api.compile(src, name, all, cubin)
@@ -124,6 +125,6 @@ func (c *Compiler) Compile(name, src string, opts ...string) (*Image, error) {
 		}
 		return nil, fmt.Errorf("%s", msg)
 	}
-	_ = storeCached(c.CacheDir, key, code, !cubin)
+	_ = storeCached(c.KernelDir, key, code, !cubin)
 	return &Image{Code: code, PTX: !cubin, Key: key}, nil
 }

@@ -24,15 +24,38 @@
 // product and sum rounded (no contraction, so the host reference can
 // reproduce it bit for bit), then rounded to bf16 for the tensor cores.
 //
-// Structure (both kernels, WARPS warps, 16 rows of the mma M dimension per
-// warp): the operand that stays (queries in flash_fwd, keys in flash_mass)
-// is rotated once into shared memory and kept in registers as mma A
-// fragments; the operand that streams (key tiles, query tiles) comes in
-// tiles of TR rows, one tile ahead: each thread loads one piece of the next
-// tile (8 dimension pairs of one row, with their cos and sin) into
-// registers while the current tile computes, then rotates it into the
-// other half of a double-buffered shared tile; values are copied with
-// cp.async, also one tile ahead. One barrier per tile.
+// A call runs four kernels, in stream order:
+//
+//   flash_keys     gathers the n = L+S keys of each KV head through the
+//                  view's slots, rotated, into kr [Hkv, NP, HD] bf16, the
+//                  values into vr [Hkv, NP, HD] and a validity bit per key
+//                  into bits [Hkv, NP/32] (NP = n rounded up to KTILE;
+//                  padding and rows past n are zeros with bit 0);
+//   flash_queries  rotates the queries into qr [Hq, SP, HD] bf16 (SP = S
+//                  rounded up to BQ; rows past S are zeros);
+//   flash_fwd      attention over the contiguous, rotated kr and vr (with
+//                  weights also each query's (m·log2 e, w/l) in qstat);
+//   flash_mass     (with weights) the attention mass from qstat.
+//
+// The two gathers are bandwidth-bound and read every byte once; the two
+// tensor-core kernels then stream whole tiles with cp.async and never
+// rotate, index through slots or test bounds inside their loops.
+//
+// flash_fwd (FlashAttention-2's layout): WARPS warps of 32 query rows each
+// (two m16 tiles, so that each key fragment read from shared memory feeds
+// two mma), the block's queries in shared memory, key and value tiles of
+// BK rows double-buffered in shared memory (tile t+1 copied while tile t
+// computes, one barrier per tile; with HD 128 each tile is scored,
+// softmaxed and multiplied into the output in halves of KH keys, so that
+// the registers hold it), the output accumulator [32][HD] per warp and the
+// row statistics in registers, exp2 with the scale folded into one fma,
+// the output's rescaling skipped where no row's max moved.
+//
+// flash_mass: WARPS warps of 32 keys each (their A fragments held in
+// registers), query tiles of BQM rows double-buffered through shared
+// memory with each query's exponent base and weight; every thread sums its
+// keys' terms over the query tiles of every query head of the group, and
+// the quad adds them up: deterministic, no atomics.
 
 #ifndef HEAD_DIM
 #error "compile with -DHEAD_DIM=<head dimension>"
@@ -43,31 +66,38 @@
 
 #define HD HEAD_DIM
 #define HALF (HD / 2)
-#define HDP (HD + 8)     // padded bf16 row of an mma tile: ldmatrix rows fall in distinct banks
-#define TR (4096 / HD)   // rows of a streamed tile: 32 keys or queries for HD 128, 64 for HD 64
-#define WARPS 8
+#define HDP (HD + 8)      // padded bf16 row of an mma tile: ldmatrix rows fall in distinct banks
+#define WARPS 4
 #define THREADS (WARPS * 32)
-#define BQ (16 * WARPS)  // queries per flash_fwd block
-#define BKM (16 * WARPS) // keys per flash_mass block
+#define BQ (32 * WARPS)   // queries per flash_fwd block
+#define BK 64             // keys per flash_fwd tile
+#if HD == 128
+#define KH 32             // keys per half tile: scored, softmaxed and multiplied into o in one go
+#define KH_MASK 0xffffffffull
+#else
+#define KH 64
+#define KH_MASK ~0ull
+#endif
+#define BKM (32 * WARPS)  // keys per flash_mass block
+#define BQM 64            // queries per flash_mass tile
+#define KTILE BKM         // kr, vr and bits hold whole blocks of BKM keys (a multiple of BK and 32)
+#define GR 32             // rows per block of flash_keys and flash_queries
 #define PIECES (HALF / 8) // rotation pieces (8 dimension pairs) per row
-#define CPR (HD / 8)     // 16-byte pieces per bf16 row
+#define CPR (HD / 8)      // 16-byte pieces per bf16 row
 #define FULL_MASK 0xffffffffu
 #define NEG_INF __int_as_float(0xff800000)
 #define LN2 0.69314718055994531f
 #define LOG2E 1.44269504088896341f
-#if TR * PIECES != THREADS
-#error "a streamed tile must have one rotation piece per thread"
+#if KTILE % BK != 0 || BQ % BQM != 0
+#error "tile sizes must nest"
 #endif
 
-// Shared memory (bytes). TILE_BYTES is one mma tile [TR][HDP] bf16.
-#define TILE_BYTES (TR * HDP * 2)
-// flash_fwd: rotated keys [2][TR][HDP], values [2][TR][HDP], queries
-// [BQ][HDP], key metadata (slot and position [3][TR] each, validity bits
-// [3][2]).
-#define FWD_SHARED (4 * TILE_BYTES + BQ * HDP * 2 + 6 * TR * 4 + 6 * 4)
-// flash_mass: rotated queries [2][TR][HDP], keys [BKM][HDP], per-query
-// exponent base and weight/denominator [2][TR] each.
-#define MASS_SHARED (2 * TILE_BYTES + BKM * HDP * 2 + 4 * TR * 4)
+// Shared memory (bytes).
+// flash_fwd: queries [BQ][HDP], keys [2][BK][HDP], values [2][BK][HDP].
+#define FWD_SHARED ((BQ + 4 * BK) * HDP * 2)
+// flash_mass: keys [BKM][HDP], queries [2][BQM][HDP], per-query exponent
+// base and weight/denominator [2][BQM] (float2).
+#define MASS_SHARED ((BKM + 2 * BQM) * HDP * 2 + 4 * BQM * 4)
 
 typedef unsigned short bf16; // raw bf16 bits
 typedef unsigned int u32;
@@ -244,409 +274,401 @@ __device__ __forceinline__ const bf16 *key_row(const Gather &G, int j, int slot,
 	return (vals ? G.v : G.k) + ((long long)slot * G.hkv + G.h) * HD;
 }
 
-// load_key_piece reads this thread's piece of key tile [j0, j0+TR) (row
-// threadIdx.x / PIECES) from the tile's metadata mslot and mpos.
-__device__ __forceinline__ void load_key_piece(Piece &u, const Gather &G, const int *mslot, const int *mpos, int j0) {
-	int t = threadIdx.x / PIECES, c = threadIdx.x % PIECES * 8;
-	int p = mpos[t];
-	const bf16 *x = G.k;
-	long long tab = 0;
-	if (p >= 0) {
-		x = key_row(G, j0 + t, mslot[t], false);
-		tab = (long long)p * HALF;
+// flash_keys gathers GR keys of KV head blockIdx.y (rows blockIdx.x·GR …)
+// into kr (rotated), vr and bits: grid (NP/GR, Hkv), THREADS threads, no
+// shared memory. np is NP.
+extern "C" __global__ void __launch_bounds__(THREADS) flash_keys(
+	bf16 *__restrict__ kr, bf16 *__restrict__ vr, u32 *__restrict__ bits, const bf16 *__restrict__ k,
+	const bf16 *__restrict__ v, const bf16 *__restrict__ ck, const bf16 *__restrict__ cv,
+	const int *__restrict__ slots, const int *__restrict__ pos, const int *__restrict__ qpos,
+	const float *__restrict__ cosT, const float *__restrict__ sinT, int S, int L, int cap, int hkv, int np) {
+	int tid = threadIdx.x, h = blockIdx.y, j0 = blockIdx.x * GR;
+	int base = qpos[h], n = L + S;
+	Gather G = {k, v, ck, cv, cosT, sinT, L, cap, hkv, h};
+	bf16 *kd = kr + ((long long)h * np + j0) * HD, *vd = vr + ((long long)h * np + j0) * HD;
+	for (int e = tid; e < GR * PIECES; e += THREADS) {
+		int t = e / PIECES, c = e % PIECES * 8, slot, p;
+		key_meta(slot, p, j0 + t, L, n, slots, pos, h, base);
+		Piece u;
+		long long tab = p >= 0 ? (long long)p * HALF : 0;
+		load_piece(u, p >= 0 ? key_row(G, j0 + t, slot, false) : k, cosT + tab, sinT + tab, c, p >= 0);
+		store_piece(kd + t * HD, u, c);
 	}
-	load_piece(u, x, G.cosT + tab, G.sinT + tab, c, p >= 0);
+	for (int e = tid; e < GR * CPR; e += THREADS) {
+		int t = e / CPR, c = e % CPR * 8, slot, p;
+		key_meta(slot, p, j0 + t, L, n, slots, pos, h, base);
+		uint4 x = make_uint4(0, 0, 0, 0);
+		if (p >= 0) {
+			x = *(const uint4 *)(key_row(G, j0 + t, slot, true) + c);
+		}
+		*(uint4 *)(vd + t * HD + c) = x;
+	}
+	if (tid < 32) {
+		int slot, p;
+		key_meta(slot, p, j0 + tid, L, n, slots, pos, h, base);
+		u32 b = __ballot_sync(FULL_MASK, p >= 0);
+		if (tid == 0) {
+			bits[((long long)h * np + j0) / 32] = b;
+		}
+	}
 }
 
-// issue_values starts the copies of the values of key tile [j0, j0+TR)
-// into vdst [TR][HDP]; padding rows become zeros, so that a probability of
-// 0 never meets a NaN. All threads take part, one commit group.
-__device__ __forceinline__ void issue_values(bf16 *vdst, const int *mslot, const int *mpos, const Gather &G, int j0) {
-	for (int e = threadIdx.x; e < TR * CPR; e += THREADS) {
-		int t = e / CPR, c = e % CPR * 8;
-		bool ok = mpos[t] >= 0;
-		const bf16 *x = ok ? key_row(G, j0 + t, mslot[t], true) : G.v; // any readable address when !ok
-		cp_async16(vdst + t * HDP + c, x + c, ok);
+// flash_queries rotates GR queries of query head blockIdx.y (rows
+// blockIdx.x·GR …) into qr [Hq, sp, HD]: grid (sp/GR, Hq), THREADS
+// threads, no shared memory. Rows past S are zeros.
+extern "C" __global__ void __launch_bounds__(THREADS) flash_queries(
+	bf16 *__restrict__ qr, const bf16 *__restrict__ q, const int *__restrict__ qpos, const float *__restrict__ cosT,
+	const float *__restrict__ sinT, int S, int hq, int hkv, int sp) {
+	int qh = blockIdx.y, i0 = blockIdx.x * GR, base = qpos[qh / (hq / hkv)];
+	bf16 *qd = qr + ((long long)qh * sp + i0) * HD;
+	for (int e = threadIdx.x; e < GR * PIECES; e += THREADS) {
+		int t = e / PIECES, c = e % PIECES * 8, i = i0 + t;
+		bool ok = i < S;
+		long long tab = ok ? (long long)(base + i) * HALF : 0;
+		Piece u;
+		load_piece(u, ok ? q + ((long long)i * hq + qh) * HD : q, cosT + tab, sinT + tab, c, ok);
+		store_piece(qd + t * HD, u, c);
 	}
-	cp_async_commit();
 }
 
-// store_key_meta writes the metadata of key tile [j0, j0+TR) to mslot,
-// mpos and the validity words mvalid[0 … TR/32−1]. Threads below TR (whole
-// warps) call it.
-__device__ __forceinline__ void store_key_meta(int *mslot, int *mpos, u32 *mvalid, int slot, int p) {
-	int t = threadIdx.x;
-	mslot[t] = slot;
-	mpos[t] = p;
-	u32 bits = __ballot_sync(FULL_MASK, p >= 0);
-	if (t % 32 == 0) {
-		mvalid[t / 32] = bits;
+// copy_rows starts the copies of rows contiguous bf16 rows of HD from src
+// into dst [rows][HDP] in shared memory (no commit).
+__device__ __forceinline__ void copy_rows(bf16 *dst, const bf16 *src, int rows) {
+	for (int e = threadIdx.x; e < rows * CPR; e += THREADS) {
+		int r = e / CPR, c = e % CPR * 8;
+		cp_async16(dst + r * HDP + c, src + (long long)r * HD + c, true);
 	}
 }
 
 // flash_fwd computes out (and stats unless null) for BQ queries of one
-// query head per block: grid (⌈S/BQ⌉, Hq), THREADS threads, FWD_SHARED
-// bytes of dynamic shared memory. Blocks run the last (longest) query
-// tiles first. Each warp keeps 16 rotated queries as A fragments, and per
-// row the running max m (in log2 units), the running denominator l (per
-// thread, summed over the quad at the end) and the output accumulator
-// [16][HD] in registers; key tiles of TR keys stream through shared memory
-// (tile n+1 loads while tile n computes). scale2 is scale·log2(e).
-extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_fwd(
-	bf16 *__restrict__ out, float *__restrict__ stats, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
-	const bf16 *__restrict__ v, const bf16 *__restrict__ ck, const bf16 *__restrict__ cv,
-	const int *__restrict__ slots, const int *__restrict__ pos, const int *__restrict__ qpos,
-	const float *__restrict__ cosT, const float *__restrict__ sinT, int S, int L, int cap, int hq, int hkv,
-	float scale2) {
+// query head per block from flash_queries' qr and flash_keys' kr, vr and
+// bits: grid (SP/BQ, Hq), THREADS threads, FWD_SHARED bytes of dynamic
+// shared memory. Blocks run the last (longest) query tiles first. scale2
+// is scale·log2(e). Unless qstat is null it also writes, for flash_mass,
+// qstat [Hq, SP] = (m·log2(e), weights[i]/l) of each query, (0, 0) past S.
+extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
+	bf16 *__restrict__ out, float *__restrict__ stats, float2 *__restrict__ qstat, const float *__restrict__ weights,
+	const bf16 *__restrict__ qr, const bf16 *__restrict__ kr, const bf16 *__restrict__ vr,
+	const u32 *__restrict__ bits, int S, int sp, int L, int np, int hq, int hkv, float scale2) {
 	extern __shared__ __align__(16) unsigned char smem[];
-	bf16 *krot = (bf16 *)smem;              // [2][TR][HDP]
-	bf16 *vbuf = krot + 2 * TR * HDP;       // [2][TR][HDP]
-	bf16 *qs = vbuf + 2 * TR * HDP;         // [BQ][HDP]
-	int *mslot = (int *)(qs + BQ * HDP);    // [3][TR]
-	int *mpos = mslot + 3 * TR;             // [3][TR]
-	u32 *mvalid = (u32 *)(mpos + 3 * TR);   // [3][2]: bit t of a tile's keys
+	bf16 *qs = (bf16 *)smem;       // [BQ][HDP]
+	bf16 *ksm = qs + BQ * HDP;     // [2][BK][HDP]
+	bf16 *vsm = ksm + 2 * BK * HDP; // [2][BK][HDP]
 
 	int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
 	int qh = blockIdx.y, h = qh / (hq / hkv);
-	int q0 = (gridDim.x - 1 - blockIdx.x) * BQ, qw = q0 + 16 * warp;
-	int base = qpos[h], n = L + S;
-	int nb = L + min(S, q0 + BQ);  // keys this block's queries can see: a prefix
-	int T = (nb + TR - 1) / TR;    // key tiles, ≥ 1
-	Gather G = {k, v, ck, cv, cosT, sinT, L, cap, hkv, h};
-	int prow = tid / PIECES, pc = tid % PIECES * 8; // this thread's rotation piece of a streamed tile
+	int q0 = (gridDim.x - 1 - blockIdx.x) * BQ, qw = q0 + 32 * warp;
+	int nb = L + min(S, q0 + BQ); // keys this block's queries can see: a prefix
+	int T = (nb + BK - 1) / BK;   // key tiles, ≥ 1
+	const bf16 *kh = kr + (long long)h * np * HD, *vh = vr + (long long)h * np * HD;
+	const u32 *bh = bits + (long long)h * np / 32;
 
-	// Metadata of key tiles 0 and 1.
-	if (tid < TR) {
-		for (int tt = 0; tt < 2 && tt < T; tt++) {
-			int slot, p;
-			key_meta(slot, p, tt * TR + tid, L, n, slots, pos, h, base);
-			store_key_meta(mslot + tt * TR, mpos + tt * TR, mvalid + tt * 2, slot, p);
+	copy_rows(qs, qr + ((long long)qh * sp + q0) * HD, BQ);
+	copy_rows(ksm, kh, BK);
+	copy_rows(vsm, vh, BK);
+	cp_async_commit();
+
+	float o[2][HD / 8][4];
+#pragma unroll
+	for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+		for (int d = 0; d < HD / 8; d++) {
+			o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.0f;
 		}
 	}
-	// The block's queries, rotated; rows past the chunk are zeros.
-	for (int e = tid; e < BQ * PIECES; e += THREADS) {
-		int r = e / PIECES, c = e % PIECES * 8, i = q0 + r;
-		Piece u;
-		long long tab = (long long)(base + i) * HALF;
-		load_piece(u, q + ((long long)i * hq + qh) * HD, cosT + tab, sinT + tab, c, i < S);
-		store_piece(qs + r * HDP, u, c);
-	}
-	__syncthreads();
-	u32 qf[HD / 16][4];
+	// Rows r = 2·mt + half: query qw + 16·mt + g + 8·half. m is the
+	// running max of the raw scores (scale2 > 0 keeps the order), l this
+	// thread's part of the running denominator.
+	float m[4], l[4];
 #pragma unroll
-	for (int ks = 0; ks < HD / 16; ks++) {
-		ldsm4(qf[ks], qs + (16 * warp + lane % 16) * HDP + ks * 16 + lane / 16 * 8);
+	for (int r = 0; r < 4; r++) {
+		m[r] = NEG_INF;
+		l[r] = 0.0f;
 	}
-	{ // key tile 0
-		Piece u;
-		load_key_piece(u, G, mslot, mpos, 0);
-		issue_values(vbuf, mslot, mpos, G, 0);
-		store_piece(krot + prow * HDP, u, pc);
-		cp_async_wait();
-	}
-
-	float o[HD / 8][4];
-#pragma unroll
-	for (int d = 0; d < HD / 8; d++) {
-		o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
-	}
-	float m0 = NEG_INF, m1 = NEG_INF, l0 = 0.0f, l1 = 0.0f; // rows g and g+8 of the warp
 
 	for (int it = 0; it < T; it++) {
-		int st = it % 2, j0 = it * TR;
-		__syncthreads(); // tile it is in krot[st] and vbuf[st]; tile it−1 is consumed
-		Piece u;         // this thread's piece of tile it+1, rotated after the compute
+		int st = it % 2, j0 = it * BK;
+		cp_async_wait();
+		__syncthreads(); // tile it is in ksm[st] and vsm[st]; tile it−1 is consumed
 		if (it + 1 < T) {
-			const int *ms = mslot + (it + 1) % 3 * TR, *mp = mpos + (it + 1) % 3 * TR;
-			load_key_piece(u, G, ms, mp, j0 + TR);
-			issue_values(vbuf + (it + 1) % 2 * TR * HDP, ms, mp, G, j0 + TR);
+			copy_rows(ksm + (1 - st) * BK * HDP, kh + (long long)(j0 + BK) * HD, BK);
+			copy_rows(vsm + (1 - st) * BK * HDP, vh + (long long)(j0 + BK) * HD, BK);
+			cp_async_commit();
 		}
-		int nslot = 0, npos = -1; // metadata of tile it+2, stored after the compute
-		if (it + 2 < T && tid < TR) {
-			key_meta(nslot, npos, j0 + 2 * TR + tid, L, n, slots, pos, h, base);
+		if (qw >= S || j0 > L + qw + 31) { // no key of the tile is visible to the warp
+			continue;
 		}
-
-		if (qw < S && j0 <= L + qw + 15) { // some key of the tile is visible to the warp
-			const bf16 *ks_ = krot + st * TR * HDP, *vs = vbuf + st * TR * HDP;
-			float sc[TR / 8][4];
+		// validity of the tile's keys, loaded before the mma so that its
+		// latency hides behind them
+		unsigned long long vb64 = bh[j0 / 32] | (unsigned long long)bh[j0 / 32 + 1] << 32;
+		const bf16 *kb = ksm + st * BK * HDP, *vb = vsm + st * BK * HDP;
+		// The tile in two halves of KH keys, each scored, softmaxed and
+		// multiplied into o before the next: half the score registers,
+		// so that o, the scores and P fit without spilling.
 #pragma unroll
-			for (int nt = 0; nt < TR / 8; nt++) {
-				sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+		for (int hk = 0; hk < BK / KH; hk++) {
+			int jh = j0 + hk * KH;
+			if (jh > L + qw + 31) { // the half is past every row of the warp
+				break;
+			}
+			const bf16 *kbh = kb + hk * KH * HDP, *vbh = vb + hk * KH * HDP;
+			unsigned long long vbh64 = vb64 >> (hk * KH);
+			float sc[2][KH / 8][4];
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+				for (int nt = 0; nt < KH / 8; nt++) {
+					sc[mt][nt][0] = sc[mt][nt][1] = sc[mt][nt][2] = sc[mt][nt][3] = 0.0f;
+				}
 			}
 #pragma unroll
 			for (int ks = 0; ks < HD / 16; ks++) {
+				u32 a[2][4];
 #pragma unroll
-				for (int np = 0; np < TR / 16; np++) {
+				for (int mt = 0; mt < 2; mt++) {
+					ldsm4(a[mt], qs + (32 * warp + 16 * mt + lane % 16) * HDP + ks * 16 + lane / 16 * 8);
+				}
+#pragma unroll
+				for (int np2 = 0; np2 < KH / 16; np2++) {
 					u32 b[4];
-					ldsm4(b, ks_ + (np * 16 + lane % 8 + lane / 16 * 8) * HDP + ks * 16 + lane / 8 % 2 * 8);
-					mma(sc[2 * np], qf[ks], b[0], b[1]);
-					mma(sc[2 * np + 1], qf[ks], b[2], b[3]);
-				}
-			}
-			const u32 *mv = mvalid + it % 3 * 2;
-			unsigned long long vb = mv[0];
-#if TR == 64
-			vb |= (unsigned long long)mv[1] << 32;
-			bool all = vb == ~0ull;
-#else
-			bool all = vb == 0xffffffffull;
-#endif
-			bool full = all && j0 + TR - 1 <= L + qw; // no key of the tile is masked for the warp
-			float mx0 = NEG_INF, mx1 = NEG_INF;
+					ldsm4(b, kbh + (np2 * 16 + lane % 8 + lane / 16 * 8) * HDP + ks * 16 + lane / 8 % 2 * 8);
 #pragma unroll
-			for (int nt = 0; nt < TR / 8; nt++) {
-#pragma unroll
-				for (int e = 0; e < 4; e++) {
-					float x = sc[nt][e] * scale2;
-					if (!full) {
-						int col = nt * 8 + 2 * t4 + e % 2, i = qw + g + 8 * (e / 2);
-						bool vis = (vb >> col & 1) && j0 + col <= L + i;
-						x = vis ? x : NEG_INF;
+					for (int mt = 0; mt < 2; mt++) {
+						mma(sc[mt][2 * np2], a[mt], b[0], b[1]);
+						mma(sc[mt][2 * np2 + 1], a[mt], b[2], b[3]);
 					}
-					sc[nt][e] = x;
 				}
-				mx0 = fmaxf(mx0, fmaxf(sc[nt][0], sc[nt][1]));
-				mx1 = fmaxf(mx1, fmaxf(sc[nt][2], sc[nt][3]));
 			}
-			float mn0 = fmaxf(m0, quad_max(mx0)), mn1 = fmaxf(m1, quad_max(mx1));
-			// Subtract 0 while a row has seen no key, so that −∞ − −∞
-			// never happens; its p, l and o are then all 0.
-			float mu0 = mn0 == NEG_INF ? 0.0f : mn0, mu1 = mn1 == NEG_INF ? 0.0f : mn1;
-			float c0 = ex2(m0 - mu0), c1 = ex2(m1 - mu1);
-			m0 = mn0;
-			m1 = mn1;
-			float rs0 = 0.0f, rs1 = 0.0f;
-			u32 pa[TR / 16][4]; // P as A fragments of the P·V mma
+			bool full = (vbh64 & KH_MASK) == KH_MASK && jh + KH - 1 <= L + qw; // nothing masked for the warp
+			if (!full) {
 #pragma unroll
-			for (int nt = 0; nt < TR / 8; nt++) {
-				float p0 = ex2(sc[nt][0] - mu0), p1 = ex2(sc[nt][1] - mu0);
-				float p2 = ex2(sc[nt][2] - mu1), p3 = ex2(sc[nt][3] - mu1);
-				rs0 += p0 + p1;
-				rs1 += p2 + p3;
-				pa[nt / 2][nt % 2 * 2] = pack2(p0, p1);
-				pa[nt / 2][nt % 2 * 2 + 1] = pack2(p2, p3);
+				for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+					for (int nt = 0; nt < KH / 8; nt++) {
+#pragma unroll
+						for (int e = 0; e < 4; e++) {
+							int col = nt * 8 + 2 * t4 + e % 2, i = qw + 16 * mt + g + 8 * (e / 2);
+							bool vis = (vbh64 >> col & 1) && jh + col <= L + i;
+							sc[mt][nt][e] = vis ? sc[mt][nt][e] : NEG_INF;
+						}
+					}
+				}
 			}
-			l0 = l0 * c0 + rs0;
-			l1 = l1 * c1 + rs1;
+			float c[4], mu[4]; // per row: the factor on the old sums, the max subtracted (scaled)
+			bool same = true;  // no row's max moved: the old sums stay as they are
 #pragma unroll
-			for (int d = 0; d < HD / 8; d++) {
-				o[d][0] *= c0;
-				o[d][1] *= c0;
-				o[d][2] *= c1;
-				o[d][3] *= c1;
+			for (int r = 0; r < 4; r++) {
+				int mt = r / 2, e0 = r % 2 * 2;
+				float mx = m[r];
+#pragma unroll
+				for (int nt = 0; nt < KH / 8; nt++) {
+					mx = fmaxf(mx, fmaxf(sc[mt][nt][e0], sc[mt][nt][e0 + 1]));
+				}
+				mx = quad_max(mx);
+				// Subtract 0 while a row has seen no key, so that −∞ − −∞
+				// never happens; its p, l and o are then all 0.
+				mu[r] = mx == NEG_INF ? 0.0f : mx * scale2;
+				c[r] = ex2(m[r] * scale2 - mu[r]);
+				same = same && mx == m[r];
+				m[r] = mx;
+			}
+			u32 pa[2][KH / 16][4]; // P as A fragments of the P·V mma
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) {
+				float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+				for (int nt = 0; nt < KH / 8; nt++) {
+					float p0 = ex2(fmaf(sc[mt][nt][0], scale2, -mu[2 * mt]));
+					float p1 = ex2(fmaf(sc[mt][nt][1], scale2, -mu[2 * mt]));
+					float p2 = ex2(fmaf(sc[mt][nt][2], scale2, -mu[2 * mt + 1]));
+					float p3 = ex2(fmaf(sc[mt][nt][3], scale2, -mu[2 * mt + 1]));
+					rs0 += p0 + p1;
+					rs1 += p2 + p3;
+					pa[mt][nt / 2][nt % 2 * 2] = pack2(p0, p1);
+					pa[mt][nt / 2][nt % 2 * 2 + 1] = pack2(p2, p3);
+				}
+				l[2 * mt] = l[2 * mt] * c[2 * mt] + rs0;
+				l[2 * mt + 1] = l[2 * mt + 1] * c[2 * mt + 1] + rs1;
+			}
+			if (!__all_sync(FULL_MASK, same)) { // c is 1 where the max stayed: skip o's rescaling then
+#pragma unroll
+				for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+					for (int d = 0; d < HD / 8; d++) {
+						o[mt][d][0] *= c[2 * mt];
+						o[mt][d][1] *= c[2 * mt];
+						o[mt][d][2] *= c[2 * mt + 1];
+						o[mt][d][3] *= c[2 * mt + 1];
+					}
+				}
 			}
 #pragma unroll
-			for (int kk = 0; kk < TR / 16; kk++) {
+			for (int kk = 0; kk < KH / 16; kk++) {
 #pragma unroll
 				for (int dp = 0; dp < HD / 16; dp++) {
 					u32 b[4];
-					ldsm4t(b, vs + (kk * 16 + lane % 8 + lane / 8 % 2 * 8) * HDP + dp * 16 + lane / 16 * 8);
-					mma(o[2 * dp], pa[kk], b[0], b[1]);
-					mma(o[2 * dp + 1], pa[kk], b[2], b[3]);
+					ldsm4t(b, vbh + (kk * 16 + lane % 8 + lane / 8 % 2 * 8) * HDP + dp * 16 + lane / 16 * 8);
+#pragma unroll
+					for (int mt = 0; mt < 2; mt++) {
+						mma(o[mt][2 * dp], pa[mt][kk], b[0], b[1]);
+						mma(o[mt][2 * dp + 1], pa[mt][kk], b[2], b[3]);
+					}
 				}
 			}
 		}
-
-		if (it + 1 < T) {
-			store_piece(krot + (it + 1) % 2 * TR * HDP + prow * HDP, u, pc);
-		}
-		if (it + 2 < T && tid < TR) {
-			int m3 = (it + 2) % 3;
-			store_key_meta(mslot + m3 * TR, mpos + m3 * TR, mvalid + m3 * 2, nslot, npos);
-		}
-		cp_async_wait(); // the values of tile it+1
 	}
+	cp_async_wait(); // nothing may be left in flight (warps that skipped their last tiles)
 
-	if (qw >= S) {
-		return;
-	}
-	l0 = quad_sum(l0);
-	l1 = quad_sum(l1);
-	float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-	int i0 = qw + g, i1 = qw + g + 8;
-	if (i0 < S) {
-		u32 *y = (u32 *)(out + ((long long)i0 * hq + qh) * HD + 2 * t4);
+#pragma unroll
+	for (int r = 0; r < 4; r++) {
+		int mt = r / 2, half = r % 2, i = qw + 16 * mt + g + 8 * half;
+		float lr = quad_sum(l[r]);
+		if (i >= S) {
+			if (qstat != 0 && t4 == 0) {
+				qstat[(long long)qh * sp + i] = make_float2(0.0f, 0.0f);
+			}
+			continue;
+		}
+		float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+		u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
 #pragma unroll
 		for (int d = 0; d < HD / 8; d++) {
-			y[d * 4] = pack2(o[d][0] * inv0, o[d][1] * inv0);
+			y[d * 4] = pack2(o[mt][d][2 * half] * inv, o[mt][d][2 * half + 1] * inv);
 		}
-	}
-	if (i1 < S) {
-		u32 *y = (u32 *)(out + ((long long)i1 * hq + qh) * HD + 2 * t4);
-#pragma unroll
-		for (int d = 0; d < HD / 8; d++) {
-			y[d * 4] = pack2(o[d][2] * inv1, o[d][3] * inv1);
-		}
-	}
-	if (stats != 0 && t4 == 0) {
-		if (i0 < S) {
-			stats[(long long)qh * S + i0] = m0 * LN2;
-			stats[(long long)(hq + qh) * S + i0] = l0;
-		}
-		if (i1 < S) {
-			stats[(long long)qh * S + i1] = m1 * LN2;
-			stats[(long long)(hq + qh) * S + i1] = l1;
+		if (t4 == 0) {
+			float mn = m[r] * scale2 * LN2; // natural units
+			if (stats != 0) {
+				stats[(long long)qh * S + i] = mn;
+				stats[(long long)(hq + qh) * S + i] = lr;
+			}
+			if (qstat != 0) {
+				qstat[(long long)qh * sp + i] = make_float2(mn * LOG2E, lr > 0.0f ? weights[i] / lr : 0.0f);
+			}
 		}
 	}
 }
 
-// load_query_piece reads this thread's piece of query tile [i0, i0+TR) of
-// query head qh (row threadIdx.x / PIECES); rows past the chunk are zeros.
-__device__ __forceinline__ void load_query_piece(Piece &u, const bf16 *q, const float *cosT, const float *sinT, int S,
-						 int hq, int qh, int base, int i0) {
-	int i = i0 + threadIdx.x / PIECES, c = threadIdx.x % PIECES * 8;
-	bool ok = i < S;
-	long long tab = ok ? (long long)(base + i) * HALF : 0;
-	load_piece(u, ok ? q + ((long long)i * hq + qh) * HD : q, cosT + tab, sinT + tab, c, ok);
-}
-
-// query_stats returns, for query i of query head qh, the exponent base
-// m·log2(e) and the factor w/l that turn a score into its weighted
-// probability; 0 and 0 past the chunk.
-__device__ __forceinline__ void query_stats(float &mm, float &wl, const float *__restrict__ stats,
-					    const float *__restrict__ weights, int S, int hq, int qh, int i) {
-	mm = 0.0f;
-	wl = 0.0f;
-	if (i < S) {
-		float m = stats[(long long)qh * S + i], l = stats[(long long)(hq + qh) * S + i];
-		mm = m * LOG2E;
-		wl = l > 0.0f ? weights[i] / l : 0.0f;
+// copy_stats starts the copies of BQM float2 query statistics from src
+// into dst in shared memory (no commit).
+__device__ __forceinline__ void copy_stats(float2 *dst, const float2 *src) {
+	if (threadIdx.x < BQM / 2) {
+		cp_async16(dst + 2 * threadIdx.x, src + 2 * threadIdx.x, true);
 	}
 }
 
-// flash_mass sets mass[qh, j] = Σᵢ wᵢ·p(qh, i, j) from the stats that
-// flash_fwd wrote: grid (⌈(L+S)/BKM⌉, Hkv), THREADS threads, MASS_SHARED
-// bytes of dynamic shared memory. A block owns BKM keys of one KV head
-// (16 per warp, rotated once, kept as A fragments) and walks the query
-// tiles that can see them, for each query head of the group in turn,
-// recomputing the scores kᵀq with mma and each probability from the
-// query's m and l; each thread sums its keys' column terms and the quad
-// adds them up, so there are no atomics and the result is deterministic.
-// Padding keys get 0.
-extern "C" __global__ void __launch_bounds__(THREADS, 1) flash_mass(
-	float *__restrict__ mass, const float *__restrict__ stats, const float *__restrict__ weights,
-	const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ ck,
-	const int *__restrict__ slots, const int *__restrict__ pos, const int *__restrict__ qpos,
-	const float *__restrict__ cosT, const float *__restrict__ sinT, int S, int L, int cap, int hq, int hkv,
+// flash_mass sets mass[qh, j] = Σᵢ wᵢ·p(qh, i, j) from the qstat that
+// flash_fwd wrote, over flash_queries' qr and flash_keys' kr and bits:
+// grid (NP/BKM, Hkv), THREADS threads, MASS_SHARED bytes of dynamic shared
+// memory. A block owns BKM keys of one KV head (32 per warp, kept as A
+// fragments) and walks the query tiles that can see them, for each query
+// head of the group in turn, recomputing the scores kᵀq with mma and each
+// probability from the query's m and l. Padding keys get 0.
+extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
+	float *__restrict__ mass, const float2 *__restrict__ qstat, const bf16 *__restrict__ qr,
+	const bf16 *__restrict__ kr, const u32 *__restrict__ bits, int S, int sp, int L, int np, int hq, int hkv,
 	float scale2) {
 	extern __shared__ __align__(16) unsigned char smem[];
-	bf16 *qrot = (bf16 *)smem;           // [2][TR][HDP]
-	bf16 *ks = qrot + 2 * TR * HDP;      // [BKM][HDP]
-	float *mmS = (float *)(ks + BKM * HDP); // [2][TR]: m·log2(e) per query
-	float *wlS = mmS + 2 * TR;           // [2][TR]: w/l per query
+	bf16 *ksm = (bf16 *)smem;                 // [BKM][HDP]
+	bf16 *qsm = ksm + BKM * HDP;              // [2][BQM][HDP]
+	float2 *qst = (float2 *)(qsm + 2 * BQM * HDP); // [2][BQM]: m·log2(e) and w/l per query
 
 	int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
 	int h = blockIdx.y, group = hq / hkv;
-	int j0 = blockIdx.x * BKM, jw = j0 + 16 * warp;
-	int base = qpos[h], n = L + S;
-	Gather G = {k, 0, ck, 0, cosT, sinT, L, cap, hkv, h};
-	int prow = tid / PIECES, pc = tid % PIECES * 8; // this thread's rotation piece of a streamed tile
+	int j0 = blockIdx.x * BKM, jw = j0 + 32 * warp;
+	int n = L + S;
+	int istart = max(0, j0 - L) / BQM * BQM;             // earlier queries see none of the block's keys
+	int QT = (S - istart + BQM - 1) / BQM, T = group * QT; // query tiles per head, in all
+	const u32 *bh = bits + (long long)h * np / 32;
 
-	// The block's keys, rotated; padding and keys past the end are zeros.
-	for (int e = tid; e < BKM * PIECES; e += THREADS) {
-		int t = e / PIECES, c = e % PIECES * 8, j = j0 + t;
-		int slot, p;
-		key_meta(slot, p, j, L, n, slots, pos, h, base);
-		Piece u;
-		long long tab = p >= 0 ? (long long)p * HALF : 0;
-		load_piece(u, p >= 0 ? key_row(G, j, slot, false) : k, cosT + tab, sinT + tab, c, p >= 0);
-		store_piece(ks + t * HDP, u, c);
-	}
-	bool kv0, kv1; // whether keys jw+g and jw+g+8 are real
-	{
-		int slot, p;
-		key_meta(slot, p, jw + g, L, n, slots, pos, h, base);
-		kv0 = p >= 0;
-		key_meta(slot, p, jw + g + 8, L, n, slots, pos, h, base);
-		kv1 = p >= 0;
-	}
-	int istart = max(0, j0 - L);                         // earlier queries see none of the block's keys
-	int QT = (S - istart + TR - 1) / TR, T = group * QT; // query tiles per head, in all
-	{ // query tile 0
-		Piece u;
-		load_query_piece(u, q, cosT, sinT, S, hq, h * group, base, istart);
-		store_piece(qrot + prow * HDP, u, pc);
-		if (tid < TR) {
-			query_stats(mmS[tid], wlS[tid], stats, weights, S, hq, h * group, istart + tid);
-		}
-	}
+	copy_rows(ksm, kr + ((long long)h * np + j0) * HD, BKM);
+	copy_rows(qsm, qr + ((long long)(h * group) * sp + istart) * HD, BQM);
+	copy_stats(qst, qstat + (long long)(h * group) * sp + istart);
+	cp_async_commit();
+	cp_async_wait();
 	__syncthreads();
-	u32 kf[HD / 16][4];
+	u32 kf[2][HD / 16][4];
 #pragma unroll
-	for (int kq = 0; kq < HD / 16; kq++) {
-		ldsm4(kf[kq], ks + (16 * warp + lane % 16) * HDP + kq * 16 + lane / 16 * 8);
+	for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+		for (int kq = 0; kq < HD / 16; kq++) {
+			ldsm4(kf[mt][kq], ksm + (32 * warp + 16 * mt + lane % 16) * HDP + kq * 16 + lane / 16 * 8);
+		}
 	}
+	u32 kb = bh[jw / 32]; // validity of the warp's 32 keys
 
-	float acc0 = 0.0f, acc1 = 0.0f; // this thread's terms for keys jw+g and jw+g+8
+	float acc[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}}; // keys jw + 16·mt + g + 8·half
 	for (int it = 0; it < T; it++) {
-		int st = it % 2, qh = h * group + it / QT, i0 = istart + it % QT * TR;
-		__syncthreads(); // tile it is in qrot[st]; tile it−1 is consumed
-		Piece u;         // this thread's piece of tile it+1, rotated after the compute
-		float nmm = 0.0f, nwl = 0.0f;
+		int st = it % 2, qh = h * group + it / QT, i0 = istart + it % QT * BQM;
+		if (it > 0) {
+			cp_async_wait();
+			__syncthreads(); // tile it is in qsm[st]; tile it−1 is consumed
+		}
 		if (it + 1 < T) {
-			int qn = h * group + (it + 1) / QT, in = istart + (it + 1) % QT * TR;
-			load_query_piece(u, q, cosT, sinT, S, hq, qn, base, in);
-			if (tid < TR) {
-				query_stats(nmm, nwl, stats, weights, S, hq, qn, in + tid);
-			}
+			int qn = h * group + (it + 1) / QT, in = istart + (it + 1) % QT * BQM;
+			copy_rows(qsm + (1 - st) * BQM * HDP, qr + ((long long)qn * sp + in) * HD, BQM);
+			copy_stats(qst + (1 - st) * BQM, qstat + (long long)qn * sp + in);
+			cp_async_commit();
 		}
 
-		int ilast = min(S, i0 + TR) - 1;
+		int ilast = min(S, i0 + BQM) - 1;
 		if (jw < n && jw <= L + ilast) { // some query of the tile sees some key of the warp
-			const bf16 *qs = qrot + st * TR * HDP;
-			const float *mmT = mmS + st * TR, *wlT = wlS + st * TR;
-			float sc[TR / 8][4];
+			const bf16 *qb = qsm + st * BQM * HDP;
+			const float2 *qs2 = qst + st * BQM;
+			float sc[2][BQM / 8][4];
 #pragma unroll
-			for (int nt = 0; nt < TR / 8; nt++) {
-				sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+			for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+				for (int nt = 0; nt < BQM / 8; nt++) {
+					sc[mt][nt][0] = sc[mt][nt][1] = sc[mt][nt][2] = sc[mt][nt][3] = 0.0f;
+				}
 			}
 #pragma unroll
 			for (int kq = 0; kq < HD / 16; kq++) {
 #pragma unroll
-				for (int np = 0; np < TR / 16; np++) {
+				for (int np2 = 0; np2 < BQM / 16; np2++) {
 					u32 b[4];
-					ldsm4(b, qs + (np * 16 + lane % 8 + lane / 16 * 8) * HDP + kq * 16 + lane / 8 % 2 * 8);
-					mma(sc[2 * np], kf[kq], b[0], b[1]);
-					mma(sc[2 * np + 1], kf[kq], b[2], b[3]);
+					ldsm4(b, qb + (np2 * 16 + lane % 8 + lane / 16 * 8) * HDP + kq * 16 + lane / 8 % 2 * 8);
+#pragma unroll
+					for (int mt = 0; mt < 2; mt++) {
+						mma(sc[mt][2 * np2], kf[mt][kq], b[0], b[1]);
+						mma(sc[mt][2 * np2 + 1], kf[mt][kq], b[2], b[3]);
+					}
 				}
 			}
-			bool full = jw + 15 <= L + i0; // every query of the tile sees every key of the warp
+			bool full = jw + 31 <= L + i0; // every query of the tile sees every key of the warp
 #pragma unroll
-			for (int nt = 0; nt < TR / 8; nt++) {
+			for (int nt = 0; nt < BQM / 8; nt++) {
 #pragma unroll
-				for (int e = 0; e < 4; e++) {
-					int col = nt * 8 + 2 * t4 + e % 2; // query i0+col; key jw+g+8·(e/2)
-					float x = sc[nt][e] * scale2 - mmT[col];
-					if (!full && jw + g + 8 * (e / 2) > L + i0 + col) {
-						x = NEG_INF;
-					}
-					float p = ex2(x) * wlT[col];
-					if (e < 2) {
-						acc0 += p;
-					} else {
-						acc1 += p;
+				for (int e2 = 0; e2 < 2; e2++) {
+					int col = nt * 8 + 2 * t4 + e2; // query i0+col
+					float2 ms = qs2[col];
+					float mmc = ms.x, wlc = ms.y;
+#pragma unroll
+					for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+						for (int half = 0; half < 2; half++) {
+							float x = fmaf(sc[mt][nt][2 * half + e2], scale2, -mmc);
+							if (!full && jw + 16 * mt + g + 8 * half > L + i0 + col) {
+								x = NEG_INF;
+							}
+							acc[mt][half] += ex2(x) * wlc;
+						}
 					}
 				}
 			}
 		}
 		if (it % QT == QT - 1) { // the last tile of query head qh
-			float a0 = quad_sum(acc0), a1 = quad_sum(acc1);
-			if (t4 == 0) {
-				int ja = jw + g, jb = jw + g + 8;
-				if (ja < n) {
-					mass[(long long)qh * n + ja] = kv0 ? a0 : 0.0f;
+#pragma unroll
+			for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+				for (int half = 0; half < 2; half++) {
+					float a = quad_sum(acc[mt][half]);
+					int r = 16 * mt + g + 8 * half, j = jw + r;
+					if (t4 == 0 && j < n) {
+						mass[(long long)qh * n + j] = (kb >> r & 1) ? a : 0.0f;
+					}
+					acc[mt][half] = 0.0f;
 				}
-				if (jb < n) {
-					mass[(long long)qh * n + jb] = kv1 ? a1 : 0.0f;
-				}
-			}
-			acc0 = acc1 = 0.0f;
-		}
-		if (it + 1 < T) {
-			store_piece(qrot + (it + 1) % 2 * TR * HDP + prow * HDP, u, pc);
-			if (tid < TR) {
-				mmS[(it + 1) % 2 * TR + tid] = nmm;
-				wlS[(it + 1) % 2 * TR + tid] = nwl;
 			}
 		}
 	}

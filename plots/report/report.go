@@ -4,11 +4,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"kvcascade/internal/atomicfile"
 	"kvcascade/plots"
 	"kvcascade/results"
 )
@@ -52,7 +54,7 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 		writeMarkdownTable(md, t)
 	}
 	mdPath = filepath.Join(dir, "report.md")
-	if err := os.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(mdPath, []byte(md.String()), 0o644); err != nil {
 		return "", "", err
 	}
 
@@ -69,18 +71,15 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 		in = append(in, inlined{f, template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))})
 	}
 	htmlPath = filepath.Join(dir, "report.html")
-	out, err := os.Create(htmlPath)
+	err = atomicfile.Write(htmlPath, 0o644, func(w io.Writer) error {
+		return page.Execute(w, map[string]any{
+			"Title": title, "Summary": summary(rows), "Figures": in, "Tables": tables, "Provenance": prov,
+		})
+	})
 	if err != nil {
 		return "", "", err
 	}
-	defer out.Close()
-	err = page.Execute(out, map[string]any{
-		"Title": title, "Summary": summary(rows), "Figures": in, "Tables": tables, "Provenance": prov,
-	})
-	if err != nil {
-		return "", "", fmt.Errorf("write %s: %w", htmlPath, err)
-	}
-	return htmlPath, mdPath, out.Close()
+	return htmlPath, mdPath, nil
 }
 
 func summary(rows []results.PointRow) string {
@@ -179,7 +178,7 @@ func metricTables(pts []*point) []table {
 }
 
 func provenance(rows []results.PointRow) table {
-	t := table{Title: "Provenance", Header: []string{"point", "experiment", "policy", "status", "duration", "host", "cpu", "gpu", "driver", "go", "revision", "error"}}
+	t := table{Title: "Provenance", Header: []string{"point", "experiment", "policy", "status", "duration", "host", "cpu", "gpu", "driver", "backend", "dtype", "go", "revision", "error"}}
 	for _, r := range rows {
 		pv := r.Provenance
 		dur := ""
@@ -187,7 +186,7 @@ func provenance(rows []results.PointRow) table {
 			dur = r.Duration.Round(1e6).String()
 		}
 		t.Rows = append(t.Rows, []string{r.Hash[:min(8, len(r.Hash))], r.Experiment, r.Policy, string(r.Status), dur,
-			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.GoVersion, pv.GitRevision, firstLine(r.Error)})
+			pv.Host, pv.CPU, pv.GPU, pv.Driver, pv.Backend, pv.DType, pv.GoVersion, pv.GitRevision, firstLine(r.Error)})
 	}
 	return t
 }

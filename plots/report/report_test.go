@@ -1,12 +1,14 @@
 package report
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"kvcascade/internal/crashtest"
 	"kvcascade/results"
 )
 
@@ -109,5 +111,64 @@ func TestRenderEmpty(t *testing.T) {
 	figs, err := Render(db, "", filepath.Join(dir, "f"))
 	if err != nil || len(figs) != 0 {
 		t.Errorf("empty database: %d figures, %v", len(figs), err)
+	}
+}
+
+// TestWriteStoppedMidway rewrites a report in a child process that may
+// write files only up to a size between the largest figure and the HTML
+// page, as if killed while writing the page: the previous report.html must
+// remain whole, not a prefix that looks valid.
+func TestWriteStoppedMidway(t *testing.T) {
+	if crashtest.Child() {
+		db, err := results.Open(os.Getenv("REPORT_DB"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		_, _, err = Write(db, "s", os.Getenv("REPORT_DIR"))
+		t.Logf("stopped write: %v", err)
+		return
+	}
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "r.db")
+	db, err := results.Open(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, db)
+	out := filepath.Join(dir, "out")
+	html, _, err := Write(db, "s", out)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs, err := os.ReadDir(filepath.Join(out, "figures"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var largest int64
+	for _, f := range figs {
+		info, err := f.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, info.Size())
+	}
+	if largest >= int64(len(old)) {
+		t.Fatalf("largest figure %d bytes, report.html %d: no limit stops only the page", largest, len(old))
+	}
+	limit := uint64(largest+int64(len(old))) / 2
+	log, err := crashtest.RunLimited(t, limit, "REPORT_DB="+dbPath, "REPORT_DIR="+out)
+	t.Logf("child limited to %d bytes: %v\n%s", limit, err, log)
+	now, err := os.ReadFile(html)
+	if err != nil || !bytes.Equal(now, old) {
+		t.Errorf("report.html is %d bytes after the stopped rewrite (%v), want the previous %d bytes unchanged", len(now), err, len(old))
+	}
+	if !strings.HasSuffix(strings.TrimSpace(string(now)), "</html>") {
+		t.Errorf("report.html does not end with </html>")
 	}
 }

@@ -118,7 +118,7 @@ type Attention struct {
 	K   Tensor // [S, Hkv·hd] the chunk's keys before RoPE
 	V   Tensor // [S, Hkv·hd] the chunk's values
 
-	Ctx Context // what the cache offers this chunk
+	View View // the part of the cache the chunk attends to
 
 	HeadDim int
 	QHeads  int
@@ -130,15 +130,25 @@ type Attention struct {
 	// AttnFactor multiplies cos and sin (1 except for some scaled RoPE types).
 	AttnFactor float32
 
+	// Window, when positive, is the model's sliding window: a query at RoPE
+	// position p attends only to keys at RoPE positions above p − Window
+	// (itself and the Window−1 keys before it), as Hugging Face's
+	// sliding-window mask does; 0 attends to every key. It is measured in
+	// RoPE positions, so the view must give keys their original positions.
+	// Only backends that implement WindowMasker honour it.
+	Window int
+
 	// Mass, when not nil, receives for every query head h and every key j of
 	// [view ; chunk] the attention probability summed over the chunk's queries
-	// with weights Ctx.QueryWeights: Mass[h·(L+S)+j] = Σᵢ wᵢ·p(h,i,j), where L
-	// is Ctx.ViewLen. Its length is Hq·(L+S).
+	// with weights View.QueryWeights: Mass[h·(L+S)+j] = Σᵢ wᵢ·p(h,i,j), where L
+	// is View.ViewLen. Its length is Hq·(L+S).
 	Mass []float32
 }
 
-// Context is the part of one layer's cache that a chunk attends to.
-type Context struct {
+// View is the part of one layer's cache that a chunk attends to: which
+// stored keys, in which order, at which RoPE positions. (It was once called
+// Context, a name it shared with context.Context.)
+type View struct {
 	// K and V are the cache storage [Hkv, Cap, hd] (nil when Cap is 0).
 	K, V Tensor
 	// ViewLen is the number of cached keys each head attends to (L).
@@ -154,9 +164,17 @@ type Context struct {
 	// QueryWeights [S] weight the chunk's queries in Attention.Mass; nil
 	// asks for no mass.
 	QueryWeights []float32
-	// Device, when not nil, is a view planned on the backend's device by a
-	// device-side policy (see DeviceCascade, DeviceTokenList): Slots and Pos
+	// Device, when not nil, is a view planned on the backend's device (see
+	// DeviceView): Slots and Pos
 	// are then empty, and the mass, when QueryWeights asks for it, goes
 	// into the view instead of Attention.Mass, which must be nil.
 	Device DeviceView
+}
+
+// WindowMasker is implemented by backends whose Attention honours
+// Attention.Window. A model with a sliding window refuses to run past the
+// window on a backend without it.
+type WindowMasker interface {
+	// MasksWindow reports whether Attention masks keys outside the window.
+	MasksWindow() bool
 }

@@ -50,24 +50,25 @@ func resize[T any](s []T, n int) []T {
 }
 
 // Attention computes attention of a chunk over [view ; chunk (causal)] with
-// RoPE applied by position, and the weighted attention mass per key.
+// RoPE applied by position, and the weighted attention mass per key. Keys
+// outside a sliding window (Attention.Window) get no attention.
 func (b *Backend) Attention(a *backend.Attention) {
 	out, q, k, v := tensor(a.Out).data, tensor(a.Q).data, tensor(a.K).data, tensor(a.V).data
 	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
 	group := hq / hkv
-	ctx := &a.Ctx
-	if ctx.Device != nil {
-		panic(fmt.Sprintf("cpu: Attention over a view planned on another device (%T)", ctx.Device))
+	view := &a.View
+	if view.Device != nil {
+		panic(fmt.Sprintf("cpu: Attention over a view planned on another device (%T)", view.Device))
 	}
-	l := ctx.ViewLen
+	l := view.ViewLen
 	s := len(q) / (hq * hd)
 	n := l + s
 
 	maxPos := 0
-	for _, p := range ctx.Pos {
+	for _, p := range view.Pos {
 		maxPos = max(maxPos, int(p))
 	}
-	for _, p := range ctx.QueryPos {
+	for _, p := range view.QueryPos {
 		maxPos = max(maxPos, int(p)+s)
 	}
 	rt := b.table(a.InvFreq, a.AttnFactor, maxPos+1)
@@ -81,9 +82,9 @@ func (b *Backend) Attention(a *backend.Attention) {
 	sc.probs = resize(sc.probs, min(b.workers, hq)*s*n)
 	sc.a, sc.rt, sc.out, sc.q, sc.k, sc.v = a, rt, out, q, k, v
 	sc.ck, sc.cv, sc.capacity = nil, nil, 0
-	if ctx.K != nil {
-		sc.ck, sc.cv = tensor(ctx.K).data, tensor(ctx.V).data
-		sc.capacity = tensor(ctx.K).shape[1]
+	if view.K != nil {
+		sc.ck, sc.cv = tensor(view.K).data, tensor(view.V).data
+		sc.capacity = tensor(view.K).shape[1]
 	}
 	sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n = hd, hq, hkv, group, l, s, n
 	sc.gather = true
@@ -96,12 +97,12 @@ func (b *Backend) Attention(a *backend.Attention) {
 // gatherHeads gathers and rotates the keys and values of KV heads [lo, hi)
 // and rotates their groups' queries.
 func (sc *attnScratch) gatherHeads(lo, hi int) {
-	ctx := &sc.a.Ctx
+	view := &sc.a.View
 	hd, hq, hkv, group, l, s, n := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n
 	rt, ck, cv, capacity, q, k, v := sc.rt, sc.ck, sc.cv, sc.capacity, sc.q, sc.k, sc.v
 	for h := lo; h < hi; h++ {
 		for j := 0; j < l; j++ {
-			slot := ctx.Slots[h*l+j]
+			slot := view.Slots[h*l+j]
 			dk := sc.keys[(h*n+j)*hd : (h*n+j+1)*hd]
 			dv := sc.vals[(h*n+j)*hd : (h*n+j+1)*hd]
 			if slot < 0 {
@@ -110,10 +111,10 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 			}
 			sc.valid[h*n+j] = true
 			off := (h*capacity + int(slot)) * hd
-			rt.rotate(dk, ck[off:off+hd], int(ctx.Pos[h*l+j]))
+			rt.rotate(dk, ck[off:off+hd], int(view.Pos[h*l+j]))
 			copy(dv, cv[off:off+hd])
 		}
-		qp := int(ctx.QueryPos[h])
+		qp := int(view.QueryPos[h])
 		for i := 0; i < s; i++ {
 			src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
 			rt.rotate(sc.keys[(h*n+l+i)*hd:(h*n+l+i+1)*hd], src, qp+i)
@@ -133,7 +134,7 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 // worker's [S, L+S] block of probabilities, computed with matrix products:
 // scores = Q·Kᵀ, masked softmax per row, out = P·V, mass = wᵀ·P.
 func (sc *attnScratch) attendHeads(worker, lo, hi int) {
-	a, ctx := sc.a, &sc.a.Ctx
+	a, view := sc.a, &sc.a.View
 	hd, hq, group, l, s, n, out := sc.hd, sc.hq, sc.group, sc.l, sc.s, sc.n, sc.out
 	p := sc.probs[worker*s*n : (worker+1)*s*n]
 	for qh := lo; qh < hi; qh++ {
@@ -149,6 +150,9 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 			blas32.Gemm(blas.NoTrans, blas.Trans, a.Scale,
 				blas32.General{Rows: s, Cols: hd, Stride: hd, Data: sc.qrot[qh*s*hd : (qh+1)*s*hd]},
 				keys, 0, blas32.General{Rows: s, Cols: n, Stride: n, Data: p})
+		}
+		if a.Window > 0 {
+			sc.maskWindow(p, h)
 		}
 		for i := 0; i < s; i++ {
 			row := p[i*n : (i+1)*n]
@@ -187,10 +191,32 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 			mass := a.Mass[qh*n : (qh+1)*n]
 			clear(mass)
 			for i := 0; i < s; i++ {
-				if w := ctx.QueryWeights[i]; w != 0 {
+				if w := view.QueryWeights[i]; w != 0 {
 					blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: p[i*n:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
 				}
 			}
+		}
+	}
+}
+
+// maskWindow sets to −∞ the scores p [S, L+S] of KV head h's keys that lie
+// outside the sliding window of each query: at RoPE positions up to the
+// query's minus Attention.Window. The softmax then gives them nothing.
+func (sc *attnScratch) maskWindow(p []float32, h int) {
+	view, w := &sc.a.View, sc.a.Window
+	l, s, n := sc.l, sc.s, sc.n
+	pos := view.Pos[h*l : (h+1)*l]
+	qp := int(view.QueryPos[h])
+	inf := float32(math.Inf(-1))
+	for i := 0; i < s; i++ {
+		row, lo := p[i*n:(i+1)*n], qp+i-w // keys at positions ≤ lo are out
+		for j, kp := range pos {
+			if int(kp) <= lo {
+				row[j] = inf
+			}
+		}
+		for c := 0; c <= i-w; c++ { // chunk key c is at qp+c
+			row[l+c] = inf
 		}
 	}
 }

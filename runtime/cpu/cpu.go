@@ -327,3 +327,8 @@ func (t *ropeTable) rotate(dst, x []float32, pos int) {
 		dst[i+h] = x2*c[i] + x1*s[i]
 	}
 }
+
+// MasksWindow reports that Attention honours Attention.Window.
+func (b *Backend) MasksWindow() bool { return true }
+
+var _ backend.WindowMasker = (*Backend)(nil)

@@ -21,7 +21,7 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 // Backend.Attention: RoPE by position, softmax over view ∪ causal chunk.
 func naiveAttention(a *backend.Attention, q, k, v, ck, cv []float32, capacity int) (out, mass []float64) {
 	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
-	group, l := hq/hkv, a.Ctx.ViewLen
+	group, l := hq/hkv, a.View.ViewLen
 	s := len(q) / (hq * hd)
 	n := l + s
 	rot := func(x []float32, pos int) []float64 {
@@ -39,18 +39,18 @@ func naiveAttention(a *backend.Attention, q, k, v, ck, cv []float32, capacity in
 	mass = make([]float64, hq*n)
 	for qh := 0; qh < hq; qh++ {
 		h := qh / group
-		qp := int(a.Ctx.QueryPos[h])
+		qp := int(a.View.QueryPos[h])
 		for i := 0; i < s; i++ {
 			qr := rot(q[(i*hq+qh)*hd:(i*hq+qh+1)*hd], qp+i)
 			var keys, vals [][]float64
 			var idx []int
 			for j := 0; j < l; j++ {
-				slot := a.Ctx.Slots[h*l+j]
+				slot := a.View.Slots[h*l+j]
 				if slot < 0 {
 					continue
 				}
 				off := (h*capacity + int(slot)) * hd
-				keys = append(keys, rot(ck[off:off+hd], int(a.Ctx.Pos[h*l+j])))
+				keys = append(keys, rot(ck[off:off+hd], int(a.View.Pos[h*l+j])))
 				vv := make([]float64, hd)
 				for d := range vv {
 					vv[d] = float64(cv[off+d])
@@ -86,8 +86,8 @@ func naiveAttention(a *backend.Attention, q, k, v, ck, cv []float32, capacity in
 				for d := 0; d < hd; d++ {
 					out[(i*hq+qh)*hd+d] += p * vals[j][d]
 				}
-				if a.Ctx.QueryWeights != nil {
-					mass[qh*n+idx[j]] += float64(a.Ctx.QueryWeights[i]) * p
+				if a.View.QueryWeights != nil {
+					mass[qh*n+idx[j]] += float64(a.View.QueryWeights[i]) * p
 				}
 			}
 		}
@@ -126,9 +126,9 @@ func TestAttentionMatchesNaive(t *testing.T) {
 			var ck, cv []float32
 			if c.cap > 0 {
 				ck, cv = randSlice(rng, c.hkv*c.cap*c.hd), randSlice(rng, c.hkv*c.cap*c.hd)
-				a.Ctx.K, a.Ctx.V = Wrap(ck, c.hkv, c.cap, c.hd), Wrap(cv, c.hkv, c.cap, c.hd)
+				a.View.K, a.View.V = Wrap(ck, c.hkv, c.cap, c.hd), Wrap(cv, c.hkv, c.cap, c.hd)
 			}
-			a.Ctx.ViewLen = c.l
+			a.View.ViewLen = c.l
 			for h := 0; h < c.hkv; h++ {
 				perm := rng.Perm(c.cap)
 				for j := 0; j < c.l; j++ {
@@ -136,13 +136,13 @@ func TestAttentionMatchesNaive(t *testing.T) {
 					if c.pad && j%3 == 1 {
 						slot = -1
 					}
-					a.Ctx.Slots = append(a.Ctx.Slots, slot)
-					a.Ctx.Pos = append(a.Ctx.Pos, int32(3*j+h))
+					a.View.Slots = append(a.View.Slots, slot)
+					a.View.Pos = append(a.View.Pos, int32(3*j+h))
 				}
-				a.Ctx.QueryPos = append(a.Ctx.QueryPos, int32(3*c.l+h))
+				a.View.QueryPos = append(a.View.QueryPos, int32(3*c.l+h))
 			}
 			for i := 0; i < c.s; i++ {
-				a.Ctx.QueryWeights = append(a.Ctx.QueryWeights, float32(i+1)/float32(c.s))
+				a.View.QueryWeights = append(a.View.QueryWeights, float32(i+1)/float32(c.s))
 			}
 			b.Attention(a)
 			wantOut, wantMass := naiveAttention(a, q, k, v, ck, cv, c.cap)

@@ -27,7 +27,7 @@ type Config struct {
 	MaxPositions  int
 	TieEmbeddings bool
 	AttentionBias bool // q, k, v projections carry a bias (qwen2)
-	SlidingWindow int  // 0 when the model attends to everything
+	SlidingWindow int  // keys a query attends to, itself included (Attention.Window); 0: every key
 	BOS           []int32
 	EOS           []int32
 	TorchDType    string
@@ -90,6 +90,18 @@ type rawRope struct {
 	OriginalMaxPosition *int     `json:"original_max_position_embeddings"`
 }
 
+// Upper bounds on the dimensions of a config.json, far above any released
+// Llama-family model, so that a corrupt or hostile file is refused before
+// anything is sized by it (the weight files then bound the rest, see Load).
+const (
+	maxVocab        = 1 << 24
+	maxHidden       = 1 << 17
+	maxIntermediate = 1 << 20
+	maxLayers       = 1 << 12
+	maxHeads        = 1 << 12
+	maxHeadDim      = 1 << 12
+)
+
 // ParseConfig validates a config.json; source names the file in errors.
 func ParseConfig(data []byte, source string) (*Config, error) {
 	var r rawConfig
@@ -112,19 +124,20 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 		name string
 		p    *int
 		dst  *int
+		max  int
 	}{
-		{"vocab_size", r.VocabSize, &c.Vocab},
-		{"hidden_size", r.HiddenSize, &c.Hidden},
-		{"intermediate_size", r.IntermediateSize, &c.Intermediate},
-		{"num_hidden_layers", r.NumHiddenLayers, &c.Layers},
-		{"num_attention_heads", r.NumAttentionHeads, &c.Heads},
+		{"vocab_size", r.VocabSize, &c.Vocab, maxVocab},
+		{"hidden_size", r.HiddenSize, &c.Hidden, maxHidden},
+		{"intermediate_size", r.IntermediateSize, &c.Intermediate, maxIntermediate},
+		{"num_hidden_layers", r.NumHiddenLayers, &c.Layers, maxLayers},
+		{"num_attention_heads", r.NumAttentionHeads, &c.Heads, maxHeads},
 	}
 	for _, f := range ints {
 		if f.p == nil {
 			return nil, fail("%s missing", f.name)
 		}
-		if *f.p <= 0 {
-			return nil, fail("%s must be positive, got %d", f.name, *f.p)
+		if *f.p <= 0 || *f.p > f.max {
+			return nil, fail("%s must be in [1, %d], got %d", f.name, f.max, *f.p)
 		}
 		*f.dst = *f.p
 	}
@@ -132,7 +145,7 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	if r.NumKeyValueHeads != nil {
 		c.KVHeads = *r.NumKeyValueHeads
 	}
-	if c.KVHeads <= 0 || c.Heads%c.KVHeads != 0 {
+	if c.KVHeads <= 0 || c.KVHeads > c.Heads || c.Heads%c.KVHeads != 0 {
 		return nil, fail("num_attention_heads (%d) must be a positive multiple of num_key_value_heads (%d)", c.Heads, c.KVHeads)
 	}
 	if r.HeadDim != nil {
@@ -143,8 +156,11 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 		}
 		c.HeadDim = c.Hidden / c.Heads
 	}
-	if c.HeadDim <= 0 || c.HeadDim%2 != 0 {
-		return nil, fail("head_dim must be positive and even for RoPE, got %d", c.HeadDim)
+	if c.HeadDim <= 0 || c.HeadDim > maxHeadDim || c.HeadDim%2 != 0 {
+		return nil, fail("head_dim must be even and in [2, %d] for RoPE, got %d", maxHeadDim, c.HeadDim)
+	}
+	if c.Heads*c.HeadDim > maxHidden {
+		return nil, fail("num_attention_heads × head_dim = %d × %d exceeds %d", c.Heads, c.HeadDim, maxHidden)
 	}
 	c.RMSNormEps = 1e-6
 	if r.RMSNormEps != nil {
@@ -168,9 +184,15 @@ func ParseConfig(data []byte, source string) (*Config, error) {
 	}
 	if r.MaxPositions != nil {
 		c.MaxPositions = *r.MaxPositions
+		if c.MaxPositions < 0 || c.MaxPositions > math.MaxInt32 {
+			return nil, fail("max_position_embeddings must be in [0, %d], got %d", math.MaxInt32, c.MaxPositions)
+		}
 	}
 	if r.SlidingWindow != nil && (r.UseSlidingWindow == nil || *r.UseSlidingWindow) && c.ModelType == "mistral" {
 		c.SlidingWindow = *r.SlidingWindow
+		if c.SlidingWindow < 0 || c.SlidingWindow > math.MaxInt32 {
+			return nil, fail("sliding_window must be in [0, %d], got %d", math.MaxInt32, c.SlidingWindow)
+		}
 	}
 	for _, d := range []*string{r.DType, r.TorchDType} {
 		if d != nil {
@@ -228,8 +250,8 @@ func (c *Config) parseRope(r rawConfig) error {
 		switch c.Rope.Type {
 		case "default":
 		case "linear":
-			if !(c.Rope.Factor > 0) {
-				return fmt.Errorf("%s.factor must be positive, got %v", field, c.Rope.Factor)
+			if !(c.Rope.Factor > 0) || math.IsInf(c.Rope.Factor, 0) {
+				return fmt.Errorf("%s.factor must be positive and finite, got %v", field, c.Rope.Factor)
 			}
 		case "llama3":
 			if rr.Factor == nil || rr.LowFreqFactor == nil || rr.HighFreqFactor == nil || rr.OriginalMaxPosition == nil {
@@ -237,8 +259,9 @@ func (c *Config) parseRope(r rawConfig) error {
 			}
 			c.Rope.LowFreqFactor, c.Rope.HighFreqFactor = *rr.LowFreqFactor, *rr.HighFreqFactor
 			c.Rope.OriginalMaxPosition = *rr.OriginalMaxPosition
-			if !(c.Rope.Factor > 0) || !(c.Rope.LowFreqFactor > 0) || c.Rope.HighFreqFactor <= c.Rope.LowFreqFactor || c.Rope.OriginalMaxPosition <= 0 {
-				return fmt.Errorf("%s: llama3 scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0", field)
+			if !(c.Rope.Factor > 0) || !(c.Rope.LowFreqFactor > 0) || c.Rope.HighFreqFactor <= c.Rope.LowFreqFactor || c.Rope.OriginalMaxPosition <= 0 || c.Rope.OriginalMaxPosition > math.MaxInt32 ||
+				math.IsInf(c.Rope.Factor, 0) || math.IsInf(c.Rope.HighFreqFactor, 0) {
+				return fmt.Errorf("%s: llama3 scaling needs finite factor > 0, 0 < low_freq_factor < high_freq_factor < ∞ and original_max_position_embeddings in [1, %d]", field, math.MaxInt32)
 			}
 		default:
 			return fmt.Errorf("%s: type %q not supported (default, linear, llama3)", field, c.Rope.Type)

@@ -24,13 +24,25 @@ import (
 
 // Cache is what a layer attends to. policies.Cache implements it.
 type Cache interface {
-	// Context returns the attention context of layer for the next chunk of
-	// n tokens; promptEnd is the position one past the prompt while a prompt
-	// is read, -1 while decoding.
-	Context(layer, n int, promptEnd int64) (*backend.Context, error)
+	// View returns the part of layer's cache that the next chunk of n
+	// tokens attends to; promptEnd is the position one past the prompt
+	// while a prompt is read, -1 while decoding.
+	View(layer, n int, promptEnd int64) (*backend.View, error)
 	// Update gives the layer the chunk's keys and values [n, Hkv·hd], before
-	// RoPE, and the attention mass the context asked for (nil if none).
+	// RoPE, and the attention mass the view asked for (nil if none).
 	Update(layer int, k, v backend.Tensor, mass []float32) error
+}
+
+// WindowCache is a Cache that says whether its views give every key and
+// query its original position. A model with a sliding window
+// (Config.SlidingWindow) measures the window in RoPE positions, so it runs
+// past the window only on such a cache.
+type WindowCache interface {
+	Cache
+	// OriginalPositions returns nil when every layer's views put keys and
+	// queries at their original positions, and otherwise an error saying
+	// which policy does not and why.
+	OriginalPositions() error
 }
 
 // Model holds the weights of a decoder on a backend.
@@ -69,6 +81,9 @@ func Load(dir string, b backend.Backend) (*Model, error) {
 		return nil, err
 	}
 	defer set.Close()
+	if err := checkWeights(dir, cfg, set); err != nil {
+		return nil, err
+	}
 	return build(cfg, b, func(name string, shape []int) (backend.Tensor, error) {
 		info, ok := set.Info(name)
 		if !ok {
@@ -88,6 +103,28 @@ func Load(dir string, b backend.Backend) (*Model, error) {
 		}
 		return b.FromFloat32(data, shape...), nil
 	}, set.Has)
+}
+
+// checkWeights compares the architecture of cfg with the headers of the
+// weight files before anything is sized by it, so that a config.json
+// claiming, say, a billion layers is refused with an error rather than
+// allocating for them: every layer has at least nine tensors, and the
+// weights must hold exactly num_hidden_layers layers. Each tensor's shape is
+// then checked against cfg before its data is read (see Load).
+func checkWeights(dir string, cfg *Config, set *safetensors.Set) error {
+	const perLayer = 9 // two norms, four attention and three MLP projections
+	if n := len(set.Names()); cfg.Layers > n/perLayer {
+		return fmt.Errorf("%s: config.json has num_hidden_layers %d but the weight files hold only %d tensors, enough for %d layers at most",
+			dir, cfg.Layers, n, n/perLayer)
+	}
+	layerNorm := func(i int) string { return fmt.Sprintf("model.layers.%d.input_layernorm.weight", i) }
+	if !set.Has(layerNorm(cfg.Layers - 1)) {
+		return fmt.Errorf("%s: config.json has num_hidden_layers %d but tensor %s is missing", dir, cfg.Layers, layerNorm(cfg.Layers-1))
+	}
+	if set.Has(layerNorm(cfg.Layers)) {
+		return fmt.Errorf("%s: config.json has num_hidden_layers %d but the weights hold tensor %s of a further layer", dir, cfg.Layers, layerNorm(cfg.Layers))
+	}
+	return nil
 }
 
 // build creates the model, fetching each tensor by its Hugging Face name.

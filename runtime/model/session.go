@@ -21,19 +21,21 @@ type Session struct {
 	q, att   backend.Tensor // [chunk, Hq·hd]
 	k, v     backend.Tensor // [chunk, Hkv·hd]
 	gate, up backend.Tensor // [chunk, F]
-	logits   backend.Tensor // [chunk, V]
+	logits   backend.Tensor // [chunk, V], made on first use of AllLogits
+	logits1  backend.Tensor // [1, V], made on first use of LastLogits
 	mass     []float32      // [Hq·(L+S)]
-	host     []float32      // [chunk·V] logits on the host
+	host     []float32      // [rows·V] logits on the host, grown to the rows asked for
 	attn     backend.Attention
 	views    map[int]*views // row views of the activations by chunk length
 	one      [1]int32       // Decode's token
+	windowOK bool           // backend and cache can apply the sliding window
 }
 
 // views are the activations cut to the n rows of one forward pass.
 type views struct {
 	x, h, q, att, k, v, gate, up backend.Tensor
 	last, normed1, normedN       backend.Tensor // last row of x; first 1 and n rows of h
-	logits1, logitsN             backend.Tensor // first 1 and n rows of logits (nil until used)
+	logitsN                      backend.Tensor // first n rows of logits (nil until used)
 }
 
 // viewsFor returns the views for n rows, made once per n (for a bounded
@@ -90,13 +92,14 @@ func (m *Model) NewSession(cache Cache, chunk int) *Session {
 		HeadDim: c.HeadDim, QHeads: c.Heads, KVHeads: c.KVHeads,
 		Scale:   float32(1 / math.Sqrt(float64(c.HeadDim))),
 		InvFreq: m.invFreq, AttnFactor: m.attnFactor,
+		Window: c.SlidingWindow,
 	}
 	return s
 }
 
 // Close frees the session's activations (not the cache).
 func (s *Session) Close() {
-	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.logits} {
+	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.logits, s.logits1} {
 		if t != nil {
 			s.m.b.Free(t)
 		}
@@ -112,7 +115,9 @@ func (s *Session) Chunk() int { return s.chunk }
 // Forward runs ids (at most the chunk size) through the model. promptEnd is
 // one past the prompt's last position while a prompt is read, -1 while
 // decoding. The returned logits ([rows, V] on the host) are valid until the
-// next call.
+// next call. Logits holding a NaN or ±Inf fail the pass with a
+// *NonFiniteError: the check reads the logits already on the host, and only
+// a failing pass pays for finding the layer.
 func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32, error) {
 	n := len(ids)
 	if n == 0 || n > s.chunk {
@@ -123,6 +128,12 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 		if id < 0 || int(id) >= c.Vocab {
 			return nil, fmt.Errorf("forward: token id %d outside vocabulary of %d", id, c.Vocab)
 		}
+	}
+	if w := c.SlidingWindow; w > 0 && s.seen+int64(n) > int64(w) && !s.windowOK {
+		if err := s.checkWindow(s.seen + int64(n)); err != nil {
+			return nil, err
+		}
+		s.windowOK = true
 	}
 	vw := s.viewsFor(n)
 	x, h, q, att, k, v, gate, up := vw.x, vw.h, vw.q, vw.att, vw.k, vw.v, vw.gate, vw.up
@@ -135,15 +146,15 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 		b.MatMul(q, h, l.wq, l.bq)
 		b.MatMul(k, h, l.wk, l.bk)
 		b.MatMul(v, h, l.wv, l.bv)
-		ctx, err := s.cache.Context(li, n, promptEnd)
+		view, err := s.cache.View(li, n, promptEnd)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", li, err)
 		}
 		a := &s.attn
-		a.Out, a.Q, a.K, a.V, a.Ctx = att, q, k, v, *ctx
+		a.Out, a.Q, a.K, a.V, a.View = att, q, k, v, *view
 		a.Mass = nil
-		if ctx.QueryWeights != nil && ctx.Device == nil { // a device view keeps its mass
-			need := c.Heads * (ctx.ViewLen + n)
+		if view.QueryWeights != nil && view.Device == nil { // a device view keeps its mass
+			need := c.Heads * (view.ViewLen + n)
 			if cap(s.mass) < need {
 				s.mass = make([]float32, need+need/2)
 			}
@@ -166,22 +177,57 @@ func (s *Session) Forward(ids []int32, promptEnd int64, which Which) ([]float32,
 	if which == NoLogits {
 		return nil, nil
 	}
-	if s.logits == nil {
-		s.logits = b.New(backend.F32, s.chunk, c.Vocab)
-		s.host = make([]float32, s.chunk*c.Vocab)
-	}
-	rows, in, normed, out := n, x, vw.normedN, &vw.logitsN
+	// Only the rows asked for are allocated: a chunk's [chunk, V] float32
+	// logits are gigabytes for a large vocabulary, and clearing a host
+	// buffer that size cost more than the whole forward pass of a 4K
+	// prompt.
+	rows, in, normed := n, x, vw.normedN
+	var out backend.Tensor
 	if which == LastLogits {
-		rows, in, normed, out = 1, vw.last, vw.normed1, &vw.logits1
+		rows, in, normed = 1, vw.last, vw.normed1
+		if s.logits1 == nil {
+			s.logits1 = b.New(backend.F32, 1, c.Vocab)
+		}
+		out = s.logits1
+	} else {
+		if s.logits == nil {
+			s.logits = b.New(backend.F32, s.chunk, c.Vocab)
+		}
+		if vw.logitsN == nil {
+			vw.logitsN = b.Slice(s.logits, 0, rows)
+		}
+		out = vw.logitsN
 	}
-	if *out == nil {
-		*out = b.Slice(s.logits, 0, rows)
+	if len(s.host) < rows*c.Vocab {
+		s.host = make([]float32, rows*c.Vocab)
 	}
 	b.RMSNorm(normed, in, m.norm, eps)
-	b.MatMul(*out, normed, m.lmHead, nil)
+	b.MatMul(out, normed, m.lmHead, nil)
 	host := s.host[:rows*c.Vocab]
-	b.Read(*out, host)
+	b.Read(out, host)
+	if err := s.checkLogits(host, ids, s.seen-int64(rows)); err != nil {
+		return nil, err
+	}
 	return host, nil
+}
+
+// checkWindow returns an error unless the backend and the cache can apply
+// the model's sliding window to a sequence of seen tokens, longer than the
+// window: the backend must mask by window (backend.WindowMasker) and the
+// cache must give keys their original positions (WindowCache).
+func (s *Session) checkWindow(seen int64) error {
+	w, b := s.m.SlidingWindow, s.m.b
+	if wm, ok := b.(backend.WindowMasker); !ok || !wm.MasksWindow() {
+		return fmt.Errorf("the model attends within a sliding window of %d tokens (sliding_window), which the %s backend does not apply; the sequence has reached %d tokens", w, b.Name(), seen)
+	}
+	wc, ok := s.cache.(WindowCache)
+	if !ok {
+		return fmt.Errorf("the model attends within a sliding window of %d tokens (sliding_window), and the cache (%T) does not say whether its keys keep their original positions; the sequence has reached %d tokens", w, s.cache, seen)
+	}
+	if err := wc.OriginalPositions(); err != nil {
+		return fmt.Errorf("the model attends within a sliding window of %d tokens (sliding_window), measured in original positions: %w", w, err)
+	}
+	return nil
 }
 
 // Prefill feeds prompt in chunks. When each is not nil it receives the
@@ -233,7 +279,7 @@ func (s *Session) Decode(id int32) ([]float32, error) {
 func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop []int32) ([]int32, error) {
 	logits, err := s.Prefill(ctx, prompt, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("generation step 0 (the prompt): %w", err)
 	}
 	var out []int32
 	for len(out) < maxNew {
@@ -246,7 +292,7 @@ func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop
 			break
 		}
 		if logits, err = s.Decode(next); err != nil {
-			return out, err
+			return out, fmt.Errorf("generation step %d (after generated token %d): %w", len(out), len(out), err)
 		}
 	}
 	return out, nil

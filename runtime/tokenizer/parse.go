@@ -294,6 +294,11 @@ func (p *parser) parseModel(raw json.RawMessage) (*bpeModel, error) {
 		}
 		m.unkID = id
 	}
+	if len(rm.Vocab) == 0 {
+		// Every word would be dropped: a prompt would encode to its
+		// special tokens alone.
+		return nil, p.errorf("model.vocab", "empty: the tokenizer has no tokens to encode text with")
+	}
 	for b := range m.byteIDs {
 		m.byteIDs[b] = -1
 		if id, ok := m.vocab[fmt.Sprintf("<0x%02X>", b)]; ok {

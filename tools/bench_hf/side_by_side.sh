@@ -2,7 +2,8 @@
 # side_by_side.sh times the Llama-3.1-8B shape (random weights) on one GPU
 # with transformers + PyTorch SDPA (bench.py, bf16) and with `kvcascade
 # bench` (CUDA backend, bf16), one after the other in the same run, and
-# writes both tables to $OUT (default ./out). kvcascade runs `full` and the
+# writes their tables to $OUT (default ./out), then one table of them all
+# (one_table.py: side_by_side.md). kvcascade runs `full` and the
 # paper's cascade (64 sinks, 65,536 slots, 8 cascades, chunks of 4,096).
 #
 # The binaries are built beforehand (no Go on the GPU machine) and carried:
@@ -45,3 +46,4 @@ bench() { # policy lengths file
 }
 bench full "${FULL_LENGTHS:-4096,16384,65536,131072}" kvcascade_full
 bench cascade:sinks=64,size=65536,cascades=8 "${CASCADE_LENGTHS:-4096,16384,65536,131072,262144,524288,1048576}" kvcascade_cascade
+python3 "$(dirname "$0")/one_table.py" "$OUT" > "$OUT/side_by_side.md" && cat "$OUT/side_by_side.md"

@@ -25,6 +25,8 @@
 
 struct uint4 { unsigned x, y, z, w; };
 struct float4 { float x, y, z, w; };
+struct float2 { float x, y; };
+static inline float2 make_float2(float a, float b) { return {a, b}; }
 static inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
 static inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
 struct D3 { unsigned x, y, z; };
@@ -60,6 +62,7 @@ static inline unsigned __ballot_sync(unsigned mask, bool p) {
   unsigned r = 0; for (int i = 0; i < 32; i++) r |= (w.x[i][0] ? 1u : 0u) << i;
   w.bar->arrive_and_wait(); return r;
 }
+static inline bool __all_sync(unsigned mask, bool p) { return __ballot_sync(mask, p) == 0xffffffffu; }
 static inline bool in_smem(const void *p, size_t n) {
   auto a = (const unsigned char *)p; return a >= emu_smem && a + n <= emu_smem + emu_smem_bytes;
 }

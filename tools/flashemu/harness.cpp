@@ -82,14 +82,25 @@ static void run(const Case &c) {
 	std::vector<float> stats(2 * hq * S + guard, NAN), mass((size_t)hq * n + guard, NAN);
 	float scale = 1.0f / std::sqrt((float)HD), scale2 = (float)(scale * 1.4426950408889634);
 	const uint16_t *ckp = cap ? ck.data() : nullptr, *cvp = cap ? cv.data() : nullptr;
-	emu_launch({(unsigned)((S + BQ - 1) / BQ), (unsigned)hq, 1}, THREADS, FWD_SHARED, [&] {
-		flash_fwd(out.data(), stats.data(), q.data(), k.data(), v.data(), ckp, cvp, slots.data(), pos.data(),
-			  qpos.data(), cosT.data(), sinT.data(), S, L, cap, hq, hkv, scale2);
+	int NP = (n + KTILE - 1) / KTILE * KTILE, SP = (S + BQ - 1) / BQ * BQ;
+	// Scratch starts as NaN: the kernels must write every row they read.
+	std::vector<uint16_t> kr((size_t)hkv * NP * HD, 0x7fc0), vr((size_t)hkv * NP * HD, 0x7fc0), qr((size_t)hq * SP * HD, 0x7fc0);
+	std::vector<unsigned> bits((size_t)hkv * NP / 32, 0xdeadbeefu);
+	std::vector<float2> qstat((size_t)hq * SP, float2{NAN, NAN});
+	emu_launch({(unsigned)(NP / GR), (unsigned)hkv, 1}, THREADS, 0, [&] {
+		flash_keys(kr.data(), vr.data(), bits.data(), k.data(), v.data(), ckp, cvp, slots.data(), pos.data(), qpos.data(),
+			   cosT.data(), sinT.data(), S, L, cap, hkv, NP);
+	});
+	emu_launch({(unsigned)(SP / GR), (unsigned)hq, 1}, THREADS, 0, [&] {
+		flash_queries(qr.data(), q.data(), qpos.data(), cosT.data(), sinT.data(), S, hq, hkv, SP);
+	});
+	emu_launch({(unsigned)(SP / BQ), (unsigned)hq, 1}, THREADS, FWD_SHARED, [&] {
+		flash_fwd(out.data(), stats.data(), c.mass ? qstat.data() : nullptr, w.data(), qr.data(), kr.data(), vr.data(),
+			  bits.data(), S, SP, L, NP, hq, hkv, scale2);
 	});
 	if (c.mass) {
-		emu_launch({(unsigned)((n + BKM - 1) / BKM), (unsigned)hkv, 1}, THREADS, MASS_SHARED, [&] {
-			flash_mass(mass.data(), stats.data(), w.data(), q.data(), k.data(), ckp, slots.data(), pos.data(),
-				   qpos.data(), cosT.data(), sinT.data(), S, L, cap, hq, hkv, scale2);
+		emu_launch({(unsigned)(NP / BKM), (unsigned)hkv, 1}, THREADS, MASS_SHARED, [&] {
+			flash_mass(mass.data(), qstat.data(), qr.data(), kr.data(), bits.data(), S, SP, L, NP, hq, hkv, scale2);
 		});
 	}
 

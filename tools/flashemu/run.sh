@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer for HEAD_DIM 64 and 128 and runs harness.cpp,
 # which compares the kernels with a float64 reference. Needs g++ with C++20
 # (std::barrier); no GPU, no CUDA. A few minutes on two cores. Usage:
-#   tools/flashemu/run.sh [case number]
+#   [HDS="64 128"] tools/flashemu/run.sh [case number]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 sed 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *smem = emu_smem;/' \
 	"$here/../../gpu/kernels/flash.cu" >"$work/flash_sub.cu"
 test "$(grep -c emu_smem "$work/flash_sub.cu")" = 2
-for hd in 64 128; do
+for hd in ${HDS:-64 128}; do
 	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
 		-DFLASH_HOST_EMULATION -DHEAD_DIM=$hd -I"$here" -I"$work" -include emu.h \
 		"$here/harness.cpp" "$here/emu.cpp" -o "$work/flash$hd" -lpthread

@@ -2,7 +2,7 @@
 # Prepares the training data of the embedded tiny model in DIR (default
 # .train/, which git ignores): natural public-domain English from Debian's
 # bible-kjv package, split by book into training and held-out text, the
-# wamerican word list, and passkey documents written by kvcascade itself in
+# filler word list kvcascade embeds, and passkey documents written by kvcascade itself in
 # exactly the layout the passkey experiment evaluates.
 #
 # Usage: tools/train_tiny/prepare.sh [DIR] [N_PASSKEY_DOCS]   (run from the repository root)
@@ -11,9 +11,9 @@ dir=${1:-.train}
 ndocs=${2:-20000}
 mkdir -p "$dir"
 
-if ! command -v bible >/dev/null || [ ! -f /usr/share/dict/words ]; then
+if ! command -v bible >/dev/null; then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv wamerican >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bible-kjv >/dev/null
 fi
 
 # The whole text, chapter by chapter; drop chapter headings and verse
@@ -31,6 +31,6 @@ awk -F'\t' '$1 ~ /^(Ruth|Jonah|Philemon|Revelation)$/ { print $2 }' "$dir/kjv.ts
 awk -F'\t' '$1 !~ /^(Ruth|Jonah|Philemon|Revelation)$/ { print $2 }' "$dir/kjv.tsv" > "$dir/train.txt"
 rm "$dir/kjv.tsv"
 
-cp /usr/share/dict/words "$dir/words"
+cp datasets/passkey/words/words.txt "$dir/words"
 go run ./cmd/kvcascade passkey-docs --n "$ndocs" --min-words 8 --max-words 400 --seed 1 | gzip -6 > "$dir/passkey.jsonl.gz"
 wc -c "$dir"/*

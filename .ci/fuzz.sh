@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the module for a few seconds (FUZZTIME, default
+# 3s), so that a target that crashes, or that cannot make progress (fewer
+# than MIN_EXECS executions, default 10), is noticed. Prints each target's
+# executions and executions per second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime=${FUZZTIME:-3s}
+min=${MIN_EXECS:-10}
+secs=${fuzztime%s}
+status=0
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  # Only packages whose tests define a fuzz target.
+  grep -qs '^func Fuzz' "$dir"/*_test.go || continue
+  for name in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+    if ! out=$(go test "$pkg" -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" 2>&1); then
+      echo "FAIL $pkg $name"
+      echo "$out" | grep -v 'warning:\|cgo-gcc-prolog\|nvml.h\|^ *[0-9]* |\|^ *|\|In file included' || true
+      status=1
+      continue
+    fi
+    execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 | awk '{print $2}')
+    execs=${execs:-0}
+    printf '%-40s %-22s %9d execs  %7d/s\n' "$pkg" "$name" "$execs" $((execs / secs))
+    if [ "$execs" -lt "$min" ]; then
+      echo "FAIL $pkg $name: $execs executions in $fuzztime (want at least $min): the target does not make progress"
+      status=1
+    fi
+  done
+done
+exit $status

@@ -1,0 +1,67 @@
+package sweep
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPaperConfigs loads configs/paper and checks that each plan shows the
+// official protocol's settings, so that an edit that drops one is caught.
+func TestPaperConfigs(t *testing.T) {
+	for _, c := range []struct {
+		file   string
+		points int
+		want   []string // lines or fragments of the plan
+	}{
+		{"passkey.toml", 60, []string{
+			"backend: cuda; chunk: 4096",
+			`format = "official"`, `score = "digits"`, "stop_eos = false", "max_new = 50", "samples = 20",
+			"passkey  length     32768, 65536, 131072, 262144, 524288, 1048576",
+			`cascade       sinks = 64; size = 65536; cascades = 8; rule = "pow2"`,
+			`streamingllm  sinks = 64; size = 65536; cascades = 1`,
+		}},
+		{"pg19.toml", 4, []string{
+			"backend: cuda; chunk: 1024",
+			`books = "each"`, "tokens = 0",
+			"perplexity    min_tokens  32768, 65536",
+			"cascade       size        32768, 65536",
+			`cascade       sinks = 64; cascades = 4; rule = "pow2"; beta = 0.9999; reduction = "max"`,
+			`streamingllm  sinks = 64; cascades = 1`,
+		}},
+		{"longbench.toml", 36, []string{
+			"backend: cuda; chunk: 512, 64",
+			`budget = "quarter"`, `newline_stop = "official"`, "max_prompt = 129804",
+			`<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful assistant<|eot_id|>`,
+			`cascade       sinks = 64; size = 32768; cascades = 4; rule = "pow2"; beta = 0.9999; reduction = "max"`,
+			`h2o           heavy = 16384; recent = 16384; positions = "cache"; reduction = "max"`,
+			`snapkv        window = 32; kernel = 5; pooling = "avg"`, `positions = "original"`,
+			"bigbird       window = 16384; sinks = 16; block = 2",
+			`truncated     keep = 32832; mode = "middle"`,
+		}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			s, err := Load(filepath.Join("..", "..", "configs", "paper", c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pts, err := s.Points()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pts) != c.points {
+				t.Errorf("%d points, want %d", len(pts), c.points)
+			}
+			var b bytes.Buffer
+			if err := FormatPlan(&b, pts); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("plan lacks %q:\n%s", w, b.String())
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,112 @@
+package policies
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"kvcascade/policies/device"
+	"kvcascade/runtime/backend"
+)
+
+// TestHipBigbirdPattern works out hip_bigbird's view by hand: with a budget
+// of 8, 2 sinks and blocks of 2, a chunk after 30 tokens sees tokens 0–1,
+// two random 2-token blocks of [2, 26) (8/2 = 4 tokens) and the window
+// 26–29 (8/2 = 4 tokens), all at their original positions, the chunk's
+// queries from position 30.
+func TestHipBigbirdPattern(t *testing.T) {
+	f, err := New("hip_bigbird", map[string]any{"window": 8, "sinks": 2, "block": 2, "seed": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Shape{Layers: 1, QHeads: 2, KVHeads: 1, HeadDim: 4}
+	p, err := f.NewLayer(0, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx backend.View
+	for _, n := range []int{10, 10, 10} {
+		p.Reserve(n)
+		p.Plan(Step{Start: 0, N: n, PromptEnd: -1}, &ctx)
+		p.Commit(nil, make([]int32, n))
+	}
+	p.Reserve(4)
+	p.Plan(Step{Start: 30, N: 4, PromptEnd: -1}, &ctx)
+	if ctx.ViewLen != 10 {
+		t.Fatalf("view of %d keys, want 2 sinks + 4 random + 4 window = 10", ctx.ViewLen)
+	}
+	pos := slices.Clone(ctx.Pos)
+	if !slices.Equal(ctx.Slots, pos) {
+		t.Errorf("positions %v are not the original positions (slots) %v", pos, ctx.Slots)
+	}
+	if !slices.Equal(pos[:2], []int32{0, 1}) || !slices.Equal(pos[6:], []int32{26, 27, 28, 29}) {
+		t.Errorf("view %v: want sinks 0 1 first and the window 26–29 last", pos)
+	}
+	for b := 2; b < 6; b += 2 {
+		lo := pos[b]
+		if lo < 2 || lo+1 >= 26 || pos[b+1] != lo+1 || lo%2 != 0 {
+			t.Errorf("view %v: random block at %d is not two aligned tokens in [2, 26)", pos, b)
+		}
+	}
+	if pos[2] == pos[4] {
+		t.Errorf("view %v: the same random block twice", pos)
+	}
+	if ctx.QueryPos[0] != 30 {
+		t.Errorf("query position %d, want the original 30", ctx.QueryPos[0])
+	}
+}
+
+// TestH2OReduction works out h2o's GQA reduction by hand: one KV head over
+// two query heads, heavy = recent = 1, a first chunk of three tokens whose
+// mass is [0.5 0.0 0.2] from query head 0 and [0.5 0.9 0.2] from head 1.
+// Token 2 stays as the recent one; of tokens 0 and 1, the mean (0.5 vs
+// 0.45) keeps token 0, the max (0.5 vs 0.9) token 1. With max the policy
+// stays on the host.
+func TestH2OReduction(t *testing.T) {
+	s := Shape{Layers: 1, QHeads: 2, KVHeads: 1, HeadDim: 4}
+	mass := []float32{0.5, 0.0, 0.2, 0.5, 0.9, 0.2}
+	for _, c := range []struct {
+		reduction string
+		want      []int64
+	}{
+		{"mean", []int64{0, 2}},
+		{"max", []int64{1, 2}},
+	} {
+		f, err := New("h2o", map[string]any{"heavy": 1, "recent": 1, "reduction": c.reduction})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := f.NewLayer(0, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ctx backend.View
+		p.Reserve(3)
+		p.Plan(Step{Start: 0, N: 3, PromptEnd: -1}, &ctx)
+		p.Commit(mass, make([]int32, 3))
+		if got := p.Held(0, nil); !slices.Equal(got, c.want) {
+			t.Errorf("reduction %s: holds %v, want %v", c.reduction, got, c.want)
+		}
+		stub := &tokenListerStub{}
+		if df, ok := f.(deviceFactory); ok {
+			if _, err := df.onDevice(0, s, stub); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if asked := stub.asked; asked != (c.reduction == "mean") {
+			t.Errorf("reduction %s: asked the device for token lists: %v", c.reduction, asked)
+		}
+	}
+}
+
+// tokenListerStub is a backend whose token lists are unsupported; it
+// records whether a policy asked for them.
+type tokenListerStub struct {
+	backend.Backend
+	asked bool
+}
+
+func (b *tokenListerStub) NewTokenList(device.TokenListSpec) (device.TokenList, error) {
+	b.asked = true
+	return nil, errors.ErrUnsupported
+}
