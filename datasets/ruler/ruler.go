@@ -33,7 +33,7 @@
 // found).
 //
 // Lengths are token-exact with the model's tokenizer, as in RULER: the
-// haystack is the largest (found by binary search over its size) whose full
+// haystack is the largest (found by a search over its size) whose full
 // prompt, counted with the BOS token, plus the answer tokens fits the
 // requested length. Generation is deterministic: the same seed, task,
 // length and sample index always give the same prompt. All randomness of a
