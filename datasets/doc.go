@@ -8,6 +8,9 @@
 //     books, or JSON Lines) for perplexity as a function of tokens seen.
 //   - longbench: the LongBench JSON Lines format, the official per-subset
 //     prompt templates, generation lengths, middle truncation and metrics.
+//   - ruler: RULER's synthetic tasks (needles, variable tracking, common and
+//     frequent words, QA over a user's file), generated to a token-exact
+//     length, with RULER's templates and string-match scoring.
 //
 // Packages that need a tokenizer declare the small interface they use
 // (Encode and Decode); the project's runtime tokenizer satisfies it.

@@ -1,7 +1,8 @@
 // Package experiments holds the measurements kvcascade runs: passkey
-// retrieval, streaming perplexity, LongBench, latency and memory. Each takes
-// a model, a cache policy and its own parameters and returns structured
-// records — aggregated metrics and per-sample rows — for the results store.
+// retrieval, streaming perplexity, LongBench, RULER, latency and memory.
+// Each takes a model, a cache policy and its own parameters and returns
+// structured records — aggregated metrics and per-sample rows — for the
+// results store.
 package experiments
 
 import (
@@ -131,7 +132,7 @@ type Experiment interface {
 
 // All returns every experiment, sorted by name.
 func All() []Experiment {
-	all := []Experiment{passkeyExp{}, perplexity{}, longbenchExp{}, latency{}, memory{}}
+	all := []Experiment{passkeyExp{}, perplexity{}, longbenchExp{}, latency{}, memory{}, rulerExp{}}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name() < all[j].Name() })
 	return all
 }

@@ -163,7 +163,7 @@ func TestAll(t *testing.T) {
 			t.Errorf("experiment %s: Resolve of an unknown parameter: error %v, want one naming no_such_param", e.Name(), err)
 		}
 	}
-	want := []string{"latency", "longbench", "memory", "passkey", "perplexity"}
+	want := []string{"latency", "longbench", "memory", "passkey", "perplexity", "ruler"}
 	if !slices.Equal(names, want) {
 		t.Errorf("All() names %v, want %v", names, want)
 	}

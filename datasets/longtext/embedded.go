@@ -32,6 +32,12 @@ func Embedded() []string {
 // EmbeddedPrefix), which is then no file on disk.
 func IsEmbedded(path string) bool { return strings.HasPrefix(path, EmbeddedPrefix) }
 
+// EmbeddedText returns the text that path ("embedded:NAME") names, or an
+// error listing the names there are.
+func EmbeddedText(path string) (string, error) {
+	return embeddedText(strings.TrimPrefix(path, EmbeddedPrefix))
+}
+
 // embeddedText returns the embedded text called name, or an error listing
 // the names there are.
 func embeddedText(name string) (string, error) {

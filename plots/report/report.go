@@ -45,6 +45,7 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 		return "", "", err
 	}
 	tables := append([]table{summaryTable(pts)}, passkeyTables(pts)...)
+	tables = append(tables, rulerTables(pts)...)
 	tables = append(tables, metrics...)
 	prov := provenance(rows)
 	config, err := sweepConfig(db, sweep)
