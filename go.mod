@@ -4,7 +4,6 @@ go 1.26
 
 require (
 	github.com/BurntSushi/toml v1.6.0
-	github.com/NVIDIA/go-nvml v0.13.4-1
 	github.com/mattn/go-sqlite3 v1.14.53
 	golang.org/x/text v0.28.0
 	gonum.org/v1/gonum v0.17.0

@@ -2,9 +2,11 @@
 // the GPUs of this machine: name, driver version and UUID of each device,
 // and samples of its memory use, power draw, SM clock and utilisation.
 //
-// It wraps github.com/NVIDIA/go-nvml, which loads libnvidia-ml.so.1 with
-// dlopen when Open is called, so nothing of the driver is needed to build;
-// on a machine without one Open returns an error wrapping ErrNoLibrary.
+// It loads libnvidia-ml.so.1 with dlopen when Open is called (cgo with
+// -ldl, as package gpu/cuda loads the CUDA libraries), declaring only the
+// dozen entry points it calls, so nothing of the driver is needed to build;
+// on a machine without one, and in builds without cgo, Open returns an
+// error wrapping ErrNoLibrary.
 package nvml
 
 import (
@@ -14,23 +16,77 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"unsafe"
 )
 
+// libName is the library Open loads: the driver's NVML, by its soname.
+const libName = "libnvidia-ml.so.1"
+
 // ErrNoLibrary is wrapped by Open's error when libnvidia-ml.so.1 cannot be
-// loaded, as on a machine without an NVIDIA driver.
+// loaded or lacks an entry point this package calls, as on a machine
+// without an NVIDIA driver or in a build without cgo.
 var ErrNoLibrary = errors.New("libnvidia-ml.so.1 not found (no NVIDIA driver on this machine?)")
 
 // ErrNoDevice is wrapped by Open's error when NVML reports no GPU.
 var ErrNoDevice = errors.New("no NVIDIA GPU")
 
+// NVML return codes (nvmlReturn_t) this package tells apart.
+const (
+	retSuccess      = 0 // NVML_SUCCESS
+	retNotSupported = 3 // NVML_ERROR_NOT_SUPPORTED
+)
+
+// clockSM is NVML_CLOCK_SM, the SM clock domain of nvmlClockType_t.
+const clockSM = 1
+
+// device is an nvmlDevice_t: a pointer NVML owns, never dereferenced here.
+type device unsafe.Pointer
+
+// memory is nvmlMemory_t: bytes of device memory.
+type memory struct{ totalBytes, freeBytes, usedBytes uint64 }
+
+// utilization is nvmlUtilization_t: percent of the last sample period.
+type utilization struct{ gpuPct, memoryPct uint32 }
+
+// library is NVML as the rest of the package sees it: one method per entry
+// point, each returning NVML's nvmlReturn_t as an int. The cgo binding
+// (binding_cgo.go) implements it over entry points loaded with dlsym;
+// tests may fake it.
+type library interface {
+	init() int                                             // nvmlInit_v2
+	shutdown() int                                         // nvmlShutdown
+	errorString(ret int) string                            // nvmlErrorString
+	driverVersion() (string, int)                          // nvmlSystemGetDriverVersion
+	deviceCount() (int, int)                               // nvmlDeviceGetCount_v2
+	deviceHandle(index int) (device, int)                  // nvmlDeviceGetHandleByIndex_v2
+	deviceName(d device) (string, int)                     // nvmlDeviceGetName
+	deviceUUID(d device) (string, int)                     // nvmlDeviceGetUUID
+	deviceMemory(d device) (memory, int)                   // nvmlDeviceGetMemoryInfo
+	devicePower(d device) (milliwatts uint32, ret int)     // nvmlDeviceGetPowerUsage
+	deviceClock(d device, clock int) (mhz uint32, ret int) // nvmlDeviceGetClockInfo
+	deviceUtilization(d device) (utilization, int)         // nvmlDeviceGetUtilizationRates
+	close()                                                // dlclose
+}
+
+// returnError is a failed NVML call's status.
+type returnError struct {
+	code int
+	text string // nvmlErrorString's description, if any
+}
+
+func (e *returnError) Error() string {
+	if e.text == "" {
+		return fmt.Sprintf("NVML error %d", e.code)
+	}
+	return fmt.Sprintf("%s (NVML error %d)", e.text, e.code)
+}
+
 // NVML is an initialised NVML library and the devices it found when opened.
 // Its methods may be called from several goroutines.
 type NVML struct {
-	lib     gonvml.Interface
+	lib     library
 	devices []Device
-	handles []gonvml.Device
+	handles []device
 }
 
 // Device describes one GPU.
@@ -54,54 +110,64 @@ type Sample struct {
 // Open loads NVML, initialises it and lists the devices. It returns an
 // error wrapping ErrNoLibrary where the library is absent and ErrNoDevice
 // where there is no GPU. Close releases it.
-func Open() (*NVML, error) {
-	lib := gonvml.New()
-	switch ret := lib.Init(); ret {
-	case gonvml.SUCCESS:
-	case gonvml.ERROR_LIBRARY_NOT_FOUND:
-		return nil, fmt.Errorf("nvml: %w", ErrNoLibrary)
-	default:
-		return nil, fmt.Errorf("nvml: init: %v", ret)
+func Open() (*NVML, error) { return open(libName, load) }
+
+// open is Open of the library at path, loaded by load.
+func open(path string, load func(path string) (library, error)) (*NVML, error) {
+	lib, err := load(path)
+	if err != nil {
+		return nil, fmt.Errorf("nvml: %w", err)
 	}
 	n := &NVML{lib: lib}
+	if ret := lib.init(); ret != retSuccess {
+		err := n.fail("init", ret)
+		lib.close()
+		return nil, fmt.Errorf("nvml: %w", err)
+	}
 	if err := n.list(); err != nil {
-		lib.Shutdown()
+		lib.shutdown()
+		lib.close()
 		return nil, err
 	}
 	return n, nil
 }
 
+// fail returns the error of a call that returned ret.
+func (n *NVML) fail(op string, ret int) error {
+	return fmt.Errorf("%s: %w", op, &returnError{code: ret, text: n.lib.errorString(ret)})
+}
+
 // list fills n.devices and n.handles.
 func (n *NVML) list() error {
-	driver, ret := n.lib.SystemGetDriverVersion()
-	if ret != gonvml.SUCCESS {
-		return fmt.Errorf("nvml: driver version: %v", ret)
+	driver, ret := n.lib.driverVersion()
+	if ret != retSuccess {
+		return fmt.Errorf("nvml: %w", n.fail("driver version", ret))
 	}
-	count, ret := n.lib.DeviceGetCount()
-	if ret != gonvml.SUCCESS {
-		return fmt.Errorf("nvml: device count: %v", ret)
+	count, ret := n.lib.deviceCount()
+	if ret != retSuccess {
+		return fmt.Errorf("nvml: %w", n.fail("device count", ret))
 	}
 	if count == 0 {
 		return fmt.Errorf("nvml: %w", ErrNoDevice)
 	}
 	for i := range count {
-		h, ret := n.lib.DeviceGetHandleByIndex(i)
-		if ret != gonvml.SUCCESS {
-			return fmt.Errorf("nvml: device %d: handle: %v", i, ret)
+		h, ret := n.lib.deviceHandle(i)
+		if ret != retSuccess {
+			return fmt.Errorf("nvml: device %d: %w", i, n.fail("handle", ret))
 		}
-		name, ret := h.GetName()
-		if ret != gonvml.SUCCESS {
-			return fmt.Errorf("nvml: device %d: name: %v", i, ret)
+		name, ret := n.lib.deviceName(h)
+		if ret != retSuccess {
+			return fmt.Errorf("nvml: device %d: %w", i, n.fail("name", ret))
 		}
-		uuid, ret := h.GetUUID()
-		if ret != gonvml.SUCCESS {
-			return fmt.Errorf("nvml: device %d: UUID: %v", i, ret)
+		uuid, ret := n.lib.deviceUUID(h)
+		if ret != retSuccess {
+			return fmt.Errorf("nvml: device %d: %w", i, n.fail("UUID", ret))
 		}
-		mem, ret := h.GetMemoryInfo()
-		if ret != gonvml.SUCCESS {
-			return fmt.Errorf("nvml: device %d: memory: %v", i, ret)
+		mem, ret := n.lib.deviceMemory(h)
+		if ret != retSuccess {
+			return fmt.Errorf("nvml: device %d: %w", i, n.fail("memory", ret))
 		}
-		n.devices = append(n.devices, Device{Index: i, Name: name, UUID: uuid, Driver: driver, MemoryTotalBytes: mem.Total})
+		n.devices = append(n.devices, Device{Index: i, Name: name, UUID: uuid, Driver: driver, MemoryTotalBytes: mem.totalBytes})
 		n.handles = append(n.handles, h)
 	}
 	return nil
@@ -117,51 +183,53 @@ func (n *NVML) Sample(index int) (Sample, error) {
 	}
 	h := n.handles[index]
 	var s Sample
-	mem, ret := h.GetMemoryInfo()
-	if err := value(&s.MemoryUsedBytes, float64(mem.Used), ret); err != nil {
-		return s, fmt.Errorf("nvml: device %d: memory: %w", index, err)
+	mem, ret := n.lib.deviceMemory(h)
+	if err := n.value(&s.MemoryUsedBytes, float64(mem.usedBytes), "memory", ret); err != nil {
+		return s, fmt.Errorf("nvml: device %d: %w", index, err)
 	}
-	mW, ret := h.GetPowerUsage()
-	if err := value(&s.PowerW, float64(mW)/1000, ret); err != nil {
-		return s, fmt.Errorf("nvml: device %d: power: %w", index, err)
+	mW, ret := n.lib.devicePower(h)
+	if err := n.value(&s.PowerW, float64(mW)/1000, "power", ret); err != nil {
+		return s, fmt.Errorf("nvml: device %d: %w", index, err)
 	}
-	mhz, ret := h.GetClockInfo(gonvml.CLOCK_SM)
-	if err := value(&s.SMClockMHz, float64(mhz), ret); err != nil {
-		return s, fmt.Errorf("nvml: device %d: SM clock: %w", index, err)
+	mhz, ret := n.lib.deviceClock(h, clockSM)
+	if err := n.value(&s.SMClockMHz, float64(mhz), "SM clock", ret); err != nil {
+		return s, fmt.Errorf("nvml: device %d: %w", index, err)
 	}
-	util, ret := h.GetUtilizationRates()
-	if err := value(&s.GPUUtilPct, float64(util.Gpu), ret); err != nil {
-		return s, fmt.Errorf("nvml: device %d: utilisation: %w", index, err)
+	util, ret := n.lib.deviceUtilization(h)
+	if err := n.value(&s.GPUUtilPct, float64(util.gpuPct), "utilisation", ret); err != nil {
+		return s, fmt.Errorf("nvml: device %d: %w", index, err)
 	}
 	return s, nil
 }
 
 // value sets *dst to v on success and to NaN where the device does not
-// support the query; other failures are errors.
-func value(dst *float64, v float64, ret gonvml.Return) error {
+// support the query; other failures are errors naming op.
+func (n *NVML) value(dst *float64, v float64, op string, ret int) error {
 	switch ret {
-	case gonvml.SUCCESS:
+	case retSuccess:
 		*dst = v
-	case gonvml.ERROR_NOT_SUPPORTED:
+	case retNotSupported:
 		*dst = math.NaN()
 	default:
 		*dst = math.NaN()
-		return ret
+		return n.fail(op, ret)
 	}
 	return nil
 }
 
-// Close shuts NVML down; n must not be used afterwards.
+// Close shuts NVML down and unloads it; n must not be used afterwards.
 func (n *NVML) Close() error {
 	if n.lib == nil {
 		return nil
 	}
-	ret := n.lib.Shutdown()
-	n.lib, n.handles = nil, nil
-	if ret != gonvml.SUCCESS {
-		return fmt.Errorf("nvml: shutdown: %v", ret)
+	ret := n.lib.shutdown()
+	var err error
+	if ret != retSuccess {
+		err = fmt.Errorf("nvml: %w", n.fail("shutdown", ret))
 	}
-	return nil
+	n.lib.close()
+	n.lib, n.handles = nil, nil
+	return err
 }
 
 // VisibleIndex returns the NVML index of the process's CUDA device ordinal
