@@ -40,7 +40,8 @@ const hashVersion = 1
 
 // canonical is the JSON a point's hash is taken of: the model (path as
 // written and name), experiment and policy names, all their resolved
-// parameters, chunk and backend name, with keys sorted, and the backend's
+// parameters (less policy parameters marked OmitDefault that have their
+// default), chunk and backend name, with keys sorted, and the backend's
 // options (device, dtype, kernel switches) only where they differ from the
 // backend's defaults, so that a sweep that sets none keeps the hashes it
 // had before the options existed. The label, the sweep's name and the
@@ -52,7 +53,7 @@ func (p *Point) canonical() ([]byte, error) {
 		"experiment":        p.Experiment,
 		"experiment_params": map[string]any(p.ExperimentParams),
 		"policy":            p.Policy,
-		"policy_params":     map[string]any(p.PolicyParams),
+		"policy_params":     map[string]any(p.policyIdentity()),
 		"chunk":             p.Chunk,
 		"backend":           p.Backend.Name,
 	}
@@ -60,6 +61,17 @@ func (p *Point) canonical() ([]byte, error) {
 		m["backend_options"] = o
 	}
 	return json.Marshal(m)
+}
+
+// policyIdentity returns the policy's parameters as hashed: those added
+// after sweeps were recorded (params.Param.OmitDefault) only where they
+// differ from their defaults.
+func (p *Point) policyIdentity() params.Values {
+	spec, ok := policies.Lookup(p.Policy)
+	if !ok {
+		return p.PolicyParams
+	}
+	return params.Identity(spec.Params, p.PolicyParams)
 }
 
 // hash returns the hex of the first 16 bytes of the SHA-256 of the
