@@ -70,8 +70,10 @@ INIT_NEW = ("        try:\n            super().__init__()\n        except TypeEr
 SHAPE = dict(hidden=128, q_heads=4, kv_heads=2, head_dim=32)
 POLICY = dict(sinks=16, size=112, cascades=4, rule="pow2", reduction="max", beta=0.9999,
               eager_fill=True, homogeneous=False)
-# chunk sizes: several not multiples of 64, so the kernel's padded query rows are exercised
-CHUNKS = [64, 128, 100, 128, 64, 128, 96, 128, 37]
+# chunk sizes: several not multiples of 64, so the kernel's padded query rows are exercised. The
+# first chunk must be the largest: the official layer keeps the query positions of its first
+# chunk (self.query_pos) and slices them for later ones.
+CHUNKS = [128, 64, 100, 128, 64, 128, 96, 128, 37]
 WEIGHT_STD = dict(qk=0.14, v=0.09, o=0.09)  # logits of std ~2.5: peaked attention
 
 
@@ -183,6 +185,8 @@ def main():
     if os.path.abspath(ca.__file__).startswith(root):
         die("imported the checkout itself instead of the patched copy: remove it from PYTHONPATH")
 
+    if max(CHUNKS) != CHUNKS[0]:
+        die("the first chunk must be the largest (the official layer slices its first chunk's query positions)")
     torch.manual_seed(args.seed)
     cfg, attn = build_layer(ca, torch, dev, args.seed)
     hq, hkv, hd = SHAPE["q_heads"], SHAPE["kv_heads"], SHAPE["head_dim"]
