@@ -50,10 +50,10 @@ func (longbenchExp) Params() []params.Param {
 		{Name: "budget", Kind: "string", Default: budgetFixed, Choices: []string{budgetFixed, budgetQuarter},
 			Doc: "fixed: the policy as configured; quarter: the cascade paper's per-sample sizing, B = 2^⌊log2(n/4)⌋ for an " +
 				"n-token prompt: cascade size B, sink window B, h2o heavy = recent = B/2, snapkv budget B, bigbird and " +
-				"hip_bigbird window B, truncated keeps B + 64 (cut in the text before the chat template); full unchanged"},
+				"hip_bigbird window B, truncated keeps B + 64 (cut in the text before the chat template); full unchanged", OmitDefault: true},
 		{Name: "newline_stop", Kind: "string", Default: stopCut, Choices: []string{stopCut, stopOfficial},
 			Doc: "for samsum: cut = generate, then keep the text before the first newline; official = stop at a newline " +
-				"token, never as the first token (LongBench's pred.py)"},
+				"token, never as the first token (LongBench's pred.py)", OmitDefault: true},
 	}
 }
 

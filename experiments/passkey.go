@@ -36,11 +36,11 @@ func (passkeyExp) Params() []params.Param {
 		{Name: "format", Kind: "string", Default: formatPlain, Choices: []string{formatPlain, formatOfficial},
 			Doc: "plain: one text of plain lowercase words around the key sentence, tokenised whole; official: the cascade " +
 				"paper's prompt (Llama 3 chat headers, banners, segments tokenised apart, every word of the list, one " +
-				"filler per seed, the key placed by token index)"},
+				"filler per seed, the key placed by token index)", OmitDefault: true},
 		{Name: "score", Kind: "string", Default: scoreExact, Choices: []string{scoreExact, scoreDigits},
 			Doc: "the headline metric `score`: exact (the first digit run equals the key) or digits (the official " +
-				"per-place accuracy of the answer's first five digits); both are reported as accuracy and digit_accuracy"},
-		{Name: "stop_eos", Kind: "bool", Default: true, Doc: "end the answer at an end token (the official runs generate max_new tokens regardless)"},
+				"per-place accuracy of the answer's first five digits); both are reported as accuracy and digit_accuracy", OmitDefault: true},
+		{Name: "stop_eos", Kind: "bool", Default: true, Doc: "end the answer at an end token (the official runs generate max_new tokens regardless)", OmitDefault: true},
 	}
 }
 

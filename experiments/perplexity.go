@@ -26,13 +26,13 @@ func (perplexity) Params() []params.Param {
 		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many); " +
 			"with books = each, the most tokens read over all books (0: every book whole)"},
 		{Name: "checkpoints", Kind: "int", Default: 16, Doc: "points of the perplexity curve, log-spaced in tokens seen (see spacing)"},
-		{Name: "from", Kind: "int", Default: 1, Doc: "tokens scored at the first checkpoint (e.g. the cache size: before it every bounded policy is full attention)"},
-		{Name: "spacing", Kind: "string", Default: "log", Doc: "checkpoint spacing from 'from' to the end: log or linear"},
+		{Name: "from", Kind: "int", Default: 1, Doc: "tokens scored at the first checkpoint (e.g. the cache size: before it every bounded policy is full attention)", OmitDefault: true},
+		{Name: "spacing", Kind: "string", Default: "log", Doc: "checkpoint spacing from 'from' to the end: log or linear", OmitDefault: true},
 		{Name: "books", Kind: "string", Default: booksStream, Choices: []string{booksStream, booksEach},
 			Doc: "stream: the documents one after the other through one cache; each: every document whole through a " +
-				"fresh cache, perplexity weighted by tokens over the documents, a curve per document (the cascade paper's PG19)"},
+				"fresh cache, perplexity weighted by tokens over the documents, a curve per document (the cascade paper's PG19)", OmitDefault: true},
 		{Name: "min_tokens", Kind: "int", Default: 0,
-			Doc: "with books = each, read only documents of more than this many tokens, BOS included (the paper: the cache size)"},
+			Doc: "with books = each, read only documents of more than this many tokens, BOS included (the paper: the cache size)", OmitDefault: true},
 	}
 }
 

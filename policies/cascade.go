@@ -28,6 +28,8 @@ func cascadeSpec() Spec {
 			{Name: "eager_fill", Kind: "bool", Default: true,
 				Doc: "every cascade accepts every token until the cache has been filled once"},
 			positionsParam(),
+			{Name: "scoring", Kind: "string", Default: "exact", Choices: []string{"exact", "reference"}, OmitDefault: true,
+				Doc: "exact: the attention mass as the method is written; reference: the scores of the official flash kernel, quirks included (docs/design.md); CPU only"},
 		},
 		make: makeCascade,
 	}
@@ -42,6 +44,9 @@ type cascadeConfig struct {
 	homogeneous           bool
 	eagerFill             bool
 	positions             positions
+	// reference selects the official code's scoring (scoring =
+	// "reference"): see Plan and Commit.
+	reference bool
 	// compareOldest selects the rule of the reference's older
 	// CascadingKVCacheSlow class: a carried token that a cascade does not
 	// accept is compared with the cascade's oldest token instead of its
@@ -81,11 +86,33 @@ func makeCascade(v Values) (Factory, error) {
 	if v.String("reduction") == "max" {
 		c.reduce = reduceMax
 	}
+	if v.String("scoring") == "reference" {
+		if (c.sinks+c.size)%backend.FlashBlockM != 0 {
+			return nil, paramError(name, "scoring", "\"reference\" needs sinks + size to be a multiple of %d, got %d: the official flash kernel pads the cached keys and the chunk separately to %d and would misplace its causal mask (and read its cache mask out of bounds)",
+				backend.FlashBlockM, c.sinks+c.size, backend.FlashBlockM)
+		}
+		c.reference = true
+	}
 	c.every = acceptEvery(v.String("rule"), c.cascades)
 	return dualFactory{
 		factoryFunc: factoryFunc{name, func(_ int, s Shape) (Policy, error) { return newCascade(c, s) }},
-		device:      func(_ int, s Shape, b backend.Backend) (devicePolicy, error) { return newCascadeDevice(c, s, b) },
+		device: func(_ int, s Shape, b backend.Backend) (devicePolicy, error) {
+			if c.reference {
+				return nil, checkReferenceBackend(b)
+			}
+			return newCascadeDevice(c, s, b)
+		},
 	}, nil
+}
+
+// checkReferenceBackend returns an error unless b computes the official
+// flash kernel's mass (backend.MassFlashReference), which scoring =
+// "reference" needs; the cascade then keeps its bookkeeping on the host.
+func checkReferenceBackend(b backend.Backend) error {
+	if rm, ok := b.(backend.ReferenceMasser); ok && rm.ReferenceMass() {
+		return nil
+	}
+	return fmt.Errorf("cascade: scoring = \"reference\" runs on the cpu backend only; the %s backend's attention does not compute the official flash kernel's scores", b.Name())
 }
 
 // maxCascades bounds the number of cascades: 2^62 tokens is the longest
@@ -152,6 +179,8 @@ type cascade struct {
 	step    Step
 	viewLen int
 	weights []float32 // [n] query weights of the last chunk size
+	flashW  []float32 // [n padded to 64] the official flash kernel's query weights
+	flash   bool      // the chunk was planned as the official flash path (reference scoring, n > 1)
 
 	a     []float32 // [L+n] reduced mass of one KV head
 	depth []int32   // [n] cascades accepting each chunk token
@@ -222,8 +251,16 @@ func (p *cascade) each(h int, f func(e int)) {
 }
 
 // Plan lays out the view: sinks, then the cascades in attention order.
+// With reference scoring a chunk of more than one token is laid out as the
+// official flash path lays out its keys instead (planFlash).
 func (p *cascade) Plan(step Step, view *backend.View) {
 	p.step = step
+	p.flash = p.c.reference && step.N > 1
+	if p.flash {
+		p.planFlash(step, view)
+		return
+	}
+	view.MassMode = backend.MassExact
 	hk := p.s.KVHeads
 	L := p.sunk + p.held()
 	p.viewLen = L
@@ -265,6 +302,76 @@ func (p *cascade) Plan(step Step, view *backend.View) {
 	view.QueryWeights = p.weights
 }
 
+// planFlash lays out the view as the official flash path does: every sink
+// slot, then every cascade entry in storage order (cascade i's entry e at
+// sinks + i·W + e), slots not yet filled as padding, each key at the same
+// position as in the attention-order view; the mass it asks for is
+// backend.MassFlashReference with the kernel's query weights.
+func (p *cascade) planFlash(step Step, view *backend.View) {
+	c, hk := p.c, p.s.KVHeads
+	held := p.sunk + p.held() // the attention-order view's length
+	L := c.sinks + c.size
+	p.viewLen = L
+	view.Device = nil
+	sizeView(view, hk, L)
+	for h := 0; h < hk; h++ {
+		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
+		for j := 0; j < c.sinks; j++ {
+			slots[j], pos[j] = -1, 0
+			if j < p.sunk {
+				slots[j], pos[j] = int32(j), int32(j)
+			}
+		}
+		below := p.sunk // attention index of cascade i's oldest entry
+		for i := c.cascades - 1; i >= 0; i-- {
+			ri := h*c.cascades + i
+			st, s0 := int(p.stored[ri]), int(p.start[ri])
+			for e := 0; e < p.w; e++ {
+				k, j := h*c.size+i*p.w+e, c.sinks+i*p.w+e
+				switch {
+				case e >= st:
+					slots[j], pos[j] = -1, 0
+				case c.positions == originalPositions:
+					slots[j], pos[j] = p.slot[k], int32(p.pos[k])
+				default:
+					slots[j], pos[j] = p.slot[k], int32(below+(e-s0+p.w)%p.w)
+				}
+			}
+			below += st
+		}
+		view.QueryPos[h] = int32(held)
+		if c.positions == originalPositions {
+			view.QueryPos[h] = int32(step.Start)
+		}
+	}
+	p.flashW = p.c.flashWeights(p.flashW, step.N)
+	view.QueryWeights = p.flashW
+	view.MassMode = backend.MassFlashReference
+}
+
+// flashWeights returns the official flash kernel's query weights for a
+// chunk of n queries padded to a multiple of backend.FlashBlockM:
+// (1−β)·β^(63 − q mod 64), computed in float32 as the kernel does (the
+// exponent through exp2 of k·log2 β). It reuses w when it has that length.
+func (c *cascadeConfig) flashWeights(w []float32, n int) []float32 {
+	bm := backend.FlashBlockM
+	np := (n + bm - 1) / bm * bm
+	if len(w) == np {
+		return w
+	}
+	w = grow(w, np)
+	for q := range w {
+		w[q] = flashWeight(c.beta, bm-1-q%bm)
+	}
+	return w
+}
+
+// flashWeight is the kernel's coefficient exp2(k·log2 β)·(1−β) in float32.
+func flashWeight(beta float64, k int) float32 {
+	lb := float32(math.Log2(float64(float32(beta))))
+	return float32(math.Exp2(float64(float32(k)*lb))) * float32(1-beta)
+}
+
 // queryWeights returns (1−β)·β^(n−1−q) for q < n: the chunk's contribution
 // to an exponential moving average over queries, later queries weighing more.
 // It reuses w, the weights of a previous call, when they are for n queries.
@@ -281,6 +388,12 @@ func (c *cascadeConfig) queryWeights(w []float32, n int) []float32 {
 // Commit first ages the scores of every cached token and adds the mass the
 // chunk gave it, s ← β^n·s + a, then walks the chunk's tokens one by one
 // through the cascades with the mass they received as their score.
+//
+// With reference scoring the reduced mass and every score are rounded to
+// float16 as the official code stores them (s ← f16(f16(β^n·s) + a)), and
+// after a flash-path chunk cascade entry k (i·W + e) of a head is credited
+// with the mass of key k of the flash layout — the sinks' for the first
+// slots, as the official code's slicing does — instead of its own.
 func (p *cascade) Commit(mass []float32, place []int32) {
 	n, hk, g := p.step.N, p.s.KVHeads, p.s.Group()
 	L := p.viewLen
@@ -299,11 +412,16 @@ func (p *cascade) Commit(mass []float32, place []int32) {
 		case !p.c.homogeneous:
 			reduceMass(p.a, mass, w, h*g, (h+1)*g, p.c.reduce)
 		}
-		a := p.a[p.sunk:L]
-		for i := p.c.cascades - 1; i >= 0; i-- {
-			a0, a1, b0, b1 := p.ring(h, i)
-			a = age(p.score[a0:a1], a, bn)
-			a = age(p.score[b0:b1], a, bn)
+		switch {
+		case p.c.reference:
+			p.ageReference(h, bn)
+		default:
+			a := p.a[p.sunk:L]
+			for i := p.c.cascades - 1; i >= 0; i-- {
+				a0, a1, b0, b1 := p.ring(h, i)
+				a = age(p.score[a0:a1], a, bn)
+				a = age(p.score[b0:b1], a, bn)
+			}
 		}
 		pl := place[h*n : (h+1)*n]
 		for i := range pl {
@@ -317,6 +435,34 @@ func (p *cascade) Commit(mass []float32, place []int32) {
 		}
 	}
 	p.sunk = int(min(int64(p.c.sinks), p.step.Start+int64(n)))
+}
+
+// ageReference ages head h's scores as the official code does: p.a, the
+// reduced mass of the chunk, is rounded to float16, and so is each step of
+// s ← β^n·s + a. After a flash-path chunk entry k of cascade storage takes
+// p.a[k], the mass of key k of [sinks ; cascade storage]: the official
+// code slices the cached keys' scores without skipping the sinks. After a
+// single-token chunk (the official eager path) each entry takes its own.
+func (p *cascade) ageReference(h int, bn float32) {
+	for j := range p.a {
+		p.a[j] = backend.RoundF16(p.a[j])
+	}
+	c := p.c
+	j := p.sunk // attention index, for the eager path
+	for i := c.cascades - 1; i >= 0; i-- {
+		ri := h*c.cascades + i
+		st, s0 := int(p.stored[ri]), int(p.start[ri])
+		for e := 0; e < st; e++ {
+			k := i*p.w + e
+			a := p.a[k]
+			if !p.flash {
+				a = p.a[j+(e-s0+p.w)%p.w]
+			}
+			s := &p.score[h*c.size+k]
+			*s = backend.RoundF16(backend.RoundF16(bn**s) + a)
+		}
+		j += st
+	}
 }
 
 // age sets s[i] = β^n·s[i] + a[i] in two float32 roundings, as the
@@ -461,7 +607,7 @@ func (p *cascade) Scores(h int, dst []float32) []float32 {
 
 // MetaBytes counts the entries, ring indices, free lists and scratch.
 func (p *cascade) MetaBytes() int64 {
-	b := int64(len(p.slot))*(4+8+4) + int64(len(p.start))*8 + int64(cap(p.a)+cap(p.weights)+cap(p.depth))*4
+	b := int64(len(p.slot))*(4+8+4) + int64(len(p.start))*8 + int64(cap(p.a)+cap(p.weights)+cap(p.flashW)+cap(p.depth))*4
 	for i := range p.pools {
 		b += p.pools[i].bytes()
 	}

@@ -21,7 +21,7 @@ func h2oSpec() Spec {
 			{Name: "reduction", Kind: "string", Default: h2oMean, Choices: []string{h2oMean, h2oMax},
 				Doc: "how a GQA group's attention mass becomes one score per KV head: mean of the group's chunk sums " +
 					"(kvcascade's definition) or their max, which is the official H2O's per-query max over the group " +
-					"for one-token chunks (decoding) and a lower bound of it for longer chunks; max keeps the policy on the host"},
+					"for one-token chunks (decoding) and a lower bound of it for longer chunks; max keeps the policy on the host", OmitDefault: true},
 		},
 		make: func(v Values) (Factory, error) {
 			if err := atLeast("h2o", v, 0, "heavy", "recent"); err != nil {

@@ -19,7 +19,9 @@
 //
 //   - full and truncated keep everything (truncated cuts the prompt first);
 //   - cascade, the cascading KV cache, follows the reference Triton kernel
-//     token for token (TestReferenceKernel replays its recordings);
+//     token for token (TestReferenceKernel replays its recordings); its
+//     scoring = "reference" reproduces the official code's flash-path
+//     scores, quirks included (docs/design.md), on the CPU backend;
 //   - sink (StreamingLLM), h2o and snapkv evict by position or attention;
 //   - bigbird keeps everything but shows each chunk a sparse view.
 //

@@ -56,7 +56,8 @@ const hashVersion = 1
 
 // canonical is the JSON a point's hash is taken of: the model (path as
 // written and name), experiment and policy names, all their resolved
-// parameters, chunk and backend name, with keys sorted, and the backend's
+// parameters (less parameters marked OmitDefault that have their
+// default), chunk and backend name, with keys sorted, and the backend's
 // options (device, dtype, kernel switches) only where they differ from the
 // backend's defaults, so that a sweep that sets none keeps the hashes it
 // had before the options existed. The label, the sweep's name and the
@@ -66,9 +67,9 @@ func (p *Point) canonical() ([]byte, error) {
 		"v":                 hashVersion,
 		"model":             map[string]string{"path": p.Model.AsWritten, "name": p.Model.Name},
 		"experiment":        p.Experiment,
-		"experiment_params": map[string]any(p.ExperimentParams),
+		"experiment_params": map[string]any(p.experimentIdentity()),
 		"policy":            p.Policy,
-		"policy_params":     map[string]any(p.PolicyParams),
+		"policy_params":     map[string]any(p.policyIdentity()),
 		"chunk":             p.Chunk,
 		"backend":           p.Backend.Name,
 	}
@@ -76,6 +77,28 @@ func (p *Point) canonical() ([]byte, error) {
 		m["backend_options"] = o
 	}
 	return json.Marshal(m)
+}
+
+// experimentIdentity returns the experiment's parameters as hashed: those
+// added after sweeps were recorded (params.Param.OmitDefault) only where
+// they differ from their defaults.
+func (p *Point) experimentIdentity() params.Values {
+	e, err := experiments.Lookup(p.Experiment)
+	if err != nil {
+		return p.ExperimentParams
+	}
+	return params.Identity(e.Params(), p.ExperimentParams)
+}
+
+// policyIdentity returns the policy's parameters as hashed: those added
+// after sweeps were recorded (params.Param.OmitDefault) only where they
+// differ from their defaults.
+func (p *Point) policyIdentity() params.Values {
+	spec, ok := policies.Lookup(p.Policy)
+	if !ok {
+		return p.PolicyParams
+	}
+	return params.Identity(spec.Params, p.PolicyParams)
 }
 
 // hash returns the hex of the first 16 bytes of the SHA-256 of the

@@ -441,3 +441,36 @@ seed = [1, 2]
 		}
 	}
 }
+
+// TestHashOmitsDefaultScoring holds a cascade point's hash to the value it
+// had before the cascade took `scoring`: the parameter at its default
+// ("exact") is left out of the hash (params.Param.OmitDefault), written or
+// not, and "reference" makes another point.
+func TestHashOmitsDefaultScoring(t *testing.T) {
+	base := head + `[[experiment]]
+name = "passkey"
+[experiment.params]
+length = 2048
+depth_bin = 3
+[[policy]]
+name = "cascade"
+[policy.params]
+sinks = 4
+size = 252
+cascades = 4
+`
+	const before = "a99676e321c9c310911b047859071901" // hashed before `scoring` existed
+	for _, tt := range []struct {
+		name, extra string
+		same        bool
+	}{
+		{"not written", "", true},
+		{"written at its default", "scoring = \"exact\"\n", true},
+		{"reference", "scoring = \"reference\"\n", false},
+	} {
+		_, pts := mustParse(t, base+tt.extra, "a.toml")
+		if got := pts[0].Hash == before; got != tt.same {
+			t.Errorf("%s: hash %s, before %s, want same = %v", tt.name, pts[0].Hash, before, tt.same)
+		}
+	}
+}

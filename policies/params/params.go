@@ -18,6 +18,29 @@ type Param struct {
 	Doc     string
 	// Choices lists the allowed values of a "string" parameter, if limited.
 	Choices []string
+	// OmitDefault leaves the parameter out of Identity while it has its
+	// default value: set on a parameter added after results were recorded,
+	// so that the points those results belong to keep their identity.
+	OmitDefault bool
+}
+
+// Identity returns the values that identify a configuration (a sweep
+// point's hash): v less the parameters marked OmitDefault that have their
+// default value. v itself is not changed.
+func Identity(specs []Param, v Values) Values {
+	out := make(Values, len(v))
+	for k, x := range v {
+		out[k] = x
+	}
+	for _, p := range specs {
+		if !p.OmitDefault {
+			continue
+		}
+		if x, ok := v[p.Name]; ok && p.Kind != "ints" && x == p.Default {
+			delete(out, p.Name)
+		}
+	}
+	return out
 }
 
 // Values are parameters after defaults are filled in, keyed by name.

@@ -1,6 +1,7 @@
 package params
 
 import (
+	"sort"
 	"strings"
 	"testing"
 )
@@ -36,6 +37,34 @@ func TestResolve(t *testing.T) {
 		_, err := Resolve("thing", specs, c.raw)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "thing: ") {
 			t.Errorf("%v: error %v, want %q", c.raw, err, c.want)
+		}
+	}
+}
+
+func TestIdentityOmitsLateDefaults(t *testing.T) {
+	specs := []Param{
+		{Name: "size", Kind: "int", Default: 8},
+		{Name: "scoring", Kind: "string", Default: "exact", OmitDefault: true},
+	}
+	for _, tt := range []struct {
+		name string
+		v    Values
+		want []string // keys of the identity
+	}{
+		{"both at their defaults", Values{"size": 8, "scoring": "exact"}, []string{"size"}},
+		{"late parameter set", Values{"size": 8, "scoring": "reference"}, []string{"scoring", "size"}},
+	} {
+		got := Identity(specs, tt.v)
+		var keys []string
+		for k := range got {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if strings.Join(keys, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: identity keys %v, want %v", tt.name, keys, tt.want)
+		}
+		if len(tt.v) != 2 {
+			t.Errorf("%s: Identity changed its argument: %v", tt.name, tt.v)
 		}
 	}
 }

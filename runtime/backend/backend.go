@@ -7,7 +7,10 @@
 // the CUDA one in gpu/.
 package backend
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // DType is the element type of a tensor.
 type DType int
@@ -164,6 +167,10 @@ type View struct {
 	// QueryWeights [S] weight the chunk's queries in Attention.Mass; nil
 	// asks for no mass.
 	QueryWeights []float32
+	// MassMode selects how Attention.Mass is computed: MassExact (the zero
+	// value) or MassFlashReference, which only backends implementing
+	// ReferenceMasser honour.
+	MassMode MassMode
 	// Device, when not nil, is a view planned on the backend's device (see
 	// DeviceView): Slots and Pos
 	// are then empty, and the mass, when QueryWeights asks for it, goes
@@ -177,4 +184,72 @@ type View struct {
 type WindowMasker interface {
 	// MasksWindow reports whether Attention masks keys outside the window.
 	MasksWindow() bool
+}
+
+// MassMode is how Attention.Mass is computed.
+type MassMode int
+
+const (
+	// MassExact is Σᵢ wᵢ·p(h,i,j) with the final softmax probabilities,
+	// as Attention.Mass describes; QueryWeights has S weights.
+	MassExact MassMode = iota
+	// MassFlashReference reproduces the score estimate of the official
+	// cascading-cache flash kernel (jeffwillette/cascading_cache_2,
+	// cascade/models/flash_attention.py), quirks included:
+	//
+	//   - the chunk's queries are padded with zero queries to a multiple of
+	//     FlashBlockM, and the keys [view ; chunk] with zero keys to a
+	//     multiple of FlashBlockM; ViewLen must itself be a multiple of
+	//     FlashBlockM, or the kernel's causal mask would be misplaced. A
+	//     padded query attends, with logit 0, to every view key that is not
+	//     padding and to the chunk and padding keys up to its own index;
+	//   - each query row scans the keys in blocks of FlashBlockN with a
+	//     running maximum and a running softmax denominator l; after key
+	//     block b of nb, a key of the block is credited
+	//     exp(s − m) / (l·(1 + (nb−b−1)/(b+1)) + 1e−6), not its softmax
+	//     probability, times the query's weight;
+	//   - the credits of each query block of FlashBlockM rows are summed in
+	//     float32, rounded to float16 and added to a float16 accumulator per
+	//     key, query blocks in ascending order (the kernel's atomic adds run
+	//     in an order the hardware chooses, so its sums can differ from this
+	//     fixed order by float16 roundings).
+	//
+	// QueryWeights then has one weight per padded query row (S rounded up to
+	// a multiple of FlashBlockM). Mass receives the float16 sums of the
+	// L+S keys that are not padding, as float32 values.
+	MassFlashReference
+)
+
+// The official flash kernel's block sizes: FlashBlockM query rows per
+// program, FlashBlockN keys per step of its scan.
+const (
+	FlashBlockM = 64
+	FlashBlockN = 32
+)
+
+// ReferenceMasser is implemented by backends whose Attention computes
+// MassFlashReference.
+type ReferenceMasser interface {
+	// ReferenceMass reports whether Attention honours MassFlashReference.
+	ReferenceMass() bool
+}
+
+// RoundF16 returns x rounded to the nearest IEEE binary16 value, ties to
+// even, as a float32 (overflow gives ±Inf, NaN stays NaN): what storing a
+// float32 into a float16 tensor does on a GPU.
+func RoundF16(x float32) float32 {
+	b := math.Float32bits(x)
+	sign, a := b&0x80000000, b&^0x80000000
+	switch {
+	case a >= 0x7f800000: // Inf or NaN
+		return x
+	case a >= 0x477ff000: // from 65520 up: rounds past the largest half, 65504
+		return math.Float32frombits(sign | 0x7f800000)
+	case a >= 0x38800000: // a normal half (from 2⁻¹⁴): keep 10 of 23 mantissa bits
+		a += 0xfff + (a>>13)&1
+		return math.Float32frombits(sign | a&^0x1fff)
+	default: // a subnormal half: multiples of 2⁻²⁴
+		q := math.RoundToEven(float64(math.Float32frombits(a))*(1<<24)) / (1 << 24)
+		return math.Float32frombits(sign | math.Float32bits(float32(q)))
+	}
 }

@@ -20,6 +20,7 @@ type attnScratch struct {
 	nbad  []int     // [Hkv]
 	sums  []float32 // [workers, S] 1 / the softmax denominators
 	qrot  []float32 // [Hq, S, hd] rotated queries
+	flash []float32 // [workers, 2, N] float16 sums and block sums of MassFlashReference (N: L+S padded)
 	probs []float32 // [workers, S, np] attention probabilities
 
 	a                  *backend.Attention
@@ -89,6 +90,10 @@ func (b *Backend) Attention(a *backend.Attention) {
 	sc.sums = resize(sc.sums, min(b.workers, hq)*s)
 	sc.qrot = resize(sc.qrot, hq*s*hd)
 	sc.probs = resize(sc.probs, min(b.workers, hq)*s*np)
+	if a.Mass != nil && view.MassMode == backend.MassFlashReference {
+		checkFlash(view, l, s)
+		sc.flash = resize(sc.flash, min(b.workers, hq)*2*roundUp(n, backend.FlashBlockM))
+	}
 	sc.np, sc.kern = np, b.kern
 	// A query or two (decoding) score by dot products over keys stored row
 	// by row, which gathers without the transposed layout's strided writes.
@@ -187,6 +192,10 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 			}
 			sc.kern.mulRows(m, hd, rowsA, kt, np, w, rowsC)
 		}
+		if a.Mass != nil && view.MassMode == backend.MassFlashReference {
+			// from the logits, before the softmax below overwrites them
+			sc.flashMass(a.Mass[qh*n:(qh+1)*n], p, sc.valid[h*n:(h+1)*n], view.QueryWeights, worker, a.Scale)
+		}
 		// Softmax of each row over the keys its query sees; invalid slots
 		// score −Inf. The rows stay unnormalised: sums holds 1/denominator.
 		bad := sc.bad[h*l : h*l+sc.nbad[h]]
@@ -225,7 +234,7 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 				}
 			}
 		}
-		if a.Mass != nil {
+		if a.Mass != nil && view.MassMode == backend.MassExact {
 			mass := a.Mass[qh*n : (qh+1)*n]
 			clear(mass)
 			for i := 0; i < s; i++ {
@@ -252,3 +261,95 @@ func (sc *attnScratch) outsideWindow(h, i int, fn func(j int)) {
 		fn(l + c)
 	}
 }
+
+// roundUp returns n rounded up to a multiple of m.
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// checkFlash panics when a view asks for MassFlashReference in a shape the
+// official kernel cannot take: a programmer error of the policy.
+func checkFlash(view *backend.View, l, s int) {
+	if l%backend.FlashBlockM != 0 {
+		panic(fmt.Sprintf("cpu: MassFlashReference needs a view length that is a multiple of %d, got %d", backend.FlashBlockM, l))
+	}
+	if want := roundUp(s, backend.FlashBlockM); len(view.QueryWeights) != want {
+		panic(fmt.Sprintf("cpu: MassFlashReference needs %d query weights (S = %d padded), got %d", want, s, len(view.QueryWeights)))
+	}
+}
+
+// flashMass sets mass [L+S] of one query head to the official flash
+// kernel's estimate (backend.MassFlashReference) from the scores p [S, np]
+// (q·k, before the softmax; scale multiplies them into logits) and valid
+// [L+S], the keys that are not padding. Query rows past S are the kernel's
+// zero queries: logit 0.
+func (sc *attnScratch) flashMass(mass, p []float32, valid []bool, weights []float32, worker int, scale float32) {
+	l, s, n, np := sc.l, sc.s, sc.n, sc.np
+	const bm, bn = backend.FlashBlockM, backend.FlashBlockN
+	nkv := roundUp(n, bm) // keys after the kernel's padding
+	nb := nkv / bn
+	buf := sc.flash[worker*2*nkv : (worker+1)*2*nkv]
+	acc, blk := buf[:nkv], buf[nkv:]
+	clear(acc)
+	inf := float32(math.Inf(-1))
+	logit := func(r, j int) float32 {
+		if r >= s {
+			return 0
+		}
+		return scale * p[r*np+j]
+	}
+	// visible reports whether query row r sees key j of the padded layout:
+	// a view key that is not padding, or a chunk (or padding) key at or
+	// before the row.
+	visible := func(r, j int) bool {
+		if j < l {
+			return valid[j]
+		}
+		return j-l <= r
+	}
+	for r0 := 0; r0 < len(weights); r0 += bm {
+		clear(blk)
+		for r := r0; r < r0+bm; r++ {
+			w := weights[r]
+			if w == 0 {
+				continue
+			}
+			m, sum := inf, float32(0)
+			for b := 0; b < nb; b++ {
+				j0, j1 := b*bn, (b+1)*bn
+				mb := m
+				for j := j0; j < j1; j++ {
+					if visible(r, j) {
+						mb = max(mb, logit(r, j))
+					}
+				}
+				if mb == inf {
+					continue // nothing seen yet: the kernel's credits are all masked
+				}
+				alpha := float32(math.Exp(float64(m - mb)))
+				var e [bn]float32
+				var lb float32
+				for j := j0; j < j1; j++ {
+					if visible(r, j) {
+						e[j-j0] = float32(math.Exp(float64(logit(r, j) - mb)))
+						lb += e[j-j0]
+					}
+				}
+				sum = sum*alpha + lb
+				adj := float32(nb-b-1) / float32(b+1)
+				den := sum + sum*adj + 1e-6
+				for j := j0; j < j1; j++ {
+					blk[j] += e[j-j0] / den * w
+				}
+				m = mb
+			}
+		}
+		for j, x := range blk {
+			acc[j] = backend.RoundF16(acc[j] + backend.RoundF16(x))
+		}
+	}
+	copy(mass, acc[:n])
+}
+
+// ReferenceMass reports that Attention computes backend.MassFlashReference.
+func (b *Backend) ReferenceMass() bool { return true }
+
+var _ backend.ReferenceMasser = (*Backend)(nil)
