@@ -64,7 +64,7 @@ type longbenchSample struct {
 	Score        float64  `json:"score"`
 	PromptTokens int      `json:"prompt_tokens"`
 	Length       int      `json:"length"`
-	// Budget is B of budget = "quarter" (0 otherwise) and Policy the
+	// Budget is B of budget = "quarter" or the budget a policy `ratio` resolved to (0 otherwise) and Policy the
 	// parameters it gave the policy.
 	Budget int            `json:"budget,omitempty"`
 	Policy map[string]any `json:"policy,omitempty"`
@@ -123,7 +123,9 @@ func (x longbenchExp) Run(ctx context.Context, env *Env, p params.Values) (*Resu
 		} else {
 			var prompt string
 			prompt, err = task.Prompt(s, env.Tokenizer, p.Int("max_prompt"), p.String("chat"))
-			ids = env.Prompt(env.Tokenizer.Encode(prompt, true))
+			if err == nil {
+				policy, ids, rec.Budget, err = env.forPrompt(env.Tokenizer.Encode(prompt, true))
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", s.File, s.Line, err)

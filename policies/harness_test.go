@@ -44,8 +44,8 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
 	h.bounded = name == "cascade" || name == "sink" || name == "h2o"
-	h.viewOnly = name == "bigbird"
-	h.original = params["positions"] == "original"
+	h.viewOnly = name == "bigbird" || name == "hip_bigbird"
+	h.original = params["positions"] == "original" || name == "hip_bigbird"
 	return h
 }
 
