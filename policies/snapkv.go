@@ -74,6 +74,9 @@ type snapkv struct {
 	step     Step
 	reserved int
 	weights  []float32 // [n] query weights of the chunk
+	// budgetOf, when set (pyramidkv), gives the layer's budget for a
+	// prompt of T tokens instead of c.budget.
+	budgetOf func(T int) int
 	pooled   []float32 // [prefix] pooled scores
 }
 
@@ -126,11 +129,15 @@ func (p *snapkv) Commit(mass []float32, place []int32) {
 // resets the scores.
 func (p *snapkv) compress(h int) {
 	l := &p.lists[h]
-	if T := l.len(); T > p.c.budget {
+	budget := p.c.budget
+	if p.budgetOf != nil {
+		budget = p.budgetOf(l.len())
+	}
+	if T := l.len(); T > budget {
 		m := T - p.c.window // prefix
 		p.pooled = grow(p.pooled, m)
 		pool1D(p.pooled, l.score[:m], p.c.kernel, p.c.avg)
-		p.evict(h, p.c.window, p.c.budget-p.c.window, func(i, j int32) bool {
+		p.evict(h, p.c.window, budget-p.c.window, func(i, j int32) bool {
 			si, sj := p.pooled[i], p.pooled[j]
 			return si > sj || (si == sj && i > j)
 		})
