@@ -50,6 +50,8 @@ func TestPropertyInvariants(t *testing.T) {
 		{"tova", map[string]any{"budget": 40, "sinks": 4, "window": 8}, 1500, mixed, -1},
 		{"tova", map[string]any{"budget": 12}, 500, []int{1}, -1},
 		{"pyramidkv", map[string]any{"window": 8, "kernel": 3, "budget": 40}, 1200, mixed, 900},
+		{"snapkv", map[string]any{"window": 8, "kernel": 3, "budget": 40, "decode_every": 5, "decode_target": 30}, 1200, mixed, 700},
+		{"snapkv", map[string]any{"window": 4, "budget": 20, "decode_every": 1}, 600, mixed, -1},
 	}
 	for _, c := range cases {
 		for _, mode := range []string{"cache", "original"} {

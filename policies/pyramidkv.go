@@ -19,13 +19,9 @@ func pyramidkvSpec() Spec {
 			if err := atLeast(name, v, 1, "window", "kernel", "budget", "beta"); err != nil {
 				return nil, err
 			}
-			c := snapkvConfig{window: v.Int("window"), kernel: v.Int("kernel"), budget: v.Int("budget"),
-				avg: v.String("pooling") == "avg", positions: positionsOf(v)}
-			if c.kernel%2 == 0 {
-				return nil, paramError(name, "kernel", "must be odd, got %d", c.kernel)
-			}
-			if c.budget <= c.window {
-				return nil, paramError(name, "budget", "must exceed window (%d), got %d", c.window, c.budget)
+			c, err := newSnapkvConfig(name, v)
+			if err != nil {
+				return nil, err
 			}
 			beta := v.Int("beta")
 			return factoryFunc{name, func(layer int, s Shape) (Policy, error) {

@@ -144,3 +144,39 @@ func TestPyramidBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapKVDecoding: with decode_every, snapkv (and pyramidkv) cut the
+// cache to decode_target every decode_every decoded tokens, keeping the
+// last window, so that decoding no longer grows memory without bound.
+func TestSnapKVDecoding(t *testing.T) {
+	for _, name := range []string{"snapkv", "pyramidkv"} {
+		const every, target, window = 16, 40, 8
+		h := newHarness(t, name, map[string]any{"budget": 60, "window": window, "kernel": 3,
+			"decode_every": every, "decode_target": target}, gqa)
+		h.mass = randomMass(rand.New(rand.NewPCG(9, 10)))
+		h.run(300, []int{64}, 300)
+		if got := len(h.held(0)); got != 60 {
+			t.Fatalf("%s: %d held after the prompt, want the budget 60", name, got)
+		}
+		for i := 1; i <= 200; i++ {
+			h.chunk(1, -1)
+			held := h.held(0)
+			want := target + i%every
+			if i < every {
+				want = 60 + i
+			}
+			if len(held) != want {
+				t.Fatalf("%s: %d decoded: %d held, want %d", name, i, len(held), want)
+			}
+			if last := held[len(held)-window:]; last[0] != h.seen-window {
+				t.Fatalf("%s: %d decoded: window lost: %v", name, i, last)
+			}
+		}
+	}
+	if _, err := New("snapkv", map[string]any{"decode_target": 10}); err == nil {
+		t.Error("decode_target without decode_every accepted")
+	}
+	if _, err := New("snapkv", map[string]any{"decode_every": 4, "decode_target": 32, "window": 32}); err == nil {
+		t.Error("decode_target not above window accepted")
+	}
+}
