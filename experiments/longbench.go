@@ -216,7 +216,8 @@ func quarterParams(policy string, b int) (map[string]any, error) {
 		return map[string]any{"window": b}, nil
 	case "h2o":
 		return map[string]any{"heavy": b / 2, "recent": b / 2}, nil
-	case "snapkv":
+	case "snapkv", "pyramidkv", "random", "knorm", "tova":
+		// the policies of the budget vocabulary: B slots (no official rule)
 		return map[string]any{"budget": b}, nil
 	case "truncated":
 		// the text is already cut to b + 64 tokens; the chat template adds
@@ -225,5 +226,5 @@ func quarterParams(policy string, b int) (map[string]any, error) {
 	case "":
 		return nil, fmt.Errorf("the point's policy is unknown")
 	}
-	return nil, fmt.Errorf("no per-sample rule for policy %q (known: full, truncated, cascade, sink, h2o, snapkv, bigbird, hip_bigbird)", policy)
+	return nil, fmt.Errorf("no per-sample rule for policy %q (known: full, truncated, cascade, sink, h2o, snapkv, pyramidkv, random, knorm, tova, bigbird, hip_bigbird)", policy)
 }
