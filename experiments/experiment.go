@@ -58,11 +58,11 @@ func (e *Env) Prompt(ids []int32) []int32 {
 	return ids
 }
 
-// forPrompt returns the point's policy for prompt and the prompt as that
+// ForPrompt returns the point's policy for prompt and the prompt as that
 // policy has the model see it (cut, for the truncated baseline). A policy
 // given as a `ratio` of the prompt is resolved here to budget =
 // round(ratio · len(prompt)), which budget returns (0 otherwise).
-func (e *Env) forPrompt(prompt []int32) (f policies.Factory, ids []int32, budget int, err error) {
+func (e *Env) ForPrompt(prompt []int32) (f policies.Factory, ids []int32, budget int, err error) {
 	f = e.Policy
 	if r, ok := f.(policies.RatioFactory); ok {
 		budget = r.Budget(len(prompt))

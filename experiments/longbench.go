@@ -124,7 +124,7 @@ func (x longbenchExp) Run(ctx context.Context, env *Env, p params.Values) (*Resu
 			var prompt string
 			prompt, err = task.Prompt(s, env.Tokenizer, p.Int("max_prompt"), p.String("chat"))
 			if err == nil {
-				policy, ids, rec.Budget, err = env.forPrompt(env.Tokenizer.Encode(prompt, true))
+				policy, ids, rec.Budget, err = env.ForPrompt(env.Tokenizer.Encode(prompt, true))
 			}
 		}
 		if err != nil {

@@ -124,7 +124,7 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 		if err != nil {
 			return nil, err
 		}
-		policy, ids, _, err := env.forPrompt(ids)
+		policy, ids, _, err := env.ForPrompt(ids)
 		if err != nil {
 			return nil, fmt.Errorf("sample %d: %w", i, err)
 		}
