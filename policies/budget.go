@@ -269,8 +269,3 @@ func addVocabulary(s *Spec) {
 		two("sinks", "window", nil, "keys a chunk sees: sinks as set (default 16), window (half sliding, half random) the rest")
 	}
 }
-
-// isPromptOnly reports whether the named policy compresses the prompt once
-// and then appends what it decodes (snapkv, pyramidkv): its budget bounds
-// the prompt only.
-func isPromptOnly(name string) bool { return name == "snapkv" || name == "pyramidkv" }

@@ -198,3 +198,8 @@ func TestBudgetNeverExceeded(t *testing.T) {
 		}
 	}
 }
+
+// isPromptOnly reports whether the named policy compresses the prompt once
+// and then appends what it decodes (snapkv, pyramidkv): its budget bounds
+// the prompt only.
+func isPromptOnly(name string) bool { return name == "snapkv" || name == "pyramidkv" }
