@@ -247,7 +247,7 @@ func addVocabulary(s *Spec) {
 	}
 	switch s.Name {
 	case "full":
-		s.Aliases = []string{"no_press"}
+		s.Aliases = []string{"no_press", "fullkv"}
 	case "truncated":
 		s.Bounded, s.SplitKeys, s.split, s.splitDoc = true, []string{"keep"}, splitOne(s.Name, "keep"), "all of it to keep"
 	case "cascade":
