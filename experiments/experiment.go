@@ -59,6 +59,24 @@ func (e *Env) Prompt(ids []int32) []int32 {
 	return ids
 }
 
+// ForPrompt returns the point's policy for prompt and the prompt as that
+// policy has the model see it (cut, for the truncated baseline). A policy
+// given as a `ratio` of the prompt is resolved here to budget =
+// round(ratio · len(prompt)), which budget returns (0 otherwise).
+func (e *Env) ForPrompt(prompt []int32) (f policies.Factory, ids []int32, budget int, err error) {
+	f = e.Policy
+	if r, ok := f.(policies.RatioFactory); ok {
+		budget = r.Budget(len(prompt))
+		if f, err = r.ForPrompt(len(prompt)); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	if c, ok := f.(policies.PromptCutter); ok {
+		prompt = c.CutPrompt(prompt)
+	}
+	return f, prompt, budget, nil
+}
+
 // PolicyWith returns the point's policy rebuilt with the parameters of
 // override replacing those it was built with (the others unchanged). It
 // needs PolicyName; without it, it is an error.

@@ -65,7 +65,7 @@ type longbenchSample struct {
 	Score        float64  `json:"score"`
 	PromptTokens int      `json:"prompt_tokens"`
 	Length       int      `json:"length"`
-	// Budget is B of budget = "quarter" (0 otherwise) and Policy the
+	// Budget is B of budget = "quarter" or the budget a policy `ratio` resolved to (0 otherwise) and Policy the
 	// parameters it gave the policy.
 	Budget int            `json:"budget,omitempty"`
 	Policy map[string]any `json:"policy,omitempty"`
@@ -124,7 +124,9 @@ func (x longbenchExp) Run(ctx context.Context, env *Env, p params.Values) (*Resu
 		} else {
 			var prompt string
 			prompt, err = task.Prompt(s, env.Tokenizer, p.Int("max_prompt"), p.String("chat"))
-			ids = env.Prompt(env.Tokenizer.Encode(prompt, true))
+			if err == nil {
+				policy, ids, rec.Budget, err = env.ForPrompt(env.Tokenizer.Encode(prompt, true))
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s line %d: %w", s.File, s.Line, err)
@@ -215,7 +217,8 @@ func quarterParams(policy string, b int) (map[string]any, error) {
 		return map[string]any{"window": b}, nil
 	case "h2o":
 		return map[string]any{"heavy": b / 2, "recent": b / 2}, nil
-	case "snapkv":
+	case "snapkv", "pyramidkv", "random", "knorm", "tova":
+		// the policies of the budget vocabulary: B slots (no official rule)
 		return map[string]any{"budget": b}, nil
 	case "truncated":
 		// the text is already cut to b + 64 tokens; the chat template adds
@@ -224,5 +227,5 @@ func quarterParams(policy string, b int) (map[string]any, error) {
 	case "":
 		return nil, fmt.Errorf("the point's policy is unknown")
 	}
-	return nil, fmt.Errorf("no per-sample rule for policy %q (known: full, truncated, cascade, sink, h2o, snapkv, bigbird, hip_bigbird)", policy)
+	return nil, fmt.Errorf("no per-sample rule for policy %q (known: full, truncated, cascade, sink, h2o, snapkv, pyramidkv, random, knorm, tova, bigbird, hip_bigbird)", policy)
 }

@@ -124,8 +124,11 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 		if err != nil {
 			return nil, err
 		}
-		ids = env.Prompt(ids)
-		cache, err := env.NewCache()
+		policy, ids, _, err := env.ForPrompt(ids)
+		if err != nil {
+			return nil, fmt.Errorf("sample %d: %w", i, err)
+		}
+		cache, err := env.newCacheOf(policy)
 		if err != nil {
 			return nil, err
 		}

@@ -25,8 +25,9 @@ type layerCache struct {
 	seen   int64          // tokens seen
 	view   backend.View
 	step   Step
-	place  []int32 // [Hkv·n]
-	active bool    // between View and Update
+	place  []int32   // [Hkv·n]
+	keys   []float32 // [n, Hkv·hd] the chunk's keys, for a keyObserver
+	active bool      // between View and Update
 }
 
 // NewCache builds one policy per layer with f and returns the empty cache.
@@ -196,6 +197,11 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 		return nil
 	}
 	lc.place = grow(lc.place, n*c.shape.KVHeads)
+	if ko, ok := lc.p.(keyObserver); ok && ko.wantsKeys() {
+		lc.keys = grow(lc.keys, n*c.shape.KVHeads*c.shape.HeadDim)
+		c.b.Read(k, lc.keys)
+		ko.observeKeys(lc.keys)
+	}
 	lc.p.Commit(mass, lc.place)
 	for i, s := range lc.place {
 		if int(s) >= lc.cap {

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -43,9 +44,9 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 		t.Fatalf("NewLayer: %v", err)
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
-	h.bounded = name == "cascade" || name == "sink" || name == "h2o"
-	h.viewOnly = name == "bigbird"
-	h.original = params["positions"] == "original"
+	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
+	h.viewOnly = name == "bigbird" || name == "hip_bigbird"
+	h.original = params["positions"] == "original" || name == "hip_bigbird"
 	return h
 }
 
@@ -148,6 +149,9 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	for i := range h.place {
 		h.place[i] = -7 // Commit must write every entry
 	}
+	if ko, ok := h.p.(keyObserver); ok && ko.wantsKeys() {
+		ko.observeKeys(testKeys(step, h.s))
+	}
 	h.p.Commit(mass, h.place)
 	for kh := 0; kh < hk; kh++ {
 		for i := 0; i < n; i++ {
@@ -215,4 +219,20 @@ func focusMass(target int64, r *rand.Rand, g int) func(m []float32, L, n int, or
 			}
 		}
 	}
+}
+
+// testKeys returns made-up keys [n, Hkv·hd] for the chunk of step, a fixed
+// function of token, KV head and dimension whose norms vary from token to
+// token.
+func testKeys(step Step, s Shape) []float32 {
+	k := make([]float32, step.N*s.KVHeads*s.HeadDim)
+	for i := range step.N {
+		t := step.Start + int64(i)
+		for h := range s.KVHeads {
+			for d := range s.HeadDim {
+				k[(i*s.KVHeads+h)*s.HeadDim+d] = float32(math.Sin(float64(t*7+int64(h*3+d)))) * float32(1+(t*int64(h+1))%5)
+			}
+		}
+	}
+	return k
 }

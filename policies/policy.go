@@ -23,7 +23,12 @@
 //     scoring = "reference" reproduces the official code's flash-path
 //     scores, quirks included (docs/design.md), on the CPU backend;
 //   - sink (StreamingLLM), h2o and snapkv evict by position or attention;
-//   - bigbird keeps everything but shows each chunk a sparse view.
+//   - bigbird keeps everything but shows each chunk a sparse view;
+//   - random, knorm and tova keep the best-scored tokens in fixed memory
+//     (scored.go), pyramidkv is snapkv with budgets falling across layers.
+//
+// Every bounded policy also takes `budget` or `ratio`, split over its own
+// keys by a default of its own (budget.go).
 //
 // Bounded policies (cascade, sink, h2o) reserve a constant number of slots.
 // A token is written once into its slot and stays there until the policy

@@ -43,6 +43,15 @@ func TestPropertyInvariants(t *testing.T) {
 		{"bigbird", map[string]any{"global": 3, "window": 20, "random_blocks": 2, "block": 8, "seed": 5}, 1500, mixed, -1},
 		{"bigbird", map[string]any{"global": 0, "window": 0, "random_blocks": 3, "block": 4}, 400, mixed, -1},
 		{"full", nil, 500, mixed, -1},
+		{"random", map[string]any{"budget": 40, "sinks": 4, "window": 8, "seed": 3}, 1500, mixed, -1},
+		{"random", map[string]any{"budget": 20}, 500, []int{1}, -1},
+		{"knorm", map[string]any{"budget": 40, "sinks": 4, "window": 8}, 1500, mixed, -1},
+		{"knorm", map[string]any{"budget": 16}, 500, mixed, -1},
+		{"tova", map[string]any{"budget": 40, "sinks": 4, "window": 8}, 1500, mixed, -1},
+		{"tova", map[string]any{"budget": 12}, 500, []int{1}, -1},
+		{"pyramidkv", map[string]any{"window": 8, "kernel": 3, "budget": 40}, 1200, mixed, 900},
+		{"snapkv", map[string]any{"window": 8, "kernel": 3, "budget": 40, "decode_every": 5, "decode_target": 30}, 1200, mixed, 700},
+		{"snapkv", map[string]any{"window": 4, "budget": 20, "decode_every": 1}, 600, mixed, -1},
 	}
 	for _, c := range cases {
 		for _, mode := range []string{"cache", "original"} {
@@ -75,6 +84,9 @@ func TestPropertySinksStay(t *testing.T) {
 		{"cascade", map[string]any{"sinks": 5, "size": 32, "cascades": 4}},
 		{"cascade", map[string]any{"sinks": 5, "size": 32, "cascades": 4, "eager_fill": false}},
 		{"sink", map[string]any{"sinks": 5, "window": 32}},
+		{"random", map[string]any{"sinks": 5, "budget": 32}},
+		{"knorm", map[string]any{"sinks": 5, "budget": 32, "window": 3}},
+		{"tova", map[string]any{"sinks": 5, "budget": 32}},
 	} {
 		h := newHarness(t, c.name, c.params, gqa)
 		h.mass = randomMass(rand.New(rand.NewPCG(3, 4)))

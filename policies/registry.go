@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,6 +18,20 @@ type Spec struct {
 	Name   string
 	Doc    string
 	Params []Param
+	// Aliases are other names the policy answers to: those kvpress and
+	// KVCache-Factory users know it by.
+	Aliases []string
+	// Bounded policies hold (or, for the sparse views, attend to) a fixed
+	// number of keys and take the budget vocabulary: `budget` or `ratio`
+	// (see budget.go).
+	Bounded bool
+	// SplitKeys are the policy's own keys a budget is split over.
+	SplitKeys []string
+	// split sets SplitKeys from a budget; nil where budget is one of the
+	// policy's own parameters.
+	split splitFunc
+	// splitDoc says how split divides the budget.
+	splitDoc string
 	// make builds the factory from parameters already checked and defaulted.
 	make func(p Values) (Factory, error)
 }
@@ -28,14 +43,19 @@ type Values = params.Values
 // Specs returns every policy this build knows, sorted by name.
 func Specs() []Spec {
 	s := []Spec{fullSpec(), truncatedSpec(), cascadeSpec(), sinkSpec(), h2oSpec(), snapkvSpec(), bigbirdSpec(), hipBigbirdSpec()}
+	s = append(s, newSpecs()...)
+	for i := range s {
+		addVocabulary(&s[i])
+		withBudget(&s[i])
+	}
 	sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name })
 	return s
 }
 
-// Lookup returns the spec of the named policy.
+// Lookup returns the spec of the policy named name or an alias of it.
 func Lookup(name string) (Spec, bool) {
 	for _, s := range Specs() {
-		if s.Name == name {
+		if s.Name == name || slices.Contains(s.Aliases, name) {
 			return s, true
 		}
 	}
@@ -63,13 +83,37 @@ func New(name string, params map[string]any) (Factory, error) {
 	if err != nil {
 		return nil, err
 	}
+	if v.Has(ratioKey) {
+		return ratioFactory{spec: s, ratio: v.Float(ratioKey), v: v}, nil
+	}
 	return s.make(v)
 }
 
 // Resolve checks params against the spec and returns them with defaults
 // filled in. Errors name the policy and the parameter.
+// A bounded policy's budget is split into its own keys here (and a ratio
+// leaves them open), so that resolving the result again changes nothing.
 func (s Spec) Resolve(raw map[string]any) (Values, error) {
-	return params.Resolve("policy "+s.Name, s.Params, raw)
+	v, err := params.Resolve("policy "+s.Name, s.Params, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.resolveBudget(raw, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// withBudget adds the budget vocabulary's parameters to a bounded spec that
+// lacks them.
+func withBudget(s *Spec) {
+	if !s.Bounded {
+		return
+	}
+	if !slices.ContainsFunc(s.Params, func(p Param) bool { return p.Name == budgetKey }) {
+		s.Params = append(s.Params, budgetParam(s.splitDoc))
+	}
+	s.Params = append(s.Params, ratioParam())
 }
 
 // checkShape returns an error when a policy cannot work on s.

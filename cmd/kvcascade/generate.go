@@ -139,7 +139,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	env := &experiments.Env{Model: m, Tokenizer: tok, Policy: f, Chunk: *chunk}
-	ids := env.Prompt(tok.Encode(*prompt, true))
+	// a policy given as a ratio of the prompt is resolved here
+	resolved, ids, _, err := env.ForPrompt(tok.Encode(*prompt, true))
+	if err != nil {
+		return err
+	}
+	env.Policy = resolved
 	cache, err := env.NewCache()
 	if err != nil {
 		return err

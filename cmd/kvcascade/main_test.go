@@ -21,10 +21,18 @@ func TestListings(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("policies exited %d", code)
 	}
-	for _, name := range []string{"cascade", "sink", "h2o", "snapkv", "bigbird", "full", "truncated"} {
+	for _, name := range []string{"cascade", "sink", "h2o", "snapkv", "bigbird", "full", "truncated", "pyramidkv", "tova", "knorm", "random"} {
 		if !strings.Contains(out, "\n"+name+" — ") && !strings.HasPrefix(out, name+" — ") {
 			t.Errorf("policies does not list %s", name)
 		}
+	}
+	for _, want := range []string{"aliases: streaming_llm", "aliases: heavy_hitter", "budget ", "ratio ", "default unset"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("policies does not say %q", want)
+		}
+	}
+	if n := strings.Count(out, " — "); n < 12 {
+		t.Errorf("policies lists %d policies, want at least 12", n)
 	}
 	code, out, _ = run(t, "experiments")
 	if code != 0 {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"kvcascade/policies"
@@ -13,13 +14,16 @@ func runPolicies(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("policies", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kvcascade policies\n\nLists every cache policy with its parameters, defaults and a description.")
+		fmt.Fprintln(stderr, "Usage: kvcascade policies\n\nLists every cache policy with its aliases, parameters, defaults and a description.")
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	for _, s := range policies.Specs() {
 		fmt.Fprintf(stdout, "%s — %s\n", s.Name, s.Doc)
+		if len(s.Aliases) > 0 {
+			fmt.Fprintf(stdout, "    aliases: %s\n", strings.Join(s.Aliases, ", "))
+		}
 		if len(s.Params) == 0 {
 			fmt.Fprintln(stdout, "    (no parameters)")
 		}
@@ -29,7 +33,11 @@ func runPolicies(args []string, stdout, stderr io.Writer) error {
 			if len(p.Choices) > 0 {
 				kind = fmt.Sprintf("%v", p.Choices)
 			}
-			fmt.Fprintf(tw, "    %s\t%s\tdefault %v\t%s\n", p.Name, kind, p.Default, p.Doc)
+			def := fmt.Sprint(p.Default)
+			if p.Default == nil {
+				def = "unset"
+			}
+			fmt.Fprintf(tw, "    %s\t%s\tdefault %s\t%s\n", p.Name, kind, def, p.Doc)
 		}
 		tw.Flush()
 		fmt.Fprintln(stdout)

@@ -37,7 +37,9 @@ func (c *checker) policy(t table) (entry, bool) {
 		c.errorf(t.at.with("name"), "unknown policy %q (known: %s)", name, strings.Join(policies.Names(), ", "))
 		return entry{}, false
 	}
-	e := entry{at: t.at, name: name, label: name}
+	// An alias (streaming_llm) runs, and hashes, as the policy it names;
+	// the label keeps the name as written.
+	e := entry{at: t.at, name: spec.Name, label: name}
 	if _, written := t.m["label"]; written {
 		label, ok := c.str(t, "label", false)
 		if !ok {

@@ -43,7 +43,7 @@ var errorCases = []struct {
 	{"unknown key in second model", "name = \"x\"\n" + body + "[[model]]\n  path = \"n\"\n  revision = 3\n",
 		[]string{`e.toml:10:3: model[1].revision: unknown key in model[1] (known: path, name)`}},
 	{"unknown key in inline policy", "name = \"x\"\n" + body + "[[policy]]\nname = \"truncated\"\nparams = { keep = 5, mood = \"last\" }\n",
-		[]string{`e.toml:10:22: policy[1].params.mood: unknown parameter of policy truncated (known: keep, mode)`}},
+		[]string{`e.toml:10:22: policy[1].params.mood: unknown parameter of policy truncated (known: keep, mode, budget, ratio)`}},
 	{"unknown parameter", "name = \"x\"\n" + body + "[[experiment]]\nname = \"passkey\"\n[experiment.params]\nlength = 5\n\"lenght\" = 6\n",
 		[]string{`e.toml:12:1: experiment[1].params.lenght: unknown parameter of experiment passkey (known: length, depth_bin, samples, seed, words, template, max_new, format, score, stop_eos)`}},
 	{"unknown parameter, dotted", "name = \"x\"\n[model]\nname = \"m\"\n[policy]\nname = \"full\"\n[experiment]\nname = \"memory\"\nparams . tokens = 1\n",

@@ -12,8 +12,11 @@ import (
 
 // Param describes one parameter.
 type Param struct {
-	Name    string
-	Kind    string // "int", "float", "string", "bool" or "ints" (a list of integers)
+	Name string
+	Kind string // "int", "float", "string", "bool" or "ints" (a list of integers)
+	// Default is the value of an unset parameter. A nil Default makes the
+	// parameter optional: unset, it is absent from Values (see Values.Has),
+	// so that adding it changes nothing that hashes or stores Values.
 	Default any
 	Doc     string
 	// Choices lists the allowed values of a "string" parameter, if limited.
@@ -46,6 +49,10 @@ func Identity(specs []Param, v Values) Values {
 // Values are parameters after defaults are filled in, keyed by name.
 type Values map[string]any
 
+// Has reports whether the named parameter has a value: set, or defaulted
+// to a non-nil Default.
+func (v Values) Has(name string) bool { _, ok := v[name]; return ok }
+
 // Int returns an int parameter.
 func (v Values) Int(name string) int { return v[name].(int) }
 
@@ -68,7 +75,9 @@ func Resolve(owner string, specs []Param, raw map[string]any) (Values, error) {
 	known := map[string]Param{}
 	for _, p := range specs {
 		known[p.Name] = p
-		v[p.Name] = p.Default
+		if p.Default != nil {
+			v[p.Name] = p.Default
+		}
 	}
 	keys := make([]string, 0, len(raw))
 	for k := range raw {

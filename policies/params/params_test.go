@@ -68,3 +68,22 @@ func TestIdentityOmitsLateDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestOptional: a parameter with a nil Default is absent until set.
+func TestOptional(t *testing.T) {
+	specs := []Param{{Name: "budget", Kind: "int", Doc: "d"}, {Name: "k", Kind: "int", Default: 3, Doc: "d"}}
+	v, err := Resolve("policy x", specs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Has("budget") || !v.Has("k") || len(v) != 1 {
+		t.Errorf("unset: %v, want only k", v)
+	}
+	v, err = Resolve("policy x", specs, map[string]any{"budget": int64(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Has("budget") || v.Int("budget") != 7 {
+		t.Errorf("set: %v, want budget 7", v)
+	}
+}
