@@ -30,6 +30,8 @@ type harness struct {
 	// given the original position of every view entry of every KV head.
 	mass func(m []float32, L, n int, orig [][]int64, step Step)
 	orig [][]int64
+	// rng draws the queries and keys a searcher is handed
+	rng *rand.Rand
 }
 
 func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harness {
@@ -44,7 +46,7 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
 	h.bounded = name == "cascade" || name == "sink" || name == "h2o"
-	h.viewOnly = name == "bigbird"
+	h.viewOnly = name == "bigbird" || name == "logsearch"
 	h.original = params["positions"] == "original"
 	return h
 }
@@ -83,6 +85,13 @@ func (h *harness) chunk(n int, promptEnd int64) {
 		}
 	}
 	step := Step{Start: h.seen, N: n, PromptEnd: promptEnd}
+	sp, search := h.p.(searcher)
+	if search {
+		if h.rng == nil {
+			h.rng = rand.New(rand.NewPCG(7, uint64(h.seen)))
+		}
+		sp.setQuery(gaussian(h.rng, h.s.QHeads*h.s.HeadDim))
+	}
 	h.p.Plan(step, &h.ctx)
 	L := h.ctx.ViewLen
 	if len(h.ctx.Slots) != hk*L || len(h.ctx.Pos) != hk*L || len(h.ctx.QueryPos) != hk {
@@ -147,6 +156,9 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	h.place = grow(h.place, hk*n)
 	for i := range h.place {
 		h.place[i] = -7 // Commit must write every entry
+	}
+	if search {
+		sp.setKeys(gaussian(h.rng, n*hk*h.s.HeadDim))
 	}
 	h.p.Commit(mass, h.place)
 	for kh := 0; kh < hk; kh++ {
@@ -215,4 +227,13 @@ func focusMass(target int64, r *rand.Rand, g int) func(m []float32, L, n int, or
 			}
 		}
 	}
+}
+
+// gaussian returns n standard normal values.
+func gaussian(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
 }

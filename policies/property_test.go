@@ -43,6 +43,8 @@ func TestPropertyInvariants(t *testing.T) {
 		{"bigbird", map[string]any{"global": 3, "window": 20, "random_blocks": 2, "block": 8, "seed": 5}, 1500, mixed, -1},
 		{"bigbird", map[string]any{"global": 0, "window": 0, "random_blocks": 3, "block": 4}, 400, mixed, -1},
 		{"full", nil, 500, mixed, -1},
+		{"logsearch", map[string]any{"sinks": 4, "window": 20, "block": 4, "topk": 3}, 1500, mixed, -1},
+		{"logsearch", map[string]any{"sinks": 0, "window": 0, "block": 1, "topk": 2}, 300, mixed, -1},
 	}
 	for _, c := range cases {
 		for _, mode := range []string{"cache", "original"} {

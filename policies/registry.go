@@ -27,7 +27,7 @@ type Values = params.Values
 
 // Specs returns every policy this build knows, sorted by name.
 func Specs() []Spec {
-	s := []Spec{fullSpec(), truncatedSpec(), cascadeSpec(), sinkSpec(), h2oSpec(), snapkvSpec(), bigbirdSpec(), hipBigbirdSpec()}
+	s := []Spec{fullSpec(), truncatedSpec(), cascadeSpec(), sinkSpec(), h2oSpec(), snapkvSpec(), bigbirdSpec(), hipBigbirdSpec(), logsearchSpec()}
 	sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name })
 	return s
 }
