@@ -21,7 +21,10 @@
 //   - cascade, the cascading KV cache, follows the reference Triton kernel
 //     token for token (TestReferenceKernel replays its recordings);
 //   - sink (StreamingLLM), h2o and snapkv evict by position or attention;
-//   - bigbird keeps everything but shows each chunk a sparse view.
+//   - bigbird keeps everything but shows each chunk a sparse view;
+//   - logsearch keeps everything, shows each chunk sinks and a recent
+//     window, and retrieves the top-k blocks of the rest from a tree of
+//     key bounds (the Cache hands it queries and keys on the host).
 //
 // Bounded policies (cascade, sink, h2o) reserve a constant number of slots.
 // A token is written once into its slot and stays there until the policy
