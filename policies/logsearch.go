@@ -267,9 +267,3 @@ func (p *logsearch) MetaBytes() int64 {
 }
 
 func (p *logsearch) originalPositions() bool { return p.c.positions == originalPositions }
-
-// workingSet returns the most tokens a chunk attends to from the cache:
-// sinks + window + block−1 recent, plus topk·block retrieved.
-func (c logsearchConfig) workingSet() int64 {
-	return c.sinks + c.window + c.block - 1 + int64(c.topk)*c.block
-}
