@@ -27,6 +27,7 @@ type layerCache struct {
 	step   Step
 	place  []int32   // [Hkv·n]
 	keys   []float32 // [n, Hkv·hd] the chunk's keys, for a keyObserver
+	host   []float32 // host copy of a chunk's keys or last query, for a searcher
 	active bool      // between View and Update
 }
 
@@ -140,6 +141,30 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	return &lc.view, nil
 }
 
+// Query hands layer l the queries q [n, Hq·hd] (before RoPE) of the chunk
+// whose View comes next. Only a policy that plans from the queries
+// (logsearch) reads them: its layer copies the last row to the host; for
+// the others Query does nothing.
+func (c *Cache) Query(l int, q backend.Tensor) error {
+	lc := &c.layers[l]
+	sp, ok := lc.p.(searcher)
+	if !ok {
+		return nil
+	}
+	if lc.active {
+		return fmt.Errorf("cache layer %d: Query between View and Update", l)
+	}
+	sh := q.Shape()
+	if len(sh) != 2 || sh[0] < 1 || sh[1] != c.shape.QHeads*c.shape.HeadDim {
+		return fmt.Errorf("cache layer %d: queries of shape %v, want [n, %d]", l, sh, c.shape.QHeads*c.shape.HeadDim)
+	}
+	last := c.b.Slice(q, sh[0]-1, sh[0])
+	lc.host = grow(lc.host, sh[1])
+	c.b.Read(last, lc.host)
+	sp.setQuery(lc.host)
+	return nil
+}
+
 // growLayer enlarges the storage of a layer to at least need slots per head,
 // doubling so that a growing cache costs amortised O(1) copies per token.
 func (c *Cache) growLayer(lc *layerCache, need int) {
@@ -195,6 +220,11 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 		lc.dev.commitDevice(lc.k, lc.v, k, v)
 		lc.seen += int64(n)
 		return nil
+	}
+	if sp, ok := lc.p.(searcher); ok {
+		lc.host = grow(lc.host, n*c.shape.KVHeads*c.shape.HeadDim)
+		c.b.Read(k, lc.host)
+		sp.setKeys(lc.host)
 	}
 	lc.place = grow(lc.place, n*c.shape.KVHeads)
 	if ko, ok := lc.p.(keyObserver); ok && ko.wantsKeys() {

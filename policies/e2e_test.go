@@ -255,6 +255,8 @@ var policyCases = []policyCase{
 	{"bigbird", map[string]any{"global": 4, "window": 16, "random_blocks": 2, "block": 4}, nil, false},
 	{"truncated", map[string]any{"keep": 32}, nil, false},
 	{"full", nil, nil, false},
+	// logsearch keeps every token (its working set is fixed, its storage not)
+	{"logsearch", map[string]any{"sinks": 4, "window": 16, "block": 4, "topk": 2}, nil, false},
 }
 
 // constant is the budget of a policy that holds at most n tokens per head.

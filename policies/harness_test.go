@@ -31,6 +31,8 @@ type harness struct {
 	// given the original position of every view entry of every KV head.
 	mass func(m []float32, L, n int, orig [][]int64, step Step)
 	orig [][]int64
+	// rng draws the queries and keys a searcher is handed
+	rng *rand.Rand
 }
 
 func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harness {
@@ -45,7 +47,7 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
 	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
-	h.viewOnly = name == "bigbird" || name == "hip_bigbird"
+	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch"
 	h.original = params["positions"] == "original" || name == "hip_bigbird"
 	return h
 }
@@ -84,6 +86,13 @@ func (h *harness) chunk(n int, promptEnd int64) {
 		}
 	}
 	step := Step{Start: h.seen, N: n, PromptEnd: promptEnd}
+	sp, search := h.p.(searcher)
+	if search {
+		if h.rng == nil {
+			h.rng = rand.New(rand.NewPCG(7, uint64(h.seen)))
+		}
+		sp.setQuery(gaussian(h.rng, h.s.QHeads*h.s.HeadDim))
+	}
 	h.p.Plan(step, &h.ctx)
 	L := h.ctx.ViewLen
 	if len(h.ctx.Slots) != hk*L || len(h.ctx.Pos) != hk*L || len(h.ctx.QueryPos) != hk {
@@ -151,6 +160,9 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	}
 	if ko, ok := h.p.(keyObserver); ok && ko.wantsKeys() {
 		ko.observeKeys(testKeys(step, h.s))
+	}
+	if search {
+		sp.setKeys(gaussian(h.rng, n*hk*h.s.HeadDim))
 	}
 	h.p.Commit(mass, h.place)
 	for kh := 0; kh < hk; kh++ {
@@ -235,4 +247,13 @@ func testKeys(step Step, s Shape) []float32 {
 		}
 	}
 	return k
+}
+
+// gaussian returns n standard normal values.
+func gaussian(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
 }

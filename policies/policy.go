@@ -24,6 +24,9 @@
 //     scores, quirks included (docs/design.md), on the CPU backend;
 //   - sink (StreamingLLM), h2o and snapkv evict by position or attention;
 //   - bigbird keeps everything but shows each chunk a sparse view;
+//   - logsearch keeps everything, shows each chunk sinks and a recent
+//     window, and retrieves the top-k blocks of the rest from a tree of
+//     key bounds (the Cache hands it queries and keys on the host).
 //   - random, knorm and tova keep the best-scored tokens in fixed memory
 //     (scored.go), pyramidkv is snapkv with budgets falling across layers.
 //

@@ -54,7 +54,7 @@ func TestRegistryErrors(t *testing.T) {
 // TestRegistrySpecs: every spec documents itself and its parameters, its
 // defaults resolve and build, and TOML-style values (int64, float64) work.
 func TestRegistrySpecs(t *testing.T) {
-	want := []string{"bigbird", "cascade", "full", "h2o", "hip_bigbird", "knorm", "pyramidkv", "random", "sink", "snapkv", "tova", "truncated"}
+	want := []string{"bigbird", "cascade", "full", "h2o", "hip_bigbird", "knorm", "logsearch", "pyramidkv", "random", "sink", "snapkv", "tova", "truncated"}
 	if got := Names(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}

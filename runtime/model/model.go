@@ -33,6 +33,16 @@ type Cache interface {
 	Update(layer int, k, v backend.Tensor, mass []float32) error
 }
 
+// QueryCache is a Cache whose views may depend on the chunk's queries
+// (policies that retrieve stored keys by their match with the queries).
+// The session calls Query before each View.
+type QueryCache interface {
+	Cache
+	// Query gives layer the queries [n, Hq·hd], before RoPE, of the chunk
+	// whose View comes next.
+	Query(layer int, q backend.Tensor) error
+}
+
 // WindowCache is a Cache that says whether its views give every key and
 // query its original position. A model with a sliding window
 // (Config.SlidingWindow) measures the window in RoPE positions, so it runs

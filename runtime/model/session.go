@@ -164,6 +164,11 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 		b.MatMul(q, h, l.wq, l.bq)
 		b.MatMul(k, h, l.wk, l.bk)
 		b.MatMul(v, h, l.wv, l.bv)
+		if qc, ok := s.cache.(QueryCache); ok {
+			if err := qc.Query(li, q); err != nil {
+				return nil, fmt.Errorf("layer %d: %w", li, err)
+			}
+		}
 		view, err := s.cache.View(li, n, promptEnd)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", li, err)

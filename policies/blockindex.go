@@ -1,0 +1,195 @@
+package policies
+
+import "container/heap"
+
+// blockIndex is the key index of one KV head of the logsearch policy: a
+// tree of per-dimension key bounds over blocks of B consecutive tokens
+// (Quest's page bounds), built level by level as tokens arrive.
+//
+// Leaf j (level 0) holds, for each of the hd dimensions, the minimum and
+// maximum of the keys of tokens j·B … j·B+B−1 of the stream it is given.
+// Node i of level ℓ+1 merges nodes 2i and 2i+1 of level ℓ (element-wise
+// min of minima, max of maxima) and is built the moment node 2i+1 exists,
+// as a binary counter carries: every block costs O(hd) amortised to insert,
+// so building the index is linear in the tokens. The nodes without a
+// parent (the last node of each level with an odd count) are the roots of
+// the forest, at most one per level, ⌈log₂ blocks⌉+1 in all.
+//
+// Keys are indexed as given (before RoPE); the memory is 2·hd float32 per
+// leaf and about as much again for the levels above it.
+type blockIndex struct {
+	hd, b  int
+	lo, hi [][]float32 // [level][node·hd] per-dimension minimum and maximum
+	fill   int         // tokens in the open (incomplete) leaf
+	openLo []float32   // [hd] bounds of the open leaf
+	openHi []float32
+
+	frontier nodeHeap // search scratch
+}
+
+func newBlockIndex(hd, b int) *blockIndex {
+	return &blockIndex{hd: hd, b: b, openLo: make([]float32, hd), openHi: make([]float32, hd)}
+}
+
+// blocks returns the number of complete leaves.
+func (x *blockIndex) blocks() int {
+	if len(x.lo) == 0 {
+		return 0
+	}
+	return len(x.lo[0]) / x.hd
+}
+
+// add takes the key [hd] of the next token.
+func (x *blockIndex) add(k []float32) {
+	if x.fill == 0 {
+		copy(x.openLo, k)
+		copy(x.openHi, k)
+	} else {
+		for d, v := range k[:x.hd] {
+			x.openLo[d] = min(x.openLo[d], v)
+			x.openHi[d] = max(x.openHi[d], v)
+		}
+	}
+	x.fill++
+	if x.fill < x.b {
+		return
+	}
+	x.fill = 0
+	x.push(0, x.openLo, x.openHi)
+	// carry: while level ℓ has an even count, its last two nodes make a
+	// node of level ℓ+1
+	for l := 0; len(x.lo[l])/x.hd%2 == 0; l++ {
+		n, hd := len(x.lo[l]), x.hd
+		aLo, bLo := x.lo[l][n-2*hd:n-hd], x.lo[l][n-hd:]
+		aHi, bHi := x.hi[l][n-2*hd:n-hd], x.hi[l][n-hd:]
+		lo, hi := x.openLo, x.openHi // scratch: the open leaf is empty now
+		for d := range hd {
+			lo[d] = min(aLo[d], bLo[d])
+			hi[d] = max(aHi[d], bHi[d])
+		}
+		x.push(l+1, lo, hi)
+	}
+}
+
+// push appends a node with bounds lo, hi [hd] to level l.
+func (x *blockIndex) push(l int, lo, hi []float32) {
+	if l == len(x.lo) {
+		x.lo = append(x.lo, nil)
+		x.hi = append(x.hi, nil)
+	}
+	x.lo[l] = append(x.lo[l], lo[:x.hd]...)
+	x.hi[l] = append(x.hi[l], hi[:x.hd]...)
+}
+
+// bound returns the upper bound, over the keys under node i of level l, of
+// the largest dot product with any of the queries qs [g·hd]:
+// max over queries of Σ_d max(q_d·lo_d, q_d·hi_d).
+func (x *blockIndex) bound(l, i int, qs []float32) float32 {
+	hd := x.hd
+	lo, hi := x.lo[l][i*hd:(i+1)*hd], x.hi[l][i*hd:(i+1)*hd]
+	best := float32(0)
+	for g := 0; g*hd < len(qs); g++ {
+		q := qs[g*hd : (g+1)*hd]
+		var s float32
+		for d, v := range q {
+			if v >= 0 {
+				s += v * hi[d]
+			} else {
+				s += v * lo[d]
+			}
+		}
+		if g == 0 || s > best {
+			best = s
+		}
+	}
+	return best
+}
+
+// search appends to dst the indices of the k leaves among the first limit
+// with the highest bound for queries qs [g·hd] (ties: the later leaf), best
+// first, and returns it with the number of nodes whose bound it computed.
+//
+// It is a best-first descent: a max-heap of nodes keyed by bound starts
+// with the roots, and a popped node is expanded into its children until k
+// leaves have popped. A node's bound is at least its children's (their
+// boxes lie inside its box), so a popped leaf beats every leaf not yet
+// popped: the result is exactly the top k by bound. The nodes whose bound
+// it computes are the roots, and the children of every internal node whose
+// bound exceeds the k-th result: O(k·log N) when the bounds separate the
+// best blocks from the rest (a relevant block under subtrees of unrelated
+// keys), O(N/B) in the worst case (every box as loose as its parent's).
+func (x *blockIndex) search(qs []float32, k, limit int, dst []int32) ([]int32, int) {
+	limit = min(limit, x.blocks())
+	if k <= 0 || limit <= 0 {
+		return dst, 0
+	}
+	h := &x.frontier
+	*h = (*h)[:0]
+	visits := 0
+	visit := func(l, i int) {
+		if i<<l >= limit { // every leaf under it is out of range
+			return
+		}
+		visits++
+		heap.Push(h, node{ub: x.bound(l, i, qs), level: int32(l), idx: int32(i)})
+	}
+	for l := range x.lo {
+		if n := len(x.lo[l]) / x.hd; n%2 == 1 {
+			visit(l, n-1)
+		}
+	}
+	found := 0
+	for h.Len() > 0 && found < k {
+		top := heap.Pop(h).(node)
+		if top.level == 0 {
+			dst = append(dst, top.idx)
+			found++
+			continue
+		}
+		l, i := int(top.level)-1, 2*int(top.idx)
+		visit(l, i)
+		visit(l, i+1)
+	}
+	return dst, visits
+}
+
+// bytes is the memory the index holds.
+func (x *blockIndex) bytes() int64 {
+	b := int64(cap(x.openLo)+cap(x.openHi)) * 4
+	for l := range x.lo {
+		b += int64(cap(x.lo[l])+cap(x.hi[l])) * 4
+	}
+	return b + int64(cap(x.frontier))*12
+}
+
+// node is a tree node on the search frontier.
+type node struct {
+	ub    float32
+	level int32
+	idx   int32
+}
+
+// nodeHeap is a max-heap of nodes by bound; on equal bounds an internal
+// node comes before a leaf (so that no tied leaf under it is missed) and a
+// later node before an earlier one.
+type nodeHeap []node
+
+func (h nodeHeap) Len() int { return len(h) }
+func (h nodeHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if a.ub != b.ub {
+		return a.ub > b.ub
+	}
+	if a.level != b.level {
+		return a.level > b.level
+	}
+	return a.idx > b.idx
+}
+func (h nodeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *nodeHeap) Push(v any)   { *h = append(*h, v.(node)) }
+func (h *nodeHeap) Pop() any {
+	old := *h
+	v := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return v
+}

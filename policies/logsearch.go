@@ -1,0 +1,269 @@
+package policies
+
+import (
+	"fmt"
+
+	"kvcascade/runtime/backend"
+)
+
+// logsearchSpec is issue 19's policy: a fixed working set (sinks and a
+// recent window) plus every evicted token kept and indexed by a tree of key
+// bounds, from which each chunk retrieves the top-k blocks.
+func logsearchSpec() Spec {
+	return Spec{
+		Name: "logsearch",
+		Doc: "sinks + a recent window, and every evicted token kept in a tree of per-block key bounds; " +
+			"each chunk also attends to the top-k blocks found by best-first descent (memory grows with the stream)",
+		Params: []Param{
+			{Name: "sinks", Kind: "int", Default: 4, Doc: "first tokens always attended (attention sinks)"},
+			{Name: "window", Kind: "int", Default: 256, Doc: "most recent tokens always attended (up to block−1 more while a block fills)"},
+			{Name: "block", Kind: "int", Default: 16, Doc: "tokens per leaf of the index (B)"},
+			{Name: "topk", Kind: "int", Default: 4, Doc: "evicted blocks retrieved per chunk and KV head (k)"},
+			positionsParam(),
+		},
+		make: func(v Values) (Factory, error) {
+			const name = "logsearch"
+			if err := atLeast(name, v, 0, "sinks", "window", "topk"); err != nil {
+				return nil, err
+			}
+			if err := atLeast(name, v, 1, "block"); err != nil {
+				return nil, err
+			}
+			if v.Int("sinks")+v.Int("window")+(v.Int("topk")+1)*v.Int("block") > maxSlots {
+				return nil, paramError(name, "topk", "sinks + window + (topk+1)·block is more than %d", maxSlots)
+			}
+			cfg := logsearchConfig{sinks: int64(v.Int("sinks")), window: int64(v.Int("window")),
+				block: int64(v.Int("block")), topk: v.Int("topk"), positions: positionsOf(v)}
+			return factoryFunc{name, func(_ int, s Shape) (Policy, error) {
+				if err := checkShape(s); err != nil {
+					return nil, err
+				}
+				if s.HeadDim <= 0 {
+					return nil, fmt.Errorf("bad shape: head dimension %d", s.HeadDim)
+				}
+				return newLogsearch(cfg, s), nil
+			}}, nil
+		},
+	}
+}
+
+type logsearchConfig struct {
+	sinks, window, block int64
+	topk                 int
+	positions            positions
+}
+
+// logsearch keeps every token: token t lives in storage slot t for ever,
+// so the storage grows with the stream like full's. What is fixed is the
+// working set a chunk always attends to: the sinks (tokens 0…sinks−1) and
+// the recent tokens, from the first token of the block after the last
+// evicted one to the newest (window to window+block−1 tokens once the
+// stream is long enough). Tokens that leave the window are evicted from
+// the working set in whole blocks of B: block j holds tokens sinks+j·B …
+// sinks+(j+1)·B−1 and is evicted once all of its tokens are older than the
+// window.
+//
+// Every non-sink token's key goes into its KV head's blockIndex as it is
+// committed. For each chunk and KV head, the index is searched with the
+// chunk's last query of every query head of the GQA group (the bound of a
+// node is the maximum over the group's queries), among the evicted blocks
+// only, and the chunk attends to [sinks ; the top-k blocks, in original
+// order ; recent tokens]. Positions are handled as by the other policies:
+// "cache" numbers that view 0…L−1 and puts the chunk at L, "original"
+// gives every key its own position.
+//
+// Keys and queries are indexed and compared before RoPE: the score that
+// ranks a block is the un-rotated q·k, the attention logit a key would
+// have at the query's own position (relative distance 0). The retrieved
+// tokens are then attended at the positions above, so what the bound ranks
+// is the content match, not the logit the key gets in the view: exact for
+// the rotary pairs whose angle over the real distance is small, an
+// approximation for the fast-rotating ones.
+//
+// The Cache hands the policy what it needs on the host (the searcher
+// interface): the chunk's last query row before Plan and the chunk's key
+// rows before Commit. Without a query for a chunk it retrieves nothing.
+type logsearch struct {
+	c    logsearchConfig
+	s    Shape
+	seen int64
+	step Step
+
+	index []*blockIndex // [Hkv]
+	q     []float32     // [Hq·hd] the chunk's last query, before RoPE
+	hasQ  bool          // q belongs to the chunk about to be planned
+	keys  []float32     // [n·Hkv·hd] the chunk's keys, before RoPE
+	hasK  bool
+
+	// scratch of Plan
+	found  []int32 // [Hkv·k] retrieved blocks, head by head, sorted
+	visits int     // node bounds computed by the last Plan, all heads
+}
+
+// searcher is a host policy that plans from the chunk's queries and
+// indexes the keys it is given: the Cache reads them to the host for it.
+type searcher interface {
+	Policy
+	// setQuery gives the last query row [Hq·hd] of the chunk about to be
+	// planned, before RoPE.
+	setQuery(q []float32)
+	// setKeys gives the chunk's key rows [n, Hkv·hd], before RoPE, before
+	// Commit.
+	setKeys(k []float32)
+}
+
+var _ searcher = (*logsearch)(nil)
+
+func newLogsearch(c logsearchConfig, s Shape) *logsearch {
+	p := &logsearch{c: c, s: s, index: make([]*blockIndex, s.KVHeads)}
+	for h := range p.index {
+		p.index[h] = newBlockIndex(s.HeadDim, int(c.block))
+	}
+	return p
+}
+
+func (p *logsearch) setQuery(q []float32) {
+	p.q = append(p.q[:0], q...)
+	p.hasQ = true
+}
+
+func (p *logsearch) setKeys(k []float32) {
+	p.keys = append(p.keys[:0], k...)
+	p.hasK = true
+}
+
+// Reserve: every token keeps its slot, so the storage holds all of them.
+func (p *logsearch) Reserve(n int) int { return int(p.seen) + n }
+
+// evicted returns the number of blocks evicted from the working set after
+// seen tokens.
+func (p *logsearch) evicted(seen int64) int64 {
+	return max(0, (seen-p.c.sinks-p.c.window)/p.c.block)
+}
+
+// recent returns the first token of the working set's recent part.
+func (p *logsearch) recent(seen int64) int64 {
+	return min(seen, p.c.sinks) + p.evicted(seen)*p.c.block
+}
+
+func (p *logsearch) Plan(step Step, view *backend.View) {
+	p.step = step
+	hk, hd, g := p.s.KVHeads, p.s.HeadDim, p.s.Group()
+	ne := p.evicted(p.seen)
+	k := 0
+	if p.hasQ {
+		k = int(min(int64(p.c.topk), ne))
+	}
+	p.hasQ = false
+	p.found = grow(p.found, hk*k)
+	p.visits = 0
+	for h := 0; h < hk; h++ {
+		f := p.found[h*k : h*k : (h+1)*k]
+		if k > 0 {
+			var v int
+			f, v = p.index[h].search(p.q[h*g*hd:(h+1)*g*hd], k, int(ne), f)
+			p.visits += v
+		}
+		sortInt32(f)
+	}
+	ns := min(p.seen, p.c.sinks)
+	lo := p.recent(p.seen)
+	B := int(p.c.block)
+	L := int(ns) + k*B + int(p.seen-lo)
+	sizeView(view, hk, L)
+	for h := 0; h < hk; h++ {
+		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
+		j := 0
+		put := func(t int64) {
+			slots[j], pos[j] = int32(t), int32(j)
+			if p.c.positions == originalPositions {
+				pos[j] = int32(t)
+			}
+			j++
+		}
+		for t := range ns {
+			put(t)
+		}
+		for _, b := range p.found[h*k : (h+1)*k] {
+			first := p.c.sinks + int64(b)*p.c.block
+			for t := first; t < first+p.c.block; t++ {
+				put(t)
+			}
+		}
+		for t := lo; t < p.seen; t++ {
+			put(t)
+		}
+	}
+	queryPos(view.QueryPos, L, step, p.c.positions)
+	view.QueryWeights = nil
+	view.Device = nil
+}
+
+// sortInt32 sorts a few block indices (insertion sort: k is small).
+func sortInt32(s []int32) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func (p *logsearch) Commit(_ []float32, place []int32) {
+	n, hk, hd := p.step.N, p.s.KVHeads, p.s.HeadDim
+	if !p.hasK || len(p.keys) != n*hk*hd {
+		panic(fmt.Sprintf("policies: logsearch committed %d tokens without their keys (%d values; the Cache hands them)", n, len(p.keys)))
+	}
+	p.hasK = false
+	for i := 0; i < n; i++ {
+		t := p.seen + int64(i)
+		for h := 0; h < hk; h++ {
+			place[h*n+i] = int32(t)
+			if t >= p.c.sinks {
+				row := p.keys[(i*hk+h)*hd : (i*hk+h+1)*hd]
+				p.index[h].add(row)
+			}
+		}
+	}
+	p.seen += int64(n)
+}
+
+// Held: every token seen stays in storage and may be retrieved.
+func (p *logsearch) Held(_ int, dst []int64) []int64 {
+	for t := range p.seen {
+		dst = append(dst, t)
+	}
+	return dst
+}
+
+// viewed appends to dst the original positions of the tokens the last
+// planned view of head h attends to, in attention order.
+func (p *logsearch) viewed(h int, dst []int64) []int64 {
+	ns := min(p.step.Start, p.c.sinks)
+	for t := range ns {
+		dst = append(dst, t)
+	}
+	k := len(p.found) / p.s.KVHeads
+	for _, b := range p.found[h*k : (h+1)*k] {
+		first := p.c.sinks + int64(b)*p.c.block
+		for t := first; t < first+p.c.block; t++ {
+			dst = append(dst, t)
+		}
+	}
+	for t := p.recent(p.step.Start); t < p.step.Start; t++ {
+		dst = append(dst, t)
+	}
+	return dst
+}
+
+// MetaBytes: the index (grows with the stream: about 4·hd float32 per
+// block of B tokens per KV head) and the host copies of one chunk's keys
+// and last query.
+func (p *logsearch) MetaBytes() int64 {
+	b := int64(cap(p.q)+cap(p.keys)+cap(p.found)) * 4
+	for _, x := range p.index {
+		b += x.bytes()
+	}
+	return b
+}
+
+func (p *logsearch) originalPositions() bool { return p.c.positions == originalPositions }
