@@ -2,18 +2,14 @@ package experiments_test
 
 import (
 	"context"
-	"encoding/binary"
-	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"kvcascade/experiments"
+	"kvcascade/internal/modeltest"
 	"kvcascade/policies"
 	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
-	"kvcascade/runtime/safetensors"
 )
 
 // overflowEnv returns an environment on a copy of the fixture whose final
@@ -21,46 +17,7 @@ import (
 // overflows to ±Inf or NaN.
 func overflowEnv(t *testing.T) *experiments.Env {
 	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"config.json", "tokenizer.json"} {
-		data, err := os.ReadFile(filepath.Join(fixtureDir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := safetensors.Open(filepath.Join(fixtureDir, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var ts []safetensors.Tensor
-	for _, name := range f.Names() {
-		info, _ := f.Info(name)
-		data, err := f.Bytes(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = append([]byte(nil), data...)
-		if name == "model.norm.weight" {
-			for i := 0; i+4 <= len(data); i += 4 {
-				binary.LittleEndian.PutUint32(data[i:], math.Float32bits(3.4e38))
-			}
-		}
-		ts = append(ts, safetensors.Tensor{Name: name, DType: info.DType, Shape: info.Shape, Data: data})
-	}
-	out, err := os.Create(filepath.Join(dir, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := safetensors.Write(out, ts, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := modeltest.EditedCopy(t, fixtureDir, modeltest.Fill("model.norm.weight", 3.4e38))
 	m, err := model.Load(dir, cpu.New(1))
 	if err != nil {
 		t.Fatal(err)

@@ -6,47 +6,17 @@ import (
 	"strings"
 	"testing"
 
+	"kvcascade/internal/modeltest"
 	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
 	"kvcascade/runtime/safetensors"
 )
 
-// brokenDir copies the llama fixture's config.json into a new folder and
-// writes weights from the fixture's, changed by edit.
+// brokenDir copies the llama fixture into a new folder with its weights
+// changed by edit.
 func brokenDir(t *testing.T, edit func([]safetensors.Tensor) []safetensors.Tensor) string {
 	t.Helper()
-	src := "testdata/llama"
-	dir := t.TempDir()
-	cfg, err := os.ReadFile(filepath.Join(src, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := safetensors.Open(filepath.Join(src, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var ts []safetensors.Tensor
-	for _, name := range f.Names() {
-		info, _ := f.Info(name)
-		data, err := f.Bytes(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, safetensors.Tensor{Name: name, DType: info.DType, Shape: info.Shape, Data: append([]byte(nil), data...)})
-	}
-	out, err := os.Create(filepath.Join(dir, "model.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if err := safetensors.Write(out, edit(ts), nil); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return modeltest.EditedCopy(t, "testdata/llama", edit)
 }
 
 func TestLoadBadModelDirs(t *testing.T) {
