@@ -7,7 +7,6 @@ import (
 
 	"kvcascade/datasets/longtext"
 	"kvcascade/policies/params"
-	"kvcascade/runtime/model"
 )
 
 // bookSample is the record of one document under books = "each".
@@ -103,37 +102,12 @@ func bookNLL(ctx context.Context, env *Env, ids []int32, k int) (bookSample, flo
 		return bookSample{}, 0, err
 	}
 	var rec bookSample
-	var nll, windowNLL float64
-	var windowN int64
-	v := env.Model.Vocab
-	_, err = s.Prefill(ctx, ids, func(start int64, logits []float32) error {
-		for i := range len(logits) / v {
-			pos := start + int64(i)
-			if pos+1 >= int64(len(ids)) {
-				break
-			}
-			lp := model.LogProb(logits[i*v:(i+1)*v], ids[pos+1])
-			if math.IsNaN(lp) || math.IsInf(lp, 0) {
-				return fmt.Errorf("log-prob of token %d is %v", pos+1, lp)
-			}
-			nll -= lp
-			windowNLL -= lp
-			rec.Tokens++
-			windowN++
-			if len(marks) > 0 && rec.Tokens == marks[0] {
-				marks = marks[1:]
-				rec.Curve = append(rec.Curve, pplSample{
-					Tokens: rec.Tokens, NLL: nll / float64(rec.Tokens), PPL: math.Exp(nll / float64(rec.Tokens)),
-					WindowPPL: math.Exp(windowNLL / float64(windowN)), CacheBytes: HeldBytes(cache, env.Model),
-				})
-				windowNLL, windowN = 0, 0
-			}
-		}
-		return nil
-	})
+	nll, scored, err := scoreStream(ctx, env, s, cache, ids, marks,
+		func(smp pplSample) error { rec.Curve = append(rec.Curve, smp); return nil }, nil)
 	if err != nil {
 		return bookSample{}, 0, err
 	}
+	rec.Tokens = scored
 	rec.NLL = nll / float64(rec.Tokens)
 	rec.PPL = math.Exp(rec.NLL)
 	return rec, nll, nil

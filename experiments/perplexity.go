@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"kvcascade/datasets/longtext"
+	"kvcascade/policies"
 	"kvcascade/policies/params"
 	"kvcascade/runtime/model"
 )
@@ -77,40 +78,8 @@ func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result
 		return nil, fmt.Errorf("experiment perplexity: %w", err)
 	}
 	r := &Result{}
-	var nll, windowNLL float64
-	var scored, windowN int64
-	v := env.Model.Vocab
-	_, err = s.Prefill(ctx, ids, func(start int64, logits []float32) error {
-		n := len(logits) / v
-		for i := 0; i < n; i++ {
-			pos := start + int64(i)
-			if pos+1 >= int64(len(ids)) {
-				break
-			}
-			lp := model.LogProb(logits[i*v:(i+1)*v], ids[pos+1])
-			if math.IsNaN(lp) || math.IsInf(lp, 0) {
-				return fmt.Errorf("log-prob of token %d is %v", pos+1, lp)
-			}
-			nll -= lp
-			windowNLL -= lp
-			scored++
-			windowN++
-			if len(marks) > 0 && scored == marks[0] {
-				marks = marks[1:]
-				err := r.sample(pplSample{
-					Tokens: scored, NLL: nll / float64(scored), PPL: math.Exp(nll / float64(scored)),
-					WindowPPL: math.Exp(windowNLL / float64(windowN)), Window: windowN,
-					CacheBytes: HeldBytes(cache, env.Model),
-				})
-				if err != nil {
-					return err
-				}
-				windowNLL, windowN = 0, 0
-			}
-		}
-		env.progress(int(start)+n, len(ids))
-		return nil
-	})
+	nll, scored, err := scoreStream(ctx, env, s, cache, ids, marks, func(smp pplSample) error { return r.sample(smp) },
+		func(done int) { env.progress(done, len(ids)) })
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +99,53 @@ func (x perplexity) Run(ctx context.Context, env *Env, p params.Values) (*Result
 		r.metric("train_length", float64(env.Model.MaxPositions), "tokens")
 	}
 	return r, nil
+}
+
+// scoreStream reads ids through s (a session over cache) and scores every
+// token after the first by its log-probability under the logits before it.
+// It returns the summed negative log-likelihood and the number of tokens
+// scored; at each count in marks (ascending) it hands mark the curve's
+// sample, and after each chunk it tells progress how many tokens were read
+// (progress may be nil). A non-finite log-probability is an error.
+func scoreStream(ctx context.Context, env *Env, s *model.Session, cache *policies.Cache, ids []int32, marks []int64,
+	mark func(pplSample) error, progress func(done int)) (nll float64, scored int64, err error) {
+	var windowNLL float64
+	var windowN int64
+	v := env.Model.Vocab
+	_, err = s.Prefill(ctx, ids, func(start int64, logits []float32) error {
+		n := len(logits) / v
+		for i := 0; i < n; i++ {
+			pos := start + int64(i)
+			if pos+1 >= int64(len(ids)) {
+				break
+			}
+			lp := model.LogProb(logits[i*v:(i+1)*v], ids[pos+1])
+			if math.IsNaN(lp) || math.IsInf(lp, 0) {
+				return fmt.Errorf("log-prob of token %d is %v", pos+1, lp)
+			}
+			nll -= lp
+			windowNLL -= lp
+			scored++
+			windowN++
+			if len(marks) > 0 && scored == marks[0] {
+				marks = marks[1:]
+				err := mark(pplSample{
+					Tokens: scored, NLL: nll / float64(scored), PPL: math.Exp(nll / float64(scored)),
+					WindowPPL: math.Exp(windowNLL / float64(windowN)), Window: windowN,
+					CacheBytes: HeldBytes(cache, env.Model),
+				})
+				if err != nil {
+					return err
+				}
+				windowNLL, windowN = 0, 0
+			}
+		}
+		if progress != nil {
+			progress(int(start) + n)
+		}
+		return nil
+	})
+	return nll, scored, err
 }
 
 // checkpoints returns up to k distinct token counts in [from, n], the first
