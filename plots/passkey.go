@@ -162,22 +162,15 @@ func newPasskeyTables(cells []PasskeyCell, bins int) (*passkeyTables, error) {
 		policy      string
 		length, bin int
 	}
-	type sum struct {
-		weighted, weight, plain float64
-		count                   int
-	}
-	sums := make(map[key]*sum)
+	sums := make(map[key]*cellMean)
 	for _, c := range cells {
 		k := key{c.Policy, c.Length, c.DepthBin}
 		s := sums[k]
 		if s == nil {
-			s = &sum{}
+			s = &cellMean{}
 			sums[k] = s
 		}
-		s.weighted += c.Accuracy * float64(c.N)
-		s.weight += float64(c.N)
-		s.plain += c.Accuracy
-		s.count++
+		s.add(c.Accuracy, c.N)
 	}
 	for _, s := range sums {
 		switch n := int(s.weight); {
@@ -198,13 +191,10 @@ func newPasskeyTables(cells []PasskeyCell, bins int) (*passkeyTables, error) {
 				if s != nil {
 					counts[r][b] = int(s.weight)
 				}
-				switch {
-				case s == nil:
+				if s == nil {
 					grid[r][b] = math.NaN()
-				case s.weight > 0:
-					grid[r][b] = s.weighted / s.weight
-				default: // no sample counts: a plain mean
-					grid[r][b] = s.plain / float64(s.count)
+				} else {
+					grid[r][b] = s.mean()
 				}
 			}
 		}
@@ -291,4 +281,28 @@ func (g *cellGrid) Plot(c draw.Canvas, p *plot.Plot) {
 			c.FillText(sty, mid, txt)
 		}
 	}
+}
+
+// cellMean merges the repeated values of one table cell: their mean
+// weighted by sample counts where the values have them, a plain mean
+// where none has.
+type cellMean struct {
+	weighted, weight, plain float64
+	count                   int
+}
+
+// add merges value v, a mean over n samples (0: unknown).
+func (m *cellMean) add(v float64, n int) {
+	m.weighted += v * float64(n)
+	m.weight += float64(n)
+	m.plain += v
+	m.count++
+}
+
+// mean returns the merged value.
+func (m *cellMean) mean() float64 {
+	if m.weight > 0 {
+		return m.weighted / m.weight
+	}
+	return m.plain / float64(m.count)
 }

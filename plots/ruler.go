@@ -49,8 +49,7 @@ func RulerTables(cells []RulerCell, order []string) ([]RulerTable, error) {
 		policy, task string
 		length       int
 	}
-	type sum struct{ weighted, weight, plain, count float64 }
-	sums := map[key]*sum{}
+	sums := map[key]*cellMean{}
 	for i, c := range cells {
 		switch {
 		case c.Policy == "" || c.Task == "":
@@ -68,13 +67,10 @@ func RulerTables(cells []RulerCell, order []string) ([]RulerTable, error) {
 		k := key{c.Policy, c.Task, c.Length}
 		s := sums[k]
 		if s == nil {
-			s = &sum{}
+			s = &cellMean{}
 			sums[k] = s
 		}
-		s.weighted += c.Score * float64(c.N)
-		s.weight += float64(c.N)
-		s.plain += c.Score
-		s.count++
+		s.add(c.Score, c.N)
 	}
 	slices.Sort(lengths)
 	lengths = slices.Compact(lengths)
@@ -106,15 +102,11 @@ func RulerTables(cells []RulerCell, order []string) ([]RulerTable, error) {
 			row := make([]float64, len(lengths))
 			for j, l := range lengths {
 				s := sums[key{pol, task, l}]
-				switch {
-				case s == nil:
+				if s == nil {
 					row[j] = math.NaN()
 					continue
-				case s.weight > 0:
-					row[j] = s.weighted / s.weight
-				default:
-					row[j] = s.plain / s.count
 				}
+				row[j] = s.mean()
 				avg[j] += row[j]
 				seen[j]++
 			}
