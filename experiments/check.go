@@ -49,21 +49,16 @@ func PathParams(e Experiment) []string {
 	return nil
 }
 
-// EmbeddedPrefix starts a path parameter's value that names something
-// embedded in the binary rather than a file ("embedded:NAME"): ResolvePaths
-// leaves such values as they are, for the experiment's opener to find.
-const EmbeddedPrefix = longtext.EmbeddedPrefix
-
 // ResolvePaths returns a copy of p whose non-empty relative path parameters
-// (PathParams) are joined to dir; values that start with EmbeddedPrefix are
-// kept.
+// (PathParams) are joined to dir; values that name an embedded text
+// ("embedded:NAME", longtext.IsEmbedded) are kept.
 func ResolvePaths(e Experiment, p params.Values, dir string) params.Values {
 	out := make(params.Values, len(p))
 	for k, v := range p {
 		out[k] = v
 	}
 	for _, k := range PathParams(e) {
-		if s, ok := out[k].(string); ok && s != "" && !filepath.IsAbs(s) && !strings.HasPrefix(s, EmbeddedPrefix) {
+		if s, ok := out[k].(string); ok && s != "" && !filepath.IsAbs(s) && !longtext.IsEmbedded(s) {
 			out[k] = filepath.Join(dir, s)
 		}
 	}

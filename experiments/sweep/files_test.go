@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"kvcascade/datasets/longtext"
 	"kvcascade/experiments"
 )
 
@@ -172,7 +173,7 @@ func TestQuickstartNeedsNothingOutside(t *testing.T) {
 		}
 		for _, k := range experiments.PathParams(e) {
 			v, _ := p.RunParams()[k].(string)
-			if v == "" || strings.HasPrefix(v, experiments.EmbeddedPrefix) {
+			if v == "" || longtext.IsEmbedded(v) {
 				continue // embedded in the binary
 			}
 			if !inside(root, v) {
