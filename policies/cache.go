@@ -27,7 +27,7 @@ type layerCache struct {
 	step   Step
 	place  []int32   // [Hkv·n]
 	keys   []float32 // [n, Hkv·hd] the chunk's keys, for a keyObserver
-	host   []float32 // host copy of a chunk's keys or last query, for a searcher
+	host   []float32 // [Hq·hd] host copy of a chunk's last query, for a searcher
 	active bool      // between View and Update
 }
 
@@ -220,11 +220,6 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 		lc.dev.commitDevice(lc.k, lc.v, k, v)
 		lc.seen += int64(n)
 		return nil
-	}
-	if sp, ok := lc.p.(searcher); ok {
-		lc.host = grow(lc.host, n*c.shape.KVHeads*c.shape.HeadDim)
-		c.b.Read(k, lc.host)
-		sp.setKeys(lc.host)
 	}
 	lc.place = grow(lc.place, n*c.shape.KVHeads)
 	if ko, ok := lc.p.(keyObserver); ok && ko.wantsKeys() {

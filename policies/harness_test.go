@@ -158,11 +158,10 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	for i := range h.place {
 		h.place[i] = -7 // Commit must write every entry
 	}
-	if ko, ok := h.p.(keyObserver); ok && ko.wantsKeys() {
+	if search { // random keys drawn with its queries
+		sp.observeKeys(gaussian(h.rng, n*hk*h.s.HeadDim))
+	} else if ko, ok := h.p.(keyObserver); ok && ko.wantsKeys() {
 		ko.observeKeys(testKeys(step, h.s))
-	}
-	if search {
-		sp.setKeys(gaussian(h.rng, n*hk*h.s.HeadDim))
 	}
 	h.p.Commit(mass, h.place)
 	for kh := 0; kh < hk; kh++ {

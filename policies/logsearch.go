@@ -101,15 +101,15 @@ type logsearch struct {
 }
 
 // searcher is a host policy that plans from the chunk's queries and
-// indexes the keys it is given: the Cache reads them to the host for it.
+// indexes the keys it is given: the Cache reads both to the host for it
+// (the keys as for any keyObserver: [n, Hkv·hd], before RoPE, before
+// Commit).
 type searcher interface {
 	Policy
+	keyObserver
 	// setQuery gives the last query row [Hq·hd] of the chunk about to be
 	// planned, before RoPE.
 	setQuery(q []float32)
-	// setKeys gives the chunk's key rows [n, Hkv·hd], before RoPE, before
-	// Commit.
-	setKeys(k []float32)
 }
 
 var _ searcher = (*logsearch)(nil)
@@ -127,7 +127,10 @@ func (p *logsearch) setQuery(q []float32) {
 	p.hasQ = true
 }
 
-func (p *logsearch) setKeys(k []float32) {
+// wantsKeys: every chunk's keys go into the index.
+func (p *logsearch) wantsKeys() bool { return true }
+
+func (p *logsearch) observeKeys(k []float32) {
 	p.keys = append(p.keys[:0], k...)
 	p.hasK = true
 }

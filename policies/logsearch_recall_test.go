@@ -30,8 +30,8 @@ func (r *recallProbe) setQuery(q []float32) {
 	r.q, r.hasQ = append(r.q[:0], q...), true
 }
 
-func (r *recallProbe) setKeys(k []float32) {
-	r.logsearch.setKeys(k)
+func (r *recallProbe) observeKeys(k []float32) {
+	r.logsearch.observeKeys(k)
 	hk, hd := r.s.KVHeads, r.s.HeadDim
 	for i := 0; i*hk*hd < len(k); i++ {
 		if r.seen+int64(i) < r.c.sinks {

@@ -212,7 +212,7 @@ func TestLogsearchNeedle(t *testing.T) {
 				var view = &ls.ctx
 				p.setQuery(append(gaussian(r, hd), dir...)) // head 1 of the group looks for it
 				p.Plan(Step{Start: int64(seen), N: chunk, PromptEnd: -1}, view)
-				p.setKeys(keys)
+				p.observeKeys(keys)
 				place := make([]int32, chunk)
 				p.Commit(nil, place)
 				sk.chunk(chunk, -1)
