@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+
+	"kvcascade/datasets/internal/seeded"
 )
 
 // Tokenizer turns text into token ids and back. The project's
@@ -58,18 +60,7 @@ type Sample struct {
 // Rand returns the random stream of one sample: the same (seed, length,
 // depthBin, index) always gives the same stream, and so the same sample.
 func Rand(seed int64, length, depthBin, index int) *rand.Rand {
-	s := splitmix(uint64(seed))
-	s = splitmix(s ^ uint64(length))
-	s = splitmix(s ^ uint64(depthBin))
-	s = splitmix(s ^ uint64(index))
-	return rand.New(rand.NewPCG(s, splitmix(s)))
-}
-
-func splitmix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
+	return seeded.Stream(uint64(seed), uint64(length), uint64(depthBin), uint64(index))
 }
 
 // uintn returns a uniform integer in [0, n) using only rng.Uint64, so that

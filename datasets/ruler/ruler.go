@@ -62,6 +62,8 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+
+	"kvcascade/datasets/internal/seeded"
 )
 
 // Tokenizer counts the tokens of a text. The project's
@@ -209,20 +211,11 @@ func Lookup(name string) (Task, error) {
 // Rand returns the random stream of one sample: the same (seed, task,
 // length, index) always gives the same stream.
 func Rand(seed int64, task string, length, index int) *rand.Rand {
-	s := splitmix(uint64(seed))
+	parts := make([]uint64, 0, len(task)+2)
 	for i := 0; i < len(task); i++ {
-		s = splitmix(s ^ uint64(task[i]))
+		parts = append(parts, uint64(task[i]))
 	}
-	s = splitmix(s ^ uint64(length))
-	s = splitmix(s ^ uint64(index))
-	return rand.New(rand.NewPCG(s, splitmix(s)))
-}
-
-func splitmix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
+	return seeded.Stream(uint64(seed), append(parts, uint64(length), uint64(index))...)
 }
 
 // child returns a new stream seeded from rng, for draws whose number
