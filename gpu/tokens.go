@@ -51,7 +51,7 @@ func (b *Backend) tokenKernelsFor() (*tokenKernels, error) {
 }
 
 // NewTokenList returns one layer's token lists with their bookkeeping on
-// the device (device.TokenLister), for h2o and snapkv. With
+// the device (device.TokenLister), for h2o, snapkv, full and truncated. With
 // Options.HostPolicies it returns an error wrapping errors.ErrUnsupported,
 // and the policy stays on the host.
 func (b *Backend) NewTokenList(spec device.TokenListSpec) (device.TokenList, error) {

@@ -168,8 +168,8 @@ func clip(s []int64) any {
 	return fmt.Sprintf("%v … %v (%d)", s[:20], s[len(s)-20:], len(s))
 }
 
-// TestDeviceTokenListModel runs the fixtures with the bookkeeping of h2o and
-// snapkv on the device and on the host (Options.HostPolicies), both on the
+// TestDeviceTokenListModel runs the fixtures with the bookkeeping of h2o,
+// snapkv, full and truncated on the device and on the host (Options.HostPolicies), both on the
 // GPU: the same kernels compute the same mass, so logits and held tokens
 // must be identical.
 func TestDeviceTokenListModel(t *testing.T) {
@@ -183,6 +183,8 @@ func TestDeviceTokenListModel(t *testing.T) {
 		{"h2o", map[string]any{"heavy": 24, "recent": 8, "positions": "original"}},
 		{"snapkv", map[string]any{"window": 8, "kernel": 5, "budget": 40}},
 		{"snapkv", map[string]any{"window": 6, "kernel": 3, "pooling": "avg", "budget": 30, "positions": "original"}},
+		{"full", nil},
+		{"truncated", map[string]any{"keep": 100}},
 	}
 	for _, dir := range fixtures[:3] {
 		t.Run(dir[len(dir)-5:], func(t *testing.T) {

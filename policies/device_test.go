@@ -130,7 +130,7 @@ func (b *hostCascader) NewTokenList(spec device.TokenListSpec) (device.TokenList
 	return l, nil
 }
 
-// fakeTokens is a device.TokenList served by a host h2o or snapkv.
+// fakeTokens is a device.TokenList served by a host h2o, snapkv or full.
 type fakeTokens struct {
 	b         *hostCascader
 	p         policies.Policy
@@ -211,8 +211,9 @@ func TestDeviceCascadePath(t *testing.T) {
 	}
 }
 
-// TestDeviceTokenListPath runs h2o and snapkv through the Cache's device
-// path (hostCascader) and through the host path on the same fixture models:
+// TestDeviceTokenListPath runs h2o, snapkv, full and truncated through the
+// Cache's device path (hostCascader) and through the host path on the same
+// fixture models:
 // two prompts, each read in chunks and followed by decoding, so that
 // snapkv compresses twice. Logits, held tokens and scores must be
 // identical, and the evictions the policies ask the device for must be
@@ -233,6 +234,10 @@ func TestDeviceTokenListPath(t *testing.T) {
 			[]device.Eviction{{Budget: 30, Recent: 8, Pool: 5, PoolAvg: true, Reset: true}}},
 		{"snapkv", map[string]any{"window": 2, "kernel": 1, "budget": 200},
 			[]device.Eviction{{Budget: 200, Recent: 2, Pool: 1, Reset: true}}},
+		// full and truncated: lists that never evict (only the zero
+		// eviction) and ask for no mass.
+		{"full", nil, nil},
+		{"truncated", map[string]any{"keep": 40}, nil},
 	}
 	for _, fx := range fixtures {
 		for i, r := range runs {
@@ -310,7 +315,11 @@ func compareDevicePath(t *testing.T, fx, name string, params map[string]any, fee
 			if a, b := dc.Held(l, h), hc.Held(l, h); !slices.Equal(a, b) {
 				t.Fatalf("layer %d head %d holds %v on the device path, %v on the host", l, h, a, b)
 			}
-			a, b := dc.Policy(l).(scorer).Scores(h, nil), hc.Policy(l).(scorer).Scores(h, nil)
+			hs, ok := hc.Policy(l).(scorer)
+			if !ok {
+				continue // full keeps no scores
+			}
+			a, b := dc.Policy(l).(scorer).Scores(h, nil), hs.Scores(h, nil)
 			if !slices.Equal(a, b) {
 				t.Fatalf("layer %d head %d scores differ:\n device %v\n host   %v", l, h, a, b)
 			}

@@ -18,7 +18,24 @@ func fullSpec() Spec {
 	return Spec{
 		Name: "full",
 		Doc:  "every token kept: exact (quadratic) attention, memory grows with the sequence",
-		make: func(Values) (Factory, error) { return factoryFunc{"full", newFull}, nil },
+		make: func(Values) (Factory, error) { return fullFactory("full"), nil },
+	}
+}
+
+// fullFactory makes full's layers: on the host, or on a backend that keeps
+// token lists on its device (device.TokenLister) as lists that never
+// evict, so that the view of every token is laid out there and nothing is
+// uploaded per layer.
+func fullFactory(name string) dualFactory {
+	return dualFactory{
+		factoryFunc: factoryFunc{name, newFull},
+		device: func(_ int, s Shape, b backend.Backend) (devicePolicy, error) {
+			l, ok, err := newDeviceLists(s, originalPositions, b)
+			if !ok {
+				return nil, err
+			}
+			return &fullDevice{deviceLists: l}, nil
+		},
 	}
 }
 
@@ -73,7 +90,7 @@ func truncatedSpec() Spec {
 			if v.Int("keep") <= 0 {
 				return nil, fmt.Errorf("policy truncated: keep must be positive, got %d", v.Int("keep"))
 			}
-			return truncated{factoryFunc{"truncated", newFull}, v.Int("keep"), v.String("mode")}, nil
+			return truncated{fullFactory("truncated"), v.Int("keep"), v.String("mode")}, nil
 		},
 	}
 }
@@ -86,7 +103,7 @@ type PromptCutter interface {
 }
 
 type truncated struct {
-	factoryFunc
+	dualFactory
 	keep int
 	mode string
 }

@@ -120,3 +120,23 @@ func (p *snapkvDevice) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
 func (p *snapkvDevice) MetaBytes() int64 {
 	return p.dev.Bytes() + int64(cap(p.weights))*4
 }
+
+// fullDevice is full (and truncated) with its token lists on the device:
+// lists that never evict and ask for no mass, so the device lays out the
+// view of every held token in order, each at its original position, which
+// is also its index in the view.
+type fullDevice struct {
+	deviceLists
+}
+
+func (p *fullDevice) Reserve(n int) int { return p.dev.Reserve(n) }
+
+func (p *fullDevice) Plan(step Step, view *backend.View) { p.plan(step, view, nil) }
+
+// commitDevice appends the chunk's tokens to every head's list, storing
+// their rows.
+func (p *fullDevice) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
+	p.dev.Commit(k, v, chunkK, chunkV, device.Eviction{})
+}
+
+func (p *fullDevice) MetaBytes() int64 { return p.dev.Bytes() }
