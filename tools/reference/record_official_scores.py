@@ -23,7 +23,8 @@ and patches two lines there (recorded in the fixture):
     the floor semantics of float `%` in Triton 3.0 (the authors' version); Triton >= 3.2 computes
     C fmod and gets -1.  It is rewritten to the equal integer form `(start - 1 + stored) % stored`.
   * cascading_cache.py: `super().__init__()` of CascadingKVCache is allowed to fail with a
-    TypeError (transformers 5's Cache.__init__ takes arguments; the class uses no Cache
+    TypeError or ValueError (transformers 5's Cache.__init__ takes arguments and 5.17 raises a
+    ValueError without them; the class uses no Cache
     behaviour).
 
 RoPE is made the identity so that the Go replay, which rotates in float32, sees the very
@@ -59,16 +60,23 @@ FILES = ["cascade/__init__.py", "cascade/models/__init__.py", "cascade/models/ca
 # (file, old, new, count): the patches, applied to the temporary copy only
 PATCHES = [
     ("cascade/models/cascading_cache.py", "(start_idx_i.to(tl.float32) - 1)", "(start_idx_i - 1 + stored_tokens_i)", 1),
+    # transformers >= 5 turns Cache attributes the class assigns (max_batch_size, ...) into
+    # read-only properties; the class uses no Cache behaviour, so it derives from object.
+    ("cascade/models/cascading_cache.py", "class CascadingKVCache(Cache):", "class CascadingKVCache(object):", 1),
+    # Triton >= 3.2 has no default for tl.flip's dim; Triton 3.0 flipped the last dimension.
+    ("cascade/models/flash_attention.py", "tl.flip(tl.arange(0, BLOCK_M))[:, None]  # original",
+     "tl.flip(tl.arange(0, BLOCK_M), 0)[:, None]  # original", 1),
 ]
 INIT_OLD = "        super().__init__()\n\n        if isinstance(max_seq_len, int) != isinstance(window_length, int):"
-INIT_NEW = ("        try:\n            super().__init__()\n        except TypeError:  # transformers 5: Cache.__init__ takes arguments\n"
+INIT_NEW = ("        try:\n            super().__init__()\n        except (TypeError, ValueError):  # transformers 5: Cache.__init__ takes arguments\n"
             "            pass\n\n        if isinstance(max_seq_len, int) != isinstance(window_length, int):")
 
 # The layer and the cache: Llama-shaped (GQA 4 query heads over 2 KV heads), head_dim 32 (the
 # flash kernel needs head_dim >= its key block of 32), sinks + size = 128, a multiple of the
-# kernel's 64 as the official paper setting (64 + 65,536) is.
+# kernel's 64 as the official paper setting (64 + 65,536) is, with the paper's 64 sinks; each
+# cascade's window (16) is a power of two, as the cache kernel's tl.arange needs.
 SHAPE = dict(hidden=128, q_heads=4, kv_heads=2, head_dim=32)
-POLICY = dict(sinks=16, size=112, cascades=4, rule="pow2", reduction="max", beta=0.9999,
+POLICY = dict(sinks=64, size=64, cascades=4, rule="pow2", reduction="max", beta=0.9999,
               eager_fill=True, homogeneous=False)
 # chunk sizes: several not multiples of 64, so the kernel's padded query rows are exercised. The
 # first chunk must be the largest: the official layer keeps the query positions of its first
@@ -98,24 +106,32 @@ def copy_official(root, tmp):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copyfile(src, dst)
     applied = []
-    path = os.path.join(tmp, "cascade/models/cascading_cache.py")
-    src = open(path, encoding="utf-8").read()
     for rel, old, new, count in PATCHES:
+        path = os.path.join(tmp, rel)
+        src = open(path, encoding="utf-8").read()
         n = src.count(old)
         if n != count:
             die(f"patch anchor found {n} times in {rel}, expected {count}: {old!r} (is the checkout at 4232407?)")
-        src = src.replace(old, new)
+        open(path, "w", encoding="utf-8").write(src.replace(old, new))
         applied.append(f"{rel}: {old!r} -> {new!r}")
+    path = os.path.join(tmp, "cascade/models/cascading_cache.py")
+    src = open(path, encoding="utf-8").read()
     if src.count(INIT_OLD) != 1:
         die("CascadingKVCache.__init__ anchor not found once (is the checkout at 4232407?)")
     src = src.replace(INIT_OLD, INIT_NEW)
-    applied.append("cascade/models/cascading_cache.py: CascadingKVCache.__init__ tolerates a TypeError from Cache.__init__")
+    applied.append("cascade/models/cascading_cache.py: CascadingKVCache.__init__ tolerates a TypeError or ValueError from Cache.__init__")
     open(path, "w", encoding="utf-8").write(src)
     return applied
 
 
 def git_head(root):
+    # Only a checkout whose top level is root itself: a plain copy of the files (git archive)
+    # inside another repository would otherwise report that repository's commit.
     try:
+        top = subprocess.run(["git", "-C", root, "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        if os.path.realpath(top) != os.path.realpath(root):
+            return None
         return subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
     except Exception:  # not a git checkout, or no git: the fixture says so
