@@ -1,7 +1,7 @@
 package policies
 
 import (
-	"slices"
+	"math/bits"
 
 	"kvcascade/policies/device"
 	"kvcascade/runtime/backend"
@@ -83,8 +83,9 @@ type bigbird struct {
 	layer uint64
 	seen  int64
 	step  Step
-	pick  []int64 // [r] chosen blocks of one head
-	start []int32 // [Hkv·r] the chosen blocks' first tokens (pattern)
+	pick  []int64  // [r] chosen blocks of one head
+	mark  []uint64 // [⌈blocks/64⌉] choose's bitset of taken blocks, zero between calls
+	start []int32  // [Hkv·r] the chosen blocks' first tokens (pattern)
 }
 
 func (p *bigbird) Reserve(n int) int { return int(p.seen) + n }
@@ -109,15 +110,24 @@ func (p *bigbird) choose(h int, s, blocks int64) {
 		return
 	}
 	rng := splitmix(mix(mix(mix(p.c.seed, p.layer), uint64(h)), uint64(s)))
-	// Floyd's sampling of r distinct values in [0, blocks)
+	// Floyd's sampling of r distinct values in [0, blocks): a draw already
+	// taken is replaced by j, which no earlier step can have taken. The
+	// taken blocks are marked in a bitset, which also lists them in order;
+	// its words are cleared again as they are read.
+	p.mark = grow(p.mark, int((blocks+63)/64))
 	for j := blocks - r; j < blocks; j++ {
 		b := int64(rng.below(uint64(j + 1)))
-		if slices.Contains(p.pick, b) {
+		if p.mark[b>>6]&(1<<(b&63)) != 0 {
 			b = j
 		}
-		p.pick = append(p.pick, b)
+		p.mark[b>>6] |= 1 << (b & 63)
 	}
-	slices.Sort(p.pick)
+	for w, m := range p.mark {
+		for ; m != 0; m &= m - 1 {
+			p.pick = append(p.pick, int64(w)*64+int64(bits.TrailingZeros64(m)))
+		}
+		p.mark[w] = 0
+	}
 }
 
 func (p *bigbird) Plan(step Step, view *backend.View) {
@@ -190,7 +200,9 @@ func (p *bigbird) Held(_ int, dst []int64) []int64 {
 	return dst
 }
 
-func (p *bigbird) MetaBytes() int64 { return int64(cap(p.pick))*8 + int64(cap(p.start))*4 }
+func (p *bigbird) MetaBytes() int64 {
+	return int64(cap(p.pick)+cap(p.mark))*8 + int64(cap(p.start))*4
+}
 
 // splitmix is the SplitMix64 generator: tiny, fast and fixed forever, so
 // that a seed names the same pattern in every build.
