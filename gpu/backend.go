@@ -64,9 +64,11 @@ type Options struct {
 	// disables the disk cache.
 	KernelDir string
 	// HostPolicies keeps every policy's bookkeeping on the host (the mass
-	// of each chunk is read back), as for a backend without device-side
-	// policies; by default the cascade, h2o and snapkv run on the device
-	// (NewCascade, NewTokenList).
+	// of each chunk is read back, the views uploaded), as for a backend
+	// without device-side policies; by default the cascade, h2o, snapkv,
+	// full and truncated run on the device and sink, bigbird and
+	// hip_bigbird plan their views there (NewCascade, NewTokenList,
+	// NewPattern).
 	HostPolicies bool
 }
 
@@ -109,6 +111,7 @@ type Backend struct {
 	flash        map[int]*flashKernels      // kernels/flash.cu by head dimension, compiled on first use
 	casc         *cascadeKernels            // kernels/cascade.cu, compiled by NewCascade on first use
 	toks         *tokenKernels              // kernels/tokens.cu, compiled by NewTokenList on first use
+	pat          *patternKernels            // kernels/pattern.cu, compiled by NewPattern on first use
 
 	host  []uint32 // packing space for uploads
 	half  []uint16 // conversion space for bf16 uploads and downloads

@@ -34,7 +34,7 @@ func TestKernelsCompile(t *testing.T) {
 		names []string // kernels the backend looks up in it
 	}
 	opsNames, _ := (&opsKernels{}).table()
-	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}, {tokensProgram(), tokenKernelNames[:]}, {sampleProgram(), sampleKernelNames[:]}}
+	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}, {tokensProgram(), tokenKernelNames[:]}, {patternProgram(), patternKernelNames[:]}, {sampleProgram(), sampleKernelNames[:]}}
 	for _, hd := range decodeHeadDims {
 		// Arrays of size −1 fail to compile unless decode.go's geometry
 		// matches the #defines.

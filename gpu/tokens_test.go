@@ -169,23 +169,34 @@ func clip(s []int64) any {
 }
 
 // TestDeviceTokenListModel runs the fixtures with the bookkeeping of h2o,
-// snapkv, full and truncated on the device and on the host (Options.HostPolicies), both on the
-// GPU: the same kernels compute the same mass, so logits and held tokens
-// must be identical.
+// snapkv, full and truncated on the device and on the host
+// (Options.HostPolicies), both on the GPU: the same kernels compute the
+// same mass, so logits and held tokens must be identical.
 func TestDeviceTokenListModel(t *testing.T) {
-	dev := openGPU(t, gpu.Options{})
-	hostPol := openGPU(t, gpu.Options{HostPolicies: true})
-	runs := []struct {
-		policy string
-		params map[string]any
-	}{
+	deviceModel(t, []policyRun{
 		{"h2o", map[string]any{"heavy": 16, "recent": 12}},
 		{"h2o", map[string]any{"heavy": 24, "recent": 8, "positions": "original"}},
 		{"snapkv", map[string]any{"window": 8, "kernel": 5, "budget": 40}},
 		{"snapkv", map[string]any{"window": 6, "kernel": 3, "pooling": "avg", "budget": 30, "positions": "original"}},
 		{"full", nil},
 		{"truncated", map[string]any{"keep": 100}},
-	}
+	})
+}
+
+// policyRun is a policy and its parameters.
+type policyRun struct {
+	policy string
+	params map[string]any
+}
+
+// deviceModel runs the first fixtures through each of runs with the
+// policy's bookkeeping on the device and on the host
+// (Options.HostPolicies), both on the GPU, prefilling 120 tokens in chunks
+// of 16 and of 5 and decoding 10, and requires identical logits and held
+// tokens.
+func deviceModel(t *testing.T, runs []policyRun) {
+	dev := openGPU(t, gpu.Options{})
+	hostPol := openGPU(t, gpu.Options{HostPolicies: true})
 	for _, dir := range fixtures[:3] {
 		t.Run(dir[len(dir)-5:], func(t *testing.T) {
 			md, err := model.Load(dir, dev)

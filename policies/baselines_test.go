@@ -110,3 +110,61 @@ func (b *tokenListerStub) NewTokenList(device.TokenListSpec) (device.TokenList, 
 	b.asked = true
 	return nil, errors.ErrUnsupported
 }
+
+// TestBigbirdDraw holds bigbird's draw of random blocks (a bitset marks
+// the blocks taken) to Floyd's sampling written plainly, with a search of
+// the blocks taken so far and a sort: the same blocks for every seed,
+// layer, head, chunk start, number of blocks and of draws, so that a seed
+// names the same pattern as before.
+func TestBigbirdDraw(t *testing.T) {
+	plain := func(seed, layer uint64, h int, s, blocks, r int64) []int64 {
+		var pick []int64
+		if r == blocks {
+			for b := range blocks {
+				pick = append(pick, b)
+			}
+			return pick
+		}
+		rng := splitmix(mix(mix(mix(seed, layer), uint64(h)), uint64(s)))
+		for j := blocks - r; j < blocks; j++ {
+			b := int64(rng.below(uint64(j + 1)))
+			if slices.Contains(pick, b) {
+				b = j
+			}
+			pick = append(pick, b)
+		}
+		slices.Sort(pick)
+		return pick
+	}
+	for _, c := range []struct {
+		draws  int
+		blocks []int64
+	}{
+		{0, []int64{0, 1, 5}},
+		{1, []int64{1, 2, 63, 64, 65}},
+		{3, []int64{3, 4, 10, 100}},
+		{40, []int64{40, 41, 64, 127, 128, 129, 1000}},
+		{512, []int64{600, 1000, 15000}},
+	} {
+		for _, blocks := range c.blocks {
+			for seed := range uint64(3) {
+				p := &bigbird{c: bigbirdConfig{blocks: c.draws, seed: seed}, layer: seed * 7}
+				for h := range 3 {
+					for _, s := range []int64{0, 1, 4096, 1 << 20} {
+						p.choose(h, s, blocks)
+						want := plain(seed, seed*7, h, s, blocks, min(int64(c.draws), blocks))
+						if !slices.Equal(p.pick, want) {
+							t.Fatalf("%d draws of %d blocks (seed %d, head %d, start %d): %v, want %v",
+								c.draws, blocks, seed, h, s, p.pick, want)
+						}
+					}
+				}
+				for w, m := range p.mark {
+					if m != 0 {
+						t.Fatalf("%d draws of %d blocks: word %d of the bitset left %#x", c.draws, blocks, w, m)
+					}
+				}
+			}
+		}
+	}
+}

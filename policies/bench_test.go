@@ -52,3 +52,19 @@ func BenchmarkCascadeUpdate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBigbirdPattern measures what hip_bigbird's device variant does
+// on the host per layer and decoding step at its default budget (2,048:
+// 16 sinks, a window of 1,024, 512 random blocks of 2 per KV head) after
+// 32,768 tokens, for 8 KV heads: the seeded draw of every head's blocks and
+// their starts.
+func BenchmarkBigbirdPattern(b *testing.B) {
+	s := Shape{Layers: 1, QHeads: 32, KVHeads: 8, HeadDim: 128}
+	p := &bigbird{c: hipBigbirdConfig(2048, 16, 2, 0), s: s, seen: 32768}
+	for range b.N {
+		v := p.pattern(Step{Start: p.seen, N: 1, PromptEnd: -1})
+		if len(v.Blocks) != 8*512 {
+			b.Fatalf("%d block starts", len(v.Blocks))
+		}
+	}
+}

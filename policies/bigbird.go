@@ -1,8 +1,9 @@
 package policies
 
 import (
-	"slices"
+	"math/bits"
 
+	"kvcascade/policies/device"
 	"kvcascade/runtime/backend"
 )
 
@@ -32,12 +33,31 @@ func bigbirdSpec() Spec {
 			c := bigbirdConfig{global: int64(v.Int("global")), window: int64(v.Int("window")),
 				blocks: v.Int("random_blocks"), block: int64(v.Int("block")), seed: uint64(v.Int("seed")),
 				positions: positionsOf(v)}
-			return factoryFunc{name, func(layer int, s Shape) (Policy, error) {
-				if err := checkShape(s); err != nil {
-					return nil, err
-				}
-				return &bigbird{c: c, s: s, layer: uint64(layer)}, nil
-			}}, nil
+			return bigbirdFactory(name, c), nil
+		},
+	}
+}
+
+// bigbirdFactory makes the layers of bigbird (or hip_bigbird) with c: on
+// the host, or on a backend that lays out patterns on its device
+// (device.Patterner), where the host still draws the random blocks and
+// hands over only their starts, Hkv·random_blocks numbers per chunk,
+// instead of every view key's slot and position.
+func bigbirdFactory(name string, c bigbirdConfig) dualFactory {
+	newBigbird := func(layer int, s Shape) (*bigbird, error) {
+		if err := checkShape(s); err != nil {
+			return nil, err
+		}
+		return &bigbird{c: c, s: s, layer: uint64(layer)}, nil
+	}
+	return dualFactory{
+		factoryFunc: factoryFunc{name, func(l int, s Shape) (Policy, error) { return newBigbird(l, s) }},
+		device: func(l int, s Shape, b backend.Backend) (devicePolicy, error) {
+			p, err := newBigbird(l, s)
+			if err != nil {
+				return nil, err
+			}
+			return newPatternDevice(p, s, device.PatternSpec{}, b) // token t in slot t
 		},
 	}
 }
@@ -63,7 +83,9 @@ type bigbird struct {
 	layer uint64
 	seen  int64
 	step  Step
-	pick  []int64 // [r] chosen blocks of one head
+	pick  []int64  // [r] chosen blocks of one head
+	mark  []uint64 // [⌈blocks/64⌉] choose's bitset of taken blocks, zero between calls
+	start []int32  // [Hkv·r] the chosen blocks' first tokens (pattern)
 }
 
 func (p *bigbird) Reserve(n int) int { return int(p.seen) + n }
@@ -88,15 +110,24 @@ func (p *bigbird) choose(h int, s, blocks int64) {
 		return
 	}
 	rng := splitmix(mix(mix(mix(p.c.seed, p.layer), uint64(h)), uint64(s)))
-	// Floyd's sampling of r distinct values in [0, blocks)
+	// Floyd's sampling of r distinct values in [0, blocks): a draw already
+	// taken is replaced by j, which no earlier step can have taken. The
+	// taken blocks are marked in a bitset, which also lists them in order;
+	// its words are cleared again as they are read.
+	p.mark = grow(p.mark, int((blocks+63)/64))
 	for j := blocks - r; j < blocks; j++ {
 		b := int64(rng.below(uint64(j + 1)))
-		if slices.Contains(p.pick, b) {
+		if p.mark[b>>6]&(1<<(b&63)) != 0 {
 			b = j
 		}
-		p.pick = append(p.pick, b)
+		p.mark[b>>6] |= 1 << (b & 63)
 	}
-	slices.Sort(p.pick)
+	for w, m := range p.mark {
+		for ; m != 0; m &= m - 1 {
+			p.pick = append(p.pick, int64(w)*64+int64(bits.TrailingZeros64(m)))
+		}
+		p.mark[w] = 0
+	}
 }
 
 func (p *bigbird) Plan(step Step, view *backend.View) {
@@ -133,6 +164,24 @@ func (p *bigbird) Plan(step Step, view *backend.View) {
 	view.QueryWeights = nil
 }
 
+// pattern is the view Plan lists: the globals, each head's random blocks
+// (the same draw) and the window.
+func (p *bigbird) pattern(step Step) device.PatternView {
+	p.step = step
+	g, w0, blocks := p.bounds(p.seen)
+	p.start = p.start[:0]
+	for h := range p.s.KVHeads {
+		p.choose(h, p.seen, blocks)
+		for _, b := range p.pick {
+			p.start = append(p.start, int32(g+b*p.c.block))
+		}
+	}
+	return device.PatternView{Start: step.Start, N: step.N, Head: g, Blocks: p.start, Block: int(p.c.block), Tail: w0}
+}
+
+// advance counts n tokens committed.
+func (p *bigbird) advance(n int) { p.seen += int64(n) }
+
 func (p *bigbird) Commit(_ []float32, place []int32) {
 	n := p.step.N
 	for h := 0; h < p.s.KVHeads; h++ {
@@ -151,7 +200,9 @@ func (p *bigbird) Held(_ int, dst []int64) []int64 {
 	return dst
 }
 
-func (p *bigbird) MetaBytes() int64 { return int64(cap(p.pick)) * 8 }
+func (p *bigbird) MetaBytes() int64 {
+	return int64(cap(p.pick)+cap(p.mark))*8 + int64(cap(p.start))*4
+}
 
 // splitmix is the SplitMix64 generator: tiny, fast and fixed forever, so
 // that a seed names the same pattern in every build.

@@ -81,7 +81,8 @@ type devicePolicy interface {
 }
 
 // The device variants of the policies that have one.
-var _ = []devicePolicy{(*cascadeDevice)(nil), (*h2oDevice)(nil), (*snapkvDevice)(nil), (*fullDevice)(nil)}
+var _ = []devicePolicy{(*cascadeDevice)(nil), (*h2oDevice)(nil), (*snapkvDevice)(nil), (*fullDevice)(nil),
+	(*patternDevice)(nil)}
 
 // dualFactory is the factory of a policy with a device variant: NewLayer
 // makes the host one, device the one on a backend's device (nil, nil when

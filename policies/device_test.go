@@ -14,18 +14,20 @@ import (
 )
 
 // hostCascader is the CPU backend posing as one that runs the cascade and
-// the token lists on its device (device.Cascader, device.TokenLister):
-// behind the device.Cascade and device.TokenList interfaces
-// it drives host policies of its own, made by f. It lets the CPU tests
+// the token lists and lays out patterns on its device (device.Cascader,
+// device.TokenLister, device.Patterner): behind the device.Cascade,
+// device.TokenList and device.Pattern interfaces it drives host policies of
+// its own, made by f. It lets the CPU tests
 // check the Cache's device path — views planned by the backend, the mass
 // kept there, Commit storing the rows, and what the policy keeps on the host
 // to size the view — against the host path, bit for bit.
 type hostCascader struct {
 	*cpu.Backend
-	f     policies.Factory
-	shape policies.Shape
-	made  []*fakeCascade
-	lists []*fakeTokens
+	f        policies.Factory
+	shape    policies.Shape
+	made     []*fakeCascade
+	lists    []*fakeTokens
+	patterns []*fakePattern
 }
 
 func (b *hostCascader) NewCascade(spec device.CascadeSpec) (device.Cascade, error) {
@@ -57,6 +59,11 @@ func (b *hostCascader) Attention(a *backend.Attention) {
 		ctx := v.ctx
 		ctx.QueryWeights = a.View.QueryWeights
 		b.hostAttention(a, &ctx, v.mass)
+	case *fakePatternView:
+		if a.View.QueryWeights != nil {
+			panic(fmt.Sprintf("pattern view: %d query weights; a pattern asks for no mass", len(a.View.QueryWeights)))
+		}
+		b.hostAttention(a, &v.ctx, nil)
 	default:
 		b.Backend.Attention(a)
 	}
@@ -184,6 +191,106 @@ func (c *fakeTokens) Scores(h int, dst []float32) []float32 {
 func (c *fakeTokens) Bytes() int64 { return c.p.MetaBytes() }
 func (c *fakeTokens) Free()        {}
 
+func (b *hostCascader) NewPattern(spec device.PatternSpec) (device.Pattern, error) {
+	p, err := b.f.NewLayer(len(b.patterns), b.shape)
+	if err != nil {
+		return nil, err
+	}
+	c := &fakePattern{b: b, p: p, spec: spec}
+	b.patterns = append(b.patterns, c)
+	return c, nil
+}
+
+// fakePattern is a device.Pattern that lays each view out from its
+// device.PatternView and places each chunk's tokens by the spec as the GPU's
+// kernels do (gpu/kernels/pattern.cu), line for line, and holds both to the
+// view and places of a host policy of its own (sink, bigbird), panicking on
+// the first difference.
+type fakePattern struct {
+	b    *hostCascader
+	p    policies.Policy
+	spec device.PatternSpec
+	ctx  backend.View // laid out from the PatternView
+	host backend.View // the host policy's
+	step policies.Step
+}
+
+type fakePatternView fakePattern
+
+func (v *fakePatternView) Len() int { return v.ctx.ViewLen }
+
+// slot is where the spec stores token t (pattern_slot).
+func (c *fakePattern) slot(t int64) int32 {
+	sinks, ring := int64(c.spec.Sinks), int64(c.spec.Ring)
+	if ring == 0 || t < sinks {
+		return int32(t)
+	}
+	return int32(sinks + (t-sinks)%ring)
+}
+
+// Plan lays the view out as pattern_plan does.
+func (c *fakePattern) Plan(v device.PatternView) backend.DeviceView {
+	hk := c.spec.KVHeads
+	L, r := v.Len(hk), len(v.Blocks)/hk
+	c.ctx = backend.View{ViewLen: L, Slots: make([]int32, hk*L), Pos: make([]int32, hk*L)}
+	for h := range hk {
+		for j := range L {
+			var t int64
+			k := int64(j) - v.Head
+			switch {
+			case int64(j) < v.Head:
+				t = int64(j)
+			case k < int64(r*v.Block):
+				t = int64(v.Blocks[h*r+int(k)/v.Block]) + k%int64(v.Block)
+			default:
+				t = v.Tail + k - int64(r*v.Block)
+			}
+			c.ctx.Slots[h*L+j], c.ctx.Pos[h*L+j] = c.slot(t), int32(j)
+			if c.spec.Original {
+				c.ctx.Pos[h*L+j] = int32(t)
+			}
+		}
+	}
+	c.step = policies.Step{Start: v.Start, N: v.N, PromptEnd: -1}
+	c.p.Plan(c.step, &c.host)
+	if c.host.ViewLen != L || !slices.Equal(c.ctx.Slots, c.host.Slots) || !slices.Equal(c.ctx.Pos, c.host.Pos) {
+		panic(fmt.Sprintf("Plan at %d of %+v: the pattern lays out slots %v, positions %v; the host policy %v, %v",
+			v.Start, v, c.ctx.Slots, c.ctx.Pos, c.host.Slots, c.host.Pos))
+	}
+	if c.host.QueryWeights != nil {
+		panic("the host policy of a pattern asks for mass")
+	}
+	c.ctx.QueryPos = c.host.QueryPos
+	return (*fakePatternView)(c)
+}
+
+// Commit places the chunk's tokens as pattern_place does and stores them.
+func (c *fakePattern) Commit(k, v, chunkK, chunkV backend.Tensor) {
+	hk, n := c.spec.KVHeads, c.step.N
+	end := c.step.Start + int64(n)
+	place := make([]int32, hk*n)
+	for h := range hk {
+		for i := range n {
+			t := c.step.Start + int64(i)
+			s := int32(-1)
+			if c.spec.Ring == 0 || t < int64(c.spec.Sinks) || t >= end-int64(c.spec.Ring) {
+				s = c.slot(t)
+			}
+			place[h*n+i] = s
+		}
+	}
+	want := make([]int32, hk*n)
+	c.p.Commit(nil, want)
+	if !slices.Equal(place, want) {
+		panic(fmt.Sprintf("Commit at %d: the pattern places %v, the host policy %v", c.step.Start, place, want))
+	}
+	c.b.Scatter(k, chunkK, place)
+	c.b.Scatter(v, chunkV, place)
+}
+
+func (c *fakePattern) Bytes() int64 { return int64(cap(c.ctx.Slots)+cap(c.ctx.Pos)) * 4 }
+func (c *fakePattern) Free()        {}
+
 // TestDeviceCascadePath runs the cascade through the Cache's device path
 // (hostCascader) and through the host path on the same fixture models:
 // logits, held tokens and scores must be identical, prefill in chunks and
@@ -203,7 +310,7 @@ func TestDeviceCascadePath(t *testing.T) {
 					rows := prefillLogits(t, s, ids[:70], vocab)
 					return append(rows, decodeLogits(t, s, ids[70:])...)
 				})
-				if len(fake.made) == 0 || len(fake.lists) != 0 {
+				if len(fake.made) == 0 || len(fake.lists)+len(fake.patterns) != 0 {
 					t.Fatalf("the backend made %d device cascades and %d token lists", len(fake.made), len(fake.lists))
 				}
 			})
@@ -249,7 +356,7 @@ func TestDeviceTokenListPath(t *testing.T) {
 					rows = append(rows, prefillLogits(t, s, ids[60:90], vocab)...)
 					return append(rows, decodeLogits(t, s, ids[90:])...)
 				})
-				if len(fake.lists) == 0 || len(fake.made) != 0 {
+				if len(fake.lists) == 0 || len(fake.made)+len(fake.patterns) != 0 {
 					t.Fatalf("the backend made %d device token lists and %d cascades", len(fake.lists), len(fake.made))
 				}
 				for _, l := range fake.lists {
@@ -261,6 +368,46 @@ func TestDeviceTokenListPath(t *testing.T) {
 					if r.name == "snapkv" && l.evictions[r.want[0]] != 2 {
 						t.Fatalf("snapkv compressed %d times for two prompts", l.evictions[r.want[0]])
 					}
+				}
+			})
+		}
+	}
+}
+
+// TestDevicePatternPath runs sink, bigbird and hip_bigbird through the
+// Cache's device path (hostCascader, whose patterns lay each view out from
+// the numbers the policy hands over, as the GPU does, and check it against
+// the host policy's own view) and through the host path on the same
+// fixture models: a prompt read in chunks of 13, longer than sink's window
+// and bigbird's, so that sink drops tokens within a chunk and bigbird draws
+// its blocks, then decoding. Logits and held tokens must be identical.
+func TestDevicePatternPath(t *testing.T) {
+	runs := []struct {
+		name   string
+		params map[string]any
+	}{
+		{"sink", map[string]any{"sinks": 4, "window": 20}},
+		{"sink", map[string]any{"sinks": 3, "window": 8, "positions": "original"}},
+		{"sink", map[string]any{"sinks": 0, "window": 1}},
+		{"sink", map[string]any{"sinks": 200, "window": 5}},
+		{"bigbird", map[string]any{"global": 4, "window": 16, "random_blocks": 2, "block": 4}},
+		{"bigbird", map[string]any{"global": 2, "window": 9, "random_blocks": 3, "block": 3, "seed": 7, "positions": "original"}},
+		{"bigbird", map[string]any{"global": 0, "window": 5, "random_blocks": 40, "block": 2}},
+		{"bigbird", map[string]any{"global": 6, "window": 0, "random_blocks": 0, "block": 8}},
+		{"hip_bigbird", map[string]any{"window": 16, "sinks": 4, "block": 2}},
+		{"hip_bigbird", map[string]any{"window": 40, "sinks": 2, "block": 3, "seed": 3}},
+	}
+	for _, fx := range fixtures {
+		for i, r := range runs {
+			t.Run(fmt.Sprintf("%s/%s%d", fx, r.name, i), func(t *testing.T) {
+				fake := compareDevicePath(t, fx, r.name, r.params, func(t *testing.T, s *model.Session, vocab int) [][]float32 {
+					ids := randomIDs(100, vocab, uint64(i))
+					rows := prefillLogits(t, s, ids[:70], vocab)
+					return append(rows, decodeLogits(t, s, ids[70:])...)
+				})
+				if len(fake.patterns) == 0 || len(fake.made)+len(fake.lists) != 0 {
+					t.Fatalf("the backend made %d device patterns, %d cascades and %d token lists",
+						len(fake.patterns), len(fake.made), len(fake.lists))
 				}
 			})
 		}
@@ -301,7 +448,7 @@ func compareDevicePath(t *testing.T, fx, name string, params map[string]any, fee
 			t.Fatalf("layer %d OnDevice: host cache %v, device cache %v", l, hc.OnDevice(l), dc.OnDevice(l))
 		}
 	}
-	if n := len(fake.made) + len(fake.lists); n != host.Layers {
+	if n := len(fake.made) + len(fake.lists) + len(fake.patterns); n != host.Layers {
 		t.Fatalf("the backend made %d device policies for %d layers", n, host.Layers)
 	}
 	if worst, at := maxDiff(got, want); worst != 0 {
@@ -317,7 +464,7 @@ func compareDevicePath(t *testing.T, fx, name string, params map[string]any, fee
 			}
 			hs, ok := hc.Policy(l).(scorer)
 			if !ok {
-				continue // full keeps no scores
+				continue // full and the patterns keep no scores
 			}
 			a, b := dc.Policy(l).(scorer).Scores(h, nil), hs.Scores(h, nil)
 			if !slices.Equal(a, b) {

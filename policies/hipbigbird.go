@@ -34,12 +34,7 @@ func hipBigbirdSpec() Spec {
 			}
 			w, block := v.Int("window"), v.Int("block")
 			c := hipBigbirdConfig(w, v.Int("sinks"), block, uint64(v.Int("seed")))
-			return factoryFunc{name, func(layer int, s Shape) (Policy, error) {
-				if err := checkShape(s); err != nil {
-					return nil, err
-				}
-				return &bigbird{c: c, s: s, layer: uint64(layer)}, nil
-			}}, nil
+			return bigbirdFactory(name, c), nil
 		},
 	}
 }

@@ -1,6 +1,9 @@
 package policies
 
-import "kvcascade/runtime/backend"
+import (
+	"kvcascade/policies/device"
+	"kvcascade/runtime/backend"
+)
 
 // sinkSpec is StreamingLLM: attention sinks plus a sliding window.
 func sinkSpec() Spec {
@@ -23,12 +26,24 @@ func sinkSpec() Spec {
 				return nil, paramError("sink", "window", "sinks + window is more than %d slots", maxSlots)
 			}
 			sinks, window, pos := v.Int("sinks"), v.Int("window"), positionsOf(v)
-			return factoryFunc{"sink", func(_ int, s Shape) (Policy, error) {
+			newSink := func(_ int, s Shape) (*sink, error) {
 				if err := checkShape(s); err != nil {
 					return nil, err
 				}
 				return &sink{s: s, sinks: int64(sinks), window: int64(window), positions: pos}, nil
-			}}, nil
+			}
+			return dualFactory{
+				factoryFunc: factoryFunc{"sink", func(l int, s Shape) (Policy, error) { return newSink(l, s) }},
+				// On a backend that lays out patterns on its device, the
+				// view is planned there from the counters.
+				device: func(l int, s Shape, b backend.Backend) (devicePolicy, error) {
+					p, err := newSink(l, s)
+					if err != nil {
+						return nil, err
+					}
+					return newPatternDevice(p, s, device.PatternSpec{Sinks: sinks, Ring: window}, b)
+				},
+			}, nil
 		},
 	}
 }
@@ -84,6 +99,16 @@ func (p *sink) Plan(step Step, view *backend.View) {
 	}
 	view.QueryWeights = nil
 }
+
+// pattern is the view Plan lists: the sinks held, then the window.
+func (p *sink) pattern(step Step) device.PatternView {
+	p.step = step
+	ns := min(p.seen, p.sinks)
+	return device.PatternView{Start: step.Start, N: step.N, Head: ns, Tail: min(p.first(p.seen), p.seen)}
+}
+
+// advance counts n tokens committed.
+func (p *sink) advance(n int) { p.seen += int64(n) }
 
 func (p *sink) Commit(_ []float32, place []int32) {
 	n := p.step.N

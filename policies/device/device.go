@@ -4,12 +4,14 @@
 // A policy's bookkeeping normally runs on the host: it reads the attention
 // mass of every chunk back from the backend and uploads the slots of the
 // next view. A backend whose device can run a policy itself implements that
-// policy's interface here (Cascader, TokenLister); the policies package then
-// builds the policy's device variant once, when the cache is made, which
-// keeps its state on the device, plans the view there (a
+// policy's interface here (Cascader, TokenLister, Patterner); the policies
+// package then builds the policy's device variant once, when the cache is
+// made, which keeps its state on the device, plans the view there (a
 // backend.DeviceView, read by the backend's Attention) and consumes the mass
 // where the attention wrote it, so that no per-token data crosses to the
-// host while a prompt is read.
+// host while a prompt is read. The policies whose view is a fixed pattern
+// (Patterner) have no mass and no per-token state: the device lays their
+// view out from a few numbers per chunk instead of a list of slots.
 //
 // The package belongs to the policies: runtime/backend knows only the
 // opaque view, and backends (gpu) implement the interfaces below.
@@ -133,6 +135,69 @@ type TokenList interface {
 	Held(h int, dst []int64) []int64
 	// Scores appends to dst the scores of those tokens, in the same order.
 	Scores(h int, dst []float32) []float32
+	// Bytes is the device memory the state holds.
+	Bytes() int64
+	// Free releases it.
+	Free()
+}
+
+// PatternSpec is the configuration of one layer of a policy whose view is a
+// fixed pattern over the tokens it holds, which never depends on the
+// attention (policies' sink and bigbird): where each token is stored
+// follows from its position alone, so the device needs no lists, only the
+// few numbers of each chunk's PatternView.
+type PatternSpec struct {
+	QHeads, KVHeads int
+	// Sinks and Ring place the tokens: token t lives in slot t when Ring is
+	// zero or t < Sinks, and otherwise in slot Sinks + (t−Sinks) mod Ring,
+	// a ring that holds only the last Ring tokens after the sinks (sink).
+	// With Ring zero every token is kept (bigbird).
+	Sinks, Ring int
+	Original    bool // rotate the view's keys by their original positions (else by view index)
+}
+
+// PatternView is the view of one chunk of a Pattern, in attention order:
+// per KV head h, the tokens [0, Head); then, for each of the r =
+// len(Blocks)/KVHeads block starts Blocks[h·r+i] (ascending), the tokens
+// [Blocks[h·r+i], Blocks[h·r+i]+Block); then the tokens [Tail, Start). The
+// host draws the blocks (bigbird's seeded draw), so that the device
+// reproduces the host's generator nowhere; sink has none.
+type PatternView struct {
+	Start int64 // original position of the chunk's first token
+	N     int   // tokens in the chunk
+	Head  int64
+	// Blocks [KVHeads·r] are original positions, each block held in full
+	// and before Tail.
+	Blocks []int32
+	Block  int
+	Tail   int64 // Head ≤ Tail ≤ Start
+}
+
+// Len returns the number of keys each of kvHeads KV heads attends to in v.
+func (v *PatternView) Len(kvHeads int) int {
+	return int(v.Head) + len(v.Blocks)/kvHeads*v.Block + int(v.Start-v.Tail)
+}
+
+// Patterner is implemented by backends that lay out such patterns on their
+// device. NewPattern may return an error wrapping errors.ErrUnsupported,
+// and the policy then stays on the host.
+type Patterner interface {
+	NewPattern(spec PatternSpec) (Pattern, error)
+}
+
+// Pattern is one layer's pattern on a device. It keeps no per-token state:
+// the host keeps the policy's counters and hands each chunk's view over.
+type Pattern interface {
+	// Plan lays out the view v of the next chunk: every key's storage slot
+	// (as the spec places tokens) and RoPE position (its original
+	// position, or its index in the view). The chunk asks for no mass.
+	Plan(v PatternView) backend.DeviceView
+	// Commit stores the rows of the planned chunk's tokens that the
+	// pattern keeps (with a Ring, those among the last Ring tokens after
+	// the sinks; the others are dropped) from the chunk's keys and values
+	// chunkK, chunkV [n, Hkv·hd] into their slots of the storage k, v
+	// [Hkv, Cap, hd].
+	Commit(k, v, chunkK, chunkV backend.Tensor)
 	// Bytes is the device memory the state holds.
 	Bytes() int64
 	// Free releases it.
