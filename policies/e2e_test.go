@@ -252,6 +252,17 @@ var policyCases = []policyCase{
 		}
 		return 32 + decoded
 	}, false},
+	// the official variants: h2o's per-query group max, snapkv selecting
+	// per query head, whose KV heads store the union of their query
+	// heads' 8 + the window's 4 (the fixtures have at most 4 query heads
+	// per KV head)
+	{"h2o", map[string]any{"heavy": 16, "recent": 16, "reduction": "query_max"}, constant(16 + 16), true},
+	{"snapkv", map[string]any{"window": 4, "budget": 12, "kernel": 5, "pooling": "avg", "select": "query_head"}, func(seen int64, prompt, decoded int) int {
+		if seen < int64(prompt) {
+			return int(seen)
+		}
+		return 4*8 + 4 + decoded
+	}, false},
 	{"bigbird", map[string]any{"global": 4, "window": 16, "random_blocks": 2, "block": 4}, nil, false},
 	{"truncated", map[string]any{"keep": 32}, nil, false},
 	{"full", nil, nil, false},
