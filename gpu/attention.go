@@ -74,6 +74,10 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if q.numel() != s*hq*hd || out.numel() != q.numel() || k.numel() != s*hkv*hd || v.numel() != k.numel() {
 		panic(fmt.Sprintf("gpu: Attention shapes: out %v, q %v, k %v, v %v for %d/%d heads of %d", out.shape, q.shape, k.shape, v.shape, hq, hkv, hd))
 	}
+	if ctx.PerQueryHead || a.Mass != nil && ctx.MassMode != backend.MassExact {
+		// The policies that ask for these check backend.Supports first.
+		panic(fmt.Sprintf("gpu: Attention has none of the optional features (per-query-head view %v, mass mode %d): the cpu backend has them", ctx.PerQueryHead, ctx.MassMode))
+	}
 	dv, _ := ctx.Device.(*deviceView)
 	if ctx.Device != nil && (dv == nil || dv.c.b != b) {
 		panic(fmt.Sprintf("gpu: Attention over a view planned on another device (%T)", ctx.Device))

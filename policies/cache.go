@@ -135,7 +135,11 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
 	lc.p.Plan(lc.step, &lc.view)
 	lc.view.K, lc.view.V = lc.k, lc.v
-	if got, want := len(lc.view.Slots), lc.view.ViewLen*c.shape.KVHeads; got != want && lc.dev == nil {
+	rows := c.shape.KVHeads
+	if lc.view.PerQueryHead {
+		rows = c.shape.QHeads
+	}
+	if got, want := len(lc.view.Slots), lc.view.ViewLen*rows; got != want && lc.dev == nil {
 		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
 	}
 	lc.active = true

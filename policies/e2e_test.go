@@ -173,6 +173,28 @@ func TestE2EFullChunking(t *testing.T) {
 	}
 }
 
+// TestE2ESnapkvQueryHeadUncut checks snapkv's select = "query_head" through
+// the model where it compresses nothing (budget above the prompt): every
+// query head's view row holds the whole prompt, and the logits are full
+// attention's.
+func TestE2ESnapkvQueryHeadUncut(t *testing.T) {
+	const n = 100
+	for _, fx := range fixtures {
+		t.Run(fx, func(t *testing.T) {
+			m := loadFixture(t, fx)
+			prompt := randomIDs(n, m.Vocab, 2)
+			want, _ := runWith(t, m, "full", nil, 16, false, prompt)
+			for _, pos := range []string{"cache", "original"} {
+				got, c := runWith(t, m, "snapkv", map[string]any{"budget": 1000, "select": "query_head", "positions": pos}, 16, false, prompt)
+				checkClose(t, "snapkv query_head, positions "+pos, got, want)
+				if held := len(c.Held(m.Layers-1, 0)); held != n {
+					t.Errorf("positions %s: holds %d tokens after %d", pos, held, n)
+				}
+			}
+		})
+	}
+}
+
 // TestE2ESinkWideWindow checks that sink with a window at least as long as
 // the sequence evicts nothing and so equals full: its cache-relative
 // positions are then the original positions.
@@ -251,6 +273,25 @@ var policyCases = []policyCase{
 			return int(seen)
 		}
 		return 32 + decoded
+	}, false},
+	// the official variants: h2o's per-query group max, snapkv selecting
+	// per query head, whose KV heads store the union of their query
+	// heads' 8 + the window's 4 (the fixtures have at most 4 query heads
+	// per KV head)
+	{"h2o", map[string]any{"heavy": 16, "recent": 16, "reduction": "query_max"}, constant(16 + 16), true},
+	{"snapkv", map[string]any{"window": 4, "budget": 12, "kernel": 5, "pooling": "avg", "select": "query_head"}, func(seen int64, prompt, decoded int) int {
+		if seen < int64(prompt) {
+			return int(seen)
+		}
+		return 4*8 + 4 + decoded
+	}, false},
+	// pyramidkv's first layer keeps up to 2·(12 − 4) = 16 scored tokens per
+	// query head
+	{"pyramidkv", map[string]any{"window": 4, "budget": 12, "kernel": 5, "select": "query_head"}, func(seen int64, prompt, decoded int) int {
+		if seen < int64(prompt) {
+			return int(seen)
+		}
+		return 4*16 + 4 + decoded
 	}, false},
 	{"bigbird", map[string]any{"global": 4, "window": 16, "random_blocks": 2, "block": 4}, nil, false},
 	{"truncated", map[string]any{"keep": 32}, nil, false},

@@ -4,8 +4,9 @@ import "kvcascade/runtime/backend"
 
 // The GQA reductions of h2o's reduction parameter.
 const (
-	h2oMean = "mean"
-	h2oMax  = "max"
+	h2oMean     = "mean"
+	h2oMax      = "max"
+	h2oQueryMax = "query_max"
 )
 
 // h2oSpec is Heavy-Hitter Oracle: the most recent tokens plus those that
@@ -18,19 +19,26 @@ func h2oSpec() Spec {
 			{Name: "heavy", Kind: "int", Default: 2048, Doc: "heavy-hitter budget: older tokens kept for their accumulated attention"},
 			{Name: "recent", Kind: "int", Default: 2048, Doc: "most recent tokens always kept"},
 			positionsParam(),
-			{Name: "reduction", Kind: "string", Default: h2oMean, Choices: []string{h2oMean, h2oMax},
+			{Name: "reduction", Kind: "string", Default: h2oMean, Choices: []string{h2oMean, h2oMax, h2oQueryMax},
 				Doc: "how a GQA group's attention mass becomes one score per KV head: mean of the group's chunk sums " +
-					"(kvcascade's definition) or their max, which is the official H2O's per-query max over the group " +
-					"for one-token chunks (decoding) and a lower bound of it for longer chunks; max keeps the policy on the host", OmitDefault: true},
+					"(kvcascade's definition); max of the group's chunk sums, which equals the official H2O's score " +
+					"for one-token chunks (decoding) and is a lower bound of it for longer chunks; or query_max, the official " +
+					"H2O's (cascade_cache_2 h2o.py): each query's largest probability over the group, summed over queries, " +
+					"in float32 (fp16 there), cpu backend only; max and query_max keep the policy on the host", OmitDefault: true},
 		},
 		make: func(v Values) (Factory, error) {
 			if err := atLeast("h2o", v, 0, "heavy", "recent"); err != nil {
 				return nil, err
 			}
 			heavy, recent, pos := v.Int("heavy"), v.Int("recent"), positionsOf(v)
-			reduce := reduceMean
-			if v.String("reduction") == h2oMax {
+			reduce, mode := reduceMean, backend.MassExact
+			switch v.String("reduction") {
+			case h2oMax:
 				reduce = reduceMax
+			case h2oQueryMax:
+				// The backend gives every head of a group the group's
+				// row, which the max copies exactly.
+				reduce, mode = reduceMax, backend.MassGroupMax
 			}
 			if heavy+recent == 0 {
 				return nil, paramError("h2o", "recent", "heavy + recent must be positive")
@@ -43,9 +51,18 @@ func h2oSpec() Spec {
 					return nil, err
 				}
 				p := newH2O(s, heavy, recent, pos)
-				p.reduce = reduce
+				p.reduce, p.mode = reduce, mode
 				return p, nil
 			}}
+			if mode == backend.MassGroupMax {
+				return dualFactory{
+					factoryFunc: host,
+					// On the host, where the backend computes the mass.
+					device: func(_ int, _ Shape, b backend.Backend) (devicePolicy, error) {
+						return nil, checkFeature("h2o", "reduction", h2oQueryMax, backend.GroupMaxMass, b)
+					},
+				}, nil
+			}
 			if reduce != reduceMean {
 				// The device's token lists combine a group's mass by its
 				// mean only: a max-reduced h2o stays on the host.
@@ -67,7 +84,9 @@ func h2oSpec() Spec {
 
 // h2o holds per KV head a tokenList whose scores are the attention mass
 // each token received, summed over every query since it arrived and averaged
-// over the query heads of the group. After a chunk, a head holding more
+// over the query heads of the group (reduction = "max": their max; with
+// "query_max" the backend takes each query's max over the group before the
+// sum, backend.MassGroupMax). After a chunk, a head holding more
 // than heavy+recent tokens keeps its last `recent` and, among the others,
 // the `heavy` with the highest score (ties: the more recent); a chunk token
 // that does not survive is never stored, and survivors take the slots of

@@ -28,7 +28,8 @@ type harness struct {
 	viewOnly bool // Held is more than the view (bigbird)
 	original bool // positions = original
 	// mass, when set, fills the attention mass of the chunk: m [Hq·(L+n)],
-	// given the original position of every view entry of every KV head.
+	// given the original position of every view entry of every view row
+	// (a KV head, or a query head when the view has a row per query head).
 	mass func(m []float32, L, n int, orig [][]int64, step Step)
 	orig [][]int64
 	// rng draws the queries and keys a searcher is handed
@@ -95,20 +96,25 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	}
 	h.p.Plan(step, &h.ctx)
 	L := h.ctx.ViewLen
-	if len(h.ctx.Slots) != hk*L || len(h.ctx.Pos) != hk*L || len(h.ctx.QueryPos) != hk {
+	rows, share := hk, 1 // view rows, and rows per KV head
+	if h.ctx.PerQueryHead {
+		rows, share = h.s.QHeads, h.s.Group()
+	}
+	if len(h.ctx.Slots) != rows*L || len(h.ctx.Pos) != rows*L || len(h.ctx.QueryPos) != rows {
 		t.Fatalf("%s at %d: view of %d has %d slots, %d positions, %d query positions", h.name, h.seen, L,
 			len(h.ctx.Slots), len(h.ctx.Pos), len(h.ctx.QueryPos))
 	}
 	original := h.original
-	h.orig = grow(h.orig, hk)
-	for kh := 0; kh < hk; kh++ {
-		slots, pos := h.ctx.Slots[kh*L:(kh+1)*L], h.ctx.Pos[kh*L:(kh+1)*L]
-		h.orig[kh] = h.orig[kh][:0]
+	h.orig = grow(h.orig, rows)
+	for r := 0; r < rows; r++ {
+		kh := r / share // the KV head whose storage row r reads
+		slots, pos := h.ctx.Slots[r*L:(r+1)*L], h.ctx.Pos[r*L:(r+1)*L]
+		h.orig[r] = h.orig[r][:0]
 		for j, s := range slots {
 			if s < 0 || int(s) >= need {
 				t.Fatalf("%s at %d head %d: view slot %d = %d outside [0, %d)", h.name, h.seen, kh, j, s, need)
 			}
-			h.orig[kh] = append(h.orig[kh], h.store[kh][s])
+			h.orig[r] = append(h.orig[r], h.store[kh][s])
 			if h.store[kh][s] < 0 {
 				t.Fatalf("%s at %d head %d: view slot %d = %d was never written", h.name, h.seen, kh, j, s)
 			}
@@ -121,15 +127,21 @@ func (h *harness) chunk(n int, promptEnd int64) {
 		for j := range pos {
 			want := int32(j)
 			if original {
-				want = int32(h.orig[kh][j])
+				want = int32(h.orig[r][j])
 			}
 			if pos[j] != want {
-				t.Fatalf("%s at %d head %d: view %d has position %d, want %d (slot %d holds %d)", h.name, h.seen, kh, j,
-					pos[j], want, slots[j], h.orig[kh][j])
+				t.Fatalf("%s at %d row %d: view %d has position %d, want %d (slot %d holds %d)", h.name, h.seen, r, j,
+					pos[j], want, slots[j], h.orig[r][j])
 			}
 		}
-		if wantQ := int32(L); original && h.ctx.QueryPos[kh] != int32(h.seen) || !original && h.ctx.QueryPos[kh] != wantQ {
-			t.Fatalf("%s at %d head %d: query position %d with %d keys in view", h.name, h.seen, kh, h.ctx.QueryPos[kh], L)
+		if wantQ := int32(L); original && h.ctx.QueryPos[r] != int32(h.seen) || !original && h.ctx.QueryPos[r] != wantQ {
+			t.Fatalf("%s at %d row %d: query position %d with %d keys in view", h.name, h.seen, r, h.ctx.QueryPos[r], L)
+		}
+		if h.ctx.PerQueryHead {
+			if held := h.p.(*snapkvQuery).HeldByQuery(r, nil); !slices.Equal(held, h.orig[r]) {
+				t.Fatalf("%s at %d query head %d: holds %v\nbut its view row holds %v", h.name, h.seen, r, clip(held), clip(h.orig[r]))
+			}
+			continue
 		}
 		held := h.p.Held(kh, nil)
 		if h.viewOnly {
@@ -140,6 +152,20 @@ func (h *harness) chunk(n int, promptEnd int64) {
 			}
 		} else if !slices.Equal(held, h.orig[kh]) {
 			t.Fatalf("%s at %d head %d: Held %v\nbut the view slots hold %v", h.name, h.seen, kh, clip(held), clip(h.orig[kh]))
+		}
+	}
+	if h.ctx.PerQueryHead {
+		// a KV head holds the union of its query heads' rows
+		for kh := 0; kh < hk; kh++ {
+			var union []int64
+			for r := kh * share; r < (kh+1)*share; r++ {
+				union = append(union, h.orig[r]...)
+			}
+			slices.Sort(union)
+			union = slices.Compact(union)
+			if held := h.p.Held(kh, nil); !slices.Equal(held, union) {
+				t.Fatalf("%s at %d head %d: Held %v\nbut its query heads' rows hold %v", h.name, h.seen, kh, clip(held), clip(union))
+			}
 		}
 	}
 	var mass []float32

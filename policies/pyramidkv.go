@@ -24,6 +24,11 @@ func pyramidkvSpec() Spec {
 				return nil, err
 			}
 			beta := v.Int("beta")
+			if c.perQuery {
+				return snapkvQueryFactory(name, c, func(layer int, s Shape, T int) int {
+					return pyramidBudget(layer, s.Layers, c.budget, c.window, beta, T)
+				}), nil
+			}
 			return factoryFunc{name, func(layer int, s Shape) (Policy, error) {
 				if err := checkShape(s); err != nil {
 					return nil, err

@@ -25,6 +25,7 @@ func snapkvSpec() Spec {
 					"selection, scored by the attention of the queries since the last compression, cuts the cache to decode_target " +
 					"(unset: decoding appends); host only"},
 			{Name: "decode_target", Kind: "int", Doc: "tokens kept by each decoding compression, window included (unset: budget)"},
+			selectParam(),
 		},
 		make: func(v Values) (Factory, error) {
 			const name = "snapkv"
@@ -34,6 +35,9 @@ func snapkvSpec() Spec {
 			c, err := newSnapkvConfig(name, v)
 			if err != nil {
 				return nil, err
+			}
+			if c.perQuery {
+				return snapkvQueryFactory(name, c, nil), nil
 			}
 			host := factoryFunc{name, func(_ int, s Shape) (Policy, error) {
 				if err := checkShape(s); err != nil {
@@ -65,12 +69,29 @@ type snapkvConfig struct {
 	// decodeEvery > 0 compresses to decodeTarget every decodeEvery
 	// tokens decoded.
 	decodeEvery, decodeTarget int
+	// perQuery selects per query head (select = "query_head").
+	perQuery bool
+}
+
+// The values of snapkv's and pyramidkv's select parameter.
+const (
+	selectKVHead    = "kv_head"
+	selectQueryHead = "query_head"
+)
+
+// selectParam is the parameter snapkv and pyramidkv take to choose whose
+// tokens a compression selects.
+func selectParam() Param {
+	return Param{Name: "select", Kind: "string", Default: selectKVHead, Choices: []string{selectKVHead, selectQueryHead}, OmitDefault: true,
+		Doc: "kv_head: each KV head keeps the tokens its GQA group's mean score ranks best (kvcascade's definition); " +
+			"query_head: each query head keeps its own, as the official SnapKV (which repeats the KV heads before compressing); " +
+			"the KV head stores their union once and each query head attends to its own; cpu backend only, no decode_every"}
 }
 
 // newSnapkvConfig checks the parameters snapkv and pyramidkv share.
 func newSnapkvConfig(name string, v Values) (snapkvConfig, error) {
 	c := snapkvConfig{window: v.Int("window"), kernel: v.Int("kernel"), budget: v.Int("budget"),
-		avg: v.String("pooling") == "avg", positions: positionsOf(v)}
+		avg: v.String("pooling") == "avg", positions: positionsOf(v), perQuery: v.String("select") == selectQueryHead}
 	if c.kernel%2 == 0 {
 		return c, paramError(name, "kernel", "must be odd, got %d", c.kernel)
 	}
@@ -79,6 +100,9 @@ func newSnapkvConfig(name string, v Values) (snapkvConfig, error) {
 	}
 	if v.Has("decode_target") && !v.Has("decode_every") {
 		return c, paramError(name, "decode_target", "needs decode_every")
+	}
+	if v.Has("decode_every") && c.perQuery {
+		return c, paramError(name, "select", "%q does not take decode_every", selectQueryHead)
 	}
 	if v.Has("decode_every") {
 		c.decodeEvery, c.decodeTarget = v.Int("decode_every"), c.budget

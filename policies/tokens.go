@@ -18,6 +18,8 @@ type tokenLists struct {
 
 	// reduce combines a GQA group's mass in absorb (host only).
 	reduce reduction
+	// mode is the mass the lists ask the backend for (host only).
+	mode backend.MassMode
 }
 
 func newTokenLists(s Shape, pos positions) tokenLists {
@@ -28,6 +30,7 @@ func newTokenLists(s Shape, pos positions) tokenLists {
 // for the chunk's mass with weights (nil: none).
 func (t *tokenLists) plan(step Step, view *backend.View, weights []float32) {
 	view.QueryWeights = weights
+	view.MassMode = t.mode
 	planList(t.lists, step, t.positions, view)
 	view.Device = nil
 }

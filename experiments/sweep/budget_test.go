@@ -43,7 +43,7 @@ name = "hip_bigbird"
 // TestHashUnchangedByBudget pins the hashes of points that use none of the
 // budget vocabulary's keys (budget, ratio) to those they had before it
 // existed, and before the parameters added with it (passkey's format,
-// score and stop_eos, h2o's reduction, ...) at their defaults: resuming an
+// score and stop_eos, h2o's reduction, snapkv's select, ...) at their defaults: resuming an
 // old sweep must find its points. The pins are the hashes of the release
 // before those parameters (hip_bigbird's: of its first version).
 func TestHashUnchangedByBudget(t *testing.T) {

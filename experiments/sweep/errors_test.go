@@ -124,6 +124,14 @@ var errorCases = []struct {
 	{"same model twice", "name = \"x\"\n" + body + "[[model]]\npath = \"./m\"\n",
 		[]string{`e.toml:8:1: model[1]: repeats model[0]: same model`}},
 
+	// Options only the cpu backend computes, planned on cuda.
+	{"cpu-only option on cuda", "name = \"x\"\nbackend = \"cuda\"\n" + body + "[[policy]]\nname = \"h2o\"\nparams = { reduction = \"query_max\" }\n" +
+		"[[policy]]\nname = \"snapkv\"\nparams = { select = [\"kv_head\", \"query_head\"] }\n",
+		[]string{
+			`e.toml:11:12: policy[1].params.reduction: policy h2o: parameter reduction: "query_max" needs the per-query group-max mass, which the cuda backend's attention does not compute (the cpu backend does)`,
+			`e.toml:14:33: policy[2].params.select[1]: policy snapkv: parameter select: "query_head" needs per-query-head views, which the cuda backend's attention does not compute (the cpu backend does) (at select = "query_head")`,
+		}},
+
 	// Rules.
 	{"empty rule", "name = \"x\"\n" + body + "[[exclude]]\n",
 		[]string{`e.toml:8:1: exclude[0]: empty rule: it would match every point`}},

@@ -2,6 +2,8 @@ package sweep
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,5 +65,62 @@ func TestPaperConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPaperLongBenchOfficialVariants uncomments the official SnapKV and H2O
+// variants of configs/paper/longbench.toml: the cpu backend plans them,
+// and cuda, which does not compute them, is refused at their lines.
+func TestPaperLongBenchOfficialVariants(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "configs", "paper", "longbench.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	var lineOf []int // 1-based lines of the uncommented variants
+	for _, l := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.HasPrefix(l, `reduction = "max"`) && strings.Contains(l, "h2o.py"),
+			strings.HasPrefix(l, `# select = "query_head"`), strings.HasPrefix(l, `# reduction = "query_max"`):
+			if strings.HasPrefix(l, "# ") {
+				lines = append(lines, strings.TrimPrefix(l, "# "))
+				lineOf = append(lineOf, len(lines))
+			}
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if len(lineOf) != 2 {
+		t.Fatalf("found %d official variants commented out, want 2 (h2o query_max, snapkv query_head)", len(lineOf))
+	}
+	cuda := strings.Join(lines, "\n")
+	s, err := Parse([]byte(strings.Replace(cuda, `backend = "cuda"`, `backend = "cpu"`, 1)), "longbench.toml")
+	if err != nil {
+		t.Fatalf("cpu: %v", err)
+	}
+	pts, err := s.Points()
+	if err != nil {
+		t.Fatalf("cpu: %v", err)
+	}
+	var b bytes.Buffer
+	if err := FormatPlan(&b, pts); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`reduction = "query_max"`, `select = "query_head"`} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("cpu plan lacks %q:\n%s", w, b.String())
+		}
+	}
+	s, err = Parse([]byte(cuda), "longbench.toml")
+	if err == nil {
+		_, err = s.Points()
+	}
+	if err == nil {
+		t.Fatal("cuda planned the official variants")
+	}
+	for _, l := range lineOf {
+		if at := fmt.Sprintf("longbench.toml:%d:", l); !strings.Contains(err.Error(), at) {
+			t.Errorf("cuda: error does not point at %s:\n%v", at, err)
+		}
 	}
 }

@@ -343,6 +343,12 @@ func (s *Sweep) expand(c *checker) []Point {
 				c.errorf(e.blame(err), "%v%s", err, e.describe(cb))
 				continue
 			}
+			// An option only some backends compute (the official
+			// baselines' scores) is refused here, not when it runs.
+			if err := policies.CheckBackend(e.name, cb.values, s.Backend.Name, s.Backend.Has); err != nil {
+				c.errorf(e.blameAt(err, cb), "%v%s", err, e.describe(cb))
+				continue
+			}
 			polCombos[k] = append(polCombos[k], cb)
 		}
 	}

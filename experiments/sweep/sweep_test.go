@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -475,5 +476,44 @@ cascades = 4
 		if got := pts[0].Hash == before; got != tt.same {
 			t.Errorf("%s: hash %s, before %s, want same = %v", tt.name, pts[0].Hash, before, tt.same)
 		}
+	}
+}
+
+// TestHashOmitsDefaultOfficialVariants holds snapkv's and h2o's hashes to
+// those they had before snapkv took `select` and h2o `reduction =
+// "query_max"`: select at its default ("kv_head"), written or not, is left
+// out of the hash, and the official variants make other points.
+func TestHashOmitsDefaultOfficialVariants(t *testing.T) {
+	base := head + `[[experiment]]
+name = "passkey"
+[experiment.params]
+length = 2048
+[[policy]]
+name = "snapkv"
+[policy.params]
+budget = 512
+`
+	_, pts := mustParse(t, base, "a.toml")
+	before := pts[0].Hash
+	for _, tt := range []struct {
+		name, extra string
+		same        bool
+	}{
+		{"select written at its default", "select = \"kv_head\"\n", true},
+		{"select query_head", "select = \"query_head\"\n", false},
+	} {
+		_, pts := mustParse(t, base+tt.extra, "a.toml")
+		if got := pts[0].Hash == before; got != tt.same {
+			t.Errorf("%s: hash %s, before %s, want same = %v", tt.name, pts[0].Hash, before, tt.same)
+		}
+	}
+	h2o := strings.Replace(base, "name = \"snapkv\"\n[policy.params]\nbudget = 512\n", "name = \"h2o\"\n[policy.params]\nreduction = \"%s\"\n", 1)
+	hashes := map[string]bool{}
+	for _, r := range []string{"mean", "max", "query_max"} {
+		_, pts := mustParse(t, fmt.Sprintf(h2o, r), "a.toml")
+		hashes[pts[0].Hash] = true
+	}
+	if len(hashes) != 3 {
+		t.Errorf("h2o's reductions mean, max and query_max make %d distinct points, want 3", len(hashes))
 	}
 }

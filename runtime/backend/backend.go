@@ -168,9 +168,17 @@ type View struct {
 	// asks for no mass.
 	QueryWeights []float32
 	// MassMode selects how Attention.Mass is computed: MassExact (the zero
-	// value) or MassFlashReference, which only backends implementing
-	// ReferenceMasser honour.
+	// value), MassFlashReference, which only backends implementing
+	// ReferenceMasser honour, or MassGroupMax, which only backends that
+	// have the GroupMaxMass feature honour.
 	MassMode MassMode
+	// PerQueryHead, when true, gives every query head a row of its own:
+	// Slots and Pos are then [Hq·L] and QueryPos [Hq], and query head q
+	// reads its L keys from the storage of KV head q/(Hq/Hkv), whose
+	// chunk keys it also attends to. Row q of Attention.Mass indexes
+	// q's own view. Only backends that have the QueryHeadViews feature
+	// honour it.
+	PerQueryHead bool
 	// Device, when not nil, is a view planned on the backend's device (see
 	// DeviceView): Slots and Pos
 	// are then empty, and the mass, when QueryWeights asks for it, goes
@@ -218,6 +226,13 @@ const (
 	// a multiple of FlashBlockM). Mass receives the float16 sums of the
 	// L+S keys that are not padding, as float32 values.
 	MassFlashReference
+	// MassGroupMax takes, for every query of the chunk, the largest
+	// probability the query heads of a GQA group give a key, and sums it
+	// over the queries with weights View.QueryWeights:
+	// Mass[h·(L+S)+j] = Σᵢ wᵢ·max over the heads g of h's group of p(g,i,j),
+	// the same row for every query head h of a group (the official H2O's
+	// score, cascade/models/h2o.py of jeffwillette/cascading_cache_2).
+	MassGroupMax
 )
 
 // The official flash kernel's block sizes: FlashBlockM query rows per
@@ -232,6 +247,35 @@ const (
 type ReferenceMasser interface {
 	// ReferenceMass reports whether Attention honours MassFlashReference.
 	ReferenceMass() bool
+}
+
+// Feature is an optional capability of a backend's Attention that some
+// cache policies need.
+type Feature string
+
+// The optional attention features.
+const (
+	// FlashReferenceMass is View.MassMode = MassFlashReference.
+	FlashReferenceMass Feature = "the official flash kernel's mass"
+	// GroupMaxMass is View.MassMode = MassGroupMax.
+	GroupMaxMass Feature = "the per-query group-max mass"
+	// QueryHeadViews is View.PerQueryHead.
+	QueryHeadViews Feature = "per-query-head views"
+)
+
+// Featured is implemented by backends that have optional attention
+// features.
+type Featured interface {
+	// Has reports whether Attention honours f.
+	Has(f Feature) bool
+}
+
+// Supports reports whether b has feature f.
+func Supports(b Backend, f Feature) bool {
+	if fb, ok := b.(Featured); ok {
+		return fb.Has(f)
+	}
+	return false
 }
 
 // RoundF16 returns x rounded to the nearest IEEE binary16 value, ties to

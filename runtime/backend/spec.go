@@ -114,6 +114,17 @@ func (s Spec) String() string {
 	return s.Name + "[" + strings.Join(parts, " ") + "]"
 }
 
+// Has reports whether the backend s names has the optional attention
+// feature f, so that a sweep can refuse, before it runs, a policy that
+// needs one: the cpu backend has them all, cuda none.
+func (s Spec) Has(f Feature) bool {
+	switch f {
+	case FlashReferenceMass, GroupMaxMass, QueryHeadViews:
+		return s.Name == "cpu"
+	}
+	return false
+}
+
 // ParseDType reads a storage type as sweep files and flags write it: f32,
 // bf16 or f16, in any case.
 func ParseDType(s string) (DType, error) {

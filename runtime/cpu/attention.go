@@ -12,16 +12,20 @@ import (
 // attnScratch holds the state of one attention call: its arguments, the
 // rotated keys and queries, and the probabilities. It is pooled, and it is
 // the job the worker pool runs, in two phases, so a call allocates nothing.
+//
+// The gathered arrays are per view head: a KV head, or a query head when the
+// view has a row per query head (View.PerQueryHead).
 type attnScratch struct {
-	keysT []float32 // [Hkv, hd, np] rotated keys, transposed: view then chunk; [Hkv, L+S, hd] when rowKeys
-	vals  []float32 // [Hkv, L+S, hd] values: view then chunk
-	valid []bool    // [Hkv, L+S]
-	bad   []int32   // [Hkv, L]: the first nbad[h] are head h's invalid view slots
-	nbad  []int     // [Hkv]
+	keysT []float32 // [Hv, hd, np] rotated keys, transposed: view then chunk; [Hv, L+S, hd] when rowKeys
+	vals  []float32 // [Hv, L+S, hd] values: view then chunk
+	valid []bool    // [Hv, L+S]
+	bad   []int32   // [Hv, L]: the first nbad[h] are view head h's invalid view slots
+	nbad  []int     // [Hv]
 	sums  []float32 // [workers, S] 1 / the softmax denominators
 	qrot  []float32 // [Hq, S, hd] rotated queries
 	flash []float32 // [workers, 2, N] float16 sums and block sums of MassFlashReference (N: L+S padded)
 	probs []float32 // [workers, S, np] attention probabilities
+	gmax  []float32 // [workers, S, np] a group's largest probabilities, for MassGroupMax
 
 	a                  *backend.Attention
 	rt                 *ropeTable
@@ -29,19 +33,27 @@ type attnScratch struct {
 	ck, cv             []float32 // cache storage [Hkv, capacity, hd]
 	capacity           int
 	hd, hq, hkv, group int
-	l, s, n            int
-	np                 int  // L+S rounded up to 32: the row stride of keysT and probs
-	rowKeys            bool // keys stored row by row, for scores by dot products (decoding)
-	kern               kernels
-	gather             bool // phase: gather and rotate (true) or attend (false)
+	// vh view heads, vgroup query heads per view head, share view heads
+	// per KV head: Hkv, group, 1, or with PerQueryHead Hq, 1, group.
+	vh, vgroup, share int
+	groupMax          bool // MassGroupMax: attend KV head by KV head
+	l, s, n           int
+	np                int  // L+S rounded up to 32: the row stride of keysT and probs
+	rowKeys           bool // keys stored row by row, for scores by dot products (decoding)
+	kern              kernels
+	gather            bool // phase: gather and rotate (true) or attend (false)
 }
 
-// run does the part [lo, hi) of the current phase: KV heads when
-// gathering, query heads when attending.
+// run does the part [lo, hi) of the current phase: view heads when
+// gathering, query heads when attending (KV heads, whose groups' query
+// heads it attends, for MassGroupMax).
 func (sc *attnScratch) run(worker, lo, hi int) {
-	if sc.gather {
+	switch {
+	case sc.gather:
 		sc.gatherHeads(lo, hi)
-	} else {
+	case sc.groupMax:
+		sc.attendHeads(worker, lo*sc.group, hi*sc.group)
+	default:
 		sc.attendHeads(worker, lo, hi)
 	}
 }
@@ -69,6 +81,14 @@ func (b *Backend) Attention(a *backend.Attention) {
 	l := view.ViewLen
 	s := len(q) / (hq * hd)
 	n := l + s
+	vh, vgroup, share := hkv, group, 1
+	if view.PerQueryHead {
+		vh, vgroup, share = hq, 1, group
+	}
+	if len(view.Slots) < vh*l || len(view.Pos) < vh*l || len(view.QueryPos) < vh {
+		panic(fmt.Sprintf("cpu: a view of %d keys for %d view heads has %d slots, %d positions and %d query positions", l, vh, len(view.Slots), len(view.Pos), len(view.QueryPos)))
+	}
+	groupMax := a.Mass != nil && view.MassMode == backend.MassGroupMax
 
 	maxPos := 0
 	for _, p := range view.Pos {
@@ -82,17 +102,20 @@ func (b *Backend) Attention(a *backend.Attention) {
 	sc := b.scratch.Get().(*attnScratch)
 	defer b.scratch.Put(sc)
 	np := (n + 31) / 32 * 32
-	sc.keysT = resize(sc.keysT, hkv*hd*np)
-	sc.vals = resize(sc.vals, hkv*n*hd)
-	sc.valid = resize(sc.valid, hkv*n)
-	sc.bad = resize(sc.bad, hkv*l)
-	sc.nbad = resize(sc.nbad, hkv)
+	sc.keysT = resize(sc.keysT, vh*hd*np)
+	sc.vals = resize(sc.vals, vh*n*hd)
+	sc.valid = resize(sc.valid, vh*n)
+	sc.bad = resize(sc.bad, vh*l)
+	sc.nbad = resize(sc.nbad, vh)
 	sc.sums = resize(sc.sums, min(b.workers, hq)*s)
 	sc.qrot = resize(sc.qrot, hq*s*hd)
 	sc.probs = resize(sc.probs, min(b.workers, hq)*s*np)
 	if a.Mass != nil && view.MassMode == backend.MassFlashReference {
 		checkFlash(view, l, s)
 		sc.flash = resize(sc.flash, min(b.workers, hq)*2*roundUp(n, backend.FlashBlockM))
+	}
+	if groupMax {
+		sc.gmax = resize(sc.gmax, min(b.workers, hkv)*s*np)
 	}
 	sc.np, sc.kern = np, b.kern
 	// A query or two (decoding) score by dot products over keys stored row
@@ -105,18 +128,23 @@ func (b *Backend) Attention(a *backend.Attention) {
 		sc.capacity = tensor(view.K).shape[1]
 	}
 	sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n = hd, hq, hkv, group, l, s, n
+	sc.vh, sc.vgroup, sc.share, sc.groupMax = vh, vgroup, share, groupMax
 	sc.gather = true
-	b.split(hkv, sc)
+	b.split(vh, sc)
 	sc.gather = false
-	b.split(hq, sc)
+	if groupMax {
+		b.split(hkv, sc)
+	} else {
+		b.split(hq, sc)
+	}
 	sc.a, sc.out, sc.q, sc.k, sc.v, sc.ck, sc.cv = nil, nil, nil, nil, nil, nil, nil
 }
 
-// gatherHeads gathers and rotates the keys and values of KV heads [lo, hi)
-// and rotates their groups' queries.
+// gatherHeads gathers and rotates the keys and values of view heads
+// [lo, hi) and rotates the queries that read them.
 func (sc *attnScratch) gatherHeads(lo, hi int) {
 	view := &sc.a.View
-	hd, hq, hkv, group, l, s, n, np := sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n, sc.np
+	hd, hq, hkv, group, l, s, n, np := sc.hd, sc.hq, sc.hkv, sc.vgroup, sc.l, sc.s, sc.n, sc.np
 	rt, ck, cv, capacity, q, k, v := sc.rt, sc.ck, sc.cv, sc.capacity, sc.q, sc.k, sc.v
 	// Key j of head h starts at keysT[keyAt(h, j)], its elements stride apart.
 	stride := np
@@ -126,6 +154,7 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 		keyAt = func(h, j int) int { return (h*n + j) * hd }
 	}
 	for h := lo; h < hi; h++ {
+		kv := h / sc.share // the KV head whose storage and chunk h reads
 		sc.nbad[h] = 0
 		for j := 0; j < l; j++ {
 			slot := view.Slots[h*l+j]
@@ -141,15 +170,15 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 				continue
 			}
 			sc.valid[h*n+j] = true
-			off := (h*capacity + int(slot)) * hd
+			off := (kv*capacity + int(slot)) * hd
 			rt.rotateInto(sc.keysT[keyAt(h, j):], stride, ck[off:off+hd], int(view.Pos[h*l+j]))
 			copy(dv, cv[off:off+hd])
 		}
 		qp := int(view.QueryPos[h])
 		for i := 0; i < s; i++ {
-			src := k[(i*hkv+h)*hd : (i*hkv+h+1)*hd]
+			src := k[(i*hkv+kv)*hd : (i*hkv+kv+1)*hd]
 			rt.rotateInto(sc.keysT[keyAt(h, l+i):], stride, src, qp+i)
-			copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
+			copy(sc.vals[(h*n+l+i)*hd:(h*n+l+i+1)*hd], v[(i*hkv+kv)*hd:(i*hkv+kv+1)*hd])
 			sc.valid[h*n+l+i] = true
 		}
 		for g := 0; g < group; g++ {
@@ -165,15 +194,21 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 // worker's [S, np] block of probabilities. Queries go three at a time, each
 // block over the keys its last query sees: scores = Q·Kᵀ (keys stored
 // transposed), masked softmax per row (normalised at the end), out = P·V,
-// mass = wᵀ·P.
+// mass = wᵀ·P. For MassGroupMax, [lo, hi) covers whole GQA groups, and
+// the group's probabilities are folded into worker's gmax block, summed
+// at the group's last head.
 func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 	a, view := sc.a, &sc.a.View
-	hd, hq, group, l, s, n, np, out := sc.hd, sc.hq, sc.group, sc.l, sc.s, sc.n, sc.np, sc.out
+	hd, hq, group, l, s, n, np, out := sc.hd, sc.hq, sc.vgroup, sc.l, sc.s, sc.n, sc.np, sc.out
 	p := sc.probs[worker*s*np : (worker+1)*s*np]
 	sums := sc.sums[worker*s : (worker+1)*s]
+	var gmax []float32
+	if sc.groupMax {
+		gmax = sc.gmax[worker*s*np : (worker+1)*s*np]
+	}
 	var rowsA, rowsC [3][]float32
 	for qh := lo; qh < hi; qh++ {
-		h := qh / group
+		h := qh / group // view head
 		vals := sc.vals[h*n*hd : (h+1)*n*hd]
 		qrot := sc.qrot[qh*s*hd : (qh+1)*s*hd]
 		if sc.rowKeys {
@@ -234,6 +269,9 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 				}
 			}
 		}
+		if sc.groupMax {
+			sc.foldGroupMax(gmax, p, sums, qh)
+		}
 		if a.Mass != nil && view.MassMode == backend.MassExact {
 			mass := a.Mass[qh*n : (qh+1)*n]
 			clear(mass)
@@ -243,6 +281,44 @@ func (sc *attnScratch) attendHeads(worker, lo, hi int) {
 				}
 			}
 		}
+	}
+}
+
+// foldGroupMax folds query head qh's probabilities p [S, np] (rows
+// unnormalised, sums their 1/denominators) into gmax [S, np], the largest
+// probability of each query and key over the heads of qh's GQA group so
+// far; at the group's last head it writes Σᵢ wᵢ·gmax[i] into the Mass row
+// of every head of the group (backend.MassGroupMax).
+func (sc *attnScratch) foldGroupMax(gmax, p, sums []float32, qh int) {
+	l, s, n, np, g := sc.l, sc.s, sc.n, sc.np, sc.group
+	first := qh%g == 0
+	for i := 0; i < s; i++ {
+		last := l + i + 1
+		row, m := p[i*np:i*np+last], gmax[i*np:i*np+last]
+		inv := sums[i]
+		if first {
+			for j, x := range row {
+				m[j] = x * inv
+			}
+			continue
+		}
+		for j, x := range row {
+			m[j] = max(m[j], x*inv)
+		}
+	}
+	if qh%g != g-1 {
+		return
+	}
+	g0 := qh - g + 1
+	mass := sc.a.Mass[g0*n : (g0+1)*n]
+	clear(mass)
+	for i := 0; i < s; i++ {
+		if w := sc.a.View.QueryWeights[i]; w != 0 {
+			blas32.Axpy(w, blas32.Vector{N: l + i + 1, Inc: 1, Data: gmax[i*np:]}, blas32.Vector{N: l + i + 1, Inc: 1, Data: mass})
+		}
+	}
+	for h := g0 + 1; h <= qh; h++ {
+		copy(sc.a.Mass[h*n:(h+1)*n], mass)
 	}
 }
 
@@ -352,4 +428,17 @@ func (sc *attnScratch) flashMass(mass, p []float32, valid []bool, weights []floa
 // ReferenceMass reports that Attention computes backend.MassFlashReference.
 func (b *Backend) ReferenceMass() bool { return true }
 
-var _ backend.ReferenceMasser = (*Backend)(nil)
+// Has reports that Attention honours every optional feature: the official
+// flash kernel's mass, the group-max mass and per-query-head views.
+func (b *Backend) Has(f backend.Feature) bool {
+	switch f {
+	case backend.FlashReferenceMass, backend.GroupMaxMass, backend.QueryHeadViews:
+		return true
+	}
+	return false
+}
+
+var (
+	_ backend.ReferenceMasser = (*Backend)(nil)
+	_ backend.Featured        = (*Backend)(nil)
+)

@@ -18,7 +18,9 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 }
 
 // naiveAttention is the textbook definition, in float64, used to check
-// Backend.Attention: RoPE by position, softmax over view ∪ causal chunk.
+// Backend.Attention: RoPE by position, softmax over view ∪ causal chunk,
+// a view row per query head when View.PerQueryHead, and the mass of
+// View.MassMode MassExact or MassGroupMax.
 func naiveAttention(a *backend.Attention, q, k, v, ck, cv []float32, capacity int) (out, mass []float64) {
 	hd, hq, hkv := a.HeadDim, a.QHeads, a.KVHeads
 	group, l := hq/hkv, a.View.ViewLen
@@ -37,20 +39,25 @@ func naiveAttention(a *backend.Attention, q, k, v, ck, cv []float32, capacity in
 	}
 	out = make([]float64, s*hq*hd)
 	mass = make([]float64, hq*n)
+	probs := make([][]float64, hq*s) // [Hq·S][L+S]
 	for qh := 0; qh < hq; qh++ {
-		h := qh / group
-		qp := int(a.View.QueryPos[h])
+		h := qh / group // KV head
+		vh := h         // view row
+		if a.View.PerQueryHead {
+			vh = qh
+		}
+		qp := int(a.View.QueryPos[vh])
 		for i := 0; i < s; i++ {
 			qr := rot(q[(i*hq+qh)*hd:(i*hq+qh+1)*hd], qp+i)
 			var keys, vals [][]float64
 			var idx []int
 			for j := 0; j < l; j++ {
-				slot := a.View.Slots[h*l+j]
+				slot := a.View.Slots[vh*l+j]
 				if slot < 0 {
 					continue
 				}
 				off := (h*capacity + int(slot)) * hd
-				keys = append(keys, rot(ck[off:off+hd], int(a.View.Pos[h*l+j])))
+				keys = append(keys, rot(ck[off:off+hd], int(a.View.Pos[vh*l+j])))
 				vv := make([]float64, hd)
 				for d := range vv {
 					vv[d] = float64(cv[off+d])
@@ -81,13 +88,29 @@ func naiveAttention(a *backend.Attention, q, k, v, ck, cv []float32, capacity in
 				sc[j] = math.Exp(sc[j] - m)
 				sum += sc[j]
 			}
+			probs[qh*s+i] = make([]float64, n)
 			for j := range sc {
 				p := sc[j] / sum
+				probs[qh*s+i][idx[j]] = p
 				for d := 0; d < hd; d++ {
 					out[(i*hq+qh)*hd+d] += p * vals[j][d]
 				}
-				if a.View.QueryWeights != nil {
+				if a.View.QueryWeights != nil && a.View.MassMode == backend.MassExact {
 					mass[qh*n+idx[j]] += float64(a.View.QueryWeights[i]) * p
+				}
+			}
+		}
+	}
+	if a.View.QueryWeights != nil && a.View.MassMode == backend.MassGroupMax {
+		for qh := 0; qh < hq; qh++ {
+			g0 := qh / group * group
+			for i := 0; i < s; i++ {
+				for j := 0; j < n; j++ {
+					var m float64
+					for g := g0; g < g0+group; g++ {
+						m = math.Max(m, probs[g*s+i][j])
+					}
+					mass[qh*n+j] += float64(a.View.QueryWeights[i]) * m
 				}
 			}
 		}
@@ -100,16 +123,23 @@ func TestAttentionMatchesNaive(t *testing.T) {
 		name                   string
 		hq, hkv, hd, s, l, cap int
 		pad                    bool
+		perQuery, groupMax     bool
 	}{
-		{"empty cache", 4, 2, 8, 5, 0, 0, false},
-		{"gqa with view", 4, 2, 8, 3, 6, 10, false},
-		{"mha decode", 2, 2, 16, 1, 9, 12, false},
-		{"padding slots", 6, 3, 8, 4, 5, 8, true},
-		{"tiny shape chunk", 8, 2, 32, 7, 40, 50, true},
-		{"tiny shape decode", 8, 2, 32, 1, 70, 80, false},
-		{"two queries with padding", 4, 2, 32, 2, 33, 40, true},
-		{"head dim 64 across 32 keys", 4, 1, 64, 5, 31, 40, true},
-		{"head dim 24", 2, 1, 24, 4, 9, 12, false},
+		{"empty cache", 4, 2, 8, 5, 0, 0, false, false, false},
+		{"gqa with view", 4, 2, 8, 3, 6, 10, false, false, false},
+		{"mha decode", 2, 2, 16, 1, 9, 12, false, false, false},
+		{"padding slots", 6, 3, 8, 4, 5, 8, true, false, false},
+		{"tiny shape chunk", 8, 2, 32, 7, 40, 50, true, false, false},
+		{"tiny shape decode", 8, 2, 32, 1, 70, 80, false, false, false},
+		{"two queries with padding", 4, 2, 32, 2, 33, 40, true, false, false},
+		{"head dim 64 across 32 keys", 4, 1, 64, 5, 31, 40, true, false, false},
+		{"head dim 24", 2, 1, 24, 4, 9, 12, false, false, false},
+		{"group max", 6, 2, 8, 4, 5, 8, true, false, true},
+		{"group max decode", 8, 2, 32, 1, 40, 50, false, false, true},
+		{"group max mha", 2, 2, 16, 3, 9, 12, false, false, true},
+		{"per query head", 6, 2, 8, 4, 5, 8, true, true, false},
+		{"per query head decode", 8, 2, 32, 1, 40, 50, false, true, false},
+		{"per query head, group max", 4, 1, 16, 5, 9, 12, true, true, true},
 	}
 	for _, c := range cases {
 		for _, simd := range kernelPaths() {
@@ -136,7 +166,15 @@ func TestAttentionMatchesNaive(t *testing.T) {
 					a.View.K, a.View.V = Wrap(ck, c.hkv, c.cap, c.hd), Wrap(cv, c.hkv, c.cap, c.hd)
 				}
 				a.View.ViewLen = c.l
-				for h := 0; h < c.hkv; h++ {
+				a.View.PerQueryHead = c.perQuery
+				if c.groupMax {
+					a.View.MassMode = backend.MassGroupMax
+				}
+				rows := c.hkv
+				if c.perQuery {
+					rows = c.hq
+				}
+				for h := 0; h < rows; h++ {
 					perm := rng.Perm(c.cap)
 					for j := 0; j < c.l; j++ {
 						slot := int32(perm[j])
@@ -371,6 +409,41 @@ func TestSwiGLU(t *testing.T) {
 					t.Fatalf("simd=%v n=%d: swiglu[%d] (gate %v) = %v, want %v", simd, n, i, gate[i], got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestGroupMaxMassByHand works out MassGroupMax on two query heads of one
+// KV head, head dim 2 and no rotation: a view key K = (1, 0) and two
+// chunk keys of zeros. Query 0 sees K and chunk key 0, query 1 all three.
+// Head A's queries give K the logits ln 3 and 0 (p = 3/4, then 1/3),
+// head B's 0 and ln 4 (p = 1/2, then 2/3). Per query the larger, summed:
+// K gets 3/4 + 2/3 = 17/12, where the larger of the heads' sums (13/12,
+// 14/12) is 14/12; chunk key 0 gets max(1/4, 1/2) + max(1/3, 1/6) = 5/6
+// and chunk key 1 max(1/3, 1/6) = 1/3. Both heads' rows hold the group's.
+func TestGroupMaxMassByHand(t *testing.T) {
+	b := New(2)
+	ln3, ln4 := float32(math.Log(3)), float32(math.Log(4))
+	q := []float32{ // [S=2, Hq=2 · hd=2]
+		ln3, 0, 0, 0, // query 0: head A, head B
+		0, 0, ln4, 0, // query 1
+	}
+	a := &backend.Attention{
+		Out: b.New(backend.F32, 2, 4), Q: Wrap(q, 2, 4),
+		K: Wrap(make([]float32, 4), 2, 2), V: Wrap(make([]float32, 4), 2, 2),
+		HeadDim: 2, QHeads: 2, KVHeads: 1, Scale: 1, InvFreq: []float32{0}, AttnFactor: 1,
+		Mass: make([]float32, 2*3),
+	}
+	a.View = backend.View{
+		K: Wrap([]float32{1, 0}, 1, 1, 2), V: Wrap([]float32{0, 0}, 1, 1, 2),
+		ViewLen: 1, Slots: []int32{0}, Pos: []int32{0}, QueryPos: []int32{1},
+		QueryWeights: []float32{1, 1}, MassMode: backend.MassGroupMax,
+	}
+	b.Attention(a)
+	want := []float64{17.0 / 12, 5.0 / 6, 1.0 / 3, 17.0 / 12, 5.0 / 6, 1.0 / 3}
+	for i, w := range want {
+		if math.Abs(float64(a.Mass[i])-w) > 1e-6 {
+			t.Fatalf("mass %v, want %v", a.Mass, want)
 		}
 	}
 }
