@@ -41,14 +41,19 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	if err != nil {
 		t.Fatalf("New(%s, %v): %v", name, params, err)
 	}
+	if c, ok := f.(Calibrator); ok {
+		if f, err = c.Calibrated(testScores(s)); err != nil {
+			t.Fatalf("Calibrated: %v", err)
+		}
+	}
 	p, err := f.NewLayer(0, s)
 	if err != nil {
 		t.Fatalf("NewLayer: %v", err)
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
 	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
-	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch"
-	h.original = params["positions"] == "original" || name == "hip_bigbird"
+	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch" || name == "quest"
+	h.original = params["positions"] == "original" || name == "hip_bigbird" || name == "quest" && params["positions"] == nil
 	return h
 }
 
@@ -103,6 +108,13 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	h.orig = grow(h.orig, hk)
 	for kh := 0; kh < hk; kh++ {
 		slots, pos := h.ctx.Slots[kh*L:(kh+1)*L], h.ctx.Pos[kh*L:(kh+1)*L]
+		// a head whose view is shorter than L (duo) pads its end with
+		// negative slots; what it attends to is the part before
+		Lh := L
+		for Lh > 0 && slots[Lh-1] < 0 {
+			Lh--
+		}
+		slots, pos = slots[:Lh], pos[:Lh]
 		h.orig[kh] = h.orig[kh][:0]
 		for j, s := range slots {
 			if s < 0 || int(s) >= need {
@@ -128,8 +140,8 @@ func (h *harness) chunk(n int, promptEnd int64) {
 					pos[j], want, slots[j], h.orig[kh][j])
 			}
 		}
-		if wantQ := int32(L); original && h.ctx.QueryPos[kh] != int32(h.seen) || !original && h.ctx.QueryPos[kh] != wantQ {
-			t.Fatalf("%s at %d head %d: query position %d with %d keys in view", h.name, h.seen, kh, h.ctx.QueryPos[kh], L)
+		if wantQ := int32(Lh); original && h.ctx.QueryPos[kh] != int32(h.seen) || !original && h.ctx.QueryPos[kh] != wantQ {
+			t.Fatalf("%s at %d head %d: query position %d with %d keys in view", h.name, h.seen, kh, h.ctx.QueryPos[kh], Lh)
 		}
 		held := h.p.Held(kh, nil)
 		if h.viewOnly {
@@ -191,6 +203,20 @@ func firstDup(s []int32) int32 {
 		seen[x] = true
 	}
 	return -1
+}
+
+// testScores are calibration scores for a Calibrator in the harness: the
+// heads of every layer in a fixed, uneven order, so that a layer holds
+// retrieval and streaming heads at once.
+func testScores(s Shape) HeadScores {
+	sc := make(HeadScores, s.Layers)
+	for l := range sc {
+		sc[l] = make([]float64, s.KVHeads)
+		for h := range sc[l] {
+			sc[l][h] = float64((h*5 + l*3) % 7)
+		}
+	}
+	return sc
 }
 
 // clip shortens long slices in failure messages.

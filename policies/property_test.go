@@ -54,6 +54,13 @@ func TestPropertyInvariants(t *testing.T) {
 		{"snapkv", map[string]any{"window": 4, "budget": 20, "decode_every": 1}, 600, mixed, -1},
 		{"logsearch", map[string]any{"sinks": 4, "window": 20, "block": 4, "topk": 3}, 1500, mixed, -1},
 		{"logsearch", map[string]any{"sinks": 0, "window": 0, "block": 1, "topk": 2}, 300, mixed, -1},
+		{"quest", map[string]any{"sinks": 4, "page": 4, "topk": 3}, 1500, mixed, -1},
+		{"quest", map[string]any{"sinks": 0, "window": 9, "page": 1, "topk": 2}, 300, mixed, -1},
+		{"duo", map[string]any{"sinks": 4, "window": 20}, 1500, mixed, -1},
+		{"duo", map[string]any{"sinks": 4, "window": 24, "streaming": "cascade", "cascades": 3}, 1500, mixed, -1},
+		{"duo", map[string]any{"window": 12, "streaming": "cascade", "retrieval_ratio": 0.0, "cascades": 2}, 700, []int{1}, -1},
+		{"duo", map[string]any{"window": 12, "heads": "random", "seed": 3, "retrieval_ratio": 0.34}, 700, mixed, -1},
+		{"duo", map[string]any{"window": 12, "retrieval_ratio": 1.0}, 300, mixed, -1},
 	}
 	for _, c := range cases {
 		for _, mode := range []string{"cache", "original"} {
