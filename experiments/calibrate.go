@@ -50,8 +50,9 @@ const calibrationDepthBin = 2
 // gives. The calibration prompt is the plain passkey prompt of the
 // request's length and seed (depth bin 2, sample 0, the embedded word
 // list), read with full attention in the point's chunks, its last
-// req.Probe tokens as a chunk of their own; it runs once per model and
-// request where Env.Calibrations is shared, else once per Env.
+// req.Probe tokens as a chunk of their own; it runs once per model,
+// request and chunk size where Env.Calibrations is shared, else once per
+// Env.
 func (e *Env) calibrated(ctx context.Context, f policies.Factory) (policies.Factory, error) {
 	c, ok := f.(policies.Calibrator)
 	if !ok {
@@ -61,7 +62,13 @@ func (e *Env) calibrated(ctx context.Context, f policies.Factory) (policies.Fact
 		e.Calibrations = &Calibrations{}
 	}
 	req := c.Calibration()
-	scores, err := e.Calibrations.get(req.Key, func() (policies.HeadScores, error) {
+	chunk := e.Chunk
+	if chunk <= 0 {
+		chunk = req.Length
+	}
+	// the chunks change the sums' rounding, so they are part of the key
+	key := fmt.Sprintf("%s; chunks of %d", req.Key, chunk)
+	scores, err := e.Calibrations.get(key, func() (policies.HeadScores, error) {
 		if e.Tokenizer == nil {
 			return nil, fmt.Errorf("no tokenizer to write the calibration prompt with")
 		}
@@ -80,10 +87,6 @@ func (e *Env) calibrated(ctx context.Context, f policies.Factory) (policies.Fact
 			return nil, err
 		}
 		defer cache.Free()
-		chunk := e.Chunk
-		if chunk <= 0 {
-			chunk = len(ids)
-		}
 		sess := e.Model.NewSession(cache, chunk)
 		defer sess.Close()
 		split := len(ids) - req.Probe
@@ -96,7 +99,7 @@ func (e *Env) calibrated(ctx context.Context, f policies.Factory) (policies.Fact
 		return result()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("policy %s: calibration (%s): %w", f.Name(), req.Key, err)
+		return nil, fmt.Errorf("policy %s: calibration (%s): %w", f.Name(), key, err)
 	}
 	return c.Calibrated(scores)
 }
