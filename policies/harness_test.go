@@ -26,6 +26,7 @@ type harness struct {
 	place    []int32
 	massBuf  []float32
 	viewOnly bool // Held is more than the view (bigbird)
+	padded   bool // heads' views may end in padding (duo)
 	original bool // positions = original
 	// mass, when set, fills the attention mass of the chunk: m [Hq·(L+n)],
 	// given the original position of every view entry of every KV head.
@@ -53,6 +54,7 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
 	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
 	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch" || name == "quest"
+	h.padded = name == "duo"
 	h.original = params["positions"] == "original" || name == "hip_bigbird" || name == "quest" && params["positions"] == nil
 	return h
 }
@@ -108,10 +110,10 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	h.orig = grow(h.orig, hk)
 	for kh := 0; kh < hk; kh++ {
 		slots, pos := h.ctx.Slots[kh*L:(kh+1)*L], h.ctx.Pos[kh*L:(kh+1)*L]
-		// a head whose view is shorter than L (duo) pads its end with
+		// a head whose view is shorter than L (duo's) pads its end with
 		// negative slots; what it attends to is the part before
 		Lh := L
-		for Lh > 0 && slots[Lh-1] < 0 {
+		for h.padded && Lh > 0 && slots[Lh-1] < 0 {
 			Lh--
 		}
 		slots, pos = slots[:Lh], pos[:Lh]
