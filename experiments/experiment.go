@@ -41,15 +41,14 @@ type Env struct {
 	Chunk int
 	// Progress, when not nil, is told how much of the point is done.
 	Progress func(done, total int)
+	// Calibrations, when not nil, are the calibration runs already made on
+	// Model, shared by the points that run on it (see calibrated); nil
+	// starts an empty memo of this Env's own.
+	Calibrations *Calibrations
 }
 
 // NewCache returns an empty cache of the point's policy.
-func (e *Env) NewCache() (*policies.Cache, error) {
-	m := e.Model
-	return policies.NewCache(m.Backend(), e.Policy, policies.Shape{
-		Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim,
-	}, m.Backend().DType())
-}
+func (e *Env) NewCache() (*policies.Cache, error) { return e.newCacheOf(e.Policy) }
 
 // Prompt applies the policy's prompt cut (truncated baseline), if any.
 func (e *Env) Prompt(ids []int32) []int32 {
@@ -94,8 +93,13 @@ func (e *Env) PolicyWith(override map[string]any) (policies.Factory, error) {
 	return policies.New(e.PolicyName, merged)
 }
 
-// newCacheOf returns an empty cache of the policy f.
+// newCacheOf returns an empty cache of the policy f, calibrated on the
+// model first where it asks for that (policies.Calibrator).
 func (e *Env) newCacheOf(f policies.Factory) (*policies.Cache, error) {
+	f, err := e.calibrated(context.Background(), f)
+	if err != nil {
+		return nil, err
+	}
 	m := e.Model
 	return policies.NewCache(m.Backend(), f, policies.Shape{
 		Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,13 @@ func TestBudgetSplit(t *testing.T) {
 		{"truncated", map[string]any{"budget": 300}, map[string]any{"keep": 300}, ""},
 		{"truncated", map[string]any{"budget": 300, "keep": 200}, nil, "give one of them"},
 		{"snapkv", map[string]any{"budget": 300}, map[string]any{"budget": 300, "window": 32}, ""},
+		{"quest", map[string]any{"budget": 256}, map[string]any{"sinks": 4, "window": 0, "topk": 14}, ""},
+		{"quest", map[string]any{"budget": 256, "page": 32, "sinks": 0}, map[string]any{"topk": 7}, ""},
+		{"quest", map[string]any{"budget": 256, "topk": 3}, nil, "give budget or topk"},
+		{"quest", map[string]any{"budget": 19}, nil, "cannot hold"},
+		{"duo", map[string]any{"budget": 256}, map[string]any{"sinks": 4, "window": 252}, ""},
+		{"duo", map[string]any{"budget": 256, "sinks": 16, "streaming": "cascade"}, map[string]any{"sinks": 16, "window": 240}, ""},
+		{"duo", map[string]any{"budget": 3, "sinks": 4}, nil, "cannot hold"},
 		{"sink", map[string]any{"budget": 0}, nil, "must lie in [1"},
 		{"sink", map[string]any{"budget": 256, "ratio": 0.5}, nil, "not both"},
 		{"sink", map[string]any{"ratio": 1.5}, nil, "must lie in (0, 1]"},
@@ -181,6 +189,12 @@ func TestBudgetNeverExceeded(t *testing.T) {
 					for kh := range gqa.KVHeads {
 						held := int64(len(h.held(kh)))
 						switch {
+						case s.Name == "duo":
+							// the budget is a streaming head's; a retrieval
+							// head keeps every token
+							if d := h.p.(*duo); !slices.Contains(d.ret, kh) && held > int64(b) {
+								t.Fatalf("at %d streaming head %d: %d held, budget %d", h.seen, kh, held, b)
+							}
 						case h.viewOnly:
 							if h.ctx.ViewLen > b {
 								t.Fatalf("at %d: view of %d keys, budget %d", h.seen, h.ctx.ViewLen, b)

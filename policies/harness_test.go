@@ -26,6 +26,7 @@ type harness struct {
 	place    []int32
 	massBuf  []float32
 	viewOnly bool // Held is more than the view (bigbird)
+	padded   bool // heads' views may end in padding (duo)
 	original bool // positions = original
 	// mass, when set, fills the attention mass of the chunk: m [Hq·(L+n)],
 	// given the original position of every view entry of every view row
@@ -42,14 +43,20 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	if err != nil {
 		t.Fatalf("New(%s, %v): %v", name, params, err)
 	}
+	if c, ok := f.(Calibrator); ok {
+		if f, err = c.Calibrated(testScores(s)); err != nil {
+			t.Fatalf("Calibrated: %v", err)
+		}
+	}
 	p, err := f.NewLayer(0, s)
 	if err != nil {
 		t.Fatalf("NewLayer: %v", err)
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
 	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
-	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch"
-	h.original = params["positions"] == "original" || name == "hip_bigbird"
+	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch" || name == "quest"
+	h.padded = name == "duo"
+	h.original = params["positions"] == "original" || name == "hip_bigbird" || name == "quest" && params["positions"] == nil
 	return h
 }
 
@@ -109,6 +116,13 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	for r := 0; r < rows; r++ {
 		kh := r / share // the KV head whose storage row r reads
 		slots, pos := h.ctx.Slots[r*L:(r+1)*L], h.ctx.Pos[r*L:(r+1)*L]
+		// a head whose view is shorter than L (duo's) pads its end with
+		// negative slots; what it attends to is the part before
+		Lh := L
+		for h.padded && Lh > 0 && slots[Lh-1] < 0 {
+			Lh--
+		}
+		slots, pos = slots[:Lh], pos[:Lh]
 		h.orig[r] = h.orig[r][:0]
 		for j, s := range slots {
 			if s < 0 || int(s) >= need {
@@ -134,8 +148,8 @@ func (h *harness) chunk(n int, promptEnd int64) {
 					pos[j], want, slots[j], h.orig[r][j])
 			}
 		}
-		if wantQ := int32(L); original && h.ctx.QueryPos[r] != int32(h.seen) || !original && h.ctx.QueryPos[r] != wantQ {
-			t.Fatalf("%s at %d row %d: query position %d with %d keys in view", h.name, h.seen, r, h.ctx.QueryPos[r], L)
+		if wantQ := int32(Lh); original && h.ctx.QueryPos[r] != int32(h.seen) || !original && h.ctx.QueryPos[r] != wantQ {
+			t.Fatalf("%s at %d row %d: query position %d with %d keys in view", h.name, h.seen, r, h.ctx.QueryPos[r], Lh)
 		}
 		if h.ctx.PerQueryHead {
 			if held := h.p.(*snapkvQuery).HeldByQuery(r, nil); !slices.Equal(held, h.orig[r]) {
@@ -217,6 +231,20 @@ func firstDup(s []int32) int32 {
 		seen[x] = true
 	}
 	return -1
+}
+
+// testScores are calibration scores for a Calibrator in the harness: the
+// heads of every layer in a fixed, uneven order, so that a layer holds
+// retrieval and streaming heads at once.
+func testScores(s Shape) HeadScores {
+	sc := make(HeadScores, s.Layers)
+	for l := range sc {
+		sc[l] = make([]float64, s.KVHeads)
+		for h := range sc[l] {
+			sc[l][h] = float64((h*5 + l*3) % 7)
+		}
+	}
+	return sc
 }
 
 // clip shortens long slices in failure messages.

@@ -27,6 +27,12 @@
 //   - logsearch keeps everything, shows each chunk sinks and a recent
 //     window, and retrieves the top-k blocks of the rest from a tree of
 //     key bounds (the Cache hands it queries and keys on the host).
+//   - quest is Quest on logsearch's block index: every token kept, each
+//     chunk attends to the top-k pages by their key bounds, sinks and the
+//     current page;
+//   - duo keeps every token in the retrieval heads a calibration run on
+//     the model finds (Calibrator) and sinks + a window, or a cascade, in
+//     the other heads;
 //   - random, knorm and tova keep the best-scored tokens in fixed memory
 //     (scored.go), pyramidkv is snapkv with budgets falling across layers.
 //

@@ -58,6 +58,13 @@ func TestPropertyInvariants(t *testing.T) {
 		{"snapkv", map[string]any{"window": 4, "budget": 20, "decode_every": 1}, 600, mixed, -1},
 		{"logsearch", map[string]any{"sinks": 4, "window": 20, "block": 4, "topk": 3}, 1500, mixed, -1},
 		{"logsearch", map[string]any{"sinks": 0, "window": 0, "block": 1, "topk": 2}, 300, mixed, -1},
+		{"quest", map[string]any{"sinks": 4, "page": 4, "topk": 3}, 1500, mixed, -1},
+		{"quest", map[string]any{"sinks": 0, "window": 9, "page": 1, "topk": 2}, 300, mixed, -1},
+		{"duo", map[string]any{"sinks": 4, "window": 20}, 1500, mixed, -1},
+		{"duo", map[string]any{"sinks": 4, "window": 24, "streaming": "cascade", "cascades": 3}, 1500, mixed, -1},
+		{"duo", map[string]any{"window": 12, "streaming": "cascade", "retrieval_ratio": 0.0, "cascades": 2}, 700, []int{1}, -1},
+		{"duo", map[string]any{"window": 12, "heads": "random", "seed": 3, "retrieval_ratio": 0.34}, 700, mixed, -1},
+		{"duo", map[string]any{"window": 12, "retrieval_ratio": 1.0}, 300, mixed, -1},
 	}
 	for _, c := range cases {
 		for _, mode := range []string{"cache", "original"} {
@@ -254,13 +261,20 @@ func lastHeld(t *testing.T, name string, params map[string]any, target int64, to
 }
 
 // TestPropertyFocusSurvives: a token that takes all the attention outlives
-// the window of StreamingLLM in the cascade, and in h2o, of the same memory.
+// the window of StreamingLLM in the cascade, and in h2o, of the same memory,
+// and in a streaming head of duo with streaming = "cascade".
 func TestPropertyFocusSurvives(t *testing.T) {
 	const target, tokens = 300, 6000
 	sink, _ := lastHeld(t, "sink", map[string]any{"sinks": 4, "window": 64}, target, tokens)
 	cascade, _ := lastHeld(t, "cascade", map[string]any{"sinks": 4, "size": 64, "cascades": 4}, target, tokens)
 	h2o, end := lastHeld(t, "h2o", map[string]any{"heavy": 34, "recent": 34}, target, tokens)
-	t.Logf("token %d last held after %d tokens by sink, %d by cascade, %d by h2o", target, sink, cascade, h2o)
+	// head 0 is a streaming head beside a retrieval head (testScores), so
+	// its view is padded and its mass mapped by duo
+	duo, _ := lastHeld(t, "duo", map[string]any{"sinks": 4, "window": 64, "cascades": 4, "streaming": "cascade", "retrieval_ratio": 0.34}, target, tokens)
+	t.Logf("token %d last held after %d tokens by sink, %d by cascade, %d by h2o, %d by duo's cascade", target, sink, cascade, h2o, duo)
+	if duo <= sink || duo == end {
+		t.Fatalf("the attended token did not outlive the sink window in duo's streaming cascade: sink %d, duo %d", sink, duo)
+	}
 	if sink > target+64+30 {
 		t.Fatalf("sink held %d until %d", target, sink)
 	}

@@ -43,6 +43,7 @@ type Values = params.Values
 // Specs returns every policy this build knows, sorted by name.
 func Specs() []Spec {
 	s := []Spec{fullSpec(), truncatedSpec(), cascadeSpec(), sinkSpec(), h2oSpec(), snapkvSpec(), bigbirdSpec(), hipBigbirdSpec(), logsearchSpec()}
+	s = append(s, questSpec(), duoSpec())
 	s = append(s, newSpecs()...)
 	for i := range s {
 		addVocabulary(&s[i])

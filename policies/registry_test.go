@@ -54,7 +54,7 @@ func TestRegistryErrors(t *testing.T) {
 // TestRegistrySpecs: every spec documents itself and its parameters, its
 // defaults resolve and build, and TOML-style values (int64, float64) work.
 func TestRegistrySpecs(t *testing.T) {
-	want := []string{"bigbird", "cascade", "full", "h2o", "hip_bigbird", "knorm", "logsearch", "pyramidkv", "random", "sink", "snapkv", "tova", "truncated"}
+	want := []string{"bigbird", "cascade", "duo", "full", "h2o", "hip_bigbird", "knorm", "logsearch", "pyramidkv", "quest", "random", "sink", "snapkv", "tova", "truncated"}
 	if got := Names(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -81,7 +81,17 @@ func TestRegistrySpecs(t *testing.T) {
 		if f.Name() != s.Name {
 			t.Errorf("factory of %s is named %s", s.Name, f.Name())
 		}
-		if _, err := f.NewLayer(0, Shape{Layers: 1, QHeads: 4, KVHeads: 2, HeadDim: 8}); err != nil {
+		shape := Shape{Layers: 1, QHeads: 4, KVHeads: 2, HeadDim: 8}
+		if c, ok := f.(Calibrator); ok {
+			if _, err := f.NewLayer(0, shape); err == nil {
+				t.Errorf("%s made a layer before its calibration", s.Name)
+			}
+			if f, err = c.Calibrated(testScores(shape)); err != nil {
+				t.Errorf("%s calibrated: %v", s.Name, err)
+				continue
+			}
+		}
+		if _, err := f.NewLayer(0, shape); err != nil {
 			t.Errorf("%s layer: %v", s.Name, err)
 		}
 	}

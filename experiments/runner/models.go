@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"kvcascade/experiments"
 	"kvcascade/experiments/sweep"
 	"kvcascade/models"
 	"kvcascade/runtime/backend"
@@ -18,6 +19,9 @@ type Loaded struct {
 	Model     *model.Model
 	Tokenizer *tokenizer.Tokenizer
 	Dir       string
+	// Calibrations are the calibration runs made on Model, shared by
+	// every point that runs on it.
+	Calibrations *experiments.Calibrations
 }
 
 // ModelLoader loads each model once and shares it between points; models
@@ -62,7 +66,7 @@ func (c *ModelLoader) Get(ref sweep.ModelRef, spec backend.Spec) (*Loaded, error
 	if tok.VocabSize() > m.Vocab {
 		return nil, fmt.Errorf("%s: tokenizer has %d tokens but config.json's vocab_size is %d", dir, tok.VocabSize(), m.Vocab)
 	}
-	l := &Loaded{Model: m, Tokenizer: tok, Dir: dir}
+	l := &Loaded{Model: m, Tokenizer: tok, Dir: dir, Calibrations: &experiments.Calibrations{}}
 	c.loaded[key] = l
 	return l, nil
 }

@@ -338,7 +338,7 @@ func execute(ctx context.Context, pt sweep.Point, models *ModelLoader) (*experim
 		return nil, nil, err
 	}
 	env := &experiments.Env{Model: lm.Model, Tokenizer: lm.Tokenizer, Policy: f, Chunk: pt.Chunk,
-		PolicyName: pt.Policy, PolicyParams: pt.PolicyParams}
+		PolicyName: pt.Policy, PolicyParams: pt.PolicyParams, Calibrations: lm.Calibrations}
 	res, err := exp.Run(ctx, env, pt.RunParams())
 	return res, lm.Model.Backend(), err
 }

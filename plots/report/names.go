@@ -7,7 +7,8 @@ import (
 )
 
 // budget returns the key/value slots per head a bounded policy keeps (or,
-// for BigBird, which keeps everything, the keys each chunk attends to), and
+// for BigBird and Quest, which keep everything, the keys each chunk attends
+// to; for duo, a streaming head's slots), and
 // false for a policy without one (full attention) or parameters it cannot
 // read.
 func budget(policy string, params map[string]any) (int, bool) {
@@ -38,6 +39,13 @@ func budget(policy string, params map[string]any) (int, bool) {
 		rb, ok2 := num(params["random_blocks"])
 		bl, ok3 := num(params["block"])
 		return g + int(rb)*int(bl), ok1 && ok2 && ok3
+	case "quest":
+		sw, ok1 := get("sinks", "window")
+		k, ok2 := num(params["topk"])
+		pg, ok3 := num(params["page"])
+		return sw + (int(k)+1)*int(pg), ok1 && ok2 && ok3
+	case "duo":
+		return get("sinks", "window")
 	}
 	return 0, false
 }
@@ -51,8 +59,10 @@ func policyLabel(policy string, params map[string]any) string {
 	switch {
 	case !ok:
 		return name
-	case policy == "bigbird":
+	case policy == "bigbird" || policy == "quest":
 		return fmt.Sprintf("%s (attends to %d)", name, b)
+	case policy == "duo":
+		return fmt.Sprintf("%s (%d slots per streaming head)", name, b)
 	case policy == "truncated":
 		return fmt.Sprintf("%s (%d prompt tokens)", name, b)
 	}
