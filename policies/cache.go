@@ -243,6 +243,27 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 // attention order.
 func (c *Cache) Held(l, h int) []int64 { return c.layers[l].p.Held(h, nil) }
 
+// scorer is a policy that keeps a score for the tokens it may evict
+// (cascade: the EMA of the attention they received; h2o, snapkv and the
+// scored policies: their accumulated or fixed scores).
+type scorer interface {
+	// Scores appends to dst the scores of the scored tokens head h holds,
+	// which are the last tokens of Held's order (a cascade's sinks come
+	// first and have none).
+	Scores(h int, dst []float32) []float32
+}
+
+// Scores returns the scores the policy of layer l keeps for the tokens
+// head h holds, aligned with the tail of Held(l, h): the i-th score
+// belongs to Held(l, h)[len(Held)−len(Scores)+i]. It returns nil when the
+// policy keeps no scores (full, sink).
+func (c *Cache) Scores(l, h int) []float32 {
+	if s, ok := c.layers[l].p.(scorer); ok {
+		return s.Scores(h, nil)
+	}
+	return nil
+}
+
 // Bytes is the memory the cache holds: key and value storage of every layer
 // plus the policies' bookkeeping.
 func (c *Cache) Bytes() int64 {
