@@ -43,7 +43,9 @@ func (passkeyExp) Params() []params.Param {
 		{Name: "stop_eos", Kind: "bool", Default: true, Doc: "end the answer at an end token (the official runs generate max_new tokens regardless)", OmitDefault: true},
 		{Name: "diagnostics", Kind: "bool", Default: false, Doc: "record at the question, per layer and KV head, the fraction of the key block " +
 			"held, whether a whole spelling of the key is held, and the policy's mean score of held key tokens over " +
-			"held filler tokens (metrics key_held, key_whole, key_score_ratio; detail in each sample)", OmitDefault: true},
+			"held filler tokens, and for policies that ask for no attention mass (full, sink) the share of the prompt's last " +
+			"token's attention on the key block and its key/filler ratio (metrics key_held, key_whole, key_score_ratio, " +
+			"key_attention, key_attention_ratio; detail in each sample)", OmitDefault: true},
 	}
 }
 
@@ -150,8 +152,11 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 				cache.Free()
 				return nil, fmt.Errorf("sample %d: %w", i, err)
 			}
+			m := env.Model
+			att := probeQuestion(cache, m.Layers, m.KVHeads, m.Heads/m.KVHeads, lay)
 			out, err = generateAt(ctx, sess, ids, p.Int("max_new"), stop, func() {
-				dg = diagnose(cache, env.Model.Layers, env.Model.KVHeads, lay, i == 0)
+				cache.ProbePromptEnd(nil)
+				dg = diagnose(cache, m.Layers, m.KVHeads, lay, att, i == 0)
 			})
 		} else {
 			out, err = sess.Generate(ctx, ids, p.Int("max_new"), stop)

@@ -42,6 +42,57 @@ type headDiag struct {
 	// scores; absent where the policy keeps none or either set is empty
 	// (or the filler's mean is not positive).
 	Ratio *float64 `json:"ratio,omitempty"`
+	// Attention is the share of the attention of the prompt's last token
+	// that falls on the key block, and AttentionRatio its mean per key
+	// token over its mean per filler token, both averaged over the KV
+	// head's query heads; present only for policies that the cache
+	// probes (policies.Cache.ProbePromptEnd: full, sink on the host).
+	Attention      *float64 `json:"attention,omitempty"`
+	AttentionRatio *float64 `json:"attention_ratio,omitempty"`
+}
+
+// questionAttention is the attention of the prompt's last token, reduced
+// per KV head: share on the key block and key/filler ratio of the means.
+type questionAttention struct {
+	share, ratio float64
+	hasRatio     bool
+}
+
+// attendHead reduces the attention of the prompt's last token over the
+// keys at pos (mass [Hq·len(pos)], one row per query head) to KV head h of
+// a group of g query heads.
+func attendHead(lay keyLayout, pos []int64, mass []float32, h, g int) questionAttention {
+	in := func(p int64, s [2]int) bool { return p >= int64(s[0]) && p < int64(s[1]) }
+	w := len(pos)
+	var qa questionAttention
+	ratios := 0
+	for q := h * g; q < (h+1)*g; q++ {
+		row := mass[q*w : (q+1)*w]
+		var key, fill float64
+		var keyN, fillN int
+		for j, p := range pos {
+			switch {
+			case in(p, lay.Block):
+				key += float64(row[j])
+				keyN++
+			case in(p, lay.Filler):
+				fill += float64(row[j])
+				fillN++
+			}
+		}
+		qa.share += key / float64(g)
+		if keyN > 0 && fillN > 0 && fill > 0 {
+			qa.ratio += (key / float64(keyN)) / (fill / float64(fillN))
+			ratios++
+		}
+	}
+	if ratios == g {
+		qa.ratio /= float64(g)
+		qa.hasRatio = true
+	} else {
+		qa.ratio = 0
+	}
+	return qa
 }
 
 // passkeyDiag is the diagnostics record of one sample.
@@ -172,15 +223,41 @@ func diagnoseHead(lay keyLayout, held []int64, scores []float32) headDiag {
 	return d
 }
 
-// diagnose measures every layer and KV head of cache at the question;
-// withHeld also records the retention data.
-func diagnose(cache *policies.Cache, layers, kvHeads int, lay keyLayout, withHeld bool) *passkeyDiag {
+// probeQuestion has cache record the attention of the prompt's last token
+// (where the policy lets it be probed) into a [layer][KV head] table that
+// diagnose reads; g is the query heads per KV head.
+func probeQuestion(cache *policies.Cache, layers, kvHeads, g int, lay keyLayout) [][]*questionAttention {
+	att := make([][]*questionAttention, layers)
+	for l := range att {
+		att[l] = make([]*questionAttention, kvHeads)
+	}
+	cache.ProbePromptEnd(func(l int, pos [][]int64, mass []float32) {
+		for h := range kvHeads {
+			qa := attendHead(lay, pos[h], mass, h, g)
+			att[l][h] = &qa
+		}
+	})
+	return att
+}
+
+// diagnose measures every layer and KV head of cache at the question, with
+// the question's attention att where it was probed; withHeld also records
+// the retention data.
+func diagnose(cache *policies.Cache, layers, kvHeads int, lay keyLayout, att [][]*questionAttention, withHeld bool) *passkeyDiag {
 	d := &passkeyDiag{Block: lay.Block, Filler: lay.Filler, Heads: make([][]headDiag, layers)}
 	for l := range layers {
 		d.Heads[l] = make([]headDiag, kvHeads)
 		for h := range kvHeads {
 			held := cache.Held(l, h)
 			d.Heads[l][h] = diagnoseHead(lay, held, cache.Scores(l, h))
+			if qa := att[l][h]; qa != nil {
+				share := qa.share
+				d.Heads[l][h].Attention = &share
+				if qa.hasRatio {
+					r := qa.ratio
+					d.Heads[l][h].AttentionRatio = &r
+				}
+			}
 			if withHeld && h == 0 {
 				d.Held = append(d.Held, held)
 			}
@@ -191,9 +268,11 @@ func diagnose(cache *policies.Cache, layers, kvHeads int, lay keyLayout, withHel
 
 // diagTotals sums the diagnostics of a point's samples into its metrics.
 type diagTotals struct {
-	heads, whole int
-	held, ratio  float64
-	ratios       int
+	heads, whole           int
+	held, ratio            float64
+	ratios                 int
+	attention, attnRatio   float64
+	attentions, attnRatios int
 }
 
 func (t *diagTotals) add(d *passkeyDiag) {
@@ -208,12 +287,21 @@ func (t *diagTotals) add(d *passkeyDiag) {
 				t.ratio += *h.Ratio
 				t.ratios++
 			}
+			if h.Attention != nil {
+				t.attention += *h.Attention
+				t.attentions++
+			}
+			if h.AttentionRatio != nil {
+				t.attnRatio += *h.AttentionRatio
+				t.attnRatios++
+			}
 		}
 	}
 }
 
 // metrics adds key_held, key_whole and, where the policy keeps scores,
-// key_score_ratio to r.
+// key_score_ratio to r, and where the cache was probed key_attention and
+// key_attention_ratio.
 func (t *diagTotals) metrics(r *Result) {
 	if t.heads == 0 {
 		return
@@ -222,6 +310,12 @@ func (t *diagTotals) metrics(r *Result) {
 	r.metric("key_whole", 100*float64(t.whole)/float64(t.heads), "%")
 	if t.ratios > 0 {
 		r.metric("key_score_ratio", t.ratio/float64(t.ratios), "ratio")
+	}
+	if t.attentions > 0 {
+		r.metric("key_attention", 100*t.attention/float64(t.attentions), "%")
+	}
+	if t.attnRatios > 0 {
+		r.metric("key_attention_ratio", t.attnRatio/float64(t.attnRatios), "ratio")
 	}
 }
 

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,5 +92,27 @@ func TestPasskeyLayout(t *testing.T) {
 				t.Errorf("at %d: spelling %v decodes to %q", at, s, got)
 			}
 		}
+	}
+}
+
+// TestAttendHead works the question's attention by hand: key block [2, 4)
+// inside the filler [1, 6), keys at positions 0 (before the filler), 1, 2,
+// 3, 5 and 6 (the question), KV head 1 of two query heads each.
+func TestAttendHead(t *testing.T) {
+	lay := keyLayout{Block: [2]int{2, 4}, Filler: [2]int{1, 6}}
+	pos := []int64{0, 1, 2, 3, 5, 6}
+	mass := []float32{
+		1, 0, 0, 0, 0, 0, // query heads 0 and 1 belong to KV head 0
+		1, 0, 0, 0, 0, 0,
+		0.1, 0.1, 0.3, 0.3, 0.1, 0.1, // key 0.6 (0.3 a token), filler 0.1 a token: ratio 3
+		0, 0.2, 0.2, 0.2, 0.2, 0.2, // key 0.4 (0.2 a token), filler 0.2 a token: ratio 1
+	}
+	got := attendHead(lay, pos, mass, 1, 2)
+	if math.Abs(got.share-0.5) > 1e-6 || !got.hasRatio || math.Abs(got.ratio-2) > 1e-6 {
+		t.Errorf("KV head 1: share %v, ratio %v (%v); want 0.5, 2", got.share, got.ratio, got.hasRatio)
+	}
+	// KV head 0 puts nothing on the key or the filler: no ratio.
+	if got := attendHead(lay, pos, mass, 0, 2); got.share != 0 || got.hasRatio {
+		t.Errorf("KV head 0: share %v, ratio %v (%v); want 0 and none", got.share, got.ratio, got.hasRatio)
 	}
 }

@@ -23,28 +23,41 @@ type passkeyDiagRecord struct {
 // without diagnostics the metrics and records are absent.
 func TestPasskeyDiagnostics(t *testing.T) {
 	m, _ := loadFixture(t)
+	answers := map[string][]string{}
 	for _, tt := range []struct {
 		policy    string
 		params    map[string]any
 		diag      bool
 		fullyHeld bool
-		ratio     bool
+		ratio     bool // the policy keeps scores
+		attention bool // the cache probes the question's attention
 	}{
-		{"full", nil, true, true, false},
-		{"h2o", map[string]any{"budget": 200}, true, false, true},
-		{"h2o", map[string]any{"budget": 200}, false, false, false},
+		{"full", nil, true, true, false, true},
+		{"full", nil, false, false, false, false},
+		{"sink", map[string]any{"budget": 100}, true, false, false, true},
+		{"h2o", map[string]any{"budget": 200}, true, false, true, false},
+		{"h2o", map[string]any{"budget": 200}, false, false, false, false},
 	} {
 		env := newEnv(t, tt.policy, tt.params)
 		r := run(t, env, "passkey", map[string]any{
 			"length": passkeyLength, "depth_bin": 2, "samples": 2, "words": passkeyWords(t), "max_new": 2,
 			"diagnostics": tt.diag,
 		})
+		// Diagnostics observe: the answers are those of the run without.
+		outputs := map[string][]string{}
+		for i, rec := range samples[passkeyRecord](t, r) {
+			outputs[tt.policy] = append(outputs[tt.policy], rec.Output)
+			if prev := answers[tt.policy]; prev != nil && prev[i] != rec.Output {
+				t.Errorf("%s: sample %d answers %q with diagnostics %v, %q otherwise", tt.policy, i, rec.Output, tt.diag, prev[i])
+			}
+		}
+		answers[tt.policy] = outputs[tt.policy]
 		has := map[string]bool{}
 		for _, mt := range r.Metrics {
 			has[mt.Name] = true
 		}
 		if !tt.diag {
-			if has["key_held"] || has["key_whole"] || has["key_score_ratio"] {
+			if has["key_held"] || has["key_whole"] || has["key_score_ratio"] || has["key_attention"] {
 				t.Errorf("%s without diagnostics: metrics %v", tt.policy, r.Metrics)
 			}
 			for i, rec := range samples[passkeyDiagRecord](t, r) {
@@ -63,6 +76,15 @@ func TestPasskeyDiagnostics(t *testing.T) {
 		}
 		if has["key_score_ratio"] != tt.ratio {
 			t.Errorf("%s: key_score_ratio present = %v, want %v", tt.policy, has["key_score_ratio"], tt.ratio)
+		}
+		if has["key_attention"] != tt.attention || has["key_attention_ratio"] != tt.attention {
+			t.Errorf("%s: key_attention present = %v, key_attention_ratio %v, want %v", tt.policy,
+				has["key_attention"], has["key_attention_ratio"], tt.attention)
+		}
+		if tt.attention {
+			if a := metric(t, r, "key_attention"); a <= 0 || a > 100 {
+				t.Errorf("%s: key_attention %v %%, want in (0, 100]", tt.policy, a)
+			}
 		}
 		for i, rec := range samples[passkeyDiagRecord](t, r) {
 			d := rec.Diagnostics

@@ -15,7 +15,15 @@ type Cache struct {
 	shape  Shape
 	dtype  backend.DType
 	layers []layerCache
+	probe  PromptEndProbe // see ProbePromptEnd
 }
+
+// PromptEndProbe receives, for layer l, the attention of the prompt's last
+// token: pos[h] are the original positions of the keys KV head h attended
+// to, in attention order (the keys held, then the chunk's own), and mass
+// [Hq·len(pos[0])] that token's attention probabilities over them, query
+// head by query head.
+type PromptEndProbe func(l int, pos [][]int64, mass []float32)
 
 type layerCache struct {
 	p      Policy
@@ -29,6 +37,8 @@ type layerCache struct {
 	keys   []float32 // [n, Hkv·hd] the chunk's keys, for a keyObserver
 	host   []float32 // [Hq·hd] host copy of a chunk's last query, for a searcher
 	active bool      // between View and Update
+	probe  []float32 // [n] one-hot query weights while probing the prompt's last token
+	probed bool      // the current chunk is probed (see Cache.ProbePromptEnd)
 }
 
 // NewCache builds one policy per layer with f and returns the empty cache.
@@ -133,6 +143,16 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	}
 	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
 	lc.p.Plan(lc.step, &lc.view)
+	lc.probed = false
+	if c.probe != nil && lc.dev == nil && lc.view.QueryWeights == nil && lc.step.EndsPrompt() {
+		// Ask the backend for the attention of the prompt's last token
+		// alone; the policy asked for none and gets none.
+		lc.probe = grow(lc.probe, n)
+		clear(lc.probe)
+		lc.probe[lc.step.PromptEnd-1-lc.step.Start] = 1
+		lc.view.QueryWeights = lc.probe
+		lc.probed = true
+	}
 	lc.view.K, lc.view.V = lc.k, lc.v
 	if got, want := len(lc.view.Slots), lc.view.ViewLen*c.shape.KVHeads; got != want && lc.dev == nil {
 		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
@@ -222,6 +242,25 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 		return nil
 	}
 	lc.place = grow(lc.place, n*c.shape.KVHeads)
+	if lc.probed {
+		lc.view.QueryWeights = nil
+		lc.probed = false
+		if mass != nil {
+			pos := make([][]int64, c.shape.KVHeads)
+			whole := true // the view shows every held token
+			for h := range pos {
+				pos[h] = lc.p.Held(h, nil)
+				whole = whole && len(pos[h]) == lc.view.ViewLen
+				for i := range n {
+					pos[h] = append(pos[h], lc.step.Start+int64(i))
+				}
+			}
+			if whole {
+				c.probe(l, pos, mass)
+			}
+		}
+		mass = nil
+	}
 	if ko, ok := lc.p.(keyObserver); ok && ko.wantsKeys() {
 		lc.keys = grow(lc.keys, n*c.shape.KVHeads*c.shape.HeadDim)
 		c.b.Read(k, lc.keys)
@@ -238,6 +277,15 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 	lc.seen += int64(n)
 	return nil
 }
+
+// ProbePromptEnd has the cache hand fn the attention of the prompt's last
+// token in every layer whose policy asks for no attention mass of its own
+// and shows each chunk every token it holds (full, sink), as that chunk is
+// stored. Policies that ask for mass (cascade, h2o, …) or show a sparse
+// view (bigbird, logsearch) are not probed, nor are policies whose
+// bookkeeping runs on the device. The policy sees no mass and decides as it
+// would unprobed. nil stops probing.
+func (c *Cache) ProbePromptEnd(fn PromptEndProbe) { c.probe = fn }
 
 // Held returns the original positions head h of layer l holds, in
 // attention order.

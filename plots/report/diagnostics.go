@@ -18,20 +18,22 @@ type passkeyDiagSample struct {
 	Diagnostics  *struct {
 		Block [2]int64 `json:"block"`
 		Heads [][]struct {
-			Held  float64 `json:"held"`
-			Whole bool    `json:"whole"`
+			Held      float64  `json:"held"`
+			Whole     bool     `json:"whole"`
+			Attention *float64 `json:"attention"`
 		} `json:"heads"`
 		Held [][]int64 `json:"held"`
 	} `json:"diagnostics"`
 }
 
 // renderDiagnostics draws the figures of passkey points run with
-// diagnostics = true: per policy, the key block held and a whole key held
-// per layer and KV head against the depth bin, and for each depth bin a
+// diagnostics = true: per policy, the key block held, a whole key held and,
+// where probed, the question's attention on the key per layer and KV head
+// against the depth bin, and for each depth bin a
 // retention map of the first sample with its key block marked. It draws
 // nothing for a sweep without such points.
 func renderDiagnostics(db *results.DB, pts []*point, save saveFunc) error {
-	var held, whole []plots.KeyCell
+	var held, whole, attention []plots.KeyCell
 	rets := map[int][]plots.Retention{}
 	spans := map[int]map[string][2]int64{}
 	seen := map[int]map[string]bool{}
@@ -66,6 +68,10 @@ func renderDiagnostics(db *results.DB, pts []*point, save saveFunc) error {
 						cell.Value = 100
 					}
 					whole = append(whole, cell)
+					if hd.Attention != nil {
+						cell.Value = 100 * min(max(*hd.Attention, 0), 1)
+						attention = append(attention, cell)
+					}
 				}
 			}
 			if d.Held != nil && s.PromptTokens > 0 && !seen[bin][p.label] {
@@ -88,6 +94,12 @@ func renderDiagnostics(db *results.DB, pts []*point, save saveFunc) error {
 	f, err = plots.KeyMaps(whole, 5, "Whole key held (% of samples)")
 	if err := save("diagnostics_key_whole", "Whole key held", "Share of samples in which the layer's KV head holds every token of at least one spelling of the key's digits at the question.", f, err); err != nil {
 		return err
+	}
+	if len(attention) > 0 {
+		f, err = plots.KeyMaps(attention, 5, "Question's attention on the key block (%)")
+		if err := save("diagnostics_key_attention", "Question's attention on the key", "Share of the attention of the prompt's last token that falls on the key block, per layer's KV head (the mean over its query heads), for the policies the cache probes (those that ask for no attention mass of their own: full, sink).", f, err); err != nil {
+			return err
+		}
 	}
 	for bin := range 5 {
 		if len(rets[bin]) == 0 {

@@ -24,7 +24,7 @@ func TestRenderDiagnostics(t *testing.T) {
 		t.Fatal(err)
 	}
 	const first = `{"index":0,"prompt_tokens":100,"correct":true,"diagnostics":{"block":[40,60],"filler":[5,95],` +
-		`"heads":[[{"held":1,"whole":true},{"held":0.5,"whole":false,"ratio":2}]],"held":[[0,1,40,41,42,90,99]]}}`
+		`"heads":[[{"held":1,"whole":true,"attention":0.25},{"held":0.5,"whole":false,"ratio":2,"attention":0.5}]],"held":[[0,1,40,41,42,90,99]]}}`
 	const second = `{"index":1,"prompt_tokens":100,"correct":false,"diagnostics":{"block":[40,60],"filler":[5,95],` +
 		`"heads":[[{"held":0,"whole":false},{"held":0.25,"whole":false}]]}}`
 	specs := []results.PointSpec{
@@ -56,7 +56,7 @@ func TestRenderDiagnostics(t *testing.T) {
 	for _, f := range figs {
 		got[f.Name] = true
 	}
-	for _, name := range []string{"diagnostics_key_held", "diagnostics_key_whole", "diagnostics_retention_bin0", "diagnostics_retention_bin3"} {
+	for _, name := range []string{"diagnostics_key_held", "diagnostics_key_whole", "diagnostics_key_attention", "diagnostics_retention_bin0", "diagnostics_retention_bin3"} {
 		if !got[name] {
 			t.Errorf("figure %s not drawn (drew %v)", name, got)
 		} else if st, err := os.Stat(filepath.Join(dir, name+".png")); err != nil || st.Size() < 1000 {
