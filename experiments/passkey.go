@@ -41,6 +41,11 @@ func (passkeyExp) Params() []params.Param {
 			Doc: "the headline metric `score`: exact (the first digit run equals the key) or digits (the official " +
 				"per-place accuracy of the answer's first five digits); both are reported as accuracy and digit_accuracy", OmitDefault: true},
 		{Name: "stop_eos", Kind: "bool", Default: true, Doc: "end the answer at an end token (the official runs generate max_new tokens regardless)", OmitDefault: true},
+		{Name: "diagnostics", Kind: "bool", Default: false, Doc: "record at the question, per layer and KV head, the fraction of the key block " +
+			"held, whether a whole spelling of the key is held, and the policy's mean score of held key tokens over " +
+			"held filler tokens, and for policies that ask for no attention mass (full, sink) the share of the prompt's last " +
+			"token's attention on the key block and its key/filler ratio (metrics key_held, key_whole, key_score_ratio, " +
+			"key_attention, key_attention_ratio; detail in each sample)", OmitDefault: true},
 	}
 }
 
@@ -57,6 +62,9 @@ type passkeySample struct {
 	// KeyToken is the index of the key block's first token (format
 	// official only).
 	KeyToken int `json:"key_token,omitempty"`
+	// Diagnostics is what the cache held of the key at the question
+	// (diagnostics = true only).
+	Diagnostics *passkeyDiag `json:"diagnostics,omitempty"`
 }
 
 // passkeyPrompt makes the prompt of sample i.
@@ -116,6 +124,8 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 	}
 	r := &Result{}
 	correct, digits := 0, 0
+	diag := p.Bool("diagnostics")
+	var totals diagTotals
 	for i := 0; i < n; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -133,7 +143,24 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 			return nil, err
 		}
 		sess := env.Model.NewSession(cache, env.Chunk)
-		out, err := sess.Generate(ctx, ids, p.Int("max_new"), stop)
+		var out []int32
+		var dg *passkeyDiag
+		if diag {
+			var lay keyLayout
+			if lay, err = passkeyLayout(env.Tokenizer, ids, key, p.String("format")); err != nil {
+				sess.Close()
+				cache.Free()
+				return nil, fmt.Errorf("sample %d: %w", i, err)
+			}
+			m := env.Model
+			att := probeQuestion(cache, m.Layers, m.KVHeads, m.Heads/m.KVHeads, lay)
+			out, err = generateAt(ctx, sess, ids, p.Int("max_new"), stop, func() {
+				cache.ProbePromptEnd(nil)
+				dg = diagnose(cache, m.Layers, m.KVHeads, lay, att, i == 0)
+			})
+		} else {
+			out, err = sess.Generate(ctx, ids, p.Int("max_new"), stop)
+		}
 		sess.Close()
 		cache.Free()
 		if err != nil {
@@ -144,10 +171,13 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 		if ok {
 			correct++
 		}
-		d := passkey.DigitScore(key, text)
-		digits += d
+		dgt := passkey.DigitScore(key, text)
+		digits += dgt
 		rec := passkeySample{Index: i, Key: key, Depth: depth, PromptTokens: len(ids), Output: text, Correct: ok,
-			Digits: d, KeyToken: keyToken}
+			Digits: dgt, KeyToken: keyToken, Diagnostics: dg}
+		if dg != nil {
+			totals.add(dg)
+		}
 		if err := r.sample(rec); err != nil {
 			return nil, err
 		}
@@ -163,5 +193,6 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 	}
 	r.metric("correct", float64(correct), "samples")
 	r.metric("samples", float64(n), "samples")
+	totals.metrics(r)
 	return r, nil
 }

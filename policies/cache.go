@@ -15,7 +15,15 @@ type Cache struct {
 	shape  Shape
 	dtype  backend.DType
 	layers []layerCache
+	probe  PromptEndProbe // see ProbePromptEnd
 }
+
+// PromptEndProbe receives, for layer l, the attention of the prompt's last
+// token: pos[h] are the original positions of the keys KV head h attended
+// to, in attention order (the keys held, then the chunk's own), and mass
+// [Hq·len(pos[0])] that token's attention probabilities over them, query
+// head by query head.
+type PromptEndProbe func(l int, pos [][]int64, mass []float32)
 
 type layerCache struct {
 	p      Policy
@@ -29,6 +37,8 @@ type layerCache struct {
 	keys   []float32 // [n, Hkv·hd] the chunk's keys, for a keyObserver
 	host   []float32 // [Hq·hd] host copy of a chunk's last query, for a searcher
 	active bool      // between View and Update
+	probe  []float32 // [n] one-hot query weights while probing the prompt's last token
+	probed bool      // the current chunk is probed (see Cache.ProbePromptEnd)
 }
 
 // NewCache builds one policy per layer with f and returns the empty cache.
@@ -134,6 +144,16 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	}
 	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
 	lc.p.Plan(lc.step, &lc.view)
+	lc.probed = false
+	if c.probe != nil && lc.dev == nil && lc.view.QueryWeights == nil && lc.step.EndsPrompt() {
+		// Ask the backend for the attention of the prompt's last token
+		// alone; the policy asked for none and gets none.
+		lc.probe = grow(lc.probe, n)
+		clear(lc.probe)
+		lc.probe[lc.step.PromptEnd-1-lc.step.Start] = 1
+		lc.view.QueryWeights = lc.probe
+		lc.probed = true
+	}
 	lc.view.K, lc.view.V = lc.k, lc.v
 	rows := c.shape.KVHeads
 	if lc.view.PerQueryHead {
@@ -227,6 +247,25 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 		return nil
 	}
 	lc.place = grow(lc.place, n*c.shape.KVHeads)
+	if lc.probed {
+		lc.view.QueryWeights = nil
+		lc.probed = false
+		if mass != nil {
+			pos := make([][]int64, c.shape.KVHeads)
+			whole := true // the view shows every held token
+			for h := range pos {
+				pos[h] = lc.p.Held(h, nil)
+				whole = whole && len(pos[h]) == lc.view.ViewLen
+				for i := range n {
+					pos[h] = append(pos[h], lc.step.Start+int64(i))
+				}
+			}
+			if whole {
+				c.probe(l, pos, mass)
+			}
+		}
+		mass = nil
+	}
 	if ko, ok := lc.p.(keyObserver); ok && ko.wantsKeys() {
 		lc.keys = grow(lc.keys, n*c.shape.KVHeads*c.shape.HeadDim)
 		c.b.Read(k, lc.keys)
@@ -244,9 +283,39 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 	return nil
 }
 
+// ProbePromptEnd has the cache hand fn the attention of the prompt's last
+// token in every layer whose policy asks for no attention mass of its own
+// and shows each chunk every token it holds (full, sink), as that chunk is
+// stored. Policies that ask for mass (cascade, h2o, …) or show a sparse
+// view (bigbird, logsearch) are not probed, nor are policies whose
+// bookkeeping runs on the device. The policy sees no mass and decides as it
+// would unprobed. nil stops probing.
+func (c *Cache) ProbePromptEnd(fn PromptEndProbe) { c.probe = fn }
+
 // Held returns the original positions head h of layer l holds, in
 // attention order.
 func (c *Cache) Held(l, h int) []int64 { return c.layers[l].p.Held(h, nil) }
+
+// scorer is a policy that keeps a score for the tokens it may evict
+// (cascade: the EMA of the attention they received; h2o, snapkv and the
+// scored policies: their accumulated or fixed scores).
+type scorer interface {
+	// Scores appends to dst the scores of the scored tokens head h holds,
+	// which are the last tokens of Held's order (a cascade's sinks come
+	// first and have none).
+	Scores(h int, dst []float32) []float32
+}
+
+// Scores returns the scores the policy of layer l keeps for the tokens
+// head h holds, aligned with the tail of Held(l, h): the i-th score
+// belongs to Held(l, h)[len(Held)−len(Scores)+i]. It returns nil when the
+// policy keeps no scores (full, sink).
+func (c *Cache) Scores(l, h int) []float32 {
+	if s, ok := c.layers[l].p.(scorer); ok {
+		return s.Scores(h, nil)
+	}
+	return nil
+}
 
 // Bytes is the memory the cache holds: key and value storage of every layer
 // plus the policies' bookkeeping.

@@ -40,7 +40,7 @@ func dbOutCommand(name, usage string, args []string, stderr io.Writer, fn func(d
 
 func runPlot(args []string, stdout, stderr io.Writer) error {
 	return dbOutCommand("plot", "Draws every figure the database supports into DIR (PNG and SVG): passkey tables per\n"+
-		"policy, perplexity vs tokens seen, latency and memory vs length, LongBench bars and\nretention maps.",
+		"policy, perplexity vs tokens seen, latency and memory vs length, LongBench bars,\nretention maps, and for passkey with diagnostics = true the key held (and the question's\nattention on it) per layer and KV head and retention at the question, key block marked.",
 		args, stderr, func(db *results.DB, sweep, out string) error {
 			figs, err := report.Render(db, sweep, out)
 			if err != nil {

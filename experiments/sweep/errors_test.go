@@ -45,7 +45,7 @@ var errorCases = []struct {
 	{"unknown key in inline policy", "name = \"x\"\n" + body + "[[policy]]\nname = \"truncated\"\nparams = { keep = 5, mood = \"last\" }\n",
 		[]string{`e.toml:10:22: policy[1].params.mood: unknown parameter of policy truncated (known: keep, mode, budget, ratio)`}},
 	{"unknown parameter", "name = \"x\"\n" + body + "[[experiment]]\nname = \"passkey\"\n[experiment.params]\nlength = 5\n\"lenght\" = 6\n",
-		[]string{`e.toml:12:1: experiment[1].params.lenght: unknown parameter of experiment passkey (known: length, depth_bin, samples, seed, words, template, max_new, format, score, stop_eos)`}},
+		[]string{`e.toml:12:1: experiment[1].params.lenght: unknown parameter of experiment passkey (known: length, depth_bin, samples, seed, words, template, max_new, format, score, stop_eos, diagnostics)`}},
 	{"unknown parameter, dotted", "name = \"x\"\n[model]\nname = \"m\"\n[policy]\nname = \"full\"\n[experiment]\nname = \"memory\"\nparams . tokens = 1\n",
 		[]string{`e.toml:8:10: experiment.params.tokens: unknown parameter of experiment memory (known: length, checkpoints, seed)`}},
 	{"unknown key in rule table", "name = \"x\"\n" + body + "[[exclude]]\npolicy = \"full\"\n[exclude.x]\ny = 1\n",
@@ -136,7 +136,7 @@ var errorCases = []struct {
 	{"empty rule", "name = \"x\"\n" + body + "[[exclude]]\n",
 		[]string{`e.toml:8:1: exclude[0]: empty rule: it would match every point`}},
 	{"unknown rule key", "name = \"x\"\n" + body + "[[include]]\nlenght = 5\n",
-		[]string{`e.toml:9:1: include[0].lenght: unknown key: not a parameter of any experiment or policy of this sweep (keys: backend, chunk, depth_bin, experiment, format, label, length, max_new, model, policy, samples, score, seed, stop_eos, template, words)`}},
+		[]string{`e.toml:9:1: include[0].lenght: unknown key: not a parameter of any experiment or policy of this sweep (keys: backend, chunk, depth_bin, diagnostics, experiment, format, label, length, max_new, model, policy, samples, score, seed, stop_eos, template, words)`}},
 	{"rule value kind", "name = \"x\"\n" + body + "[[exclude]]\nlength = \"long\"\n[[exclude]]\nlength = [1, true]\n",
 		[]string{
 			`e.toml:9:1: exclude[0].length: "long" can never match: want int`,

@@ -517,3 +517,35 @@ budget = 512
 		t.Errorf("h2o's reductions mean, max and query_max make %d distinct points, want 3", len(hashes))
 	}
 }
+
+// TestHashOmitsDefaultDiagnostics holds a passkey point's hash to the value
+// it had before passkey took `diagnostics`: off, written or not, it is left
+// out of the hash; on, it makes another point.
+func TestHashOmitsDefaultDiagnostics(t *testing.T) {
+	const before = "a99676e321c9c310911b047859071901" // the point of TestHashOmitsDefaultScoring
+	for _, tt := range []struct {
+		name, extra string
+		same        bool
+	}{
+		{"not written", "", true},
+		{"written at its default", "diagnostics = false\n", true},
+		{"on", "diagnostics = true\n", false},
+	} {
+		src := head + `[[experiment]]
+name = "passkey"
+[experiment.params]
+length = 2048
+depth_bin = 3
+` + tt.extra + `[[policy]]
+name = "cascade"
+[policy.params]
+sinks = 4
+size = 252
+cascades = 4
+`
+		_, pts := mustParse(t, src, "a.toml")
+		if got := pts[0].Hash == before; got != tt.same {
+			t.Errorf("%s: hash %s, before %s, want same = %v", tt.name, pts[0].Hash, before, tt.same)
+		}
+	}
+}

@@ -202,6 +202,9 @@ func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 			return nil, err
 		}
 	}
+	if err := renderDiagnostics(db, pts, save); err != nil {
+		return nil, err
+	}
 	if rs, err := retention(db, pts); err != nil {
 		return nil, err
 	} else if len(rs) > 0 {
