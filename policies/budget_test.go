@@ -42,6 +42,8 @@ func TestBudgetSplit(t *testing.T) {
 		{"truncated", map[string]any{"budget": 300}, map[string]any{"keep": 300}, ""},
 		{"truncated", map[string]any{"budget": 300, "keep": 200}, nil, "give one of them"},
 		{"snapkv", map[string]any{"budget": 300}, map[string]any{"budget": 300, "window": 32}, ""},
+		{"adakv", map[string]any{"budget": 300}, map[string]any{"budget": 300, "window": 32, "safeguard": 0.2}, ""},
+		{"ada_snapkv", map[string]any{"budget": 20}, nil, "exceed window"},
 		{"sink", map[string]any{"budget": 0}, nil, "must lie in [1"},
 		{"sink", map[string]any{"budget": 256, "ratio": 0.5}, nil, "not both"},
 		{"sink", map[string]any{"ratio": 1.5}, nil, "must lie in (0, 1]"},
@@ -178,6 +180,16 @@ func TestBudgetNeverExceeded(t *testing.T) {
 					}
 					h.chunk(n, pe)
 					afterPrompt := h.seen - prompt // tokens generated
+					if h.pooled {                  // heads share the layer's KV heads × budget
+						var held int64
+						for kh := range gqa.KVHeads {
+							held += int64(len(h.held(kh)))
+						}
+						if afterPrompt >= 0 && held > int64(gqa.KVHeads)*(int64(b)+afterPrompt) {
+							t.Fatalf("at %d: %d held in %d heads, budget %d + %d generated each", h.seen, held, gqa.KVHeads, b, afterPrompt)
+						}
+						continue
+					}
 					for kh := range gqa.KVHeads {
 						held := int64(len(h.held(kh)))
 						switch {

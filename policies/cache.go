@@ -15,13 +15,16 @@ type Cache struct {
 	shape  Shape
 	dtype  backend.DType
 	layers []layerCache
+	// pooled: every layer stores its keys and values in one pool
+	// [1, capacity, hd] that all KV heads draw slots from (slotSharer).
+	pooled bool
 }
 
 type layerCache struct {
 	p      Policy
 	dev    devicePolicy   // p, when its bookkeeping runs on the backend's device
-	k, v   backend.Tensor // [Hkv, capacity, hd]
-	cap    int            // slots per KV head
+	k, v   backend.Tensor // [Hkv, capacity, hd], or [1, capacity, hd] when pooled
+	cap    int            // slots per KV head, or in the pool
 	seen   int64          // tokens seen
 	view   backend.View
 	step   Step
@@ -53,7 +56,23 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
 		}
 	}
+	if sh, ok := c.layers[0].p.(slotSharer); ok && sh.sharesSlots() {
+		if sp, ok := b.(backend.SlotPooler); !ok || !sp.PoolsSlots() {
+			c.Free()
+			return nil, fmt.Errorf("policy %s gives KV heads different numbers of tokens from one pool of slots per layer, "+
+				"which backend %s cannot address (backend.SlotPooler): run it on the cpu backend", f.Name(), b.Name())
+		}
+		c.pooled = true
+	}
 	return c, nil
+}
+
+// slotSharer is implemented by policies whose KV heads draw their slots
+// from one pool per layer (adakv), so that heads hold different numbers of
+// tokens: Reserve and the slots they place then count the pool, and the
+// Cache stores the layer as one [1, capacity, hd] on a backend.SlotPooler.
+type slotSharer interface {
+	sharesSlots() bool
 }
 
 // deviceFactory is a Factory whose policies also come in a variant that
@@ -170,8 +189,12 @@ func (c *Cache) Query(l int, q backend.Tensor) error {
 func (c *Cache) growLayer(lc *layerCache, need int) {
 	newCap := grownCap(lc.cap, need)
 	s := c.shape
-	k := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
-	v := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
+	heads := s.KVHeads
+	if c.pooled {
+		heads = 1
+	}
+	k := c.b.New(c.dtype, heads, newCap, s.HeadDim)
+	v := c.b.New(c.dtype, heads, newCap, s.HeadDim)
 	if lc.k != nil {
 		c.b.CopySlots(k, lc.k, lc.cap)
 		c.b.CopySlots(v, lc.v, lc.cap)
@@ -247,9 +270,13 @@ func (c *Cache) Held(l, h int) []int64 { return c.layers[l].p.Held(h, nil) }
 // plus the policies' bookkeeping.
 func (c *Cache) Bytes() int64 {
 	var total int64
+	heads := c.shape.KVHeads
+	if c.pooled {
+		heads = 1
+	}
 	for i := range c.layers {
 		lc := &c.layers[i]
-		total += 2 * int64(lc.cap) * int64(c.shape.KVHeads*c.shape.HeadDim*c.dtype.Size())
+		total += 2 * int64(lc.cap) * int64(heads*c.shape.HeadDim*c.dtype.Size())
 		total += lc.p.MetaBytes()
 	}
 	return total

@@ -423,3 +423,41 @@ func TestE2ECascadeGQA(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAdakvPool: adakv with a safeguard of 1 holds snapkv's tokens, in
+// one pool of slots per layer instead of per-head storage, and the CPU
+// backend's pooled attention gives the same logits; with the default
+// safeguard heads hold different numbers of tokens in a pool of KV heads ×
+// budget slots. A backend that cannot address a pool is refused when the
+// cache is made.
+func TestE2EAdakvPool(t *testing.T) {
+	m := loadFixture(t, "llama")
+	prompt := randomIDs(100, m.Vocab, 4)
+	params := map[string]any{"window": 4, "kernel": 3, "budget": 24}
+	want, _ := runWith(t, m, "snapkv", params, 16, true, prompt)
+	pooled := map[string]any{"window": 4, "kernel": 3, "budget": 24, "safeguard": 1.0}
+	got, _ := runWith(t, m, "adakv", pooled, 16, true, prompt)
+	checkClose(t, "adakv safeguard 1 vs snapkv", got, want)
+
+	_, c := runWith(t, m, "adakv", map[string]any{"window": 4, "budget": 24}, 16, false, prompt)
+	for l := range m.Layers {
+		total := 0
+		for h := range m.KVHeads {
+			total += len(c.Held(l, h))
+		}
+		if total != 24*m.KVHeads {
+			t.Errorf("layer %d: heads hold %d tokens, want %d", l, total, 24*m.KVHeads)
+		}
+	}
+
+	f, err := policies.New("adakv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policies.NewCache(noPool{m.Backend()}, f, shapeOf(m), backend.F32); err == nil {
+		t.Error("a backend without pooled storage was accepted")
+	}
+}
+
+// noPool is a backend that does not address pooled storage.
+type noPool struct{ backend.Backend }

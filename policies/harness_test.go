@@ -26,6 +26,7 @@ type harness struct {
 	place    []int32
 	massBuf  []float32
 	viewOnly bool // Held is more than the view (bigbird)
+	pooled   bool // all heads draw from one pool of slots, store[0]; views are ragged (adakv)
 	original bool // positions = original
 	// mass, when set, fills the attention mass of the chunk: m [Hq·(L+n)],
 	// given the original position of every view entry of every KV head.
@@ -49,6 +50,9 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
 	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch"
 	h.original = params["positions"] == "original" || name == "hip_bigbird"
+	if sh, ok := p.(slotSharer); ok && sh.sharesSlots() {
+		h.pooled = true
+	}
 	return h
 }
 
@@ -101,17 +105,41 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	}
 	original := h.original
 	h.orig = grow(h.orig, hk)
+	var inView map[int32]int // pooled: the head viewing each slot
+	if h.pooled {
+		inView = map[int32]int{}
+	}
 	for kh := 0; kh < hk; kh++ {
 		slots, pos := h.ctx.Slots[kh*L:(kh+1)*L], h.ctx.Pos[kh*L:(kh+1)*L]
 		h.orig[kh] = h.orig[kh][:0]
+		store := h.storeOf(kh)
+		Lh := L // the head's own keys; the rest of its row is padding
+		if h.pooled {
+			Lh = len(h.p.Held(kh, nil))
+			for j := Lh; j < L; j++ {
+				if slots[j] >= 0 {
+					t.Fatalf("%s at %d head %d: view slot %d = %d past the head's %d keys", h.name, h.seen, kh, j, slots[j], Lh)
+				}
+			}
+			slots, pos = slots[:Lh], pos[:Lh]
+			for _, s := range slots {
+				if o, ok := inView[s]; ok {
+					t.Fatalf("%s at %d: pool slot %d in the views of heads %d and %d", h.name, h.seen, s, o, kh)
+				}
+				inView[s] = kh
+			}
+		}
 		for j, s := range slots {
 			if s < 0 || int(s) >= need {
 				t.Fatalf("%s at %d head %d: view slot %d = %d outside [0, %d)", h.name, h.seen, kh, j, s, need)
 			}
-			h.orig[kh] = append(h.orig[kh], h.store[kh][s])
-			if h.store[kh][s] < 0 {
+			h.orig[kh] = append(h.orig[kh], store[s])
+			if store[s] < 0 {
 				t.Fatalf("%s at %d head %d: view slot %d = %d was never written", h.name, h.seen, kh, j, s)
 			}
+		}
+		for len(h.orig[kh]) < L {
+			h.orig[kh] = append(h.orig[kh], -1) // padding: the mass functions skip it
 		}
 		if dup := firstDup(slots); dup >= 0 {
 			t.Fatalf("%s at %d head %d: slot %d twice in the view", h.name, h.seen, kh, dup)
@@ -128,7 +156,7 @@ func (h *harness) chunk(n int, promptEnd int64) {
 					pos[j], want, slots[j], h.orig[kh][j])
 			}
 		}
-		if wantQ := int32(L); original && h.ctx.QueryPos[kh] != int32(h.seen) || !original && h.ctx.QueryPos[kh] != wantQ {
+		if wantQ := int32(Lh); original && h.ctx.QueryPos[kh] != int32(h.seen) || !original && h.ctx.QueryPos[kh] != wantQ {
 			t.Fatalf("%s at %d head %d: query position %d with %d keys in view", h.name, h.seen, kh, h.ctx.QueryPos[kh], L)
 		}
 		held := h.p.Held(kh, nil)
@@ -138,7 +166,7 @@ func (h *harness) chunk(n int, promptEnd int64) {
 					t.Fatalf("%s at %d head %d: view token %d not held", h.name, h.seen, kh, x)
 				}
 			}
-		} else if !slices.Equal(held, h.orig[kh]) {
+		} else if !slices.Equal(held, h.orig[kh][:Lh]) {
 			t.Fatalf("%s at %d head %d: Held %v\nbut the view slots hold %v", h.name, h.seen, kh, clip(held), clip(h.orig[kh]))
 		}
 	}
@@ -173,10 +201,19 @@ func (h *harness) chunk(n int, promptEnd int64) {
 			if s < 0 || int(s) >= need {
 				t.Fatalf("%s at %d head %d: token %d placed in slot %d outside [0, %d)", h.name, h.seen, kh, h.seen+int64(i), s, need)
 			}
-			h.store[kh][s] = h.seen + int64(i)
+			h.storeOf(kh)[s] = h.seen + int64(i)
 		}
 	}
 	h.seen += int64(n)
+}
+
+// storeOf returns the fake storage head kh's slots index: its own, or the
+// layer's pool.
+func (h *harness) storeOf(kh int) []int64 {
+	if h.pooled {
+		return h.store[0]
+	}
+	return h.store[kh]
 }
 
 // held returns what head kh holds now.

@@ -52,6 +52,9 @@ func TestPropertyInvariants(t *testing.T) {
 		{"pyramidkv", map[string]any{"window": 8, "kernel": 3, "budget": 40}, 1200, mixed, 900},
 		{"snapkv", map[string]any{"window": 8, "kernel": 3, "budget": 40, "decode_every": 5, "decode_target": 30}, 1200, mixed, 700},
 		{"snapkv", map[string]any{"window": 4, "budget": 20, "decode_every": 1}, 600, mixed, -1},
+		{"adakv", map[string]any{"window": 8, "kernel": 3, "budget": 40}, 1200, mixed, 900},
+		{"adakv", map[string]any{"window": 4, "budget": 20, "safeguard": 0.0}, 300, []int{1}, 200},
+		{"adakv", map[string]any{"window": 4, "budget": 30, "safeguard": 1.0}, 500, mixed, 300},
 		{"logsearch", map[string]any{"sinks": 4, "window": 20, "block": 4, "topk": 3}, 1500, mixed, -1},
 		{"logsearch", map[string]any{"sinks": 0, "window": 0, "block": 1, "topk": 2}, 300, mixed, -1},
 	}

@@ -44,6 +44,7 @@ type Values = params.Values
 func Specs() []Spec {
 	s := []Spec{fullSpec(), truncatedSpec(), cascadeSpec(), sinkSpec(), h2oSpec(), snapkvSpec(), bigbirdSpec(), hipBigbirdSpec(), logsearchSpec()}
 	s = append(s, newSpecs()...)
+	s = append(s, adakvSpec())
 	for i := range s {
 		addVocabulary(&s[i])
 		withBudget(&s[i])
