@@ -30,7 +30,8 @@ type layerCache struct {
 	step   Step
 	place  []int32   // [Hkv·n]
 	keys   []float32 // [n, Hkv·hd] the chunk's keys, for a keyObserver
-	host   []float32 // [Hq·hd] host copy of a chunk's last query, for a searcher
+	vals   []float32 // [n, Hkv·hd] the chunk's values, for a valueObserver
+	host   []float32 // [Hq·hd] host copy of a chunk's last query, for a searcher; [n, Hq·hd] for a queryObserver
 	active bool      // between View and Update
 }
 
@@ -162,10 +163,21 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 
 // Query hands layer l the queries q [n, Hq·hd] (before RoPE) of the chunk
 // whose View comes next. Only a policy that plans from the queries
-// (logsearch) reads them: its layer copies the last row to the host; for
-// the others Query does nothing.
+// (logsearch) or scores by them (a queryObserver) reads them: the layer
+// copies the last row, or all rows, to the host; for the others Query does
+// nothing.
 func (c *Cache) Query(l int, q backend.Tensor) error {
 	lc := &c.layers[l]
+	if qo, ok := lc.p.(queryObserver); ok && qo.wantsQueries() {
+		sh := q.Shape()
+		if len(sh) != 2 || sh[1] != c.shape.QHeads*c.shape.HeadDim {
+			return fmt.Errorf("cache layer %d: queries of shape %v, want [n, %d]", l, sh, c.shape.QHeads*c.shape.HeadDim)
+		}
+		lc.host = grow(lc.host, sh[0]*sh[1])
+		c.b.Read(q, lc.host)
+		qo.observeQueries(lc.host)
+		return nil
+	}
 	sp, ok := lc.p.(searcher)
 	if !ok {
 		return nil
@@ -249,6 +261,11 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 		lc.keys = grow(lc.keys, n*c.shape.KVHeads*c.shape.HeadDim)
 		c.b.Read(k, lc.keys)
 		ko.observeKeys(lc.keys)
+	}
+	if vo, ok := lc.p.(valueObserver); ok && vo.wantsValues() {
+		lc.vals = grow(lc.vals, n*c.shape.KVHeads*c.shape.HeadDim)
+		c.b.Read(v, lc.vals)
+		vo.observeValues(lc.vals)
 	}
 	lc.p.Commit(mass, lc.place)
 	for i, s := range lc.place {

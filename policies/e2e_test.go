@@ -244,6 +244,7 @@ var policyCases = []policyCase{
 	{"cascade", map[string]any{"sinks": 4, "size": 32, "cascades": 4}, constant(4 + 32), true},
 	{"sink", map[string]any{"sinks": 4, "window": 32}, constant(4 + 32), true},
 	{"h2o", map[string]any{"heavy": 16, "recent": 16}, constant(16 + 16), true},
+	{"expected_attention", map[string]any{"budget": 36, "sinks": 4, "window": 8, "queries": 16, "future": 64}, constant(36), true},
 	// snapkv keeps the whole prompt until its last chunk, then budget
 	// tokens, and appends what it decodes
 	{"snapkv", map[string]any{"window": 8, "budget": 32, "kernel": 5}, func(seen int64, prompt, decoded int) int {

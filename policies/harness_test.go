@@ -47,11 +47,14 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 		t.Fatalf("NewLayer: %v", err)
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
-	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
+	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova", "expected_attention"}, name)
 	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch"
 	h.original = params["positions"] == "original" || name == "hip_bigbird"
 	if sh, ok := p.(slotSharer); ok && sh.sharesSlots() {
 		h.pooled = true
+	}
+	if r, ok := p.(roped); ok {
+		r.setRoPE(testRoPE(s.HeadDim))
 	}
 	return h
 }
@@ -96,6 +99,12 @@ func (h *harness) chunk(n int, promptEnd int64) {
 			h.rng = rand.New(rand.NewPCG(7, uint64(h.seen)))
 		}
 		sp.setQuery(gaussian(h.rng, h.s.QHeads*h.s.HeadDim))
+	}
+	if qo, ok := h.p.(queryObserver); ok && qo.wantsQueries() {
+		if h.rng == nil {
+			h.rng = rand.New(rand.NewPCG(7, uint64(h.seen)))
+		}
+		qo.observeQueries(gaussian(h.rng, n*h.s.QHeads*h.s.HeadDim))
 	}
 	h.p.Plan(step, &h.ctx)
 	L := h.ctx.ViewLen
@@ -191,6 +200,9 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	} else if ko, ok := h.p.(keyObserver); ok && ko.wantsKeys() {
 		ko.observeKeys(testKeys(step, h.s))
 	}
+	if vo, ok := h.p.(valueObserver); ok && vo.wantsValues() {
+		vo.observeValues(testKeys(Step{Start: step.Start + 3, N: n}, h.s))
+	}
 	h.p.Commit(mass, h.place)
 	for kh := 0; kh < hk; kh++ {
 		for i := 0; i < n; i++ {
@@ -283,6 +295,15 @@ func testKeys(step Step, s Shape) []float32 {
 		}
 	}
 	return k
+}
+
+// testRoPE is a RoPE of base 10000 for head dimension hd.
+func testRoPE(hd int) rope {
+	f := make([]float32, hd/2)
+	for i := range f {
+		f[i] = float32(math.Pow(10000, -float64(2*i)/float64(hd)))
+	}
+	return rope{invFreq: f, factor: 1}
 }
 
 // gaussian returns n standard normal values.

@@ -27,8 +27,10 @@
 //   - logsearch keeps everything, shows each chunk sinks and a recent
 //     window, and retrieves the top-k blocks of the rest from a tree of
 //     key bounds (the Cache hands it queries and keys on the host).
-//   - random, knorm and tova keep the best-scored tokens in fixed memory
-//     (scored.go), pyramidkv is snapkv with budgets falling across layers.
+//   - random, knorm, tova and expected_attention keep the best-scored
+//     tokens in fixed memory (scored.go, expected.go), pyramidkv is snapkv
+//     with budgets falling across layers, adakv is snapkv whose layer
+//     budget its KV heads share by score (adakv.go).
 //
 // Every bounded policy also takes `budget` or `ratio`, split over its own
 // keys by a default of its own (budget.go).
