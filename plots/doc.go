@@ -1,6 +1,7 @@
 // Package plots draws the figures of a kvcascade study from plain data:
 // passkey heat-map tables, streaming perplexity, latency and memory scaling,
-// LongBench grouped bars and retention maps.
+// LongBench grouped bars, retention maps and budget sweeps (a metric
+// against the cache budget, one line per policy).
 //
 // Every builder is a pure function from slices of plain structs to a
 // *Figure; nothing here reads a database or a file. Save writes any
