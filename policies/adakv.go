@@ -65,6 +65,7 @@ type adakv struct {
 	floor  int
 	scores [][]float32 // [Hkv][prefix] pooled scores of each head
 	cand   []candidate // scored prefix tokens not yet kept
+	order  []int32     // indices into cand, best first after selectTop
 	keep   [][]bool    // [Hkv][T] tokens kept
 }
 
@@ -162,11 +163,11 @@ func (p *adakv) allocate() {
 		}
 	}
 	rest := min(len(p.cand), hk*(share-floor))
-	ci := make([]int32, len(p.cand))
-	for i := range ci {
-		ci[i] = int32(i)
+	p.order = grow(p.order, len(p.cand))
+	for i := range p.order {
+		p.order[i] = int32(i)
 	}
-	selectTop(ci, rest, func(a, b int32) bool {
+	selectTop(p.order, rest, func(a, b int32) bool {
 		x, y := p.cand[a], p.cand[b]
 		sx, sy := p.scores[x.h][x.j], p.scores[y.h][y.j]
 		if sx != sy {
@@ -177,7 +178,7 @@ func (p *adakv) allocate() {
 		}
 		return x.h < y.h
 	})
-	for _, i := range ci[:rest] {
+	for _, i := range p.order[:rest] {
 		c := p.cand[i]
 		p.keep[c.h][c.j] = true
 	}
@@ -190,7 +191,7 @@ func (p *adakv) allocate() {
 func (p *adakv) Held(h int, dst []int64) []int64 { return append(dst, p.lists[h].pos...) }
 
 func (p *adakv) MetaBytes() int64 {
-	b := p.snapkv.MetaBytes() + int64(cap(p.cand))*8
+	b := p.snapkv.MetaBytes() + int64(cap(p.cand))*8 + int64(cap(p.order))*4
 	for h := range p.scores {
 		b += int64(cap(p.scores[h])) * 4
 	}

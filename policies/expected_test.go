@@ -137,3 +137,32 @@ func TestExpectedKeepsWhatQueriesLookFor(t *testing.T) {
 		t.Errorf("held %v, want 7, 57 and 157 among them", got)
 	}
 }
+
+// TestNewPoliciesTakeRatio: adakv and expected_attention resolve a ratio
+// per prompt like every bounded policy.
+func TestNewPoliciesTakeRatio(t *testing.T) {
+	for _, name := range []string{"adakv", "ada_snapkv", "expected_attention"} {
+		f, err := New(name, map[string]any{"ratio": 0.25})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		g, err := f.(RatioFactory).ForPrompt(1000)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		p, err := g.NewLayer(0, gqa)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var b int
+		switch x := p.(type) {
+		case *adakv:
+			b = x.c.budget
+		case *expected:
+			b = x.c.budget
+		}
+		if b != 250 {
+			t.Errorf("%s: ratio 0.25 of 1000 tokens gives budget %d, want 250", name, b)
+		}
+	}
+}
