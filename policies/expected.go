@@ -75,12 +75,13 @@ type expected struct {
 	logit    []float32 // [T]
 	acc      []float32 // [T]
 	mu, r    []float32 // [hd], [queries·hd]: μ̄ and R̄(qᵢ − μ)
-	cbar     []float32 // [hd/2]
+	cbar     []float32 // [hd/2] mean rotation from position meanAt
 	sbar     []float32 // [hd/2]
+	meanAt   int64     // first future position of cbar, sbar (set while len(cbar) = hd/2)
 	tmp, row []float32 // [hd]
 }
 
-func (p *expected) setRoPE(r rope) { p.rope = r }
+func (p *expected) setRoPE(r rope) { p.rope, p.cbar = r, p.cbar[:0] }
 
 func (p *expected) wantsKeys() bool { return true }
 
@@ -178,9 +179,11 @@ func (p *expected) score(h int) {
 		}
 		p.rope.rotate(p.kr[j*hd:(j+1)*hd], p.held[h][j*hd:(j+1)*hd], pos)
 	}
-	half := hd / 2
-	p.cbar, p.sbar = grow(p.cbar, half), grow(p.sbar, half)
-	p.rope.mean(p.cbar, p.sbar, next, p.e.future)
+	if half := hd / 2; len(p.cbar) != half || p.meanAt != next {
+		// in cache mode next is the same once the cache is full
+		p.cbar, p.sbar, p.meanAt = grow(p.cbar, half), grow(p.sbar, half), next
+		p.rope.mean(p.cbar, p.sbar, next, p.e.future)
+	}
 	p.logit, p.acc = grow(p.logit, T), grow(p.acc, T)
 	clear(p.acc)
 	p.mu, p.tmp, p.row = grow(p.mu, hd), grow(p.tmp, hd), grow(p.row, hd)
