@@ -1,7 +1,8 @@
 // Package plots draws the figures of a kvcascade study from plain data:
 // passkey heat-map tables, streaming perplexity, latency and memory scaling,
-// LongBench grouped bars, retention maps and the key maps of passkey
-// diagnostics (KeyMaps, RetentionSpans).
+// LongBench grouped bars, retention maps, the key maps of passkey
+// diagnostics (KeyMaps, RetentionSpans) and budget sweeps (a metric
+// against the cache budget, one line per policy).
 //
 // Every builder is a pure function from slices of plain structs to a
 // *Figure; nothing here reads a database or a file. Save writes any

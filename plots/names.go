@@ -12,6 +12,9 @@ var displayNames = map[string]string{
 	"bigbird":   "BigBird",
 	"full":      "Full attention",
 	"truncated": "Truncated",
+	"adakv":     "Ada-KV",
+
+	"expected_attention": "Expected Attention",
 }
 
 // DisplayName returns the name figures give the policy registered as id

@@ -545,3 +545,25 @@ func TestBinFractions(t *testing.T) {
 		t.Errorf("binFractions = %v, want [1 0 1]", got)
 	}
 }
+
+// TestBudgetSweep: a budget sweep draws with its levels, and refuses
+// budgets a log axis cannot place.
+func TestBudgetSweep(t *testing.T) {
+	series := []Series{
+		{Policy: "Cascade (x)", Points: []Point{{128, 0}, {256, 50}, {512, 100}}},
+		{Policy: "StreamingLLM", Points: []Point{{512, 50}, {128, 0}}},
+	}
+	f, err := BudgetSweep(series, BudgetOptions{YLabel: "Accuracy (%)", Percent: true, Levels: []Level{{Y: 50, Label: "Full attention"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(f, filepath.Join(t.TempDir(), "budget.png"), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BudgetSweep([]Series{{Policy: "a", Points: []Point{{0, 1}}}}, BudgetOptions{}); err == nil {
+		t.Error("budget 0 accepted on a log axis")
+	}
+	if _, err := BudgetSweep(nil, BudgetOptions{}); err == nil {
+		t.Error("no series accepted")
+	}
+}

@@ -50,6 +50,8 @@ func TestBudgetSplit(t *testing.T) {
 		{"duo", map[string]any{"budget": 256}, map[string]any{"sinks": 4, "window": 252}, ""},
 		{"duo", map[string]any{"budget": 256, "sinks": 16, "streaming": "cascade"}, map[string]any{"sinks": 16, "window": 240}, ""},
 		{"duo", map[string]any{"budget": 3, "sinks": 4}, nil, "cannot hold"},
+		{"adakv", map[string]any{"budget": 300}, map[string]any{"budget": 300, "window": 32, "safeguard": 0.2}, ""},
+		{"ada_snapkv", map[string]any{"budget": 20}, nil, "exceed window"},
 		{"sink", map[string]any{"budget": 0}, nil, "must lie in [1"},
 		{"sink", map[string]any{"budget": 256, "ratio": 0.5}, nil, "not both"},
 		{"sink", map[string]any{"ratio": 1.5}, nil, "must lie in (0, 1]"},
@@ -186,6 +188,16 @@ func TestBudgetNeverExceeded(t *testing.T) {
 					}
 					h.chunk(n, pe)
 					afterPrompt := h.seen - prompt // tokens generated
+					if h.pooled {                  // heads share the layer's KV heads × budget
+						var held int64
+						for kh := range gqa.KVHeads {
+							held += int64(len(h.held(kh)))
+						}
+						if afterPrompt >= 0 && held > int64(gqa.KVHeads)*(int64(b)+afterPrompt) {
+							t.Fatalf("at %d: %d held in %d heads, budget %d + %d generated each", h.seen, held, gqa.KVHeads, b, afterPrompt)
+						}
+						continue
+					}
 					for kh := range gqa.KVHeads {
 						held := int64(len(h.held(kh)))
 						switch {

@@ -16,6 +16,9 @@ type Cache struct {
 	dtype  backend.DType
 	layers []layerCache
 	probe  PromptEndProbe // see ProbePromptEnd
+	// pooled: every layer stores its keys and values in one pool
+	// [1, capacity, hd] that all KV heads draw slots from (slotSharer).
+	pooled bool
 }
 
 // PromptEndProbe receives, for layer l, the attention of the prompt's last
@@ -28,14 +31,15 @@ type PromptEndProbe func(l int, pos [][]int64, mass []float32)
 type layerCache struct {
 	p      Policy
 	dev    devicePolicy   // p, when its bookkeeping runs on the backend's device
-	k, v   backend.Tensor // [Hkv, capacity, hd]
-	cap    int            // slots per KV head
+	k, v   backend.Tensor // [Hkv, capacity, hd], or [1, capacity, hd] when pooled
+	cap    int            // slots per KV head, or in the pool
 	seen   int64          // tokens seen
 	view   backend.View
 	step   Step
 	place  []int32   // [Hkv·n]
 	keys   []float32 // [n, Hkv·hd] the chunk's keys, for a keyObserver
-	host   []float32 // [Hq·hd] host copy of a chunk's last query, for a searcher
+	vals   []float32 // [n, Hkv·hd] the chunk's values, for a valueObserver
+	host   []float32 // [Hq·hd] host copy of a chunk's last query, for a searcher; [n, Hq·hd] for a queryObserver
 	active bool      // between View and Update
 	probe  []float32 // [n] one-hot query weights while probing the prompt's last token
 	probed bool      // the current chunk is probed (see Cache.ProbePromptEnd)
@@ -63,7 +67,23 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 			return nil, fmt.Errorf("policy %s, layer %d: %w", f.Name(), l, err)
 		}
 	}
+	if sh, ok := c.layers[0].p.(slotSharer); ok && sh.sharesSlots() {
+		if sp, ok := b.(backend.SlotPooler); !ok || !sp.PoolsSlots() {
+			c.Free()
+			return nil, fmt.Errorf("policy %s gives KV heads different numbers of tokens from one pool of slots per layer, "+
+				"which backend %s cannot address (backend.SlotPooler): run it on the cpu backend", f.Name(), b.Name())
+		}
+		c.pooled = true
+	}
 	return c, nil
+}
+
+// slotSharer is implemented by policies whose KV heads draw their slots
+// from one pool per layer (adakv), so that heads hold different numbers of
+// tokens: Reserve and the slots they place then count the pool, and the
+// Cache stores the layer as one [1, capacity, hd] on a backend.SlotPooler.
+type slotSharer interface {
+	sharesSlots() bool
 }
 
 // deviceFactory is a Factory whose policies also come in a variant that
@@ -168,10 +188,21 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 
 // Query hands layer l the queries q [n, Hq·hd] (before RoPE) of the chunk
 // whose View comes next. Only a policy that plans from the queries
-// (logsearch) reads them: its layer copies the last row to the host; for
-// the others Query does nothing.
+// (logsearch) or scores by them (a queryObserver) reads them: the layer
+// copies the last row, or all rows, to the host; for the others Query does
+// nothing.
 func (c *Cache) Query(l int, q backend.Tensor) error {
 	lc := &c.layers[l]
+	if qo, ok := lc.p.(queryObserver); ok && qo.wantsQueries() {
+		sh := q.Shape()
+		if len(sh) != 2 || sh[1] != c.shape.QHeads*c.shape.HeadDim {
+			return fmt.Errorf("cache layer %d: queries of shape %v, want [n, %d]", l, sh, c.shape.QHeads*c.shape.HeadDim)
+		}
+		lc.host = grow(lc.host, sh[0]*sh[1])
+		c.b.Read(q, lc.host)
+		qo.observeQueries(lc.host)
+		return nil
+	}
 	sp, ok := lc.p.(searcher)
 	if !ok {
 		return nil
@@ -195,8 +226,12 @@ func (c *Cache) Query(l int, q backend.Tensor) error {
 func (c *Cache) growLayer(lc *layerCache, need int) {
 	newCap := grownCap(lc.cap, need)
 	s := c.shape
-	k := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
-	v := c.b.New(c.dtype, s.KVHeads, newCap, s.HeadDim)
+	heads := s.KVHeads
+	if c.pooled {
+		heads = 1
+	}
+	k := c.b.New(c.dtype, heads, newCap, s.HeadDim)
+	v := c.b.New(c.dtype, heads, newCap, s.HeadDim)
 	if lc.k != nil {
 		c.b.CopySlots(k, lc.k, lc.cap)
 		c.b.CopySlots(v, lc.v, lc.cap)
@@ -271,6 +306,11 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 		c.b.Read(k, lc.keys)
 		ko.observeKeys(lc.keys)
 	}
+	if vo, ok := lc.p.(valueObserver); ok && vo.wantsValues() {
+		lc.vals = grow(lc.vals, n*c.shape.KVHeads*c.shape.HeadDim)
+		c.b.Read(v, lc.vals)
+		vo.observeValues(lc.vals)
+	}
 	lc.p.Commit(mass, lc.place)
 	for i, s := range lc.place {
 		if int(s) >= lc.cap {
@@ -321,9 +361,13 @@ func (c *Cache) Scores(l, h int) []float32 {
 // plus the policies' bookkeeping.
 func (c *Cache) Bytes() int64 {
 	var total int64
+	heads := c.shape.KVHeads
+	if c.pooled {
+		heads = 1
+	}
 	for i := range c.layers {
 		lc := &c.layers[i]
-		total += 2 * int64(lc.cap) * int64(c.shape.KVHeads*c.shape.HeadDim*c.dtype.Size())
+		total += 2 * int64(lc.cap) * int64(heads*c.shape.HeadDim*c.dtype.Size())
 		total += lc.p.MetaBytes()
 	}
 	return total

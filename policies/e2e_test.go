@@ -266,6 +266,7 @@ var policyCases = []policyCase{
 	{"cascade", map[string]any{"sinks": 4, "size": 32, "cascades": 4}, constant(4 + 32), true},
 	{"sink", map[string]any{"sinks": 4, "window": 32}, constant(4 + 32), true},
 	{"h2o", map[string]any{"heavy": 16, "recent": 16}, constant(16 + 16), true},
+	{"expected_attention", map[string]any{"budget": 36, "sinks": 4, "window": 8, "queries": 16, "future": 64}, constant(36), true},
 	// snapkv keeps the whole prompt until its last chunk, then budget
 	// tokens, and appends what it decodes
 	{"snapkv", map[string]any{"window": 8, "budget": 32, "kernel": 5}, func(seen int64, prompt, decoded int) int {
@@ -464,3 +465,41 @@ func TestE2ECascadeGQA(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EAdakvPool: adakv with a safeguard of 1 holds snapkv's tokens, in
+// one pool of slots per layer instead of per-head storage, and the CPU
+// backend's pooled attention gives the same logits; with the default
+// safeguard heads hold different numbers of tokens in a pool of KV heads ×
+// budget slots. A backend that cannot address a pool is refused when the
+// cache is made.
+func TestE2EAdakvPool(t *testing.T) {
+	m := loadFixture(t, "llama")
+	prompt := randomIDs(100, m.Vocab, 4)
+	params := map[string]any{"window": 4, "kernel": 3, "budget": 24}
+	want, _ := runWith(t, m, "snapkv", params, 16, true, prompt)
+	pooled := map[string]any{"window": 4, "kernel": 3, "budget": 24, "safeguard": 1.0}
+	got, _ := runWith(t, m, "adakv", pooled, 16, true, prompt)
+	checkClose(t, "adakv safeguard 1 vs snapkv", got, want)
+
+	_, c := runWith(t, m, "adakv", map[string]any{"window": 4, "budget": 24}, 16, false, prompt)
+	for l := range m.Layers {
+		total := 0
+		for h := range m.KVHeads {
+			total += len(c.Held(l, h))
+		}
+		if total != 24*m.KVHeads {
+			t.Errorf("layer %d: heads hold %d tokens, want %d", l, total, 24*m.KVHeads)
+		}
+	}
+
+	f, err := policies.New("adakv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := policies.NewCache(noPool{m.Backend()}, f, shapeOf(m), backend.F32); err == nil {
+		t.Error("a backend without pooled storage was accepted")
+	}
+}
+
+// noPool is a backend that does not address pooled storage.
+type noPool struct{ backend.Backend }

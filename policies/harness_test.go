@@ -27,6 +27,7 @@ type harness struct {
 	massBuf  []float32
 	viewOnly bool // Held is more than the view (bigbird)
 	padded   bool // heads' views may end in padding (duo)
+	pooled   bool // all heads draw from one pool of slots, store[0]; views are ragged (adakv)
 	original bool // positions = original
 	// mass, when set, fills the attention mass of the chunk: m [Hq·(L+n)],
 	// given the original position of every view entry of every view row
@@ -53,10 +54,16 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 		t.Fatalf("NewLayer: %v", err)
 	}
 	h := &harness{t: t, name: fmt.Sprintf("%s%v", name, params), p: p, s: s, store: make([][]int64, s.KVHeads)}
-	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova"}, name)
+	h.bounded = slices.Contains([]string{"cascade", "sink", "h2o", "random", "knorm", "tova", "expected_attention"}, name)
 	h.viewOnly = name == "bigbird" || name == "hip_bigbird" || name == "logsearch" || name == "quest"
 	h.padded = name == "duo"
 	h.original = params["positions"] == "original" || name == "hip_bigbird" || name == "quest" && params["positions"] == nil
+	if sh, ok := p.(slotSharer); ok && sh.sharesSlots() {
+		h.pooled = true
+	}
+	if r, ok := p.(roped); ok {
+		r.setRoPE(testRoPE(s.HeadDim))
+	}
 	return h
 }
 
@@ -101,6 +108,12 @@ func (h *harness) chunk(n int, promptEnd int64) {
 		}
 		sp.setQuery(gaussian(h.rng, h.s.QHeads*h.s.HeadDim))
 	}
+	if qo, ok := h.p.(queryObserver); ok && qo.wantsQueries() {
+		if h.rng == nil {
+			h.rng = rand.New(rand.NewPCG(7, uint64(h.seen)))
+		}
+		qo.observeQueries(gaussian(h.rng, n*h.s.QHeads*h.s.HeadDim))
+	}
 	h.p.Plan(step, &h.ctx)
 	L := h.ctx.ViewLen
 	rows, share := hk, 1 // view rows, and rows per KV head
@@ -113,25 +126,49 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	}
 	original := h.original
 	h.orig = grow(h.orig, rows)
+	var inView map[int32]int // pooled: the head viewing each slot
+	if h.pooled {
+		inView = map[int32]int{}
+	}
 	for r := 0; r < rows; r++ {
 		kh := r / share // the KV head whose storage row r reads
 		slots, pos := h.ctx.Slots[r*L:(r+1)*L], h.ctx.Pos[r*L:(r+1)*L]
+		h.orig[r] = h.orig[r][:0]
+		store := h.storeOf(kh)
 		// a head whose view is shorter than L (duo's) pads its end with
-		// negative slots; what it attends to is the part before
+		// negative slots; what it attends to is the part before. A pooled
+		// head's own keys are the ones it holds; the rest of its row is
+		// padding
 		Lh := L
 		for h.padded && Lh > 0 && slots[Lh-1] < 0 {
 			Lh--
 		}
+		if h.pooled {
+			Lh = len(h.p.Held(kh, nil))
+			for j := Lh; j < L; j++ {
+				if slots[j] >= 0 {
+					t.Fatalf("%s at %d head %d: view slot %d = %d past the head's %d keys", h.name, h.seen, kh, j, slots[j], Lh)
+				}
+			}
+			for _, s := range slots[:Lh] {
+				if o, ok := inView[s]; ok {
+					t.Fatalf("%s at %d: pool slot %d in the views of heads %d and %d", h.name, h.seen, s, o, kh)
+				}
+				inView[s] = kh
+			}
+		}
 		slots, pos = slots[:Lh], pos[:Lh]
-		h.orig[r] = h.orig[r][:0]
 		for j, s := range slots {
 			if s < 0 || int(s) >= need {
 				t.Fatalf("%s at %d head %d: view slot %d = %d outside [0, %d)", h.name, h.seen, kh, j, s, need)
 			}
-			h.orig[r] = append(h.orig[r], h.store[kh][s])
-			if h.store[kh][s] < 0 {
+			h.orig[r] = append(h.orig[r], store[s])
+			if store[s] < 0 {
 				t.Fatalf("%s at %d head %d: view slot %d = %d was never written", h.name, h.seen, kh, j, s)
 			}
+		}
+		for len(h.orig[kh]) < L {
+			h.orig[kh] = append(h.orig[kh], -1) // padding: the mass functions skip it
 		}
 		if dup := firstDup(slots); dup >= 0 {
 			t.Fatalf("%s at %d head %d: slot %d twice in the view", h.name, h.seen, kh, dup)
@@ -164,7 +201,7 @@ func (h *harness) chunk(n int, promptEnd int64) {
 					t.Fatalf("%s at %d head %d: view token %d not held", h.name, h.seen, kh, x)
 				}
 			}
-		} else if !slices.Equal(held, h.orig[kh]) {
+		} else if !slices.Equal(held, h.orig[kh][:Lh]) {
 			t.Fatalf("%s at %d head %d: Held %v\nbut the view slots hold %v", h.name, h.seen, kh, clip(held), clip(h.orig[kh]))
 		}
 	}
@@ -203,6 +240,9 @@ func (h *harness) chunk(n int, promptEnd int64) {
 	} else if ko, ok := h.p.(keyObserver); ok && ko.wantsKeys() {
 		ko.observeKeys(testKeys(step, h.s))
 	}
+	if vo, ok := h.p.(valueObserver); ok && vo.wantsValues() {
+		vo.observeValues(testKeys(Step{Start: step.Start + 3, N: n}, h.s))
+	}
 	h.p.Commit(mass, h.place)
 	for kh := 0; kh < hk; kh++ {
 		for i := 0; i < n; i++ {
@@ -213,10 +253,19 @@ func (h *harness) chunk(n int, promptEnd int64) {
 			if s < 0 || int(s) >= need {
 				t.Fatalf("%s at %d head %d: token %d placed in slot %d outside [0, %d)", h.name, h.seen, kh, h.seen+int64(i), s, need)
 			}
-			h.store[kh][s] = h.seen + int64(i)
+			h.storeOf(kh)[s] = h.seen + int64(i)
 		}
 	}
 	h.seen += int64(n)
+}
+
+// storeOf returns the fake storage head kh's slots index: its own, or the
+// layer's pool.
+func (h *harness) storeOf(kh int) []int64 {
+	if h.pooled {
+		return h.store[0]
+	}
+	return h.store[kh]
 }
 
 // held returns what head kh holds now.
@@ -300,6 +349,15 @@ func testKeys(step Step, s Shape) []float32 {
 		}
 	}
 	return k
+}
+
+// testRoPE is a RoPE of base 10000 for head dimension hd.
+func testRoPE(hd int) rope {
+	f := make([]float32, hd/2)
+	for i := range f {
+		f[i] = float32(math.Pow(10000, -float64(2*i)/float64(hd)))
+	}
+	return rope{invFreq: f, factor: 1}
 }
 
 // gaussian returns n standard normal values.

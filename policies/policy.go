@@ -33,8 +33,10 @@
 //   - duo keeps every token in the retrieval heads a calibration run on
 //     the model finds (Calibrator) and sinks + a window, or a cascade, in
 //     the other heads;
-//   - random, knorm and tova keep the best-scored tokens in fixed memory
-//     (scored.go), pyramidkv is snapkv with budgets falling across layers.
+//   - random, knorm, tova and expected_attention keep the best-scored
+//     tokens in fixed memory (scored.go, expected.go), pyramidkv is snapkv
+//     with budgets falling across layers, adakv is snapkv whose layer
+//     budget its KV heads share by score (adakv.go).
 //
 // Every bounded policy also takes `budget` or `ratio`, split over its own
 // keys by a default of its own (budget.go).

@@ -56,6 +56,11 @@ func TestPropertyInvariants(t *testing.T) {
 		{"h2o", map[string]any{"heavy": 20, "recent": 10, "reduction": "query_max"}, 2000, mixed, -1},
 		{"snapkv", map[string]any{"window": 8, "kernel": 3, "budget": 40, "decode_every": 5, "decode_target": 30}, 1200, mixed, 700},
 		{"snapkv", map[string]any{"window": 4, "budget": 20, "decode_every": 1}, 600, mixed, -1},
+		{"adakv", map[string]any{"window": 8, "kernel": 3, "budget": 40}, 1200, mixed, 900},
+		{"adakv", map[string]any{"window": 4, "budget": 20, "safeguard": 0.0}, 300, []int{1}, 200},
+		{"adakv", map[string]any{"window": 4, "budget": 30, "safeguard": 1.0}, 500, mixed, 300},
+		{"expected_attention", map[string]any{"budget": 40, "sinks": 4, "window": 8, "queries": 16, "future": 32}, 1500, mixed, -1},
+		{"expected_attention", map[string]any{"budget": 12, "covariance": false, "vnorm": false}, 500, []int{1}, -1},
 		{"logsearch", map[string]any{"sinks": 4, "window": 20, "block": 4, "topk": 3}, 1500, mixed, -1},
 		{"logsearch", map[string]any{"sinks": 0, "window": 0, "block": 1, "topk": 2}, 300, mixed, -1},
 		{"quest", map[string]any{"sinks": 4, "page": 4, "topk": 3}, 1500, mixed, -1},
@@ -100,6 +105,7 @@ func TestPropertySinksStay(t *testing.T) {
 		{"random", map[string]any{"sinks": 5, "budget": 32}},
 		{"knorm", map[string]any{"sinks": 5, "budget": 32, "window": 3}},
 		{"tova", map[string]any{"sinks": 5, "budget": 32}},
+		{"expected_attention", map[string]any{"sinks": 5, "budget": 32, "queries": 8}},
 	} {
 		h := newHarness(t, c.name, c.params, gqa)
 		h.mass = randomMass(rand.New(rand.NewPCG(3, 4)))

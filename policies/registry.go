@@ -45,6 +45,8 @@ func Specs() []Spec {
 	s := []Spec{fullSpec(), truncatedSpec(), cascadeSpec(), sinkSpec(), h2oSpec(), snapkvSpec(), bigbirdSpec(), hipBigbirdSpec(), logsearchSpec()}
 	s = append(s, questSpec(), duoSpec())
 	s = append(s, newSpecs()...)
+	s = append(s, adakvSpec())
+	s = append(s, expectedSpec())
 	for i := range s {
 		addVocabulary(&s[i])
 		withBudget(&s[i])

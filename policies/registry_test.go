@@ -54,7 +54,7 @@ func TestRegistryErrors(t *testing.T) {
 // TestRegistrySpecs: every spec documents itself and its parameters, its
 // defaults resolve and build, and TOML-style values (int64, float64) work.
 func TestRegistrySpecs(t *testing.T) {
-	want := []string{"bigbird", "cascade", "duo", "full", "h2o", "hip_bigbird", "knorm", "logsearch", "pyramidkv", "quest", "random", "sink", "snapkv", "tova", "truncated"}
+	want := []string{"adakv", "bigbird", "cascade", "duo", "expected_attention", "full", "h2o", "hip_bigbird", "knorm", "logsearch", "pyramidkv", "quest", "random", "sink", "snapkv", "tova", "truncated"}
 	if got := Names(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -105,7 +105,7 @@ func TestRegistrySpecs(t *testing.T) {
 }
 
 func TestBadShape(t *testing.T) {
-	for _, name := range []string{"cascade", "sink", "h2o", "snapkv", "bigbird", "random", "knorm", "tova", "pyramidkv"} {
+	for _, name := range []string{"cascade", "sink", "h2o", "snapkv", "bigbird", "random", "knorm", "tova", "pyramidkv", "adakv", "expected_attention"} {
 		f, err := New(name, nil)
 		if err != nil {
 			t.Fatal(err)

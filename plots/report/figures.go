@@ -153,6 +153,9 @@ func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 	if err := renderRuler(pts, save); err != nil {
 		return nil, err
 	}
+	if err := renderBudget(pts, save); err != nil {
+		return nil, err
+	}
 	if series, opt, err := perplexitySeries(db, pts); err != nil {
 		return nil, err
 	} else if len(series) > 0 {

@@ -30,7 +30,7 @@ func budget(policy string, params map[string]any) (int, bool) {
 		return get("sinks", "window")
 	case "h2o":
 		return get("heavy", "recent")
-	case "snapkv":
+	case "snapkv", "adakv", "expected_attention":
 		return get("budget")
 	case "truncated":
 		return get("keep")

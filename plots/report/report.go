@@ -46,6 +46,7 @@ func Write(db *results.DB, sweep, dir string) (htmlPath, mdPath string, err erro
 	}
 	tables := append([]table{summaryTable(pts)}, passkeyTables(pts)...)
 	tables = append(tables, rulerTables(pts)...)
+	tables = append(tables, budgetTables(pts)...)
 	tables = append(tables, metrics...)
 	prov := provenance(rows)
 	config, err := sweepConfig(db, sweep)

@@ -103,7 +103,8 @@ type Backend interface {
 	// Scatter writes rows of the chunk's keys or values src [S, Hkv·hd] into
 	// the cache storage dst [Hkv, Cap, hd]: row i of head h goes to slot
 	// slots[h·S+i]; a negative slot skips the row. When several rows of one
-	// head name the same slot the last one wins.
+	// head name the same slot the last one wins. On a SlotPooler, dst may
+	// also be a pool [1, Cap, hd] that every head's slots index.
 	Scatter(dst, src Tensor, slots []int32)
 	// CopySlots copies slots [0, n) of every head of src [Hkv, Cap₁, hd] into
 	// dst [Hkv, Cap₂, hd], used when a cache grows.
@@ -148,11 +149,24 @@ type Attention struct {
 	Mass []float32
 }
 
+// SlotPooler is implemented by backends that address pooled storage: a
+// cache storage [1, Cap, hd] (View.K and V, Scatter's dst) that every KV
+// head's slots index, instead of [Hkv, Cap, hd] where head h's slot s is
+// row s of head h. Heads may then hold different numbers of keys without
+// the storage being padded to the largest; a head's shorter view row is
+// padded with negative slots. A cache that needs a pool refuses a backend
+// without it.
+type SlotPooler interface {
+	// PoolsSlots reports whether Attention and Scatter take pooled storage.
+	PoolsSlots() bool
+}
+
 // View is the part of one layer's cache that a chunk attends to: which
 // stored keys, in which order, at which RoPE positions. (It was once called
 // Context, a name it shared with context.Context.)
 type View struct {
-	// K and V are the cache storage [Hkv, Cap, hd] (nil when Cap is 0).
+	// K and V are the cache storage [Hkv, Cap, hd] (nil when Cap is 0), or
+	// a pool [1, Cap, hd] shared by every head (see SlotPooler).
 	K, V Tensor
 	// ViewLen is the number of cached keys each head attends to (L).
 	ViewLen int

@@ -30,8 +30,9 @@ type attnScratch struct {
 	a                  *backend.Attention
 	rt                 *ropeTable
 	out, q, k, v       []float32
-	ck, cv             []float32 // cache storage [Hkv, capacity, hd]
+	ck, cv             []float32 // cache storage [Hkv, capacity, hd], or a pool [1, capacity, hd]
 	capacity           int
+	stride             int // rows from one head's slot 0 to the next's: capacity, or 0 in a pool
 	hd, hq, hkv, group int
 	// vh view heads, vgroup query heads per view head, share view heads
 	// per KV head: Hkv, group, 1, or with PerQueryHead Hq, 1, group.
@@ -126,6 +127,7 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if view.K != nil {
 		sc.ck, sc.cv = tensor(view.K).data, tensor(view.V).data
 		sc.capacity = tensor(view.K).shape[1]
+		sc.stride = headStride(tensor(view.K).shape, hkv)
 	}
 	sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n = hd, hq, hkv, group, l, s, n
 	sc.vh, sc.vgroup, sc.share, sc.groupMax = vh, vgroup, share, groupMax
@@ -145,7 +147,7 @@ func (b *Backend) Attention(a *backend.Attention) {
 func (sc *attnScratch) gatherHeads(lo, hi int) {
 	view := &sc.a.View
 	hd, hq, hkv, group, l, s, n, np := sc.hd, sc.hq, sc.hkv, sc.vgroup, sc.l, sc.s, sc.n, sc.np
-	rt, ck, cv, capacity, q, k, v := sc.rt, sc.ck, sc.cv, sc.capacity, sc.q, sc.k, sc.v
+	rt, ck, cv, stride0, q, k, v := sc.rt, sc.ck, sc.cv, sc.stride, sc.q, sc.k, sc.v
 	// Key j of head h starts at keysT[keyAt(h, j)], its elements stride apart.
 	stride := np
 	keyAt := func(h, j int) int { return h*hd*np + j }
@@ -170,7 +172,7 @@ func (sc *attnScratch) gatherHeads(lo, hi int) {
 				continue
 			}
 			sc.valid[h*n+j] = true
-			off := (kv*capacity + int(slot)) * hd
+			off := (kv*stride0 + int(slot)) * hd
 			rt.rotateInto(sc.keysT[keyAt(h, j):], stride, ck[off:off+hd], int(view.Pos[h*l+j]))
 			copy(dv, cv[off:off+hd])
 		}

@@ -250,21 +250,41 @@ func (b *Backend) Add(dst, x backend.Tensor) {
 	}
 }
 
-// Scatter writes chunk rows into cache slots.
+// Scatter writes chunk rows into cache slots, of each head's storage or of
+// a pool [1, Cap, hd] all heads share.
 func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
 	d, s := tensor(dst), tensor(src)
-	hkv, capacity, hd := d.shape[0], d.shape[1], d.shape[2]
-	n := len(s.data) / (hkv * hd)
+	hd := d.shape[2]
+	n := s.shape[0]
+	hkv := len(s.data) / (n * hd)
+	stride := headStride(d.shape, hkv)
 	for h := 0; h < hkv; h++ {
 		for i := 0; i < n; i++ {
 			slot := slots[h*n+i]
 			if slot < 0 {
 				continue
 			}
-			copy(d.data[(h*capacity+int(slot))*hd:(h*capacity+int(slot)+1)*hd], s.data[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
+			at := h*stride + int(slot)
+			copy(d.data[at*hd:(at+1)*hd], s.data[(i*hkv+h)*hd:(i*hkv+h+1)*hd])
 		}
 	}
 }
+
+// headStride returns the rows between one KV head's slot 0 and the next's
+// in storage of shape [Hkv or 1, Cap, hd]: Cap, or 0 for a pool that every
+// one of hkv > 1 heads shares.
+func headStride(shape []int, hkv int) int {
+	if shape[0] == 1 && hkv > 1 {
+		return 0
+	}
+	return shape[1]
+}
+
+// PoolsSlots reports that Attention and Scatter take pooled storage
+// [1, Cap, hd] shared by every KV head.
+func (b *Backend) PoolsSlots() bool { return true }
+
+var _ backend.SlotPooler = (*Backend)(nil)
 
 // CopySlots copies the first n slots of every head from src to dst.
 func (b *Backend) CopySlots(dst, src backend.Tensor, n int) {

@@ -43,6 +43,18 @@ type QueryCache interface {
 	Query(layer int, q backend.Tensor) error
 }
 
+// RotaryCache is a Cache whose policies need the model's rotary position
+// embedding, to rotate keys and recent queries to the positions they model
+// (a score of the attention future queries will pay). NewSession hands it
+// over before the first chunk.
+type RotaryCache interface {
+	Cache
+	// SetRoPE gives the cache the RoPE inverse frequencies [hd/2], scaling
+	// applied, and the factor on cos and sin, as backend.Attention takes
+	// them: dimension i rotates with i + hd/2.
+	SetRoPE(invFreq []float32, attnFactor float32)
+}
+
 // WindowCache is a Cache that says whether its views give every key and
 // query its original position. A model with a sliding window
 // (Config.SlidingWindow) measures the window in RoPE positions, so it runs

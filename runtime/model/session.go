@@ -79,6 +79,9 @@ func (m *Model) NewSession(cache Cache, chunk int) *Session {
 	}
 	c, b := m.Config, m.b
 	s := &Session{m: m, cache: cache, chunk: chunk}
+	if rc, ok := cache.(RotaryCache); ok {
+		rc.SetRoPE(m.invFreq, m.attnFactor)
+	}
 	// Activations in the backend's storage type; logits stay float32.
 	dt := b.DType()
 	s.x = b.New(dt, chunk, c.Hidden)
