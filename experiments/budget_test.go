@@ -2,11 +2,18 @@ package experiments_test
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"kvcascade/experiments"
+	"kvcascade/models"
+	"kvcascade/policies"
+	"kvcascade/runtime/cpu"
+	"kvcascade/runtime/model"
+	"kvcascade/runtime/tokenizer"
 )
 
 // TestPasskeyRatio: a policy given as a ratio of the prompt runs as the
@@ -37,5 +44,56 @@ func TestPerplexityRatioFails(t *testing.T) {
 	}
 	if _, err := e.Run(context.Background(), env, p); err == nil || !strings.Contains(err.Error(), "give budget instead") {
 		t.Errorf("perplexity with a ratio: error %v, want one asking for a budget", err)
+	}
+}
+
+// TestEveryBoundedPolicyBudgetAndRatio runs a passkey prompt through every
+// bounded policy of the registry on the embedded tiny model, once given a
+// budget and once a ratio of the prompt, and checks that each ran the
+// whole prompt: the vocabulary of issue 18 holds for every policy, not only
+// for the ones its unit tests name.
+func TestEveryBoundedPolicyBudgetAndRatio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every bounded policy on the embedded model")
+	}
+	dir, err := models.Dir("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(dir, cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := map[string]any{"length": 640, "depth_bin": 2, "samples": 1, "seed": 5, "max_new": 4}
+	n := 0
+	for _, s := range policies.Specs() {
+		if !s.Bounded {
+			continue
+		}
+		n++
+		for _, params := range []map[string]any{{"budget": 160}, {"ratio": 0.25}} {
+			t.Run(fmt.Sprintf("%s/%v", s.Name, params), func(t *testing.T) {
+				f, err := policies.New(s.Name, params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				env := &experiments.Env{Model: m, Tokenizer: tok, Policy: f, Chunk: 128}
+				recs := samples[passkeyRecord](t, run(t, env, "passkey", raw))
+				lo, hi := 600, 640 // tokens the model reads
+				if s.Name == "truncated" {
+					lo, hi = 150, 160 // it cuts the prompt to its budget
+				}
+				if len(recs) != 1 || recs[0].PromptTokens < lo || recs[0].PromptTokens > hi {
+					t.Errorf("ran %+v, want one prompt of %d to %d tokens", recs, lo, hi)
+				}
+			})
+		}
+	}
+	if n < 13 {
+		t.Errorf("%d bounded policies, want at least 13", n)
 	}
 }
