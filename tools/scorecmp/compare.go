@@ -199,7 +199,8 @@ func retention(samples []json.RawMessage) (int64, [][]int64, error) {
 
 // mcnemar returns the two-sided exact p of McNemar's test for b and c
 // discordant pairs: twice the binomial(b+c, 1/2) probability of a count no
-// larger than min(b, c), at most 1.
+// larger than min(b, c), at most 1. It is also the sign test of pairs that
+// one side wins b times and the other c times (ties left out).
 func mcnemar(b, c int) float64 {
 	n, k := b+c, min(b, c)
 	if n == 0 {
@@ -296,11 +297,11 @@ func writeReport(w io.Writer, pk []passkeyRow, ppl []perplexityRow) error {
 		}
 		names := varying(settings)
 		b.WriteString("passkey: the same prompts under both scorings\n\n")
-		b.WriteString("| setting | pairs | exact, % | reference, % | exact per depth bin, % | reference per depth bin, % | key digits right, % (exact / reference) | only exact right | only reference right | McNemar exact p |\n")
-		b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		b.WriteString("| setting | pairs | exact, % | reference, % | exact per depth bin, % | reference per depth bin, % | key digits right, % (exact / reference) | only exact right | only reference right | McNemar exact p | more digits right: exact / reference, sign test p |\n")
+		b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, r := range pk {
 			var right, digits [2]int
-			var onlyE, onlyR int
+			var onlyE, onlyR, moreE, moreR int
 			binRight := make(map[int]*[3]int) // exact right, reference right, pairs
 			var bins []int
 			for _, p := range r.pairs {
@@ -318,6 +319,12 @@ func writeReport(w io.Writer, pk []passkeyRow, ppl []perplexityRow) error {
 					digits[m] += p.digits[m]
 				}
 				switch {
+				case p.digits[0] > p.digits[1]:
+					moreE++
+				case p.digits[1] > p.digits[0]:
+					moreR++
+				}
+				switch {
 				case p.correct[0] && !p.correct[1]:
 					onlyE++
 				case p.correct[1] && !p.correct[0]:
@@ -333,9 +340,9 @@ func writeReport(w io.Writer, pk []passkeyRow, ppl []perplexityRow) error {
 				}
 			}
 			n := len(r.pairs)
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s / %s | %d | %d | %.3g |\n", names[r.setting], n,
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s / %s | %d | %d | %.3g | %d / %d, %.3g |\n", names[r.setting], n,
 				pct(right[0], n), pct(right[1], n), strings.Join(perBin[0], " "), strings.Join(perBin[1], " "),
-				pct(digits[0], 5*n), pct(digits[1], 5*n), onlyE, onlyR, mcnemar(onlyE, onlyR))
+				pct(digits[0], 5*n), pct(digits[1], 5*n), onlyE, onlyR, mcnemar(onlyE, onlyR), moreE, moreR, mcnemar(moreE, moreR))
 		}
 	}
 	if len(ppl) > 0 {

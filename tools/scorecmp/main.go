@@ -2,7 +2,8 @@
 // reference, in a results database: it pairs every point with the point
 // that differs from it only in `scoring`, and prints Markdown tables of
 // passkey accuracy on the same prompts (with McNemar's exact test on the
-// discordant pairs) and of streaming perplexity and retention (how many of
+// discordant pairs, and a sign test on the key digits each pair gets right)
+// and of streaming perplexity and retention (how many of
 // the positions each layer holds are the same under both scorings).
 //
 // Usage:
