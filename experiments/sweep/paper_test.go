@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -122,5 +123,66 @@ func TestPaperLongBenchOfficialVariants(t *testing.T) {
 		if at := fmt.Sprintf("longbench.toml:%d:", l); !strings.Contains(err.Error(), at) {
 			t.Errorf("cuda: error does not point at %s:\n%v", at, err)
 		}
+	}
+}
+
+// TestPaperScoringAxis: each paper set-up offers the cascade's two scorings
+// as an axis. On the file's cuda backend, where scoring = "reference" cannot
+// run, its [[exclude]] rule plans only the exact points, and those keep the
+// hashes they had before the axis was written; on the cpu backend both
+// scorings are planned, on the same points. StreamingLLM, a cascade of one,
+// keeps the exact scoring either way.
+func TestPaperScoringAxis(t *testing.T) {
+	const axis = `scoring = ["exact", "reference"]`
+	for _, file := range []string{"passkey.toml", "pg19.toml", "longbench.toml"} {
+		t.Run(file, func(t *testing.T) {
+			path := filepath.Join("..", "..", "configs", "paper", file)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(data)
+			if strings.Count(text, axis) != 1 || !strings.Contains(text, `backend = "cuda"`) {
+				t.Fatalf("%s: want one %s on the cuda backend", file, axis)
+			}
+			plan := func(t *testing.T, text string) map[string][]string {
+				t.Helper()
+				s, err := Parse([]byte(text), path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pts, err := s.Points()
+				if err != nil {
+					t.Fatal(err)
+				}
+				hashes := make(map[string][]string) // label/scoring → hashes
+				for _, p := range pts {
+					if p.Policy == "cascade" {
+						k := p.Label + "/" + p.PolicyParams.String("scoring")
+						hashes[k] = append(hashes[k], p.Hash)
+					}
+				}
+				return hashes
+			}
+
+			cuda := plan(t, text)
+			before := plan(t, strings.Replace(text, axis, "", 1))
+			if len(cuda["cascade/reference"]) != 0 || len(cuda["streamingllm/reference"]) != 0 {
+				t.Errorf("cuda plans %d reference points, want 0", len(cuda["cascade/reference"])+len(cuda["streamingllm/reference"]))
+			}
+			for _, k := range []string{"cascade/exact", "streamingllm/exact"} {
+				if len(cuda[k]) == 0 || !slices.Equal(cuda[k], before[k]) {
+					t.Errorf("cuda %s: hashes %v, want those without the axis %v", k, cuda[k], before[k])
+				}
+			}
+
+			cpu := plan(t, strings.Replace(text, `backend = "cuda"`, `backend = "cpu"`, 1))
+			if n, m := len(cpu["cascade/exact"]), len(cpu["cascade/reference"]); n == 0 || n != m {
+				t.Errorf("cpu: %d exact and %d reference cascade points, want the same number > 0", n, m)
+			}
+			if n := len(cpu["streamingllm/reference"]); n != 0 {
+				t.Errorf("cpu: %d reference streamingllm points, want 0", n)
+			}
+		})
 	}
 }

@@ -170,6 +170,9 @@ type combo struct {
 	choice []int          // index of the value taken on each axis
 	raw    map[string]any // the written parameters, one value of each axis
 	values params.Values  // resolved, defaults filled in
+	// refused says why the sweep's backend cannot run this policy setting;
+	// it is an error only where a point that the rules keep uses it.
+	refused error
 }
 
 // combos enumerates e's settings, the last axis varying fastest.
@@ -344,11 +347,9 @@ func (s *Sweep) expand(c *checker) []Point {
 				continue
 			}
 			// An option only some backends compute (the official
-			// baselines' scores) is refused here, not when it runs.
-			if err := policies.CheckBackend(e.name, cb.values, s.Backend.Name, s.Backend.Has); err != nil {
-				c.errorf(e.blameAt(err, cb), "%v%s", err, e.describe(cb))
-				continue
-			}
+			// baselines' scores) is refused when the sweep is planned, not
+			// when it runs, unless the rules drop every point using it.
+			cb.refused = policies.CheckBackend(e.name, cb.values, s.Backend.Name, s.Backend.Has)
 			polCombos[k] = append(polCombos[k], cb)
 		}
 	}
@@ -358,12 +359,13 @@ func (s *Sweep) expand(c *checker) []Point {
 
 	var all []Point
 	var origins []origin
+	var from []comboAt // the policy setting of each point of all
 	seen := map[string]int{}
 	for mi, m := range s.models {
 		for ej, ecs := range expCombos {
 			for _, ec := range ecs {
 				for pk, pcs := range polCombos {
-					for _, pc := range pcs {
+					for pi, pc := range pcs {
 						for _, chunk := range s.chunks {
 							p := Point{
 								Model:            m,
@@ -389,6 +391,7 @@ func (s *Sweep) expand(c *checker) []Point {
 							seen[p.Hash] = len(all)
 							all = append(all, p)
 							origins = append(origins, o)
+							from = append(from, comboAt{pk, pi})
 						}
 					}
 				}
@@ -402,10 +405,20 @@ func (s *Sweep) expand(c *checker) []Point {
 		return nil
 	}
 	var out []Point
-	for _, p := range all {
-		if s.keep(p) {
-			out = append(out, p)
+	refused := map[comboAt]bool{}
+	for i, p := range all {
+		if !s.keep(p) {
+			continue
 		}
+		if at := from[i]; polCombos[at.entry][at.combo].refused != nil && !refused[at] {
+			refused[at] = true
+			e, cb := &s.policies[at.entry], polCombos[at.entry][at.combo]
+			c.errorf(e.blameAt(cb.refused, cb), "%v%s", cb.refused, e.describe(cb))
+		}
+		out = append(out, p)
+	}
+	if len(refused) > 0 {
+		return nil
 	}
 	if len(out) == 0 {
 		at := keyPath{"include"}
@@ -416,6 +429,9 @@ func (s *Sweep) expand(c *checker) []Point {
 	}
 	return out
 }
+
+// comboAt names a policy setting: entry's combo-th combination.
+type comboAt struct{ entry, combo int }
 
 // duplicate reports that o gives the same point as first, at the entry
 // where the two differ.
