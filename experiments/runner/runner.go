@@ -19,7 +19,6 @@ import (
 
 	"kvcascade/experiments"
 	"kvcascade/experiments/sweep"
-	"kvcascade/policies"
 	"kvcascade/results"
 	"kvcascade/runtime/backend"
 )
@@ -325,11 +324,11 @@ func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Po
 // execute builds the point's environment and runs its experiment. It
 // returns the backend the point ran on, once it is open.
 func execute(ctx context.Context, pt sweep.Point, models *ModelLoader) (*experiments.Result, backend.Backend, error) {
-	exp, err := experiments.Lookup(pt.Experiment)
+	exp, err := pt.Definition()
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := policies.New(pt.Policy, pt.PolicyParams)
+	f, err := pt.Factory()
 	if err != nil {
 		return nil, nil, err
 	}
