@@ -12,9 +12,9 @@ import (
 	"sort"
 	"strings"
 
-	"kvcascade/experiments"
 	"kvcascade/internal/atomicfile"
 	"kvcascade/plots"
+	"kvcascade/plots/figure"
 	"kvcascade/results"
 )
 
@@ -191,9 +191,10 @@ func metricTables(db *results.DB, pts []*point) ([]table, error) {
 			metrics = append(metrics, m)
 		}
 		sort.Strings(metrics)
-		axes := varyingAxes(e, byExp[e])
+		axes := varyingAxes(byExp[e])
 		header := append([]string{"policy"}, axes...)
-		if e == "longbench" {
+		longbench := byExp[e][0].draws(figure.LongBenchScores)
+		if longbench {
 			header = append(header, "subset")
 		}
 		t := table{Title: "Metrics: " + e, Header: append(header, metrics...)}
@@ -206,7 +207,7 @@ func metricTables(db *results.DB, pts []*point) ([]table, error) {
 					row = append(row, "–")
 				}
 			}
-			if e == "longbench" {
+			if longbench {
 				subset, err := subsetOf(db, p)
 				if err != nil {
 					return nil, err
@@ -227,21 +228,26 @@ func metricTables(db *results.DB, pts []*point) ([]table, error) {
 	return out, nil
 }
 
-// varyingAxes returns the parameters of experiment exp whose values differ
-// between pts, in the experiment's order.
-func varyingAxes(exp string, pts []*point) []string {
-	e, err := experiments.Lookup(exp)
-	if err != nil {
-		return nil
+// varyingAxes returns the experiment parameters whose values differ
+// between pts (points of one experiment), in the order the experiment
+// declares them (the order they are stored in).
+func varyingAxes(pts []*point) []string {
+	var names []string
+	for _, p := range pts {
+		for _, k := range p.expKeys {
+			if !slices.Contains(names, k) {
+				names = append(names, k)
+			}
+		}
 	}
 	var axes []string
-	for _, prm := range e.Params() {
+	for _, name := range names {
 		seen := map[string]bool{}
 		for _, p := range pts {
-			seen[fmt.Sprint(p.params[prm.Name])] = true
+			seen[fmt.Sprint(p.params[name])] = true
 		}
 		if len(seen) > 1 {
-			axes = append(axes, prm.Name)
+			axes = append(axes, name)
 		}
 	}
 	return axes

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"kvcascade/internal/crashtest"
+	"kvcascade/plots/figure"
 	"kvcascade/results"
 )
 
@@ -27,15 +28,14 @@ func fill(t *testing.T, db *results.DB) {
 	}
 	var pts []pt
 	polParams := map[string]map[string]any{"cascade": {"sinks": 4, "size": 256, "cascades": 4}, "full": {}}
-	with := func(pol string, kv map[string]any) map[string]any {
-		out := map[string]any{}
-		for k, v := range polParams[pol] {
-			out[k] = v
-		}
-		for k, v := range kv {
-			out[k] = v
-		}
-		return out
+	with := func(pol string, kv map[string]any) map[string]any { return kv }
+	// What the experiments declare: their parameters' order and figures.
+	order := map[string][]string{"longbench": {"data", "subset"}, "passkey": {"length", "depth_bin"}, "latency": {"length"}, "perplexity": {"tokens"}}
+	figures := map[string][]figure.Kind{
+		"longbench":  {figure.LongBenchScores},
+		"passkey":    {figure.PasskeyGrid},
+		"latency":    {figure.PrefillTime, figure.DecodeTime},
+		"perplexity": {figure.Perplexity, figure.StreamMemory, figure.Retention},
 	}
 	for _, pol := range []string{"cascade", "full"} {
 		pts = append(pts, pt{hash: pol + "lb", exp: "longbench", policy: pol, params: with(pol, map[string]any{"data": "x/trec.jsonl", "subset": ""}),
@@ -59,7 +59,16 @@ func fill(t *testing.T, db *results.DB) {
 	}
 	var specs []results.PointSpec
 	for _, p := range pts {
-		specs = append(specs, results.PointSpec{Hash: p.hash, Experiment: p.exp, Model: "m", Policy: p.policy, Params: p.params})
+		exp, err := results.OrderedObject(p.params, order[p.exp])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pol, err := json.Marshal(polParams[p.policy])
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, results.PointSpec{Hash: p.hash, Experiment: p.exp, Model: "m", Policy: p.policy,
+			ExperimentParams: exp, PolicyParams: pol, Figures: figure.Strings(figures[p.exp])})
 	}
 	if _, err := db.AddPoints(id, specs); err != nil {
 		t.Fatal(err)
