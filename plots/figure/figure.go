@@ -8,8 +8,9 @@
 // without depending on how they are drawn.
 //
 // Adding a kind: one constant here, the kind in the Figures of the
-// experiments whose points it draws, and one entry in plots/report's table
-// of drawers.
+// experiments whose points it draws, and its drawing in plots/report
+// (render), which selects the points with point.draws(kind); a kind that
+// sums a sweep up in the summary table adds its metric to mainMetrics there.
 package figure
 
 // Kind names a kind of figure.
