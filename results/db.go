@@ -7,6 +7,11 @@
 // failed, with all its metrics and samples) or not at all, because Finish
 // writes everything in one transaction.
 //
+// A point's settings (chunk, backend), its experiment's parameters and its
+// policy's parameters are stored apart, each a JSON object, with the kinds
+// of figure its experiment draws; Flatten joins the parameters into the one
+// flat object the export writes.
+//
 // # Versions
 //
 // A sweep is identified by its name. Each configuration text registered

@@ -154,14 +154,16 @@ func (p *Point) hash() (string, error) {
 // fixedKeys are the keys of Params that are not parameters.
 var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "backend", "backend_options"}
 
-// Params flattens the point for the results store: "model" (its name or
+// Params flattens the point for the include and exclude rules: "model" (its name or
 // path as written), "experiment", "policy", "label", "chunk", "backend"
 // (its name), "backend_options" (only where the backend's options differ
 // from its defaults: backend.Spec.String, as "cuda[dtype=f32]"), then the experiment's parameters by name and the policy's by name. A
 // parameter whose name is already taken is prefixed: "experiment." for an
 // experiment parameter named like one of the keys above, "policy." for a
 // policy parameter named like those or like a parameter of the point's
-// experiment (bigbird's seed beside passkey's seed is "policy.seed").
+// experiment (bigbird's seed beside passkey's seed is "policy.seed"). The
+// results store keeps the parts apart and results.Flatten joins them into
+// this same form for its export.
 func (p Point) Params() map[string]any {
 	m := map[string]any{
 		"model": p.Model.String(), "experiment": p.Experiment, "policy": p.Policy,
