@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"kvcascade/plots/figure"
 	"sort"
 	"strings"
 
@@ -147,6 +148,8 @@ type Experiment interface {
 	Doc() string
 	// Params describes the parameters Run takes.
 	Params() []params.Param
+	// Figures are the kinds of figure the report draws from its points.
+	Figures() []figure.Kind
 	// Run measures one point. It stops early with ctx's error when ctx is
 	// cancelled.
 	Run(ctx context.Context, env *Env, p params.Values) (*Result, error)
@@ -174,4 +177,19 @@ func Lookup(name string) (Experiment, error) {
 // Resolve checks raw parameters against the experiment's and fills defaults.
 func Resolve(e Experiment, raw map[string]any) (params.Values, error) {
 	return params.Resolve("experiment "+e.Name(), e.Params(), raw)
+}
+
+// Declared returns what the experiment name declares: its parameters' names,
+// in order, and the kinds of figure it draws, as strings; ok is false for
+// an unknown name. Results databases written before experiment and policy
+// parameters were stored apart are split with it (results.Options).
+func Declared(name string) (params, figures []string, ok bool) {
+	e, err := Lookup(name)
+	if err != nil {
+		return nil, nil, false
+	}
+	for _, p := range e.Params() {
+		params = append(params, p.Name)
+	}
+	return params, figure.Strings(e.Figures()), true
 }

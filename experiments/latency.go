@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"kvcascade/plots/figure"
 	"math/rand/v2"
 	"runtime"
 	"time"
@@ -17,6 +18,11 @@ type latency struct{}
 func (latency) Name() string { return "latency" }
 func (latency) Doc() string {
 	return "prefill wall time and decode ms/token at one context length (random tokens, warm-up excluded)"
+}
+
+// Figures are the figures drawn from its points.
+func (latency) Figures() []figure.Kind {
+	return []figure.Kind{figure.PrefillTime, figure.DecodeTime}
 }
 
 func (latency) Params() []params.Param {

@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"kvcascade/plots/figure"
 	"strings"
 
 	"kvcascade/datasets/longbench"
@@ -38,6 +39,11 @@ const (
 	// with the "\n" token, min_length = prompt + 1).
 	stopOfficial = "official"
 )
+
+// Figures are the figures drawn from its points.
+func (longbenchExp) Figures() []figure.Kind {
+	return []figure.Kind{figure.LongBenchScores}
+}
 
 func (longbenchExp) Params() []params.Param {
 	return []params.Param{

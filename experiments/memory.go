@@ -3,6 +3,7 @@ package experiments
 import (
 	"bufio"
 	"context"
+	"kvcascade/plots/figure"
 	"os"
 	"runtime"
 	"strconv"
@@ -19,6 +20,11 @@ type memory struct{}
 func (memory) Name() string { return "memory" }
 func (memory) Doc() string {
 	return "cache bytes (of the tokens held, and as allocated), Go heap and process peak RSS as a random prompt streams through the cache"
+}
+
+// Figures are the figures drawn from its points.
+func (memory) Figures() []figure.Kind {
+	return []figure.Kind{figure.CacheMemory}
 }
 
 func (memory) Params() []params.Param {

@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"kvcascade/plots/figure"
 
 	"kvcascade/datasets/passkey"
 	"kvcascade/policies/params"
@@ -23,6 +24,11 @@ const (
 	scoreExact     = "exact"
 	scoreDigits    = "digits"
 )
+
+// Figures are the figures drawn from its points.
+func (passkeyExp) Figures() []figure.Kind {
+	return []figure.Kind{figure.PasskeyGrid}
+}
 
 func (passkeyExp) Params() []params.Param {
 	return []params.Param{

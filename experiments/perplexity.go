@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"kvcascade/plots/figure"
 	"math"
 
 	"kvcascade/datasets/longtext"
@@ -18,6 +19,11 @@ type perplexity struct{}
 func (perplexity) Name() string { return "perplexity" }
 func (perplexity) Doc() string {
 	return "streaming perplexity: log-prob of every next token as a long text flows through the cache in chunks"
+}
+
+// Figures are the figures drawn from its points.
+func (perplexity) Figures() []figure.Kind {
+	return []figure.Kind{figure.Perplexity, figure.StreamMemory, figure.Retention}
 }
 
 func (perplexity) Params() []params.Param {

@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"kvcascade/plots/figure"
 	"strings"
 
 	"kvcascade/datasets/ruler"
@@ -16,6 +17,11 @@ type rulerExp struct{}
 func (rulerExp) Name() string { return "ruler" }
 func (rulerExp) Doc() string {
 	return "RULER's synthetic tasks generated to a token-exact length: greedy answer, string_match_all (string_match_part for qa) per sample"
+}
+
+// Figures are the figures drawn from its points.
+func (rulerExp) Figures() []figure.Kind {
+	return []figure.Kind{figure.RulerScores}
 }
 
 func (rulerExp) Params() []params.Param {

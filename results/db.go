@@ -7,6 +7,11 @@
 // failed, with all its metrics and samples) or not at all, because Finish
 // writes everything in one transaction.
 //
+// A point's settings (chunk, backend), its experiment's parameters and its
+// policy's parameters are stored apart, each a JSON object, with the kinds
+// of figure its experiment draws; Flatten joins the parameters into the one
+// flat object the export writes.
+//
 // # Versions
 //
 // A sweep is identified by its name. Each configuration text registered
@@ -68,6 +73,8 @@ type DB struct {
 	r *sql.DB
 	// now is the clock; tests replace it.
 	now func() time.Time
+	// opt is what OpenWith was given; Merge opens its sources with it.
+	opt Options
 }
 
 // Open opens the results database at path, creating it if it does not exist,
@@ -75,7 +82,14 @@ type DB struct {
 // this package, and applies any schema migrations it lacks, each in its own
 // transaction. A database written by a newer version of this package is
 // refused. Errors name the path.
-func Open(path string) (*DB, error) {
+//
+// A database of schema 3 or older whose points hold parameters is refused:
+// splitting them needs the experiments' declarations (OpenWith).
+func Open(path string) (*DB, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options: the experiments' declarations that the
+// migration to schema 4 splits old points' parameters with.
+func OpenWith(path string, opt Options) (*DB, error) {
 	// Processes that open a new file at the same moment race to switch it
 	// to WAL mode and to migrate it; SQLite answers the losers "database is
 	// locked" at once rather than through the busy handler, so such an open
@@ -83,7 +97,7 @@ func Open(path string) (*DB, error) {
 	var err error
 	for attempt := 0; attempt < 40; attempt++ {
 		var db *DB
-		if db, err = open(path); err == nil || !isLocked(err) {
+		if db, err = open(path, opt); err == nil || !isLocked(err) {
 			return db, err
 		}
 		time.Sleep(time.Duration(min(attempt+1, 20)) * 40 * time.Millisecond)
@@ -100,7 +114,7 @@ func isLocked(err error) bool {
 	return strings.Contains(err.Error(), "database is locked")
 }
 
-func open(path string) (*DB, error) {
+func open(path string, opt Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("results: open: empty path")
 	}
@@ -126,7 +140,7 @@ func open(path string) (*DB, error) {
 	// busy handler; other processes still wait on the busy timeout.
 	w.SetMaxOpenConns(1)
 	r.SetMaxOpenConns(4)
-	db := &DB{path: path, abs: abs, w: w, r: r, now: time.Now}
+	db := &DB{path: path, abs: abs, w: w, r: r, now: time.Now, opt: opt}
 	if err := db.check(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("results: open %s: %w", path, err)
@@ -240,6 +254,11 @@ func (db *DB) migrateStep() (current bool, err error) {
 	}
 	if _, err := tx.Exec(migrations[v]); err != nil {
 		return false, fmt.Errorf("migrate to schema version %d: %w", v+1, err)
+	}
+	if v+1 == splitVersion {
+		if err := splitParams(tx, db.opt); err != nil {
+			return false, fmt.Errorf("migrate to schema version %d: %w", v+1, err)
+		}
 	}
 	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
 		return false, fmt.Errorf("migrate to schema version %d: %w", v+1, err)

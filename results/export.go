@@ -93,7 +93,7 @@ func (db *DB) exportRows(sweep string) ([]exportRow, error) {
 	}
 	where, args := Filter{Sweep: sweep}.where()
 	rs, err := tx.Query(`SELECT s.name, s.config_hash, p.experiment, p.model, p.policy, p.params,
-			m.name, m.value, m.unit, p.status, p.hash
+			p.experiment_params, p.policy_params, m.name, m.value, m.unit, p.status, p.hash
 		FROM points p JOIN sweeps s ON s.id = p.sweep_id LEFT JOIN metrics m ON m.point_id = p.id
 		WHERE `+where, args...)
 	if err != nil {
@@ -103,12 +103,16 @@ func (db *DB) exportRows(sweep string) ([]exportRow, error) {
 	var out []exportRow
 	for rs.Next() {
 		var r exportRow
-		var params string
+		var params, expParams, polParams string
 		if err := rs.Scan(&r.sweep, &r.configHash, &r.experiment, &r.model, &r.policy, &params,
-			&r.metric, &r.value, &r.unit, &r.status, &r.hash); err != nil {
+			&expParams, &polParams, &r.metric, &r.value, &r.unit, &r.status, &r.hash); err != nil {
 			return nil, err
 		}
-		if r.params, err = flattenParams([]byte(params)); err != nil {
+		flat, err := Flatten(json.RawMessage(params), json.RawMessage(expParams), json.RawMessage(polParams))
+		if err != nil {
+			return nil, fmt.Errorf("point %s: %w", r.hash, err)
+		}
+		if r.params, err = flattenParams(flat); err != nil {
 			return nil, fmt.Errorf("point %s: %w", r.hash, err)
 		}
 		out = append(out, r)

@@ -28,25 +28,25 @@ func exportFixture(t *testing.T) *DB {
 		metrics []Metric
 	}
 	passkey := []point{
-		{PointSpec{"h-c-4096-0.5", "passkey", "tiny", "cascade", map[string]any{"length": 4096, "depth": 0.5, "cache": map[string]any{"size": 256, "cascades": 4}}},
+		{PointSpec{"h-c-4096-0.5", "passkey", "tiny", "cascade", map[string]any{"length": 4096, "depth": 0.5, "cache": map[string]any{"size": 256, "cascades": 4}}, nil, nil, nil},
 			Done, []Metric{{"accuracy", 0.85, "fraction"}, {"prefill", 1.25e3, "ms"}}},
-		{PointSpec{"h-c-512-0.5", "passkey", "tiny", "cascade", map[string]any{"length": 512, "depth": 0.5, "cache": map[string]any{"size": 256, "cascades": 4}}},
+		{PointSpec{"h-c-512-0.5", "passkey", "tiny", "cascade", map[string]any{"length": 512, "depth": 0.5, "cache": map[string]any{"size": 256, "cascades": 4}}, nil, nil, nil},
 			Done, []Metric{{"accuracy", 1, "fraction"}, {"prefill", 80, "ms"}}},
-		{PointSpec{"h-c-512-0.1", "passkey", "tiny", "cascade", map[string]any{"length": 512, "depth": 0.1, "cache": map[string]any{"size": 256, "cascades": 4}}},
+		{PointSpec{"h-c-512-0.1", "passkey", "tiny", "cascade", map[string]any{"length": 512, "depth": 0.1, "cache": map[string]any{"size": 256, "cascades": 4}}, nil, nil, nil},
 			Done, []Metric{{"accuracy", 0.95, "fraction"}, {"prefill", math.NaN(), "ms"}}},
-		{PointSpec{"h-s-4096-0.5", "passkey", "tiny", "sink", map[string]any{"length": 4096, "depth": 0.5, "cache": map[string]any{"size": 256}, "note": "say \"hi\", then <stop>"}},
+		{PointSpec{"h-s-4096-0.5", "passkey", "tiny", "sink", map[string]any{"length": 4096, "depth": 0.5, "cache": map[string]any{"size": 256}, "note": "say \"hi\", then <stop>"}, nil, nil, nil},
 			Failed, nil},
-		{PointSpec{"h-s-512-0.5", "passkey", "tiny", "sink", map[string]any{"length": 512, "depth": 0.5, "cache": map[string]any{"size": 256}, "status": "shadowed"}},
+		{PointSpec{"h-s-512-0.5", "passkey", "tiny", "sink", map[string]any{"length": 512, "depth": 0.5, "cache": map[string]any{"size": 256}, "status": "shadowed"}, nil, nil, nil},
 			Done, []Metric{{"accuracy", 0.4, "fraction"}, {"ratio", math.Inf(1), ""}}},
-		{PointSpec{"h-s-1024-0.5", "passkey", "tiny", "sink", map[string]any{"length": 1024, "depth": 0.5, "cache": map[string]any{"size": 256}, "layers": []any{0, 1}}},
+		{PointSpec{"h-s-1024-0.5", "passkey", "tiny", "sink", map[string]any{"length": 1024, "depth": 0.5, "cache": map[string]any{"size": 256}, "layers": []any{0, 1}}, nil, nil, nil},
 			Running, nil},
-		{PointSpec{"h-s-8192-0.5", "passkey", "tiny", "sink", map[string]any{"length": 8192, "depth": 0.5, "cache": map[string]any{"size": 256}}},
+		{PointSpec{"h-s-8192-0.5", "passkey", "tiny", "sink", map[string]any{"length": 8192, "depth": 0.5, "cache": map[string]any{"size": 256}}, nil, nil, nil},
 			Pending, nil},
 	}
 	ppl := []point{
-		{PointSpec{"ppl-full", "perplexity", "tiny", "full", map[string]any{"tokens": 65536, "stride": 4096, "enabled": true}},
+		{PointSpec{"ppl-full", "perplexity", "tiny", "full", map[string]any{"tokens": 65536, "stride": 4096, "enabled": true}, nil, nil, nil},
 			Done, []Metric{{"ppl", 12.5, ""}, {"nll", -0.000123, "nats"}}},
-		{PointSpec{"ppl-cascade", "perplexity", "tiny", "cascade", map[string]any{"tokens": 65536, "stride": 4096, "enabled": false}},
+		{PointSpec{"ppl-cascade", "perplexity", "tiny", "cascade", map[string]any{"tokens": 65536, "stride": 4096, "enabled": false}, nil, nil, nil},
 			Done, []Metric{{"ppl", 13.75, ""}, {"nll", 2.5, "nats"}}},
 	}
 	for _, sw := range []struct {

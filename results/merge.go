@@ -14,7 +14,8 @@ import (
 // pointColumns are the columns of points that Merge copies (all but id and
 // sweep_id).
 const pointColumns = `hash, experiment, model, policy, params, status, error, started, finished, duration_s,
-	host, cpu, gpu, driver, go_version, git_revision, worker, attempt, heartbeat, backend, dtype`
+	host, cpu, gpu, driver, go_version, git_revision, worker, attempt, heartbeat, backend, dtype,
+	experiment_params, policy_params, figures`
 
 // Merge folds the results database at src (a shard written by another task)
 // into db, in one transaction, and returns how many points it copied. Sweeps
@@ -27,7 +28,7 @@ const pointColumns = `hash, experiment, model, policy, params, status, error, st
 //   - a point that is done in db is kept.
 //
 // Merging the same source again therefore changes nothing. src is checked and
-// migrated like Open does; it is otherwise only read.
+// migrated like Open does (with db's options); it is otherwise only read.
 func (db *DB) Merge(src string) (added int, err error) {
 	defer func() {
 		if err != nil {
@@ -41,7 +42,7 @@ func (db *DB) Merge(src string) (added int, err error) {
 	if self, err := os.Stat(db.abs); err == nil && os.SameFile(fi, self) {
 		return 0, errors.New("cannot merge a database into itself")
 	}
-	s, err := Open(src)
+	s, err := OpenWith(src, db.opt)
 	if err != nil {
 		return 0, err
 	}

@@ -37,8 +37,16 @@ type PointSpec struct {
 	Experiment string
 	Model      string
 	Policy     string
-	// Params are the resolved parameters, stored as a JSON object.
+	// Params are the point's settings (chunk, backend, …), stored as a JSON
+	// object.
 	Params map[string]any
+	// ExperimentParams and PolicyParams are the JSON objects of the
+	// experiment's and the policy's resolved parameters, stored apart and
+	// as written (the experiment's in the order it declares them); nil
+	// stores {}.
+	ExperimentParams, PolicyParams json.RawMessage
+	// Figures are the kinds of figure the point's experiment draws.
+	Figures []string
 }
 
 // Point is a point claimed by a worker.
@@ -135,7 +143,7 @@ func configHash(config string) string {
 // returns how many were new. Points whose hash the sweep already has are left
 // as they are, whatever their state. A hash repeated within pts is an error.
 func (db *DB) AddPoints(sweep int64, pts []PointSpec) (added int, err error) {
-	params := make([]string, len(pts))
+	cols := make([][4]string, len(pts)) // params, experiment_params, policy_params, figures
 	seen := make(map[string]int, len(pts))
 	for i, p := range pts {
 		if p.Hash == "" {
@@ -152,20 +160,40 @@ func (db *DB) AddPoints(sweep int64, pts []PointSpec) (added int, err error) {
 		if p.Params == nil {
 			b = []byte("{}")
 		}
-		params[i] = string(b)
+		cols[i][0] = string(b)
+		for c, x := range []struct {
+			name string
+			raw  json.RawMessage
+		}{{"experiment params", p.ExperimentParams}, {"policy params", p.PolicyParams}} {
+			var obj map[string]json.RawMessage
+			switch {
+			case x.raw == nil:
+				cols[i][c+1] = "{}"
+			case json.Unmarshal(x.raw, &obj) != nil || obj == nil:
+				return 0, fmt.Errorf("%s: add points: point %s: %s: want a JSON object, got %.40q", db.path, p.Hash, x.name, x.raw)
+			default:
+				cols[i][c+1] = string(x.raw)
+			}
+		}
+		figs, err := json.Marshal(p.Figures)
+		if err != nil || p.Figures == nil {
+			figs = []byte("[]")
+		}
+		cols[i][3] = string(figs)
 	}
 	err = db.write(func(tx *sql.Tx) error {
 		if err := sweepExists(tx, sweep); err != nil {
 			return err
 		}
-		stmt, err := tx.Prepare(`INSERT INTO points (sweep_id, hash, experiment, model, policy, params)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sweep_id, hash) DO NOTHING`)
+		stmt, err := tx.Prepare(`INSERT INTO points (sweep_id, hash, experiment, model, policy, params,
+				experiment_params, policy_params, figures)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sweep_id, hash) DO NOTHING`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for i, p := range pts {
-			res, err := stmt.Exec(sweep, p.Hash, p.Experiment, p.Model, p.Policy, params[i])
+			res, err := stmt.Exec(sweep, p.Hash, p.Experiment, p.Model, p.Policy, cols[i][0], cols[i][1], cols[i][2], cols[i][3])
 			if err != nil {
 				return fmt.Errorf("point %s: %w", p.Hash, err)
 			}

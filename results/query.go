@@ -66,9 +66,14 @@ type PointRow struct {
 	Experiment string
 	Model      string
 	Policy     string
-	Params     json.RawMessage // JSON object of the resolved parameters
-	Status     Status
-	Error      string
+	Params     json.RawMessage // JSON object of the point's settings (chunk, backend, …)
+	// ExperimentParams and PolicyParams are the JSON objects of the
+	// experiment's and the policy's resolved parameters.
+	ExperimentParams, PolicyParams json.RawMessage
+	// Figures are the kinds of figure the point's experiment draws.
+	Figures []string
+	Status  Status
+	Error   string
 	// Started is when the point was last claimed, Finished when it was
 	// finished; zero if it never was.
 	Started, Finished time.Time
@@ -84,7 +89,7 @@ type PointRow struct {
 func (db *DB) Points(f Filter) ([]PointRow, error) {
 	where, args := f.where()
 	rows, err := db.r.Query(`SELECT p.id, p.sweep_id, s.name, p.hash, p.experiment, p.model, p.policy, p.params,
-			p.status, p.error, p.started, p.finished, p.duration_s,
+			p.experiment_params, p.policy_params, p.figures, p.status, p.error, p.started, p.finished, p.duration_s,
 			p.host, p.cpu, p.gpu, p.driver, p.go_version, p.git_revision, p.worker, p.attempt, p.heartbeat,
 			p.backend, p.dtype
 		FROM points p JOIN sweeps s ON s.id = p.sweep_id
@@ -96,17 +101,21 @@ func (db *DB) Points(f Filter) ([]PointRow, error) {
 	var out []PointRow
 	for rows.Next() {
 		var r PointRow
-		var params, status string
+		var params, expParams, polParams, figures, status string
 		var started, finished, heartbeat sql.NullString
 		var duration sql.NullFloat64
 		pv := &r.Provenance
 		if err := rows.Scan(&r.ID, &r.SweepID, &r.Sweep, &r.Hash, &r.Experiment, &r.Model, &r.Policy, &params,
-			&status, &r.Error, &started, &finished, &duration,
+			&expParams, &polParams, &figures, &status, &r.Error, &started, &finished, &duration,
 			&pv.Host, &pv.CPU, &pv.GPU, &pv.Driver, &pv.GoVersion, &pv.GitRevision, &r.Worker, &r.Attempt, &heartbeat,
 			&pv.Backend, &pv.DType); err != nil {
 			return nil, fmt.Errorf("%s: points: %w", db.path, err)
 		}
 		r.Params, r.Status = json.RawMessage(params), Status(status)
+		r.ExperimentParams, r.PolicyParams = json.RawMessage(expParams), json.RawMessage(polParams)
+		if err := json.Unmarshal([]byte(figures), &r.Figures); err != nil {
+			return nil, fmt.Errorf("%s: point %s: figures: %w", db.path, r.Hash, err)
+		}
 		r.Duration = time.Duration(duration.Float64 * float64(time.Second))
 		for _, t := range []struct {
 			dst *time.Time
@@ -133,8 +142,12 @@ type MetricRow struct {
 	Experiment string
 	Model      string
 	Policy     string
-	Params     json.RawMessage
-	Status     Status
+	// Params, ExperimentParams, PolicyParams and Figures are as in
+	// PointRow.
+	Params                         json.RawMessage
+	ExperimentParams, PolicyParams json.RawMessage
+	Figures                        []string
+	Status                         Status
 	Metric
 }
 
@@ -143,8 +156,8 @@ type MetricRow struct {
 // stored as NULL and comes back as NaN.
 func (db *DB) Metrics(f Filter) ([]MetricRow, error) {
 	where, args := f.where()
-	rows, err := db.r.Query(`SELECT p.id, s.name, p.hash, p.experiment, p.model, p.policy, p.params, p.status,
-			m.name, m.value, m.unit
+	rows, err := db.r.Query(`SELECT p.id, s.name, p.hash, p.experiment, p.model, p.policy, p.params,
+			p.experiment_params, p.policy_params, p.figures, p.status, m.name, m.value, m.unit
 		FROM metrics m JOIN points p ON p.id = m.point_id JOIN sweeps s ON s.id = p.sweep_id
 		WHERE `+where+` ORDER BY p.sweep_id, p.id, m.name`, args...)
 	if err != nil {
@@ -154,13 +167,17 @@ func (db *DB) Metrics(f Filter) ([]MetricRow, error) {
 	var out []MetricRow
 	for rows.Next() {
 		var r MetricRow
-		var params, status string
+		var params, expParams, polParams, figures, status string
 		var v sql.NullFloat64
-		if err := rows.Scan(&r.PointID, &r.Sweep, &r.Hash, &r.Experiment, &r.Model, &r.Policy, &params, &status,
-			&r.Name, &v, &r.Unit); err != nil {
+		if err := rows.Scan(&r.PointID, &r.Sweep, &r.Hash, &r.Experiment, &r.Model, &r.Policy, &params,
+			&expParams, &polParams, &figures, &status, &r.Name, &v, &r.Unit); err != nil {
 			return nil, fmt.Errorf("%s: metrics: %w", db.path, err)
 		}
 		r.Params, r.Status, r.Value = json.RawMessage(params), Status(status), nullNaN(v)
+		r.ExperimentParams, r.PolicyParams = json.RawMessage(expParams), json.RawMessage(polParams)
+		if err := json.Unmarshal([]byte(figures), &r.Figures); err != nil {
+			return nil, fmt.Errorf("%s: point %s: figures: %w", db.path, r.Hash, err)
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

@@ -81,4 +81,18 @@ UPDATE sweeps SET seq = id;
 CREATE INDEX sweeps_by_name ON sweeps (name, seq);
 CREATE INDEX points_by_hash ON points (hash, status);
 `,
+	// 4: a point's experiment parameters and policy parameters apart, and
+	// the kinds of figure its experiment draws (a JSON array); params keeps
+	// the point's settings (chunk, backend, the policy's registered name).
+	// The SQL adds the columns; splitParams (split.go) then moves each
+	// existing point's parameters out of its mixed params object.
+	`
+ALTER TABLE points ADD COLUMN experiment_params TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE points ADD COLUMN policy_params     TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE points ADD COLUMN figures           TEXT NOT NULL DEFAULT '[]';
+`,
 }
+
+// splitVersion is the schema version whose migration splits the mixed
+// parameters (splitParams).
+const splitVersion = 4

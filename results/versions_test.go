@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -112,5 +114,84 @@ func TestCarryOver(t *testing.T) {
 	}
 	if n, err := db.CarryOver(v2); err != nil || n != 0 {
 		t.Errorf("second CarryOver: %d, %v; want 0", n, err)
+	}
+}
+
+// TestMigrateSplitParams: the migration to schema 4 splits each point's
+// mixed parameters by its experiment's declared parameters and records the
+// experiment's figures; Flatten gives back the object it split, so exports
+// do not change. Without the declarations, a point whose keys cannot be
+// told apart refuses the migration, and one with only settings does not.
+func TestMigrateSplitParams(t *testing.T) {
+	const mixed = `{"backend":"cpu","chunk":512,"experiment.chunk":3,"length":1024,"policy.seed":7,"policy_name":"cascade","seed":1,"size":256}`
+	declared := func(exp string) ([]string, []string, bool) {
+		if exp != "passkey" {
+			return nil, nil, false
+		}
+		return []string{"length", "seed", "chunk"}, []string{"passkey_grid"}, true
+	}
+	schema3 := func(t *testing.T, params string) string {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "v3.db")
+		raw, err := sql.Open("sqlite3", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		qs := append(slices.Clone(migrations[:3]), "PRAGMA user_version = 3",
+			`INSERT INTO sweeps (name, config, config_hash, created) VALUES ('s', 'a', '`+configHash("a")+`', '2026-01-01T00:00:00.000000000Z')`,
+			`INSERT INTO points (sweep_id, hash, experiment, model, policy, params, status) VALUES (1, 'x', 'passkey', 'm', 'p', '`+params+`', 'done')`)
+		for _, q := range qs {
+			if _, err := raw.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		return path
+	}
+	tests := []struct {
+		name     string
+		params   string
+		opt      Options
+		wantErr  string
+		settings string
+		exp, pol string
+		figures  []string
+	}{
+		{"declared", mixed, Options{Declared: declared}, "",
+			`{"backend":"cpu","chunk":512,"policy_name":"cascade"}`, `{"length":1024,"seed":1,"chunk":3}`, `{"seed":7,"size":256}`, []string{"passkey_grid"}},
+		{"undeclared", mixed, Options{}, `cannot tell whether "length"`, "", "", "", nil},
+		{"settings only", `{"backend":"cpu","chunk":512}`, Options{}, "",
+			`{"backend":"cpu","chunk":512}`, `{}`, `{}`, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := OpenWith(schema3(t, tt.params), tt.opt)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("OpenWith: %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if v, err := db.SchemaVersion(); err != nil || v != len(migrations) {
+				t.Errorf("schema version %d, %v", v, err)
+			}
+			rows, err := db.Points(Filter{})
+			if err != nil || len(rows) != 1 {
+				t.Fatalf("points: %d, %v", len(rows), err)
+			}
+			r := rows[0]
+			if string(r.Params) != tt.settings || string(r.ExperimentParams) != tt.exp || string(r.PolicyParams) != tt.pol || !slices.Equal(r.Figures, tt.figures) {
+				t.Errorf("split into %s | %s | %s | %q, want %s | %s | %s | %q",
+					r.Params, r.ExperimentParams, r.PolicyParams, r.Figures, tt.settings, tt.exp, tt.pol, tt.figures)
+			}
+			flat, err := Flatten(r.Params, r.ExperimentParams, r.PolicyParams)
+			if err != nil || string(flat) != tt.params {
+				t.Errorf("Flatten: %s, %v; want the stored object %s", flat, err, tt.params)
+			}
+		})
 	}
 }

@@ -47,7 +47,7 @@ func openDB(path string) (*results.DB, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("--db %s: %w", path, err)
 	}
-	return results.Open(path)
+	return openResults(path)
 }
 
 // checkSweep returns an error unless the --sweep value (NAME or NAME@N;
@@ -63,13 +63,20 @@ func checkSweep(db *results.DB, sweep string) error {
 // sweepFlagDoc documents --sweep for the commands that read.
 const sweepFlagDoc = "only this sweep, at its current version (the one last run), or NAME@N for its version N (see status --versions); default: every sweep at its current version"
 
+// openResults opens the results database at path with the experiments'
+// declarations, which a database written before experiment and policy
+// parameters were stored apart is migrated with.
+func openResults(path string) (*results.DB, error) {
+	return results.OpenWith(path, results.Options{Declared: experiments.Declared})
+}
+
 // createDB opens the results database at path, creating its folder and
 // the file when they do not exist.
 func createDB(path string) (*results.DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	return results.Open(path)
+	return openResults(path)
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {

@@ -18,7 +18,6 @@ import (
 	"kvcascade/experiments/runner"
 	"kvcascade/experiments/sweep"
 	"kvcascade/plots/report"
-	"kvcascade/results"
 )
 
 // errPointsFailed makes the exit status say that some points failed.
@@ -169,7 +168,7 @@ func printDone(w io.Writer, path string, s *sweep.Sweep, pts []sweep.Point, forc
 		fmt.Fprintf(w, "\nnone of the %d points is done yet (no database %s)\n", len(pts), path)
 		return nil
 	}
-	store, err := results.Open(path)
+	store, err := openResults(path)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +20,8 @@ import (
 
 	"kvcascade/experiments"
 	"kvcascade/experiments/sweep"
-	"kvcascade/policies"
+	"kvcascade/plots/figure"
+	"kvcascade/policies/params"
 	"kvcascade/results"
 	"kvcascade/runtime/backend"
 )
@@ -111,7 +113,9 @@ func register(db *results.DB, s *sweep.Sweep, shard Shard) (int64, []sweep.Point
 	}
 	specs := make([]results.PointSpec, len(pts))
 	for i, p := range pts {
-		specs[i] = results.PointSpec{Hash: p.Hash, Experiment: p.Experiment, Model: p.Model.String(), Policy: p.Label, Params: storedParams(p)}
+		if specs[i], err = pointSpec(p); err != nil {
+			return 0, nil, 0, fmt.Errorf("point %s: %w", p.Hash, err)
+		}
 	}
 	if _, err := db.AddPoints(id, specs); err != nil {
 		return 0, nil, 0, err
@@ -123,19 +127,42 @@ func register(db *results.DB, s *sweep.Sweep, shard Shard) (int64, []sweep.Point
 	return id, pts, carried, nil
 }
 
-// storedParams are a point's parameters as the results store keeps them:
-// model, experiment and policy (its label) have columns of their own, and
-// the registered policy name is kept as policy_name where a label differs.
-func storedParams(p sweep.Point) map[string]any {
-	m := p.Params()
-	delete(m, "model")
-	delete(m, "experiment")
-	delete(m, "label")
-	delete(m, "policy")
-	if p.Label != p.Policy {
-		m["policy_name"] = p.Policy
+// pointSpec is a point as the results store keeps it: model, experiment
+// and policy (its label) have columns of their own; params holds the
+// point's settings (chunk, backend, its options where not the defaults,
+// and the registered policy name as policy_name where a label differs);
+// the experiment's parameters (in the order it declares them) and the
+// policy's are stored apart, with the figures the experiment draws.
+func pointSpec(p sweep.Point) (results.PointSpec, error) {
+	settings := map[string]any{"chunk": p.Chunk, "backend": p.Backend.Name}
+	if !p.Backend.IsDefault() {
+		settings["backend_options"] = p.Backend.String()
 	}
-	return m
+	if p.Label != p.Policy {
+		settings["policy_name"] = p.Policy
+	}
+	exp, err := p.Definition()
+	if err != nil {
+		return results.PointSpec{}, err
+	}
+	var order []string
+	for _, prm := range exp.Params() {
+		order = append(order, prm.Name)
+	}
+	expParams, err := results.OrderedObject(p.ExperimentParams, order)
+	if err != nil {
+		return results.PointSpec{}, fmt.Errorf("experiment params: %w", err)
+	}
+	pol := p.PolicyParams
+	if pol == nil {
+		pol = params.Values{}
+	}
+	polParams, err := json.Marshal(pol)
+	if err != nil {
+		return results.PointSpec{}, fmt.Errorf("policy params: %w", err)
+	}
+	return results.PointSpec{Hash: p.Hash, Experiment: p.Experiment, Model: p.Model.String(), Policy: p.Label,
+		Params: settings, ExperimentParams: expParams, PolicyParams: polParams, Figures: figure.Strings(exp.Figures())}, nil
 }
 
 // Run runs every pending point of the sweep (of the shard) and returns what
@@ -325,11 +352,11 @@ func runPoint(ctx context.Context, db *results.DB, p *results.Point, pt sweep.Po
 // execute builds the point's environment and runs its experiment. It
 // returns the backend the point ran on, once it is open.
 func execute(ctx context.Context, pt sweep.Point, models *ModelLoader) (*experiments.Result, backend.Backend, error) {
-	exp, err := experiments.Lookup(pt.Experiment)
+	exp, err := pt.Definition()
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := policies.New(pt.Policy, pt.PolicyParams)
+	f, err := pt.Factory()
 	if err != nil {
 		return nil, nil, err
 	}

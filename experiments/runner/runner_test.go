@@ -476,7 +476,7 @@ params = { sinks = 2, window = 8 }
 	}
 	for _, r := range rows {
 		var p struct{ Text string }
-		if err := json.Unmarshal(r.Params, &p); err != nil {
+		if err := json.Unmarshal(r.ExperimentParams, &p); err != nil {
 			t.Fatal(err)
 		}
 		switch p.Text {

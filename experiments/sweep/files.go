@@ -44,17 +44,8 @@ func (s *Sweep) CheckFiles() error {
 	files := &experiments.Files{}
 	for j := range s.experiments {
 		e := &s.experiments[j]
-		exp, err := experiments.Lookup(e.name)
-		if err != nil {
-			c.errorf(e.at.with("name"), "%v", err)
-			continue
-		}
-		for _, cb := range e.combos() {
-			v, err := experiments.Resolve(exp, cb.raw)
-			if err != nil {
-				continue // reported by Parse
-			}
-			if err := experiments.CheckFiles(exp, experiments.ResolvePaths(exp, v, s.Dir), files); err != nil {
+		for _, cb := range s.settings[j] {
+			if err := experiments.CheckFiles(s.exps[j], cb.run, files); err != nil {
 				c.errorf(e.blameAt(err, cb), "%v", err)
 			}
 		}

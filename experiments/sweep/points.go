@@ -36,14 +36,53 @@ type Point struct {
 	// Dir is the sweep file's folder, against which relative paths in the
 	// experiment's parameters resolve (see RunParams). It is not hashed.
 	Dir string
+
+	// What Parse looked up, resolved and built once, so that nothing
+	// downstream does it again: the experiment, the parameters it runs with
+	// and the policy's factory. Nil in a Point not made by Parse.
+	exp     experiments.Experiment
+	run     params.Values
+	factory policies.Factory
+}
+
+// Definition returns the registered experiment the point runs: the one
+// Parse looked up, else (a Point made by hand) looked up by name.
+func (p Point) Definition() (experiments.Experiment, error) {
+	if p.exp != nil {
+		return p.exp, nil
+	}
+	return experiments.Lookup(p.Experiment)
+}
+
+// Factory returns the policy factory the point runs with: the one Parse
+// built from the point's parameters, else (a Point made by hand) built now.
+// A factory only makes layers, so points may share it.
+func (p Point) Factory() (policies.Factory, error) {
+	if p.factory != nil {
+		return p.factory, nil
+	}
+	return policies.New(p.Policy, p.PolicyParams)
+}
+
+// clone returns a copy of p that shares no map or list with it.
+func (p Point) clone() Point {
+	p.ExperimentParams = cloneValues(p.ExperimentParams)
+	p.PolicyParams = cloneValues(p.PolicyParams)
+	if p.run != nil {
+		p.run = cloneValues(p.run)
+	}
+	return p
 }
 
 // RunParams returns the experiment's parameters as the experiment runs
 // them: ExperimentParams with relative file and folder paths joined to Dir
-// (experiments.ResolvePaths). ExperimentParams keep the paths as written,
-// so that hashes and stored parameters do not depend on where the sweep
-// folder is.
+// (experiments.ResolvePaths), as Parse resolved them. ExperimentParams keep
+// the paths as written, so that hashes and stored parameters do not depend
+// on where the sweep folder is.
 func (p Point) RunParams() params.Values {
+	if p.run != nil {
+		return cloneValues(p.run)
+	}
 	e, err := experiments.Lookup(p.Experiment)
 	if err != nil {
 		return p.ExperimentParams
@@ -115,14 +154,16 @@ func (p *Point) hash() (string, error) {
 // fixedKeys are the keys of Params that are not parameters.
 var fixedKeys = []string{"model", "experiment", "policy", "label", "chunk", "backend", "backend_options"}
 
-// Params flattens the point for the results store: "model" (its name or
+// Params flattens the point for the include and exclude rules: "model" (its name or
 // path as written), "experiment", "policy", "label", "chunk", "backend"
 // (its name), "backend_options" (only where the backend's options differ
 // from its defaults: backend.Spec.String, as "cuda[dtype=f32]"), then the experiment's parameters by name and the policy's by name. A
 // parameter whose name is already taken is prefixed: "experiment." for an
 // experiment parameter named like one of the keys above, "policy." for a
 // policy parameter named like those or like a parameter of the point's
-// experiment (bigbird's seed beside passkey's seed is "policy.seed").
+// experiment (bigbird's seed beside passkey's seed is "policy.seed"). The
+// results store keeps the parts apart and results.Flatten joins them into
+// this same form for its export.
 func (p Point) Params() map[string]any {
 	m := map[string]any{
 		"model": p.Model.String(), "experiment": p.Experiment, "policy": p.Policy,
@@ -153,23 +194,36 @@ func (p Point) Params() map[string]any {
 // chunks, in that order (the last varies fastest; axes in the order the
 // experiment or policy declares its parameters, values in the order
 // written), less those the include and exclude rules drop.
+//
+// Parse expands the grid once; Points returns a copy of that plan, so
+// that a caller that edits a point's parameters changes nothing another
+// caller sees. The error is for a Sweep not made by Parse or Load.
 func (s *Sweep) Points() ([]Point, error) {
-	if s == nil || len(s.models) == 0 || len(s.experiments) == 0 || len(s.policies) == 0 || len(s.chunks) == 0 {
+	if s == nil || len(s.points) == 0 {
 		return nil, errors.New("sweep has no points: make it with Parse or Load")
 	}
-	c := &checker{file: s.File, loc: newLocator([]byte(s.Text))}
-	pts := s.expand(c)
-	if err := c.err(); err != nil {
-		return nil, err
+	out := make([]Point, len(s.points))
+	for i, p := range s.points {
+		out[i] = p.clone()
 	}
-	return pts, nil
+	return out, nil
+}
+
+// Len returns the number of points of the sweep, without copying them.
+func (s *Sweep) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.points)
 }
 
 // combo is one setting of an entry's parameters: one value of each axis.
 type combo struct {
-	choice []int          // index of the value taken on each axis
-	raw    map[string]any // the written parameters, one value of each axis
-	values params.Values  // resolved, defaults filled in
+	choice  []int            // index of the value taken on each axis
+	raw     map[string]any   // the written parameters, one value of each axis
+	values  params.Values    // resolved, defaults filled in
+	run     params.Values    // experiments only: values with paths resolved
+	factory policies.Factory // policies only: built from values
 	// refused says why the sweep's backend cannot run this policy setting;
 	// it is an error only where a point that the rules keep uses it.
 	refused error
@@ -309,6 +363,7 @@ func (s *Sweep) expand(c *checker) []Point {
 	}
 
 	expCombos := make([][]combo, len(s.experiments))
+	exps := make([]experiments.Experiment, len(s.experiments))
 	for j := range s.experiments {
 		e := &s.experiments[j]
 		exp, err := experiments.Lookup(e.name)
@@ -316,6 +371,7 @@ func (s *Sweep) expand(c *checker) []Point {
 			c.errorf(e.at.with("name"), "%v", err)
 			continue
 		}
+		exps[j] = exp
 		for _, cb := range e.combos() {
 			if cb.values, err = experiments.Resolve(exp, cb.raw); err == nil {
 				// Ranges and forms one value can break (length = 0).
@@ -325,6 +381,7 @@ func (s *Sweep) expand(c *checker) []Point {
 				c.errorf(e.blameAt(err, cb), "%v%s", err, e.describe(cb))
 				continue
 			}
+			cb.run = experiments.ResolvePaths(exp, cb.values, s.Dir)
 			expCombos[j] = append(expCombos[j], cb)
 		}
 	}
@@ -339,8 +396,9 @@ func (s *Sweep) expand(c *checker) []Point {
 		for _, cb := range e.combos() {
 			var err error
 			if cb.values, err = spec.Resolve(cb.raw); err == nil {
-				// Building the factory applies the policy's own checks.
-				_, err = policies.New(e.name, cb.raw)
+				// Building the factory applies the policy's own checks;
+				// the points keep it, so that it is built once.
+				cb.factory, err = policies.New(e.name, cb.raw)
 			}
 			if err != nil {
 				c.errorf(e.blame(err), "%v%s", err, e.describe(cb))
@@ -356,6 +414,7 @@ func (s *Sweep) expand(c *checker) []Point {
 	if len(c.errs) > 0 {
 		return nil
 	}
+	s.exps, s.settings = exps, expCombos
 
 	var all []Point
 	var origins []origin
@@ -377,6 +436,9 @@ func (s *Sweep) expand(c *checker) []Point {
 								Chunk:            chunk,
 								Backend:          s.Backend,
 								Dir:              s.Dir,
+								exp:              exps[ej],
+								run:              cloneValues(ec.run),
+								factory:          pc.factory,
 							}
 							var err error
 							if p.Hash, err = p.hash(); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"kvcascade/experiments"
 	"kvcascade/runtime/backend"
 )
 
@@ -44,7 +45,9 @@ var (
 // maxErrors bounds the problems reported for one file.
 const maxErrors = 50
 
-// Sweep is a checked sweep file. Its points come from Points.
+// Sweep is a checked sweep file and its plan: the points of its grid,
+// expanded once by Parse, which Points hands out as copies. A Sweep is not
+// changed after Parse; its fields are read-only.
 type Sweep struct {
 	// Name names the sweep in the results database.
 	Name string
@@ -70,6 +73,13 @@ type Sweep struct {
 	policies    []entry
 	include     []rule
 	exclude     []rule
+	// points is the plan: the grid expanded once, by Parse. Points hands
+	// out copies. exps are the experiments the entries name and settings
+	// their checked settings (paths resolved), before the include and
+	// exclude rules, which CheckFiles opens.
+	points   []Point
+	exps     []experiments.Experiment
+	settings [][]combo
 }
 
 // ModelRef identifies the model of a point: a Hugging Face model directory
@@ -143,7 +153,7 @@ func Parse(data []byte, filename string) (*Sweep, error) {
 	// Expanding checks every setting of the entries read without problems
 	// against the policies' own rules and, when the whole file is good so
 	// far, duplicate points and the include/exclude rules.
-	s.expand(c)
+	s.points = s.expand(c)
 	if err := c.err(); err != nil {
 		return nil, err
 	}

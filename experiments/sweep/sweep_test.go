@@ -549,3 +549,43 @@ cascades = 4
 		}
 	}
 }
+
+// TestPlanIsImmutable: Parse expands the grid once; what Points returns is
+// a copy, so editing it changes nothing a later caller sees, and every
+// point carries the experiment, run parameters and policy factory Parse
+// made for it.
+func TestPlanIsImmutable(t *testing.T) {
+	s, pts := mustParse(t, grid, "t.toml")
+	if s.Len() != len(pts) {
+		t.Fatalf("Len %d, Points %d", s.Len(), len(pts))
+	}
+	for i := range pts {
+		pts[i].ExperimentParams["length"] = -1
+		pts[i].PolicyParams["extra"] = true
+		pts[i].Hash = ""
+	}
+	again, err := s.Points()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range again {
+		if p.ExperimentParams.Int("length") < 0 || p.PolicyParams.Has("extra") || p.Hash == "" {
+			t.Fatalf("a copy's edit reached the plan: %+v", p)
+		}
+		if p.exp == nil || p.factory == nil || p.run == nil {
+			t.Fatalf("point %s lacks what Parse resolved", p.Hash)
+		}
+		e, err := p.Definition()
+		if err != nil || e.Name() != p.Experiment {
+			t.Errorf("Definition: %v, %v", e, err)
+		}
+		f, err := p.Factory()
+		if err != nil || f.Name() != p.Policy {
+			t.Errorf("Factory: %v, %v", f, err)
+		}
+		p.RunParams()["length"] = -2
+	}
+	if p, _ := s.Points(); p[0].RunParams().Int("length") < 0 {
+		t.Error("an edit of RunParams reached the plan")
+	}
+}

@@ -9,11 +9,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
-	"kvcascade/experiments"
 	"kvcascade/plots"
+	"kvcascade/plots/figure"
 	"kvcascade/results"
 )
 
@@ -32,9 +33,17 @@ type point struct {
 	experiment string
 	policy     string // the registered policy name
 	label      string // series name: display name and budget plus what else varies
-	params     map[string]any
-	metrics    map[string]float64
+	// params are the point's settings and parameters in one flat object
+	// (results.Flatten); expKeys name the experiment's parameters among
+	// them, in the order it declares them.
+	params  map[string]any
+	expKeys []string
+	figures []figure.Kind // what the point's experiment draws
+	metrics map[string]float64
 }
+
+// draws reports whether p's experiment declares the figure kind k.
+func (p *point) draws(k figure.Kind) bool { return slices.Contains(p.figures, k) }
 
 // load reads the done points of sweep (all sweeps when "").
 func load(db *results.DB, sweep string) ([]*point, error) {
@@ -48,8 +57,18 @@ func load(db *results.DB, sweep string) ([]*point, error) {
 		p := byID[r.PointID]
 		if p == nil {
 			p = &point{id: r.PointID, experiment: r.Experiment, policy: r.Policy, metrics: map[string]float64{}}
-			if err := json.Unmarshal(r.Params, &p.params); err != nil {
+			flat, err := results.Flatten(r.Params, r.ExperimentParams, r.PolicyParams)
+			if err != nil {
+				return nil, fmt.Errorf("point %s: %w", r.Hash, err)
+			}
+			if err := json.Unmarshal(flat, &p.params); err != nil {
 				return nil, fmt.Errorf("point %s: params: %w", r.Hash, err)
+			}
+			if p.expKeys, err = results.Keys(r.ExperimentParams); err != nil {
+				return nil, fmt.Errorf("point %s: experiment %w", r.Hash, err)
+			}
+			for _, k := range r.Figures {
+				p.figures = append(p.figures, figure.Kind(k))
 			}
 			p.label = policyLabel(r.Policy, p.params)
 			byID[r.PointID] = p
@@ -67,12 +86,6 @@ func load(db *results.DB, sweep string) ([]*point, error) {
 // label, plus the parameters (other than the experiment's own) that differ
 // between points with that label, such as a cache size swept as an axis.
 func nameSeries(pts []*point) {
-	expParams := map[string]bool{}
-	for _, e := range experiments.All() {
-		for _, p := range e.Params() {
-			expParams[e.Name()+"\x00"+p.Name] = true
-		}
-	}
 	type group struct{ exp, label string }
 	values := map[group]map[string]map[string]bool{}
 	for _, p := range pts {
@@ -81,7 +94,7 @@ func nameSeries(pts []*point) {
 			values[g] = map[string]map[string]bool{}
 		}
 		for k, v := range p.params {
-			if expParams[p.experiment+"\x00"+k] || k == "experiment" || k == "policy" || k == "label" || k == "backend" {
+			if slices.Contains(p.expKeys, k) || strings.HasPrefix(k, "experiment.") || k == "experiment" || k == "policy" || k == "label" || k == "backend" {
 				continue
 			}
 			if values[g][k] == nil {
@@ -169,15 +182,16 @@ func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 		}
 	}
 	scaling := []struct {
-		exp, metric, name, title string
-		kind                     plots.Metric
-		scale                    float64
+		fig                 figure.Kind
+		metric, name, title string
+		kind                plots.Metric
+		scale               float64
 	}{
-		{"latency", "prefill_s", "latency_prefill", "Prefill time", plots.PrefillTime, 1},
-		{"latency", "decode_ms_per_token", "latency_decode", "Decode time per token", plots.DecodeTime, 1},
+		{figure.PrefillTime, "prefill_s", "latency_prefill", "Prefill time", plots.PrefillTime, 1},
+		{figure.DecodeTime, "decode_ms_per_token", "latency_decode", "Decode time per token", plots.DecodeTime, 1},
 	}
 	for _, s := range scaling {
-		series := lineSeries(pts, s.exp, "length", s.metric, s.scale)
+		series := lineSeries(pts, s.fig, "length", s.metric, s.scale)
 		if len(series) == 0 {
 			continue
 		}
@@ -222,7 +236,7 @@ func render(db *results.DB, pts []*point, dir string) ([]Figure, error) {
 func passkeyCells(pts []*point) []plots.PasskeyCell {
 	var cells []plots.PasskeyCell
 	for _, p := range pts {
-		if p.experiment != "passkey" {
+		if !p.draws(figure.PasskeyGrid) {
 			continue
 		}
 		length, ok1 := num(p.params["length"])
@@ -236,14 +250,15 @@ func passkeyCells(pts []*point) []plots.PasskeyCell {
 	return cells
 }
 
-// lineSeries collects metric against the parameter x, one series a label.
-func lineSeries(pts []*point, exp, x, metric string, scale float64) []plots.Series {
+// lineSeries collects metric against the parameter x of the points that
+// draw kind, one series a label.
+func lineSeries(pts []*point, kind figure.Kind, x, metric string, scale float64) []plots.Series {
 	by := map[string][]plots.Point{}
 	var names []string
 	for _, p := range pts {
 		xv, ok1 := num(p.params[x])
 		yv, ok2 := p.metrics[metric]
-		if p.experiment != exp || !ok1 || !ok2 {
+		if !p.draws(kind) || !ok1 || !ok2 {
 			continue
 		}
 		if _, seen := by[p.label]; !seen {
@@ -260,10 +275,10 @@ func lineSeries(pts []*point, exp, x, metric string, scale float64) []plots.Seri
 	return out
 }
 
-// eachPerplexitySample calls fn with every sample of every perplexity point.
-func eachPerplexitySample(db *results.DB, pts []*point, fn func(p *point, raw json.RawMessage)) error {
+// eachSample calls fn with every sample of every point that draws kind.
+func eachSample(db *results.DB, pts []*point, kind figure.Kind, fn func(p *point, raw json.RawMessage)) error {
 	for _, p := range pts {
-		if p.experiment != "perplexity" {
+		if !p.draws(kind) {
 			continue
 		}
 		samples, err := db.Samples(p.id)
@@ -288,7 +303,7 @@ func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, plots.LineO
 	byPoint := map[*point]int{}
 	windows := map[int64]bool{}
 	first, last := math.Inf(1), 0.0
-	err := eachPerplexitySample(db, pts, func(p *point, raw json.RawMessage) {
+	err := eachSample(db, pts, figure.Perplexity, func(p *point, raw json.RawMessage) {
 		var smp struct {
 			Tokens    float64  `json:"tokens"`
 			WindowPPL *float64 `json:"window_ppl"`
@@ -346,15 +361,15 @@ func perplexitySeries(db *results.DB, pts []*point) ([]plots.Series, plots.LineO
 }
 
 // memorySeries returns the cache memory held (MiB) against tokens seen,
-// one curve per point: from the memory experiment's checkpoints (its
-// longest prompt per series) or, when the sweep has none, from the
-// perplexity checkpoints. from names the source for the caption.
+// one curve per series (its longest prompt): from the points that draw
+// figure.CacheMemory or, when the sweep has none, from those that draw
+// figure.StreamMemory. from names the source for the caption.
 func memorySeries(db *results.DB, pts []*point) ([]plots.Series, string, error) {
-	for _, exp := range []string{"memory", "perplexity"} {
+	for _, kind := range []figure.Kind{figure.CacheMemory, figure.StreamMemory} {
 		var longest = map[string]*point{}
 		var order []string
 		for _, p := range pts {
-			if p.experiment != exp {
+			if !p.draws(kind) {
 				continue
 			}
 			q, seen := longest[p.label]
@@ -387,7 +402,7 @@ func memorySeries(db *results.DB, pts []*point) ([]plots.Series, string, error) 
 			}
 		}
 		if len(out) > 0 {
-			if exp == "memory" {
+			if kind == figure.CacheMemory {
 				return out, "random prompt", nil
 			}
 			return out, "perplexity text", nil
@@ -412,7 +427,7 @@ func lengthOf(p *point) float64 {
 func longbenchScores(db *results.DB, pts []*point) ([]plots.Score, error) {
 	var out []plots.Score
 	for _, p := range pts {
-		if p.experiment != "longbench" {
+		if !p.draws(figure.LongBenchScores) {
 			continue
 		}
 		score, ok := p.metrics["score"]
@@ -455,7 +470,7 @@ func subsetOf(db *results.DB, p *point) (string, error) {
 
 func retention(db *results.DB, pts []*point) ([]plots.Retention, error) {
 	var out []plots.Retention
-	err := eachPerplexitySample(db, pts, func(p *point, raw json.RawMessage) {
+	err := eachSample(db, pts, figure.Retention, func(p *point, raw json.RawMessage) {
 		var smp struct {
 			Held   [][]int64 `json:"held"`
 			Tokens int64     `json:"tokens"`

@@ -12,9 +12,9 @@ import (
 	"sort"
 	"strings"
 
-	"kvcascade/experiments"
 	"kvcascade/internal/atomicfile"
 	"kvcascade/plots"
+	"kvcascade/plots/figure"
 	"kvcascade/results"
 )
 
@@ -192,9 +192,10 @@ func metricTables(db *results.DB, pts []*point) ([]table, error) {
 			metrics = append(metrics, m)
 		}
 		sort.Strings(metrics)
-		axes := varyingAxes(e, byExp[e])
+		axes := varyingAxes(byExp[e])
 		header := append([]string{"policy"}, axes...)
-		if e == "longbench" {
+		longbench := byExp[e][0].draws(figure.LongBenchScores)
+		if longbench {
 			header = append(header, "subset")
 		}
 		t := table{Title: "Metrics: " + e, Header: append(header, metrics...)}
@@ -207,7 +208,7 @@ func metricTables(db *results.DB, pts []*point) ([]table, error) {
 					row = append(row, "–")
 				}
 			}
-			if e == "longbench" {
+			if longbench {
 				subset, err := subsetOf(db, p)
 				if err != nil {
 					return nil, err
@@ -228,36 +229,58 @@ func metricTables(db *results.DB, pts []*point) ([]table, error) {
 	return out, nil
 }
 
-// varyingAxes returns the parameters of experiment exp whose values differ
-// between pts, in the experiment's order.
-func varyingAxes(exp string, pts []*point) []string {
-	e, err := experiments.Lookup(exp)
-	if err != nil {
-		return nil
+// varyingAxes returns the experiment parameters whose values differ
+// between pts (points of one experiment), in the order the experiment
+// declares them (the order they are stored in).
+func varyingAxes(pts []*point) []string {
+	var names []string
+	for _, p := range pts {
+		for _, k := range p.expKeys {
+			if !slices.Contains(names, k) {
+				names = append(names, k)
+			}
+		}
 	}
 	var axes []string
-	for _, prm := range e.Params() {
+	for _, name := range names {
 		seen := map[string]bool{}
 		for _, p := range pts {
-			seen[fmt.Sprint(p.params[prm.Name])] = true
+			seen[fmt.Sprint(p.params[name])] = true
 		}
 		if len(seen) > 1 {
-			axes = append(axes, prm.Name)
+			axes = append(axes, name)
 		}
 	}
 	return axes
 }
 
-// mainMetrics names the metric the summary table averages per experiment,
-// with how it reads.
-// The weight is the metric that counts what the mean is over (samples,
-// tokens); points without it count one each.
-var mainMetrics = map[string]struct{ metric, unit, weight string }{
-	"passkey":    {"accuracy", "accuracy %", "samples"},
-	"perplexity": {"ppl", "perplexity", "tokens"},
-	"longbench":  {"score", "score 0–100", "samples"},
-	"latency":    {"prefill_s", "prefill s", ""},
-	"memory":     {"peak_cache_bytes", "peak cache MiB", ""},
+// mainMetric is the metric the summary table averages for the points that
+// draw a kind of figure, with how it reads. The weight is the metric that
+// counts what the mean is over (samples, tokens); points without it count
+// one each. scale multiplies the value.
+type mainMetric struct {
+	metric, unit, weight string
+	scale                float64
+}
+
+// mainMetrics are the summary's metrics by the figure kind that shows them;
+// a point takes the first of its experiment's figures listed here.
+var mainMetrics = map[figure.Kind]mainMetric{
+	figure.PasskeyGrid:     {"accuracy", "accuracy %", "samples", 1},
+	figure.Perplexity:      {"ppl", "perplexity", "tokens", 1},
+	figure.LongBenchScores: {"score", "score 0–100", "samples", 1},
+	figure.PrefillTime:     {"prefill_s", "prefill s", "", 1},
+	figure.CacheMemory:     {"peak_cache_bytes", "peak cache MiB", "", 1.0 / (1 << 20)},
+}
+
+// mainMetricOf returns the summary metric of p, if it has one.
+func mainMetricOf(p *point) (mainMetric, bool) {
+	for _, k := range p.figures {
+		if mm, ok := mainMetrics[k]; ok {
+			return mm, true
+		}
+	}
+	return mainMetric{}, false
 }
 
 // summaryTable is one row per policy and one column per experiment: the
@@ -268,16 +291,16 @@ func summaryTable(pts []*point) table {
 	type cell struct{ sum, weight, n float64 }
 	cells := map[string]map[string]*cell{}
 	var labels, exps []string
+	units := map[string]string{}
 	budgets := map[int]bool{}
 	for _, p := range pts {
-		mm, ok := mainMetrics[p.experiment]
+		mm, ok := mainMetricOf(p)
 		v, ok2 := p.metrics[mm.metric]
 		if !ok || !ok2 || math.IsNaN(v) {
 			continue
 		}
-		if p.experiment == "memory" {
-			v /= 1 << 20
-		}
+		v *= mm.scale
+		units[p.experiment] = mm.unit
 		if cells[p.label] == nil {
 			cells[p.label] = map[string]*cell{}
 			labels = append(labels, p.label)
@@ -312,7 +335,7 @@ func summaryTable(pts []*point) table {
 	}
 	t := table{Title: title, Header: []string{"policy"}}
 	for _, e := range exps {
-		t.Header = append(t.Header, e+" ("+mainMetrics[e].unit+")")
+		t.Header = append(t.Header, e+" ("+units[e]+")")
 	}
 	for _, l := range labels {
 		row := []string{l}

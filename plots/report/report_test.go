@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"kvcascade/internal/crashtest"
+	"kvcascade/plots/figure"
 	"kvcascade/results"
 )
 
@@ -21,37 +22,35 @@ func fill(t *testing.T, db *results.DB) {
 	}
 	type pt struct {
 		hash, exp, policy string
-		params            map[string]any
+		params            map[string]any // the experiment's
 		metrics           []results.Metric
 		samples           []string
 	}
 	var pts []pt
 	polParams := map[string]map[string]any{"cascade": {"sinks": 4, "size": 256, "cascades": 4}, "full": {}}
-	with := func(pol string, kv map[string]any) map[string]any {
-		out := map[string]any{}
-		for k, v := range polParams[pol] {
-			out[k] = v
-		}
-		for k, v := range kv {
-			out[k] = v
-		}
-		return out
+	// What the experiments declare: their parameters' order and figures.
+	order := map[string][]string{"longbench": {"data", "subset"}, "passkey": {"length", "depth_bin"}, "latency": {"length"}, "perplexity": {"tokens"}}
+	figures := map[string][]figure.Kind{
+		"longbench":  {figure.LongBenchScores},
+		"passkey":    {figure.PasskeyGrid},
+		"latency":    {figure.PrefillTime, figure.DecodeTime},
+		"perplexity": {figure.Perplexity, figure.StreamMemory, figure.Retention},
 	}
 	for _, pol := range []string{"cascade", "full"} {
-		pts = append(pts, pt{hash: pol + "lb", exp: "longbench", policy: pol, params: with(pol, map[string]any{"data": "x/trec.jsonl", "subset": ""}),
+		pts = append(pts, pt{hash: pol + "lb", exp: "longbench", policy: pol, params: map[string]any{"data": "x/trec.jsonl", "subset": ""},
 			metrics: []results.Metric{{Name: "score", Value: 55}, {Name: "samples", Value: 2}},
 			samples: []string{`{"subset":"trec","id":"a","score":1}`, `{"subset":"trec","id":"b","score":0.1}`}})
 		for _, l := range []int{1024, 4096} {
 			for b := 0; b < 5; b++ {
 				pts = append(pts, pt{hash: pol + "pk" + string(rune('a'+b)) + string(rune('0'+l/1024)), exp: "passkey", policy: pol,
-					params:  with(pol, map[string]any{"length": l, "depth_bin": b}),
+					params:  map[string]any{"length": l, "depth_bin": b},
 					metrics: []results.Metric{{Name: "accuracy", Value: float64(20 * b), Unit: "%"}, {Name: "samples", Value: 5}}})
 			}
 			pts = append(pts, pt{hash: pol + "lat" + string(rune('0'+l/1024)), exp: "latency", policy: pol,
-				params:  with(pol, map[string]any{"length": l}),
+				params:  map[string]any{"length": l},
 				metrics: []results.Metric{{Name: "prefill_s", Value: float64(l) / 1000, Unit: "s"}, {Name: "decode_ms_per_token", Value: 3, Unit: "ms"}}})
 		}
-		pts = append(pts, pt{hash: pol + "ppl", exp: "perplexity", policy: pol, params: with(pol, map[string]any{"tokens": 1000}),
+		pts = append(pts, pt{hash: pol + "ppl", exp: "perplexity", policy: pol, params: map[string]any{"tokens": 1000},
 			metrics: []results.Metric{{Name: "ppl", Value: 20}, {Name: "train_length", Value: 512}},
 			samples: []string{`{"tokens":300,"ppl":30,"window_ppl":30,"window":300,"cache_bytes":1048576}`,
 				`{"tokens":650,"ppl":25,"window_ppl":22,"window":350,"cache_bytes":2097152}`,
@@ -59,7 +58,16 @@ func fill(t *testing.T, db *results.DB) {
 	}
 	var specs []results.PointSpec
 	for _, p := range pts {
-		specs = append(specs, results.PointSpec{Hash: p.hash, Experiment: p.exp, Model: "m", Policy: p.policy, Params: p.params})
+		exp, err := results.OrderedObject(p.params, order[p.exp])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pol, err := json.Marshal(polParams[p.policy])
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, results.PointSpec{Hash: p.hash, Experiment: p.exp, Model: "m", Policy: p.policy,
+			ExperimentParams: exp, PolicyParams: pol, Figures: figure.Strings(figures[p.exp])})
 	}
 	if _, err := db.AddPoints(id, specs); err != nil {
 		t.Fatal(err)

@@ -6,13 +6,14 @@ import (
 
 	"kvcascade/datasets/ruler"
 	"kvcascade/plots"
+	"kvcascade/plots/figure"
 )
 
 // rulerCells collects the score of every done ruler point.
 func rulerCells(pts []*point) []plots.RulerCell {
 	var cells []plots.RulerCell
 	for _, p := range pts {
-		if p.experiment != "ruler" {
+		if !p.draws(figure.RulerScores) {
 			continue
 		}
 		task, _ := p.params["task"].(string)
