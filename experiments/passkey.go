@@ -27,7 +27,7 @@ const (
 
 // Figures are the figures drawn from its points.
 func (passkeyExp) Figures() []figure.Kind {
-	return []figure.Kind{figure.PasskeyGrid}
+	return []figure.Kind{figure.PasskeyGrid, figure.KeyMaps}
 }
 
 func (passkeyExp) Params() []params.Param {

@@ -43,6 +43,10 @@ const (
 	StreamMemory Kind = "stream_memory"
 	// LongBenchScores is the score per LongBench subset.
 	LongBenchScores Kind = "longbench_scores"
+	// KeyMaps are the passkey diagnostics (the key block held per layer
+	// and KV head, and retention maps with the key marked), drawn from the
+	// points run with diagnostics = true.
+	KeyMaps Kind = "key_maps"
 )
 
 // Strings returns kinds as strings, for storage.

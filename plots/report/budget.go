@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"kvcascade/plots"
+	"kvcascade/plots/figure"
 )
 
 // The budget sweep: when a sweep runs policies at several budgets (or
@@ -22,10 +23,26 @@ type headline struct {
 	percent       bool
 }
 
-var headlines = map[string]headline{
-	"passkey":    {"accuracy", "Passkey accuracy (%)", true},
-	"ruler":      {"score", "RULER score (%)", true},
-	"perplexity": {"ppl", "Perplexity", false},
+// headlines are the metrics of the figure kinds whose points a budget
+// sweep can show, in the order a point declaring several is looked up.
+var headlines = []struct {
+	kind figure.Kind
+	h    headline
+}{
+	{figure.PasskeyGrid, headline{"accuracy", "Passkey accuracy (%)", true}},
+	{figure.RulerScores, headline{"score", "RULER score (%)", true}},
+	{figure.Perplexity, headline{"ppl", "Perplexity", false}},
+}
+
+// headlineOf returns the headline metric of the first kind p draws that
+// has one.
+func headlineOf(p *point) (headline, bool) {
+	for _, k := range headlines {
+		if p.draws(k.kind) {
+			return k.h, true
+		}
+	}
+	return headline{}, false
 }
 
 // budgetAxis is one experiment's sweep along budget or ratio.
@@ -46,7 +63,7 @@ func budgetAxes(pts []*point) []*budgetAxis {
 	var order []*budgetAxis
 	for _, key := range []string{"budget", "ratio"} {
 		for _, p := range pts {
-			h, ok := headlines[p.experiment]
+			h, ok := headlineOf(p)
 			y, ok2 := p.metrics[h.metric]
 			if !ok || !ok2 {
 				continue

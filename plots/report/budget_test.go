@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"kvcascade/plots"
+	"kvcascade/plots/figure"
 )
 
 // TestBudgetLeaderboard: points at several budgets become one row per
@@ -18,7 +19,8 @@ func TestBudgetLeaderboard(t *testing.T) {
 		for k, v := range params {
 			pp[k] = v
 		}
-		return &point{experiment: "passkey", policy: policy, params: pp, metrics: map[string]float64{"accuracy": acc, "samples": n}}
+		return &point{experiment: "passkey", policy: policy, params: pp, metrics: map[string]float64{"accuracy": acc, "samples": n},
+			figures: []figure.Kind{figure.PasskeyGrid}}
 	}
 	pts := []*point{
 		pk("sink", map[string]any{"budget": 128.0}, 0, 0, 2),
@@ -28,7 +30,8 @@ func TestBudgetLeaderboard(t *testing.T) {
 		pk("adakv", map[string]any{"budget": 128.0, "label": "Ada"}, 0, 100, 1),
 		pk("adakv", map[string]any{"budget": 256.0, "label": "Ada"}, 0, 100, 1),
 		pk("full", nil, 0, 50, 4),
-		{experiment: "perplexity", policy: "sink", params: map[string]any{"budget": 128.0}, metrics: map[string]float64{"ppl": 9}},
+		{experiment: "perplexity", policy: "sink", params: map[string]any{"budget": 128.0}, metrics: map[string]float64{"ppl": 9},
+			figures: []figure.Kind{figure.Perplexity}},
 	}
 	got := budgetTables(pts)
 	want := []table{{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"kvcascade/plots"
+	"kvcascade/plots/figure"
 	"kvcascade/results"
 )
 
@@ -38,7 +39,7 @@ func renderDiagnostics(db *results.DB, pts []*point, save saveFunc) error {
 	spans := map[int]map[string][2]int64{}
 	seen := map[int]map[string]bool{}
 	for _, p := range pts {
-		if p.experiment != "passkey" || p.params["diagnostics"] != true {
+		if !p.draws(figure.KeyMaps) || p.params["diagnostics"] != true {
 			continue
 		}
 		b, ok := num(p.params["depth_bin"])

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"kvcascade/plots/figure"
 	"kvcascade/results"
 )
 
@@ -27,10 +28,11 @@ func TestRenderDiagnostics(t *testing.T) {
 		`"heads":[[{"held":1,"whole":true,"attention":0.25},{"held":0.5,"whole":false,"ratio":2,"attention":0.5}]],"held":[[0,1,40,41,42,90,99]]}}`
 	const second = `{"index":1,"prompt_tokens":100,"correct":false,"diagnostics":{"block":[40,60],"filler":[5,95],` +
 		`"heads":[[{"held":0,"whole":false},{"held":0.25,"whole":false}]]}}`
+	declared := figure.Strings([]figure.Kind{figure.PasskeyGrid, figure.KeyMaps})
 	specs := []results.PointSpec{
-		{Hash: "a", Experiment: "passkey", Model: "m", Policy: "sink", Params: map[string]any{"depth_bin": 0, "length": 100, "diagnostics": true}},
-		{Hash: "b", Experiment: "passkey", Model: "m", Policy: "h2o", Params: map[string]any{"depth_bin": 3, "length": 100, "diagnostics": true}},
-		{Hash: "c", Experiment: "passkey", Model: "m", Policy: "full", Params: map[string]any{"depth_bin": 1, "length": 100}},
+		{Hash: "a", Experiment: "passkey", Model: "m", Policy: "sink", Params: map[string]any{"depth_bin": 0, "length": 100, "diagnostics": true}, Figures: declared},
+		{Hash: "b", Experiment: "passkey", Model: "m", Policy: "h2o", Params: map[string]any{"depth_bin": 3, "length": 100, "diagnostics": true}, Figures: declared},
+		{Hash: "c", Experiment: "passkey", Model: "m", Policy: "full", Params: map[string]any{"depth_bin": 1, "length": 100}, Figures: declared},
 	}
 	if _, err := db.AddPoints(id, specs); err != nil {
 		t.Fatal(err)
