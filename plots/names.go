@@ -13,7 +13,15 @@ var displayNames = map[string]string{
 	"full":      "Full attention",
 	"truncated": "Truncated",
 	"adakv":     "Ada-KV",
+	"pyramidkv": "PyramidKV",
+	"quest":     "Quest",
+	"duo":       "DuoAttention",
+	"logsearch": "LogSearch",
+	"tova":      "TOVA",
+	"knorm":     "KNorm",
+	"random":    "Random",
 
+	"hip_bigbird":        "BigBird (HiP)",
 	"expected_attention": "Expected Attention",
 }
 
@@ -34,6 +42,11 @@ func DisplayName(id string) string {
 func policyID(name string) string {
 	if _, ok := displayNames[name]; ok {
 		return name
+	}
+	for id, d := range displayNames {
+		if name == d { // a display name that holds a parenthesis itself
+			return id
+		}
 	}
 	base, _, _ := strings.Cut(name, " (")
 	for id, d := range displayNames {

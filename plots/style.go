@@ -118,6 +118,28 @@ func knownPolicy(name string) (rank int, c color.RGBA, g draw.GlyphDrawer, ok bo
 		return 5, rgb(0x3F3F3F), draw.RingGlyph{}, true // dark grey
 	case "truncated":
 		return 6, rgb(0x56B4E9), draw.SquareGlyph{}, true // sky blue
+	// The other shipped policies: each a colour and marker of its own, so
+	// that a budget sweep of all of them tells every line apart.
+	case "pyramidkv":
+		return 7, rgb(0x1B3A6B), draw.TriangleGlyph{}, true // navy
+	case "adakv":
+		return 8, rgb(0x9B1C1C), draw.PyramidGlyph{}, true // maroon
+	case "hip_bigbird":
+		return 9, rgb(0x8C564B), draw.CrossGlyph{}, true // brown
+	case "quest":
+		return 10, rgb(0x9E9A1A), draw.BoxGlyph{}, true // olive
+	case "duo":
+		return 11, rgb(0x7B3294), draw.CircleGlyph{}, true // purple
+	case "logsearch":
+		return 12, rgb(0x17A2B8), draw.RingGlyph{}, true // cyan
+	case "tova":
+		return 13, rgb(0x2CA02C), draw.SquareGlyph{}, true // green
+	case "expected_attention":
+		return 14, rgb(0xB8860B), draw.TriangleGlyph{}, true // dark gold
+	case "knorm":
+		return 15, rgb(0x5E4FA2), draw.PlusGlyph{}, true // indigo
+	case "random":
+		return 16, rgb(0xA0A0A0), draw.PlusGlyph{}, true // light grey
 	}
 	return 0, color.RGBA{}, nil, false
 }
@@ -153,8 +175,7 @@ func extraIndex(name string) int {
 }
 
 // PolicyColor returns the colour that every figure uses for policy.
-// cascade, sink, h2o, snapkv, bigbird, full and truncated have fixed
-// colours; any other name gets one of eight further colours chosen by a
+// The policies the project ships have fixed colours; any other name gets one of eight further colours chosen by a
 // hash of the name, so it too is the same in every figure. (If two unknown
 // names in one figure share a hash, the figure gives the later one the
 // next free colour; see policyStyles.)

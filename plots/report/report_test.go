@@ -173,8 +173,8 @@ func TestPolicyLabel(t *testing.T) {
 		{"h2o", map[string]any{"heavy": 128.0, "recent": 132.0}, "H2O (260 slots)"},
 		{"snapkv", map[string]any{"budget": 260.0, "window": 16.0}, "SnapKV (260 slots)"},
 		{"bigbird", map[string]any{"global": 4.0, "window": 128.0, "random_blocks": 8.0, "block": 16.0}, "BigBird (attends to 260)"},
-		{"quest", map[string]any{"sinks": 4.0, "window": 0.0, "topk": 14.0, "page": 16.0}, "quest (attends to 244)"},
-		{"duo", map[string]any{"sinks": 4.0, "window": 252.0}, "duo (256 slots per streaming head)"},
+		{"quest", map[string]any{"sinks": 4.0, "window": 0.0, "topk": 14.0, "page": 16.0}, "Quest (attends to 244)"},
+		{"duo", map[string]any{"sinks": 4.0, "window": 252.0}, "DuoAttention (256 slots per streaming head)"},
 		{"full", map[string]any{}, "Full attention"},
 		{"truncated", map[string]any{"keep": 4096.0}, "Truncated (4096 prompt tokens)"},
 		{"cascade", map[string]any{"sinks": 4.0}, "Cascade"}, // size missing: no budget
