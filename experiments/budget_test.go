@@ -4,16 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"kvcascade/experiments"
-	"kvcascade/models"
+	"kvcascade/internal/modeltest"
 	"kvcascade/policies"
-	"kvcascade/runtime/cpu"
-	"kvcascade/runtime/model"
-	"kvcascade/runtime/tokenizer"
 )
 
 // TestPasskeyRatio: a policy given as a ratio of the prompt runs as the
@@ -56,18 +52,7 @@ func TestEveryBoundedPolicyBudgetAndRatio(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every bounded policy on the embedded model")
 	}
-	dir, err := models.Dir("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Load(dir, cpu.New(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, tok := modeltest.Tiny(t)
 	raw := map[string]any{"length": 640, "depth_bin": 2, "samples": 1, "seed": 5, "max_new": 4}
 	n := 0
 	for _, s := range policies.Specs() {

@@ -1,16 +1,13 @@
 package policies
 
 import (
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"kvcascade/datasets/passkey"
-	"kvcascade/models"
+	"kvcascade/internal/modeltest"
 	"kvcascade/runtime/backend"
-	"kvcascade/runtime/cpu"
 	"kvcascade/runtime/model"
-	"kvcascade/runtime/tokenizer"
 )
 
 // recallProbe is a logsearch layer that also records every key it is
@@ -104,18 +101,7 @@ func TestLogsearchRecall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("reads a 2,048-token prompt through the tiny model")
 	}
-	dir, err := models.Dir("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.Load(dir, cpu.New(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, tok := modeltest.Tiny(t)
 	smp, err := passkey.Generate(passkey.Config{Length: 2048, DepthBin: 2}, tok, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 // Package modeltest makes model directories for tests: a copy of a fixture
 // with its weights changed, to check how loading and running a model
-// answer weights that are wrong.
+// answer weights that are wrong; and it loads the embedded tiny model.
 package modeltest
 
 import (
@@ -10,7 +10,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"kvcascade/models"
+	"kvcascade/runtime/cpu"
+	"kvcascade/runtime/model"
 	"kvcascade/runtime/safetensors"
+	"kvcascade/runtime/tokenizer"
 )
 
 // EditedCopy copies the model directory src (config.json, and
@@ -74,4 +78,23 @@ func Fill(name string, v float32) func([]safetensors.Tensor) []safetensors.Tenso
 		}
 		return ts
 	}
+}
+
+// Tiny loads the embedded tiny model on the CPU backend with its
+// tokenizer, for tests that need a trained model.
+func Tiny(t testing.TB) (*model.Model, *tokenizer.Tokenizer) {
+	t.Helper()
+	dir, err := models.Dir("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(dir, cpu.New(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tok
 }
