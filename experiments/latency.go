@@ -67,6 +67,7 @@ func (l latency) Run(ctx context.Context, env *Env, p params.Values) (*Result, e
 	r.metric("prefill_tokens_per_s", float64(len(ids))/prefill.Seconds(), "tokens/s")
 	if decode > 0 {
 		r.metric("decode_ms_per_token", float64(perToken.Microseconds())/1000, "ms")
+		r.metric("decode_allocs_per_token", t.AllocsPerToken, "allocations")
 	}
 	r.metric("prompt_tokens", float64(len(ids)), "tokens")
 	return r, nil
@@ -81,6 +82,10 @@ type Timing struct {
 	// the last token was decoded (HeldBytes: the tokens held, not the
 	// capacity allocated).
 	CacheBytes int64
+	// AllocsPerToken is the mean number of Go heap allocations a decoded
+	// token made in this process (the host's share of a decoding step;
+	// 0 when none was decoded).
+	AllocsPerToken float64
 }
 
 // Time prefills ids on a fresh cache of env's policy and decodes decode
@@ -103,6 +108,8 @@ func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error
 	t.Prefill = time.Since(start)
 	if decode > 0 {
 		next := model.Argmax(logits)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		start = time.Now()
 		for i := 0; i < decode; i++ {
 			if err := ctx.Err(); err != nil {
@@ -114,6 +121,8 @@ func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error
 			}
 		}
 		t.PerToken = time.Since(start) / time.Duration(decode)
+		runtime.ReadMemStats(&after)
+		t.AllocsPerToken = float64(after.Mallocs-before.Mallocs) / float64(decode)
 	}
 	t.CacheBytes = HeldBytes(cache, env.Model)
 	return t, nil

@@ -98,6 +98,7 @@ type benchRow struct {
 	length           int
 	prefillS         float64
 	decodeMSPerToken float64 // NaN when nothing was decoded
+	allocsPerToken   float64 // Go heap allocations per decoded token
 	cacheBytes       int64
 	deviceBytes      int64 // device memory in use after the run; -1 when unknown
 }
@@ -228,6 +229,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			if err := w.row(r); err != nil {
 				return err
 			}
+			if *decode > 0 {
+				fmt.Fprintf(stderr, "bench: %s at %d tokens: %.1f heap allocations per decoded token\n", p.label, n, r.allocsPerToken)
+			}
 			if *maxPrefill > 0 && r.prefillS > maxPrefill.Seconds() && i+1 < len(lengths) {
 				fmt.Fprintf(stderr, "bench: %s: prefill of %d tokens took %.1f s > --max-prefill %v; skipping %v\n",
 					p.label, n, r.prefillS, *maxPrefill, lengths[i+1:])
@@ -292,6 +296,7 @@ func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk,
 	r.prefillS, r.cacheBytes = t.Prefill.Seconds(), t.CacheBytes
 	if decode > 0 {
 		r.decodeMSPerToken = float64(t.PerToken.Microseconds()) / 1000
+		r.allocsPerToken = t.AllocsPerToken
 	}
 	if mem != nil {
 		if free, total, err := mem.MemInfo(); err == nil {
