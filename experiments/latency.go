@@ -67,7 +67,6 @@ func (l latency) Run(ctx context.Context, env *Env, p params.Values) (*Result, e
 	r.metric("prefill_tokens_per_s", float64(len(ids))/prefill.Seconds(), "tokens/s")
 	if decode > 0 {
 		r.metric("decode_ms_per_token", float64(perToken.Microseconds())/1000, "ms")
-		r.metric("decode_allocs_per_token", t.AllocsPerToken, "allocations")
 	}
 	r.metric("prompt_tokens", float64(len(ids)), "tokens")
 	return r, nil

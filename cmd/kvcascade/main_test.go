@@ -94,8 +94,8 @@ func TestRunTwiceAndExport(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(lines[0], "sweep,experiment,model,policy,") || !strings.Contains(lines[0], ",metric,value,unit,") {
 		t.Fatalf("export: exit %d, header %q", code, lines[0])
 	}
-	if len(lines) != 1+4*5 { // 4 points × 5 latency metrics
-		t.Errorf("export has %d rows, want 20", len(lines)-1)
+	if len(lines) != 1+4*4 { // 4 points × 4 latency metrics
+		t.Errorf("export has %d rows, want 16", len(lines)-1)
 	}
 	code, out, _ = run(t, "export", "--db", db, "--format", "json")
 	if code != 0 || !strings.HasPrefix(strings.TrimSpace(out), "[") {

@@ -51,12 +51,12 @@ func TestResumeAcrossEdits(t *testing.T) {
 	step("run with a new policy", cfg, "ran 2 points (0 failed)")
 
 	code, out, _ := run(t, "export", "--db", db)
-	if rows := strings.Count(strings.TrimSpace(out), "\n"); code != 0 || rows != 4*5 {
-		t.Errorf("export: exit %d, %d rows; want the current version's 4 points × 5 latency metrics", code, rows)
+	if rows := strings.Count(strings.TrimSpace(out), "\n"); code != 0 || rows != 4*4 {
+		t.Errorf("export: exit %d, %d rows; want the current version's 4 points × 4 metrics", code, rows)
 	}
 	code, out, _ = run(t, "export", "--db", db, "--sweep", "resume@1")
-	if rows := strings.Count(strings.TrimSpace(out), "\n"); code != 0 || rows != 2*5 {
-		t.Errorf("export of version 1: exit %d, %d rows; want 2 points × 5 latency metrics", code, rows)
+	if rows := strings.Count(strings.TrimSpace(out), "\n"); code != 0 || rows != 2*4 {
+		t.Errorf("export of version 1: exit %d, %d rows; want 2 points × 4 metrics", code, rows)
 	}
 	code, out, _ = run(t, "status", "--db", db, "--versions")
 	if code != 0 || !strings.Contains(out, "resume  3 (current)  4") || !strings.Contains(out, "resume  1            2") {
