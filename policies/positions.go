@@ -18,7 +18,12 @@ func positionsParam() Param {
 		Doc: "RoPE positions: cache = index in the attention order (sinks first, chunk right after the view); original = original token positions"}
 }
 
-func positionsOf(v Values) positions { return positions(v.String("positions") == "original") }
+func positionsOf(v Values) positions {
+	if v.String("positions") == "original" {
+		return originalPositions
+	}
+	return cachePositions
+}
 
 // positioned is implemented by policies that can say whether their views
 // give keys and queries their original positions, which a model with a
