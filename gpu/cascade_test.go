@@ -85,16 +85,7 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 				gpu.SetViewMass(view, mass)
 				place := make([]int32, hkv*n)
 				host.Commit(mass, place)
-				// row i of KV head h carries its token's position (mod 251, exact
-				// in bf16 too) and the head
-				rows := make([]float32, n*hkv*hd)
-				for i := range n {
-					for h := range hkv {
-						rows[(i*hkv+h)*hd] = float32((seen + int64(i)) % 251)
-						rows[(i*hkv+h)*hd+1] = float32(h)
-					}
-				}
-				ck, cv := g.FromFloat32(rows, n, hkv*hd), g.FromFloat32(rows, n, hkv*hd)
+				ck, cv := taggedRows(g, seen, n, hkv, hd)
 				dev.Commit(k, v, ck, cv)
 				g.Free(ck)
 				g.Free(cv)
@@ -121,6 +112,27 @@ func TestDeviceCascadeMatchesHost(t *testing.T) {
 	}
 }
 
+// taggedRows returns keys and values [n, hkv·hd] of the n tokens from
+// start: row i of KV head h carries its token's position (mod 251, exact
+// in bf16 too) and the head, so that a cache slot's row tells which token
+// it holds (holdsTag). The caller frees both.
+func taggedRows(g *gpu.Backend, start int64, n, hkv, hd int) (k, v backend.Tensor) {
+	rows := make([]float32, n*hkv*hd)
+	for i := range n {
+		for h := range hkv {
+			rows[(i*hkv+h)*hd] = float32((start + int64(i)) % 251)
+			rows[(i*hkv+h)*hd+1] = float32(h)
+		}
+	}
+	return g.FromFloat32(rows, n, hkv*hd), g.FromFloat32(rows, n, hkv*hd)
+}
+
+// holdsTag reports whether row is taggedRows' row of token tok of KV head
+// h.
+func holdsTag(row []float32, tok int64, h int) bool {
+	return row[0] == float32(tok%251) && row[1] == float32(h)
+}
+
 // checkView compares a device view with the host's plan of the same chunk
 // and checks that every view entry's slot holds its token's row.
 func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.Tensor, host policies.Policy, ctx *backend.View, seen int64, hd int) {
@@ -144,7 +156,7 @@ func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.
 				t.Fatalf("at %d: head %d view entry %d in slot %d of %d", seen, h, j, s, shape[1])
 			}
 			row := store[(h*shape[1]+s)*hd:]
-			if row[0] != float32(held[j]%251) || row[1] != float32(h) {
+			if !holdsTag(row, held[j], h) {
 				t.Fatalf("at %d: head %d view entry %d (token %d) in slot %d holds row %v", seen, h, j, held[j], s, row[:2])
 			}
 		}

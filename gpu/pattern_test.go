@@ -96,16 +96,7 @@ func TestDevicePatternMatchesHost(t *testing.T) {
 						stored[h][s] = seen + int64(i)
 					}
 				}
-				// row i of KV head h carries its token's position (mod 251,
-				// exact in bf16 too) and the head
-				rows := make([]float32, n*hkv*hd)
-				for i := range n {
-					for h := range hkv {
-						rows[(i*hkv+h)*hd] = float32((seen + int64(i)) % 251)
-						rows[(i*hkv+h)*hd+1] = float32(h)
-					}
-				}
-				ck, cv := g.FromFloat32(rows, n, hkv*hd), g.FromFloat32(rows, n, hkv*hd)
+				ck, cv := taggedRows(g, seen, n, hkv, hd)
 				if err := cache.Update(0, ck, cv, nil); err != nil {
 					t.Fatal(err)
 				}
@@ -123,7 +114,7 @@ func TestDevicePatternMatchesHost(t *testing.T) {
 				for h := range hkv {
 					for s, tok := range stored[h] {
 						row := store[(h*sh[1]+s)*hd:]
-						if tok >= 0 && (row[0] != float32(tok%251) || row[1] != float32(h)) {
+						if tok >= 0 && !holdsTag(row, tok, h) {
 							t.Fatalf("after %d tokens: head %d slot %d holds row %v, want token %d's", seen, h, s, row[:2], tok)
 						}
 					}

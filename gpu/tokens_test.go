@@ -112,16 +112,7 @@ func TestDeviceTokenListMatchesHost(t *testing.T) {
 				}
 				place := make([]int32, hkv*n)
 				host.Commit(mass, place)
-				// row i of KV head h carries its token's position (mod 251,
-				// exact in bf16 too) and the head
-				rows := make([]float32, n*hkv*hd)
-				for i := range n {
-					for h := range hkv {
-						rows[(i*hkv+h)*hd] = float32((seen + int64(i)) % 251)
-						rows[(i*hkv+h)*hd+1] = float32(h)
-					}
-				}
-				ck, cv := g.FromFloat32(rows, n, hkv*hd), g.FromFloat32(rows, n, hkv*hd)
+				ck, cv := taggedRows(g, seen, n, hkv, hd)
 				if err := cache.Update(0, ck, cv, nil); err != nil {
 					t.Fatal(err)
 				}
