@@ -2,7 +2,6 @@ package plots
 
 import (
 	"fmt"
-	"image/color"
 	"math"
 	"slices"
 
@@ -106,10 +105,8 @@ type hlevel struct {
 func (h *hlevel) Plot(c draw.Canvas, p *plot.Plot) {
 	_, trY := p.Transforms(&c)
 	y := trY(h.Y)
-	sty := draw.LineStyle{Color: color.Gray{Y: 110}, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
+	sty, ts := markStyles()
 	c.StrokeLine2(sty, c.Min.X, y, c.Max.X, y)
-	ts := textStyle(noteSize)
-	ts.Color = color.Gray{Y: 70}
 	ts.XAlign, ts.YAlign = draw.XRight, draw.YBottom
 	c.FillText(ts, vg.Point{X: c.Max.X - vg.Points(3), Y: y + vg.Points(2) + vg.Length(h.line)*1.3*ts.Font.Size}, h.Label)
 }

@@ -8,6 +8,7 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -199,13 +200,19 @@ type vmark struct {
 func (m *vmark) Plot(c draw.Canvas, p *plot.Plot) {
 	trX, _ := p.Transforms(&c)
 	x := trX(m.X)
-	sty := draw.LineStyle{Color: color.Gray{Y: 110}, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
+	sty, ts := markStyles()
 	c.StrokeLine2(sty, x, c.Min.Y, x, c.Max.Y)
-	ts := textStyle(noteSize)
-	ts.Color = color.Gray{Y: 70}
 	ts.XAlign, ts.YAlign = draw.XLeft, draw.YTop
 	y := c.Max.Y - vg.Points(3) - vg.Length(m.line)*1.3*ts.Font.Size
 	c.FillText(ts, vg.Point{X: x + vg.Points(3), Y: y}, m.Label)
+}
+
+// markStyles returns how a Mark or a Level is drawn: a dashed grey line
+// and a darker grey note.
+func markStyles() (draw.LineStyle, text.Style) {
+	ts := textStyle(noteSize)
+	ts.Color = color.Gray{Y: 70}
+	return draw.LineStyle{Color: color.Gray{Y: 110}, Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}, ts
 }
 
 // Scaling draws a latency or memory measurement against context length
