@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -95,7 +95,7 @@ func splitOne(experiment string, params []byte, opt Options) (splitPoint, error)
 		declared, figures, known = opt.Declared(experiment)
 	}
 	settings, exp, pol := map[string]json.RawMessage{}, map[string]json.RawMessage{}, map[string]json.RawMessage{}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		v := m[k]
 		switch {
 		case slices.Contains(settingKeys, k):
@@ -128,7 +128,7 @@ func splitOne(experiment string, params []byte, opt Options) (splitPoint, error)
 	// The experiment's parameters in the order it declares them, as the
 	// runner stores them; any it no longer declares after them.
 	order := slices.Clone(declared)
-	for _, k := range sortedKeys(exp) {
+	for _, k := range slices.Sorted(maps.Keys(exp)) {
 		if !slices.Contains(order, k) {
 			order = append(order, k)
 		}
@@ -213,14 +213,14 @@ func Flatten(settings, experiment, policy json.RawMessage) (json.RawMessage, err
 	for k, v := range objs[0] {
 		out[k] = v
 	}
-	for _, k := range sortedKeys(objs[1]) {
+	for _, k := range slices.Sorted(maps.Keys(objs[1])) {
 		name := k
 		if slices.Contains(reservedKeys, k) {
 			name = "experiment." + k
 		}
 		out[name] = objs[1][k]
 	}
-	for _, k := range sortedKeys(objs[2]) {
+	for _, k := range slices.Sorted(maps.Keys(objs[2])) {
 		name := k
 		if _, isExp := objs[1][k]; isExp || slices.Contains(reservedKeys, k) {
 			name = "policy." + k
@@ -232,13 +232,4 @@ func Flatten(settings, experiment, policy json.RawMessage) (json.RawMessage, err
 		return nil, fmt.Errorf("params: %w", err)
 	}
 	return b, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -2,7 +2,9 @@ package sweep
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -72,7 +74,7 @@ func (c *checker) params(e *entry, t table, specs []params.Param, owner string) 
 	for i, p := range specs {
 		order[p.Name] = i
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		i, known := order[k]
 		if !known {
 			c.errorf(at.with(k), "unknown parameter of %s (known: %s)", owner, strings.Join(params.Names(specs), ", "))
@@ -162,7 +164,7 @@ func toInt(raw any) (int, error) {
 }
 
 func (c *checker) rule(t table) rule {
-	r := rule{at: t.at, m: t.m, keys: sortedKeys(t.m)}
+	r := rule{at: t.at, m: t.m, keys: slices.Sorted(maps.Keys(t.m))}
 	if len(r.keys) == 0 {
 		c.errorf(t.at, "empty rule: it would match every point")
 	}

@@ -3,6 +3,8 @@ package sweep
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 )
@@ -109,7 +111,7 @@ func collect(m map[string]*paramValues, owner string, v map[string]any) {
 		pv = &paramValues{values: map[string]ordered{}}
 		m[owner] = pv
 	}
-	for _, k := range sortedKeys(v) {
+	for _, k := range slices.Sorted(maps.Keys(v)) {
 		pv.names.add(k)
 		vs := pv.values[k]
 		vs.add(formatValue(v[k]))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -172,14 +173,14 @@ func (p Point) Params() map[string]any {
 	if !p.Backend.IsDefault() {
 		m["backend_options"] = p.Backend.String()
 	}
-	for _, k := range sortedKeys(p.ExperimentParams) {
+	for _, k := range slices.Sorted(maps.Keys(p.ExperimentParams)) {
 		name := k
 		if _, taken := m[k]; taken {
 			name = "experiment." + k
 		}
 		m[name] = p.ExperimentParams[k]
 	}
-	for _, k := range sortedKeys(p.PolicyParams) {
+	for _, k := range slices.Sorted(maps.Keys(p.PolicyParams)) {
 		name := k
 		if _, taken := m[k]; taken {
 			name = "policy." + k
@@ -286,7 +287,7 @@ func (e *entry) describe(cb combo) string {
 // that appears first in its text, else e's params table or e itself.
 func (e *entry) blame(err error) keyPath {
 	msg := err.Error()
-	written := sortedKeys(e.fixed)
+	written := slices.Sorted(maps.Keys(e.fixed))
 	for _, a := range e.axes {
 		written = append(written, a.name)
 	}
@@ -698,12 +699,12 @@ func (s *Sweep) checkRules(c *checker, pts []Point) bool {
 			}
 			ks, known := kinds[k]
 			if !known {
-				c.errorf(at, "unknown key: not a parameter of any experiment or policy of this sweep (keys: %s)", strings.Join(sortedKeys(kinds), ", "))
+				c.errorf(at, "unknown key: not a parameter of any experiment or policy of this sweep (keys: %s)", strings.Join(slices.Sorted(maps.Keys(kinds)), ", "))
 				ok = false
 				continue
 			}
 			if !convertsToAny(want, ks) {
-				c.errorf(at, "%s can never match: want %s", formatRaw(want), strings.Join(sortedKeys(ks), " or "))
+				c.errorf(at, "%s can never match: want %s", formatRaw(want), strings.Join(slices.Sorted(maps.Keys(ks)), " or "))
 				ok = false
 			}
 		}

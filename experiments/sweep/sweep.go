@@ -12,8 +12,10 @@ package sweep
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -288,7 +290,7 @@ func (c *checker) sweep(s *Sweep, doc map[string]any) {
 
 // known reports the keys of t not in names.
 func (c *checker) known(t table, names ...string) {
-	for _, k := range sortedKeys(t.m) {
+	for _, k := range slices.Sorted(maps.Keys(t.m)) {
 		if !contains(names, k) {
 			where := "at the top level"
 			if len(t.at) > 0 {
@@ -446,15 +448,6 @@ func tomlType(v any) string {
 		return "a table"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func contains(list []string, s string) bool {

@@ -2,6 +2,8 @@ package report
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -149,7 +151,7 @@ func renderBudget(pts []*point, save func(name, title, caption string, f *plots.
 		if a.key == "ratio" {
 			opt.XLabel = "Fraction of the prompt kept (ratio)"
 		}
-		for _, n := range sortedKeys(a.levels) {
+		for _, n := range slices.Sorted(maps.Keys(a.levels)) {
 			c := a.levels[n]
 			opt.Levels = append(opt.Levels, plots.Level{Y: c[0] / c[1], Label: n})
 		}
@@ -197,7 +199,7 @@ func budgetTables(pts []*point) []table {
 			r.cells = append(r.cells, formatMetric(r.mean))
 			rows = append(rows, r)
 		}
-		for _, n := range sortedKeys(a.levels) {
+		for _, n := range slices.Sorted(maps.Keys(a.levels)) {
 			c := a.levels[n]
 			r := row{cells: []string{n + " (no budget)"}, mean: c[0] / c[1]}
 			for range a.xs {
@@ -221,13 +223,3 @@ func budgetTables(pts []*point) []table {
 
 // formatMetric writes a leaderboard value to one decimal.
 func formatMetric(v float64) string { return fmt.Sprintf("%.1f", v) }
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
