@@ -93,31 +93,13 @@ func (p *adakv) Commit(mass []float32, place []int32) {
 	n, L := p.step.N, maxLen(p.lists)
 	checkMass(mass, p.s, L+n)
 	for h := range p.lists {
-		p.absorbRagged(h, mass, L, place[h*n:(h+1)*n])
+		p.absorbRow(h, mass, L, p.step, place[h*n:(h+1)*n])
 	}
 	if p.step.EndsPrompt() {
 		p.allocate()
 	}
 	for h := range p.lists {
 		p.lists[h].store(&p.pools[0], p.step.Start, place[h*n:(h+1)*n])
-	}
-}
-
-// absorbRagged is absorb for a head whose view row may be padded: its
-// mass row is [Hq·(L+n)] with L the view's length (the longest head's),
-// and its own keys the first of the row.
-func (p *adakv) absorbRagged(h int, mass []float32, L int, place []int32) {
-	l := &p.lists[h]
-	own, g := l.len(), p.s.Group()
-	w := L + p.step.N
-	p.a = grow(p.a, w)
-	reduceMass(p.a, mass, w, h*g, (h+1)*g, p.reduce)
-	for j := range own {
-		l.score[j] += p.a[j]
-	}
-	for i := range place {
-		place[i] = -1
-		l.add(p.step.Start+int64(i), -1, p.a[L+i])
 	}
 }
 

@@ -69,12 +69,19 @@ func (t *tokenLists) bytes() int64 {
 // and no slot yet; their places (place, the chunk's row of head h) are −1
 // until store gives them one.
 func (t *tokenLists) absorb(h int, mass []float32, step Step, place []int32) {
+	t.absorbRow(h, mass, t.lists[h].len(), step, place)
+}
+
+// absorbRow is absorb for a view whose rows are L keys long, which may be
+// more than head h holds (a pooled view pads the shorter heads): the mass
+// is [Hq·(L+n)], and h's own keys are the first of its row.
+func (t *tokenLists) absorbRow(h int, mass []float32, L int, step Step, place []int32) {
 	l := &t.lists[h]
-	L, g := l.len(), t.s.Group()
+	own, g := l.len(), t.s.Group()
 	w := L + step.N
 	t.a = grow(t.a, w)
 	reduceMass(t.a, mass, w, h*g, (h+1)*g, t.reduce)
-	for j := range L {
+	for j := range own {
 		l.score[j] += t.a[j]
 	}
 	for i := range place {
