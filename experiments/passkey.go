@@ -160,7 +160,7 @@ func (x passkeyExp) Run(ctx context.Context, env *Env, p params.Values) (*Result
 			}
 			m := env.Model
 			att := probeQuestion(cache, m.Layers, m.KVHeads, m.Heads/m.KVHeads, lay)
-			out, err = generateAt(ctx, sess, ids, p.Int("max_new"), stop, func() {
+			out, err = sess.GenerateThen(ctx, ids, p.Int("max_new"), stop, func() {
 				cache.ProbePromptEnd(nil)
 				dg = diagnose(cache, m.Layers, m.KVHeads, lay, att, i == 0)
 			})

@@ -1,15 +1,12 @@
 package experiments
 
 import (
-	"context"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 
 	"kvcascade/datasets/passkey"
 	"kvcascade/policies"
-	"kvcascade/runtime/model"
 )
 
 // Passkey diagnostics (passkey's `diagnostics = true`): at the question,
@@ -317,30 +314,4 @@ func (t *diagTotals) metrics(r *Result) {
 	if t.attnRatios > 0 {
 		r.metric("key_attention_ratio", t.attnRatio/float64(t.attnRatios), "ratio")
 	}
-}
-
-// generateAt is model.Session.Generate with a call of at between reading
-// the prompt and the first decoding step: the moment the question has been
-// read and the cache holds what the answer will attend to.
-func generateAt(ctx context.Context, s *model.Session, prompt []int32, maxNew int, stop []int32, at func()) ([]int32, error) {
-	logits, err := s.Prefill(ctx, prompt, nil)
-	if err != nil {
-		return nil, fmt.Errorf("generation step 0 (the prompt): %w", err)
-	}
-	at()
-	var out []int32
-	next := model.Argmax(logits)
-	for len(out) < maxNew {
-		if err := ctx.Err(); err != nil {
-			return out, err
-		}
-		out = append(out, next)
-		if slices.Contains(stop, next) || len(out) == maxNew {
-			break
-		}
-		if next, err = s.DecodeGreedy(next); err != nil {
-			return out, fmt.Errorf("generation step %d: %w", len(out), err)
-		}
-	}
-	return out, nil
 }

@@ -332,9 +332,19 @@ func (s *Session) DecodeGreedy(id int32) (int32, error) {
 // Generate prefills prompt and continues greedily for at most maxNew
 // tokens, stopping after any token of stop. It returns the new tokens.
 func (s *Session) Generate(ctx context.Context, prompt []int32, maxNew int, stop []int32) ([]int32, error) {
+	return s.GenerateThen(ctx, prompt, maxNew, stop, nil)
+}
+
+// GenerateThen is Generate calling afterPrompt, when not nil, once the
+// prompt has been read and before the first token is decoded: the moment
+// the cache holds what the answer will attend to.
+func (s *Session) GenerateThen(ctx context.Context, prompt []int32, maxNew int, stop []int32, afterPrompt func()) ([]int32, error) {
 	logits, err := s.Prefill(ctx, prompt, nil)
 	if err != nil {
 		return nil, fmt.Errorf("generation step 0 (the prompt): %w", err)
+	}
+	if afterPrompt != nil {
+		afterPrompt()
 	}
 	var out []int32
 	next := Argmax(logits)
