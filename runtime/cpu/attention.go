@@ -31,8 +31,7 @@ type attnScratch struct {
 	rt                 *ropeTable
 	out, q, k, v       []float32
 	ck, cv             []float32 // cache storage [Hkv, capacity, hd], or a pool [1, capacity, hd]
-	capacity           int
-	stride             int // rows from one head's slot 0 to the next's: capacity, or 0 in a pool
+	stride             int       // rows from one head's slot 0 to the next's: capacity, or 0 in a pool
 	hd, hq, hkv, group int
 	// vh view heads, vgroup query heads per view head, share view heads
 	// per KV head: Hkv, group, 1, or with PerQueryHead Hq, 1, group.
@@ -123,10 +122,9 @@ func (b *Backend) Attention(a *backend.Attention) {
 	// by row, which gathers without the transposed layout's strided writes.
 	sc.rowKeys = s < 3
 	sc.a, sc.rt, sc.out, sc.q, sc.k, sc.v = a, rt, out, q, k, v
-	sc.ck, sc.cv, sc.capacity = nil, nil, 0
+	sc.ck, sc.cv, sc.stride = nil, nil, 0
 	if view.K != nil {
 		sc.ck, sc.cv = tensor(view.K).data, tensor(view.V).data
-		sc.capacity = tensor(view.K).shape[1]
 		sc.stride = headStride(tensor(view.K).shape, hkv)
 	}
 	sc.hd, sc.hq, sc.hkv, sc.group, sc.l, sc.s, sc.n = hd, hq, hkv, group, l, s, n
