@@ -344,7 +344,9 @@ func wordIndex(s, word string) int {
 
 // origin is where a point comes from, to explain duplicates: indexes of its
 // model, experiment and policy entries.
-type origin struct{ model, exp, pol int }
+// origin names where a point comes from: its model, experiment entry and
+// policy entry, and the policy entry's combination (setting).
+type origin struct{ model, exp, pol, setting int }
 
 // expand checks every setting of every entry and returns the filtered
 // points, reporting problems to c.
@@ -419,7 +421,6 @@ func (s *Sweep) expand(c *checker) []Point {
 
 	var all []Point
 	var origins []origin
-	var from []comboAt // the policy setting of each point of all
 	seen := map[string]int{}
 	for mi, m := range s.models {
 		for ej, ecs := range expCombos {
@@ -446,7 +447,7 @@ func (s *Sweep) expand(c *checker) []Point {
 								c.errorf(s.policies[pk].at, "%v", err)
 								continue
 							}
-							o := origin{mi, ej, pk}
+							o := origin{mi, ej, pk, pi}
 							if first, dup := seen[p.Hash]; dup {
 								s.duplicate(c, origins[first], o, ec, pc)
 								continue
@@ -454,7 +455,6 @@ func (s *Sweep) expand(c *checker) []Point {
 							seen[p.Hash] = len(all)
 							all = append(all, p)
 							origins = append(origins, o)
-							from = append(from, comboAt{pk, pi})
 						}
 					}
 				}
@@ -468,14 +468,15 @@ func (s *Sweep) expand(c *checker) []Point {
 		return nil
 	}
 	var out []Point
-	refused := map[comboAt]bool{}
+	refused := map[[2]int]bool{} // policy entry and setting, reported once
 	for i, p := range all {
 		if !s.keep(p) {
 			continue
 		}
-		if at := from[i]; polCombos[at.entry][at.combo].refused != nil && !refused[at] {
-			refused[at] = true
-			e, cb := &s.policies[at.entry], polCombos[at.entry][at.combo]
+		o := origins[i]
+		if cb := polCombos[o.pol][o.setting]; cb.refused != nil && !refused[[2]int{o.pol, o.setting}] {
+			refused[[2]int{o.pol, o.setting}] = true
+			e := &s.policies[o.pol]
 			c.errorf(e.blameAt(cb.refused, cb), "%v%s", cb.refused, e.describe(cb))
 		}
 		out = append(out, p)
@@ -492,9 +493,6 @@ func (s *Sweep) expand(c *checker) []Point {
 	}
 	return out
 }
-
-// comboAt names a policy setting: entry's combo-th combination.
-type comboAt struct{ entry, combo int }
 
 // duplicate reports that o gives the same point as first, at the entry
 // where the two differ.
