@@ -85,12 +85,27 @@ type Timing struct {
 	// token made in this process (the host's share of a decoding step;
 	// 0 when none was decoded).
 	AllocsPerToken float64
+	// Chunks holds the wall time of each prefill chunk, in order, when
+	// TimeByChunk measured it (nil from Time).
+	Chunks []time.Duration
 }
 
 // Time prefills ids on a fresh cache of env's policy and decodes decode
 // tokens greedily: the latency experiment's measurement, which the bench
 // command makes too. ids are used as they are (see Env.Prompt).
 func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error) {
+	return timeRun(ctx, env, ids, decode, false)
+}
+
+// TimeByChunk is Time with the wall time of each prefill chunk recorded
+// in Timing.Chunks: every chunk returns its last logits to the host, so
+// each one ends with the device done (a synchronisation per chunk that
+// Time's prefill does not make; on the GPU it costs one small copy).
+func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error) {
+	return timeRun(ctx, env, ids, decode, true)
+}
+
+func timeRun(ctx context.Context, env *Env, ids []int32, decode int, byChunk bool) (Timing, error) {
 	var t Timing
 	cache, err := env.NewCache()
 	if err != nil {
@@ -100,7 +115,12 @@ func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error
 	s := env.Model.NewSession(cache, env.Chunk)
 	defer s.Close()
 	start := time.Now()
-	logits, err := s.Prefill(ctx, ids, nil) // returns host logits: the device is done
+	var logits []float32
+	if byChunk {
+		logits, t.Chunks, err = prefillByChunk(ctx, s, ids)
+	} else {
+		logits, err = s.Prefill(ctx, ids, nil) // returns host logits: the device is done
+	}
 	if err != nil {
 		return t, err
 	}
@@ -125,4 +145,26 @@ func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error
 	}
 	t.CacheBytes = HeldBytes(cache, env.Model)
 	return t, nil
+}
+
+// prefillByChunk reads ids in s's chunks, each returning its last logits
+// (so each ends with the device done), and returns the last logits and
+// each chunk's wall time.
+func prefillByChunk(ctx context.Context, s *model.Session, ids []int32) ([]float32, []time.Duration, error) {
+	var logits []float32
+	var times []time.Duration
+	end := int64(len(ids))
+	for i := 0; i < len(ids); i += s.Chunk() {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		j := min(i+s.Chunk(), len(ids))
+		start := time.Now()
+		var err error
+		if logits, err = s.Forward(ids[i:j], end, model.LastLogits); err != nil {
+			return nil, nil, fmt.Errorf("prefill tokens [%d, %d): %w", i, j, err)
+		}
+		times = append(times, time.Since(start))
+	}
+	return logits, times, nil
 }

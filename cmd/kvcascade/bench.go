@@ -100,7 +100,8 @@ type benchRow struct {
 	decodeMSPerToken float64 // NaN when nothing was decoded
 	allocsPerToken   float64 // Go heap allocations per decoded token
 	cacheBytes       int64
-	deviceBytes      int64 // device memory in use after the run; -1 when unknown
+	deviceBytes      int64           // device memory in use after the run; -1 when unknown
+	chunks           []time.Duration // each prefill chunk's wall time, with --chunk-times
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -119,6 +120,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	maxPrefill := fs.Duration("max-prefill", 0, "skip a policy's longer lengths once one of its prefills took longer (0: never)")
 	format := fs.String("format", "table", "table or csv")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed runs to this file")
+	chunkTimes := fs.String("chunk-times", "", "write each prefill chunk's wall time to this CSV file (policy, length, tokens, seconds); each chunk then ends with the device done")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: kvcascade bench [--shape llama-3.1-8b] [--backend cuda] [--lengths 4096,16384] [--policy NAME[:k=v,...] ...]\n\n"+
 			"Times prefill and decoding of a model shape with random weights (no weight files): one\n"+
@@ -206,10 +208,21 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var chunkCSV *csv.Writer
+	if *chunkTimes != "" {
+		f, err := os.Create(*chunkTimes)
+		if err != nil {
+			return fmt.Errorf("--chunk-times: %w", err)
+		}
+		defer f.Close()
+		chunkCSV = csv.NewWriter(f)
+		chunkCSV.Write([]string{"policy", "length", "tokens", "chunk_s"})
+		defer chunkCSV.Flush()
+	}
 	pshape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	for _, p := range pols {
 		warm := randomIDs(min(2**chunk, lengths[0]), m.Vocab, *seed+1)
-		if _, err := benchRun(mem, m, p, warm, *chunk, 1); err != nil {
+		if _, err := benchRun(mem, m, p, warm, *chunk, 1, false); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", p.label, err)
 		}
 		for i, n := range lengths {
@@ -221,11 +234,19 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 			runtime.GC()
-			r, err := benchRun(mem, m, p, randomIDs(n, m.Vocab, *seed), *chunk, *decode)
+			r, err := benchRun(mem, m, p, randomIDs(n, m.Vocab, *seed), *chunk, *decode, chunkCSV != nil)
 			if err != nil {
 				return fmt.Errorf("%s at %d tokens: %w", p.label, n, err)
 			}
 			r.length = n
+			if chunkCSV != nil {
+				for i, d := range r.chunks {
+					chunkCSV.Write([]string{p.label, strconv.Itoa(n), strconv.Itoa(min((i+1)**chunk, n)), strconv.FormatFloat(d.Seconds(), 'f', 5, 64)})
+				}
+				if chunkCSV.Flush(); chunkCSV.Error() != nil {
+					return fmt.Errorf("--chunk-times: %w", chunkCSV.Error())
+				}
+			}
 			if err := w.row(r); err != nil {
 				return err
 			}
@@ -285,15 +306,20 @@ func randomIDs(n, vocab int, seed uint64) []int32 {
 
 // benchRun prefills ids (cut as p's policy cuts prompts) on a fresh cache
 // of p and decodes decode tokens greedily, through the latency experiment's
-// measurement; mem, when not nil, reports the device memory in use after.
-func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk, decode int) (benchRow, error) {
+// measurement (by chunk: with each chunk's time); mem, when not nil,
+// reports the device memory in use after.
+func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk, decode int, byChunk bool) (benchRow, error) {
 	r := benchRow{policy: p.label, decodeMSPerToken: -1, deviceBytes: -1}
 	env := &experiments.Env{Model: m, Policy: p.factory, Chunk: chunk}
-	t, err := experiments.Time(context.Background(), env, env.Prompt(ids), decode)
+	timeIt := experiments.Time
+	if byChunk {
+		timeIt = experiments.TimeByChunk
+	}
+	t, err := timeIt(context.Background(), env, env.Prompt(ids), decode)
 	if err != nil {
 		return r, err
 	}
-	r.prefillS, r.cacheBytes = t.Prefill.Seconds(), t.CacheBytes
+	r.prefillS, r.cacheBytes, r.chunks = t.Prefill.Seconds(), t.CacheBytes, t.Chunks
 	if decode > 0 {
 		r.decodeMSPerToken = float64(t.PerToken.Microseconds()) / 1000
 		r.allocsPerToken = t.AllocsPerToken

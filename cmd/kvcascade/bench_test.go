@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/csv"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,6 +62,46 @@ func TestBenchMaxPrefill(t *testing.T) {
 	}
 	if r := recs[1]; r[0] != "full" || r[1] != "32" || r[4] != "-" {
 		t.Errorf("row %v: want full at 32 tokens without decoding", r)
+	}
+}
+
+// TestBenchChunkTimes checks --chunk-times: one row per prefill chunk,
+// the last one short, whose times add up to no more than the prefill's.
+func TestBenchChunkTimes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chunks.csv")
+	code, out, errOut := run(t, "bench", "--shape", "tiny", "--lengths", "80", "--chunk", "32", "--decode", "1",
+		"--policy", benchCascade, "--format", "csv", "--chunk-times", path)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("bench table: %v\n%s", err, out)
+	}
+	prefill, _ := strconv.ParseFloat(rows[1][2], 64)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"32", "64", "80"}
+	if len(recs) != 1+len(want) || strings.Join(recs[0], ",") != "policy,length,tokens,chunk_s" {
+		t.Fatalf("chunk times: want a header and %d rows, got %v", len(want), recs)
+	}
+	var sum float64
+	for i, r := range recs[1:] {
+		s, err := strconv.ParseFloat(r[3], 64)
+		if r[0] != benchCascade || r[1] != "80" || r[2] != want[i] || err != nil || s <= 0 {
+			t.Errorf("chunk row %d = %v, want %s, 80, %s and a positive time", i, r, benchCascade, want[i])
+		}
+		sum += s
+	}
+	if sum > prefill+1e-3 {
+		t.Errorf("chunk times add up to %.4f s, more than the prefill's %.4f s", sum, prefill)
 	}
 }
 
