@@ -85,27 +85,22 @@ type Timing struct {
 	// token made in this process (the host's share of a decoding step;
 	// 0 when none was decoded).
 	AllocsPerToken float64
-	// Chunks holds the wall time of each prefill chunk, in order, when
-	// TimeByChunk measured it (nil from Time).
-	Chunks []time.Duration
 }
 
 // Time prefills ids on a fresh cache of env's policy and decodes decode
 // tokens greedily: the latency experiment's measurement, which the bench
 // command makes too. ids are used as they are (see Env.Prompt).
 func Time(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error) {
-	return timeRun(ctx, env, ids, decode, false)
+	return TimeByChunk(ctx, env, ids, decode, nil)
 }
 
-// TimeByChunk is Time with the wall time of each prefill chunk recorded
-// in Timing.Chunks: every chunk returns its last logits to the host, so
-// each one ends with the device done (a synchronisation per chunk that
-// Time's prefill does not make; on the GPU it costs one small copy).
-func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int) (Timing, error) {
-	return timeRun(ctx, env, ids, decode, true)
-}
-
-func timeRun(ctx context.Context, env *Env, ids []int32, decode int, byChunk bool) (Timing, error) {
+// TimeByChunk is Time that, when each is not nil, calls it with the wall
+// time of every prefill chunk as the chunk ends (tokens: the prompt's
+// tokens read so far), so a run cut short keeps what it measured. Every
+// chunk then returns its last logits to the host and ends with the device
+// done: a synchronisation per chunk that Time's prefill does not make (on
+// the GPU, one small copy).
+func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int, each func(tokens int, d time.Duration) error) (Timing, error) {
 	var t Timing
 	cache, err := env.NewCache()
 	if err != nil {
@@ -116,8 +111,8 @@ func timeRun(ctx context.Context, env *Env, ids []int32, decode int, byChunk boo
 	defer s.Close()
 	start := time.Now()
 	var logits []float32
-	if byChunk {
-		logits, t.Chunks, err = prefillByChunk(ctx, s, ids)
+	if each != nil {
+		logits, err = prefillByChunk(ctx, s, ids, each)
 	} else {
 		logits, err = s.Prefill(ctx, ids, nil) // returns host logits: the device is done
 	}
@@ -148,23 +143,24 @@ func timeRun(ctx context.Context, env *Env, ids []int32, decode int, byChunk boo
 }
 
 // prefillByChunk reads ids in s's chunks, each returning its last logits
-// (so each ends with the device done), and returns the last logits and
-// each chunk's wall time.
-func prefillByChunk(ctx context.Context, s *model.Session, ids []int32) ([]float32, []time.Duration, error) {
+// (so each ends with the device done), calls each with every chunk's wall
+// time, and returns the last logits.
+func prefillByChunk(ctx context.Context, s *model.Session, ids []int32, each func(tokens int, d time.Duration) error) ([]float32, error) {
 	var logits []float32
-	var times []time.Duration
 	end := int64(len(ids))
 	for i := 0; i < len(ids); i += s.Chunk() {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		j := min(i+s.Chunk(), len(ids))
 		start := time.Now()
 		var err error
 		if logits, err = s.Forward(ids[i:j], end, model.LastLogits); err != nil {
-			return nil, nil, fmt.Errorf("prefill tokens [%d, %d): %w", i, j, err)
+			return nil, fmt.Errorf("prefill tokens [%d, %d): %w", i, j, err)
 		}
-		times = append(times, time.Since(start))
+		if err := each(j, time.Since(start)); err != nil {
+			return nil, err
+		}
 	}
-	return logits, times, nil
+	return logits, nil
 }

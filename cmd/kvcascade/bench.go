@@ -100,8 +100,7 @@ type benchRow struct {
 	decodeMSPerToken float64 // NaN when nothing was decoded
 	allocsPerToken   float64 // Go heap allocations per decoded token
 	cacheBytes       int64
-	deviceBytes      int64           // device memory in use after the run; -1 when unknown
-	chunks           []time.Duration // each prefill chunk's wall time, with --chunk-times
+	deviceBytes      int64 // device memory in use after the run; -1 when unknown
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -222,7 +221,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	pshape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	for _, p := range pols {
 		warm := randomIDs(min(2**chunk, lengths[0]), m.Vocab, *seed+1)
-		if _, err := benchRun(mem, m, p, warm, *chunk, 1, false); err != nil {
+		if _, err := benchRun(mem, m, p, warm, *chunk, 1, nil); err != nil {
 			return fmt.Errorf("warm-up of %s: %w", p.label, err)
 		}
 		for i, n := range lengths {
@@ -234,19 +233,21 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 			runtime.GC()
-			r, err := benchRun(mem, m, p, randomIDs(n, m.Vocab, *seed), *chunk, *decode, chunkCSV != nil)
+			var each func(int, time.Duration) error
+			if chunkCSV != nil {
+				each = func(tokens int, d time.Duration) error {
+					chunkCSV.Write([]string{p.label, strconv.Itoa(n), strconv.Itoa(tokens), strconv.FormatFloat(d.Seconds(), 'f', 5, 64)})
+					if chunkCSV.Flush(); chunkCSV.Error() != nil {
+						return fmt.Errorf("--chunk-times: %w", chunkCSV.Error())
+					}
+					return nil
+				}
+			}
+			r, err := benchRun(mem, m, p, randomIDs(n, m.Vocab, *seed), *chunk, *decode, each)
 			if err != nil {
 				return fmt.Errorf("%s at %d tokens: %w", p.label, n, err)
 			}
 			r.length = n
-			if chunkCSV != nil {
-				for i, d := range r.chunks {
-					chunkCSV.Write([]string{p.label, strconv.Itoa(n), strconv.Itoa(min((i+1)**chunk, n)), strconv.FormatFloat(d.Seconds(), 'f', 5, 64)})
-				}
-				if chunkCSV.Flush(); chunkCSV.Error() != nil {
-					return fmt.Errorf("--chunk-times: %w", chunkCSV.Error())
-				}
-			}
 			if err := w.row(r); err != nil {
 				return err
 			}
@@ -306,20 +307,16 @@ func randomIDs(n, vocab int, seed uint64) []int32 {
 
 // benchRun prefills ids (cut as p's policy cuts prompts) on a fresh cache
 // of p and decodes decode tokens greedily, through the latency experiment's
-// measurement (by chunk: with each chunk's time); mem, when not nil,
-// reports the device memory in use after.
-func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk, decode int, byChunk bool) (benchRow, error) {
+// measurement (each, when not nil, is given every prefill chunk's time as
+// it ends); mem, when not nil, reports the device memory in use after.
+func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk, decode int, each func(int, time.Duration) error) (benchRow, error) {
 	r := benchRow{policy: p.label, decodeMSPerToken: -1, deviceBytes: -1}
 	env := &experiments.Env{Model: m, Policy: p.factory, Chunk: chunk}
-	timeIt := experiments.Time
-	if byChunk {
-		timeIt = experiments.TimeByChunk
-	}
-	t, err := timeIt(context.Background(), env, env.Prompt(ids), decode)
+	t, err := experiments.TimeByChunk(context.Background(), env, env.Prompt(ids), decode, each)
 	if err != nil {
 		return r, err
 	}
-	r.prefillS, r.cacheBytes, r.chunks = t.Prefill.Seconds(), t.CacheBytes, t.Chunks
+	r.prefillS, r.cacheBytes = t.Prefill.Seconds(), t.CacheBytes
 	if decode > 0 {
 		r.decodeMSPerToken = float64(t.PerToken.Microseconds()) / 1000
 		r.allocsPerToken = t.AllocsPerToken
