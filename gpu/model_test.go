@@ -84,6 +84,9 @@ var parityRuns = []struct {
 }{
 	{"full", nil, []int{16, 7}},
 	{"cascade", map[string]any{"sinks": 4, "size": 32, "cascades": 4}, []int{16, 5}},
+	// a host policy that reads queries and keys back from the device
+	// (issue 19): 9 evicted blocks of 8 after 100 tokens, 2 retrieved
+	{"logsearch", map[string]any{"sinks": 4, "window": 24, "block": 8, "topk": 2}, []int{16, 5}},
 }
 
 // parityCheck compares one run's logits and held tokens (got on the backend
