@@ -119,11 +119,15 @@ def lr_at(step, steps, peak, warmup):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def make_batch(rng, natural, pk, batch, length, pad, answer_weight, frac_passkey):
+def make_batch(rng, natural, pk, shortest, batch, length, pad, answer_weight, frac_passkey):
+    """A batch of rows: passkey documents (shortest: the fewest tokens of any)
+    or windows of natural text, and the loss weight of each token."""
     x = torch.full((batch, length), pad, dtype=torch.long)
     w = torch.zeros((batch, length), dtype=torch.float32)
     for b in range(batch):
-        if rng.random() < frac_passkey:
+        # A row is natural text when no passkey document fits the length
+        # (the draw is made all the same, so the stream of draws is unchanged).
+        if rng.random() < frac_passkey and shortest <= length:
             ids, plen = pk[rng.randrange(len(pk))]
             while len(ids) > length:
                 ids, plen = pk[rng.randrange(len(pk))]
@@ -245,6 +249,7 @@ def main():
     say(f"natural text encoded; {time.time() - t0:.1f}s")
     pk = encode_passkey(tok, train_docs, args.context)
     pk_lens = sorted(len(ids) for ids, _ in pk)
+    shortest = pk_lens[0] if pk else args.context + 1
     say(f"tokenizer {tok.get_vocab_size()} tokens; natural {len(natural)} tokens; validation {len(val)}; "
         f"held-out {len(heldout)}; {len(pk)} passkey docs of {len(train_docs)} fit {args.context} tokens "
         f"(median {pk_lens[len(pk_lens) // 2] if pk else 0}, longest {pk_lens[-1] if pk else 0}); "
@@ -274,7 +279,7 @@ def main():
         frac = min(1.0, step / (0.3 * args.steps))
         length = int(args.curriculum_start + frac * (args.context - args.curriculum_start)) // 64 * 64
         batch = max(8, args.batch_tokens // length)  # similar tokens per step
-        x, w = make_batch(rng, natural, pk, batch, length, pad, args.answer_weight, args.passkey_fraction)
+        x, w = make_batch(rng, natural, pk, shortest, batch, length, pad, args.answer_weight, args.passkey_fraction)
         x, w = x.to(device), w.to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, 200)
