@@ -266,7 +266,7 @@ def main():
     model.train()
     nparams = sum(p.numel() for p in model.parameters())
     say(f"model {nparams / 1e6:.2f}M parameters ({2 * nparams / 1e6:.1f} MB in bf16); "
-        f"attention {model.config._attn_implementation}")
+        f"attention {getattr(model.config, '_attn_implementation', '?')}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
     rng = random.Random(args.seed)
     pad = tok.token_to_id(EOS)
