@@ -220,6 +220,7 @@ def main():
                     help="seconds of training (from its first step) after which it stops, keeping the best checkpoint")
     ap.add_argument("--eval-prompts", type=int, default=150, help="held-back passkey documents tried at the end")
     ap.add_argument("--eval-seconds", type=float, default=0.0, help="bound on the final passkey check (0: none)")
+    ap.add_argument("--device", default="cuda", help="cuda, or cpu for a smoke test of the script")
     args = ap.parse_args()
     if args.hidden % args.heads or args.heads % args.kv_heads:
         ap.error("--hidden must be a multiple of --heads, and --heads of --kv-heads")
@@ -227,7 +228,7 @@ def main():
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
-    device = "cuda"
+    device = args.device
     t0 = time.time()
 
     natural_text = read_text(args.data, "train.txt")
@@ -267,7 +268,8 @@ def main():
     nparams = sum(p.numel() for p in model.parameters())
     say(f"model {nparams / 1e6:.2f}M parameters ({2 * nparams / 1e6:.1f} MB in bf16); "
         f"attention {getattr(model.config, '_attn_implementation', '?')}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1,
+                            **({"fused": True} if device == "cuda" else {}))
     rng = random.Random(args.seed)
     pad = tok.token_to_id(EOS)
     log = {"loss": [], "config": {k: v for k, v in vars(args).items() if k != "out"}}
@@ -283,7 +285,7 @@ def main():
         x, w = x.to(device), w.to(device)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, 200)
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with torch.autocast(device, dtype=torch.bfloat16):
             logits = model(x[:, :-1]).logits
         loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="none")
         ww = w[:, 1:].reshape(-1)
