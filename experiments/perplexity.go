@@ -28,7 +28,7 @@ func (perplexity) Figures() []figure.Kind {
 
 func (perplexity) Params() []params.Param {
 	return []params.Param{
-		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19), .jsonl file, or embedded:NAME, a text inside the binary (embedded:kjv-heldout: the tiny model's held-out books)"},
+		{Name: "text", Kind: "string", Default: "", Doc: "UTF-8 text file, folder of .txt books (PG19), .jsonl file, or embedded:NAME, a text inside the binary (embedded:kjv-heldout: the books the embedded models are not trained on)"},
 		{Name: "field", Kind: "string", Default: "text", Doc: "jsonl field holding the text"},
 		{Name: "tokens", Kind: "int", Default: 16384, Doc: "tokens to stream (the text is read until it has this many); " +
 			"with books = each, the most tokens read over all books (0: every book whole)"},

@@ -106,7 +106,7 @@ type benchRow struct {
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	shape := fs.String("shape", "tiny", "model shape: llama-3.1-8b, tiny, or a config.json / model directory")
+	shape := fs.String("shape", "tiny", "model shape: llama-3.1-8b, an embedded model ("+strings.Join(models.Names(), ", ")+"), or a config.json / model directory")
 	bf := addBackendFlags(fs)
 	lengths := intList{4096}
 	fs.Var(&lengths, "lengths", "prompt lengths in tokens, comma-separated")

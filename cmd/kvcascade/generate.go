@@ -73,7 +73,7 @@ func parseScalar(v string) any {
 func runGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("model", "", "Hugging Face model directory (config.json, *.safetensors, tokenizer.json), or the name of an embedded model (tiny)")
+	dir := fs.String("model", "", "Hugging Face model directory (config.json, *.safetensors, tokenizer.json), or the name of an embedded model ("+strings.Join(models.Names(), ", ")+")")
 	policy := fs.String("policy", "full", "cache policy and its parameters, NAME[:key=value,...] (see kvcascade policies)")
 	params := paramFlag{}
 	fs.Var(params, "p", "one more policy parameter key=value (repeatable; the older form of --policy NAME:key=value)")
@@ -82,7 +82,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	chunk := fs.Int("chunk", 512, "prefill chunk size in tokens")
 	bf := addBackendFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: kvcascade generate --model DIR|tiny [--policy NAME[:key=value,...]] --prompt TEXT\n\n"+
+		fmt.Fprintln(stderr, "Usage: kvcascade generate --model DIR|"+strings.Join(models.Names(), "|")+" [--policy NAME[:key=value,...]] --prompt TEXT\n\n"+
 			"Greedy generation from a prompt through a cache policy; prints the continuation and,\n"+
 			"on standard error, the token counts, the time and the cache's size.\n\nFlags:")
 		fs.PrintDefaults()

@@ -5,7 +5,8 @@
 # filler word list kvcascade embeds, and passkey documents written by kvcascade itself in
 # exactly the layout the passkey experiment evaluates.
 #
-# Usage: tools/train_tiny/prepare.sh [DIR] [N_PASSKEY_DOCS]   (run from the repository root)
+# Usage: tools/train_tiny/prepare.sh [DIR] [N_PASSKEY_DOCS]   (run from the repository root;
+# N_PASSKEY_DOCS = 0 writes no passkey documents, as prepare_mini.sh asks)
 set -euo pipefail
 dir=${1:-.train}
 ndocs=${2:-20000}
@@ -32,5 +33,7 @@ awk -F'\t' '$1 !~ /^(Ruth|Jonah|Philemon|Revelation)$/ { print $2 }' "$dir/kjv.t
 rm "$dir/kjv.tsv"
 
 cp datasets/passkey/words/words.txt "$dir/words"
-go run ./cmd/kvcascade passkey-docs --n "$ndocs" --min-words 8 --max-words 400 --seed 1 | gzip -6 > "$dir/passkey.jsonl.gz"
+if [ "$ndocs" -gt 0 ]; then
+  go run ./cmd/kvcascade passkey-docs --n "$ndocs" --min-words 8 --max-words 400 --seed 1 | gzip -6 > "$dir/passkey.jsonl.gz"
+fi
 wc -c "$dir"/*
