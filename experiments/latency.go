@@ -121,6 +121,10 @@ func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int, each fu
 	}
 	t.Prefill = time.Since(start)
 	if decode > 0 {
+		// room for the decoded tokens first: a cache that grows with the
+		// stream doubles its storage at some step, amortised O(1) per token
+		// over a whole stream but not over a few timed ones
+		cache.Reserve(decode)
 		next := model.Argmax(logits)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)

@@ -1,7 +1,5 @@
 package policies
 
-import "container/heap"
-
 // blockIndex is the key index of one KV head of the logsearch policy: a
 // tree of per-dimension key bounds over blocks of B consecutive tokens
 // (Quest's page bounds), built level by level as tokens arrive.
@@ -131,7 +129,7 @@ func (x *blockIndex) search(qs []float32, k, limit int, dst []int32) ([]int32, i
 			return
 		}
 		visits++
-		heap.Push(h, node{ub: x.bound(l, i, qs), level: int32(l), idx: int32(i)})
+		h.push(node{ub: x.bound(l, i, qs), level: int32(l), idx: int32(i)})
 	}
 	for l := range x.lo {
 		if n := len(x.lo[l]) / x.hd; n%2 == 1 {
@@ -139,8 +137,8 @@ func (x *blockIndex) search(qs []float32, k, limit int, dst []int32) ([]int32, i
 		}
 	}
 	found := 0
-	for h.Len() > 0 && found < k {
-		top := heap.Pop(h).(node)
+	for len(*h) > 0 && found < k {
+		top := h.pop()
 		if top.level == 0 {
 			dst = append(dst, top.idx)
 			found++
@@ -171,12 +169,13 @@ type node struct {
 
 // nodeHeap is a max-heap of nodes by bound; on equal bounds an internal
 // node comes before a leaf (so that no tied leaf under it is missed) and a
-// later node before an earlier one.
+// later node before an earlier one. Its push and pop take and return nodes
+// as they are: container/heap's interface would allocate for each node
+// (every visited node of every search, each decoding step).
 type nodeHeap []node
 
-func (h nodeHeap) Len() int { return len(h) }
-func (h nodeHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
+// before reports whether a comes out of the heap before b.
+func (a node) before(b node) bool {
 	if a.ub != b.ub {
 		return a.ub > b.ub
 	}
@@ -185,11 +184,40 @@ func (h nodeHeap) Less(i, j int) bool {
 	}
 	return a.idx > b.idx
 }
-func (h nodeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *nodeHeap) Push(v any)   { *h = append(*h, v.(node)) }
-func (h *nodeHeap) Pop() any {
-	old := *h
-	v := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return v
+
+func (h *nodeHeap) push(v node) {
+	*h = append(*h, v)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		up := (i - 1) / 2
+		if !s[i].before(s[up]) {
+			break
+		}
+		s[i], s[up] = s[up], s[i]
+		i = up
+	}
+}
+
+func (h *nodeHeap) pop() node {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && s[c+1].before(s[c]) {
+			c++
+		}
+		if !s[c].before(s[i]) {
+			break
+		}
+		s[i], s[c] = s[c], s[i]
+		i = c
+	}
+	*h = s
+	return top
 }

@@ -221,6 +221,20 @@ func (c *Cache) Query(l int, q backend.Tensor) error {
 	return nil
 }
 
+// Reserve makes room in every layer's storage for the next n tokens, as
+// View would for a chunk of n, so that the storage of a policy whose
+// memory grows with the stream does not grow during the next n steps: a
+// timed decode of n tokens then measures the steps, not one doubling of
+// the whole cache that happened to fall among them.
+func (c *Cache) Reserve(n int) {
+	for l := range c.layers {
+		lc := &c.layers[l]
+		if need := lc.p.Reserve(n); need > lc.cap {
+			c.growLayer(lc, need)
+		}
+	}
+}
+
 // growLayer enlarges the storage of a layer to at least need slots per head,
 // doubling so that a growing cache costs amortised O(1) copies per token.
 func (c *Cache) growLayer(lc *layerCache, need int) {

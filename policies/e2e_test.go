@@ -503,3 +503,51 @@ func TestE2EAdakvPool(t *testing.T) {
 
 // noPool is a backend that does not address pooled storage.
 type noPool struct{ backend.Backend }
+
+// TestCacheReserve: Reserve(n) makes room for n more tokens up front, so
+// that n decoding steps of a cache whose storage grows with the stream
+// leave its memory as it was, and the logits are those of a cache that
+// grew as it went. (full: its memory is its storage alone; logsearch's
+// index grows with every block as well.)
+func TestCacheReserve(t *testing.T) {
+	m := loadFixture(t, "llama")
+	ids := randomIDs(40, m.Vocab, 3)
+	for _, tc := range []struct {
+		name   string
+		params map[string]any
+	}{
+		{"full", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			decode := func(reserve bool) ([]float32, int64, int64) {
+				s, c, _ := newSession(t, m, tc.name, tc.params, 16)
+				logits, err := s.Prefill(context.Background(), ids[:32], nil) // storage: exactly 32 slots
+				if err != nil {
+					t.Fatal(err)
+				}
+				if reserve {
+					c.Reserve(8)
+				}
+				before := c.Bytes()
+				last := logits
+				for _, id := range ids[32:] {
+					if last, err = s.Decode(id); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return slices.Clone(last), before, c.Bytes()
+			}
+			want, grownBefore, grownAfter := decode(false)
+			got, before, after := decode(true)
+			if grownAfter <= grownBefore {
+				t.Fatalf("without Reserve the storage did not grow while decoding (%d → %d bytes): the test shows nothing", grownBefore, grownAfter)
+			}
+			if after != before {
+				t.Errorf("after Reserve(8), 8 decoding steps changed the cache's memory from %d to %d bytes", before, after)
+			}
+			if !slices.Equal(got, want) {
+				t.Error("decoding after Reserve gave other logits than decoding while the storage grew")
+			}
+		})
+	}
+}
