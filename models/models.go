@@ -1,6 +1,8 @@
 // Package models embeds the models kvcascade ships, so that any build of the
 // binary can run real experiments without weight files: "tiny" is a 5.2M
-// parameter Llama trained by tools/train_tiny (see models/tiny/README.md).
+// parameter Llama trained at 1,024 tokens, "mini" a 7.6M parameter one
+// trained at 4,096 tokens, both by tools/train_tiny (see
+// models/tiny/README.md and models/mini/README.md).
 //
 // An embedded model is written once to a cache folder (under the user's
 // cache directory, named by a hash of its files) and loaded from there like
@@ -19,6 +21,7 @@ import (
 )
 
 //go:embed tiny/config.json tiny/generation_config.json tiny/tokenizer.json tiny/model.safetensors
+//go:embed mini/config.json mini/generation_config.json mini/tokenizer.json mini/model.safetensors
 var files embed.FS
 
 // Names returns the names of the embedded models.

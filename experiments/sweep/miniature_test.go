@@ -1,7 +1,6 @@
 package sweep_test
 
 import (
-	"bytes"
 	"os"
 	"slices"
 	"testing"
@@ -15,8 +14,7 @@ import (
 // bins with 20 prompts per cell, and diagnostics at 2× it, for every policy;
 // perplexity over the embedded held-out text from the cache size on; every
 // bounded policy at the same 2,052 slots, the cascade's as 8 cascades of
-// 256. Until the mini model is embedded the file is planned with tiny in
-// its place (the grid does not depend on the model).
+// 256, on the embedded mini model.
 func TestMiniatureGrid(t *testing.T) {
 	const path = "../../configs/miniature.toml"
 	data, err := os.ReadFile(path)
@@ -24,8 +22,7 @@ func TestMiniatureGrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Contains(models.Names(), "mini") {
-		t.Log("no embedded model mini yet: planning the file with tiny in its place")
-		data = bytes.Replace(data, []byte(`name = "mini"`), []byte(`name = "tiny"`), 1)
+		t.Fatalf("no embedded model mini (embedded: %v)", models.Names())
 	}
 	s, err := sweep.Parse(data, path)
 	if err != nil {
@@ -44,6 +41,9 @@ func TestMiniatureGrid(t *testing.T) {
 	budgets := map[string]int{}
 	perplexity := 0
 	for _, p := range pts {
+		if p.Model.Name != "mini" {
+			t.Errorf("point on model %s, want the embedded mini", p.Model.String())
+		}
 		if p.Backend.Name != "cuda" {
 			t.Errorf("point on backend %q, want cuda", p.Backend.Name)
 		}
