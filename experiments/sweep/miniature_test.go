@@ -1,7 +1,6 @@
 package sweep_test
 
 import (
-	"os"
 	"slices"
 	"testing"
 
@@ -16,15 +15,10 @@ import (
 // bounded policy at the same 2,052 slots, the cascade's as 8 cascades of
 // 256, on the embedded mini model.
 func TestMiniatureGrid(t *testing.T) {
-	const path = "../../configs/miniature.toml"
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !slices.Contains(models.Names(), "mini") {
 		t.Fatalf("no embedded model mini (embedded: %v)", models.Names())
 	}
-	s, err := sweep.Parse(data, path)
+	s, err := sweep.Load("../../configs/miniature.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,19 +41,11 @@ func TestMiniatureGrid(t *testing.T) {
 		if p.Backend.Name != "cuda" {
 			t.Errorf("point on backend %q, want cuda", p.Backend.Name)
 		}
-		pp := p.PolicyParams
-		switch p.Policy {
-		case "cascade":
-			budgets[p.Policy] = pp.Int("sinks") + pp.Int("size")
-			if pp.Int("size")/pp.Int("cascades") != 256 {
-				t.Errorf("cascades of %d slots, want 256", pp.Int("size")/pp.Int("cascades"))
-			}
-		case "sink":
-			budgets[p.Policy] = pp.Int("sinks") + pp.Int("window")
-		case "h2o":
-			budgets[p.Policy] = pp.Int("heavy") + pp.Int("recent")
-		case "snapkv":
-			budgets[p.Policy] = pp.Int("budget")
+		if n, ok := slotsOf(p); ok {
+			budgets[p.Policy] = n
+		}
+		if pp := p.PolicyParams; p.Policy == "cascade" && pp.Int("size")/pp.Int("cascades") != 256 {
+			t.Errorf("cascades of %d slots, want 256", pp.Int("size")/pp.Int("cascades"))
 		}
 		ep := p.ExperimentParams
 		switch p.Experiment {

@@ -31,18 +31,8 @@ func TestQuickstartGrid(t *testing.T) {
 	budgets := map[string]int{}
 	for _, p := range pts {
 		policies[p.Policy] = true
-		pp := p.PolicyParams
-		switch p.Policy {
-		case "cascade":
-			budgets[p.Policy] = pp.Int("sinks") + pp.Int("size")
-		case "sink":
-			budgets[p.Policy] = pp.Int("sinks") + pp.Int("window")
-		case "h2o":
-			budgets[p.Policy] = pp.Int("heavy") + pp.Int("recent")
-		case "snapkv":
-			budgets[p.Policy] = pp.Int("budget")
-		case "bigbird":
-			budgets[p.Policy] = pp.Int("global") + pp.Int("window") + pp.Int("random_blocks")*pp.Int("block")
+		if n, ok := slotsOf(p); ok {
+			budgets[p.Policy] = n
 		}
 		ep := p.ExperimentParams
 		switch p.Experiment {
@@ -79,4 +69,24 @@ func TestQuickstartGrid(t *testing.T) {
 			t.Errorf("%s keeps %d slots, want 260 like the others", pol, b)
 		}
 	}
+}
+
+// slotsOf returns the key/value slots per KV head a bounded policy's point
+// keeps, from the parameters the quickstart and the miniature set, and
+// false for the other policies.
+func slotsOf(p sweep.Point) (int, bool) {
+	pp := p.PolicyParams
+	switch p.Policy {
+	case "cascade":
+		return pp.Int("sinks") + pp.Int("size"), true
+	case "sink":
+		return pp.Int("sinks") + pp.Int("window"), true
+	case "h2o":
+		return pp.Int("heavy") + pp.Int("recent"), true
+	case "snapkv":
+		return pp.Int("budget"), true
+	case "bigbird":
+		return pp.Int("global") + pp.Int("window") + pp.Int("random_blocks")*pp.Int("block"), true
+	}
+	return 0, false
 }
