@@ -39,8 +39,15 @@ type memorySample struct {
 	Tokens     int64 `json:"tokens"`
 	CacheBytes int64 `json:"cache_bytes"` // keys and values of the tokens held (HeldBytes)
 	AllocBytes int64 `json:"alloc_bytes"` // storage allocated, with the policy's bookkeeping
-	HeapBytes  int64 `json:"heap_bytes"`
-	RSSBytes   int64 `json:"rss_bytes"`
+	// where AllocBytes live (policies.Memory): the key/value storage and
+	// the device-planned policies' bookkeeping in the backend's memory (the
+	// GPU's with cuda), the host policies' bookkeeping (logsearch's and
+	// quest's index among it) in host memory
+	StorageBytes    int64 `json:"storage_bytes"`
+	DeviceMetaBytes int64 `json:"device_meta_bytes"`
+	HostMetaBytes   int64 `json:"host_meta_bytes"`
+	HeapBytes       int64 `json:"heap_bytes"`
+	RSSBytes        int64 `json:"rss_bytes"`
 }
 
 func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
@@ -58,7 +65,7 @@ func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, er
 	defer s.Close()
 	every := max(len(ids)/max(p.Int("checkpoints"), 1), 1)
 	r := &Result{}
-	var peakCache, peakAlloc, peakHeap int64
+	var peakCache, peakAlloc, peakHeap, peakHostMeta int64
 	next := every
 	for i := 0; i < len(ids); i += env.Chunk {
 		if err := ctx.Err(); err != nil {
@@ -71,9 +78,12 @@ func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, er
 		if j >= next || j == len(ids) {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			smp := memorySample{Tokens: int64(j), CacheBytes: HeldBytes(cache, env.Model), AllocBytes: cache.Bytes(), HeapBytes: int64(ms.HeapInuse), RSSBytes: procStatus("VmRSS")}
+			mem := cache.Memory()
+			smp := memorySample{Tokens: int64(j), CacheBytes: HeldBytes(cache, env.Model), AllocBytes: cache.Bytes(),
+				StorageBytes: mem.Storage, DeviceMetaBytes: mem.Device, HostMetaBytes: mem.Host,
+				HeapBytes: int64(ms.HeapInuse), RSSBytes: procStatus("VmRSS")}
 			peakCache, peakHeap = max(peakCache, smp.CacheBytes), max(peakHeap, smp.HeapBytes)
-			peakAlloc = max(peakAlloc, smp.AllocBytes)
+			peakAlloc, peakHostMeta = max(peakAlloc, smp.AllocBytes), max(peakHostMeta, smp.HostMetaBytes)
 			if err := r.sample(smp); err != nil {
 				return nil, err
 			}
@@ -85,6 +95,7 @@ func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, er
 	}
 	r.metric("peak_cache_bytes", float64(peakCache), "bytes")
 	r.metric("peak_alloc_bytes", float64(peakAlloc), "bytes")
+	r.metric("peak_host_meta_bytes", float64(peakHostMeta), "bytes")
 	r.metric("peak_heap_bytes", float64(peakHeap), "bytes")
 	if hwm := procStatus("VmHWM"); hwm > 0 {
 		r.metric("peak_rss_bytes", float64(hwm), "bytes")

@@ -114,6 +114,11 @@ type devicePolicy interface {
 var _ = []devicePolicy{(*cascadeDevice)(nil), (*h2oDevice)(nil), (*snapkvDevice)(nil), (*fullDevice)(nil),
 	(*patternDevice)(nil)}
 
+// The device variants say which of their bookkeeping bytes live on the
+// device (Memory).
+var _ = []deviceBookkeeper{(*cascadeDevice)(nil), (*h2oDevice)(nil), (*snapkvDevice)(nil), (*fullDevice)(nil),
+	(*patternDevice)(nil)}
+
 // dualFactory is the factory of a policy with a device variant: NewLayer
 // makes the host one, device the one on a backend's device (nil, nil when
 // the backend cannot run it).
@@ -372,19 +377,52 @@ func (c *Cache) Scores(l, h int) []float32 {
 }
 
 // Bytes is the memory the cache holds: key and value storage of every layer
-// plus the policies' bookkeeping.
+// plus the policies' bookkeeping (Memory says where it lives).
 func (c *Cache) Bytes() int64 {
-	var total int64
+	m := c.Memory()
+	return m.Storage + m.Device + m.Host
+}
+
+// Memory is where the bytes of a Cache live.
+type Memory struct {
+	// Storage is the key and value storage of every layer, allocated in
+	// the backend's memory: the GPU's with the CUDA backend, the host's
+	// with the CPU backend.
+	Storage int64
+	// Device is the bookkeeping of the policies that plan on the
+	// backend's device (their lists, scores and rings), also in the
+	// backend's memory.
+	Device int64
+	// Host is the bookkeeping the policies keep in host memory: the host
+	// policies' scores and slot maps, logsearch's and quest's index of
+	// every evicted block, host copies of a chunk's queries and keys.
+	Host int64
+}
+
+// deviceBookkeeper is a policy that keeps part of its bookkeeping on the
+// backend's device: deviceBytes of its MetaBytes live there.
+type deviceBookkeeper interface {
+	deviceBytes() int64
+}
+
+// Memory returns where the cache's bytes live.
+func (c *Cache) Memory() Memory {
+	var m Memory
 	heads := c.shape.KVHeads
 	if c.pooled {
 		heads = 1
 	}
 	for i := range c.layers {
 		lc := &c.layers[i]
-		total += 2 * int64(lc.cap) * int64(heads*c.shape.HeadDim*c.dtype.Size())
-		total += lc.p.MetaBytes()
+		m.Storage += 2 * int64(lc.cap) * int64(heads*c.shape.HeadDim*c.dtype.Size())
+		meta := lc.p.MetaBytes()
+		if d, ok := lc.p.(deviceBookkeeper); ok {
+			m.Device += d.deviceBytes()
+			meta -= d.deviceBytes()
+		}
+		m.Host += meta
 	}
-	return total
+	return m
 }
 
 // Free releases the storage and any bookkeeping kept on the device.

@@ -117,6 +117,8 @@ func (p *cascadeDevice) Scores(h int, dst []float32) []float32 { return p.dev.Sc
 // MetaBytes counts the device state and the query weights.
 func (p *cascadeDevice) MetaBytes() int64 { return p.dev.Bytes() + int64(cap(p.weights))*4 }
 
+func (p *cascadeDevice) deviceBytes() int64 { return p.dev.Bytes() }
+
 // release frees the device state.
 func (p *cascadeDevice) release() { p.dev.Free() }
 

@@ -454,6 +454,18 @@ func compareDevicePath(t *testing.T, fx, name string, params map[string]any, fee
 	if worst, at := maxDiff(got, want); worst != 0 {
 		t.Fatalf("logits differ by %g at position %d", worst, at)
 	}
+	// where the bytes live: the same storage; on the host path no device
+	// bookkeeping, on the device path the fake device's state wherever the
+	// host policy keeps some
+	hm, dm := hc.Memory(), dc.Memory()
+	if hm.Device != 0 || (hm.Host > 0 && dm.Device == 0) || hm.Storage != dm.Storage || dm.Storage <= 0 {
+		t.Errorf("memory: host path %+v, device path %+v: want the same storage and device bookkeeping only on the device path", hm, dm)
+	}
+	for _, c := range []*policies.Cache{hc, dc} {
+		if m := c.Memory(); m.Storage+m.Device+m.Host != c.Bytes() {
+			t.Errorf("memory %+v does not add up to Bytes() = %d", m, c.Bytes())
+		}
+	}
 	type scorer interface {
 		Scores(int, []float32) []float32
 	}

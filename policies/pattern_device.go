@@ -82,5 +82,7 @@ func (p *patternDevice) commitDevice(k, v, chunkK, chunkV backend.Tensor) {
 // MetaBytes counts the host's counters and scratch and the device state.
 func (p *patternDevice) MetaBytes() int64 { return p.patterned.MetaBytes() + p.dev.Bytes() }
 
+func (p *patternDevice) deviceBytes() int64 { return p.dev.Bytes() }
+
 // release frees the device state.
 func (p *patternDevice) release() { p.dev.Free() }

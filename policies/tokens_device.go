@@ -65,6 +65,8 @@ func (t *deviceLists) Scores(h int, dst []float32) []float32 { return t.dev.Scor
 // release frees the device state.
 func (t *deviceLists) release() { t.dev.Free() }
 
+func (t *deviceLists) deviceBytes() int64 { return t.dev.Bytes() }
+
 // h2oDevice is h2o with its token lists on the device: every chunk's mass
 // is absorbed there and each head evicts down to heavy+recent tokens.
 type h2oDevice struct {
