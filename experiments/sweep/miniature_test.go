@@ -4,7 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"kvcascade/experiments/sweep"
 	"kvcascade/models"
 )
 
@@ -18,14 +17,7 @@ func TestMiniatureGrid(t *testing.T) {
 	if !slices.Contains(models.Names(), "mini") {
 		t.Fatalf("no embedded model mini (embedded: %v)", models.Names())
 	}
-	s, err := sweep.Load("../../configs/miniature.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err := s.Points()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pts := configPoints(t, "../../configs/miniature.toml")
 	type cell struct {
 		policy        string
 		length, depth int

@@ -14,14 +14,7 @@ import (
 // the first chunk (about the cache size) to the end; every bounded policy
 // at the same 260 slots.
 func TestQuickstartGrid(t *testing.T) {
-	s, err := sweep.Load("../../configs/quickstart.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pts, err := s.Points()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pts := configPoints(t, "../../configs/quickstart.toml")
 	type cell struct {
 		policy        string
 		length, depth int
@@ -89,4 +82,18 @@ func slotsOf(p sweep.Point) (int, bool) {
 		return pp.Int("global") + pp.Int("window") + pp.Int("random_blocks")*pp.Int("block"), true
 	}
 	return 0, false
+}
+
+// configPoints loads the sweep file at path and returns its points.
+func configPoints(t *testing.T, path string) []sweep.Point {
+	t.Helper()
+	s, err := sweep.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := s.Points()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pts
 }
