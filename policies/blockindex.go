@@ -1,5 +1,7 @@
 package policies
 
+import "slices"
+
 // blockIndex is the key index of one KV head of the logsearch policy: a
 // tree of per-dimension key bounds over blocks of B consecutive tokens
 // (Quest's page bounds), built level by level as tokens arrive.
@@ -23,6 +25,7 @@ type blockIndex struct {
 	openHi []float32
 
 	frontier nodeHeap // search scratch
+	next     []node   // searchBeam's scratch
 }
 
 func newBlockIndex(hd, b int) *blockIndex {
@@ -151,13 +154,81 @@ func (x *blockIndex) search(qs []float32, k, limit int, dst []int32) ([]int32, i
 	return dst, visits
 }
 
+// searchBeam is an approximate search that descends the tree level by
+// level keeping only the beam best nodes (beam ≥ k): the roots are the
+// first frontier; each round the frontier's nodes of the highest level
+// present are replaced by their children and the frontier is cut back to
+// its beam best by bound, until it holds leaves only, of which it appends
+// the k best. It returns them with the number of bounds computed: at most
+// the roots plus 2·beam per level, O(beam·log N) whatever the keys, where
+// search computes O(N/B) when the boxes do not separate the blocks. A
+// subtree cut from the frontier may hold a leaf of the exact top k by
+// bound; with a beam of at least the number of leaves it is exact.
+func (x *blockIndex) searchBeam(qs []float32, k, limit, beam int, dst []int32) ([]int32, int) {
+	limit = min(limit, x.blocks())
+	if k <= 0 || limit <= 0 {
+		return dst, 0
+	}
+	beam = max(beam, k)
+	cur, next := x.frontier[:0], x.next[:0]
+	visits := 0
+	add := func(f []node, l, i int) []node {
+		if i<<l >= limit { // every leaf under it is out of range
+			return f
+		}
+		visits++
+		return append(f, node{ub: x.bound(l, i, qs), level: int32(l), idx: int32(i)})
+	}
+	for l := range x.lo {
+		if n := len(x.lo[l]) / x.hd; n%2 == 1 {
+			cur = add(cur, l, n-1)
+		}
+	}
+	byBound := func(a, b node) int {
+		switch {
+		case a.before(b):
+			return -1
+		case b.before(a):
+			return 1
+		}
+		return 0
+	}
+	for {
+		slices.SortFunc(cur, byBound)
+		cur = cur[:min(len(cur), beam)]
+		top := int32(0)
+		for _, n := range cur {
+			top = max(top, n.level)
+		}
+		if top == 0 {
+			break
+		}
+		next = next[:0]
+		for _, n := range cur {
+			if n.level != top {
+				next = append(next, n)
+				continue
+			}
+			l, i := int(n.level)-1, 2*int(n.idx)
+			next = add(next, l, i)
+			next = add(next, l, i+1)
+		}
+		cur, next = next, cur
+	}
+	for _, n := range cur[:min(k, len(cur))] {
+		dst = append(dst, n.idx)
+	}
+	x.frontier, x.next = cur, next
+	return dst, visits
+}
+
 // bytes is the memory the index holds.
 func (x *blockIndex) bytes() int64 {
 	b := int64(cap(x.openLo)+cap(x.openHi)) * 4
 	for l := range x.lo {
 		b += int64(cap(x.lo[l])+cap(x.hi[l])) * 4
 	}
-	return b + int64(cap(x.frontier))*12
+	return b + int64(cap(x.frontier)+cap(x.next))*12
 }
 
 // node is a tree node on the search frontier.

@@ -19,11 +19,14 @@ func logsearchSpec() Spec {
 			{Name: "window", Kind: "int", Default: 256, Doc: "most recent tokens always attended (up to block−1 more while a block fills)"},
 			{Name: "block", Kind: "int", Default: 16, Doc: "tokens per leaf of the index (B)"},
 			{Name: "topk", Kind: "int", Default: 4, Doc: "evicted blocks retrieved per chunk and KV head (k)"},
+			{Name: "beam", Kind: "int", Default: 0, OmitDefault: true,
+				Doc: "0: exact best-first search (the top k by bound; O(N/B) bounds where the boxes do not separate the blocks); " +
+					"b ≥ topk: descend level by level keeping the b best nodes (approximate, O(b·log N) bounds)"},
 			positionsParam(),
 		},
 		make: func(v Values) (Factory, error) {
 			const name = "logsearch"
-			if err := atLeast(name, v, 0, "sinks", "window", "topk"); err != nil {
+			if err := atLeast(name, v, 0, "sinks", "window", "topk", "beam"); err != nil {
 				return nil, err
 			}
 			if err := atLeast(name, v, 1, "block"); err != nil {
@@ -32,8 +35,11 @@ func logsearchSpec() Spec {
 			if v.Int("sinks")+v.Int("window")+(v.Int("topk")+1)*v.Int("block") > maxSlots {
 				return nil, paramError(name, "topk", "sinks + window + (topk+1)·block is more than %d", maxSlots)
 			}
+			if b := v.Int("beam"); b > 0 && b < v.Int("topk") {
+				return nil, paramError(name, "beam", "beam %d is less than topk %d (0: exact search)", b, v.Int("topk"))
+			}
 			cfg := logsearchConfig{sinks: int64(v.Int("sinks")), window: int64(v.Int("window")),
-				block: int64(v.Int("block")), topk: v.Int("topk"), positions: positionsOf(v)}
+				block: int64(v.Int("block")), topk: v.Int("topk"), beam: v.Int("beam"), positions: positionsOf(v)}
 			return factoryFunc{name, func(_ int, s Shape) (Policy, error) {
 				if err := checkShape(s); err != nil {
 					return nil, err
@@ -50,6 +56,7 @@ func logsearchSpec() Spec {
 type logsearchConfig struct {
 	sinks, window, block int64
 	topk                 int
+	beam                 int // 0: exact best-first search; else searchBeam's width
 	positions            positions
 }
 
@@ -164,7 +171,12 @@ func (p *logsearch) Plan(step Step, view *backend.View) {
 		f := p.found[h*k : h*k : (h+1)*k]
 		if k > 0 {
 			var v int
-			f, v = p.index[h].search(p.q[h*g*hd:(h+1)*g*hd], k, int(ne), f)
+			q := p.q[h*g*hd : (h+1)*g*hd]
+			if p.c.beam > 0 {
+				f, v = p.index[h].searchBeam(q, k, int(ne), p.c.beam, f)
+			} else {
+				f, v = p.index[h].search(q, k, int(ne), f)
+			}
 			p.visits += v
 		}
 		sortInt32(f)

@@ -289,3 +289,45 @@ func splitWords(s string) []string {
 	}
 	return append(out, string(cur))
 }
+
+// TestBlockIndexBeam: searchBeam with a beam of at least the number of
+// leaves is the exact top k by bound (brute force); with a narrow beam it
+// computes at most the roots plus 2·beam bounds per level on random keys,
+// where the exact search computes a large share of the tree; and where the
+// bounds separate planted blocks, a beam of 2k finds them all.
+func TestBlockIndexBeam(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, tc := range []struct{ hd, b, tokens, g, k, limit int }{
+		{8, 16, 16 * 300, 1, 4, 1 << 30},
+		{8, 16, 16*300 + 9, 4, 8, 1 << 30},
+		{16, 4, 4 * 1000, 2, 1, 513},
+		{8, 8, 8 * 5, 2, 10, 1 << 30}, // k above the leaves
+	} {
+		x, _ := fillIndex(r, tc.hd, tc.b, tc.tokens)
+		for trial := range 10 {
+			qs := gaussian(r, tc.g*tc.hd)
+			got, _ := x.searchBeam(qs, tc.k, tc.limit, 2*x.blocks(), nil)
+			if want := bruteTop(x, qs, tc.k, tc.limit); !slices.Equal(got, want) {
+				t.Fatalf("%+v trial %d: full-width beam %v, brute force %v", tc, trial, got, want)
+			}
+		}
+	}
+	const hd, b, k, beam = 16, 16, 4, 8
+	for _, lg := range []int{6, 10, 14} {
+		blocks := 1 << lg
+		q := gaussian(r, hd)
+		u, _ := fillIndex(r, hd, b, blocks*b)
+		got, visits := u.searchBeam(q, k, blocks, beam, nil)
+		_, exact := u.search(q, k, blocks, nil)
+		if limit := lg + 1 + 2*beam*lg; len(got) != k || visits > limit {
+			t.Errorf("random keys, %d blocks: %d results, %d bounds; want %d and at most roots + 2·beam·levels = %d", blocks, len(got), visits, k, limit)
+		}
+		t.Logf("random keys, N = %5d blocks: beam %d computes %3d bounds, the exact search %5d (of %d nodes)", blocks, beam, visits, exact, 2*blocks-1)
+		x, needles := plantedIndex(r, q, b, blocks, k)
+		found, _ := x.searchBeam(q, k, blocks, 2*k, nil)
+		slices.Sort(found)
+		if !slices.Equal(found, needles) {
+			t.Errorf("planted, %d blocks: beam %d found %v, planted %v", blocks, 2*k, found, needles)
+		}
+	}
+}
