@@ -163,6 +163,42 @@ func checkView(t *testing.T, g *gpu.Backend, view backend.DeviceView, k backend.
 	}
 }
 
+// hostAndDevice returns a one-layer host policy name(params) of shape and
+// a one-layer Cache of the same policy on g, which must have put it on the
+// device; the Cache is freed when the test ends.
+func hostAndDevice(t *testing.T, g *gpu.Backend, name string, params map[string]any, shape policies.Shape) (policies.Policy, *policies.Cache) {
+	t.Helper()
+	f, err := policies.New(name, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := f.NewLayer(0, shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := policies.NewCache(g, f, shape, backend.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Free)
+	if !cache.OnDevice(0) {
+		t.Fatalf("%s is not on the device", name)
+	}
+	return host, cache
+}
+
+// updateTagged commits the rows of taggedRows(g, seen, n, hkv, hd) to the
+// first layer of cache.
+func updateTagged(t *testing.T, g *gpu.Backend, cache *policies.Cache, seen int64, n, hkv, hd int) {
+	t.Helper()
+	ck, cv := taggedRows(g, seen, n, hkv, hd)
+	defer g.Free(ck)
+	defer g.Free(cv)
+	if err := cache.Update(0, ck, cv, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestDeviceCascadeModel runs the fixtures with the cascade's bookkeeping on
 // the device and on the host (Options.HostPolicies), both on the GPU: the
 // same kernels compute the same mass, so logits and held tokens must be

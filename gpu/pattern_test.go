@@ -41,22 +41,7 @@ func TestDevicePatternMatchesHost(t *testing.T) {
 	for ci, c := range cases {
 		t.Run(fmt.Sprintf("%s%d", c.name, ci), func(t *testing.T) {
 			shape := policies.Shape{Layers: 1, QHeads: c.hq, KVHeads: hkv, HeadDim: hd}
-			f, err := policies.New(c.name, c.params)
-			if err != nil {
-				t.Fatal(err)
-			}
-			host, err := f.NewLayer(0, shape)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cache, err := policies.NewCache(g, f, shape, backend.F32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cache.Free()
-			if !cache.OnDevice(0) {
-				t.Fatalf("%s is not on the device", c.name)
-			}
+			host, cache := hostAndDevice(t, g, c.name, c.params, shape)
 			rng := rand.New(rand.NewPCG(uint64(ci), 23))
 			stored := make([][]int64, hkv) // per head, the token the host put in each slot (−1: none)
 			var hctx backend.View
@@ -96,12 +81,7 @@ func TestDevicePatternMatchesHost(t *testing.T) {
 						stored[h][s] = seen + int64(i)
 					}
 				}
-				ck, cv := taggedRows(g, seen, n, hkv, hd)
-				if err := cache.Update(0, ck, cv, nil); err != nil {
-					t.Fatal(err)
-				}
-				g.Free(ck)
-				g.Free(cv)
+				updateTagged(t, g, cache, seen, n, hkv, hd)
 				seen += int64(n)
 				for h := range hkv {
 					if got, want := cache.Held(0, h), host.Held(h, nil); !slices.Equal(got, want) {

@@ -50,22 +50,7 @@ func TestDeviceTokenListMatchesHost(t *testing.T) {
 				t.Skip("long list")
 			}
 			shape := policies.Shape{Layers: 1, QHeads: c.hq, KVHeads: hkv, HeadDim: hd}
-			f, err := policies.New(c.name, c.params)
-			if err != nil {
-				t.Fatal(err)
-			}
-			host, err := f.NewLayer(0, shape)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cache, err := policies.NewCache(g, f, shape, backend.F32)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cache.Free()
-			if !cache.OnDevice(0) {
-				t.Fatalf("%s is not on the device", c.name)
-			}
+			host, cache := hostAndDevice(t, g, c.name, c.params, shape)
 			type scorer interface {
 				Scores(int, []float32) []float32
 			}
@@ -112,12 +97,7 @@ func TestDeviceTokenListMatchesHost(t *testing.T) {
 				}
 				place := make([]int32, hkv*n)
 				host.Commit(mass, place)
-				ck, cv := taggedRows(g, seen, n, hkv, hd)
-				if err := cache.Update(0, ck, cv, nil); err != nil {
-					t.Fatal(err)
-				}
-				g.Free(ck)
-				g.Free(cv)
+				updateTagged(t, g, cache, seen, n, hkv, hd)
 				seen += int64(n)
 				for h := range hkv {
 					want := host.Held(h, nil)
