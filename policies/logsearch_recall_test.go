@@ -114,7 +114,6 @@ func TestLogsearchRecall(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := tok.Encode(smp.Prompt, true)
-	s := Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	// exact best-first search, then a beam of 8 (the same tree, descended
 	// level by level keeping the 8 best nodes)
 	for _, beam := range []int{0, 8} {
@@ -125,18 +124,7 @@ func TestLogsearchRecall(t *testing.T) {
 			probes = append(probes, p)
 			return p, nil
 		}}
-		c, err := NewCache(m.Backend(), f, s, backend.F32)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sess := m.NewSession(c, 256)
-		for i := 0; i < len(ids); i += 256 {
-			if _, err := sess.Forward(ids[i:min(i+256, len(ids))], int64(len(ids)), model.NoLogits); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sess.Close()
-		c.Free()
+		readThrough(t, m, f, ids, 256)
 		hits, total, visits, searches := 0, 0, 0, 0
 		for _, p := range probes {
 			hits += p.hits
@@ -197,7 +185,6 @@ func TestLogsearchBoundsOnText(t *testing.T) {
 	}
 	ids := tok.Encode(text.String(), true)
 	ids = ids[:min(len(ids), 16384)]
-	s := Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	const beam = 8
 	for _, b := range []int{0, beam} {
 		cfg := logsearchConfig{sinks: 4, window: 256, block: 16, topk: 4, beam: b}
@@ -205,18 +192,7 @@ func TestLogsearchBoundsOnText(t *testing.T) {
 		f := factoryFunc{"logsearch", func(l int, s Shape) (Policy, error) {
 			return &boundsProbe{logsearch: newLogsearch(cfg, s), log: &logs[l]}, nil
 		}}
-		c, err := NewCache(m.Backend(), f, s, backend.F32)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sess := m.NewSession(c, 256)
-		for i := 0; i < len(ids); i += 256 {
-			if _, err := sess.Forward(ids[i:min(i+256, len(ids))], int64(len(ids)), model.NoLogits); err != nil {
-				t.Fatal(err)
-			}
-		}
-		sess.Close()
-		c.Free()
+		readThrough(t, m, f, ids, 256)
 		for l, log := range logs {
 			if len(log) == 0 {
 				t.Fatalf("beam %d, layer %d: no search ran", b, l)
@@ -230,6 +206,26 @@ func TestLogsearchBoundsOnText(t *testing.T) {
 			last, mid := log[len(log)-1], log[len(log)/4]
 			t.Logf("beam %d, layer %d: %4d bounds per search of %4d nodes at %4d blocks, %4d of %4d at %4d",
 				b, l, mid[1], 2*mid[0], mid[0], last[1], 2*last[0], last[0])
+		}
+	}
+}
+
+// readThrough reads ids through m in chunks of chunk tokens on a fresh
+// Cache of f's policy (the model's shape, float32), computing no logits,
+// and frees the cache.
+func readThrough(t *testing.T, m *model.Model, f Factory, ids []int32, chunk int) {
+	t.Helper()
+	s := Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	c, err := NewCache(m.Backend(), f, s, backend.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Free()
+	sess := m.NewSession(c, chunk)
+	defer sess.Close()
+	for i := 0; i < len(ids); i += chunk {
+		if _, err := sess.Forward(ids[i:min(i+chunk, len(ids))], int64(len(ids)), model.NoLogits); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
