@@ -112,7 +112,17 @@ func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int, each fu
 	start := time.Now()
 	var logits []float32
 	if each != nil {
-		logits, err = prefillByChunk(ctx, s, ids, each)
+		// every chunk ends on the host (its last logits), so its time is
+		// the device's too; each's own time is left out
+		prev := time.Now()
+		logits, err = s.PrefillEach(ctx, ids, model.LastLogits, func(int64, []float32) error {
+			d := time.Since(prev)
+			if err := each(int(s.Seen()), d); err != nil {
+				return err
+			}
+			prev = time.Now()
+			return nil
+		})
 	} else {
 		logits, err = s.Prefill(ctx, ids, nil) // returns host logits: the device is done
 	}
@@ -144,27 +154,4 @@ func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int, each fu
 	}
 	t.CacheBytes = HeldBytes(cache, env.Model)
 	return t, nil
-}
-
-// prefillByChunk reads ids in s's chunks, each returning its last logits
-// (so each ends with the device done), calls each with every chunk's wall
-// time, and returns the last logits.
-func prefillByChunk(ctx context.Context, s *model.Session, ids []int32, each func(tokens int, d time.Duration) error) ([]float32, error) {
-	var logits []float32
-	end := int64(len(ids))
-	for i := 0; i < len(ids); i += s.Chunk() {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		j := min(i+s.Chunk(), len(ids))
-		start := time.Now()
-		var err error
-		if logits, err = s.Forward(ids[i:j], end, model.LastLogits); err != nil {
-			return nil, fmt.Errorf("prefill tokens [%d, %d): %w", i, j, err)
-		}
-		if err := each(j, time.Since(start)); err != nil {
-			return nil, err
-		}
-	}
-	return logits, nil
 }

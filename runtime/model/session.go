@@ -256,6 +256,18 @@ func (s *Session) checkWindow(seen int64) error {
 // perplexity); otherwise only the last token's logits are computed. Prefill
 // returns the logits of the prompt's last token.
 func (s *Session) Prefill(ctx context.Context, prompt []int32, each func(start int64, logits []float32) error) ([]float32, error) {
+	if each != nil {
+		return s.PrefillEach(ctx, prompt, AllLogits, each)
+	}
+	return s.PrefillEach(ctx, prompt, NoLogits, nil)
+}
+
+// PrefillEach feeds prompt in chunks, computing the rows of logits which
+// selects for every chunk (the last token's, at least, for the last chunk)
+// and handing them to each, when not nil, with the position of the chunk's
+// first token as the chunk ends. It returns the logits of the prompt's last
+// token.
+func (s *Session) PrefillEach(ctx context.Context, prompt []int32, which Which, each func(start int64, logits []float32) error) ([]float32, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("prefill: empty prompt")
 	}
@@ -266,15 +278,12 @@ func (s *Session) Prefill(ctx context.Context, prompt []int32, each func(start i
 			return nil, err
 		}
 		j := min(i+s.chunk, len(prompt))
-		which := NoLogits
-		switch {
-		case each != nil:
-			which = AllLogits
-		case j == len(prompt):
-			which = LastLogits
+		w := which
+		if j == len(prompt) && w == NoLogits {
+			w = LastLogits
 		}
 		start := s.seen
-		logits, err := s.Forward(prompt[i:j], end, which)
+		logits, err := s.Forward(prompt[i:j], end, w)
 		if err != nil {
 			return nil, fmt.Errorf("prefill tokens [%d, %d): %w", i, j, err)
 		}
