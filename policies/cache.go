@@ -163,10 +163,7 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	if lc.active {
 		return nil, fmt.Errorf("cache layer %d: View called twice without Update", l)
 	}
-	need := lc.p.Reserve(n)
-	if need > lc.cap {
-		c.growLayer(lc, need)
-	}
+	c.reserve(lc, n)
 	lc.step = Step{Start: lc.seen, N: n, PromptEnd: promptEnd}
 	lc.p.Plan(lc.step, &lc.view)
 	lc.probed = false
@@ -233,10 +230,15 @@ func (c *Cache) Query(l int, q backend.Tensor) error {
 // the whole cache that happened to fall among them.
 func (c *Cache) Reserve(n int) {
 	for l := range c.layers {
-		lc := &c.layers[l]
-		if need := lc.p.Reserve(n); need > lc.cap {
-			c.growLayer(lc, need)
-		}
+		c.reserve(&c.layers[l], n)
+	}
+}
+
+// reserve grows lc's storage, when it must, to what its policy asks for a
+// chunk of n tokens.
+func (c *Cache) reserve(lc *layerCache, n int) {
+	if need := lc.p.Reserve(n); need > lc.cap {
+		c.growLayer(lc, need)
 	}
 }
 
