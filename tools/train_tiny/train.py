@@ -86,6 +86,11 @@ def encode_lines(tok, lines):
     return np.fromiter(itertools.chain.from_iterable(e.ids for e in encs), dtype=np.int32)
 
 
+def prompt_of(text):
+    """The passkey document text up to and including its question."""
+    return text[: text.rindex(QUESTION) + len(QUESTION)]
+
+
 def load_passkey(path):
     docs = []
     with gzip.open(path, "rt") as f:
@@ -98,7 +103,7 @@ def encode_passkey(tok, docs, max_len):
     """Token ids of each document and the positions of its answer tokens.
     A document longer than max_len is dropped, never cropped, so the key and
     the answer are always in what is trained on."""
-    prompts = [d["text"][: d["text"].rindex(QUESTION) + len(QUESTION)] for d in docs]
+    prompts = [prompt_of(d["text"]) for d in docs]
     encs_p = tok.encode_batch(prompts)
     encs_t = tok.encode_batch([d["text"] for d in docs])
     eos = tok.token_to_id(EOS)
@@ -155,9 +160,7 @@ def passkey_accuracy(model, tok, docs, device, max_len, seconds=0.0, by_length=N
     for d in docs:
         if seconds and time.time() - start > seconds:
             break
-        text = d["text"]
-        prompt = text[: text.rindex(QUESTION) + len(QUESTION)]
-        ids = tok.encode(prompt).ids
+        ids = tok.encode(prompt_of(d["text"])).ids
         if len(ids) + 8 > max_len:
             continue
         inp = torch.tensor([ids], device=device)
