@@ -20,27 +20,16 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"kvcascade/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
+// checkGolden compares got with testdata/name, or rewrites it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test -update if the change is intended)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	golden.Check(t, filepath.Join("testdata", name), got, *update)
 }
 
 func TestFormatTokens(t *testing.T) {
@@ -91,7 +80,7 @@ func TestPolicyColorGolden(t *testing.T) {
 	for _, p := range []string{"cascade", "sink", "h2o", "snapkv", "bigbird", "full", "truncated", "random", "tova", "my-policy"} {
 		fmt.Fprintf(&b, "%s %s\n", p, hex(PolicyColor(p)))
 	}
-	golden(t, "policy_colors.golden", []byte(b.String()))
+	checkGolden(t, "policy_colors.golden", []byte(b.String()))
 }
 
 func TestPolicyStylesDistinct(t *testing.T) {
@@ -200,7 +189,7 @@ func TestPasskeySVGTexts(t *testing.T) {
 		}
 	}
 	slices.Sort(texts)
-	golden(t, "passkey_panels_texts.golden", []byte(strings.Join(texts, "\n")+"\n"))
+	checkGolden(t, "passkey_panels_texts.golden", []byte(strings.Join(texts, "\n")+"\n"))
 }
 
 // TestPasskeyCounts checks where the sample counts go: into the colour

@@ -3,9 +3,10 @@ package sweep
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"kvcascade/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -23,19 +24,7 @@ func TestFormatPlan(t *testing.T) {
 	if err := FormatPlan(&b, pts); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "grid.plan")
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("plan differs from %s (run with -update to rewrite):\n%s", golden, b.Bytes())
-	}
+	golden.Check(t, filepath.Join("testdata", "grid.plan"), b.Bytes(), *update)
 }
 
 func TestFormatPlanEmpty(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"kvcascade/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -42,19 +44,7 @@ func TestWriteGolden(t *testing.T) {
 	if err := Write(&buf, goldenTensors(), map[string]string{"format": "pt", "source": "kvcascade"}); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "golden.safetensors")
-	if *update {
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("Write output differs from %s; run go test -update and inspect the diff", golden)
-	}
+	golden.Check(t, filepath.Join("testdata", "golden.safetensors"), buf.Bytes(), *update)
 }
 
 // TestWriteLayout checks the exact bytes for a small file against the

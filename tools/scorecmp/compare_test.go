@@ -6,10 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"kvcascade/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/report.golden")
@@ -100,19 +101,7 @@ func TestReportGolden(t *testing.T) {
 	if err := writeReport(&b, pk, ppl); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "report.golden")
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.String() != string(want) {
-		t.Errorf("report differs from %s (go test -update rewrites it):\n%s", golden, b.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "report.golden"), b.Bytes(), *update)
 }
 
 // TestDifferentPrompts: pairs whose keys differ were not read from the same
