@@ -16,15 +16,8 @@ import (
 // 26–29 (8/2 = 4 tokens), all at their original positions, the chunk's
 // queries from position 30.
 func TestHipBigbirdPattern(t *testing.T) {
-	f, err := New("hip_bigbird", map[string]any{"window": 8, "sinks": 2, "block": 2, "seed": 3})
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := Shape{Layers: 1, QHeads: 2, KVHeads: 1, HeadDim: 4}
-	p, err := f.NewLayer(0, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newLayer(t, "hip_bigbird", map[string]any{"window": 8, "sinks": 2, "block": 2, "seed": 3}, s)
 	var ctx backend.View
 	for _, n := range []int{10, 10, 10} {
 		p.Reserve(n)
@@ -258,14 +251,7 @@ func TestSnapkvQueryHead(t *testing.T) {
 		{"kv_head", []int64{0, 3, 4, 5}, nil, nil, 6},
 		{"query_head", []int64{0, 1, 2, 4, 5}, []int64{0, 1, 4, 5}, []int64{0, 2, 4, 5}, 6},
 	} {
-		f, err := New("snapkv", map[string]any{"window": 2, "kernel": 1, "budget": 4, "select": c.sel})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := f.NewLayer(0, s)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := newLayer(t, "snapkv", map[string]any{"window": 2, "kernel": 1, "budget": 4, "select": c.sel}, s)
 		var view backend.View
 		slotOf := map[int64]int32{}
 		for _, ch := range []struct {

@@ -14,15 +14,7 @@ var one = Shape{Layers: 1, QHeads: 1, KVHeads: 1, HeadDim: 8}
 
 func newCascadeLayer(t *testing.T, params map[string]any, s Shape) *cascade {
 	t.Helper()
-	f, err := New("cascade", params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := f.NewLayer(0, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.(*cascade)
+	return newLayer(t, "cascade", params, s).(*cascade)
 }
 
 // feed runs one chunk whose mass is given per view entry and per chunk

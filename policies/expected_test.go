@@ -37,14 +37,7 @@ func TestRoPEMean(t *testing.T) {
 // keys, averaged over the group, times the value norm.
 func TestExpectedScore(t *testing.T) {
 	s := Shape{Layers: 1, QHeads: 2, KVHeads: 1, HeadDim: 4}
-	f, err := New("expected_attention", map[string]any{"budget": 5, "queries": 3, "future": 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := f.NewLayer(0, s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := newLayer(t, "expected_attention", map[string]any{"budget": 5, "queries": 3, "future": 1}, s)
 	p := l.(*expected)
 	q := []float32{ // three queries of two heads
 		1, 0, 2, -1, 0.5, 0.5, 0, 1,

@@ -38,6 +38,20 @@ type harness struct {
 	rng *rand.Rand
 }
 
+// newLayer returns layer 0 of the policy name(params) for shape s.
+func newLayer(t testing.TB, name string, params map[string]any, s Shape) Policy {
+	t.Helper()
+	f, err := New(name, params)
+	if err != nil {
+		t.Fatalf("New(%s, %v): %v", name, params, err)
+	}
+	p, err := f.NewLayer(0, s)
+	if err != nil {
+		t.Fatalf("NewLayer: %v", err)
+	}
+	return p
+}
+
 func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harness {
 	t.Helper()
 	f, err := New(name, params)
