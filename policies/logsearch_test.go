@@ -96,20 +96,25 @@ func bruteTop(x *blockIndex, qs []float32, k, limit int) []int32 {
 	return idx[:min(k, limit)]
 }
 
+// searchCases are the indexes (head dimension, block size, tokens), GQA
+// group sizes, k and prefix limits the searches are checked on against
+// brute force.
+var searchCases = []struct{ hd, b, tokens, g, k, limit int }{
+	{8, 16, 16 * 300, 1, 4, 1 << 30},
+	{8, 16, 16*300 + 9, 4, 8, 1 << 30},
+	{16, 4, 4 * 1000, 2, 1, 513},
+	{4, 1, 777, 1, 20, 700},
+	{8, 8, 8 * 5, 2, 10, 1 << 30}, // k above the leaves
+	{8, 8, 7, 1, 3, 1 << 30},      // no leaf yet
+}
+
 // TestBlockIndexSearchExact: the best-first descent returns exactly the
 // brute-force top k leaves by bound, in order, on random keys and queries,
 // for one query and for the max over a GQA group, over the whole index and
 // over a prefix of it.
 func TestBlockIndexSearchExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(2, 3))
-	for _, tc := range []struct{ hd, b, tokens, g, k, limit int }{
-		{8, 16, 16 * 300, 1, 4, 1 << 30},
-		{8, 16, 16*300 + 9, 4, 8, 1 << 30},
-		{16, 4, 4 * 1000, 2, 1, 513},
-		{4, 1, 777, 1, 20, 700},
-		{8, 8, 8 * 5, 2, 10, 1 << 30}, // k above the leaves
-		{8, 8, 7, 1, 3, 1 << 30},      // no leaf yet
-	} {
+	for _, tc := range searchCases {
 		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
 			x, _ := fillIndex(r, tc.hd, tc.b, tc.tokens)
 			for trial := range 20 {
@@ -297,12 +302,7 @@ func splitWords(s string) []string {
 // bounds separate planted blocks, a beam of 2k finds them all.
 func TestBlockIndexBeam(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	for _, tc := range []struct{ hd, b, tokens, g, k, limit int }{
-		{8, 16, 16 * 300, 1, 4, 1 << 30},
-		{8, 16, 16*300 + 9, 4, 8, 1 << 30},
-		{16, 4, 4 * 1000, 2, 1, 513},
-		{8, 8, 8 * 5, 2, 10, 1 << 30}, // k above the leaves
-	} {
+	for _, tc := range searchCases {
 		x, _ := fillIndex(r, tc.hd, tc.b, tc.tokens)
 		for trial := range 10 {
 			qs := gaussian(r, tc.g*tc.hd)
