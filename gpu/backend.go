@@ -106,7 +106,7 @@ type Backend struct {
 	noFlash      bool
 	noDecode     bool
 	decode       map[int]*decodeKernels     // kernels/decode.cu by head dimension, compiled on first use
-	decodeUnroll int                        // DEC_UNROLL of decode.cu, 0 for its default (benchmarks vary it)
+	decodeTune   decodeTuning               // decode.cu's defaults unless a benchmark varies them
 	argmax       [numStorage]*cuda.Function // kernels/sample.cu, compiled by Argmax on first use
 	flash        map[int]*flashKernels      // kernels/flash.cu by head dimension, compiled on first use
 	casc         *cascadeKernels            // kernels/cascade.cu, compiled by NewCascade on first use

@@ -1,13 +1,16 @@
 package gpu_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"kvcascade/gpu"
+	"kvcascade/policies"
 	"kvcascade/runtime/backend"
+	"kvcascade/runtime/model"
 )
 
 // BenchmarkAttention times one layer's attention at the Llama-3.1-8B shape
@@ -125,13 +128,15 @@ func BenchmarkMatMul(bm *testing.B) {
 // BenchmarkDecodeAttention times one layer's decoding attention at the
 // Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
 // bf16) over a view of L cached keys, kernels only (the view uploaded
-// once): decode.cu's flash-decoding kernels (4 and 2 keys per unit and
-// step) against attention.cu's split kernels, with and without the mass. GB/s counts the bytes the step must
-// read: every view key and value row once, plus its slot and position.
+// once): decode.cu's flash-decoding kernels under several tunings (keys
+// per unit and step, blocks per multiprocessor its registers must allow)
+// against attention.cu's split kernels, with and without the mass. GB/s
+// counts the bytes the step must read: every view key and value row once,
+// plus its slot and position.
 func BenchmarkDecodeAttention(bm *testing.B) {
 	const hq, hkv, hd = 32, 8, 128
 	g := openGPU(bm, bf16)
-	for _, l := range []int{32768, 65536} {
+	for _, l := range []int{4096, 32768, 65600} {
 		rng := rand.New(rand.NewPCG(9, uint64(l)))
 		a := &backend.Attention{
 			Out: g.New(g.DType(), 1, hq*hd), Q: g.FromFloat32(randSlice(rng, hq*hd), 1, hq*hd),
@@ -158,17 +163,22 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 			if mass {
 				a.View.QueryWeights = []float32{1}
 			}
-			// decode.cu with 4 (its default) and 2 keys per unit and
-			// step, then attention.cu
-			for _, unroll := range []int{4, 2, 0} {
-				old := unroll == 0
-				kernel := fmt.Sprintf("decode%d", unroll)
+			// decode.cu under each tuning (keys per unit and step ×
+			// blocks per multiprocessor the registers must allow; 0 0
+			// is the file's default), then attention.cu
+			for _, tune := range []struct{ unroll, minBlocks int }{
+				{0, 0}, {4, 2}, {4, 3}, {2, 3}, {2, 4}, {1, 4}, {1, 5}, {-1, -1},
+			} {
+				old := tune.unroll < 0
+				kernel := fmt.Sprintf("decode_u%d_b%d", tune.unroll, tune.minBlocks)
 				if old {
 					kernel = "attention"
 				}
 				bm.Run(fmt.Sprintf("%s/L=%d/mass=%v", kernel, l, mass), func(bm *testing.B) {
-					gpu.SetDecodeUnroll(g, unroll)
-					defer gpu.SetDecodeUnroll(g, 0)
+					if !old {
+						gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks)
+						defer gpu.SetDecodeTuning(g, 0, 0)
+					}
 					run, free := gpu.AttentionKernels(g, a, old)
 					defer free()
 					run() // warm up: compiles, builds the RoPE table
@@ -230,6 +240,70 @@ func BenchmarkGEMV(bm *testing.B) {
 			g.Free(x)
 			g.Free(w)
 			g.Free(dst)
+		})
+	}
+}
+
+// BenchmarkDecodeStep times whole decoding steps of the Llama-3.1-8B shape
+// (random bf16 weights, 32 layers) with full attention after a prompt of
+// 32,768 tokens, under each tuning of decode.cu (keys per unit and step ×
+// blocks per multiprocessor; 0 0 is the file's default), so that a tuning
+// is chosen on what a step costs, not one kernel alone. GB/s counts the
+// bytes a step must read: the weights (embedding excluded) and the cache.
+// Needs about 21 GB of device memory.
+func BenchmarkDecodeStep(bm *testing.B) {
+	const prompt, steps = 32768, 16
+	g := openGPU(bm, bf16)
+	cfg, ok, err := model.BuiltinShape("llama-3.1-8b")
+	if err != nil || !ok {
+		bm.Fatalf("shape llama-3.1-8b: %v", err)
+	}
+	m, err := model.NewRandom(cfg, g, 1)
+	if err != nil {
+		bm.Fatal(err)
+	}
+	f, err := policies.New("full", nil)
+	if err != nil {
+		bm.Fatal(err)
+	}
+	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	c, err := policies.NewCache(g, f, shape, g.DType())
+	if err != nil {
+		bm.Fatal(err)
+	}
+	defer c.Free()
+	s := m.NewSession(c, 4096)
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]int32, prompt)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(m.Vocab))
+	}
+	if _, err := s.Prefill(context.Background(), ids, nil); err != nil {
+		bm.Fatal(err)
+	}
+	tunings := []struct{ unroll, minBlocks int }{{0, 0}, {4, 2}, {4, 3}, {2, 3}, {2, 4}, {1, 4}}
+	c.Reserve(len(tunings) * (steps + 1) * 64)
+	weights := float64(m.Params()-int64(m.Vocab*m.Hidden)) * 2
+	next := int32(1)
+	for _, tune := range tunings {
+		bm.Run(fmt.Sprintf("decode_u%d_b%d", tune.unroll, tune.minBlocks), func(bm *testing.B) {
+			gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks)
+			defer gpu.SetDecodeTuning(g, 0, 0)
+			step := func() {
+				if next, err = s.DecodeGreedy(next); err != nil {
+					bm.Fatal(err)
+				}
+			}
+			step() // compiles the kernels
+			bm.ResetTimer()
+			for i := 0; i < bm.N; i++ {
+				step()
+			}
+			sec := bm.Elapsed().Seconds() / float64(bm.N)
+			cache := float64(s.Seen()) * float64(m.Layers*m.KVHeads*m.HeadDim*2*2)
+			bm.ReportMetric(sec*1e3, "ms/token")
+			bm.ReportMetric((weights+cache)/sec/1e9, "GB/s")
 		})
 	}
 }

@@ -54,13 +54,30 @@ type decodeKernels struct {
 	attention, combine, mass *cuda.Function
 }
 
-// decodeProgram is kernels/decode.cu for head dimension hd, with
-// DEC_UNROLL keys per unit and step when unroll > 0 (else the file's
-// default).
-func decodeProgram(hd, unroll int) program {
+// decodeTuning overrides decode.cu's defaults, for benchmarks: zero
+// fields keep them.
+type decodeTuning struct {
+	unroll    int // DEC_UNROLL: keys per unit and step
+	minBlocks int // DEC_MINBLOCKS: blocks per multiprocessor the registers allow
+}
+
+// blocksPerSM is how many blocks of decode_attention the split aims at
+// per multiprocessor.
+func (t decodeTuning) blocksPerSM() int {
+	if t.minBlocks > 0 {
+		return t.minBlocks
+	}
+	return decodeBlocksPerSM
+}
+
+// decodeProgram is kernels/decode.cu for head dimension hd under tuning t.
+func decodeProgram(hd int, t decodeTuning) program {
 	opts := []string{fmt.Sprintf("-DHEAD_DIM=%d", hd)}
-	if unroll > 0 {
-		opts = append(opts, fmt.Sprintf("-DDEC_UNROLL=%d", unroll))
+	if t.unroll > 0 {
+		opts = append(opts, fmt.Sprintf("-DDEC_UNROLL=%d", t.unroll))
+	}
+	if t.minBlocks > 0 {
+		opts = append(opts, fmt.Sprintf("-DDEC_MINBLOCKS=%d", t.minBlocks))
 	}
 	return newProgram("decode.cu", decodeSource, opts...)
 }
@@ -75,7 +92,7 @@ func (b *Backend) decodeFor(hd int) (*decodeKernels, error) {
 		return k, nil
 	}
 	k := &decodeKernels{}
-	if err := b.load(decodeProgram(hd, b.decodeUnroll), decodeKernelNames[:], []**cuda.Function{&k.attention, &k.combine, &k.mass}); err != nil {
+	if err := b.load(decodeProgram(hd, b.decodeTune), decodeKernelNames[:], []**cuda.Function{&k.attention, &k.combine, &k.mass}); err != nil {
 		return nil, err
 	}
 	if b.decode == nil {
@@ -87,10 +104,10 @@ func (b *Backend) decodeFor(hd int) (*decodeKernels, error) {
 
 // decodeSplit returns how many runs decode_attention splits n keys into
 // when blocks blocks already share each run, on a GPU of sms
-// multiprocessors: enough for about decodeBlocksPerSM blocks per
-// multiprocessor, each run at least decodeMinKeys long.
-func decodeSplit(n, blocks, sms int) int {
-	want := (decodeBlocksPerSM*sms + blocks - 1) / blocks
+// multiprocessors: enough for about perSM blocks per multiprocessor (one
+// wave), each run at least decodeMinKeys long.
+func decodeSplit(n, blocks, sms, perSM int) int {
+	want := (perSM*sms + blocks - 1) / blocks
 	return max(1, min(want, n/decodeMinKeys, decodeMaxSplit))
 }
 
@@ -118,7 +135,7 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	must(err)
 	n := c.l + c.s
 	groups := (c.hq/c.hkv*c.s + decodeRows - 1) / decodeRows
-	split := decodeSplit(n, c.hkv*groups, b.dev.Multiprocessors)
+	split := decodeSplit(n, c.hkv*groups, b.dev.Multiprocessors, b.decodeTune.blocksPerSM())
 	per := (n + split - 1) / split
 	split = (n + per - 1) / per // no empty run
 	rows := c.hq * c.s

@@ -137,11 +137,12 @@ func AttentionKernels(b *Backend, a *backend.Attention, old bool) (run func(), f
 	return run, free
 }
 
-// SetDecodeUnroll makes b compile decode.cu with DEC_UNROLL = unroll (0:
-// the file's default) from its next attention call on, for benchmarks.
-func SetDecodeUnroll(b *Backend, unroll int) {
+// SetDecodeTuning makes b compile decode.cu with DEC_UNROLL = unroll and
+// DEC_MINBLOCKS = minBlocks (0: the file's defaults) from its next
+// attention call on, for benchmarks.
+func SetDecodeTuning(b *Backend, unroll, minBlocks int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.decodeUnroll = unroll
+	b.decodeTune = decodeTuning{unroll, minBlocks}
 	b.decode = nil
 }

@@ -28,6 +28,14 @@ func (b *Backend) Embed(dst, table backend.Tensor, ids []int32) {
 		cuda.Ptr(d.ptr()), cuda.Ptr(t.ptr()), cuda.Ptr(p), cuda.Int(dim))
 }
 
+// normThreads is the block size of rmsnorm for rows of dim elements:
+// about four elements per thread, so that a decoding step's single row
+// (one block) is not a chain of dependent loads; rowThreads at least, a
+// whole block at most.
+func normThreads(dim int) int {
+	return min(1024, max(rowThreads, (dim/4+31)/32*32))
+}
+
 // RMSNorm sets dst [S, D] to x·w/rms(x) row by row, in float32 whatever
 // the tensors' types.
 func (b *Backend) RMSNorm(dst, x, w backend.Tensor, eps float32) {
@@ -38,7 +46,7 @@ func (b *Backend) RMSNorm(dst, x, w backend.Tensor, eps float32) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	launch(b.k.rmsnorm[d.st][xs.st][ws.st], cuda.Dim3{X: xs.numel() / dim}, cuda.Dim3{X: rowThreads}, 0,
+	launch(b.k.rmsnorm[d.st][xs.st][ws.st], cuda.Dim3{X: xs.numel() / dim}, cuda.Dim3{X: normThreads(dim)}, 0,
 		cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(ws.ptr()), cuda.Int(dim), cuda.Float(eps))
 }
 

@@ -41,6 +41,10 @@ typedef bf16 T;
 #ifndef DEC_UNROLL
 #define DEC_UNROLL 4 // keys per unit per step (loads in flight)
 #endif
+#ifndef DEC_MINBLOCKS
+#define DEC_MINBLOCKS 1 // blocks per multiprocessor the registers must allow
+#endif
+#define STEP_KEYS (UNITS * DEC_UNROLL) // keys a block takes per step
 #define DEC_ROWS 4             // query rows (query head, query) per block
 #define COMBINE_THREADS 128
 #define MAX_SPLIT 1024         // runs decode_combine merges at most
@@ -114,13 +118,14 @@ __device__ __forceinline__ void prefetch_view(int *slot, int *p, const int *slot
 // denominator to part[split·rows·HD + (split+z)·rows + rr], and, when
 // scores is not null, every scaled score of its keys (−∞ where the key is
 // padding or masked) to scores[rr·(L+S) + j].
-extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_attention(
+extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_attention(
 	float *part, float *scores, const T *q, const T *k, const T *v,
 	const T *ck, const T *cv, const int *slots, const int *pos, const int *qpos,
 	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale,
 	int per, int split) {
 	__shared__ float sm_m[DEC_WARPS][DEC_ROWS], sm_l[DEC_WARPS][DEC_ROWS];
 	__shared__ __align__(16) float sm_acc[DEC_WARPS][DEC_ROWS][HD];
+	__shared__ float sm_sc[DEC_ROWS][STEP_KEYS]; // a step's scores, for coalesced stores
 
 	int G = hq / hkv, R = G * S, groups = (R + DEC_ROWS - 1) / DEC_ROWS;
 	int h = blockIdx.x / groups, g = blockIdx.x % groups, z = blockIdx.y;
@@ -232,18 +237,28 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS) decode_attention(
 				sc[u][r] = ok[u] && jj[u] <= lim[r] ? dot : NEG_INF;
 			}
 		}
-		if (scores != 0 && ul == 0) {
+		if (scores != 0) {
+			// Through shared memory, so that each row's scores of the step
+			// go out as one contiguous run instead of 4-byte stores
+			// scattered over DEC_ROWS rows.
+			if (ul == 0) {
 #pragma unroll
-			for (int u = 0; u < DEC_UNROLL; u++) {
+				for (int u = 0; u < DEC_UNROLL; u++) {
 #pragma unroll
-				for (int r = 0; r < DEC_ROWS; r++) {
-					int rg = g * DEC_ROWS + r;
-					if (jj[u] < je && rg < R) {
-						long long rr = (long long)(h * G + rg / S) * S + rg % S;
-						scores[rr * n + jj[u]] = sc[u][r];
+					for (int r = 0; r < DEC_ROWS; r++) {
+						sm_sc[r][u * UNITS + unit] = sc[u][r];
 					}
 				}
 			}
+			__syncthreads();
+			for (int e = threadIdx.x; e < DEC_ROWS * STEP_KEYS; e += DEC_THREADS) {
+				int r = e / STEP_KEYS, j = j0 + e % STEP_KEYS, rg = g * DEC_ROWS + r;
+				if (j < je && rg < R) {
+					long long rr = (long long)(h * G + rg / S) * S + rg % S;
+					scores[rr * n + j] = sm_sc[r][e % STEP_KEYS];
+				}
+			}
+			__syncthreads(); // sm_sc is free for the next step
 		}
 		// Online softmax over this step's keys, per row, within the unit
 		// (every lane of a unit holds the same scores).

@@ -52,12 +52,14 @@ __device__ __forceinline__ void rmsnorm_t(D *dst, const X *x, const W *w, int di
 	const X *in = x + (long long)blockIdx.x * dim;
 	D *out = dst + (long long)blockIdx.x * dim;
 	float ss = 0.0f;
+#pragma unroll 4
 	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
 		float v = to_f32(in[d]);
 		ss += v * v;
 	}
 	ss = block_sum(ss);
 	float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+#pragma unroll 4
 	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
 		out[d] = from_f32<D>(to_f32(w[d]) * (to_f32(in[d]) * inv));
 	}
