@@ -202,7 +202,7 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 		b.RMSNorm(h, x, l.attnNorm, eps)
 		if vw.qkv != nil { // decoding: one product, q, k and v are its views
 			b.MatMul(vw.qkv, h, l.wqkv, l.bqkv)
-		} else { // a chunk: a product over each part's rows of wqkv
+		} else { // a chunk, or an unfused model: a product per part (rows of wqkv)
 			b.MatMul(q, h, l.wq, l.bq)
 			b.MatMul(k, h, l.wk, l.bk)
 			b.MatMul(v, h, l.wv, l.bv)
