@@ -279,7 +279,7 @@ type Tensor struct {
 	off   int // bytes into buf
 	shape []int
 	st    storage
-	view  bool // made by Slice: shares buf, cannot be freed
+	view  bool // made by Slice or Reshape: shares buf, cannot be freed
 }
 
 // buffer is one device allocation, shared by a tensor and its slices.
@@ -399,11 +399,11 @@ func (b *Backend) halves(n int) []uint16 {
 }
 
 // Free releases t's device memory once queued work is done with it.
-// Freeing a slice is a bug: free the tensor it was sliced from.
+// Freeing a slice or a reshape is a bug: free the tensor it was made from.
 func (b *Backend) Free(t backend.Tensor) {
 	g := tensor(t)
 	if g.view {
-		panic("gpu: Free of a slice")
+		panic("gpu: Free of a slice or a reshape")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -428,6 +428,21 @@ func (b *Backend) Slice(t backend.Tensor, lo, hi int) backend.Tensor {
 	row := backend.Numel(g.shape[1:])
 	shape := append([]int{hi - lo}, g.shape[1:]...)
 	return &Tensor{buf: g.buf, off: g.off + g.st.size()*lo*row, shape: shape, st: g.st, view: true}
+}
+
+// Reshape returns a view of t's elements under shape, which must have as
+// many elements; like a slice, it cannot be freed.
+func (b *Backend) Reshape(t backend.Tensor, shape ...int) backend.Tensor {
+	g := tensor(t)
+	for _, d := range shape {
+		if d < 0 {
+			panic(fmt.Sprintf("gpu: Reshape of %v to %v", g.shape, shape))
+		}
+	}
+	if backend.Numel(shape) != g.numel() {
+		panic(fmt.Sprintf("gpu: Reshape of %v to %v: %d elements for %d", g.shape, shape, backend.Numel(shape), g.numel()))
+	}
+	return &Tensor{buf: g.buf, off: g.off, shape: append([]int(nil), shape...), st: g.st, view: true}
 }
 
 // scratch is a device buffer reused between calls, grown on demand.

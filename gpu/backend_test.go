@@ -123,6 +123,17 @@ func TestTensors(t *testing.T) {
 	if got := read(b, ss); !slices.Equal(got, data[2*12:3*12]) {
 		t.Errorf("slice of a slice reads %v, want %v", got, data[24:36])
 	}
+	r := b.Reshape(s, 36) // a reshape of a slice
+	if got := read(b, r); len(r.Shape()) != 1 || !slices.Equal(got, data[12:48]) {
+		t.Errorf("reshape of a slice: shape %v, reads %v, want %v", r.Shape(), got, data[12:48])
+	}
+	rs := b.Reshape(b.Slice(r, 14, 26), 1, 3, 4) // and a reshape of a slice of it
+	if got := read(b, rs); !slices.Equal(got, data[26:38]) {
+		t.Errorf("reshape of a slice of a reshape reads %v, want %v", got, data[26:38])
+	}
+	mustPanic(t, "Reshape to a wrong count", func() { b.Reshape(x, 7, 9) })
+	mustPanic(t, "Reshape to a negative dimension", func() { b.Reshape(x, -60, -1) })
+	mustPanic(t, "Free of a reshape", func() { b.Free(r) })
 	if x.DType() != backend.F32 {
 		t.Errorf("FromFloat32 stored %v, want F32", x.DType())
 	}

@@ -85,6 +85,10 @@ type Backend interface {
 	Free(t Tensor)
 	// Slice returns a view of rows [lo, hi) of the outermost dimension.
 	Slice(t Tensor, lo, hi int) Tensor
+	// Reshape returns a view of the elements of t, a whole tensor or a
+	// Slice, under shape, which must have t's number of elements. Like a
+	// Slice, it shares t's storage and is not to be freed.
+	Reshape(t Tensor, shape ...int) Tensor
 
 	// Embed gathers rows of table [V, D] into dst [S, D].
 	Embed(dst, table Tensor, ids []int32)

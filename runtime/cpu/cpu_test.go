@@ -447,3 +447,75 @@ func TestGroupMaxMassByHand(t *testing.T) {
 		}
 	}
 }
+
+func TestReshape(t *testing.T) {
+	b := New(1)
+	data := make([]float32, 24)
+	for i := range data {
+		data[i] = float32(i)
+	}
+	base := func() backend.Tensor { return b.FromFloat32(data, 4, 6) }
+	cases := []struct {
+		name  string
+		view  func(x backend.Tensor) backend.Tensor
+		shape []int
+		first int // index into data of the view's first element
+	}{
+		{"whole to 3-D", func(x backend.Tensor) backend.Tensor { return b.Reshape(x, 2, 3, 4) }, []int{2, 3, 4}, 0},
+		{"whole to 1-D", func(x backend.Tensor) backend.Tensor { return b.Reshape(x, 24) }, []int{24}, 0},
+		{"reshape of a slice", func(x backend.Tensor) backend.Tensor { return b.Reshape(b.Slice(x, 1, 3), 1, 3, 4) }, []int{1, 3, 4}, 6},
+		{"slice of a reshape", func(x backend.Tensor) backend.Tensor { return b.Slice(b.Reshape(x, 24), 5, 11) }, []int{6}, 5},
+		{"slice of a reshape of a slice", func(x backend.Tensor) backend.Tensor {
+			return b.Reshape(b.Slice(b.Reshape(b.Slice(x, 2, 4), 12), 3, 9), 1, 6)
+		}, []int{1, 6}, 15},
+		{"empty", func(x backend.Tensor) backend.Tensor { return b.Reshape(b.Slice(x, 2, 2), 0, 5) }, []int{0, 5}, 12},
+	}
+	for _, c := range cases {
+		x := base()
+		v := c.view(x)
+		if sh := v.Shape(); fmt.Sprint(sh) != fmt.Sprint(c.shape) {
+			t.Errorf("%s: shape %v, want %v", c.name, sh, c.shape)
+			continue
+		}
+		n := backend.Numel(c.shape)
+		got := make([]float32, n)
+		b.Read(v, got)
+		for i, g := range got {
+			if g != data[c.first+i] {
+				t.Fatalf("%s: element %d = %v, want %v", c.name, i, g, data[c.first+i])
+			}
+		}
+		// Views share storage: a write through the view shows in the
+		// tensor, and one through the tensor in the view.
+		if n > 0 {
+			tensor(v).data[n-1] = -1
+			if w := tensor(x).data[c.first+n-1]; w != -1 {
+				t.Errorf("%s: write through the view reads %v in the tensor", c.name, w)
+			}
+			tensor(x).data[c.first] = -2
+			b.Read(v, got)
+			if got[0] != -2 {
+				t.Errorf("%s: write through the tensor reads %v in the view", c.name, got[0])
+			}
+		}
+	}
+	bad := []struct {
+		name  string
+		shape []int
+	}{
+		{"too few elements", []int{5, 4}},
+		{"too many elements", []int{5, 5}},
+		{"negative dimensions", []int{-4, -6}},
+		{"no dimension", nil},
+	}
+	for _, c := range bad {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: Reshape of [4 6] to %v did not panic", c.name, c.shape)
+				}
+			}()
+			b.Reshape(base(), c.shape...)
+		}()
+	}
+}

@@ -77,18 +77,33 @@ type Model struct {
 	layers     []layer
 	invFreq    []float32
 	attnFactor float32
+	fused      bool // every layer has wqkv and wgu
 }
 
+// layer holds one decoder layer's weights. The q, k and v projections live
+// in one tensor wqkv, their rows one after the other, and gate and up in
+// one tensor wgu, so that decoding runs one product for each (Session's
+// forward); wq, wk, wv, gate and up are row slices of them, which prefill's
+// chunks multiply by one at a time. A model built without fusion (tests
+// only) has wqkv, bqkv and wgu nil and stand-alone tensors for the parts.
 type layer struct {
 	attnNorm, mlpNorm backend.Tensor // [D]
-	wq, wk, wv, wo    backend.Tensor // [Hq·hd, D], [Hkv·hd, D] ×2, [D, Hq·hd]
-	bq, bk, bv        backend.Tensor // biases or nil
-	gate, up, down    backend.Tensor // [F, D], [F, D], [D, F]
+	wqkv, bqkv        backend.Tensor // [Hq·hd+2·Hkv·hd, D] and its bias [Hq·hd+2·Hkv·hd] or nil
+	wq, wk, wv, wo    backend.Tensor // [Hq·hd, D], [Hkv·hd, D] ×2 (slices of wqkv), [D, Hq·hd]
+	bq, bk, bv        backend.Tensor // biases (slices of bqkv) or nil
+	wgu               backend.Tensor // [2F, D]: gate's rows, then up's
+	gate, up, down    backend.Tensor // [F, D], [F, D] (slices of wgu), [D, F]
 }
 
 // Load reads the model directory dir (config.json and safetensors weights)
 // onto b.
 func Load(dir string, b backend.Backend) (*Model, error) {
+	return load(dir, b, true)
+}
+
+// load is Load, fusing each layer's projections when fuse is set (see
+// layer).
+func load(dir string, b backend.Backend, fuse bool) (*Model, error) {
 	if st, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("model directory: %w", err)
 	} else if !st.IsDir() {
@@ -124,7 +139,7 @@ func Load(dir string, b backend.Backend) (*Model, error) {
 			}
 		}
 		return b.FromFloat32(data, shape...), nil
-	}, set.Has)
+	}, set.Has, fuse)
 }
 
 // checkWeights compares the architecture of cfg with the headers of the
@@ -150,8 +165,12 @@ func checkWeights(dir string, cfg *Config, set *safetensors.Set) error {
 }
 
 // build creates the model, fetching each tensor by its Hugging Face name.
-func build(cfg *Config, b backend.Backend, get func(name string, shape []int) (backend.Tensor, error), has func(string) bool) (*Model, error) {
-	m := &Model{Config: *cfg, b: b, invFreq: cfg.InvFreq(), attnFactor: 1}
+// When fuse is set each layer's q, k and v projections, and its gate and
+// up projections, are copied into one tensor each as soon as the layer is
+// loaded (see layer), so that no more than one layer's parts are ever
+// stored twice.
+func build(cfg *Config, b backend.Backend, get func(name string, shape []int) (backend.Tensor, error), has func(string) bool, fuse bool) (*Model, error) {
+	m := &Model{Config: *cfg, b: b, invFreq: cfg.InvFreq(), attnFactor: 1, fused: fuse}
 	d, f, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim
 	qd, kvd := cfg.Heads*hd, cfg.KVHeads*hd
 	var err error
@@ -190,11 +209,55 @@ func build(cfg *Config, b backend.Backend, get func(name string, shape []int) (b
 		load(&l.gate, p+"mlp.gate_proj.weight", f, d)
 		load(&l.up, p+"mlp.up_proj.weight", f, d)
 		load(&l.down, p+"mlp.down_proj.weight", d, f)
+		if err == nil && fuse {
+			l.fuse(b)
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// fuse moves the layer's q, k, v projections (and their biases) into wqkv
+// (and bqkv), its gate and up projections into wgu, and points the parts
+// at their rows.
+func (l *layer) fuse(b backend.Backend) {
+	var parts []backend.Tensor
+	l.wqkv, parts = fuseRows(b, l.wq, l.wk, l.wv)
+	l.wq, l.wk, l.wv = parts[0], parts[1], parts[2]
+	if l.bq != nil {
+		l.bqkv, parts = fuseRows(b, l.bq, l.bk, l.bv)
+		l.bq, l.bk, l.bv = parts[0], parts[1], parts[2]
+	}
+	l.wgu, parts = fuseRows(b, l.gate, l.up)
+	l.gate, l.up = parts[0], parts[1]
+}
+
+// fuseRows returns a tensor holding the rows of parts (tensors of one
+// dtype whose shapes differ at most in the outermost dimension) one after
+// the other, and a slice of it for each part in its place. The parts are
+// freed.
+func fuseRows(b backend.Backend, parts ...backend.Tensor) (backend.Tensor, []backend.Tensor) {
+	inner := parts[0].Shape()[1:]
+	width := backend.Numel(inner) // elements of a row
+	rows := 0
+	for _, p := range parts {
+		rows += p.Shape()[0]
+	}
+	fused := b.New(parts[0].DType(), append([]int{rows}, inner...)...)
+	views := make([]backend.Tensor, len(parts))
+	lo := 0
+	for i, p := range parts {
+		n := p.Shape()[0]
+		views[i] = b.Slice(fused, lo, lo+n)
+		// CopySlots copies slots of [heads, slots, hd] storage: here one
+		// head whose slots are the part's rows.
+		b.CopySlots(b.Reshape(views[i], 1, n, width), b.Reshape(p, 1, n, width), n)
+		b.Free(p)
+		lo += n
+	}
+	return fused, views
 }
 
 // Backend returns the backend the model lives on.

@@ -41,7 +41,7 @@ func NewRandom(cfg *Config, b backend.Backend, seed uint64) (*Model, error) {
 		data := make([]float32, backend.Numel(shape))
 		FillNormal(data, key, mean, std)
 		return b.FromFloat32(data, shape...), nil
-	}, func(string) bool { return !cfg.TieEmbeddings })
+	}, func(string) bool { return !cfg.TieEmbeddings }, true)
 }
 
 // TensorKey is the generator key of the tensor called name in a random

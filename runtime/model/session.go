@@ -21,12 +21,15 @@ type Session struct {
 	q, att   backend.Tensor // [chunk, Hq·hd]
 	k, v     backend.Tensor // [chunk, Hkv·hd]
 	gate, up backend.Tensor // [chunk, F]
+	qkv1     backend.Tensor // [1, Hq·hd+2·Hkv·hd] decoding's fused q, k, v product (fused models)
+	gu1      backend.Tensor // [1, 2F] decoding's fused gate and up product (fused models)
 	logits   backend.Tensor // [chunk, V], made on first use of AllLogits
 	logits1  backend.Tensor // [1, V], made on first use of LastLogits
 	mass     []float32      // [Hq·(L+S)]
 	host     []float32      // [rows·V] logits on the host, grown to the rows asked for
 	attn     backend.Attention
 	views    map[int]*views // row views of the activations by chunk length
+	views1   *views         // the views for one row (decoding)
 	one      [1]int32       // Decode's token
 	windowOK bool           // backend and cache can apply the sliding window
 	next     [1]int32       // DecodeGreedy's pick
@@ -37,11 +40,19 @@ type views struct {
 	x, h, q, att, k, v, gate, up backend.Tensor
 	last, normed1, normedN       backend.Tensor // last row of x; first 1 and n rows of h
 	logitsN                      backend.Tensor // first n rows of logits (nil until used)
+	// qkv and gu, when not nil (one row of a fused model), are s.qkv1 and
+	// s.gu1, which q, k, v and gate, up are views of: one product fills
+	// each.
+	qkv, gu backend.Tensor
 }
 
 // viewsFor returns the views for n rows, made once per n (for a bounded
-// number of distinct lengths) so that decoding allocates nothing.
+// number of distinct lengths, and always for n = 1) so that decoding
+// allocates nothing.
 func (s *Session) viewsFor(n int) *views {
+	if n == 1 && s.views1 != nil {
+		return s.views1
+	}
 	if v, ok := s.views[n]; ok {
 		return v
 	}
@@ -52,6 +63,13 @@ func (s *Session) viewsFor(n int) *views {
 	}
 	v.last = b.Slice(s.x, n-1, n)
 	v.normed1, v.normedN = b.Slice(s.h, 0, 1), v.h
+	if n == 1 {
+		if s.m.fused {
+			s.fusedViews(v)
+		}
+		s.views1 = v
+		return v
+	}
 	if s.views == nil {
 		s.views = map[int]*views{}
 	}
@@ -59,6 +77,24 @@ func (s *Session) viewsFor(n int) *views {
 		s.views[n] = v
 	}
 	return v
+}
+
+// fusedViews points the q, k, v, gate and up of the one-row views v at
+// the columns of the fused products' outputs qkv1 and gu1, made here.
+func (s *Session) fusedViews(v *views) {
+	b, c := s.m.b, s.m.Config
+	qd, kvd, f := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.Intermediate
+	dt := b.DType()
+	s.qkv1 = b.New(dt, 1, qd+2*kvd)
+	s.gu1 = b.New(dt, 1, 2*f)
+	// cols returns columns [lo, hi) of the row t [1, N] as a [1, hi−lo] view.
+	cols := func(t backend.Tensor, lo, hi int) backend.Tensor {
+		flat := b.Reshape(t, backend.Numel(t.Shape()))
+		return b.Reshape(b.Slice(flat, lo, hi), 1, hi-lo)
+	}
+	v.qkv, v.gu = s.qkv1, s.gu1
+	v.q, v.k, v.v = cols(s.qkv1, 0, qd), cols(s.qkv1, qd, qd+kvd), cols(s.qkv1, qd+kvd, qd+2*kvd)
+	v.gate, v.up = cols(s.gu1, 0, f), cols(s.gu1, f, 2*f)
 }
 
 // Which selects the rows of logits a forward pass returns.
@@ -103,7 +139,7 @@ func (m *Model) NewSession(cache Cache, chunk int) *Session {
 
 // Close frees the session's activations (not the cache).
 func (s *Session) Close() {
-	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.logits, s.logits1} {
+	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.qkv1, s.gu1, s.logits, s.logits1} {
 		if t != nil {
 			s.m.b.Free(t)
 		}
@@ -164,9 +200,13 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 	for li := range m.layers {
 		l := &m.layers[li]
 		b.RMSNorm(h, x, l.attnNorm, eps)
-		b.MatMul(q, h, l.wq, l.bq)
-		b.MatMul(k, h, l.wk, l.bk)
-		b.MatMul(v, h, l.wv, l.bv)
+		if vw.qkv != nil { // decoding: one product, q, k and v are its views
+			b.MatMul(vw.qkv, h, l.wqkv, l.bqkv)
+		} else { // a chunk, or an unfused model: a product per part (rows of wqkv)
+			b.MatMul(q, h, l.wq, l.bq)
+			b.MatMul(k, h, l.wk, l.bk)
+			b.MatMul(v, h, l.wv, l.bv)
+		}
 		if qc, ok := s.cache.(QueryCache); ok {
 			if err := qc.Query(li, q); err != nil {
 				return nil, fmt.Errorf("layer %d: %w", li, err)
@@ -193,8 +233,12 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 		b.MatMul(h, att, l.wo, nil)
 		b.Add(x, h)
 		b.RMSNorm(h, x, l.mlpNorm, eps)
-		b.MatMul(gate, h, l.gate, nil)
-		b.MatMul(up, h, l.up, nil)
+		if vw.gu != nil {
+			b.MatMul(vw.gu, h, l.wgu, nil)
+		} else {
+			b.MatMul(gate, h, l.gate, nil)
+			b.MatMul(up, h, l.up, nil)
+		}
 		b.SwiGLU(gate, gate, up)
 		b.MatMul(h, gate, l.down, nil)
 		b.Add(x, h)
