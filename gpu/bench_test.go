@@ -166,18 +166,22 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 			// decode.cu under each tuning (keys per unit and step ×
 			// blocks per multiprocessor the registers must allow; 0 0
 			// is the file's default), then attention.cu
-			for _, tune := range []struct{ unroll, minBlocks int }{
-				{0, 0}, {4, 2}, {4, 3}, {2, 3}, {2, 4}, {1, 4}, {1, 5}, {-1, -1},
+			for _, tune := range []struct {
+				unroll, minBlocks int
+				rsum              bool
+			}{
+				{0, 0, false}, {4, 2, false}, {4, 3, false}, {2, 3, false}, {2, 4, false}, {1, 4, false}, {1, 5, false},
+				{0, 0, true}, {4, 3, true}, {2, 4, true}, {-1, -1, false},
 			} {
 				old := tune.unroll < 0
-				kernel := fmt.Sprintf("decode_u%d_b%d", tune.unroll, tune.minBlocks)
+				kernel := fmt.Sprintf("decode_u%d_b%d_r%v", tune.unroll, tune.minBlocks, tune.rsum)
 				if old {
 					kernel = "attention"
 				}
 				bm.Run(fmt.Sprintf("%s/L=%d/mass=%v", kernel, l, mass), func(bm *testing.B) {
 					if !old {
-						gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks)
-						defer gpu.SetDecodeTuning(g, 0, 0)
+						gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks, tune.rsum)
+						defer gpu.SetDecodeTuning(g, 0, 0, false)
 					}
 					run, free := gpu.AttentionKernels(g, a, old)
 					defer free()
@@ -282,14 +286,17 @@ func BenchmarkDecodeStep(bm *testing.B) {
 	if _, err := s.Prefill(context.Background(), ids, nil); err != nil {
 		bm.Fatal(err)
 	}
-	tunings := []struct{ unroll, minBlocks int }{{0, 0}, {4, 2}, {4, 3}, {2, 3}, {2, 4}, {1, 4}}
+	tunings := []struct {
+		unroll, minBlocks int
+		rsum              bool
+	}{{0, 0, false}, {4, 2, false}, {4, 3, false}, {2, 3, false}, {2, 4, false}, {1, 4, false}, {4, 3, true}, {2, 4, true}}
 	c.Reserve(len(tunings) * (steps + 1) * 64)
 	weights := float64(m.Params()-int64(m.Vocab*m.Hidden)) * 2
 	next := int32(1)
 	for _, tune := range tunings {
-		bm.Run(fmt.Sprintf("decode_u%d_b%d", tune.unroll, tune.minBlocks), func(bm *testing.B) {
-			gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks)
-			defer gpu.SetDecodeTuning(g, 0, 0)
+		bm.Run(fmt.Sprintf("decode_u%d_b%d_r%v", tune.unroll, tune.minBlocks, tune.rsum), func(bm *testing.B) {
+			gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks, tune.rsum)
+			defer gpu.SetDecodeTuning(g, 0, 0, false)
 			step := func() {
 				if next, err = s.DecodeGreedy(next); err != nil {
 					bm.Fatal(err)

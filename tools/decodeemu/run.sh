@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds the host emulation of gpu/kernels/decode.cu (the flash-decoding
 # kernels) on tools/flashemu/emu.h with AddressSanitizer and
-# UndefinedBehaviorSanitizer for HEAD_DIM 64, 128 and 256 and runs
+# UndefinedBehaviorSanitizer for HEAD_DIM 64, 128 and 256 (EMU_DEFS: more
+# -D options, such as -DDEC_RSUM=1) and runs
 # harness.cpp, which compares them with a float64 reference. Needs g++ with
 # C++20; no GPU, no CUDA. Usage: tools/decodeemu/run.sh
 set -eu
@@ -17,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 } >"$work/decode_sub.cu"
 for hd in ${HDS:-64 128 256}; do
 	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
-		-DHEAD_DIM=$hd -I"$here/../flashemu" -I"$work" -include emu.h -include "$here/extra.h" \
+		-DHEAD_DIM=$hd ${EMU_DEFS:-} -I"$here/../flashemu" -I"$work" -include emu.h -include "$here/extra.h" \
 		"$here/harness.cpp" "$here/../flashemu/emu.cpp" -o "$work/decode$hd" -lpthread
 	"$work/decode$hd"
 done
