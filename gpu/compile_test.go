@@ -39,9 +39,9 @@ func TestKernelsCompile(t *testing.T) {
 		// Arrays of size −1 fail to compile unless decode.go's geometry
 		// matches the #defines.
 		p := decodeProgram(hd, decodeTuning{})
-		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d ? 1 : -1];\n",
-			decodeThreads, decodeRows, combineThreads, decodeMaxSplit)
-		progs = append(progs, compilation{p, decodeKernelNames[:]}, compilation{decodeProgram(hd, decodeTuning{unroll: 2, minBlocks: 4, rsum: true}), decodeKernelNames[:]})
+		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d && DEC_MINBLOCKS == %d ? 1 : -1];\n",
+			decodeThreads, decodeRows, combineThreads, decodeMaxSplit, decodeBlocksPerSM)
+		progs = append(progs, compilation{p, decodeKernelNames[:]}, compilation{decodeProgram(hd, decodeTuning{unroll: 4, minBlocks: 2, rsum: true}), decodeKernelNames[:]})
 	}
 	for _, hd := range []int{16, 32, 64, 96, 128, 256} {
 		for st := range numStorage {
