@@ -318,10 +318,8 @@ func (t *Tensor) bytes() int { return t.numel() * t.st.size() }
 // alloc returns an uninitialised tensor. The allocation is rounded up to
 // whole 32-bit words, so that New can clear it with Memset32.
 func (b *Backend) alloc(st storage, shape []int) *Tensor {
-	for _, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("gpu: negative dimension in shape %v", shape))
-		}
+	if !backend.ValidShape(shape) {
+		panic(fmt.Sprintf("gpu: negative dimension in shape %v", shape))
 	}
 	t := &Tensor{buf: &buffer{}, shape: append([]int(nil), shape...), st: st}
 	if n := t.bytes(); n > 0 {
@@ -434,10 +432,8 @@ func (b *Backend) Slice(t backend.Tensor, lo, hi int) backend.Tensor {
 // many elements; like a slice, it cannot be freed.
 func (b *Backend) Reshape(t backend.Tensor, shape ...int) backend.Tensor {
 	g := tensor(t)
-	for _, d := range shape {
-		if d < 0 {
-			panic(fmt.Sprintf("gpu: Reshape of %v to %v", g.shape, shape))
-		}
+	if !backend.ValidShape(shape) {
+		panic(fmt.Sprintf("gpu: Reshape of %v to %v", g.shape, shape))
 	}
 	if backend.Numel(shape) != g.numel() {
 		panic(fmt.Sprintf("gpu: Reshape of %v to %v: %d elements for %d", g.shape, shape, backend.Numel(shape), g.numel()))

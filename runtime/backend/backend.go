@@ -51,6 +51,16 @@ type Tensor interface {
 	DType() DType
 }
 
+// ValidShape reports whether shape has no negative dimension.
+func ValidShape(shape []int) bool {
+	for _, d := range shape {
+		if d < 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // Numel returns the number of elements of a shape.
 func Numel(shape []int) int {
 	n := 1

@@ -122,20 +122,10 @@ func (b *Backend) Slice(t backend.Tensor, lo, hi int) backend.Tensor {
 // Reshape returns t's elements under shape, sharing storage.
 func (b *Backend) Reshape(t backend.Tensor, shape ...int) backend.Tensor {
 	c := tensor(t)
-	if !validShape(shape) || backend.Numel(shape) != len(c.data) {
+	if !backend.ValidShape(shape) || backend.Numel(shape) != len(c.data) {
 		panic(fmt.Sprintf("cpu: Reshape of %v to %v", c.shape, shape))
 	}
 	return &Tensor{shape: append([]int(nil), shape...), data: c.data}
-}
-
-// validShape reports whether shape has no negative dimension.
-func validShape(shape []int) bool {
-	for _, d := range shape {
-		if d < 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // rangeJob is work split into index ranges; worker numbers the part
