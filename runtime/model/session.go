@@ -21,8 +21,6 @@ type Session struct {
 	q, att   backend.Tensor // [chunk, Hq·hd]
 	k, v     backend.Tensor // [chunk, Hkv·hd]
 	gate, up backend.Tensor // [chunk, F]
-	qkv1     backend.Tensor // [1, Hq·hd+2·Hkv·hd] decoding's fused q, k, v product (fused models)
-	gu1      backend.Tensor // [1, 2F] decoding's fused gate and up product (fused models)
 	logits   backend.Tensor // [chunk, V], made on first use of AllLogits
 	logits1  backend.Tensor // [1, V], made on first use of LastLogits
 	mass     []float32      // [Hq·(L+S)]
@@ -40,9 +38,10 @@ type views struct {
 	x, h, q, att, k, v, gate, up backend.Tensor
 	last, normed1, normedN       backend.Tensor // last row of x; first 1 and n rows of h
 	logitsN                      backend.Tensor // first n rows of logits (nil until used)
-	// qkv and gu, when not nil (one row of a fused model), are s.qkv1 and
-	// s.gu1, which q, k, v and gate, up are views of: one product fills
-	// each.
+	// qkv [1, Hq·hd+2·Hkv·hd] and gu [1, 2F], when not nil (one row of a
+	// fused model), are decoding's fused products, which q, k, v and gate,
+	// up are views of: one product fills each. They are the session's to
+	// free.
 	qkv, gu backend.Tensor
 }
 
@@ -79,22 +78,20 @@ func (s *Session) viewsFor(n int) *views {
 	return v
 }
 
-// fusedViews points the q, k, v, gate and up of the one-row views v at
-// the columns of the fused products' outputs qkv1 and gu1, made here.
+// fusedViews makes the fused products' outputs v.qkv and v.gu of the
+// one-row views v and points v's q, k, v, gate and up at their columns.
 func (s *Session) fusedViews(v *views) {
 	b, c := s.m.b, s.m.Config
 	qd, kvd, f := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.Intermediate
 	dt := b.DType()
-	s.qkv1 = b.New(dt, 1, qd+2*kvd)
-	s.gu1 = b.New(dt, 1, 2*f)
+	v.qkv, v.gu = b.New(dt, 1, qd+2*kvd), b.New(dt, 1, 2*f)
 	// cols returns columns [lo, hi) of the row t [1, N] as a [1, hi−lo] view.
 	cols := func(t backend.Tensor, lo, hi int) backend.Tensor {
 		flat := b.Reshape(t, backend.Numel(t.Shape()))
 		return b.Reshape(b.Slice(flat, lo, hi), 1, hi-lo)
 	}
-	v.qkv, v.gu = s.qkv1, s.gu1
-	v.q, v.k, v.v = cols(s.qkv1, 0, qd), cols(s.qkv1, qd, qd+kvd), cols(s.qkv1, qd+kvd, qd+2*kvd)
-	v.gate, v.up = cols(s.gu1, 0, f), cols(s.gu1, f, 2*f)
+	v.q, v.k, v.v = cols(v.qkv, 0, qd), cols(v.qkv, qd, qd+kvd), cols(v.qkv, qd+kvd, qd+2*kvd)
+	v.gate, v.up = cols(v.gu, 0, f), cols(v.gu, f, 2*f)
 }
 
 // Which selects the rows of logits a forward pass returns.
@@ -139,7 +136,11 @@ func (m *Model) NewSession(cache Cache, chunk int) *Session {
 
 // Close frees the session's activations (not the cache).
 func (s *Session) Close() {
-	for _, t := range []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.qkv1, s.gu1, s.logits, s.logits1} {
+	owned := []backend.Tensor{s.x, s.h, s.q, s.att, s.k, s.v, s.gate, s.up, s.logits, s.logits1}
+	if v := s.views1; v != nil {
+		owned = append(owned, v.qkv, v.gu)
+	}
+	for _, t := range owned {
 		if t != nil {
 			s.m.b.Free(t)
 		}
