@@ -125,6 +125,19 @@ func BenchmarkMatMul(bm *testing.B) {
 	}
 }
 
+// decodeTuning is one setting of decode.cu's keys per unit and step and
+// the blocks per multiprocessor its registers must allow (0 0: the file's
+// defaults), as the benchmarks compare them.
+type decodeTuning struct{ unroll, minBlocks int }
+
+// decodeTunings are the settings the decoding benchmarks time.
+var decodeTunings = []decodeTuning{{0, 0}, {4, 1}, {4, 2}, {4, 3}, {2, 3}, {2, 4}, {1, 4}, {1, 5}}
+
+func (t decodeTuning) String() string { return fmt.Sprintf("decode_u%d_b%d", t.unroll, t.minBlocks) }
+
+// set makes g compile decode.cu under t from its next attention call on.
+func (t decodeTuning) set(g *gpu.Backend) { gpu.SetDecodeTuning(g, t.unroll, t.minBlocks) }
+
 // BenchmarkDecodeAttention times one layer's decoding attention at the
 // Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
 // bf16) over a view of L cached keys, kernels only (the view uploaded
@@ -163,25 +176,17 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 			if mass {
 				a.View.QueryWeights = []float32{1}
 			}
-			// decode.cu under each tuning (keys per unit and step ×
-			// blocks per multiprocessor the registers must allow; 0 0
-			// is the file's default), then attention.cu
-			for _, tune := range []struct {
-				unroll, minBlocks int
-				rsum              bool
-			}{
-				{0, 0, false}, {4, 2, false}, {4, 3, false}, {2, 3, false}, {2, 4, false}, {1, 4, false}, {1, 5, false},
-				{0, 0, true}, {4, 3, true}, {2, 4, true}, {-1, -1, false},
-			} {
+			// decode.cu under each tuning, then attention.cu
+			for _, tune := range append(decodeTunings, decodeTuning{-1, -1}) {
 				old := tune.unroll < 0
-				kernel := fmt.Sprintf("decode_u%d_b%d_r%v", tune.unroll, tune.minBlocks, tune.rsum)
+				kernel := tune.String()
 				if old {
 					kernel = "attention"
 				}
 				bm.Run(fmt.Sprintf("%s/L=%d/mass=%v", kernel, l, mass), func(bm *testing.B) {
 					if !old {
-						gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks, tune.rsum)
-						defer gpu.SetDecodeTuning(g, 0, 0, false)
+						tune.set(g)
+						defer decodeTuning{}.set(g)
 					}
 					run, free := gpu.AttentionKernels(g, a, old)
 					defer free()
@@ -256,7 +261,7 @@ func BenchmarkGEMV(bm *testing.B) {
 // bytes a step must read: the weights (embedding excluded) and the cache.
 // Needs about 21 GB of device memory.
 func BenchmarkDecodeStep(bm *testing.B) {
-	const prompt, steps = 32768, 16
+	const prompt = 32768
 	g := openGPU(bm, bf16)
 	cfg, ok, err := model.BuiltinShape("llama-3.1-8b")
 	if err != nil || !ok {
@@ -286,17 +291,15 @@ func BenchmarkDecodeStep(bm *testing.B) {
 	if _, err := s.Prefill(context.Background(), ids, nil); err != nil {
 		bm.Fatal(err)
 	}
-	tunings := []struct {
-		unroll, minBlocks int
-		rsum              bool
-	}{{0, 0, false}, {4, 2, false}, {4, 3, false}, {2, 3, false}, {2, 4, false}, {1, 4, false}, {4, 3, true}, {2, 4, true}}
-	c.Reserve(len(tunings) * (steps + 1) * 64)
+	// room for every token the runs decode, so that no timed step grows
+	// the storage
+	c.Reserve(4096)
 	weights := float64(m.Params()-int64(m.Vocab*m.Hidden)) * 2
 	next := int32(1)
-	for _, tune := range tunings {
-		bm.Run(fmt.Sprintf("decode_u%d_b%d_r%v", tune.unroll, tune.minBlocks, tune.rsum), func(bm *testing.B) {
-			gpu.SetDecodeTuning(g, tune.unroll, tune.minBlocks, tune.rsum)
-			defer gpu.SetDecodeTuning(g, 0, 0, false)
+	for _, tune := range decodeTunings {
+		bm.Run(tune.String(), func(bm *testing.B) {
+			tune.set(g)
+			defer decodeTuning{}.set(g)
 			step := func() {
 				if next, err = s.DecodeGreedy(next); err != nil {
 					bm.Fatal(err)

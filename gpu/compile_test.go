@@ -41,7 +41,7 @@ func TestKernelsCompile(t *testing.T) {
 		p := decodeProgram(hd, decodeTuning{})
 		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d && DEC_MINBLOCKS == %d ? 1 : -1];\n",
 			decodeThreads, decodeRows, combineThreads, decodeMaxSplit, decodeBlocksPerSM)
-		progs = append(progs, compilation{p, decodeKernelNames[:]}, compilation{decodeProgram(hd, decodeTuning{unroll: 4, minBlocks: 2, rsum: true}), decodeKernelNames[:]})
+		progs = append(progs, compilation{p, decodeKernelNames[:]}, compilation{decodeProgram(hd, decodeTuning{unroll: 4, minBlocks: 2}), decodeKernelNames[:]})
 	}
 	for _, hd := range []int{16, 32, 64, 96, 128, 256} {
 		for st := range numStorage {

@@ -57,9 +57,8 @@ type decodeKernels struct {
 // decodeTuning overrides decode.cu's defaults, for benchmarks: zero
 // fields keep them.
 type decodeTuning struct {
-	unroll    int  // DEC_UNROLL: keys per unit and step
-	minBlocks int  // DEC_MINBLOCKS: blocks per multiprocessor the registers allow
-	rsum      bool // DEC_RSUM: the scores summed by a reduce-scatter
+	unroll    int // DEC_UNROLL: keys per unit and step
+	minBlocks int // DEC_MINBLOCKS: blocks per multiprocessor the registers allow
 }
 
 // blocksPerSM is how many blocks of decode_attention the split aims at
@@ -79,9 +78,6 @@ func decodeProgram(hd int, t decodeTuning) program {
 	}
 	if t.minBlocks > 0 {
 		opts = append(opts, fmt.Sprintf("-DDEC_MINBLOCKS=%d", t.minBlocks))
-	}
-	if t.rsum {
-		opts = append(opts, "-DDEC_RSUM=1")
 	}
 	return newProgram("decode.cu", decodeSource, opts...)
 }

@@ -98,35 +98,6 @@ __device__ __forceinline__ float unit_sum(float v) {
 	return v;
 }
 
-#ifndef DEC_RSUM
-#define DEC_RSUM 0 // 1: rows_sum's reduce-scatter instead of unit_sum per row
-#endif
-
-#if DEC_RSUM
-#if DEC_ROWS != 4 || LPK < 4
-#error "DEC_RSUM takes 4 rows and at least 4 lanes per key"
-#endif
-// rows_sum sets each of the 4 partial sums x over the LPK lanes of a unit
-// (ul: the lane's place in it, base: its first lane) to the unit's total,
-// as unit_sum does row by row, with fewer shuffles: a reduce-scatter (two
-// steps that halve the rows a lane keeps, then a plain reduction of the
-// one left), and a broadcast of each row from a lane holding it.
-__device__ __forceinline__ void rows_sum(float *x, int ul, int base) {
-	bool hi = ul & (LPK / 2), mid = ul & (LPK / 4);
-	float a0 = (hi ? x[2] : x[0]) + __shfl_xor_sync(FULL_MASK, hi ? x[0] : x[2], LPK / 2);
-	float a1 = (hi ? x[3] : x[1]) + __shfl_xor_sync(FULL_MASK, hi ? x[1] : x[3], LPK / 2);
-	float t = (mid ? a1 : a0) + __shfl_xor_sync(FULL_MASK, mid ? a0 : a1, LPK / 4);
-#pragma unroll
-	for (int o = LPK / 8; o > 0; o /= 2) {
-		t += __shfl_xor_sync(FULL_MASK, t, o);
-	}
-#pragma unroll
-	for (int r = 0; r < 4; r++) {
-		x[r] = __shfl_sync(FULL_MASK, t, base + (r >> 1) * (LPK / 2) + (r & 1) * (LPK / 4));
-	}
-}
-#endif
-
 // prefetch_view loads the slots and positions of keys j + u·UNITS, u <
 // DEC_UNROLL, of KV head h that are view entries before je (−1 for the
 // others).
@@ -211,7 +182,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	// so that the key loads do not wait for them.
 	int nslot[DEC_UNROLL], npos[DEC_UNROLL];
 	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit);
-	for (int j0 = jb; j0 < je; j0 += UNITS * DEC_UNROLL) {
+	for (int j0 = jb; j0 < je; j0 += STEP_KEYS) {
 		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][VEC], s[DEC_UNROLL][VEC];
 		int jj[DEC_UNROLL], vslot[DEC_UNROLL], vpos[DEC_UNROLL];
 		bool ok[DEC_UNROLL];
@@ -254,31 +225,20 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 				}
 			}
 		}
-		prefetch_view(nslot, npos, slots, pos, h, L, je, j0 + UNITS * DEC_UNROLL + unit);
+		prefetch_view(nslot, npos, slots, pos, h, L, je, j0 + STEP_KEYS + unit);
 		float sc[DEC_UNROLL][DEC_ROWS];
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
 			rotate(kx[u], c[u], s[u], lower);
-			float dot[DEC_ROWS];
 #pragma unroll
 			for (int r = 0; r < DEC_ROWS; r++) {
-				dot[r] = 0.0f;
+				float dot = 0.0f;
 #pragma unroll
 				for (int e = 0; e < VEC; e++) {
-					dot[r] += qr[r][e] * kx[u][e];
+					dot += qr[r][e] * kx[u][e];
 				}
-			}
-#if DEC_RSUM
-			rows_sum(dot, ul, lane - ul);
-#else
-#pragma unroll
-			for (int r = 0; r < DEC_ROWS; r++) {
-				dot[r] = unit_sum(dot[r]);
-			}
-#endif
-#pragma unroll
-			for (int r = 0; r < DEC_ROWS; r++) {
-				sc[u][r] = ok[u] && jj[u] <= lim[r] ? dot[r] * scale : NEG_INF;
+				dot = unit_sum(dot) * scale;
+				sc[u][r] = ok[u] && jj[u] <= lim[r] ? dot : NEG_INF;
 			}
 		}
 		if (scores != 0) {

@@ -2,7 +2,7 @@
 # Builds the host emulation of gpu/kernels/decode.cu (the flash-decoding
 # kernels) on tools/flashemu/emu.h with AddressSanitizer and
 # UndefinedBehaviorSanitizer for HEAD_DIM 64, 128 and 256 (EMU_DEFS: more
-# -D options, such as -DDEC_RSUM=1) and runs
+# -D options, such as -DDEC_UNROLL=4) and runs
 # harness.cpp, which compares them with a float64 reference. Needs g++ with
 # C++20; no GPU, no CUDA. Usage: tools/decodeemu/run.sh
 set -eu
