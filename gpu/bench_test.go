@@ -125,25 +125,29 @@ func BenchmarkMatMul(bm *testing.B) {
 	}
 }
 
-// decodeTuning is one setting of decode.cu's keys per unit and step and
-// the blocks per multiprocessor its registers must allow (0 0: the file's
-// defaults), as the benchmarks compare them.
-type decodeTuning struct{ unroll, minBlocks int }
+// decodeTuning is one setting of decode.cu's keys per unit and step, the
+// blocks per multiprocessor its registers must allow and the steps its
+// shared memory holds (0 0 0: the file's defaults), as the benchmarks
+// compare them. Four blocks of 2 keys and 3 stages take 48 KiB of shared
+// memory each; a multiprocessor has 228.
+type decodeTuning struct{ unroll, minBlocks, stages int }
 
 // decodeTunings are the settings the decoding benchmarks time.
-var decodeTunings = []decodeTuning{{0, 0}, {4, 1}, {4, 2}, {4, 3}, {2, 3}, {2, 4}, {1, 4}, {1, 5}}
+var decodeTunings = []decodeTuning{{0, 0, 0}, {2, 4, 2}, {1, 4, 4}, {1, 4, 6}, {2, 3, 4}, {4, 2, 3}, {2, 2, 6}, {1, 6, 4}}
 
-func (t decodeTuning) String() string { return fmt.Sprintf("decode_u%d_b%d", t.unroll, t.minBlocks) }
+func (t decodeTuning) String() string {
+	return fmt.Sprintf("decode_u%d_b%d_s%d", t.unroll, t.minBlocks, t.stages)
+}
 
 // set makes g compile decode.cu under t from its next attention call on.
-func (t decodeTuning) set(g *gpu.Backend) { gpu.SetDecodeTuning(g, t.unroll, t.minBlocks) }
+func (t decodeTuning) set(g *gpu.Backend) { gpu.SetDecodeTuning(g, t.unroll, t.minBlocks, t.stages) }
 
 // BenchmarkDecodeAttention times one layer's decoding attention at the
 // Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
 // bf16) over a view of L cached keys, kernels only (the view uploaded
 // once): decode.cu's flash-decoding kernels under several tunings (keys
-// per unit and step, blocks per multiprocessor its registers must allow)
-// against attention.cu's split kernels, with and without the mass. GB/s
+// per unit and step, blocks per multiprocessor its registers must allow,
+// steps in shared memory) against attention.cu's split kernels, with and without the mass. GB/s
 // counts the bytes the step must read: every view key and value row once,
 // plus its slot and position.
 func BenchmarkDecodeAttention(bm *testing.B) {
@@ -177,7 +181,7 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 				a.View.QueryWeights = []float32{1}
 			}
 			// decode.cu under each tuning, then attention.cu
-			for _, tune := range append(decodeTunings, decodeTuning{-1, -1}) {
+			for _, tune := range append(decodeTunings, decodeTuning{-1, -1, -1}) {
 				old := tune.unroll < 0
 				kernel := tune.String()
 				if old {

@@ -31,6 +31,9 @@ const (
 	// Splitting the keys: about decodeBlocksPerSM blocks per multiprocessor,
 	// each of at least decodeMinKeys keys.
 	decodeBlocksPerSM = 4
+	decodeUnroll      = 2 // DEC_UNROLL: keys per unit and step
+	decodeStages      = 3 // DEC_STAGES: steps in shared memory
+	decodeChunks      = 4 // CHUNKS: 16-byte copies per key and thread
 	decodeMinKeys     = 256
 	combineThreads    = 128  // COMBINE_THREADS
 	decodeMaxSplit    = 1024 // MAX_SPLIT
@@ -59,6 +62,20 @@ type decodeKernels struct {
 type decodeTuning struct {
 	unroll    int // DEC_UNROLL: keys per unit and step
 	minBlocks int // DEC_MINBLOCKS: blocks per multiprocessor the registers allow
+	stages    int // DEC_STAGES: steps in shared memory, one computed, the rest in flight
+}
+
+// sharedBytes is decode_attention's dynamic shared memory under t
+// (DEC_SHARED): the stages' 16-byte copies.
+func (t decodeTuning) sharedBytes() int {
+	u, st := decodeUnroll, decodeStages
+	if t.unroll > 0 {
+		u = t.unroll
+	}
+	if t.stages > 0 {
+		st = t.stages
+	}
+	return st * u * decodeChunks * decodeThreads * 16
 }
 
 // blocksPerSM is how many blocks of decode_attention the split aims at
@@ -78,6 +95,9 @@ func decodeProgram(hd int, t decodeTuning) program {
 	}
 	if t.minBlocks > 0 {
 		opts = append(opts, fmt.Sprintf("-DDEC_MINBLOCKS=%d", t.minBlocks))
+	}
+	if t.stages > 0 {
+		opts = append(opts, fmt.Sprintf("-DDEC_STAGES=%d", t.stages))
 	}
 	return newProgram("decode.cu", decodeSource, opts...)
 }
@@ -144,7 +164,7 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	if c.weights != 0 {
 		scores = b.scores.ensure(b.dev, 4*rows*n)
 	}
-	launch(kern.attention, cuda.Dim3{X: c.hkv * groups, Y: split}, cuda.Dim3{X: decodeThreads}, 0,
+	launch(kern.attention, cuda.Dim3{X: c.hkv * groups, Y: split}, cuda.Dim3{X: decodeThreads}, b.decodeTune.sharedBytes(),
 		cuda.Ptr(part), cuda.Ptr(scores), cuda.Ptr(c.q), cuda.Ptr(c.k), cuda.Ptr(c.v),
 		cuda.Ptr(c.ck), cuda.Ptr(c.cv), cuda.Ptr(c.slots), cuda.Ptr(c.pos), cuda.Ptr(c.qpos),
 		cuda.Ptr(c.cos), cuda.Ptr(c.sin), cuda.Int(c.s), cuda.Int(c.l), cuda.Int(c.capacity),

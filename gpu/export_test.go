@@ -137,12 +137,12 @@ func AttentionKernels(b *Backend, a *backend.Attention, old bool) (run func(), f
 	return run, free
 }
 
-// SetDecodeTuning makes b compile decode.cu with DEC_UNROLL = unroll and
-// DEC_MINBLOCKS = minBlocks (0: the file's defaults) from its next
-// attention call on, for benchmarks.
-func SetDecodeTuning(b *Backend, unroll, minBlocks int) {
+// SetDecodeTuning makes b compile decode.cu with DEC_UNROLL = unroll,
+// DEC_MINBLOCKS = minBlocks and DEC_STAGES = stages (0: the file's
+// defaults) from its next attention call on, for benchmarks.
+func SetDecodeTuning(b *Backend, unroll, minBlocks, stages int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.decodeTune = decodeTuning{unroll, minBlocks}
+	b.decodeTune = decodeTuning{unroll, minBlocks, stages}
 	b.decode = nil
 }

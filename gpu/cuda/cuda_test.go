@@ -255,18 +255,20 @@ func (f *fakeDriver) errorText(int) (string, string) { return "CUDA_ERROR_X", "x
 func TestLaunch(t *testing.T) {
 	fake := &fakeDriver{}
 	g := &Device{drv: &Driver{api: fake}, SharedOptin: 100 << 10}
-	f := &Function{g: g, Name: "k", maxShared: defaultSharedPerBlock}
+	f := &Function{g: g, Name: "k"}
 	if err := f.Launch(Dim3{}, Dim3{X: 32}, 0); err != nil || len(fake.launches) != 0 {
 		t.Errorf("empty grid: %v, %d launches", err, len(fake.launches))
 	}
-	if err := f.Launch(Dim3{X: 2}, Dim3{X: 32}, 64<<10); err != nil {
-		t.Fatal(err)
+	// The limit is set on the first launch with dynamic shared memory,
+	// even under 48 KiB (static shared memory counts against those), and
+	// raised when a launch wants more.
+	for _, shared := range []int{0, 48 << 10, 40 << 10, 64 << 10, 60 << 10} {
+		if err := f.Launch(Dim3{X: 2}, Dim3{X: 32}, shared); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := f.Launch(Dim3{X: 2}, Dim3{X: 32}, 60<<10); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(fake.attrs, []int{64 << 10}) || fake.launches[0] != (Dim3{2, 1, 1}) {
-		t.Errorf("shared limit raised %v, launches %v", fake.attrs, fake.launches)
+	if !reflect.DeepEqual(fake.attrs, []int{48 << 10, 64 << 10}) || fake.launches[0] != (Dim3{2, 1, 1}) {
+		t.Errorf("shared limit set to %v, launches %v", fake.attrs, fake.launches)
 	}
 	if err := f.Launch(Dim3{X: 1}, Dim3{X: 32}, 200<<10); err == nil {
 		t.Error("launch over the device's shared memory succeeded")

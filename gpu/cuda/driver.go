@@ -136,7 +136,6 @@ const (
 	attrComputeMinor      = 76
 	attrSharedPerBlockOpt = 97
 	funcMaxDynamicShared  = 8 // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-	defaultSharedPerBlock = 48 << 10
 	maxKernelArgs         = 32 // as dl.c's parameter table
 )
 
@@ -344,7 +343,7 @@ func (m *Module) Function(name string) (*Function, error) {
 	if st != 0 {
 		return nil, fmt.Errorf("kernel %s: %w", name, m.g.check("cuModuleGetFunction", st))
 	}
-	return &Function{g: m.g, f: f, Name: name, maxShared: defaultSharedPerBlock}, nil
+	return &Function{g: m.g, f: f, Name: name}, nil
 }
 
 // Function is a kernel ready to launch.
@@ -352,12 +351,13 @@ type Function struct {
 	g         *Device
 	f         unsafe.Pointer
 	Name      string
-	maxShared int // dynamic shared memory allowed per block, bytes
+	maxShared int // dynamic shared memory allowed per block as last set, bytes
 }
 
 // Launch queues the kernel on the default stream with shared bytes of
 // dynamic shared memory, raising the kernel's limit first when shared is
-// over the default 48 KiB. A zero Y or Z extent is read as 1; a grid with
+// over what it was set to: on the first launch with any, since the
+// default 48 KiB counts the kernel's static shared memory too. A zero Y or Z extent is read as 1; a grid with
 // no X extent launches nothing. Errors are those of the launch itself;
 // failures while the kernel runs surface at the next synchronising call.
 func (f *Function) Launch(grid, block Dim3, shared int, args ...Arg) error {

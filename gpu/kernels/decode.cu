@@ -12,10 +12,16 @@
 // decode_attention splits the keys of each KV head into runs (split-K), one
 // block per (KV head, group of DEC_ROWS query rows, run), and reads each
 // key and value row once for all the rows of its group: the query heads of
-// the KV head's GQA group times the chunk's queries. Each key row is loaded
-// by LPK lanes with 16-byte loads (8 bf16 each); a lane owns 8 consecutive
+// the KV head's GQA group times the chunk's queries. Each key row is taken
+// by LPK lanes, 16 bytes (8 bf16) each; a lane owns 8 consecutive
 // dimensions of the key, the value and every query row of the group, and
-// swaps halves with the lane LPK/2 away for RoPE. The LPK lanes of a key
+// swaps halves with the lane LPK/2 away for RoPE. The keys, values and
+// RoPE rows stream through shared memory with cp.async, DEC_STAGES steps
+// of STEP_KEYS keys deep: while a step is computed, the copies of the
+// next DEC_STAGES−1 are in flight. Each lane copies the 16 bytes of key
+// and of value it uses and 8 floats of the RoPE row (cos in the lower
+// lane of a pair, sin in the upper), so that a warp waits for its own
+// copies only. The LPK lanes of a key
 // (a "unit") keep their own online softmax state per row; units merge
 // through shuffles and shared memory at the end of the run, in a fixed
 // order, and the run's partial result (unnormalised accumulator, max,
@@ -48,7 +54,16 @@ typedef bf16 T;
 #ifndef DEC_MINBLOCKS
 #define DEC_MINBLOCKS 4 // blocks per multiprocessor the registers must allow
 #endif
+#ifndef DEC_STAGES
+#define DEC_STAGES 3 // steps in shared memory: one computed, the rest in flight
+#endif
 #define STEP_KEYS (UNITS * DEC_UNROLL) // keys a block takes per step
+// A step's copies: per key and lane, 16 bytes of key, 16 of value and 32
+// of its RoPE row (cos or sin), each a 16-byte chunk at
+// [(u·CHUNKS + c)·DEC_THREADS + thread] of the stage.
+#define CHUNKS 4
+#define STAGE_CHUNKS (DEC_UNROLL * CHUNKS * DEC_THREADS)
+#define DEC_SHARED (DEC_STAGES * STAGE_CHUNKS * 16) // dynamic shared bytes
 #define DEC_ROWS 4             // query rows (query head, query) per block
 #define COMBINE_THREADS 128
 #define MAX_SPLIT 1024         // runs decode_combine merges at most
@@ -58,10 +73,15 @@ typedef bf16 T;
 #if HD != 64 && HD != 128 && HD != 256
 #error "decode.cu takes head dimensions 64, 128 and 256"
 #endif
+#if DEC_STAGES < 2 || DEC_STAGES * DEC_UNROLL > 32
+#error "DEC_STAGES must be at least 2, and DEC_STAGES·DEC_UNROLL at most 32"
+#endif
+#if DEC_WARPS * DEC_ROWS * HD * 4 > DEC_SHARED
+#error "the warps' accumulators must fit in the stages' shared memory"
+#endif
 
-// load8 widens the 8 bf16 at p (16-byte aligned) into x.
-__device__ __forceinline__ void load8(const T *p, float *x) {
-	uint4 u = *(const uint4 *)p;
+// widen8 widens the 8 bf16 of u into x.
+__device__ __forceinline__ void widen8(uint4 u, float *x) {
 	unsigned w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
 	for (int e = 0; e < 4; e++) {
@@ -70,9 +90,20 @@ __device__ __forceinline__ void load8(const T *p, float *x) {
 	}
 }
 
+// load8 widens the 8 bf16 at p (16-byte aligned) into x.
+__device__ __forceinline__ void load8(const T *p, float *x) { widen8(*(const uint4 *)p, x); }
+
 // load8f copies the 8 floats at p (16-byte aligned) into x.
 __device__ __forceinline__ void load8f(const float *p, float *x) {
 	float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
+	x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
+	x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+
+// load44 copies the 8 floats of thread i's two 16-byte chunks, at ch[i]
+// and ch[DEC_THREADS + i], into x.
+__device__ __forceinline__ void load44(const uint4 *ch, int i, float *x) {
+	float4 a = *(const float4 *)&ch[i], b = *(const float4 *)&ch[DEC_THREADS + i];
 	x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
 	x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
 }
@@ -127,8 +158,9 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	const T *ck, const T *cv, const int *slots, const int *pos, const int *qpos,
 	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale,
 	int per, int split) {
+	extern __shared__ __align__(16) unsigned char smem[]; // DEC_SHARED bytes: the stages
+	uint4 *stage = (uint4 *)smem;
 	__shared__ float sm_m[DEC_WARPS][DEC_ROWS], sm_l[DEC_WARPS][DEC_ROWS];
-	__shared__ __align__(16) float sm_acc[DEC_WARPS][DEC_ROWS][HD];
 	__shared__ float sm_sc[DEC_ROWS][STEP_KEYS]; // a step's scores, for coalesced stores
 
 	int G = hq / hkv, R = G * S, groups = (R + DEC_ROWS - 1) / DEC_ROWS;
@@ -178,58 +210,91 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	}
 
 	int jb = z * per, je = min(n, jb + per);
-	// The view's slots and positions of the next step, loaded a step ahead
-	// so that the key loads do not wait for them.
+	int steps = je > jb ? (je - jb + STEP_KEYS - 1) / STEP_KEYS : 0;
+	// The view's slots and positions of the next step to copy, loaded a
+	// step ahead so that its copies do not wait for them.
 	int nslot[DEC_UNROLL], npos[DEC_UNROLL];
 	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit);
-	for (int j0 = jb; j0 < je; j0 += STEP_KEYS) {
-		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][VEC], s[DEC_UNROLL][VEC];
-		int jj[DEC_UNROLL], vslot[DEC_UNROLL], vpos[DEC_UNROLL];
-		bool ok[DEC_UNROLL];
+	unsigned okbits = 0; // bit st·DEC_UNROLL+u: key u of stage st is real
+	// stage_copy queues the copies of step t into stage st and loads the
+	// view of step t+1.
+	auto stage_copy = [&](int t, int st) {
+		uint4 *buf = stage + st * STAGE_CHUNKS + threadIdx.x;
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
-			vslot[u] = nslot[u], vpos[u] = npos[u];
-		}
-		// All loads first, so that they are in flight together.
-#pragma unroll
-		for (int u = 0; u < DEC_UNROLL; u++) {
-			int j = j0 + u * UNITS + unit;
-			jj[u] = j;
-			const T *kr = 0, *vr = 0;
+			int j = jb + t * STEP_KEYS + u * UNITS + unit;
+			const T *kr = ck, *vr = cv;
 			int p = 0;
+			bool ok = false;
 			if (j < je) {
 				if (j < L) {
-					int slot = vslot[u];
-					if (slot >= 0) {
-						long long off = ((long long)h * cap + slot) * HD;
+					if (nslot[u] >= 0) {
+						long long off = ((long long)h * cap + nslot[u]) * HD;
 						kr = ck + off, vr = cv + off;
-						p = vpos[u];
+						p = npos[u], ok = true;
 					}
 				} else {
 					long long off = ((long long)(j - L) * hkv + h) * HD;
 					kr = k + off, vr = v + off;
-					p = base + (j - L);
+					p = base + (j - L), ok = true;
 				}
 			}
-			ok[u] = kr != 0;
-			if (kr != 0) {
-				load8(kr + d0, kx[u]);
-				load8(vr + d0, vx[u]);
-				long long t = (long long)p * HALF + dd;
-				load8f(cosT + t, c[u]);
-				load8f(sinT + t, s[u]);
-			} else {
+			const float *tr = (lower ? cosT : sinT) + (long long)p * HALF + dd;
+			// a key that is padding or past the run reads as zeros
+			cp_async16(buf + (u * CHUNKS + 0) * DEC_THREADS, kr + d0, ok);
+			cp_async16(buf + (u * CHUNKS + 1) * DEC_THREADS, vr + d0, ok);
+			cp_async16(buf + (u * CHUNKS + 2) * DEC_THREADS, tr, ok);
+			cp_async16(buf + (u * CHUNKS + 3) * DEC_THREADS, tr + 4, ok);
+			unsigned bit = 1u << (st * DEC_UNROLL + u);
+			okbits = ok ? okbits | bit : okbits & ~bit;
+		}
+		prefetch_view(nslot, npos, slots, pos, h, L, je, jb + (t + 1) * STEP_KEYS + unit);
+	};
 #pragma unroll
-				for (int e = 0; e < VEC; e++) {
-					kx[u][e] = 0.0f, vx[u][e] = 0.0f, c[u][e] = 0.0f, s[u][e] = 0.0f;
-				}
+	for (int t = 0; t < DEC_STAGES - 1; t++) {
+		if (t < steps) {
+			stage_copy(t, t);
+		}
+		cp_async_commit(); // a group per step, empty or not, keeps the count
+	}
+	int cur = 0; // stage of step t
+	for (int t = 0; t < steps; t++) {
+		int j0 = jb + t * STEP_KEYS;
+		// Refill the stage step t−1 used (its reads ended with the
+		// __syncwarp below) with step t + DEC_STAGES − 1.
+		if (t + DEC_STAGES - 1 < steps) {
+			stage_copy(t + DEC_STAGES - 1, cur == 0 ? DEC_STAGES - 1 : cur - 1);
+		}
+		cp_async_commit();
+		cp_async_wait_pending<DEC_STAGES - 1>(); // step t's copies are done
+		__syncwarp();                            // and so are the partner lane's
+		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][VEC], sn[DEC_UNROLL][VEC];
+		int jj[DEC_UNROLL];
+		bool ok[DEC_UNROLL];
+		const uint4 *buf = stage + cur * STAGE_CHUNKS;
+		int mate = threadIdx.x ^ (LPK / 2); // the other lane of the RoPE pair
+#pragma unroll
+		for (int u = 0; u < DEC_UNROLL; u++) {
+			const uint4 *ch = buf + u * CHUNKS * DEC_THREADS;
+			jj[u] = j0 + u * UNITS + unit;
+			ok[u] = (okbits >> (cur * DEC_UNROLL + u)) & 1u;
+			widen8(ch[threadIdx.x], kx[u]);
+			widen8(ch[DEC_THREADS + threadIdx.x], vx[u]);
+			float mine[VEC], theirs[VEC];
+			load44(ch + 2 * DEC_THREADS, threadIdx.x, mine);
+			load44(ch + 2 * DEC_THREADS, mate, theirs);
+#pragma unroll
+			for (int e = 0; e < VEC; e++) {
+				c[u][e] = lower ? mine[e] : theirs[e];
+				sn[u][e] = lower ? theirs[e] : mine[e];
 			}
 		}
-		prefetch_view(nslot, npos, slots, pos, h, L, je, j0 + STEP_KEYS + unit);
+		__syncwarp(); // the stage's reads are done before it is refilled
+		cur = cur == DEC_STAGES - 1 ? 0 : cur + 1;
 		float sc[DEC_UNROLL][DEC_ROWS];
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
-			rotate(kx[u], c[u], s[u], lower);
+			rotate(kx[u], c[u], sn[u], lower);
 #pragma unroll
 			for (int r = 0; r < DEC_ROWS; r++) {
 				float dot = 0.0f;
@@ -316,6 +381,10 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 			}
 		}
 	}
+	// The warps' accumulators take the stages' place.
+	cp_async_wait();
+	__syncthreads();
+	float(*sm_acc)[DEC_ROWS][HD] = (float(*)[DEC_ROWS][HD])smem;
 	if (lane < LPK) {
 #pragma unroll
 		for (int r = 0; r < DEC_ROWS; r++) {

@@ -102,29 +102,9 @@
 typedef unsigned short bf16; // raw bf16 bits
 typedef unsigned int u32;
 
-#ifndef FLASH_HOST_EMULATION
-// The PTX this file uses. (A host emulation for development may supply
-// these instead.)
-
-// smem_addr is p's address in the shared window, as ldmatrix and cp.async
-// take it.
-__device__ __forceinline__ u32 smem_addr(const void *p) {
-	u32 a;
-	asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-	return a;
-}
-
-// cp_async16 copies 16 bytes from global src to shared dst in the
-// background, or writes 16 zero bytes when !ok (src is then not read).
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok) {
-	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0)
-		     : "memory");
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-
-// cp_async_wait waits for all of this thread's copies.
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+#ifndef KVC_HOST_EMULATION
+// The PTX this file uses beyond storage.cuh's. (A host emulation for
+// development may supply these instead.)
 
 // ldsm4 loads four 8×8 bf16 matrices: lane l gives the address of row l%8
 // of matrix l/8; r[m] receives row lane/4, columns 2·(lane%4) and +1 of
@@ -166,7 +146,7 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
 	asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
 	return r;
 }
-#endif // FLASH_HOST_EMULATION
+#endif // KVC_HOST_EMULATION
 
 __device__ __forceinline__ float lo_f(u32 w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float hi_f(u32 w) { return __uint_as_float(w & 0xffff0000u); }

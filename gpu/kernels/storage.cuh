@@ -43,4 +43,40 @@ template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
 	M(f32, f32, f32) M(f32, f32, bf16) M(f32, bf16, f32) M(f32, bf16, bf16) \
 	M(bf16, f32, f32) M(bf16, f32, bf16) M(bf16, bf16, f32) M(bf16, bf16, bf16)
 
+#ifndef KVC_HOST_EMULATION
+// Asynchronous copies from global to shared memory (sm_80 and later), for
+// the kernels that stream their operands. (A host emulation for
+// development may supply these instead.)
+
+// smem_addr is p's address in the shared window, as ldmatrix and cp.async
+// take it.
+__device__ __forceinline__ unsigned smem_addr(const void *p) {
+	unsigned a;
+	asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+	return a;
+}
+
+// cp_async16 copies 16 bytes from global src to shared dst in the
+// background, or writes 16 zero bytes when !ok (src is then not read).
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok) {
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0)
+		     : "memory");
+}
+
+// cp_async_commit closes the group of this thread's copies issued since
+// the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// cp_async_wait waits for all of this thread's copies.
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// cp_async_wait_pending<N> waits until at most the N groups this thread
+// committed last are still in flight. The copies are then visible to this
+// thread; other threads see them after a barrier (__syncwarp within a
+// warp, __syncthreads within the block).
+template <int N> __device__ __forceinline__ void cp_async_wait_pending() {
+	asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+#endif // KVC_HOST_EMULATION
+
 #endif

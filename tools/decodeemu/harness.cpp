@@ -4,7 +4,7 @@
 // bounds). Built by run.sh once per head dimension.
 #include <random>
 
-#include "decode_sub.cu" // decode.cu with its shared arrays made statics
+#include "decode_sub.cu" // decode.cu, its shared memory emulated
 
 struct Case {
 	const char *name;
@@ -55,7 +55,7 @@ static void run(const Case &c) {
 	long rows = (long)hq * S;
 	std::vector<float> part(split * rows * (HD + 2), NAN), scores(rows * n, NAN), stats(2 * rows, NAN), mass((size_t)hq * n, NAN);
 	std::vector<uint16_t> out((size_t)S * hq * HD, 0x7fc0);
-	emu_launch({(unsigned)(hkv * groups), (unsigned)split, 1}, DEC_THREADS, 0, [&] {
+	emu_launch({(unsigned)(hkv * groups), (unsigned)split, 1}, DEC_THREADS, DEC_SHARED, [&] {
 		decode_attention(part.data(), scores.data(), q.data(), k.data(), v.data(), ck.data(), cv.data(), slots.data(),
 			pos.data(), qpos.data(), cosT.data(), sinT.data(), S, L, cap, hq, hkv, scale, per, split);
 	});

@@ -10,15 +10,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 gpu="$here/../../gpu/kernels"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# Shared arrays become function statics, shared by the emulated threads of
-# the block (blocks run one after another).
+# The extern __shared__ array becomes a pointer to the block's buffer
+# (emu.h), the other shared arrays function statics, shared by the
+# emulated threads of the block (blocks run one after another).
 {
 	sed -n '/^#ifndef KVC_STORAGE_CUH/,$p' "$gpu/storage.cuh"
-	sed 's/__shared__/static/g' "$gpu/decode.cu"
+	sed -e 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *smem = emu_smem;/' \
+		-e 's/__shared__/static/g' "$gpu/decode.cu"
 } >"$work/decode_sub.cu"
+test "$(grep -c 'smem = emu_smem' "$work/decode_sub.cu")" = 1
 for hd in ${HDS:-64 128 256}; do
 	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
-		-DHEAD_DIM=$hd ${EMU_DEFS:-} -I"$here/../flashemu" -I"$work" -include emu.h -include "$here/extra.h" \
+		-DKVC_HOST_EMULATION -DHEAD_DIM=$hd ${EMU_DEFS:-} -I"$here/../flashemu" -I"$work" -include emu.h -include "$here/extra.h" \
 		"$here/harness.cpp" "$here/../flashemu/emu.cpp" -o "$work/decode$hd" -lpthread
 	"$work/decode$hd"
 done

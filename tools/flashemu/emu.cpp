@@ -5,6 +5,7 @@ unsigned char *emu_smem;
 size_t emu_smem_bytes;
 EmuBlock *emu_blk;
 thread_local std::vector<Pending> emu_pending;
+thread_local long emu_groups;
 void emu_launch(D3 grid, int threads, size_t shared, std::function<void()> f) {
   gridDim = grid; blockDim = {(unsigned)threads, 1, 1};
   for (unsigned z = 0; z < grid.z; z++) for (unsigned y = 0; y < grid.y; y++) for (unsigned x = 0; x < grid.x; x++) {

@@ -66,17 +66,31 @@ static inline bool __all_sync(unsigned mask, bool p) { return __ballot_sync(mask
 static inline bool in_smem(const void *p, size_t n) {
   auto a = (const unsigned char *)p; return a >= emu_smem && a + n <= emu_smem + emu_smem_bytes;
 }
-struct Pending { void *dst; const void *src; bool ok; };
+// A copy belongs to the group its thread commits next (emu_groups counts
+// the thread's commits so far).
+struct Pending { void *dst; const void *src; bool ok; long group; };
 extern thread_local std::vector<Pending> emu_pending;
+extern thread_local long emu_groups;
 static inline void cp_async16(void *dst, const void *src, bool ok) {
   assert(in_smem(dst, 16) && ((uintptr_t)dst & 15) == 0);
   assert(((uintptr_t)src & 15) == 0);
-  emu_pending.push_back({dst, src, ok});
+  emu_pending.push_back({dst, src, ok, emu_groups});
 }
-static inline void cp_async_commit() {}
-static inline void cp_async_wait() {
-  for (auto &p : emu_pending) { if (p.ok) memcpy(p.dst, p.src, 16); else memset(p.dst, 0, 16); }
-  emu_pending.clear();
+static inline void cp_async_commit() { emu_groups++; }
+// emu_copy_until carries out the pending copies of groups before g.
+static inline void emu_copy_until(long g) {
+  std::vector<Pending> rest;
+  for (auto &p : emu_pending) {
+    if (p.group >= g) { rest.push_back(p); continue; }
+    if (p.ok) memcpy(p.dst, p.src, 16); else memset(p.dst, 0, 16);
+  }
+  emu_pending.swap(rest);
+}
+static inline void cp_async_wait() { emu_copy_until(emu_groups); assert(emu_pending.empty() || !"copies never committed"); }
+template <int N> static inline void cp_async_wait_pending() { emu_copy_until(emu_groups - N); }
+static inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  assert(mask == 0xffffffffu);
+  emu_w().bar->arrive_and_wait();
 }
 static inline float bf2f(uint16_t b) { return __uint_as_float((unsigned)b << 16); }
 static inline uint16_t f2bf(float f) {

@@ -14,7 +14,7 @@ sed 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *sm
 test "$(grep -c emu_smem "$work/flash_sub.cu")" = 2
 for hd in ${HDS:-64 128}; do
 	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
-		-DFLASH_HOST_EMULATION -DHEAD_DIM=$hd -I"$here" -I"$work" -include emu.h \
+		-DKVC_HOST_EMULATION -DHEAD_DIM=$hd -I"$here" -I"$work" -include emu.h \
 		"$here/harness.cpp" "$here/emu.cpp" -o "$work/flash$hd" -lpthread
 	"$work/flash$hd" "$@"
 done
