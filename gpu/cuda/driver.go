@@ -135,7 +135,7 @@ const (
 	attrComputeMajor      = 75
 	attrComputeMinor      = 76
 	attrSharedPerBlockOpt = 97
-	funcMaxDynamicShared  = 8 // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+	funcMaxDynamicShared  = 8  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 	maxKernelArgs         = 32 // as dl.c's parameter table
 )
 
