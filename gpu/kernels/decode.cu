@@ -66,6 +66,7 @@ typedef bf16 T;
 #define DEC_SHARED (DEC_STAGES * STAGE_CHUNKS * 16) // dynamic shared bytes
 #define DEC_ROWS 4             // query rows (query head, query) per block
 #define COMBINE_THREADS 128
+#define COMBINE_WARPS (COMBINE_THREADS / 32)
 #define MAX_SPLIT 1024         // runs decode_combine merges at most
 #define FULL_MASK 0xffffffffu
 #define NEG_INF __int_as_float(0xff800000)
@@ -452,10 +453,13 @@ __device__ float block_reduce(float v, bool is_max) {
 // with M the largest run maximum, out = Σ acc·e^(m−M) / Σ l·e^(m−M),
 // rounded to bf16 once; stats, unless null, receives M at [rr] and the
 // denominator at [Hq·S + rr]. The runs' statistics are read by all threads
-// at once, and each output sums its runs in run order.
+// at once; warp w sums the accumulators of runs w, w + COMBINE_WARPS, …
+// with 16-byte loads, and the warps' sums are added in warp order, so
+// that many loads are in flight and the order is the same on every run.
 extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
 	T *out, float *stats, const float *part, int S, int hq, int split) {
 	__shared__ float f[MAX_SPLIT]; // e^(m−M) of each run
+	__shared__ __align__(16) float sum[COMBINE_WARPS][HD];
 	long long rr = blockIdx.x, rows = (long long)hq * S;
 	int qh = (int)(rr / S), i = (int)(rr % S);
 	const float *pm = part + split * rows * HD, *pl = pm + split * rows;
@@ -472,14 +476,26 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
 		den += pl[z * rows + rr] * w;
 	}
 	den = block_reduce(den, false); // its barriers also publish f
+	int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+	for (int c = lane; c < HD / 4; c += 32) {
+		float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+		for (int z = warp; z < split; z += COMBINE_WARPS) {
+			float4 x = *(const float4 *)&part[(z * rows + rr) * HD + 4 * c];
+			float w = f[z];
+			a.x += x.x * w, a.y += x.y * w, a.z += x.z * w, a.w += x.w * w;
+		}
+		*(float4 *)&sum[warp][4 * c] = a;
+	}
+	__syncthreads();
 	float inv = 1.0f / den;
 	for (int d = threadIdx.x; d < HD; d += COMBINE_THREADS) {
-		float sum = 0.0f;
-#pragma unroll 8
-		for (int z = 0; z < split; z++) {
-			sum += part[(z * rows + rr) * HD + d] * f[z];
+		float a = sum[0][d];
+#pragma unroll
+		for (int w = 1; w < COMBINE_WARPS; w++) {
+			a += sum[w][d];
 		}
-		out[((long long)i * hq + qh) * HD + d] = from_f32<T>(sum * inv);
+		out[((long long)i * hq + qh) * HD + d] = from_f32<T>(a * inv);
 	}
 	if (stats != 0 && threadIdx.x == 0) {
 		stats[rr] = M;
