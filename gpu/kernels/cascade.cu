@@ -117,7 +117,7 @@ extern "C" __global__ void cascade_age(float *score, const int *ventry, const fl
 // (walk_plan); and the free stack only moves within [top − n, top + 1)
 // (each token pushes at most one slot, and only when it takes one back
 // after).
-// The staged walk, for chunks whose windows fit the `smem` bytes of
+// The staged walk, for chunks whose windows fit the smem_bytes of
 // dynamic shared memory the host gives:
 //   1. the block computes every token's `accepting` (acc, one byte each)
 //      and counts them (hist), so that A_i = Σ_{a>i} hist[a] (the walk
@@ -139,7 +139,7 @@ extern "C" __global__ void cascade_age(float *score, const int *ventry, const fl
 // At the 8B shape (W = 8,192, every = 1, 2, 4, …, 128, n = 4,096) E is
 // 8,168 and WALK_SHARED 185,988 bytes (an H100 allows 227 KiB a block).
 // A chunk that does not fit, or a state that is not as the walk leaves it
-// (a ring not full whose start is not 0, a fill or start out of range),
+// (a ring not full whose start is not 0, a fill, start or top out of range),
 // falls back to the same walk on global memory (thread 0 alone, as before
 // staging). The host gives at least WALK_HEAD bytes.
 
@@ -284,7 +284,7 @@ __device__ __forceinline__ void walk_drop(S &s, int &top, long long first, int s
 // taken as Python takes it). The walked token has no slot until the walk
 // is over: it takes one from the pool once it came to rest.
 template <class S>
-__device__ void walk_tokens(S &s, walkRing *ring, int &top, int &next, long long first, int n, int sinks, int C, int W) {
+__device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int &next, long long first, int n, int sinks, int C, int W) {
 	for (int q = 0; q < n; q++) {
 		long long t = first + q;
 		if (t < sinks) {
@@ -394,6 +394,36 @@ __device__ __forceinline__ bool walk_plan(walkHead *hd, int top0, int n, int siz
 	return true;
 }
 
+// walk_copy copies head h's windows (rows from base) and its stack's
+// window between global memory and the staged copies: in, or back out.
+__device__ __forceinline__ void walk_copy(bool back, const walkHead *hd, walkEntry *ent, int *stk, int slo, int shi,
+					  int *slot, long long *pos, float *score, int *freed, long long base, int C,
+					  int W, int tid, int T) {
+	for (int i = 0; i < C; i++) {
+		int lo = hd->ring[i].lo, b = hd->ring[i].base, m = hd->len[i];
+		for (int k = tid; k < m; k += T) {
+			int r = lo + k;
+			if (r >= W) {
+				r -= W;
+			}
+			long long g = base + (long long)i * W + r;
+			walkEntry &v = ent[b + k];
+			if (back) {
+				pos[g] = v.pos, slot[g] = v.slot, score[g] = v.score;
+			} else {
+				v.pos = pos[g], v.slot = slot[g], v.score = score[g];
+			}
+		}
+	}
+	for (int k = slo + tid; k < shi; k += T) {
+		if (back) {
+			freed[base + k] = stk[k - slo];
+		} else {
+			stk[k - slo] = freed[base + k];
+		}
+	}
+}
+
 // cascade_walk walks one KV head's chunk (above). Block WALK_THREADS,
 // grid (Hkv), smem bytes of dynamic shared memory (at least WALK_HEAD).
 extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
@@ -457,22 +487,7 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 	int *stk = (int *)(ent + total), *pl = stk + n + 1;
 	float *mass = (float *)(pl + n);
 	// 3. staged: the windows, the stack's and the mass
-	for (int i = 0; i < C; i++) {
-		int lo = hd->ring[i].lo, b = hd->ring[i].base, m = hd->len[i];
-		for (int k = tid; k < m; k += T) {
-			int r = lo + k;
-			if (r >= W) {
-				r -= W;
-			}
-			long long g = base + (long long)i * W + r;
-			walkEntry v;
-			v.pos = pos[g], v.slot = slot[g], v.score = score[g];
-			ent[b + k] = v;
-		}
-	}
-	for (int k = slo + tid; k < shi; k += T) {
-		stk[k - slo] = freed[base + k];
-	}
+	walk_copy(false, hd, ent, stk, slo, shi, slot, pos, score, freed, base, C, W, tid, T);
 	for (int q = tid; q < n; q += T) {
 		mass[q] = ah[q];
 	}
@@ -489,24 +504,10 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 	}
 	__syncthreads();
 	// 5. back to global memory
-	for (int i = 0; i < C; i++) {
-		int lo = hd->ring[i].lo, b = hd->ring[i].base, m = hd->len[i];
-		for (int k = tid; k < m; k += T) {
-			int r = lo + k;
-			if (r >= W) {
-				r -= W;
-			}
-			long long g = base + (long long)i * W + r;
-			walkEntry v = ent[b + k];
-			pos[g] = v.pos, slot[g] = v.slot, score[g] = v.score;
-		}
-	}
+	walk_copy(true, hd, ent, stk, slo, shi, slot, pos, score, freed, base, C, W, tid, T);
 	for (int i = tid; i < C; i += T) {
 		stored[h * C + i] = hd->ring[i].st;
 		start[h * C + i] = hd->ring[i].s0;
-	}
-	for (int k = slo + tid; k < shi; k += T) {
-		freed[base + k] = stk[k - slo];
 	}
 	for (int q = tid; q < n; q += T) {
 		place[(long long)h * n + q] = pl[q];
