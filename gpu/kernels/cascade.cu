@@ -176,7 +176,7 @@ struct __align__(16) walkEntry {
 };
 
 struct walkHead {
-	walkRing ring[WALK_MAXC];
+	walkRing ring[WALK_MAXC + 1]; // one more, read ahead but not used
 	int len[WALK_MAXC];      // staged window lengths
 	int hist[WALK_MAXC + 1]; // chunk tokens by `accepting`
 	int staged, slo, shi;
@@ -263,13 +263,14 @@ struct walkStaged {
 
 // walk_drop frees the slot of a token leaving the cache; a token of the
 // current chunk loses its place. Slot −1 is the walked token, not stored
-// yet.
+// yet. The slot pushed is the one the walked token takes (cand).
 template <class S>
-__device__ __forceinline__ void walk_drop(S &s, int &top, long long first, int slot, long long pos) {
+__device__ __forceinline__ void walk_drop(S &s, int &top, int &cand, long long first, int slot, long long pos) {
 	if (slot < 0) {
 		return;
 	}
 	s.freed_at(top++) = slot;
+	cand = slot;
 	if (pos >= first) {
 		s.place_at(pos - first) = -1;
 	}
@@ -282,9 +283,12 @@ __device__ __forceinline__ void walk_drop(S &s, int &top, long long first, int s
 // token on to the next; one that does not accept lets the carried token
 // compete with its newest entry (the reference's (start − 1) mod stored,
 // taken as Python takes it). The walked token has no slot until the walk
-// is over: it takes one from the pool once it came to rest.
+// is over: it takes one from the pool once it came to rest. What a step
+// reads next is read ahead (the next cascade's ring, the slot a pop would
+// give), so that a step waits for one read, not two.
 template <class S>
-__device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int &next, long long first, int n, int sinks, int C, int W) {
+__device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int &next, long long first, int n, int sinks,
+					    int C, int W) {
 	for (int q = 0; q < n; q++) {
 		long long t = first + q;
 		if (t < sinks) {
@@ -295,10 +299,13 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 		int accepting = s.accepting(q);
 		walkEntry c; // the carried token
 		c.pos = t, c.slot = -1, c.score = s.mass(q);
+		// the slot the pool gives t: the stack's top unless t's walk frees one
+		int cand = top > 0 ? s.freed_at(top - 1) : 0;
 		int rest = -1; // entry where t came to rest
 		int i = 0;
+		walkRing r = ring[0];
 		for (; i < C; i++) {
-			walkRing r = ring[i];
+			walkRing rn = ring[i + 1]; // ring has C + 1 entries
 			int st = r.st, s0 = r.s0;
 			if (i < accepting) {
 				if (st < W) { // not full, so start is 0: append
@@ -323,6 +330,7 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 					s0 = 0;
 				}
 				ring[i].s0 = s0;
+				r = rn;
 				continue;
 			}
 			if (st == 0) { // empty, so start is 0
@@ -338,21 +346,26 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 			int e = s.at(r, i, s0 > 0 ? s0 - 1 : st - 1);
 			walkEntry o = s.get(e);
 			if (c.score >= o.score) {
-				walk_drop(s, top, first, o.slot, o.pos);
+				walk_drop(s, top, cand, first, o.slot, o.pos);
 				s.put(e, c);
 				if (c.slot < 0) {
 					rest = e;
 				}
 			} else {
-				walk_drop(s, top, first, c.slot, c.pos);
+				walk_drop(s, top, cand, first, c.slot, c.pos);
 			}
 			break;
 		}
 		if (i == C) {
-			walk_drop(s, top, first, c.slot, c.pos); // pushed out of the last cascade
+			walk_drop(s, top, cand, first, c.slot, c.pos); // pushed out of the last cascade
 		}
 		if (rest >= 0) {
-			int got = top > 0 ? s.freed_at(--top) : next++;
+			int got = next;
+			if (top > 0) {
+				got = cand, top--;
+			} else {
+				next++;
+			}
 			s.set_slot(rest, got);
 			s.place_at(q) = got;
 		}

@@ -9,7 +9,7 @@
 // less than the smallest (every head falls back); WALK_TRACE checks which
 // path each head took, WALK_CHECK that the staged walk stays inside its
 // windows. Built by run.sh. Arguments: number of random cases (default
-// 600), seed (default 1); TRACE=1 prints the path of each launch.
+// 400), seed (default 1); TRACE=1 prints the path of each launch.
 #include <random>
 #include <string>
 
@@ -294,7 +294,7 @@ static std::vector<long long> periods(int C) {
 }
 
 int main(int argc, char **argv) {
-	int cases = argc > 1 ? atoi(argv[1]) : 600;
+	int cases = argc > 1 ? atoi(argv[1]) : 400;
 	rng.seed(argc > 2 ? atoll(argv[2]) : 1);
 	int synth = 0, hist = 0, odd = 0;
 	for (int id = 0; id < cases; id++) {
