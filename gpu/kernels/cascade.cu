@@ -284,11 +284,15 @@ __device__ __forceinline__ void walk_drop(S &s, int &top, int &cand, long long f
 // compete with its newest entry (the reference's (start − 1) mod stored,
 // taken as Python takes it). The walked token has no slot until the walk
 // is over: it takes one from the pool once it came to rest. What a step
-// reads next is read ahead (the next cascade's ring, the slot a pop would
-// give), so that a step waits for one read, not two.
+// reads next is read ahead (the next token's accepting and mass, the next
+// cascade's ring, the slot a pop would give) and the first cascade's ring
+// kept in registers, so that a step waits for one read, not two.
 template <class S>
 __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int &next, long long first, int n, int sinks,
 					    int C, int W) {
+	walkRing r0 = ring[0]; // the first cascade's ring, kept up to date
+	int acc_next = 0;      // the next token's accepting and mass, once read
+	float mass_next = 0;
 	for (int q = 0; q < n; q++) {
 		long long t = first + q;
 		if (t < sinks) {
@@ -296,14 +300,20 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 			continue;
 		}
 		s.place_at(q) = -1;
-		int accepting = s.accepting(q);
+		int accepting = acc_next;
 		walkEntry c; // the carried token
-		c.pos = t, c.slot = -1, c.score = s.mass(q);
+		c.pos = t, c.slot = -1, c.score = mass_next;
+		if (q == 0 || t == sinks) { // nothing read ahead for t
+			accepting = s.accepting(q), c.score = s.mass(q);
+		}
+		if (q + 1 < n) {
+			acc_next = s.accepting(q + 1), mass_next = s.mass(q + 1);
+		}
 		// the slot the pool gives t: the stack's top unless t's walk frees one
 		int cand = top > 0 ? s.freed_at(top - 1) : 0;
 		int rest = -1; // entry where t came to rest
 		int i = 0;
-		walkRing r = ring[0];
+		walkRing r = r0;
 		for (; i < C; i++) {
 			walkRing rn = ring[i + 1]; // ring has C + 1 entries
 			int st = r.st, s0 = r.s0;
@@ -314,7 +324,7 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 					if (c.slot < 0) {
 						rest = e;
 					}
-					ring[i].st = st + 1;
+					ring[i].st = r.st = st + 1;
 					break;
 				}
 				// full: the carried token takes the oldest entry, whose token
@@ -329,7 +339,10 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 				if (++s0 == W) {
 					s0 = 0;
 				}
-				ring[i].s0 = s0;
+				ring[i].s0 = r.s0 = s0;
+				if (i == 0) {
+					r0 = r;
+				}
 				r = rn;
 				continue;
 			}
@@ -339,7 +352,7 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 				if (c.slot < 0) {
 					rest = e;
 				}
-				ring[i].st = 1;
+				ring[i].st = r.st = 1;
 				break;
 			}
 			// not accepted: the carried token competes with the newest entry
@@ -358,6 +371,8 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 		}
 		if (i == C) {
 			walk_drop(s, top, cand, first, c.slot, c.pos); // pushed out of the last cascade
+		} else if (i == 0) {
+			r0 = r;
 		}
 		if (rest >= 0) {
 			int got = next;
