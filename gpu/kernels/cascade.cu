@@ -136,11 +136,14 @@ extern "C" __global__ void cascade_age(float *score, const int *ventry, const fl
 //   stk  [n+1] int      freed[slo…shi), slo = max(0, top−n), shi = min(size, top+1)
 //   place[n] int
 //   ah   [n] float
-// At the 8B shape (W = 8,192, every = 1, 2, 4, …, 128, n = 4,096) E is
-// 8,168 and WALK_SHARED 185,988 bytes (an H100 allows 227 KiB a block).
-// A chunk that does not fit, or a state that is not as the walk leaves it
-// (a ring not full whose start is not 0, a fill, start or top out of range),
-// falls back to the same walk on global memory (thread 0 alone, as before
+// Where only the part up to stk fits (WALK_SHARED_MIN(n, E) bytes), the
+// walk reads the mass and writes place in global memory instead. At the
+// 8B shape (W = 8,192, every = 1, 2, 4, …, 128, n = 4,096) E is 8,168,
+// WALK_SHARED 185,988 bytes (an H100 allows 227 KiB a block) and
+// WALK_SHARED_MIN 153,220 (an A100 allows 163 KiB). A chunk that does not
+// fit even so, or a state that is not as the walk leaves it (a ring not
+// full whose start is not 0, a fill, start or top out of range), falls
+// back to the same walk on global memory (thread 0 alone, as before
 // staging). The host gives at least WALK_HEAD bytes.
 
 #ifndef WALK_THREADS
@@ -149,11 +152,12 @@ extern "C" __global__ void cascade_age(float *score, const int *ventry, const fl
 #define WALK_HEAD 2048 // bytes of walkHead's room (cascade.go: cascadeWalkHead)
 #define WALK_MAXC 64   // most cascades (NewCascade checks)
 #define WALK_ROUND16(x) (((x) + 15) / 16 * 16)
-#define WALK_SHARED(n, E) (WALK_HEAD + WALK_ROUND16(n) + 16 * (E) + 4 * ((n) + 1) + 8 * (n))
+#define WALK_SHARED_MIN(n, E) (WALK_HEAD + WALK_ROUND16(n) + 16 * (E) + 4 * ((n) + 1))
+#define WALK_SHARED(n, E) (WALK_SHARED_MIN(n, E) + 8 * (n))
 
 // WALK_CHECK and WALK_TRACE are hooks for the host emulation
 // (tools/cascadeemu): a bounds check of the staged windows and the path
-// taken.
+// taken (0 global memory, 1 staged but for the mass and place, 2 staged).
 #ifndef WALK_CHECK
 #define WALK_CHECK(cond)
 #endif
@@ -179,7 +183,7 @@ struct walkHead {
 	walkRing ring[WALK_MAXC + 1]; // one more, read ahead but not used
 	int len[WALK_MAXC];      // staged window lengths
 	int hist[WALK_MAXC + 1]; // chunk tokens by `accepting`
-	int staged, slo, shi;
+	int staged, slo, shi; // staged: the path, as WALK_TRACE's
 };
 static_assert(sizeof(walkHead) <= WALK_HEAD, "walkHead outgrows WALK_HEAD");
 
@@ -229,7 +233,9 @@ struct walkGlobal {
 };
 
 // walkStaged is the walk's storage in shared memory: entry e of cascade
-// i is ent[base + (e − lo) mod W] (walkRing), freed[k] is stk[k − slo].
+// i is ent[base + (e − lo) mod W] (walkRing), freed[k] is stk[k − slo];
+// place and ah are in shared memory too, or the global rows when they do
+// not fit.
 struct walkStaged {
 	walkEntry *ent;
 	int *stk, *place;
@@ -388,14 +394,15 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 }
 
 // walk_plan lays out the staged windows in the head (thread 0) and says
-// whether the chunk's walk can be staged in smem bytes. Cascade i accepts
+// how much of the chunk's walk can be staged in smem bytes (walkHead's
+// staged). Cascade i accepts
 // at most acc_i = min(A_i, pass_{i−1}) of the chunk's tokens, pass_{i−1}
 // being how many its predecessor can pass on: a ring passes a token on
 // for each token it accepts once full, and it fills after W − st accepts
 // (W − 1 when empty: a token it does not accept may take entry 0).
-__device__ __forceinline__ bool walk_plan(walkHead *hd, int top0, int n, int size, int C, int W, int smem) {
+__device__ __forceinline__ int walk_plan(walkHead *hd, int top0, int n, int size, int C, int W, int smem) {
 	if (top0 < 0 || top0 > size) {
-		return false;
+		return 0;
 	}
 	for (int i = C - 1, A = 0; i >= 0; i--) { // A_i = Σ_{a>i} hist[a]
 		A += hd->hist[i + 1];
@@ -405,7 +412,7 @@ __device__ __forceinline__ bool walk_plan(walkHead *hd, int top0, int n, int siz
 	for (int i = 0; i < C; i++) {
 		walkRing &r = hd->ring[i];
 		if (r.st < 0 || r.st > W || r.s0 < 0 || r.s0 >= W || (r.st < W && r.s0 != 0)) {
-			return false;
+			return 0;
 		}
 		int acc = min(hd->len[i], pass);
 		pass = max(0, acc - (W - r.st - (r.st == 0 ? 1 : 0)));
@@ -414,12 +421,12 @@ __device__ __forceinline__ bool walk_plan(walkHead *hd, int top0, int n, int siz
 		hd->len[i] = min(W, acc + 1);
 		total += hd->len[i];
 	}
-	if ((long long)WALK_SHARED((long long)n, (long long)total) > smem) {
-		return false;
+	if ((long long)WALK_SHARED_MIN((long long)n, (long long)total) > smem) {
+		return 0;
 	}
 	hd->slo = max(0, top0 - n);
 	hd->shi = min(size, top0 + 1);
-	return true;
+	return (long long)WALK_SHARED((long long)n, (long long)total) <= smem ? 2 : 1;
 }
 
 // walk_copy copies head h's windows (rows from base) and its stack's
@@ -489,7 +496,7 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 	__syncthreads();
 	// 2. the windows
 	if (tid == 0) {
-		hd->staged = staged && walk_plan(hd, top[h], n, size, C, W, smem_bytes);
+		hd->staged = staged ? walk_plan(hd, top[h], n, size, C, W, smem_bytes) : 0;
 		WALK_TRACE(hd->staged);
 	}
 	__syncthreads();
@@ -511,19 +518,20 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 		return;
 	}
 	int total = hd->ring[C - 1].base + hd->len[C - 1], slo = hd->slo, shi = hd->shi;
+	bool all = hd->staged == 2; // the mass and place too
 	walkEntry *ent = (walkEntry *)(acc + WALK_ROUND16(n));
-	int *stk = (int *)(ent + total), *pl = stk + n + 1;
-	float *mass = (float *)(pl + n);
+	int *stk = (int *)(ent + total), *pl = all ? stk + n + 1 : place + (long long)h * n;
+	float *staged_ah = (float *)(stk + 2 * n + 1);
 	// 3. staged: the windows, the stack's and the mass
 	walk_copy(false, hd, ent, stk, slo, shi, slot, pos, score, freed, base, C, W, tid, T);
-	for (int q = tid; q < n; q += T) {
-		mass[q] = ah[q];
+	for (int q = tid; all && q < n; q += T) {
+		staged_ah[q] = ah[q];
 	}
 	__syncthreads();
 	// 4. the walk
 	if (tid == 0) {
 		walkStaged s;
-		s.ent = ent, s.stk = stk, s.place = pl, s.ah = mass, s.acc = acc, s.len = hd->len;
+		s.ent = ent, s.stk = stk, s.place = pl, s.ah = all ? staged_ah : ah, s.acc = acc, s.len = hd->len;
 		s.W = W, s.slo = slo, s.shi = shi, s.n = n;
 		int tp = top[h], nx = next[h];
 		walk_tokens(s, hd->ring, tp, nx, first, n, sinks, C, W);
@@ -537,7 +545,7 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 		stored[h * C + i] = hd->ring[i].st;
 		start[h * C + i] = hd->ring[i].s0;
 	}
-	for (int q = tid; q < n; q += T) {
+	for (int q = tid; all && q < n; q += T) {
 		place[(long long)h * n + q] = pl[q];
 	}
 }
