@@ -179,11 +179,12 @@ struct __align__(16) walkEntry {
 	float score;
 };
 
+// walkHead is the start of the walk's shared memory.
 struct walkHead {
 	walkRing ring[WALK_MAXC + 1]; // one more, read ahead but not used
-	int len[WALK_MAXC];      // staged window lengths
-	int hist[WALK_MAXC + 1]; // chunk tokens by `accepting`
-	int staged, slo, shi; // staged: the path, as WALK_TRACE's
+	int len[WALK_MAXC];           // staged window lengths
+	int hist[WALK_MAXC + 1];      // chunk tokens by `accepting`
+	int staged, slo, shi;         // staged: the path, as WALK_TRACE's
 };
 static_assert(sizeof(walkHead) <= WALK_HEAD, "walkHead outgrows WALK_HEAD");
 
