@@ -25,6 +25,22 @@ var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_
 
 func cascadeProgram() program { return newProgram("cascade.cu", cascadeSource) }
 
+// Geometry of kernels/cascade.cu's cascade_walk; keep in step with its
+// #defines (TestKernelsCompile checks).
+const (
+	cascadeWalkThreads = 512  // WALK_THREADS: the block that stages a head's walk
+	cascadeWalkHead    = 2048 // WALK_HEAD: shared bytes before the staged windows
+)
+
+// cascadeWalkShared is the most dynamic shared memory cascade_walk's staged
+// walk needs for a chunk of n tokens through c cascades of w entries
+// (WALK_SHARED with every window as long as it can be, min(w, n+1)): the
+// walk stages a chunk when its windows fit the bytes it is given, and
+// walks on global memory otherwise.
+func cascadeWalkShared(n, c, w int) int {
+	return cascadeWalkHead + (n+15)/16*16 + 16*c*min(w, n+1) + 4*(n+1) + 8*n
+}
+
 // cascadeKernelsFor compiles kernels/cascade.cu on first use. Call with b.mu
 // held.
 func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
@@ -164,11 +180,14 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 		launch(d.k.age, cuda.Dim3{X: (l + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
 			cuda.Ptr(d.score), cuda.Ptr(d.ventry), cuda.Ptr(red), cuda.Int(l), cuda.Int(wd), cuda.Float(bn))
 	}
-	launch(d.k.walk, cuda.Dim3{X: s.KVHeads}, cuda.Dim3{X: 1}, 0,
+	// The walk stages the chunk in shared memory when it fits what the
+	// device allows a block, and walks on global memory otherwise.
+	shared := max(min(cascadeWalkShared(n, s.Cascades, d.w), b.dev.SharedOptin), cascadeWalkHead)
+	launch(d.k.walk, cuda.Dim3{X: s.KVHeads}, cuda.Dim3{X: cascadeWalkThreads}, shared,
 		cuda.Ptr(d.slot), cuda.Ptr(d.pos), cuda.Ptr(d.score), cuda.Ptr(d.start), cuda.Ptr(d.stored),
 		cuda.Ptr(d.freed), cuda.Ptr(d.top), cuda.Ptr(d.next), cuda.Ptr(place), cuda.Ptr(red), cuda.Ptr(d.every),
 		cuda.Int64(vw.first), cuda.Int(n), cuda.Int(l), cuda.Int(wd), cuda.Int(s.Sinks), cuda.Int(s.Size),
-		cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)))
+		cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)), cuda.Int(shared))
 	// A slot names at most one row: a chunk token that lost its slot to a
 	// later one has place −1, so the scatter needs no de-duplication.
 	b.scatterPlaced(ks, ck, place, n, s.KVHeads, capacity, hd)

@@ -35,6 +35,12 @@ func TestKernelsCompile(t *testing.T) {
 	}
 	opsNames, _ := (&opsKernels{}).table()
 	progs := []compilation{{opsProgram(), opsNames}, {randomProgram(), randomKernels[:]}, {cascadeProgram(), cascadeKernelNames[:]}, {tokensProgram(), tokenKernelNames[:]}, {patternProgram(), patternKernelNames[:]}, {sampleProgram(), sampleKernelNames[:]}}
+	// Arrays of size −1 fail to compile unless cascade.go's walk geometry
+	// matches the #defines.
+	cp := cascadeProgram()
+	cp.src += fmt.Sprintf("\ntypedef char walk_geometry[WALK_THREADS == %d && WALK_HEAD == %d && WALK_SHARED(7, 5) == %d ? 1 : -1];\n",
+		cascadeWalkThreads, cascadeWalkHead, cascadeWalkShared(7, 5, 1))
+	progs = append(progs, compilation{cp, cascadeKernelNames[:]})
 	for _, hd := range decodeHeadDims {
 		// Arrays of size −1 fail to compile unless decode.go's geometry
 		// matches the #defines.

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Builds the host emulation of gpu/kernels/cascade.cu's cascade_walk on
+# tools/flashemu/emu.h with AddressSanitizer and UndefinedBehaviorSanitizer
+# and runs harness.cpp, which walks random chunks through random states
+# with the staged walk (shared memory), the fallback on global memory and
+# the walk as it was before staging (reference.cu), and compares every
+# output bit for bit. Needs g++ with C++20; no GPU, no CUDA. About a
+# minute on two cores. Usage: tools/cascadeemu/run.sh [cases [seed]]
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The kernel's extern __shared__ array becomes a pointer to the block's buffer.
+sed 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *smem = emu_smem;/' \
+	"$here/../../gpu/kernels/cascade.cu" >"$work/cascade_sub.cu"
+test "$(grep -c emu_smem "$work/cascade_sub.cu")" = 1
+g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-strict-aliasing \
+	-I"$here/../flashemu" -I"$here" -I"$work" -include emu.h -include "$here/extra.h" \
+	"$here/harness.cpp" "$here/../flashemu/emu.cpp" -o "$work/cascade" -lpthread
+"$work/cascade" "$@"
