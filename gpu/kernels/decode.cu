@@ -44,15 +44,19 @@ typedef bf16 T;
 #define DEC_WARPS 4
 #define DEC_THREADS (DEC_WARPS * 32)
 #define UNITS (DEC_WARPS * KPW) // key units per block
-// The defaults are BenchmarkDecodeStep's best on an H100 (2026-12-07):
-// 4 blocks of 4 warps per multiprocessor (at most 128 registers a thread)
-// with 2 keys per unit and step beat 2 blocks with 4 keys (241 registers),
-// 10.57 against 11.61 ms per 8B decoding step after 32K tokens.
+// The defaults are BenchmarkDecodeStep's best on an H100 (2026-12-07,
+// with the cp.async stages): 2 blocks of 4 warps per multiprocessor (at
+// most 255 registers a thread), 4 keys per unit and step and 3 stages
+// (96 KiB of shared memory a block), 10.36 ms per 8B decoding step after
+// 32K tokens against 10.49 for 4 blocks of 2 keys. The kernel is bound by
+// L2 traffic more than by DRAM: the RoPE rows it reads (float32 cos and
+// sin, hits in L2 since every KV head reads them) are as many bytes as
+// the keys and values.
 #ifndef DEC_UNROLL
-#define DEC_UNROLL 2 // keys per unit per step (loads in flight)
+#define DEC_UNROLL 4 // keys per unit per step
 #endif
 #ifndef DEC_MINBLOCKS
-#define DEC_MINBLOCKS 4 // blocks per multiprocessor the registers must allow
+#define DEC_MINBLOCKS 2 // blocks per multiprocessor the registers must allow
 #endif
 #ifndef DEC_STAGES
 #define DEC_STAGES 3 // steps in shared memory: one computed, the rest in flight
