@@ -133,7 +133,7 @@ func BenchmarkMatMul(bm *testing.B) {
 type decodeTuning struct{ unroll, minBlocks, stages int }
 
 // decodeTunings are the settings the decoding benchmarks time.
-var decodeTunings = []decodeTuning{{0, 0, 0}, {2, 4, 3}, {2, 4, 2}, {1, 4, 4}, {2, 3, 4}, {2, 2, 6}}
+var decodeTunings = []decodeTuning{{0, 0, 0}, {4, 2, 3}, {2, 4, 2}, {1, 4, 4}, {2, 3, 4}, {2, 2, 6}}
 
 func (t decodeTuning) String() string {
 	return fmt.Sprintf("decode_u%d_b%d_s%d", t.unroll, t.minBlocks, t.stages)

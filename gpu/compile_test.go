@@ -47,7 +47,7 @@ func TestKernelsCompile(t *testing.T) {
 		p := decodeProgram(hd, decodeTuning{})
 		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d && DEC_MINBLOCKS == %d && DEC_UNROLL == %d && DEC_STAGES == %d && CHUNKS == %d && DEC_SHARED == %d ? 1 : -1];\n",
 			decodeThreads, decodeRows, combineThreads, decodeMaxSplit, decodeBlocksPerSM, decodeUnroll, decodeStages, decodeChunks, decodeTuning{}.sharedBytes())
-		tuned := decodeTuning{unroll: 2, minBlocks: 4, stages: 2}
+		tuned := decodeTuning{unroll: 4, minBlocks: 2, stages: 2}
 		pt := decodeProgram(hd, tuned)
 		pt.src += fmt.Sprintf("\ntypedef char decode_shared[DEC_SHARED == %d ? 1 : -1];\n", tuned.sharedBytes())
 		progs = append(progs, compilation{p, decodeKernelNames[:]}, compilation{pt, decodeKernelNames[:]})

@@ -30,8 +30,8 @@ const (
 	decodeMaxQueries = 16     // more queries go to the prefill kernels
 	// Splitting the keys: about decodeBlocksPerSM blocks per multiprocessor,
 	// each of at least decodeMinKeys keys.
-	decodeBlocksPerSM = 2
-	decodeUnroll      = 4 // DEC_UNROLL: keys per unit and step
+	decodeBlocksPerSM = 4
+	decodeUnroll      = 2 // DEC_UNROLL: keys per unit and step
 	decodeStages      = 3 // DEC_STAGES: steps in shared memory
 	decodeChunks      = 4 // CHUNKS: 16-byte copies per key and thread
 	decodeMinKeys     = 256

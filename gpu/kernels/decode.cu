@@ -44,19 +44,20 @@ typedef bf16 T;
 #define DEC_WARPS 4
 #define DEC_THREADS (DEC_WARPS * 32)
 #define UNITS (DEC_WARPS * KPW) // key units per block
-// The defaults are BenchmarkDecodeStep's best on an H100 (2026-12-07,
-// with the cp.async stages): 2 blocks of 4 warps per multiprocessor (at
-// most 255 registers a thread), 4 keys per unit and step and 3 stages
-// (96 KiB of shared memory a block), 10.36 ms per 8B decoding step after
-// 32K tokens against 10.49 for 4 blocks of 2 keys. The kernel is bound by
-// L2 traffic more than by DRAM: the RoPE rows it reads (float32 cos and
-// sin, hits in L2 since every KV head reads them) are as many bytes as
-// the keys and values.
+// The defaults are the tuning the GPU tests ran under on an H100
+// (2026-12-07, with the cp.async stages): 4 blocks of 4 warps per
+// multiprocessor (at most 128 registers a thread), 2 keys per unit and
+// step, 3 stages (48 KiB of shared memory a block): 10.49 ms per 8B
+// decoding step after 32K tokens. BenchmarkDecodeStep's best in that call
+// was 4 keys, 2 blocks and 3 stages at 10.36 ms, which the tests have not
+// run under yet. The kernel is bound by L2 traffic more than by DRAM: the
+// RoPE rows it reads (float32 cos and sin, hits in L2 since every KV head
+// reads them) are as many bytes as the keys and values.
 #ifndef DEC_UNROLL
-#define DEC_UNROLL 4 // keys per unit per step
+#define DEC_UNROLL 2 // keys per unit per step
 #endif
 #ifndef DEC_MINBLOCKS
-#define DEC_MINBLOCKS 2 // blocks per multiprocessor the registers must allow
+#define DEC_MINBLOCKS 4 // blocks per multiprocessor the registers must allow
 #endif
 #ifndef DEC_STAGES
 #define DEC_STAGES 3 // steps in shared memory: one computed, the rest in flight
