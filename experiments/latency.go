@@ -85,6 +85,10 @@ type Timing struct {
 	// token made in this process (the host's share of a decoding step;
 	// 0 when none was decoded).
 	AllocsPerToken float64
+	// ViewRowsPerToken is the mean number of key rows the views of a
+	// decoding step held, over all layers (policies.Cache.ViewRows; 0
+	// when none was decoded).
+	ViewRowsPerToken float64
 }
 
 // Time prefills ids on a fresh cache of env's policy and decodes decode
@@ -138,6 +142,7 @@ func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int, each fu
 		next := model.Argmax(logits)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
+		rows := cache.ViewRows()
 		start = time.Now()
 		for i := 0; i < decode; i++ {
 			if err := ctx.Err(); err != nil {
@@ -151,6 +156,7 @@ func TimeByChunk(ctx context.Context, env *Env, ids []int32, decode int, each fu
 		t.PerToken = time.Since(start) / time.Duration(decode)
 		runtime.ReadMemStats(&after)
 		t.AllocsPerToken = float64(after.Mallocs-before.Mallocs) / float64(decode)
+		t.ViewRowsPerToken = float64(cache.ViewRows()-rows) / float64(decode)
 	}
 	t.CacheBytes = HeldBytes(cache, env.Model)
 	return t, nil

@@ -19,6 +19,8 @@ type Cache struct {
 	// pooled: every layer stores its keys and values in one pool
 	// [1, capacity, hd] that all KV heads draw slots from (slotSharer).
 	pooled bool
+	// viewRows counts the key rows of every view handed out (ViewRows).
+	viewRows int64
 }
 
 // PromptEndProbe receives, for layer l, the attention of the prompt's last
@@ -155,6 +157,14 @@ func (c *Cache) Policy(l int) Policy { return c.layers[l].p }
 // Seen returns the number of tokens layer 0 has taken.
 func (c *Cache) Seen() int64 { return c.layers[0].seen }
 
+// ViewRows is the number of key rows the views handed out so far hold,
+// over all layers: per KV head, or per query head where a policy plans
+// per query head, the view's keys (padding included) and the chunk's own.
+// Each row is a key and a value of HeadDim elements that the attention
+// reads, so the rows one decoding step adds, times 2·HeadDim·element
+// size, are the cache bytes the step must read.
+func (c *Cache) ViewRows() int64 { return c.viewRows }
+
 // View returns what the next chunk of n tokens of layer l attends to.
 // promptEnd is the position one past the prompt's end while a prompt is
 // read, or -1 while decoding.
@@ -184,6 +194,7 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	if got, want := len(lc.view.Slots), lc.view.ViewLen*rows; got != want && lc.dev == nil {
 		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
 	}
+	c.viewRows += int64((lc.view.ViewLen + n) * rows)
 	lc.active = true
 	return &lc.view, nil
 }

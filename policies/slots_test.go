@@ -60,3 +60,47 @@ func TestSlotsAfter(t *testing.T) {
 		c.Free()
 	}
 }
+
+// TestCacheViewRows holds ViewRows to the closed form of full attention,
+// whose view after s tokens holds all s: a chunk of n tokens adds
+// (s + n)·Hkv rows a layer, prefill and decoding steps alike.
+func TestCacheViewRows(t *testing.T) {
+	s := policies.Shape{Layers: 3, QHeads: 4, KVHeads: 2, HeadDim: 8}
+	b := cpu.New(1)
+	f, err := policies.New("full", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := policies.NewCache(b, f, s, backend.F32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Free()
+	var want int64
+	seen := 0
+	for _, n := range []int{32, 32, 32, 4, 1, 1, 1} { // a prompt of 100, then 3 decoding steps
+		for l := range s.Layers {
+			view, err := c.View(l, n, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := b.New(backend.F32, n, s.KVHeads*s.HeadDim)
+			v := b.New(backend.F32, n, s.KVHeads*s.HeadDim)
+			var mass []float32
+			if view.QueryWeights != nil {
+				mass = make([]float32, s.QHeads*(view.ViewLen+n))
+			}
+			if err := c.Update(l, k, v, mass); err != nil {
+				t.Fatal(err)
+			}
+			want += int64((seen + n) * s.KVHeads)
+		}
+		seen += n
+		if got := c.ViewRows(); got != want {
+			t.Fatalf("after %d tokens ViewRows = %d, want %d", seen, got, want)
+		}
+	}
+	if want != 3*2*(32+64+96+100+101+102+103) {
+		t.Fatalf("the closed form drifted: %d", want)
+	}
+}

@@ -99,6 +99,7 @@ type benchRow struct {
 	prefillS         float64
 	decodeMSPerToken float64 // NaN when nothing was decoded
 	allocsPerToken   float64 // Go heap allocations per decoded token
+	stepBytes        float64 // bytes a decoding step must read: weights and the views' keys and values
 	cacheBytes       int64
 	deviceBytes      int64 // device memory in use after the run; -1 when unknown
 }
@@ -124,7 +125,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Usage: kvcascade bench [--shape llama-3.1-8b] [--backend cuda] [--lengths 4096,16384] [--policy NAME[:k=v,...] ...]\n\n"+
 			"Times prefill and decoding of a model shape with random weights (no weight files): one\n"+
 			"short untimed prefill per policy first, then per policy and length a prefill in chunks\n"+
-			"and --decode greedy tokens. On cuda the weights are drawn on the device.\n\nFlags:")
+			"and --decode greedy tokens. On cuda the weights are drawn on the device. decode GB/s is\n"+
+			"the bytes a decoding step must read (the weights and its views' keys and values) over its time.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -320,6 +322,8 @@ func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk,
 	if decode > 0 {
 		r.decodeMSPerToken = float64(t.PerToken.Microseconds()) / 1000
 		r.allocsPerToken = t.AllocsPerToken
+		elem := float64(m.Backend().DType().Size())
+		r.stepBytes = float64(stepWeights(&m.Config))*elem + t.ViewRowsPerToken*float64(2*m.HeadDim)*elem
 	}
 	if mem != nil {
 		if free, total, err := mem.MemInfo(); err == nil {
@@ -327,6 +331,16 @@ func benchRun(mem memoryInfo, m *model.Model, p benchPolicy, ids []int32, chunk,
 		}
 	}
 	return r, nil
+}
+
+// stepWeights is the number of weights a decoding step reads: all but the
+// input embedding, of which it reads one row (a tied embedding is read
+// whole as the LM head).
+func stepWeights(c *model.Config) int64 {
+	if c.TieEmbeddings {
+		return c.Params()
+	}
+	return c.Params() - int64(c.Vocab)*int64(c.Hidden)
 }
 
 const (
@@ -394,7 +408,10 @@ type benchWriter struct {
 	policy int         // width of the policy column
 }
 
-var benchColumns = []string{"policy", "length", "prefill_s", "prefill_tok_s", "decode_ms_tok", "cache_MiB", "device_MiB"}
+// benchColumns are the CSV columns. decode_GB_s is the bytes a decoding
+// step must read (the weights and the keys and values of its views) over
+// its time: the bandwidth the step achieves.
+var benchColumns = []string{"policy", "length", "prefill_s", "prefill_tok_s", "decode_ms_tok", "cache_MiB", "device_MiB", "decode_GB_s"}
 
 func newBenchWriter(w io.Writer, format string, pols policyList) *benchWriter {
 	bw := &benchWriter{w: w, policy: len("policy")}
@@ -413,14 +430,17 @@ func (bw *benchWriter) header() {
 		bw.csv.Flush()
 		return
 	}
-	fmt.Fprintf(bw.w, "%-*s  %7s  %10s  %13s  %13s  %10s  %10s\n", bw.policy,
-		"policy", "length", "prefill s", "prefill tok/s", "decode ms/tok", "cache MiB", "device MiB")
+	fmt.Fprintf(bw.w, "%-*s  %7s  %10s  %13s  %13s  %10s  %10s  %11s\n", bw.policy,
+		"policy", "length", "prefill s", "prefill tok/s", "decode ms/tok", "cache MiB", "device MiB", "decode GB/s")
 }
 
 func (bw *benchWriter) row(r benchRow) error {
-	decode, device := "-", "-"
+	decode, device, gbs := "-", "-", "-"
 	if r.decodeMSPerToken >= 0 {
 		decode = strconv.FormatFloat(r.decodeMSPerToken, 'f', 2, 64)
+		if r.decodeMSPerToken > 0 {
+			gbs = strconv.FormatFloat(r.stepBytes/(r.decodeMSPerToken*1e6), 'f', 1, 64)
+		}
 	}
 	if r.deviceBytes >= 0 {
 		device = strconv.FormatInt(r.deviceBytes/mib, 10)
@@ -428,12 +448,12 @@ func (bw *benchWriter) row(r benchRow) error {
 	tokS := float64(r.length) / r.prefillS
 	if bw.csv != nil {
 		bw.csv.Write([]string{r.policy, strconv.Itoa(r.length), strconv.FormatFloat(r.prefillS, 'f', 4, 64),
-			strconv.FormatFloat(tokS, 'f', 1, 64), decode, strconv.FormatFloat(float64(r.cacheBytes)/mib, 'f', 1, 64), device})
+			strconv.FormatFloat(tokS, 'f', 1, 64), decode, strconv.FormatFloat(float64(r.cacheBytes)/mib, 'f', 1, 64), device, gbs})
 		bw.csv.Flush()
 		return bw.csv.Error()
 	}
-	_, err := fmt.Fprintf(bw.w, "%-*s  %7d  %10.3f  %13.1f  %13s  %10.1f  %10s\n", bw.policy,
-		r.policy, r.length, r.prefillS, tokS, decode, float64(r.cacheBytes)/mib, device)
+	_, err := fmt.Fprintf(bw.w, "%-*s  %7d  %10.3f  %13.1f  %13s  %10.1f  %10s  %11s\n", bw.policy,
+		r.policy, r.length, r.prefillS, tokS, decode, float64(r.cacheBytes)/mib, device, gbs)
 	return err
 }
 

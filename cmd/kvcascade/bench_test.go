@@ -30,8 +30,12 @@ func TestBenchTinyCPU(t *testing.T) {
 	want := [][2]string{{"full", "64"}, {"full", "128"}, {benchCascade, "64"}, {benchCascade, "128"}}
 	for i, row := range lines[2:] {
 		f := strings.Fields(row)
-		if len(f) != 7 || f[0] != want[i][0] || f[1] != want[i][1] || f[4] == "-" || f[6] != "-" {
+		if len(f) != 8 || f[0] != want[i][0] || f[1] != want[i][1] || f[4] == "-" || f[6] != "-" {
 			t.Errorf("row %d = %q, want policy %s, length %s, a decode time and no device memory", i, row, want[i][0], want[i][1])
+			continue
+		}
+		if gbs, err := strconv.ParseFloat(f[7], 64); err != nil || gbs <= 0 {
+			t.Errorf("row %d = %q: decode GB/s %q, want a positive number", i, row, f[7])
 		}
 	}
 
@@ -202,5 +206,22 @@ func TestBenchBackendFlags(t *testing.T) {
 	code, out, errOut := run(t, "bench", "--lengths", "16", "--chunk", "16", "--decode", "0", "--dtype", "f32")
 	if code != 0 || !strings.Contains(out, "F32") {
 		t.Errorf("--dtype f32 on cpu: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestStepWeights: a decoding step reads every weight but the input
+// embedding's other rows; a tied embedding is read whole as the LM head.
+func TestStepWeights(t *testing.T) {
+	c, err := benchShape("llama-3.1-8b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	embed := int64(c.Vocab) * int64(c.Hidden)
+	if got, want := stepWeights(c), c.Params()-embed; got != want || got != 7_504_924_672 {
+		t.Errorf("untied: %d weights a step, want %d (8.03 B less the 0.53 B embedding)", got, want)
+	}
+	c.TieEmbeddings = true
+	if got := stepWeights(c); got != c.Params() {
+		t.Errorf("tied: %d weights a step, want all %d", got, c.Params())
 	}
 }

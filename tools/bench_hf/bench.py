@@ -130,7 +130,10 @@ def main():
     gen = torch.Generator(device="cuda")
     gen.manual_seed(a.seed)
     label = "full (transformers sdpa bf16)"
-    cols = ["policy", "length", "prefill_s", "prefill_tok_s", "decode_ms_tok", "cache_MiB", "device_MiB"]
+    cols = ["policy", "length", "prefill_s", "prefill_tok_s", "decode_ms_tok", "cache_MiB", "device_MiB", "decode_GB_s"]
+    # bytes a decoding step must read besides the cache: every bf16 weight
+    # but the input embedding's (one row of it), as `kvcascade bench` counts
+    step_weights = 2 * (params - config.vocab_size * config.hidden_size)
     w = csv.writer(sys.stdout) if a.format == "csv" else None
     if w:
         w.writerow(cols)
@@ -138,7 +141,7 @@ def main():
         print(f"# transformers {transformers.__version__} + torch {torch.__version__} SDPA, random Llama-3.1-8B shape "
               f"({config.num_hidden_layers} layers, bf16), {torch.cuda.get_device_name()}")
         print(f"{'policy':<{len(label)}}  {'length':>7}  {'prefill s':>10}  {'prefill tok/s':>13}  "
-              f"{'decode ms/tok':>13}  {'cache MiB':>10}  {'device MiB':>10}")
+              f"{'decode ms/tok':>13}  {'cache MiB':>10}  {'device MiB':>10}  {'decode GB/s':>11}")
     sys.stdout.flush()
 
     with torch.inference_mode():
@@ -153,7 +156,7 @@ def main():
                 print(f"bench.py: {n} tokens: out of device memory ({str(e).splitlines()[0]}); "
                       f"skipping the longer lengths", file=sys.stderr, flush=True)
                 if w:
-                    w.writerow([label, n, "OOM", "", "", "", ""])
+                    w.writerow([label, n, "OOM", "", "", "", "", ""])
                 else:
                     print(f"{label:<{len(label)}}  {n:>7}  {'OOM':>10}")
                 sys.stdout.flush()
@@ -163,11 +166,15 @@ def main():
             del out
             torch.cuda.empty_cache()
             ms = f"{per_token:.2f}" if per_token is not None else "-"
+            # a step reads the weights and the cache of the n + decode/2
+            # tokens held on average while decoding
+            step = step_weights + kv * (n + decode / 2) / (n + decode)
+            gbs = f"{step / (per_token * 1e6):.1f}" if per_token else "-"
             if w:
-                w.writerow([label, n, f"{prefill:.4f}", f"{n / prefill:.1f}", ms, f"{kv / MIB:.1f}", dev])
+                w.writerow([label, n, f"{prefill:.4f}", f"{n / prefill:.1f}", ms, f"{kv / MIB:.1f}", dev, gbs])
             else:
                 print(f"{label:<{len(label)}}  {n:>7}  {prefill:>10.3f}  {n / prefill:>13.1f}  {ms:>13}  "
-                      f"{kv / MIB:>10.1f}  {dev:>10}")
+                      f"{kv / MIB:>10.1f}  {dev:>10}  {gbs:>11}")
             sys.stdout.flush()
 
 

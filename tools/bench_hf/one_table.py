@@ -14,21 +14,31 @@ import sys
 
 
 def read_table(path):
-    """Returns {length: (prefill s, device MiB)} from a bench table, or {}."""
+    """Returns {length: (prefill s, device MiB)} from a bench table, or {}.
+
+    Tables since 2026-12-07 end with a decode GB/s column (their header
+    says so); older ones end with device MiB."""
     rows = {}
     try:
         with open(path) as f:
             lines = f.read().splitlines()
     except FileNotFoundError:
         return rows
+    extra = 0  # columns after device MiB
     for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#") or line.startswith("policy"):
+        if line.startswith("policy"):
+            extra = 1 if "GB/s" in line else 0
+            continue
+        if not line.strip() or line.startswith("#"):
             continue
         fields = line.split()
-        if len(fields) < 7:
-            sys.exit(f"{path}:{n}: {line!r}: want a policy and six columns")
+        if "OOM" in fields:  # bench.py ran out of device memory at this length
+            continue
+        if len(fields) < 7 + extra:
+            sys.exit(f"{path}:{n}: {line!r}: want a policy and {6 + extra} columns")
         try:
-            length, prefill, device = int(fields[-6]), float(fields[-5]), fields[-1]
+            length, prefill = int(fields[-6 - extra]), float(fields[-5 - extra])
+            device = fields[-1 - extra]
         except ValueError as e:
             sys.exit(f"{path}:{n}: {line!r}: {e}")
         rows[length] = (prefill, device)
