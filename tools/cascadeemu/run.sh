@@ -8,13 +8,12 @@
 # minute on two cores. Usage: tools/cascadeemu/run.sh [cases [seed]]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+emu=$here/../flashemu
+. "$emu/emu.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The kernel's extern __shared__ array becomes a pointer to the block's buffer.
-sed 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *smem = emu_smem;/' \
-	"$here/../../gpu/kernels/cascade.cu" >"$work/cascade_sub.cu"
+emu_smem "$here/../../gpu/kernels/cascade.cu" >"$work/cascade_sub.cu"
 test "$(grep -c emu_smem "$work/cascade_sub.cu")" = 1
-g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-strict-aliasing \
-	-I"$here/../flashemu" -I"$here" -I"$work" -include emu.h -include "$here/extra.h" \
-	"$here/harness.cpp" "$here/../flashemu/emu.cpp" -o "$work/cascade" -lpthread
+emu_cc "$work/cascade" -fno-sanitize-recover=undefined -I"$here" -I"$work" -include "$here/extra.h" "$here/harness.cpp"
 "$work/cascade" "$@"

@@ -7,6 +7,8 @@
 # C++20; no GPU, no CUDA. Usage: tools/decodeemu/run.sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+emu=$here/../flashemu
+. "$emu/emu.sh"
 gpu="$here/../../gpu/kernels"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -15,13 +17,10 @@ trap 'rm -rf "$work"' EXIT
 # emulated threads of the block (blocks run one after another).
 {
 	sed -n '/^#ifndef KVC_STORAGE_CUH/,$p' "$gpu/storage.cuh"
-	sed -e 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *smem = emu_smem;/' \
-		-e 's/__shared__/static/g' "$gpu/decode.cu"
+	emu_smem "$gpu/decode.cu" | sed 's/__shared__/static/g'
 } >"$work/decode_sub.cu"
 test "$(grep -c 'smem = emu_smem' "$work/decode_sub.cu")" = 1
 for hd in ${HDS:-64 128 256}; do
-	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
-		-DKVC_HOST_EMULATION -DHEAD_DIM=$hd ${EMU_DEFS:-} -I"$here/../flashemu" -I"$work" -include emu.h -include "$here/extra.h" \
-		"$here/harness.cpp" "$here/../flashemu/emu.cpp" -o "$work/decode$hd" -lpthread
+	emu_cc "$work/decode$hd" -DHEAD_DIM=$hd ${EMU_DEFS:-} -I"$work" -include "$here/extra.h" "$here/harness.cpp"
 	"$work/decode$hd"
 done

@@ -6,15 +6,14 @@
 #   [HDS="64 128"] tools/flashemu/run.sh [case number]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+emu=$here
+. "$emu/emu.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The kernels' extern __shared__ array becomes a pointer to the block's buffer.
-sed 's/extern __shared__ __align__(16) unsigned char smem\[\];/unsigned char *smem = emu_smem;/' \
-	"$here/../../gpu/kernels/flash.cu" >"$work/flash_sub.cu"
+emu_smem "$here/../../gpu/kernels/flash.cu" >"$work/flash_sub.cu"
 test "$(grep -c emu_smem "$work/flash_sub.cu")" = 2
 for hd in ${HDS:-64 128}; do
-	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing \
-		-DKVC_HOST_EMULATION -DHEAD_DIM=$hd -I"$here" -I"$work" -include emu.h \
-		"$here/harness.cpp" "$here/emu.cpp" -o "$work/flash$hd" -lpthread
+	emu_cc "$work/flash$hd" -DHEAD_DIM=$hd -I"$work" "$here/harness.cpp"
 	"$work/flash$hd" "$@"
 done
