@@ -97,7 +97,7 @@ type benchRow struct {
 	policy           string
 	length           int
 	prefillS         float64
-	decodeMSPerToken float64 // NaN when nothing was decoded
+	decodeMSPerToken float64 // -1 when nothing was decoded
 	allocsPerToken   float64 // Go heap allocations per decoded token
 	stepBytes        float64 // bytes a decoding step must read: weights and the views' keys and values
 	cacheBytes       int64

@@ -357,8 +357,8 @@ type Function struct {
 // Launch queues the kernel on the default stream with shared bytes of
 // dynamic shared memory, raising the kernel's limit first when shared is
 // over what it was set to: on the first launch with any, since the
-// default 48 KiB counts the kernel's static shared memory too. A zero Y or Z extent is read as 1; a grid with
-// no X extent launches nothing. Errors are those of the launch itself;
+// default 48 KiB counts the kernel's static shared memory too. A zero Y
+// or Z extent is read as 1; a grid with no X extent launches nothing. Errors are those of the launch itself;
 // failures while the kernel runs surface at the next synchronising call.
 func (f *Function) Launch(grid, block Dim3, shared int, args ...Arg) error {
 	if grid.X <= 0 {
