@@ -113,9 +113,12 @@ func (b *Backend) Attention(a *backend.Attention) {
 
 	// Positions reach the table: check them here, not in the kernel. A
 	// device view's were checked when it was planned.
-	maxPos := 0
+	// Whether every head sees the same positions, so that decoding may
+	// share each key's RoPE row among the heads: a device view knows; a
+	// host view's rows are compared as they are checked.
+	maxPos, samePos := 0, true
 	if dv != nil {
-		maxPos = dv.maxPos()
+		maxPos, samePos = dv.maxPos(), dv.samePos
 	}
 	for i, p := range ctx.Pos {
 		if p < 0 {
@@ -125,12 +128,14 @@ func (b *Backend) Attention(a *backend.Attention) {
 			panic(fmt.Sprintf("gpu: Attention: slot %d of a cache of %d", slot, capacity))
 		}
 		maxPos = max(maxPos, int(p))
+		samePos = samePos && (i < l || p == ctx.Pos[i-l])
 	}
 	for _, p := range ctx.QueryPos {
 		if p < 0 {
 			panic(fmt.Sprintf("gpu: Attention: negative query position %d", p))
 		}
 		maxPos = max(maxPos, int(p)+s-1)
+		samePos = samePos && p == ctx.QueryPos[0]
 	}
 
 	b.mu.Lock()
@@ -186,7 +191,8 @@ func (b *Backend) Attention(a *backend.Attention) {
 	if st == stBF16 && !b.noDecode && s <= decodeMaxQueries {
 		c := &flashCall{out: out.ptr(), stats: stats, q: q.ptr(), k: k.ptr(), v: v.ptr(), ck: ck, cv: cv,
 			slots: slots, pos: pos, qpos: qpos, cos: rt.cos(), sin: rt.sin(),
-			s: s, l: l, capacity: capacity, hq: hq, hkv: hkv, hd: hd, scale: a.Scale}
+			s: s, l: l, capacity: capacity, hq: hq, hkv: hkv, hd: hd, scale: a.Scale,
+			samePos: samePos, indexPos: dv != nil && !dv.original}
 		if wantMass {
 			c.weights, c.mass = wts, mass
 		}

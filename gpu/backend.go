@@ -105,13 +105,13 @@ type Backend struct {
 	hostPolicies bool
 	noFlash      bool
 	noDecode     bool
-	decode       map[int]*decodeKernels     // kernels/decode.cu by head dimension, compiled on first use
-	decodeTune   decodeTuning               // decode.cu's defaults unless a benchmark varies them
-	argmax       [numStorage]*cuda.Function // kernels/sample.cu, compiled by Argmax on first use
-	flash        map[int]*flashKernels      // kernels/flash.cu by head dimension, compiled on first use
-	casc         *cascadeKernels            // kernels/cascade.cu, compiled by NewCascade on first use
-	toks         *tokenKernels              // kernels/tokens.cu, compiled by NewTokenList on first use
-	pat          *patternKernels            // kernels/pattern.cu, compiled by NewPattern on first use
+	decode       map[decodeKey]*decodeKernels // kernels/decode.cu by head dimension and DEC_HEADS, compiled on first use
+	decodeTune   decodeTuning                 // decode.cu's defaults unless a benchmark varies them
+	argmax       [numStorage]*cuda.Function   // kernels/sample.cu, compiled by Argmax on first use
+	flash        map[int]*flashKernels        // kernels/flash.cu by head dimension, compiled on first use
+	casc         *cascadeKernels              // kernels/cascade.cu, compiled by NewCascade on first use
+	toks         *tokenKernels                // kernels/tokens.cu, compiled by NewTokenList on first use
+	pat          *patternKernels              // kernels/pattern.cu, compiled by NewPattern on first use
 
 	host  []uint32 // packing space for uploads
 	half  []uint16 // conversion space for bf16 uploads and downloads

@@ -126,21 +126,22 @@ func BenchmarkMatMul(bm *testing.B) {
 }
 
 // decodeTuning is one setting of decode.cu's keys per unit and step, the
-// blocks per multiprocessor its registers must allow and the steps its
-// shared memory holds (0 0 0: the file's defaults), as the benchmarks
-// compare them. Four blocks of 2 keys and 3 stages take 48 KiB of shared
-// memory each; a multiprocessor has 228.
-type decodeTuning struct{ unroll, minBlocks, stages int }
+// blocks per multiprocessor its registers must allow, the steps its
+// shared memory holds and the KV heads a block takes where they see the
+// same positions (0 0 0 0: the defaults), as the benchmarks compare them.
+// Four blocks of 2 keys and 3 stages take 48 KiB of shared memory each
+// with one head (30 KiB with 4); a multiprocessor has 228.
+type decodeTuning struct{ unroll, minBlocks, stages, heads int }
 
 // decodeTunings are the settings the decoding benchmarks time.
-var decodeTunings = []decodeTuning{{0, 0, 0}, {4, 2, 3}, {2, 4, 2}, {1, 4, 4}, {2, 3, 4}, {2, 2, 6}}
+var decodeTunings = []decodeTuning{{0, 0, 0, 0}, {0, 0, 0, 1}, {4, 2, 3, 1}, {4, 2, 3, 4}, {2, 0, 3, 8}, {4, 0, 3, 8}, {2, 3, 4, 4}, {2, 2, 6, 4}}
 
 func (t decodeTuning) String() string {
-	return fmt.Sprintf("decode_u%d_b%d_s%d", t.unroll, t.minBlocks, t.stages)
+	return fmt.Sprintf("decode_u%d_b%d_s%d_h%d", t.unroll, t.minBlocks, t.stages, t.heads)
 }
 
 // set makes g compile decode.cu under t from its next attention call on.
-func (t decodeTuning) set(g *gpu.Backend) { gpu.SetDecodeTuning(g, t.unroll, t.minBlocks, t.stages) }
+func (t decodeTuning) set(g *gpu.Backend) { gpu.SetDecodeTuning(g, t.unroll, t.minBlocks, t.stages, t.heads) }
 
 // BenchmarkDecodeAttention times one layer's decoding attention at the
 // Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
@@ -181,7 +182,7 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 				a.View.QueryWeights = []float32{1}
 			}
 			// decode.cu under each tuning, then attention.cu
-			for _, tune := range append(decodeTunings, decodeTuning{-1, -1, -1}) {
+			for _, tune := range append(decodeTunings, decodeTuning{-1, -1, -1, -1}) {
 				old := tune.unroll < 0
 				kernel := tune.String()
 				if old {

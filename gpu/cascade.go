@@ -141,7 +141,7 @@ func (d *deviceCascade) Plan(first int64, n, sunk, viewLen int) backend.DeviceVi
 	b := d.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	d.view = deviceView{c: &d.viewState, first: first, n: n, sunk: sunk, l: viewLen, original: s.Original}
+	d.view = deviceView{c: &d.viewState, first: first, n: n, sunk: sunk, l: viewLen, original: s.Original, samePos: !s.Original}
 	if viewLen > 0 {
 		launch(d.k.plan, cuda.Dim3{X: (viewLen + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
 			cuda.Ptr(d.vslot), cuda.Ptr(d.vpos), cuda.Ptr(d.ventry), cuda.Ptr(d.slot), cuda.Ptr(d.pos),

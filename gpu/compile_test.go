@@ -44,13 +44,14 @@ func TestKernelsCompile(t *testing.T) {
 	for _, hd := range decodeHeadDims {
 		// Arrays of size −1 fail to compile unless decode.go's geometry
 		// matches the #defines.
-		p := decodeProgram(hd, decodeTuning{})
-		p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d && DEC_MINBLOCKS == %d && DEC_UNROLL == %d && DEC_STAGES == %d && CHUNKS == %d && DEC_SHARED == %d ? 1 : -1];\n",
-			decodeThreads, decodeRows, combineThreads, decodeMaxSplit, decodeBlocksPerSM, decodeUnroll, decodeStages, decodeChunks, decodeTuning{}.sharedBytes())
-		tuned := decodeTuning{unroll: 4, minBlocks: 2, stages: 2}
-		pt := decodeProgram(hd, tuned)
-		pt.src += fmt.Sprintf("\ntypedef char decode_shared[DEC_SHARED == %d ? 1 : -1];\n", tuned.sharedBytes())
-		progs = append(progs, compilation{p, decodeKernelNames[:]}, compilation{pt, decodeKernelNames[:]})
+		for _, heads := range []int{1, decodeHeads, 8} {
+			for _, tune := range []decodeTuning{{}, {unroll: 4, minBlocks: 2, stages: 2}} {
+				p := decodeProgram(hd, heads, tune)
+				p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d && DEC_MINBLOCKS == %d && DEC_UNROLL == %d && DEC_STAGES == %d && DEC_SHARED == %d ? 1 : -1];\n",
+					32*decodeWarps(heads), decodeRows, combineThreads, decodeMaxSplit, tune.blocksPerSM(heads), tune.withDefaults().unroll, tune.withDefaults().stages, tune.sharedBytes(heads))
+				progs = append(progs, compilation{p, decodeKernelNames[:]})
+			}
+		}
 	}
 	for _, hd := range []int{16, 32, 64, 96, 128, 256} {
 		for st := range numStorage {

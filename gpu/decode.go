@@ -25,20 +25,22 @@ var (
 // Geometry of kernels/decode.cu; keep in step with its #defines
 // (TestKernelsCompile checks).
 const (
-	decodeThreads    = 4 * 32 // DEC_THREADS
-	decodeRows       = 4      // DEC_ROWS: query rows (query head, query) per block
-	decodeMaxQueries = 16     // more queries go to the prefill kernels
-	// Splitting the keys: about decodeBlocksPerSM blocks per multiprocessor,
-	// each of at least decodeMinKeys keys.
-	decodeBlocksPerSM = 4
-	decodeUnroll      = 2 // DEC_UNROLL: keys per unit and step
-	decodeStages      = 3 // DEC_STAGES: steps in shared memory
-	decodeChunks      = 4 // CHUNKS: 16-byte copies per key and thread
-	decodeMinKeys     = 256
-	combineThreads    = 128  // COMBINE_THREADS
-	decodeMaxSplit    = 1024 // MAX_SPLIT
-	massThreads       = 256
-	argmaxThreads     = 1024
+	decodeRows       = 4  // DEC_ROWS: query rows (query head, query) per block
+	decodeMaxQueries = 16 // more queries go to the prefill kernels
+	// Splitting the keys: about decodeWarpsPerSM warps per multiprocessor
+	// (one wave), each run at least decodeMinKeys keys per KV head of its
+	// block.
+	decodeWarpsPerSM = 16
+	decodeUnroll     = 2 // DEC_UNROLL: keys per unit and step
+	decodeStages     = 3 // DEC_STAGES: steps in shared memory
+	// decodeHeads is DEC_HEADS where the heads see the same positions: KV
+	// heads per block, sharing the keys' RoPE rows. Elsewhere it is 1.
+	decodeHeads    = 4
+	decodeMinKeys  = 256
+	combineThreads = 128  // COMBINE_THREADS
+	decodeMaxSplit = 1024 // MAX_SPLIT
+	massThreads    = 256
+	argmaxThreads  = 1024
 )
 
 // decodeHeadDims are the head dimensions decode.cu is compiled for.
@@ -52,10 +54,14 @@ var (
 	sampleKernelNames = [numStorage]string{"argmax_f32", "argmax_bf16"}
 )
 
-// decodeKernels are the kernels of kernels/decode.cu for one head dimension.
+// decodeKernels are the kernels of kernels/decode.cu for one head
+// dimension and DEC_HEADS.
 type decodeKernels struct {
 	attention, combine, mass *cuda.Function
 }
+
+// decodeKey names one compilation of kernels/decode.cu.
+type decodeKey struct{ hd, heads int }
 
 // decodeTuning overrides decode.cu's defaults, for benchmarks: zero
 // fields keep them.
@@ -63,33 +69,53 @@ type decodeTuning struct {
 	unroll    int // DEC_UNROLL: keys per unit and step
 	minBlocks int // DEC_MINBLOCKS: blocks per multiprocessor the registers allow
 	stages    int // DEC_STAGES: steps in shared memory, one computed, the rest in flight
+	heads     int // DEC_HEADS where the heads see the same positions (1: never shared)
 }
 
-// sharedBytes is decode_attention's dynamic shared memory under t
-// (DEC_SHARED): the stages' 16-byte copies.
-func (t decodeTuning) sharedBytes() int {
-	u, st := decodeUnroll, decodeStages
-	if t.unroll > 0 {
-		u = t.unroll
+// withDefaults returns t with its zero fields set to decode.cu's defaults
+// (decodeHeads for heads; minBlocks stays 0, the file's default).
+func (t decodeTuning) withDefaults() decodeTuning {
+	if t.unroll <= 0 {
+		t.unroll = decodeUnroll
 	}
-	if t.stages > 0 {
-		st = t.stages
+	if t.stages <= 0 {
+		t.stages = decodeStages
 	}
-	return st * u * decodeChunks * decodeThreads * 16
+	if t.heads <= 0 {
+		t.heads = decodeHeads
+	}
+	return t
 }
 
-// blocksPerSM is how many blocks of decode_attention the split aims at
-// per multiprocessor.
-func (t decodeTuning) blocksPerSM() int {
+// decodeWarps is DEC_WARPS for DEC_HEADS = heads: warps per block.
+func decodeWarps(heads int) int { return max(4, heads) }
+
+// sharedBytes is decode_attention's dynamic shared memory (DEC_SHARED)
+// under t with DEC_HEADS = heads: per stage and key of a unit, every
+// thread's 16-byte chunks of key and value, and 2·LPK chunks of RoPE row
+// per key of a head, 64·WPH chunks whatever the head dimension.
+func (t decodeTuning) sharedBytes(heads int) int {
+	t = t.withDefaults()
+	w := decodeWarps(heads)
+	return t.stages * t.unroll * (2*32*w + 64*w/heads) * 16
+}
+
+// blocksPerSM is how many blocks of decode_attention with DEC_HEADS =
+// heads the split aims at per multiprocessor.
+func (t decodeTuning) blocksPerSM(heads int) int {
 	if t.minBlocks > 0 {
 		return t.minBlocks
 	}
-	return decodeBlocksPerSM
+	return decodeWarpsPerSM / decodeWarps(heads)
 }
 
-// decodeProgram is kernels/decode.cu for head dimension hd under tuning t.
-func decodeProgram(hd int, t decodeTuning) program {
+// decodeProgram is kernels/decode.cu for head dimension hd under tuning t
+// with DEC_HEADS = heads.
+func decodeProgram(hd, heads int, t decodeTuning) program {
 	opts := []string{fmt.Sprintf("-DHEAD_DIM=%d", hd)}
+	if heads > 1 {
+		opts = append(opts, fmt.Sprintf("-DDEC_HEADS=%d", heads))
+	}
 	if t.unroll > 0 {
 		opts = append(opts, fmt.Sprintf("-DDEC_UNROLL=%d", t.unroll))
 	}
@@ -105,30 +131,31 @@ func decodeProgram(hd int, t decodeTuning) program {
 func sampleProgram() program { return newProgram("sample.cu", sampleSource) }
 
 // decodeFor returns the decode kernels for head dimension hd (one of
-// decodeHeadDims), compiling and loading them on first use. b.mu must be
-// held.
-func (b *Backend) decodeFor(hd int) (*decodeKernels, error) {
-	if k := b.decode[hd]; k != nil {
+// decodeHeadDims) and DEC_HEADS = heads, compiling and loading them on
+// first use. b.mu must be held.
+func (b *Backend) decodeFor(hd, heads int) (*decodeKernels, error) {
+	key := decodeKey{hd, heads}
+	if k := b.decode[key]; k != nil {
 		return k, nil
 	}
 	k := &decodeKernels{}
-	if err := b.load(decodeProgram(hd, b.decodeTune), decodeKernelNames[:], []**cuda.Function{&k.attention, &k.combine, &k.mass}); err != nil {
+	if err := b.load(decodeProgram(hd, heads, b.decodeTune), decodeKernelNames[:], []**cuda.Function{&k.attention, &k.combine, &k.mass}); err != nil {
 		return nil, err
 	}
 	if b.decode == nil {
-		b.decode = map[int]*decodeKernels{}
+		b.decode = map[decodeKey]*decodeKernels{}
 	}
-	b.decode[hd] = k
+	b.decode[key] = k
 	return k, nil
 }
 
 // decodeSplit returns how many runs decode_attention splits n keys into
 // when blocks blocks already share each run, on a GPU of sms
 // multiprocessors: enough for about perSM blocks per multiprocessor (one
-// wave), each run at least decodeMinKeys long.
-func decodeSplit(n, blocks, sms, perSM int) int {
+// wave), each run at least minKeys long.
+func decodeSplit(n, blocks, sms, perSM, minKeys int) int {
 	want := (perSM*sms + blocks - 1) / blocks
-	return max(1, min(want, n/decodeMinKeys, decodeMaxSplit))
+	return max(1, min(want, n/minKeys, decodeMaxSplit))
 }
 
 // decodeAttention runs the attention call c (bf16 storage; see flashCall)
@@ -151,11 +178,17 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	if c.weights != 0 && (c.stats == 0 || c.mass == 0) {
 		panic("gpu: decode attention mass without stats or mass buffer")
 	}
-	kern, err := b.decodeFor(c.hd)
+	// KV heads per block: decodeHeads (or the tuning's) sharing the keys'
+	// RoPE rows where the heads see the same positions, else one.
+	heads := 1
+	if hb := b.decodeTune.withDefaults().heads; c.samePos && hb > 1 && c.hkv%hb == 0 {
+		heads = hb
+	}
+	kern, err := b.decodeFor(c.hd, heads)
 	must(err)
 	n := c.l + c.s
 	groups := (c.hq/c.hkv*c.s + decodeRows - 1) / decodeRows
-	split := decodeSplit(n, c.hkv*groups, b.dev.Multiprocessors, b.decodeTune.blocksPerSM())
+	split := decodeSplit(n, c.hkv/heads*groups, b.dev.Multiprocessors, b.decodeTune.blocksPerSM(heads), max(32, decodeMinKeys/heads))
 	per := (n + split - 1) / split
 	split = (n + per - 1) / per // no empty run
 	rows := c.hq * c.s
@@ -164,11 +197,12 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	if c.weights != 0 {
 		scores = b.scores.ensure(b.dev, 4*rows*n)
 	}
-	launch(kern.attention, cuda.Dim3{X: c.hkv * groups, Y: split}, cuda.Dim3{X: decodeThreads}, b.decodeTune.sharedBytes(),
+	launch(kern.attention, cuda.Dim3{X: c.hkv / heads * groups, Y: split}, cuda.Dim3{X: 32 * decodeWarps(heads)}, b.decodeTune.sharedBytes(heads),
 		cuda.Ptr(part), cuda.Ptr(scores), cuda.Ptr(c.q), cuda.Ptr(c.k), cuda.Ptr(c.v),
 		cuda.Ptr(c.ck), cuda.Ptr(c.cv), cuda.Ptr(c.slots), cuda.Ptr(c.pos), cuda.Ptr(c.qpos),
 		cuda.Ptr(c.cos), cuda.Ptr(c.sin), cuda.Int(c.s), cuda.Int(c.l), cuda.Int(c.capacity),
-		cuda.Int(c.hq), cuda.Int(c.hkv), cuda.Float(c.scale), cuda.Int(per), cuda.Int(split))
+		cuda.Int(c.hq), cuda.Int(c.hkv), cuda.Float(c.scale), cuda.Int(per), cuda.Int(split),
+		cuda.Int(boolInt(c.indexPos)))
 	launch(kern.combine, cuda.Dim3{X: rows}, cuda.Dim3{X: combineThreads}, 0,
 		cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(part), cuda.Int(c.s), cuda.Int(c.hq), cuda.Int(split))
 	if c.weights != 0 {

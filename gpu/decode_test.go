@@ -15,16 +15,20 @@ import (
 // attention.cu's on the same bf16 inputs (Options.NoDecode), for one query
 // at the Llama-3.1-8B shape over long views, the mass included: both
 // compute in float32 and round the output once, so outputs agree within
-// two bf16 roundings of a value of size ~1 and the mass within 1e-5.
-// Running the decode kernel twice must give identical bits (no atomics).
+// two bf16 roundings of a value of size ~1 and the mass within 1e-5. The
+// views give every head the same positions (which decode.cu's blocks of
+// several heads share) or each head its own, under 1, 4 and 8 heads per
+// block. Running the decode kernel twice must give identical bits (no
+// atomics).
 func TestDecodeMatchesAttention(t *testing.T) {
 	g := openGPU(t, bf16)
 	old := bf16
 	old.NoDecode = true
 	o := openGPU(t, old)
+	defer gpu.SetDecodeTuning(g, 0, 0, 0, 0)
 	const hq, hkv, hd = 32, 8, 128
 	for _, l := range []int{1, 4095, 40000} {
-		t.Run(fmt.Sprintf("L=%d", l), func(t *testing.T) {
+		for _, same := range []bool{true, false} {
 			rng := rand.New(rand.NewPCG(uint64(l), 15))
 			q, k, v := randSlice(rng, hq*hd), randSlice(rng, hkv*hd), randSlice(rng, hkv*hd)
 			ck, cv := randSlice(rng, hkv*l*hd), randSlice(rng, hkv*l*hd)
@@ -37,10 +41,14 @@ func TestDecodeMatchesAttention(t *testing.T) {
 					if j%7 == 2 {
 						slot = -1
 					}
+					p := int32(j)
+					if !same {
+						p = int32(2*j + h)
+					}
 					ctx.Slots = append(ctx.Slots, slot)
-					ctx.Pos = append(ctx.Pos, int32(j))
+					ctx.Pos = append(ctx.Pos, p)
 				}
-				ctx.QueryPos = append(ctx.QueryPos, int32(l))
+				ctx.QueryPos = append(ctx.QueryPos, int32(2*l))
 			}
 			ctx.QueryWeights = []float32{1}
 			inv := make([]float32, hd/2)
@@ -63,22 +71,27 @@ func TestDecodeMatchesAttention(t *testing.T) {
 				}
 				return out, a.Mass
 			}
-			out, mass := call(g)
 			wantOut, wantMass := call(o)
-			compare(t, "out", out, wantOut, 1e-5, 2*bf16ULP)
-			compare(t, "mass", mass, wantMass, 1e-5, 1e-5)
-			out2, mass2 := call(g)
-			for i := range out {
-				if math.Float32bits(out[i]) != math.Float32bits(out2[i]) {
-					t.Fatalf("out[%d]: %g, then %g", i, out[i], out2[i])
-				}
+			for _, heads := range []int{1, 4, 8} {
+				t.Run(fmt.Sprintf("L=%d/same=%v/heads=%d", l, same, heads), func(t *testing.T) {
+					gpu.SetDecodeTuning(g, 0, 0, 0, heads)
+					out, mass := call(g)
+					compare(t, "out", out, wantOut, 1e-5, 2*bf16ULP)
+					compare(t, "mass", mass, wantMass, 1e-5, 1e-5)
+					out2, mass2 := call(g)
+					for i := range out {
+						if math.Float32bits(out[i]) != math.Float32bits(out2[i]) {
+							t.Fatalf("out[%d]: %g, then %g", i, out[i], out2[i])
+						}
+					}
+					for i := range mass {
+						if math.Float32bits(mass[i]) != math.Float32bits(mass2[i]) {
+							t.Fatalf("mass[%d]: %g, then %g", i, mass[i], mass2[i])
+						}
+					}
+				})
 			}
-			for i := range mass {
-				if math.Float32bits(mass[i]) != math.Float32bits(mass2[i]) {
-					t.Fatalf("mass[%d]: %g, then %g", i, mass[i], mass2[i])
-				}
-			}
-		})
+		}
 	}
 }
 

@@ -138,11 +138,12 @@ func AttentionKernels(b *Backend, a *backend.Attention, old bool) (run func(), f
 }
 
 // SetDecodeTuning makes b compile decode.cu with DEC_UNROLL = unroll,
-// DEC_MINBLOCKS = minBlocks and DEC_STAGES = stages (0: the file's
-// defaults) from its next attention call on, for benchmarks.
-func SetDecodeTuning(b *Backend, unroll, minBlocks, stages int) {
+// DEC_MINBLOCKS = minBlocks, DEC_STAGES = stages and, where the heads see
+// the same positions, DEC_HEADS = heads (0: the defaults; heads 1: never
+// shared) from its next attention call on, for benchmarks and tests.
+func SetDecodeTuning(b *Backend, unroll, minBlocks, stages, heads int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.decodeTune = decodeTuning{unroll, minBlocks, stages}
+	b.decodeTune = decodeTuning{unroll, minBlocks, stages, heads}
 	b.decode = nil
 }

@@ -155,6 +155,11 @@ type flashCall struct {
 	s, l, capacity int // queries, view length, cache slots per KV head
 	hq, hkv, hd    int // query heads, KV heads (hq a multiple), head dimension
 	scale          float32
+	// samePos: every head sees view key j at position pos[j] (the first
+	// head's row) and has the same qpos; indexPos (with samePos): view
+	// key j is at position j, whatever pos holds. decode.cu then shares
+	// each key's RoPE row among the heads.
+	samePos, indexPos bool
 }
 
 // flashLaunch is one kernel launch of a flash attention call.

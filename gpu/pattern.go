@@ -97,7 +97,10 @@ func (d *devicePattern) Plan(v device.PatternView) backend.DeviceView {
 	b := d.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	d.view = deviceView{c: &d.viewState, first: v.Start, n: v.N, l: L, original: s.Original}
+	// bigbird draws its random blocks per head; without them every head
+	// sees the same positions
+	d.view = deviceView{c: &d.viewState, first: v.Start, n: v.N, l: L, original: s.Original,
+		samePos: !s.Original || r == 0}
 	buf := d.vbuf.ensure(b.dev, 8*hk*max(L, 1)) // never a nil view, even an empty one
 	d.vslot, d.vpos = buf, buf.Add(4*hk*L)
 	if L > 0 {

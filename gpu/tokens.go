@@ -92,6 +92,10 @@ type deviceTokens struct {
 	// depth of the free stack and the lowest slot never handed out.
 	l, free, next int
 	wantMass      bool // the view asked for the chunk's mass
+	// evicted: some chunk evicted tokens, so that the heads may hold
+	// different ones (until then they hold the same, at the same
+	// positions).
+	evicted bool
 
 	// Per chunk, grown on demand: the mass reduced per KV head [Hkv, L+n],
 	// the slots of the chunk's tokens [Hkv, n], the pooled scores [Hkv, m]
@@ -168,7 +172,8 @@ func (d *deviceTokens) Plan(first int64, n int, mass bool) backend.DeviceView {
 	if d.l+n > d.cap {
 		d.grow(d.l + n)
 	}
-	d.view = deviceView{c: &d.viewState, first: first, n: n, l: d.l, original: d.spec.Original}
+	d.view = deviceView{c: &d.viewState, first: first, n: n, l: d.l, original: d.spec.Original,
+		samePos: !d.spec.Original || !d.evicted}
 	d.wantMass = mass
 	if d.l > 0 {
 		launch(d.k.plan, cuda.Dim3{X: (d.l + elemThreads - 1) / elemThreads, Y: d.kvHeads}, cuda.Dim3{X: elemThreads}, 0,
@@ -196,6 +201,7 @@ func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Evic
 	evict := 0
 	if e.Budget > 0 && T > e.Budget {
 		evict = T - e.Budget
+		d.evicted = true
 	}
 	// the pools' counts after the chunk: freed slots are used before fresh ones
 	next := d.next + max(0, n-evict-d.free)

@@ -25,8 +25,12 @@ type deviceView struct {
 	n        int   // tokens in the chunk
 	l        int   // view length
 	original bool  // keys at their original positions (else at their view index)
-	sunk     int   // the cascade's sinks in the view
-	mass     cuda.DevicePtr
+	// samePos: every KV head sees view key j at the same position (the
+	// first head's, or j itself unless original), which lets decoding
+	// attention share each key's RoPE row among the heads.
+	samePos bool
+	sunk    int // the cascade's sinks in the view
+	mass    cuda.DevicePtr
 }
 
 // Len returns the view length.

@@ -9,26 +9,33 @@
 // sees key j when the key is not padding and j ≤ L+i. Keys and queries are
 // rotated by RoPE as they are loaded; all arithmetic is float32.
 //
-// decode_attention splits the keys of each KV head into runs (split-K), one
-// block per (KV head, group of DEC_ROWS query rows, run), and reads each
-// key and value row once for all the rows of its group: the query heads of
-// the KV head's GQA group times the chunk's queries. Each key row is taken
-// by LPK lanes, 16 bytes (8 bf16) each; a lane owns 8 consecutive
-// dimensions of the key, the value and every query row of the group, and
-// swaps halves with the lane LPK/2 away for RoPE. The keys, values and
-// RoPE rows stream through shared memory with cp.async, DEC_STAGES steps
-// of STEP_KEYS keys deep: while a step is computed, the copies of the
-// next DEC_STAGES−1 are in flight. Each lane copies the 16 bytes of key
-// and of value it uses and 8 floats of the RoPE row (cos in the lower
-// lane of a pair, sin in the upper), so that a warp waits for its own
-// copies only. The LPK lanes of a key
-// (a "unit") keep their own online softmax state per row; units merge
-// through shuffles and shared memory at the end of the run, in a fixed
-// order, and the run's partial result (unnormalised accumulator, max,
-// denominator) goes to part. decode_combine merges the runs in run order
-// and rounds the output once; decode_mass turns the scores decode_attention
-// saved into the attention mass using the merged row max and denominator.
-// Nothing uses atomics: results are the same on every run.
+// decode_attention splits the keys into runs (split-K), one block per
+// (group of DEC_HEADS KV heads, group of DEC_ROWS query rows, run), and
+// reads each key and value row once for all the rows of its group: the
+// query heads of the KV head's GQA group times the chunk's queries. A
+// block's warps are split among its DEC_HEADS heads, WPH warps each. Each
+// key row is taken by LPK lanes, 16 bytes (8 bf16) each; a lane owns 8
+// consecutive dimensions of the key, the value and every query row of the
+// group, and swaps halves with the lane LPK/2 away for RoPE. The keys,
+// values and RoPE rows stream through shared memory with cp.async,
+// DEC_STAGES steps of STEP_KEYS keys per head deep: while a step is
+// computed, the copies of the next DEC_STAGES−1 are in flight. Each lane
+// copies the 16 bytes of key and of value it uses. The RoPE row of a key
+// (float32 cos and sin, as many bytes as the key and the value together)
+// is copied once per block: with DEC_HEADS = 1 by the key's own lanes
+// (8 floats each, cos in the lower lane of a pair, sin in the upper), so
+// that a warp waits for its own copies only; with DEC_HEADS > 1, where the
+// heads' positions agree (the host says so: `index`, or one row of
+// positions for all heads), by the lanes of the block's first two heads,
+// and the block waits at a barrier. Sharing the rows halves what the
+// kernel reads from L2. The LPK lanes of a key (a "unit") keep their own
+// online softmax state per row; units merge through shuffles and shared
+// memory at the end of the run, in a fixed order, and the run's partial
+// result (unnormalised accumulator, max, denominator) goes to part.
+// decode_combine merges the runs in run order and rounds the output once;
+// decode_mass turns the scores decode_attention saved into the attention
+// mass using the merged row max and denominator. Nothing uses atomics:
+// results are the same on every run.
 
 #ifndef HEAD_DIM
 #error "compile with -DHEAD_DIM=64, 128 or 256"
@@ -41,33 +48,41 @@ typedef bf16 T;
 #define VEC 8                 // bf16 per 16-byte load
 #define LPK (HD / VEC)        // lanes per key row: 8, 16 or 32
 #define KPW (32 / LPK)        // keys a warp loads at once
-#define DEC_WARPS 4
+#ifndef DEC_HEADS
+#define DEC_HEADS 1 // KV heads per block, sharing the keys' RoPE rows
+#endif
+#ifndef DEC_WARPS
+#define DEC_WARPS (DEC_HEADS > 4 ? DEC_HEADS : 4)
+#endif
 #define DEC_THREADS (DEC_WARPS * 32)
-#define UNITS (DEC_WARPS * KPW) // key units per block
+#define WPH (DEC_WARPS / DEC_HEADS) // warps per KV head
+#define HUNITS (WPH * KPW)          // key units per KV head
 // The defaults are the tuning the GPU tests ran under on an H100
-// (2026-12-07, with the cp.async stages): 4 blocks of 4 warps per
-// multiprocessor (at most 128 registers a thread), 2 keys per unit and
-// step, 3 stages (48 KiB of shared memory a block): 10.49 ms per 8B
-// decoding step after 32K tokens. BenchmarkDecodeStep's best in that call
-// was 4 keys, 2 blocks and 3 stages at 10.36 ms, which the tests have not
-// run under yet. The kernel is bound by L2 traffic more than by DRAM: the
-// RoPE rows it reads (float32 cos and sin, hits in L2 since every KV head
-// reads them) are as many bytes as the keys and values.
+// (2026-12-07, with the cp.async stages, one head per block): 16 warps
+// per multiprocessor (at most 128 registers a thread), 2 keys per unit
+// and step, 3 stages (48 KiB of shared memory a block): 10.49 ms per 8B
+// decoding step after 32K tokens. That kernel was bound by L2 traffic more
+// than by DRAM: the RoPE rows it read (float32 cos and sin, hits in L2
+// since every KV head read them) were as many bytes as the keys and
+// values, which is why DEC_HEADS > 1 shares them.
 #ifndef DEC_UNROLL
 #define DEC_UNROLL 2 // keys per unit per step
 #endif
 #ifndef DEC_MINBLOCKS
-#define DEC_MINBLOCKS 4 // blocks per multiprocessor the registers must allow
+#define DEC_MINBLOCKS (16 / DEC_WARPS) // blocks per multiprocessor the registers must allow
 #endif
 #ifndef DEC_STAGES
 #define DEC_STAGES 3 // steps in shared memory: one computed, the rest in flight
 #endif
-#define STEP_KEYS (UNITS * DEC_UNROLL) // keys a block takes per step
-// A step's copies: per key and lane, 16 bytes of key, 16 of value and 32
-// of its RoPE row (cos or sin), each a 16-byte chunk at
-// [(u·CHUNKS + c)·DEC_THREADS + thread] of the stage.
-#define CHUNKS 4
-#define STAGE_CHUNKS (DEC_UNROLL * CHUNKS * DEC_THREADS)
+#define STEP_KEYS (HUNITS * DEC_UNROLL) // keys per KV head a block takes per step
+// A stage holds a step's copies: first the keys and values, 16 bytes per
+// key and lane, at [(u·2 + c)·DEC_THREADS + thread] (c = 0 key, 1 value);
+// then the RoPE rows, 2·LPK chunks per key kk = u·HUNITS + unit of a
+// head, at KV_CHUNKS + kk·2·LPK + c·LPK + ul for the two chunks c of the
+// 8 floats (cos or sin) that lane ul of the unit uses.
+#define KV_CHUNKS (DEC_UNROLL * 2 * DEC_THREADS)
+#define ROPE_CHUNKS (STEP_KEYS * 2 * LPK)
+#define STAGE_CHUNKS (KV_CHUNKS + ROPE_CHUNKS)
 #define DEC_SHARED (DEC_STAGES * STAGE_CHUNKS * 16) // dynamic shared bytes
 #define DEC_ROWS 4             // query rows (query head, query) per block
 #define COMBINE_THREADS 128
@@ -81,6 +96,9 @@ typedef bf16 T;
 #endif
 #if DEC_STAGES < 2 || DEC_STAGES * DEC_UNROLL > 32
 #error "DEC_STAGES must be at least 2, and DEC_STAGES·DEC_UNROLL at most 32"
+#endif
+#if DEC_WARPS % DEC_HEADS != 0
+#error "DEC_WARPS must be a multiple of DEC_HEADS"
 #endif
 #if DEC_WARPS * DEC_ROWS * HD * 4 > DEC_SHARED
 #error "the warps' accumulators must fit in the stages' shared memory"
@@ -99,19 +117,11 @@ __device__ __forceinline__ void widen8(uint4 u, float *x) {
 // load8 widens the 8 bf16 at p (16-byte aligned) into x.
 __device__ __forceinline__ void load8(const T *p, float *x) { widen8(*(const uint4 *)p, x); }
 
-// load8f copies the 8 floats at p (16-byte aligned) into x.
-__device__ __forceinline__ void load8f(const float *p, float *x) {
-	float4 a = *(const float4 *)p, b = *(const float4 *)(p + 4);
-	x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
-	x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
-}
-
-// load44 copies the 8 floats of thread i's two 16-byte chunks, at ch[i]
-// and ch[DEC_THREADS + i], into x.
-__device__ __forceinline__ void load44(const uint4 *ch, int i, float *x) {
-	float4 a = *(const float4 *)&ch[i], b = *(const float4 *)&ch[DEC_THREADS + i];
-	x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
-	x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+// load4x2 copies the 8 floats of the 16-byte chunks a and b (4 each) into x.
+__device__ __forceinline__ void load4x2(const void *a, const void *b, float *x) {
+	float4 u = *(const float4 *)a, w = *(const float4 *)b;
+	x[0] = u.x, x[1] = u.y, x[2] = u.z, x[3] = u.w;
+	x[4] = w.x, x[5] = w.y, x[6] = w.z, x[7] = w.w;
 }
 
 // rotate applies RoPE to the 8 dimensions x of a lane, whose partner lane
@@ -135,44 +145,56 @@ __device__ __forceinline__ float unit_sum(float v) {
 	return v;
 }
 
-// prefetch_view loads the slots and positions of keys j + u·UNITS, u <
+// prefetch_view loads the slots and positions of keys j + u·HUNITS, u <
 // DEC_UNROLL, of KV head h that are view entries before je (−1 for the
-// others).
-__device__ __forceinline__ void prefetch_view(int *slot, int *p, const int *slots, const int *pos, int h, int L, int je, int j) {
+// others): each head's own positions with DEC_HEADS = 1; else those that
+// all the block's heads share, the view index where index is set, else
+// the first head's row.
+__device__ __forceinline__ void prefetch_view(int *slot, int *p, const int *slots, const int *pos, int h, int L, int je, int j, int index) {
 #pragma unroll
 	for (int u = 0; u < DEC_UNROLL; u++) {
-		int ju = j + u * UNITS;
+		int ju = j + u * HUNITS;
 		slot[u] = -1, p[u] = 0;
 		if (ju < je && ju < L) {
 			slot[u] = slots[(long long)h * L + ju];
-			p[u] = pos[(long long)h * L + ju];
+			if (DEC_HEADS == 1) {
+				p[u] = pos[(long long)h * L + ju];
+			} else {
+				p[u] = index ? ju : pos[ju];
+			}
 		}
 	}
 }
 
-// decode_attention: grid (Hkv·groups, split), DEC_THREADS threads, where
-// groups = ⌈G·S/DEC_ROWS⌉ for G = Hq/Hkv: block (h·groups+g, z) takes rows
-// r = g·DEC_ROWS .. of KV head h (row r is query head h·G + r/S, query
-// r%S) over keys [z·per, (z+1)·per) ∩ [0, L+S). It writes, for each of its
-// rows rr = qh·S+i, the unnormalised accumulator to part[(z·rows+rr)·HD ..]
-// (rows = Hq·S), the row max to part[split·rows·HD + z·rows + rr] and the
-// denominator to part[split·rows·HD + (split+z)·rows + rr], and, when
-// scores is not null, every scaled score of its keys (−∞ where the key is
-// padding or masked) to scores[rr·(L+S) + j].
+// decode_attention: grid (Hkv/DEC_HEADS·groups, split), DEC_THREADS
+// threads, where groups = ⌈G·S/DEC_ROWS⌉ for G = Hq/Hkv: block
+// (hb·groups+g, z) takes rows r = g·DEC_ROWS .. of KV heads
+// hb·DEC_HEADS .. (hb+1)·DEC_HEADS−1 (row r of head h is query head
+// h·G + r/S, query r%S) over keys [z·per, (z+1)·per) ∩ [0, L+S). It
+// writes, for each of its rows rr = qh·S+i, the unnormalised accumulator
+// to part[(z·rows+rr)·HD ..] (rows = Hq·S), the row max to
+// part[split·rows·HD + z·rows + rr] and the denominator to
+// part[split·rows·HD + (split+z)·rows + rr], and, when scores is not
+// null, every scaled score of its keys (−∞ where the key is padding or
+// masked) to scores[rr·(L+S) + j]. With DEC_HEADS > 1, Hkv must be a
+// multiple of DEC_HEADS, every head must see its view keys at the same
+// positions (view key j at j where index is set, else at pos[j], the
+// first head's row) and qpos must be the same for all heads.
 extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_attention(
 	float *part, float *scores, const T *q, const T *k, const T *v,
 	const T *ck, const T *cv, const int *slots, const int *pos, const int *qpos,
 	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale,
-	int per, int split) {
+	int per, int split, int index) {
 	extern __shared__ __align__(16) unsigned char smem[]; // DEC_SHARED bytes: the stages
 	uint4 *stage = (uint4 *)smem;
 	__shared__ float sm_m[DEC_WARPS][DEC_ROWS], sm_l[DEC_WARPS][DEC_ROWS];
-	__shared__ float sm_sc[DEC_ROWS][STEP_KEYS]; // a step's scores, for coalesced stores
+	__shared__ float sm_sc[DEC_HEADS][DEC_ROWS][STEP_KEYS]; // a step's scores, for coalesced stores
 
 	int G = hq / hkv, R = G * S, groups = (R + DEC_ROWS - 1) / DEC_ROWS;
-	int h = blockIdx.x / groups, g = blockIdx.x % groups, z = blockIdx.y;
+	int hb = blockIdx.x / groups, g = blockIdx.x % groups, z = blockIdx.y;
 	int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-	int ul = lane % LPK, unit = warp * KPW + lane / LPK;
+	int hw = warp / WPH, h = hb * DEC_HEADS + hw; // the warp's KV head
+	int ul = lane % LPK, unit = warp % WPH * KPW + lane / LPK;
 	int d0 = ul * VEC, dd = d0 % HALF;
 	bool lower = ul < LPK / 2;
 	int n = L + S, base = qpos[h];
@@ -193,9 +215,9 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 			int qh = h * G + rg / S, i = rg % S;
 			lim[r] = L + i;
 			load8(q + ((long long)i * hq + qh) * HD + d0, qr[r]);
-			long long p = (long long)(base + i) * HALF + dd;
-			load8f(cosT + p, c);
-			load8f(sinT + p, s);
+			const float *cp = cosT + (long long)(base + i) * HALF + dd, *sp = sinT + (long long)(base + i) * HALF + dd;
+			load4x2(cp, cp + 4, c);
+			load4x2(sp, sp + 4, s);
 		} else {
 #pragma unroll
 			for (int e = 0; e < VEC; e++) {
@@ -220,41 +242,50 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	// The view's slots and positions of the next step to copy, loaded a
 	// step ahead so that its copies do not wait for them.
 	int nslot[DEC_UNROLL], npos[DEC_UNROLL];
-	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit);
+	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit, index);
 	unsigned okbits = 0; // bit st·DEC_UNROLL+u: key u of stage st is real
 	// stage_copy queues the copies of step t into stage st and loads the
-	// view of step t+1.
+	// view of step t+1. The RoPE row of a key goes to the stage once: with
+	// DEC_HEADS > 1, the first head's lanes copy its first chunk of every
+	// lane pair's 8 floats and the second head's lanes the other.
 	auto stage_copy = [&](int t, int st) {
-		uint4 *buf = stage + st * STAGE_CHUNKS + threadIdx.x;
+		uint4 *kv = stage + st * STAGE_CHUNKS + threadIdx.x;
+		uint4 *rope = stage + st * STAGE_CHUNKS + KV_CHUNKS + ul;
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
-			int j = jb + t * STEP_KEYS + u * UNITS + unit;
+			int kk = u * HUNITS + unit, j = jb + t * STEP_KEYS + kk;
 			const T *kr = ck, *vr = cv;
 			int p = 0;
-			bool ok = false;
-			if (j < je) {
+			bool ok = false, in = j < je;
+			if (in) {
 				if (j < L) {
 					if (nslot[u] >= 0) {
 						long long off = ((long long)h * cap + nslot[u]) * HD;
 						kr = ck + off, vr = cv + off;
-						p = npos[u], ok = true;
+						ok = true;
 					}
+					p = npos[u];
 				} else {
 					long long off = ((long long)(j - L) * hkv + h) * HD;
 					kr = k + off, vr = v + off;
 					p = base + (j - L), ok = true;
 				}
 			}
-			const float *tr = (lower ? cosT : sinT) + (long long)p * HALF + dd;
 			// a key that is padding or past the run reads as zeros
-			cp_async16(buf + (u * CHUNKS + 0) * DEC_THREADS, kr + d0, ok);
-			cp_async16(buf + (u * CHUNKS + 1) * DEC_THREADS, vr + d0, ok);
-			cp_async16(buf + (u * CHUNKS + 2) * DEC_THREADS, tr, ok);
-			cp_async16(buf + (u * CHUNKS + 3) * DEC_THREADS, tr + 4, ok);
+			cp_async16(kv + (u * 2 + 0) * DEC_THREADS, kr + d0, ok);
+			cp_async16(kv + (u * 2 + 1) * DEC_THREADS, vr + d0, ok);
+			const float *tr = (lower ? cosT : sinT) + (long long)p * HALF + dd;
+			bool rok = DEC_HEADS == 1 ? ok : in; // every position is in the table
+			if (DEC_HEADS == 1 || hw == 0) {
+				cp_async16(rope + kk * 2 * LPK, tr, rok);
+			}
+			if (DEC_HEADS == 1 || hw == 1) {
+				cp_async16(rope + kk * 2 * LPK + LPK, tr + 4, rok);
+			}
 			unsigned bit = 1u << (st * DEC_UNROLL + u);
 			okbits = ok ? okbits | bit : okbits & ~bit;
 		}
-		prefetch_view(nslot, npos, slots, pos, h, L, je, jb + (t + 1) * STEP_KEYS + unit);
+		prefetch_view(nslot, npos, slots, pos, h, L, je, jb + (t + 1) * STEP_KEYS + unit, index);
 	};
 #pragma unroll
 	for (int t = 0; t < DEC_STAGES - 1; t++) {
@@ -266,36 +297,43 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	int cur = 0; // stage of step t
 	for (int t = 0; t < steps; t++) {
 		int j0 = jb + t * STEP_KEYS;
-		// Refill the stage step t−1 used (its reads ended with the
-		// __syncwarp below) with step t + DEC_STAGES − 1.
+		cp_async_wait_pending<DEC_STAGES - 2>(); // step t's copies are done
+		// The copies of step t are visible to every lane that reads them
+		// (the partner lane's, or with DEC_HEADS > 1 the other warps'), and
+		// every read of step t−1's stage is done.
+		if (DEC_HEADS == 1) {
+			__syncwarp();
+		} else {
+			__syncthreads();
+		}
+		// Refill the stage step t−1 used with step t + DEC_STAGES − 1.
 		if (t + DEC_STAGES - 1 < steps) {
 			stage_copy(t + DEC_STAGES - 1, cur == 0 ? DEC_STAGES - 1 : cur - 1);
 		}
 		cp_async_commit();
-		cp_async_wait_pending<DEC_STAGES - 1>(); // step t's copies are done
-		__syncwarp();                            // and so are the partner lane's
 		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][VEC], sn[DEC_UNROLL][VEC];
 		int jj[DEC_UNROLL];
 		bool ok[DEC_UNROLL];
-		const uint4 *buf = stage + cur * STAGE_CHUNKS;
-		int mate = threadIdx.x ^ (LPK / 2); // the other lane of the RoPE pair
+		const uint4 *kv = stage + cur * STAGE_CHUNKS + threadIdx.x;
+		const uint4 *rope = stage + cur * STAGE_CHUNKS + KV_CHUNKS;
+		int mate = ul ^ (LPK / 2); // the other lane of the RoPE pair
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
-			const uint4 *ch = buf + u * CHUNKS * DEC_THREADS;
-			jj[u] = j0 + u * UNITS + unit;
+			int kk = u * HUNITS + unit;
+			jj[u] = j0 + kk;
 			ok[u] = (okbits >> (cur * DEC_UNROLL + u)) & 1u;
-			widen8(ch[threadIdx.x], kx[u]);
-			widen8(ch[DEC_THREADS + threadIdx.x], vx[u]);
+			widen8(kv[(u * 2 + 0) * DEC_THREADS], kx[u]);
+			widen8(kv[(u * 2 + 1) * DEC_THREADS], vx[u]);
+			const uint4 *row = rope + kk * 2 * LPK;
 			float mine[VEC], theirs[VEC];
-			load44(ch + 2 * DEC_THREADS, threadIdx.x, mine);
-			load44(ch + 2 * DEC_THREADS, mate, theirs);
+			load4x2(row + ul, row + LPK + ul, mine);
+			load4x2(row + mate, row + LPK + mate, theirs);
 #pragma unroll
 			for (int e = 0; e < VEC; e++) {
 				c[u][e] = lower ? mine[e] : theirs[e];
 				sn[u][e] = lower ? theirs[e] : mine[e];
 			}
 		}
-		__syncwarp(); // the stage's reads are done before it is refilled
 		cur = cur == DEC_STAGES - 1 ? 0 : cur + 1;
 		float sc[DEC_UNROLL][DEC_ROWS];
 #pragma unroll
@@ -321,16 +359,17 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 				for (int u = 0; u < DEC_UNROLL; u++) {
 #pragma unroll
 					for (int r = 0; r < DEC_ROWS; r++) {
-						sm_sc[r][u * UNITS + unit] = sc[u][r];
+						sm_sc[hw][r][u * HUNITS + unit] = sc[u][r];
 					}
 				}
 			}
 			__syncthreads();
-			for (int e = threadIdx.x; e < DEC_ROWS * STEP_KEYS; e += DEC_THREADS) {
-				int r = e / STEP_KEYS, j = j0 + e % STEP_KEYS, rg = g * DEC_ROWS + r;
+			for (int e = threadIdx.x; e < DEC_HEADS * DEC_ROWS * STEP_KEYS; e += DEC_THREADS) {
+				int he = e / (DEC_ROWS * STEP_KEYS), r = e / STEP_KEYS % DEC_ROWS, kk = e % STEP_KEYS;
+				int j = j0 + kk, rg = g * DEC_ROWS + r;
 				if (j < je && rg < R) {
-					long long rr = (long long)(h * G + rg / S) * S + rg % S;
-					scores[rr * n + j] = sm_sc[r][e % STEP_KEYS];
+					long long rr = (long long)((hb * DEC_HEADS + he) * G + rg / S) * S + rg % S;
+					scores[rr * n + j] = sm_sc[he][r][kk];
 				}
 			}
 			__syncthreads(); // sm_sc is free for the next step
@@ -406,25 +445,27 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	}
 	__syncthreads();
 
-	// Merge the warps, in warp order, and write the run's partial result.
+	// Merge the warps of each head, in warp order, and write the run's
+	// partial result.
 	long long rows = (long long)hq * S;
 	float *pm = part + split * rows * HD, *pl = pm + split * rows;
-	for (int e = threadIdx.x; e < DEC_ROWS * HD; e += DEC_THREADS) {
-		int r = e / HD, d = e % HD, rg = g * DEC_ROWS + r;
+	for (int e = threadIdx.x; e < DEC_HEADS * DEC_ROWS * HD; e += DEC_THREADS) {
+		int he = e / (DEC_ROWS * HD), r = e / HD % DEC_ROWS, d = e % HD, rg = g * DEC_ROWS + r;
 		if (rg >= R) {
 			continue;
 		}
+		int w0 = he * WPH;
 		float mx = NEG_INF;
-		for (int w = 0; w < DEC_WARPS; w++) {
+		for (int w = w0; w < w0 + WPH; w++) {
 			mx = fmaxf(mx, sm_m[w][r]);
 		}
 		float a = 0.0f, den = 0.0f;
-		for (int w = 0; w < DEC_WARPS; w++) {
+		for (int w = w0; w < w0 + WPH; w++) {
 			float f = sm_m[w][r] == NEG_INF ? 0.0f : expf(sm_m[w][r] - mx);
 			a += sm_acc[w][r][d] * f;
 			den += sm_l[w][r] * f;
 		}
-		long long rr = (long long)(h * G + rg / S) * S + rg % S;
+		long long rr = (long long)((hb * DEC_HEADS + he) * G + rg / S) * S + rg % S;
 		part[(z * rows + rr) * HD + d] = a;
 		if (d == 0) {
 			pm[z * rows + rr] = mx;

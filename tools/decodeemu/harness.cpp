@@ -11,11 +11,19 @@ struct Case {
 	int hq, hkv, s, l, cap, split;
 	bool pad;
 	int posBase;
+	// posMode 0: every head its own positions; 1: one row of positions for
+	// all heads; 2: view key j at position j (padding at 0, as the
+	// cascade's plan writes it), the chunk after the view. decode.cu takes
+	// modes 1 and 2 only with DEC_HEADS > 1.
+	int posMode;
 };
 
 static int failures;
 
 static void run(const Case &c) {
+	if (DEC_HEADS > 1 && (c.posMode == 0 || c.hkv % DEC_HEADS != 0)) {
+		return; // the host takes the one-head kernel for these
+	}
 	std::mt19937 rng(c.s * 1000 + c.l + HD);
 	std::normal_distribution<float> nd;
 	int hq = c.hq, hkv = c.hkv, S = c.s, L = c.l, cap = c.cap, n = L + S, G = hq / hkv;
@@ -32,10 +40,11 @@ static void run(const Case &c) {
 		for (int i = 0; i < cap; i++) perm[i] = i;
 		std::shuffle(perm.begin(), perm.end(), rng);
 		for (int j = 0; j < L; j++) {
-			slots.push_back(c.pad && j % 3 == 1 ? -1 : perm[j]);
-			pos.push_back(c.posBase + 3 * j + h);
+			bool padded = c.pad && (j + (c.posMode == 0 ? h : 0)) % 3 == 1;
+			slots.push_back(padded ? -1 : perm[j]);
+			pos.push_back(c.posMode == 0 ? c.posBase + 3 * j + h : c.posMode == 1 ? c.posBase + 3 * j : padded ? 0 : j);
 		}
-		qpos.push_back(c.posBase + 3 * L + h);
+		qpos.push_back(c.posMode == 0 ? c.posBase + 3 * L + h : c.posMode == 1 ? c.posBase + 3 * L : L);
 	}
 	int P = c.posBase + 3 * L + hkv + S + 1, half = HD / 2;
 	std::vector<float> cosT((size_t)P * half), sinT((size_t)P * half);
@@ -55,9 +64,9 @@ static void run(const Case &c) {
 	long rows = (long)hq * S;
 	std::vector<float> part(split * rows * (HD + 2), NAN), scores(rows * n, NAN), stats(2 * rows, NAN), mass((size_t)hq * n, NAN);
 	std::vector<uint16_t> out((size_t)S * hq * HD, 0x7fc0);
-	emu_launch({(unsigned)(hkv * groups), (unsigned)split, 1}, DEC_THREADS, DEC_SHARED, [&] {
+	emu_launch({(unsigned)(hkv / DEC_HEADS * groups), (unsigned)split, 1}, DEC_THREADS, DEC_SHARED, [&] {
 		decode_attention(part.data(), scores.data(), q.data(), k.data(), v.data(), ck.data(), cv.data(), slots.data(),
-			pos.data(), qpos.data(), cosT.data(), sinT.data(), S, L, cap, hq, hkv, scale, per, split);
+			pos.data(), qpos.data(), cosT.data(), sinT.data(), S, L, cap, hq, hkv, scale, per, split, c.posMode == 2);
 	});
 	emu_launch({(unsigned)rows, 1, 1}, 128, 0, [&] { decode_combine(out.data(), stats.data(), part.data(), S, hq, split); });
 	emu_launch({(unsigned)((n + 255) / 256), (unsigned)hq, 1}, 256, 0,
@@ -126,19 +135,25 @@ static void run(const Case &c) {
 			if (bad++ < 10) printf("  FAIL mass[%zu] = %g, want %g\n", e, mass[e], refMass[e]);
 		}
 	}
-	printf("HD=%d %-24s split %3d: |Δout| ≤ %.2e, |Δmass| ≤ %.2e %s\n", HD, c.name, split, worstOut, worstMass, bad ? "FAIL" : "ok");
+	printf("HD=%d heads %d %-24s split %3d: |Δout| ≤ %.2e, |Δmass| ≤ %.2e %s\n", HD, DEC_HEADS, c.name, split, worstOut, worstMass, bad ? "FAIL" : "ok");
 	failures += bad != 0;
 }
 
 int main() {
 	Case cases[] = {
-		{"decode gqa", 8, 2, 1, 300, 320, 3, true, 0},
-		{"decode mha", 2, 2, 1, 70, 80, 1, false, 0},
-		{"chunk of 5", 8, 2, 5, 150, 160, 4, true, 100},
-		{"chunk of 16", 4, 1, 16, 90, 100, 2, false, 0},
-		{"gqa 3, chunk 3", 6, 2, 3, 40, 50, 5, true, 70000},
-		{"chunk only", 4, 2, 7, 0, 0, 1, false, 0},
-		{"many runs", 8, 2, 1, 1500, 1500, 100, true, 0},
+		{"decode gqa", 8, 2, 1, 300, 320, 3, true, 0, 0},
+		{"decode mha", 2, 2, 1, 70, 80, 1, false, 0, 0},
+		{"chunk of 5", 8, 2, 5, 150, 160, 4, true, 100, 0},
+		{"chunk of 16", 4, 1, 16, 90, 100, 2, false, 0, 0},
+		{"gqa 3, chunk 3", 6, 2, 3, 40, 50, 5, true, 70000, 0},
+		{"chunk only", 4, 2, 7, 0, 0, 1, false, 0, 0},
+		{"many runs", 8, 2, 1, 1500, 1500, 100, true, 0, 0},
+		{"8 heads, one row", 16, 8, 1, 300, 320, 5, true, 0, 1},
+		{"8 heads, index", 16, 8, 1, 260, 300, 7, true, 0, 2},
+		{"8 heads, chunk 4, index", 16, 8, 4, 150, 160, 3, true, 50, 2},
+		{"4 heads mha, chunk 2", 4, 4, 2, 200, 220, 2, false, 10, 1},
+		{"8 heads, chunk only", 16, 8, 3, 0, 0, 1, false, 0, 2},
+		{"8 heads, many runs", 16, 8, 1, 700, 800, 60, true, 30000, 1},
 	};
 	for (auto &c : cases) run(c);
 	if (failures) {
