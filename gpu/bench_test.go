@@ -141,7 +141,9 @@ func (t decodeTuning) String() string {
 }
 
 // set makes g compile decode.cu under t from its next attention call on.
-func (t decodeTuning) set(g *gpu.Backend) { gpu.SetDecodeTuning(g, t.unroll, t.minBlocks, t.stages, t.heads) }
+func (t decodeTuning) set(g *gpu.Backend) {
+	gpu.SetDecodeTuning(g, t.unroll, t.minBlocks, t.stages, t.heads)
+}
 
 // BenchmarkDecodeAttention times one layer's decoding attention at the
 // Llama-3.1-8B shape (1 query × 32 query heads, 8 KV heads, head dim 128,
