@@ -128,13 +128,13 @@ func BenchmarkMatMul(bm *testing.B) {
 // decodeTuning is one setting of decode.cu's keys per unit and step, the
 // blocks per multiprocessor its registers must allow, the steps its
 // shared memory holds and the KV heads a block takes where they see the
-// same positions (0 0 0 0: the defaults), as the benchmarks compare them.
-// Four blocks of 2 keys and 3 stages take 48 KiB of shared memory each
-// with one head (30 KiB with 4); a multiprocessor has 228.
+// same positions (0 0 0 0: the defaults, 4 2 3 4), as the benchmarks
+// compare them. Two blocks of 4 keys and 3 stages take 60 KiB of shared
+// memory each with 4 heads (96 KiB with one); a multiprocessor has 228.
 type decodeTuning struct{ unroll, minBlocks, stages, heads int }
 
 // decodeTunings are the settings the decoding benchmarks time.
-var decodeTunings = []decodeTuning{{0, 0, 0, 0}, {0, 0, 0, 1}, {4, 2, 3, 1}, {4, 2, 3, 4}, {2, 0, 3, 8}, {4, 0, 3, 8}, {2, 3, 4, 4}, {2, 2, 6, 4}}
+var decodeTunings = []decodeTuning{{0, 0, 0, 0}, {0, 0, 0, 1}, {2, 4, 3, 4}, {2, 4, 3, 1}, {4, 3, 3, 4}, {2, 0, 3, 8}, {4, 2, 4, 4}, {8, 2, 2, 4}}
 
 func (t decodeTuning) String() string {
 	return fmt.Sprintf("decode_u%d_b%d_s%d_h%d", t.unroll, t.minBlocks, t.stages, t.heads)
@@ -221,42 +221,51 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 }
 
 // BenchmarkGEMV times the decoding step's matrix products, x [1, K] · wᵀ
-// in bf16 through cuBLASLt, at the Llama-3.1-8B shapes (the MLP's gate or
-// up and down projections, the LM head into float32 logits), each weight
-// larger than the L2 cache. GB/s counts the weight's bytes once.
+// in bf16, at the Llama-3.1-8B shapes (the fused q, k and v; o; the fused
+// gate and up; down; the LM head into float32 logits), each weight larger
+// than the L2 cache: through ops.cu's gemv_nt and through cuBLASLt
+// (Options.NoGEMV). GB/s counts the weight's bytes once.
 func BenchmarkGEMV(bm *testing.B) {
-	g := openGPU(bm, bf16)
-	for _, c := range []struct {
-		name   string
-		n, k   int
-		logits bool
-	}{{"gate", 14336, 4096, false}, {"down", 4096, 14336, false}, {"lm_head", 128256, 4096, true}} {
-		bm.Run(c.name, func(bm *testing.B) {
-			rng := rand.New(rand.NewPCG(7, 8))
-			x, w := g.FromFloat32(randSlice(rng, c.k), 1, c.k), g.FromFloat32(randSlice(rng, c.n*c.k), c.n, c.k)
-			dt := g.DType()
-			if c.logits {
-				dt = backend.F32
-			}
-			dst := g.New(dt, 1, c.n)
-			g.MatMul(dst, x, w, nil)
-			if err := g.Synchronize(); err != nil {
-				bm.Fatal(err)
-			}
-			bm.ResetTimer()
-			for i := 0; i < bm.N; i++ {
+	noGEMV := bf16
+	noGEMV.NoGEMV = true
+	for _, opt := range []gpu.Options{bf16, noGEMV} {
+		g := openGPU(bm, opt)
+		path := "gemv"
+		if opt.NoGEMV {
+			path = "cuBLASLt"
+		}
+		for _, c := range []struct {
+			name   string
+			n, k   int
+			logits bool
+		}{{"qkv", 6144, 4096, false}, {"o", 4096, 4096, false}, {"gate_up", 28672, 4096, false}, {"down", 4096, 14336, false}, {"lm_head", 128256, 4096, true}} {
+			bm.Run(path+"/"+c.name, func(bm *testing.B) {
+				rng := rand.New(rand.NewPCG(7, 8))
+				x, w := g.FromFloat32(randSlice(rng, c.k), 1, c.k), g.FromFloat32(randSlice(rng, c.n*c.k), c.n, c.k)
+				dt := g.DType()
+				if c.logits {
+					dt = backend.F32
+				}
+				dst := g.New(dt, 1, c.n)
 				g.MatMul(dst, x, w, nil)
-			}
-			if err := g.Synchronize(); err != nil {
-				bm.Fatal(err)
-			}
-			sec := bm.Elapsed().Seconds() / float64(bm.N)
-			bm.ReportMetric(sec*1e6, "µs/call")
-			bm.ReportMetric(float64(2*c.n*c.k)/sec/1e9, "GB/s")
-			g.Free(x)
-			g.Free(w)
-			g.Free(dst)
-		})
+				if err := g.Synchronize(); err != nil {
+					bm.Fatal(err)
+				}
+				bm.ResetTimer()
+				for i := 0; i < bm.N; i++ {
+					g.MatMul(dst, x, w, nil)
+				}
+				if err := g.Synchronize(); err != nil {
+					bm.Fatal(err)
+				}
+				sec := bm.Elapsed().Seconds() / float64(bm.N)
+				bm.ReportMetric(sec*1e6, "µs/call")
+				bm.ReportMetric(float64(2*c.n*c.k)/sec/1e9, "GB/s")
+				g.Free(x)
+				g.Free(w)
+				g.Free(dst)
+			})
+		}
 	}
 }
 

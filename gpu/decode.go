@@ -30,8 +30,8 @@ const (
 	// Splitting the keys: about decodeWarpsPerSM warps per multiprocessor
 	// (one wave), each run at least decodeMinKeys keys per KV head of its
 	// block.
-	decodeWarpsPerSM = 16
-	decodeUnroll     = 2 // DEC_UNROLL: keys per unit and step
+	decodeWarpsPerSM = 8
+	decodeUnroll     = 4 // DEC_UNROLL: keys per unit and step
 	decodeStages     = 3 // DEC_STAGES: steps in shared memory
 	// decodeHeads is DEC_HEADS where the heads see the same positions: KV
 	// heads per block, sharing the keys' RoPE rows. Elsewhere it is 1.
@@ -106,7 +106,7 @@ func (t decodeTuning) blocksPerSM(heads int) int {
 	if t.minBlocks > 0 {
 		return t.minBlocks
 	}
-	return decodeWarpsPerSM / decodeWarps(heads)
+	return max(1, decodeWarpsPerSM/decodeWarps(heads))
 }
 
 // decodeProgram is kernels/decode.cu for head dimension hd under tuning t

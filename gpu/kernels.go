@@ -90,6 +90,7 @@ func attentionProgram(hd int, st storage) program {
 type opsKernels struct {
 	embed, add, addBias, scatter, copySlots [numStorage][numStorage]*cuda.Function
 	rmsnorm, swiglu, gemm                   [numStorage][numStorage][numStorage]*cuda.Function
+	gemv                                    [numStorage]*cuda.Function // by the storage of the output
 	ropeTable                               *cuda.Function
 }
 
@@ -113,6 +114,8 @@ const (
 	maxHeadDim    = 256    // keeps the accumulators in registers
 	gemmTile      = 64     // GT of gemm_nt
 	gemmThreads   = 256
+	gemvRows      = 4 * 4 // GV_WARPS·GV_ROWS: rows of w per block of gemv_nt
+	gemvThreads   = 4 * 32
 	rowThreads    = 256 // threads per block of row kernels
 	elemThreads   = 256
 	blocksPerSM   = 32 // grid-stride kernels launch at most this many blocks per SM
@@ -175,6 +178,10 @@ func (k *opsKernels) table() (names []string, dst []**cuda.Function) {
 	three("rmsnorm", &k.rmsnorm)
 	three("swiglu", &k.swiglu)
 	three("gemm_nt", &k.gemm)
+	for i, c := range storageNames {
+		names = append(names, "gemv_nt_"+c)
+		dst = append(dst, &k.gemv[i])
+	}
 	return names, dst
 }
 

@@ -78,6 +78,15 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 	}
 	fused := false
 	switch {
+	case s == 1 && !b.noGEMV && xs.st == stBF16 && ws.st == stBF16 && k%8 == 0 && xs.ptr()%16 == 0 && ws.ptr()%16 == 0:
+		// One row (a decoding step's products): gemv_nt streams w at the
+		// memory's rate where cuBLASLt's split-K kernels fall short.
+		var bp cuda.DevicePtr
+		if bs != nil && bs.st == d.st {
+			bp, fused = bs.ptr(), true
+		}
+		launch(b.k.gemv[d.st], cuda.Dim3{X: (n + gemvRows - 1) / gemvRows}, cuda.Dim3{X: gemvThreads}, 0,
+			cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(ws.ptr()), cuda.Ptr(bp), cuda.Int(n), cuda.Int(k))
 	case b.blas != nil && d.st == stF32 && xs.st == stF32 && ws.st == stF32:
 		must(b.blas.MatMulNT(d.ptr(), xs.ptr(), ws.ptr(), s, n, k))
 	case b.lt != nil && xs.st == stBF16 && ws.st == stBF16:

@@ -14,28 +14,25 @@
 // reads each key and value row once for all the rows of its group: the
 // query heads of the KV head's GQA group times the chunk's queries. A
 // block's warps are split among its DEC_HEADS heads, WPH warps each. Each
-// key row is taken by LPK lanes, 16 bytes (8 bf16) each; a lane owns 8
-// consecutive dimensions of the key, the value and every query row of the
-// group, and swaps halves with the lane LPK/2 away for RoPE. The keys,
-// values and RoPE rows stream through shared memory with cp.async,
-// DEC_STAGES steps of STEP_KEYS keys per head deep: while a step is
-// computed, the copies of the next DEC_STAGES−1 are in flight. Each lane
-// copies the 16 bytes of key and of value it uses. The RoPE row of a key
-// (float32 cos and sin, as many bytes as the key and the value together)
-// is copied once per block: with DEC_HEADS = 1 by the key's own lanes
-// (8 floats each, cos in the lower lane of a pair, sin in the upper), so
-// that a warp waits for its own copies only; with DEC_HEADS > 1, where the
-// heads' positions agree (the host says so: `index`, or one row of
-// positions for all heads), by the lanes of the block's first two heads,
-// and the block waits at a barrier. Sharing the rows halves what the
-// kernel reads from L2. The LPK lanes of a key (a "unit") keep their own
-// online softmax state per row; units merge through shuffles and shared
-// memory at the end of the run, in a fixed order, and the run's partial
-// result (unnormalised accumulator, max, denominator) goes to part.
-// decode_combine merges the runs in run order and rounds the output once;
-// decode_mass turns the scores decode_attention saved into the attention
-// mass using the merged row max and denominator. Nothing uses atomics:
-// results are the same on every run.
+// key row is taken by LPK lanes (a "unit"). The keys, values and RoPE
+// rows stream through shared memory with cp.async, DEC_STAGES steps of
+// STEP_KEYS keys per head deep: while a step is computed, the copies of
+// the next DEC_STAGES−1 are in flight. Each lane copies 16 bytes of the
+// key and of the value (8 consecutive dimensions) and computes with the 4
+// dimensions dl.. of the lower half of the head and the 4 at HALF+dl..,
+// so that the RoPE pairs it rotates are its own and it needs 4 cos and 4
+// sin per key, which it copies itself (DEC_HEADS = 1): a warp waits for
+// its own copies only. Where the block's heads see the same positions
+// (the host says so: `index`, or one row of positions for all heads), a
+// key's RoPE row goes to shared memory once for the block, copied by the
+// lanes of its first two heads, and the block waits at a barrier. The
+// lanes of a unit keep their own online softmax state per row; units merge
+// through shuffles and shared memory at the end of the run, in a fixed
+// order, and the run's partial result (unnormalised accumulator, max,
+// denominator) goes to part. decode_combine merges the runs in run order
+// and rounds the output once; decode_mass turns the scores decode_attention
+// saved into the attention mass using the merged row max and denominator.
+// Nothing uses atomics: results are the same on every run.
 
 #ifndef HEAD_DIM
 #error "compile with -DHEAD_DIM=64, 128 or 256"
@@ -57,19 +54,17 @@ typedef bf16 T;
 #define DEC_THREADS (DEC_WARPS * 32)
 #define WPH (DEC_WARPS / DEC_HEADS) // warps per KV head
 #define HUNITS (WPH * KPW)          // key units per KV head
-// The defaults are the tuning the GPU tests ran under on an H100
-// (2026-12-07, with the cp.async stages, one head per block): 16 warps
-// per multiprocessor (at most 128 registers a thread), 2 keys per unit
-// and step, 3 stages (48 KiB of shared memory a block): 10.49 ms per 8B
-// decoding step after 32K tokens. That kernel was bound by L2 traffic more
-// than by DRAM: the RoPE rows it read (float32 cos and sin, hits in L2
-// since every KV head read them) were as many bytes as the keys and
-// values, which is why DEC_HEADS > 1 shares them.
+// The defaults are BenchmarkDecodeStep's best on an H100 (2026-12-07):
+// 4 keys per unit and step, 8 warps per multiprocessor (two blocks of 4
+// warps, up to 255 registers a thread), 3 stages (60 KiB of shared
+// memory a block with 4 heads), 4 heads per block where positions agree:
+// 9.94 ms per 8B decoding step after 32K tokens, against 10.57 with one
+// head per block.
 #ifndef DEC_UNROLL
-#define DEC_UNROLL 2 // keys per unit per step
+#define DEC_UNROLL 4 // keys per unit per step
 #endif
 #ifndef DEC_MINBLOCKS
-#define DEC_MINBLOCKS (16 / DEC_WARPS) // blocks per multiprocessor the registers must allow
+#define DEC_MINBLOCKS (DEC_WARPS > 8 ? 1 : 8 / DEC_WARPS) // blocks per multiprocessor the registers must allow
 #endif
 #ifndef DEC_STAGES
 #define DEC_STAGES 3 // steps in shared memory: one computed, the rest in flight
@@ -78,8 +73,8 @@ typedef bf16 T;
 // A stage holds a step's copies: first the keys and values, 16 bytes per
 // key and lane, at [(u·2 + c)·DEC_THREADS + thread] (c = 0 key, 1 value);
 // then the RoPE rows, 2·LPK chunks per key kk = u·HUNITS + unit of a
-// head, at KV_CHUNKS + kk·2·LPK + c·LPK + ul for the two chunks c of the
-// 8 floats (cos or sin) that lane ul of the unit uses.
+// head, at KV_CHUNKS + kk·2·LPK + c·LPK + ul for the 4 cos (c = 0) and
+// the 4 sin (c = 1) that lane ul of the unit uses.
 #define KV_CHUNKS (DEC_UNROLL * 2 * DEC_THREADS)
 #define ROPE_CHUNKS (STEP_KEYS * 2 * LPK)
 #define STAGE_CHUNKS (KV_CHUNKS + ROPE_CHUNKS)
@@ -104,35 +99,37 @@ typedef bf16 T;
 #error "the warps' accumulators must fit in the stages' shared memory"
 #endif
 
-// widen8 widens the 8 bf16 of u into x.
-__device__ __forceinline__ void widen8(uint4 u, float *x) {
-	unsigned w[4] = {u.x, u.y, u.z, u.w};
+// widen4 widens the 4 bf16 of u into x.
+__device__ __forceinline__ void widen4(uint2 u, float *x) {
+	x[0] = __uint_as_float(u.x << 16);
+	x[1] = __uint_as_float(u.x & 0xffff0000u);
+	x[2] = __uint_as_float(u.y << 16);
+	x[3] = __uint_as_float(u.y & 0xffff0000u);
+}
+
+// load_dims widens this lane's 8 dimensions of the bf16 row at p (16-byte
+// aligned): the 4 at dl = 4·ul and the 4 at HALF + dl.
+__device__ __forceinline__ void load_dims(const T *p, int dl, float *x) {
+	widen4(*(const uint2 *)(p + dl), x);
+	widen4(*(const uint2 *)(p + HALF + dl), x + 4);
+}
+
+// load4 copies the 4 floats at p (16-byte aligned) into x.
+__device__ __forceinline__ void load4(const void *p, float *x) {
+	float4 u = *(const float4 *)p;
+	x[0] = u.x, x[1] = u.y, x[2] = u.z, x[3] = u.w;
+}
+
+// rotate applies RoPE to a lane's 8 dimensions x, the 4 pairs (x[e],
+// x[4+e]) of dimensions (d, d + HALF), with cos c and sin s of d:
+// x·c − x'·s for the lower, x'·c + x·s for the upper, as attention.cu
+// computes k1 and k2.
+__device__ __forceinline__ void rotate(float *x, const float *c, const float *s) {
 #pragma unroll
 	for (int e = 0; e < 4; e++) {
-		x[2 * e] = __uint_as_float(w[e] << 16);
-		x[2 * e + 1] = __uint_as_float(w[e] & 0xffff0000u);
-	}
-}
-
-// load8 widens the 8 bf16 at p (16-byte aligned) into x.
-__device__ __forceinline__ void load8(const T *p, float *x) { widen8(*(const uint4 *)p, x); }
-
-// load4x2 copies the 8 floats of the 16-byte chunks a and b (4 each) into x.
-__device__ __forceinline__ void load4x2(const void *a, const void *b, float *x) {
-	float4 u = *(const float4 *)a, w = *(const float4 *)b;
-	x[0] = u.x, x[1] = u.y, x[2] = u.z, x[3] = u.w;
-	x[4] = w.x, x[5] = w.y, x[6] = w.z, x[7] = w.w;
-}
-
-// rotate applies RoPE to the 8 dimensions x of a lane, whose partner lane
-// (LPK/2 away) holds the other half of each pair: the lower lane of a pair
-// (dimensions d < HALF) gets x·c − x'·s, the upper x·c + x'·s, as
-// attention.cu computes k1 and k2. All lanes of the warp take part.
-__device__ __forceinline__ void rotate(float *x, const float *c, const float *s, bool lower) {
-#pragma unroll
-	for (int e = 0; e < VEC; e++) {
-		float o = __shfl_xor_sync(FULL_MASK, x[e], LPK / 2);
-		x[e] = lower ? x[e] * c[e] - o * s[e] : x[e] * c[e] + o * s[e];
+		float x1 = x[e], x2 = x[4 + e];
+		x[e] = x1 * c[e] - x2 * s[e];
+		x[4 + e] = x2 * c[e] + x1 * s[e];
 	}
 }
 
@@ -195,8 +192,11 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 	int hw = warp / WPH, h = hb * DEC_HEADS + hw; // the warp's KV head
 	int ul = lane % LPK, unit = warp % WPH * KPW + lane / LPK;
-	int d0 = ul * VEC, dd = d0 % HALF;
-	bool lower = ul < LPK / 2;
+	// A lane copies dimensions d0 .. d0+7 of its unit's keys and values
+	// (16 bytes) and computes with dl .. dl+3 and HALF+dl .. HALF+dl+3,
+	// the two halves of its 4 RoPE pairs, so that RoPE needs no other
+	// lane.
+	int d0 = ul * VEC, dl = ul * 4;
 	int n = L + S, base = qpos[h];
 
 	// The group's query rows, rotated: this lane's 8 dimensions of each.
@@ -210,21 +210,15 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 		for (int e = 0; e < VEC; e++) {
 			qr[r][e] = 0.0f;
 		}
-		float c[VEC], s[VEC];
 		if (rg < R) {
 			int qh = h * G + rg / S, i = rg % S;
 			lim[r] = L + i;
-			load8(q + ((long long)i * hq + qh) * HD + d0, qr[r]);
-			const float *cp = cosT + (long long)(base + i) * HALF + dd, *sp = sinT + (long long)(base + i) * HALF + dd;
-			load4x2(cp, cp + 4, c);
-			load4x2(sp, sp + 4, s);
-		} else {
-#pragma unroll
-			for (int e = 0; e < VEC; e++) {
-				c[e] = 0.0f, s[e] = 0.0f;
-			}
+			load_dims(q + ((long long)i * hq + qh) * HD, dl, qr[r]);
+			float c[4], s[4];
+			load4(cosT + (long long)(base + i) * HALF + dl, c);
+			load4(sinT + (long long)(base + i) * HALF + dl, s);
+			rotate(qr[r], c, s);
 		}
-		rotate(qr[r], c, s, lower); // uniform across the warp: every lane calls
 	}
 
 	float m[DEC_ROWS], l[DEC_ROWS], acc[DEC_ROWS][VEC];
@@ -245,9 +239,10 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit, index);
 	unsigned okbits = 0; // bit st·DEC_UNROLL+u: key u of stage st is real
 	// stage_copy queues the copies of step t into stage st and loads the
-	// view of step t+1. The RoPE row of a key goes to the stage once: with
-	// DEC_HEADS > 1, the first head's lanes copy its first chunk of every
-	// lane pair's 8 floats and the second head's lanes the other.
+	// view of step t+1. The RoPE row of a key goes to the stage once: each
+	// lane of a unit copies the 4 cos and the 4 sin it uses; with
+	// DEC_HEADS > 1, the first head's lanes copy the cos and the second
+	// head's the sin.
 	auto stage_copy = [&](int t, int st) {
 		uint4 *kv = stage + st * STAGE_CHUNKS + threadIdx.x;
 		uint4 *rope = stage + st * STAGE_CHUNKS + KV_CHUNKS + ul;
@@ -274,13 +269,13 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 			// a key that is padding or past the run reads as zeros
 			cp_async16(kv + (u * 2 + 0) * DEC_THREADS, kr + d0, ok);
 			cp_async16(kv + (u * 2 + 1) * DEC_THREADS, vr + d0, ok);
-			const float *tr = (lower ? cosT : sinT) + (long long)p * HALF + dd;
+			long long tp = (long long)p * HALF + dl;
 			bool rok = DEC_HEADS == 1 ? ok : in; // every position is in the table
 			if (DEC_HEADS == 1 || hw == 0) {
-				cp_async16(rope + kk * 2 * LPK, tr, rok);
+				cp_async16(rope + kk * 2 * LPK, cosT + tp, rok);
 			}
 			if (DEC_HEADS == 1 || hw == 1) {
-				cp_async16(rope + kk * 2 * LPK + LPK, tr + 4, rok);
+				cp_async16(rope + kk * 2 * LPK + LPK, sinT + tp, rok);
 			}
 			unsigned bit = 1u << (st * DEC_UNROLL + u);
 			okbits = ok ? okbits | bit : okbits & ~bit;
@@ -311,34 +306,30 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 			stage_copy(t + DEC_STAGES - 1, cur == 0 ? DEC_STAGES - 1 : cur - 1);
 		}
 		cp_async_commit();
-		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][VEC], sn[DEC_UNROLL][VEC];
+		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][4], sn[DEC_UNROLL][4];
 		int jj[DEC_UNROLL];
 		bool ok[DEC_UNROLL];
-		const uint4 *kv = stage + cur * STAGE_CHUNKS + threadIdx.x;
+		// The unit's key and value rows as the unit's lanes copied them,
+		// 16 bytes each, read 8 bytes at a time by the dimensions a lane
+		// computes with.
+		const T *kv = (const T *)(stage + cur * STAGE_CHUNKS + threadIdx.x - ul);
 		const uint4 *rope = stage + cur * STAGE_CHUNKS + KV_CHUNKS;
-		int mate = ul ^ (LPK / 2); // the other lane of the RoPE pair
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
 			int kk = u * HUNITS + unit;
 			jj[u] = j0 + kk;
 			ok[u] = (okbits >> (cur * DEC_UNROLL + u)) & 1u;
-			widen8(kv[(u * 2 + 0) * DEC_THREADS], kx[u]);
-			widen8(kv[(u * 2 + 1) * DEC_THREADS], vx[u]);
+			load_dims(kv + (u * 2 + 0) * DEC_THREADS * VEC, dl, kx[u]);
+			load_dims(kv + (u * 2 + 1) * DEC_THREADS * VEC, dl, vx[u]);
 			const uint4 *row = rope + kk * 2 * LPK;
-			float mine[VEC], theirs[VEC];
-			load4x2(row + ul, row + LPK + ul, mine);
-			load4x2(row + mate, row + LPK + mate, theirs);
-#pragma unroll
-			for (int e = 0; e < VEC; e++) {
-				c[u][e] = lower ? mine[e] : theirs[e];
-				sn[u][e] = lower ? theirs[e] : mine[e];
-			}
+			load4(row + ul, c[u]);
+			load4(row + LPK + ul, sn[u]);
 		}
 		cur = cur == DEC_STAGES - 1 ? 0 : cur + 1;
 		float sc[DEC_UNROLL][DEC_ROWS];
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
-			rotate(kx[u], c[u], sn[u], lower);
+			rotate(kx[u], c[u], sn[u]);
 #pragma unroll
 			for (int r = 0; r < DEC_ROWS; r++) {
 				float dot = 0.0f;
@@ -434,8 +425,9 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 #pragma unroll
 		for (int r = 0; r < DEC_ROWS; r++) {
 #pragma unroll
-			for (int e = 0; e < VEC; e++) {
-				sm_acc[warp][r][d0 + e] = acc[r][e];
+			for (int e = 0; e < 4; e++) {
+				sm_acc[warp][r][dl + e] = acc[r][e];
+				sm_acc[warp][r][HALF + dl + e] = acc[r][4 + e];
 			}
 			if (lane == 0) {
 				sm_m[warp][r] = m[r];

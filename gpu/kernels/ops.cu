@@ -235,3 +235,97 @@ __device__ __forceinline__ void gemm_nt_t(C *c, const A *a, const B *b, int m, i
 		gemm_nt_t(c, a, b, m, n, k);                                                                                           \
 	}
 EACH3(GEMM_NT)
+
+// gemv_nt sets c [n] = x [k] · wᵀ (+ bias [n], unless null) for one bf16
+// row x and w [n, k] bf16 row-major: the products of a decoding step,
+// which read every weight once, so that their speed is the rate at which
+// w streams from memory. It accumulates in float32 and rounds each output
+// once, as the cuBLASLt path does. A warp takes GV_ROWS consecutive rows
+// of w; lane l reads the 16 bytes at offsets 8·l + 256·t of each row,
+// GV_UNROLL offsets at a time, so that GV_ROWS·GV_UNROLL 16-byte loads of
+// a lane are in flight; the lanes' sums meet by shuffles in a fixed
+// order. k must be a multiple of 8 and x and w 16-byte aligned (the host
+// checks). Grid ⌈n / (GV_WARPS·GV_ROWS)⌉, GV_WARPS·32 threads.
+#define GV_WARPS 4
+#define GV_ROWS 4
+#define GV_UNROLL 4
+
+// dot8 adds the products of the 8 bf16 of a and of b to acc.
+__device__ __forceinline__ float dot8(uint4 a, uint4 b, float acc) {
+	unsigned x[4] = {a.x, a.y, a.z, a.w}, y[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+	for (int e = 0; e < 4; e++) {
+		acc += __uint_as_float(x[e] << 16) * __uint_as_float(y[e] << 16);
+		acc += __uint_as_float(x[e] & 0xffff0000u) * __uint_as_float(y[e] & 0xffff0000u);
+	}
+	return acc;
+}
+
+template <typename C>
+__device__ __forceinline__ void gemv_nt_t(C *c, const bf16 *x, const bf16 *w, const C *bias, int n, int k) {
+	int lane = threadIdx.x % WARP;
+	long long row0 = ((long long)blockIdx.x * GV_WARPS + threadIdx.x / WARP) * GV_ROWS;
+	if (row0 >= n) {
+		return; // the whole warp
+	}
+	const bf16 *wr[GV_ROWS];
+	float acc[GV_ROWS];
+#pragma unroll
+	for (int r = 0; r < GV_ROWS; r++) {
+		wr[r] = w + min(row0 + r, (long long)n - 1) * k; // rows past n repeat the last, unused
+		acc[r] = 0.0f;
+	}
+	for (int i0 = lane * 8; i0 < k; i0 += 256 * GV_UNROLL) {
+		uint4 xv[GV_UNROLL], wv[GV_UNROLL][GV_ROWS];
+#pragma unroll
+		for (int u = 0; u < GV_UNROLL; u++) {
+			int i = i0 + 256 * u;
+			xv[u] = make_uint4(0, 0, 0, 0);
+#pragma unroll
+			for (int r = 0; r < GV_ROWS; r++) {
+				wv[u][r] = make_uint4(0, 0, 0, 0);
+			}
+			if (i < k) {
+				xv[u] = *(const uint4 *)(x + i);
+#pragma unroll
+				for (int r = 0; r < GV_ROWS; r++) {
+					wv[u][r] = __ldg((const uint4 *)(wr[r] + i));
+				}
+			}
+		}
+#pragma unroll
+		for (int u = 0; u < GV_UNROLL; u++) {
+#pragma unroll
+			for (int r = 0; r < GV_ROWS; r++) {
+				acc[r] = dot8(xv[u], wv[u][r], acc[r]);
+			}
+		}
+	}
+#pragma unroll
+	for (int r = 0; r < GV_ROWS; r++) {
+#pragma unroll
+		for (int o = WARP / 2; o > 0; o /= 2) {
+			acc[r] += __shfl_xor_sync(FULL_MASK, acc[r], o);
+		}
+	}
+	if (lane == 0) {
+#pragma unroll
+		for (int r = 0; r < GV_ROWS; r++) {
+			long long row = row0 + r;
+			if (row < n) {
+				float v = acc[r];
+				if (bias != 0) {
+					v += to_f32(bias[row]);
+				}
+				c[row] = from_f32<C>(v);
+			}
+		}
+	}
+}
+#define GEMV_NT(C)                                                                                  \
+	extern "C" __global__ void __launch_bounds__(GV_WARPS * 32) gemv_nt_##C(C *c, const bf16 *x, const bf16 *w, \
+		const C *bias, int n, int k) {                                                              \
+		gemv_nt_t(c, x, w, bias, n, k);                                                             \
+	}
+GEMV_NT(f32)
+GEMV_NT(bf16)

@@ -24,6 +24,7 @@
 #include <algorithm>
 
 struct uint4 { unsigned x, y, z, w; };
+struct uint2 { unsigned x, y; };
 struct float4 { float x, y, z, w; };
 struct float2 { float x, y; };
 static inline float2 make_float2(float a, float b) { return {a, b}; }

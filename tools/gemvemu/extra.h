@@ -1,0 +1,8 @@
+// What ops.cu's gemv_nt needs beyond tools/flashemu/emu.h's subset of CUDA.
+#pragma once
+#undef __device__
+#undef __forceinline__
+#define __device__
+#define __forceinline__ inline
+template <typename P> static inline P __ldg(const P *p) { return *p; }
+static inline unsigned __float_as_uint(float f) { return fbits(f); }
