@@ -397,6 +397,31 @@ func TestOpsBF16(t *testing.T) {
 			compare(t, fmt.Sprintf("rmsnorm dim %d in place", dim), read(g, xg), read(c, dc), 1e-6, bf16ULP+2e-6)
 		}
 	})
+	t.Run("AddRMSNorm", func(t *testing.T) {
+		// The fused residual sum and norm give the bits of Add then
+		// RMSNorm, also into h itself, as the model calls it.
+		for _, dim := range []int{64, 100, 4096} {
+			rows := 3
+			x, h, w := randSlice(rng, rows*dim), randSlice(rng, rows*dim), randSlice(rng, dim)
+			wg := g.FromFloat32(w, dim)
+			x1, h1, d1 := g.FromFloat32(x, rows, dim), g.FromFloat32(h, rows, dim), g.FromFloat32(poison(rows*dim), rows, dim)
+			g.Add(x1, h1)
+			g.RMSNorm(d1, x1, wg, 1e-5)
+			x2, h2 := g.FromFloat32(x, rows, dim), g.FromFloat32(h, rows, dim)
+			g.AddRMSNorm(h2, x2, h2, wg, 1e-5)
+			for _, p := range []struct {
+				name      string
+				got, want backend.Tensor
+			}{{"sum", x2, x1}, {"norm", h2, d1}} {
+				got, want := read(g, p.got), read(g, p.want)
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("dim %d, %s[%d]: %g fused, %g apart", dim, p.name, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	})
 	t.Run("SwiGLU", func(t *testing.T) {
 		n := 3 * 1000
 		gate, up := randSlice(rng, n), randSlice(rng, n)

@@ -89,7 +89,7 @@ func attentionProgram(hd int, st storage) program {
 // their tensors in argument order (see the wrappers there).
 type opsKernels struct {
 	embed, add, addBias, scatter, copySlots [numStorage][numStorage]*cuda.Function
-	rmsnorm, swiglu, gemm                   [numStorage][numStorage][numStorage]*cuda.Function
+	rmsnorm, addRMSNorm, swiglu, gemm       [numStorage][numStorage][numStorage]*cuda.Function
 	gemv                                    [numStorage]*cuda.Function // by the storage of the output
 	ropeTable                               *cuda.Function
 }
@@ -176,6 +176,7 @@ func (k *opsKernels) table() (names []string, dst []**cuda.Function) {
 	two("scatter", &k.scatter)
 	two("copy_slots", &k.copySlots)
 	three("rmsnorm", &k.rmsnorm)
+	three("add_rmsnorm", &k.addRMSNorm)
 	three("swiglu", &k.swiglu)
 	three("gemm_nt", &k.gemm)
 	for i, c := range storageNames {

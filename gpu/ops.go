@@ -50,6 +50,21 @@ func (b *Backend) RMSNorm(dst, x, w backend.Tensor, eps float32) {
 		cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(ws.ptr()), cuda.Int(dim), cuda.Float(eps))
 }
 
+// AddRMSNorm adds h to x and sets dst to the RMS norm of the sum times w
+// (backend.AddNormer): Add(x, h) then RMSNorm(dst, x, w, eps) in one
+// kernel, with the same results. dst may be h.
+func (b *Backend) AddRMSNorm(dst, x, h, w backend.Tensor, eps float32) {
+	d, xs, hs, ws := tensor(dst), tensor(x), tensor(h), tensor(w)
+	dim := ws.numel()
+	if dim == 0 || xs.numel()%dim != 0 || d.numel() != xs.numel() || hs.numel() != xs.numel() || hs.st != xs.st {
+		panic(fmt.Sprintf("gpu: AddRMSNorm of %v + %v (%v, %v) by %v into %v", xs.shape, hs.shape, xs.DType(), hs.DType(), ws.shape, d.shape))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	launch(b.k.addRMSNorm[d.st][xs.st][ws.st], cuda.Dim3{X: xs.numel() / dim}, cuda.Dim3{X: normThreads(dim)}, 0,
+		cuda.Ptr(d.ptr()), cuda.Ptr(xs.ptr()), cuda.Ptr(hs.ptr()), cuda.Ptr(ws.ptr()), cuda.Int(dim), cuda.Float(eps))
+}
+
 // MatMul sets dst [S, N] = x [S, K] · wᵀ (+ bias [N]) for w [N, K], with
 // float32 accumulation: float32 tensors through cuBLAS, bf16 x and w
 // through cuBLASLt into a bf16 or float32 dst (the bias fused when it has

@@ -70,6 +70,36 @@ __device__ __forceinline__ void rmsnorm_t(D *dst, const X *x, const W *w, int di
 	}
 EACH3(RMSNORM)
 
+// add_rmsnorm adds row r of h to row r of x (one rounding of the float32
+// sum, as add does) and sets row r of dst to w·x/rms(x) of the sum, as
+// rmsnorm does, with the same threads and order: the residual sum and the
+// norm after it in one pass. dst may be h.
+template <typename D, typename X, typename W>
+__device__ __forceinline__ void add_rmsnorm_t(D *dst, X *x, const X *h, const W *w, int dim, float eps) {
+	X *in = x + (long long)blockIdx.x * dim;
+	const X *hr = h + (long long)blockIdx.x * dim;
+	D *out = dst + (long long)blockIdx.x * dim;
+	float ss = 0.0f;
+#pragma unroll 4
+	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
+		X r = from_f32<X>(to_f32(in[d]) + to_f32(hr[d]));
+		in[d] = r;
+		float v = to_f32(r);
+		ss += v * v;
+	}
+	ss = block_sum(ss);
+	float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+#pragma unroll 4
+	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
+		out[d] = from_f32<D>(to_f32(w[d]) * (to_f32(in[d]) * inv));
+	}
+}
+#define ADD_RMSNORM(D, X, W)                                                                                          \
+	extern "C" __global__ void add_rmsnorm_##D##_##X##_##W(D *dst, X *x, const X *h, const W *w, int dim, float eps) { \
+		add_rmsnorm_t(dst, x, h, w, dim, eps);                                                                        \
+	}
+EACH3(ADD_RMSNORM)
+
 // swiglu sets dst = silu(gate)·up elementwise; dst may be gate or up.
 template <typename D, typename G, typename U>
 __device__ __forceinline__ void swiglu_t(D *dst, const G *gate, const U *up, long long n) {

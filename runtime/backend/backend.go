@@ -163,6 +163,14 @@ type Attention struct {
 	Mass []float32
 }
 
+// AddNormer is implemented by backends that fuse a residual sum with the
+// RMS norm after it: AddRMSNorm(dst, x, h, w, eps) does what Add(x, h)
+// then RMSNorm(dst, x, w, eps) do, with the same results, in one pass; dst
+// may be h. The model uses it where the backend has it.
+type AddNormer interface {
+	AddRMSNorm(dst, x, h, w Tensor, eps float32)
+}
+
 // SlotPooler is implemented by backends that address pooled storage: a
 // cache storage [1, Cap, hd] (View.K and V, Scatter's dst) that every KV
 // head's slots index, instead of [Hkv, Cap, hd] where head h's slot s is

@@ -197,10 +197,23 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 	x, h, q, att, k, v, gate, up := vw.x, vw.h, vw.q, vw.att, vw.k, vw.v, vw.gate, vw.up
 	eps := float32(c.RMSNormEps)
 
+	// addNorm adds h to the residual x and sets h to its norm by w, in one
+	// kernel where the backend fuses them.
+	addNorm := func(w backend.Tensor) {
+		if an, ok := b.(backend.AddNormer); ok {
+			an.AddRMSNorm(h, x, h, w, eps)
+			return
+		}
+		b.Add(x, h)
+		b.RMSNorm(h, x, w, eps)
+	}
 	b.Embed(x, m.embed, ids)
+	if len(m.layers) > 0 {
+		b.RMSNorm(h, x, m.layers[0].attnNorm, eps)
+	}
 	for li := range m.layers {
 		l := &m.layers[li]
-		b.RMSNorm(h, x, l.attnNorm, eps)
+		// h holds the layer's normed input
 		if vw.qkv != nil { // decoding: one product, q, k and v are its views
 			b.MatMul(vw.qkv, h, l.wqkv, l.bqkv)
 		} else { // a chunk, or an unfused model: a product per part (rows of wqkv)
@@ -232,8 +245,7 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 			return nil, fmt.Errorf("layer %d: %w", li, err)
 		}
 		b.MatMul(h, att, l.wo, nil)
-		b.Add(x, h)
-		b.RMSNorm(h, x, l.mlpNorm, eps)
+		addNorm(l.mlpNorm)
 		if vw.gu != nil {
 			b.MatMul(vw.gu, h, l.wgu, nil)
 		} else {
@@ -242,7 +254,11 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 		}
 		b.SwiGLU(gate, gate, up)
 		b.MatMul(h, gate, l.down, nil)
-		b.Add(x, h)
+		if li+1 < len(m.layers) {
+			addNorm(m.layers[li+1].attnNorm) // the next layer's input
+		} else {
+			b.Add(x, h)
+		}
 	}
 	s.seen += int64(n)
 	if which == NoLogits {
