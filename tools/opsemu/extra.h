@@ -1,4 +1,4 @@
-// What ops.cu's gemv_nt needs beyond tools/flashemu/emu.h's subset of CUDA.
+// What ops.cu's emulated kernels need beyond tools/flashemu/emu.h's subset of CUDA.
 #pragma once
 #undef __device__
 #undef __forceinline__

@@ -1,13 +1,14 @@
-// Runs ops.cu's gemv_nt in the host emulation (tools/flashemu/emu.h) on
-// random products and compares it with a float64 reference: float32
-// outputs within 1e-5 relative to the sum of |x·w|, bf16 outputs within
-// one bf16 rounding more. Built by run.sh.
+// Runs kernels of ops.cu in the host emulation (tools/flashemu/emu.h):
+// gemv_nt on random products against a float64 reference (float32 outputs
+// within 1e-5 relative to the sum of |x·w|, bf16 outputs within one bf16
+// rounding more), and add_rmsnorm against add then rmsnorm, bit for bit,
+// into h itself as the model calls it. Built by run.sh.
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
 
-#include "gemv_sub.cu"
+#include "ops_sub.cu"
 
 static int failures;
 
@@ -46,7 +47,31 @@ template <typename C> static void run(const char *name, int n, int k, bool withB
 	failures += bad != 0;
 }
 
+// addnorm runs add_rmsnorm over rows × dim random bf16 values and add then
+// rmsnorm over the same, and requires the same bits of the sum and the norm.
+static void addnorm(int rows, int dim, int threads) {
+	std::mt19937 rng(rows * 7 + dim);
+	std::normal_distribution<float> nd;
+	std::vector<uint16_t> x(rows * dim), h(rows * dim), w(dim);
+	for (auto &e : x) e = f2bf(nd(rng));
+	for (auto &e : h) e = f2bf(nd(rng));
+	for (auto &e : w) e = f2bf(nd(rng));
+	auto x1 = x, h1 = h, x2 = x, h2 = h;
+	std::vector<uint16_t> d1(rows * dim, 0x7fc0);
+	long long n = (long long)rows * dim;
+	emu_launch({1, 1, 1}, 256, 0, [&] { add_t(x1.data(), h1.data(), n); });
+	emu_launch({(unsigned)rows, 1, 1}, threads, 0, [&] { rmsnorm_t(d1.data(), x1.data(), w.data(), dim, 1e-5f); });
+	emu_launch({(unsigned)rows, 1, 1}, threads, 0,
+		[&] { add_rmsnorm_t(h2.data(), x2.data(), h2.data(), w.data(), dim, 1e-5f); });
+	int bad = x1 != x2 || d1 != h2;
+	printf("add_rmsnorm %d × %-5d on %d threads: %s\n", rows, dim, threads, bad ? "FAIL" : "same bits as add, rmsnorm");
+	failures += bad;
+}
+
 int main() {
+	addnorm(3, 100, 128);
+	addnorm(2, 4096, 256);
+	addnorm(1, 5120, 1024);
 	for (bool b : {false, true}) {
 		run<f32>("f32, one block", 13, 8, b);
 		run<f32>("f32, rows past n", 37, 264, b);
