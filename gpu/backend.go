@@ -60,9 +60,12 @@ type Options struct {
 	// kernels of decode.cu would take them (bf16 storage, head dimension
 	// 64, 128 or 256, at most 16 queries).
 	NoDecode bool
-	// NoGEMV runs the products of one row of bf16 (decoding) through
-	// cuBLASLt, also where the gemv_nt kernel of ops.cu would take them.
-	NoGEMV bool
+	// GEMV runs the products of one row of bf16 (decoding) through the
+	// gemv_nt kernel of ops.cu instead of cuBLASLt. It is off until a GPU
+	// has timed it against cuBLASLt (BenchmarkGEMV) and run the tests
+	// under it; so far it has run on the CPU emulator only
+	// (tools/opsemu).
+	GEMV bool
 	// KernelDir holds compiled kernels; "" is cuda.DefaultKernelDir(), "-"
 	// disables the disk cache.
 	KernelDir string
@@ -108,7 +111,7 @@ type Backend struct {
 	hostPolicies bool
 	noFlash      bool
 	noDecode     bool
-	noGEMV       bool
+	gemv         bool
 	decode       map[decodeKey]*decodeKernels // kernels/decode.cu by head dimension and DEC_HEADS, compiled on first use
 	decodeTune   decodeTuning                 // decode.cu's defaults unless a benchmark varies them
 	argmax       [numStorage]*cuda.Function   // kernels/sample.cu, compiled by Argmax on first use
@@ -143,7 +146,7 @@ func New(device int) (*Backend, error) { return NewWithOptions(device, Options{D
 // on machines without a GPU, and cuda.ErrNoNVRTC where the driver is there
 // and NVRTC is not.
 func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
-	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash, noDecode: opt.NoDecode, noGEMV: opt.NoGEMV}
+	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash, noDecode: opt.NoDecode, gemv: opt.GEMV}
 	defer func() {
 		if err != nil {
 			b.Close()

@@ -446,10 +446,13 @@ func TestOpsBF16(t *testing.T) {
 		// The CPU's float32 sum of the same values, rounded once.
 		compare(t, "add", read(g, dg), read(c, dc), 0, bf16ULP)
 	})
-	for _, opt := range []gpu.Options{bf16, {DType: backend.BF16, NoCUBLAS: true}} {
+	for _, opt := range []gpu.Options{bf16, {DType: backend.BF16, NoCUBLAS: true}, {DType: backend.BF16, GEMV: true}} {
 		gb := openGPU(t, opt)
 		name := "MatMul/cuBLASLt"
-		if !gb.CUBLASLt() {
+		switch {
+		case opt.GEMV:
+			name = "MatMul/gemv" // products of one row; the others as bf16's
+		case !gb.CUBLASLt():
 			name = "MatMul/kernel"
 		}
 		t.Run(name, func(t *testing.T) {
@@ -482,7 +485,7 @@ func TestOpsBF16(t *testing.T) {
 					}
 				}
 			}
-			if opt.NoCUBLAS {
+			if opt.NoCUBLAS || opt.GEMV {
 				return
 			}
 			// cuBLASLt must have run the products it has algorithms for:

@@ -223,16 +223,16 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 // BenchmarkGEMV times the decoding step's matrix products, x [1, K] · wᵀ
 // in bf16, at the Llama-3.1-8B shapes (the fused q, k and v; o; the fused
 // gate and up; down; the LM head into float32 logits), each weight larger
-// than the L2 cache: through ops.cu's gemv_nt and through cuBLASLt
-// (Options.NoGEMV). GB/s counts the weight's bytes once.
+// than the L2 cache: through ops.cu's gemv_nt (Options.GEMV) and through
+// cuBLASLt. GB/s counts the weight's bytes once.
 func BenchmarkGEMV(bm *testing.B) {
-	noGEMV := bf16
-	noGEMV.NoGEMV = true
-	for _, opt := range []gpu.Options{bf16, noGEMV} {
+	withGEMV := bf16
+	withGEMV.GEMV = true
+	for _, opt := range []gpu.Options{withGEMV, bf16} {
 		g := openGPU(bm, opt)
-		path := "gemv"
-		if opt.NoGEMV {
-			path = "cuBLASLt"
+		path := "cuBLASLt"
+		if opt.GEMV {
+			path = "gemv"
 		}
 		for _, c := range []struct {
 			name   string

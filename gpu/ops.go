@@ -93,9 +93,11 @@ func (b *Backend) MatMul(dst, x, w, bias backend.Tensor) {
 	}
 	fused := false
 	switch {
-	case s == 1 && !b.noGEMV && xs.st == stBF16 && ws.st == stBF16 && k%8 == 0 && xs.ptr()%16 == 0 && ws.ptr()%16 == 0:
-		// One row (a decoding step's products): gemv_nt streams w at the
-		// memory's rate where cuBLASLt's split-K kernels fall short.
+	case s == 1 && b.gemv && xs.st == stBF16 && ws.st == stBF16 && k%8 == 0 && xs.ptr()%16 == 0 && ws.ptr()%16 == 0:
+		// One row (a decoding step's products), with Options.GEMV:
+		// gemv_nt streams w with 16 loads in flight per lane, meant for
+		// where cuBLASLt falls short (its o projection read at 46 % of the
+		// H100's bandwidth).
 		var bp cuda.DevicePtr
 		if bs != nil && bs.st == d.st {
 			bp, fused = bs.ptr(), true
