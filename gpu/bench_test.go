@@ -80,6 +80,22 @@ func BenchmarkAttention(bm *testing.B) {
 	}
 }
 
+// timeMatMul runs dst = x·wᵀ once untimed (compiling, planning), then
+// bm.N times, timed to the end of the device's work.
+func timeMatMul(bm *testing.B, g *gpu.Backend, dst, x, w backend.Tensor) {
+	g.MatMul(dst, x, w, nil)
+	if err := g.Synchronize(); err != nil {
+		bm.Fatal(err)
+	}
+	bm.ResetTimer()
+	for i := 0; i < bm.N; i++ {
+		g.MatMul(dst, x, w, nil)
+	}
+	if err := g.Synchronize(); err != nil {
+		bm.Fatal(err)
+	}
+}
+
 // BenchmarkMatMul times x [S, 4096] · wᵀ for w [4096, 4096]: float32
 // through cuBLAS and through the fallback kernel, and bf16 x and w into a
 // bf16 dst through cuBLASLt and through the fallback kernel. It reports
@@ -100,17 +116,7 @@ func BenchmarkMatMul(bm *testing.B) {
 				rng := rand.New(rand.NewPCG(5, 6))
 				x, w := g.FromFloat32(randSlice(rng, s*k), s, k), g.FromFloat32(randSlice(rng, n*k), n, k)
 				dst := g.New(g.DType(), s, n)
-				g.MatMul(dst, x, w, nil)
-				if err := g.Synchronize(); err != nil {
-					bm.Fatal(err)
-				}
-				bm.ResetTimer()
-				for i := 0; i < bm.N; i++ {
-					g.MatMul(dst, x, w, nil)
-				}
-				if err := g.Synchronize(); err != nil {
-					bm.Fatal(err)
-				}
+				timeMatMul(bm, g, dst, x, w)
 				bm.ReportMetric(2*float64(s*n*k)*float64(bm.N)/bm.Elapsed().Seconds()/1e12, "TFLOP/s")
 				if path == "cuBLASLt" {
 					if ok, _ := gpu.LtPlans(g); ok == 0 {
@@ -247,17 +253,7 @@ func BenchmarkGEMV(bm *testing.B) {
 					dt = backend.F32
 				}
 				dst := g.New(dt, 1, c.n)
-				g.MatMul(dst, x, w, nil)
-				if err := g.Synchronize(); err != nil {
-					bm.Fatal(err)
-				}
-				bm.ResetTimer()
-				for i := 0; i < bm.N; i++ {
-					g.MatMul(dst, x, w, nil)
-				}
-				if err := g.Synchronize(); err != nil {
-					bm.Fatal(err)
-				}
+				timeMatMul(bm, g, dst, x, w)
 				sec := bm.Elapsed().Seconds() / float64(bm.N)
 				bm.ReportMetric(sec*1e6, "µs/call")
 				bm.ReportMetric(float64(2*c.n*c.k)/sec/1e9, "GB/s")

@@ -45,6 +45,20 @@ __device__ __forceinline__ void embed_t(D *dst, const S *table, const int *ids, 
 	}
 EACH2(EMBED)
 
+// norm_row finishes an RMS norm: with ss this thread's part of the sum of
+// squares of the row in, it sets out = w·in/rms(in), rounded once; every
+// thread of the block calls it, with its own elements d = threadIdx.x,
+// threadIdx.x + blockDim.x, ….
+template <typename D, typename X, typename W>
+__device__ __forceinline__ void norm_row(D *out, const X *in, const W *w, int dim, float eps, float ss) {
+	ss = block_sum(ss);
+	float inv = 1.0f / sqrtf(ss / (float)dim + eps);
+#pragma unroll 4
+	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
+		out[d] = from_f32<D>(to_f32(w[d]) * (to_f32(in[d]) * inv));
+	}
+}
+
 // rmsnorm sets row r of dst to w·x/rms(x) for row r of x, rounded once;
 // one block per row. dst may be x.
 template <typename D, typename X, typename W>
@@ -57,12 +71,7 @@ __device__ __forceinline__ void rmsnorm_t(D *dst, const X *x, const W *w, int di
 		float v = to_f32(in[d]);
 		ss += v * v;
 	}
-	ss = block_sum(ss);
-	float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-#pragma unroll 4
-	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-		out[d] = from_f32<D>(to_f32(w[d]) * (to_f32(in[d]) * inv));
-	}
+	norm_row(out, in, w, dim, eps, ss);
 }
 #define RMSNORM(D, X, W)                                                                                      \
 	extern "C" __global__ void rmsnorm_##D##_##X##_##W(D *dst, const X *x, const W *w, int dim, float eps) { \
@@ -87,12 +96,7 @@ __device__ __forceinline__ void add_rmsnorm_t(D *dst, X *x, const X *h, const W 
 		float v = to_f32(r);
 		ss += v * v;
 	}
-	ss = block_sum(ss);
-	float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-#pragma unroll 4
-	for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-		out[d] = from_f32<D>(to_f32(w[d]) * (to_f32(in[d]) * inv));
-	}
+	norm_row(out, in, w, dim, eps, ss);
 }
 #define ADD_RMSNORM(D, X, W)                                                                                          \
 	extern "C" __global__ void add_rmsnorm_##D##_##X##_##W(D *dst, X *x, const X *h, const W *w, int dim, float eps) { \

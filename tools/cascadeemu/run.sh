@@ -10,8 +10,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 emu=$here/../flashemu
 . "$emu/emu.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+emu_work
 # The kernel's extern __shared__ array becomes a pointer to the block's buffer.
 emu_smem "$here/../../gpu/kernels/cascade.cu" >"$work/cascade_sub.cu"
 test "$(grep -c emu_smem "$work/cascade_sub.cu")" = 1

@@ -10,13 +10,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 emu=$here/../flashemu
 . "$emu/emu.sh"
 gpu="$here/../../gpu/kernels"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+emu_work
 # The extern __shared__ array becomes a pointer to the block's buffer
 # (emu.h), the other shared arrays function statics, shared by the
 # emulated threads of the block (blocks run one after another).
 {
-	sed -n '/^#ifndef KVC_STORAGE_CUH/,$p' "$gpu/storage.cuh"
+	emu_storage
 	emu_smem "$gpu/decode.cu" | sed 's/__shared__/static/g'
 } >"$work/decode_sub.cu"
 test "$(grep -c 'smem = emu_smem' "$work/decode_sub.cu")" = 1

@@ -17,3 +17,15 @@ emu_cc() {
 	g++ -std=c++20 -O1 -g -fsanitize=address,undefined -fno-strict-aliasing -DKVC_HOST_EMULATION \
 		-I"$emu" -include emu.h "$@" "$emu/emu.cpp" -o "$out" -lpthread
 }
+
+# emu_work makes a scratch folder, work, removed when the script exits.
+emu_work() {
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+}
+
+# emu_storage prints gpu/kernels/storage.cuh from its include guard on,
+# the types and conversions every kernel file is compiled after.
+emu_storage() {
+	sed -n '/^#ifndef KVC_STORAGE_CUH/,$p' "$emu/../../gpu/kernels/storage.cuh"
+}

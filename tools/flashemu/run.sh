@@ -8,8 +8,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 emu=$here
 . "$emu/emu.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+emu_work
 # The kernels' extern __shared__ array becomes a pointer to the block's buffer.
 emu_smem "$here/../../gpu/kernels/flash.cu" >"$work/flash_sub.cu"
 test "$(grep -c emu_smem "$work/flash_sub.cu")" = 2

@@ -9,14 +9,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 emu=$here/../flashemu
 . "$emu/emu.sh"
 gpu="$here/../../gpu/kernels"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+emu_work
 # The kernels it takes: from ops.cu's top to rmsnorm's end (block_sum,
 # embed, rmsnorm), add_rmsnorm, add, and gemv_nt to the end; the other
 # shared arrays become function statics, shared by the emulated threads of
 # the block (blocks run one after another).
 {
-	sed -n '/^#ifndef KVC_STORAGE_CUH/,$p' "$gpu/storage.cuh"
+	emu_storage
 	sed -n '1,/^EACH3(RMSNORM)/p' "$gpu/ops.cu"
 	sed -n '/^\/\/ add_rmsnorm adds/,/^EACH3(ADD_RMSNORM)/p' "$gpu/ops.cu"
 	sed -n '/^\/\/ add sets dst += x/,/^EACH2(ADD)/p' "$gpu/ops.cu"
