@@ -199,8 +199,9 @@ func (s *Session) forward(ids []int32, promptEnd int64, which Which) (backend.Te
 
 	// addNorm adds h to the residual x and sets h to its norm by w, in one
 	// kernel where the backend fuses them.
+	an, fused := b.(backend.AddNormer)
 	addNorm := func(w backend.Tensor) {
-		if an, ok := b.(backend.AddNormer); ok {
+		if fused {
 			an.AddRMSNorm(h, x, h, w, eps)
 			return
 		}
