@@ -266,14 +266,17 @@ func BenchmarkGEMV(bm *testing.B) {
 }
 
 // BenchmarkDecodeStep times whole decoding steps of the Llama-3.1-8B shape
-// (random bf16 weights, 32 layers) with full attention after a prompt of
-// 32,768 tokens, under each tuning of decode.cu (keys per unit and step ×
-// blocks per multiprocessor; 0 0 is the file's default), so that a tuning
-// is chosen on what a step costs, not one kernel alone. GB/s counts the
-// bytes a step must read: the weights (embedding excluded) and the cache.
-// Needs about 21 GB of device memory.
+// (random bf16 weights, 32 layers): full attention after a prompt of
+// 32,768 tokens under each tuning of decode.cu (keys per unit and step ×
+// blocks per multiprocessor × stages × heads per block; u0_b0_s0_h0 is the
+// file's default) and with the products through gemv_nt, and the cascade
+// (65,536 slots, 8 cascades, 64 sinks) after 131,072 tokens, so that a
+// tuning is chosen on what a step costs, not one kernel alone. GB/s counts
+// the bytes a step must read: the weights (embedding excluded) and the
+// keys and values of its views. The timed loop is bracketed for a
+// profiler started with its collection off (ncu --profile-from-start off;
+// -test.benchtime 1x for one step). Needs about 30 GB of device memory.
 func BenchmarkDecodeStep(bm *testing.B) {
-	const prompt = 32768
 	g := openGPU(bm, bf16)
 	cfg, ok, err := model.BuiltinShape("llama-3.1-8b")
 	if err != nil || !ok {
@@ -283,49 +286,85 @@ func BenchmarkDecodeStep(bm *testing.B) {
 	if err != nil {
 		bm.Fatal(err)
 	}
-	f, err := policies.New("full", nil)
-	if err != nil {
-		bm.Fatal(err)
-	}
-	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
-	c, err := policies.NewCache(g, f, shape, g.DType())
-	if err != nil {
-		bm.Fatal(err)
-	}
-	defer c.Free()
-	s := m.NewSession(c, 4096)
-	defer s.Close()
-	rng := rand.New(rand.NewPCG(3, 4))
-	ids := make([]int32, prompt)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(m.Vocab))
-	}
-	if _, err := s.Prefill(context.Background(), ids, nil); err != nil {
-		bm.Fatal(err)
-	}
-	// room for every token the runs decode, so that no timed step grows
-	// the storage
-	c.Reserve(4096)
 	weights := float64(m.Params()-int64(m.Vocab*m.Hidden)) * 2
-	next := int32(1)
-	for _, tune := range decodeTunings {
-		bm.Run(tune.String(), func(bm *testing.B) {
-			tune.set(g)
-			defer decodeTuning{}.set(g)
-			step := func() {
-				if next, err = s.DecodeGreedy(next); err != nil {
-					bm.Fatal(err)
+	rowBytes := float64(2 * m.HeadDim * 2) // a key and a value row in bf16
+	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	type variant struct {
+		tune decodeTuning
+		gemv bool
+	}
+	full := []variant{{gemv: true}}
+	for _, t := range decodeTunings {
+		full = append(full, variant{tune: t})
+	}
+	for _, c := range []struct {
+		policy   string
+		params   map[string]any
+		prompt   int
+		variants []variant
+	}{
+		{"full", nil, 32768, full},
+		{"cascade", map[string]any{"size": 65536, "cascades": 8, "sinks": 64}, 131072, []variant{{}, {gemv: true}}},
+	} {
+		bm.Run(c.policy, func(bm *testing.B) {
+			f, err := policies.New(c.policy, c.params)
+			if err != nil {
+				bm.Fatal(err)
+			}
+			cache, err := policies.NewCache(g, f, shape, g.DType())
+			if err != nil {
+				bm.Fatal(err)
+			}
+			defer cache.Free()
+			s := m.NewSession(cache, 4096)
+			defer s.Close()
+			rng := rand.New(rand.NewPCG(3, 4))
+			ids := make([]int32, c.prompt)
+			for i := range ids {
+				ids[i] = int32(rng.IntN(m.Vocab))
+			}
+			if _, err := s.Prefill(context.Background(), ids, nil); err != nil {
+				bm.Fatal(err)
+			}
+			// room for every token the runs decode, so that no timed step
+			// grows the storage
+			cache.Reserve(4096)
+			next := int32(1)
+			for _, v := range c.variants {
+				name := v.tune.String()
+				if v.gemv {
+					name += "_gemv"
 				}
+				bm.Run(name, func(bm *testing.B) {
+					v.tune.set(g)
+					gpu.SetGEMV(g, v.gemv)
+					defer func() {
+						decodeTuning{}.set(g)
+						gpu.SetGEMV(g, false)
+					}()
+					step := func() {
+						if next, err = s.DecodeGreedy(next); err != nil {
+							bm.Fatal(err)
+						}
+					}
+					step() // compiles the kernels
+					if err := g.Synchronize(); err != nil {
+						bm.Fatal(err)
+					}
+					rows := cache.ViewRows()
+					gpu.Profile(g, true)
+					bm.ResetTimer()
+					for i := 0; i < bm.N; i++ {
+						step()
+					}
+					bm.StopTimer()
+					gpu.Profile(g, false)
+					sec := bm.Elapsed().Seconds() / float64(bm.N)
+					kv := float64(cache.ViewRows()-rows) / float64(bm.N) * rowBytes
+					bm.ReportMetric(sec*1e3, "ms/token")
+					bm.ReportMetric((weights+kv)/sec/1e9, "GB/s")
+				})
 			}
-			step() // compiles the kernels
-			bm.ResetTimer()
-			for i := 0; i < bm.N; i++ {
-				step()
-			}
-			sec := bm.Elapsed().Seconds() / float64(bm.N)
-			cache := float64(s.Seen()) * float64(m.Layers*m.KVHeads*m.HeadDim*2*2)
-			bm.ReportMetric(sec*1e3, "ms/token")
-			bm.ReportMetric((weights+cache)/sec/1e9, "GB/s")
 		})
 	}
 }

@@ -147,3 +147,18 @@ func SetDecodeTuning(b *Backend, unroll, minBlocks, stages, heads int) {
 	b.decodeTune = decodeTuning{unroll, minBlocks, stages, heads}
 	b.decode = nil
 }
+
+// SetGEMV turns Options.GEMV on or off for b's next matrix products.
+func SetGEMV(b *Backend, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gemv = on
+}
+
+// Profile starts (on) or stops the range a profiler started with its
+// collection off records.
+func Profile(b *Backend, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	must(b.dev.Profile(on))
+}

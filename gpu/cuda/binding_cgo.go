@@ -123,6 +123,14 @@ func (d *cDriver) sync(ctx unsafe.Pointer) int {
 	return int(C.kvc_cu_sync(d.t, C.kvc_CUcontext(ctx)))
 }
 
+func (d *cDriver) profile(ctx unsafe.Pointer, on bool) int {
+	o := C.int(0)
+	if on {
+		o = 1
+	}
+	return int(C.kvc_cu_profile(d.t, C.kvc_CUcontext(ctx), o))
+}
+
 func (d *cDriver) memInfo(ctx unsafe.Pointer) (int64, int64, int) {
 	var free, total C.size_t
 	st := C.kvc_cu_mem_info(d.t, C.kvc_CUcontext(ctx), &free, &total)

@@ -79,6 +79,8 @@ int kvc_cuda_open(kvc_cuda *t, const char *path, char *err, int errlen) {
 		E(cuLaunchKernel, "cuLaunchKernel"),
 		E(cuGetErrorString, "cuGetErrorString"),
 		E(cuGetErrorName, "cuGetErrorName"),
+		OPT(cuProfilerStart, "cuProfilerStart"),
+		OPT(cuProfilerStop, "cuProfilerStop"),
 	};
 	int r = resolve(t->handle, e, sizeof e / sizeof e[0], err, errlen);
 	if (r != 0) {
@@ -116,6 +118,14 @@ kvc_CUresult kvc_cu_primary_release(kvc_cuda *t, kvc_CUdevice d) { return t->cuD
 kvc_CUresult kvc_cu_sync(kvc_cuda *t, kvc_CUcontext ctx) {
 	CURRENT(t, ctx);
 	return t->cuCtxSynchronize();
+}
+
+kvc_CUresult kvc_cu_profile(kvc_cuda *t, kvc_CUcontext ctx, int on) {
+	CURRENT(t, ctx);
+	if (on) {
+		return t->cuProfilerStart != NULL ? t->cuProfilerStart() : 0;
+	}
+	return t->cuProfilerStop != NULL ? t->cuProfilerStop() : 0;
 }
 
 kvc_CUresult kvc_cu_mem_info(kvc_cuda *t, kvc_CUcontext ctx, size_t *free, size_t *total) {

@@ -48,6 +48,8 @@ typedef struct {
 		unsigned, unsigned, unsigned, unsigned, kvc_CUstream, void **, void **);
 	kvc_CUresult (*cuGetErrorString)(kvc_CUresult, const char **);
 	kvc_CUresult (*cuGetErrorName)(kvc_CUresult, const char **);
+	kvc_CUresult (*cuProfilerStart)(void); // optional
+	kvc_CUresult (*cuProfilerStop)(void);  // optional
 } kvc_cuda;
 
 // kvc_cuda_open dlopens path and resolves every entry point. It returns 0,
@@ -68,6 +70,10 @@ kvc_CUresult kvc_cu_device_total_mem(kvc_cuda *t, size_t *bytes, kvc_CUdevice d)
 kvc_CUresult kvc_cu_primary_retain(kvc_cuda *t, kvc_CUcontext *ctx, kvc_CUdevice d);
 kvc_CUresult kvc_cu_primary_release(kvc_cuda *t, kvc_CUdevice d);
 kvc_CUresult kvc_cu_sync(kvc_cuda *t, kvc_CUcontext ctx);
+// kvc_cu_profile starts (on != 0) or stops the range a profiler started
+// with its collection off records; it does nothing where the driver lacks
+// the entry points.
+kvc_CUresult kvc_cu_profile(kvc_cuda *t, kvc_CUcontext ctx, int on);
 kvc_CUresult kvc_cu_mem_info(kvc_cuda *t, kvc_CUcontext ctx, size_t *free, size_t *total);
 kvc_CUresult kvc_cu_alloc(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr *p, size_t bytes);
 kvc_CUresult kvc_cu_free(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr p);
