@@ -16,12 +16,12 @@ var cascadeSource string
 
 // cascadeKernels are the kernels of kernels/cascade.cu.
 type cascadeKernels struct {
-	plan, reduce, age, walk *cuda.Function
+	plan, reduce, walk *cuda.Function
 }
 
 // cascadeKernelNames are the kernels of kernels/cascade.cu, in the order of
 // cascadeKernels' fields.
-var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_age", "cascade_walk"}
+var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_walk"}
 
 func cascadeProgram() program { return newProgram("cascade.cu", cascadeSource) }
 
@@ -48,7 +48,7 @@ func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
 		return b.casc, nil
 	}
 	k := &cascadeKernels{}
-	if err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.age, &k.walk}); err != nil {
+	if err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.walk}); err != nil {
 		return nil, err
 	}
 	b.casc = k
@@ -172,14 +172,16 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 	wd := l + n
 	red := d.reduced.ensure(b.dev, 4*s.KVHeads*wd)
 	place := d.place.ensure(b.dev, 4*s.KVHeads*n)
+	// One kernel reduces the mass per KV head and ages the held scores by
+	// it (none are held while the view is all sinks).
+	var score cuda.DevicePtr
+	if l > vw.sunk {
+		score = d.score
+	}
 	launch(d.k.reduce, cuda.Dim3{X: (wd + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
 		cuda.Ptr(red), cuda.Ptr(vw.mass), cuda.Int(s.QHeads), cuda.Int(s.KVHeads), cuda.Int(wd),
-		cuda.Int(boolInt(s.ReduceMax)), cuda.Int(boolInt(s.Homogeneous)))
-	if l > vw.sunk {
-		bn := float32(math.Pow(s.Beta, float64(n)))
-		launch(d.k.age, cuda.Dim3{X: (l + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
-			cuda.Ptr(d.score), cuda.Ptr(d.ventry), cuda.Ptr(red), cuda.Int(l), cuda.Int(wd), cuda.Float(bn))
-	}
+		cuda.Int(boolInt(s.ReduceMax)), cuda.Int(boolInt(s.Homogeneous)),
+		cuda.Ptr(score), cuda.Ptr(d.ventry), cuda.Int(l), cuda.Float(float32(math.Pow(s.Beta, float64(n)))))
 	// The walk stages the chunk in shared memory when it fits what the
 	// device allows a block, and walks on global memory otherwise.
 	shared := max(min(cascadeWalkShared(n, s.Cascades, d.w), b.dev.SharedOptin), cascadeWalkHead)

@@ -222,7 +222,8 @@ func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Evic
 	if vw.mass != 0 {
 		red = d.reduced.ensure(b.dev, 4*hk*T)
 		launch(d.k.reduce, cuda.Dim3{X: (T + elemThreads - 1) / elemThreads, Y: hk}, cuda.Dim3{X: elemThreads}, 0,
-			cuda.Ptr(red), cuda.Ptr(vw.mass), cuda.Int(d.qHeads), cuda.Int(hk), cuda.Int(T), cuda.Int(0), cuda.Int(0))
+			cuda.Ptr(red), cuda.Ptr(vw.mass), cuda.Int(d.qHeads), cuda.Int(hk), cuda.Int(T), cuda.Int(0), cuda.Int(0),
+			cuda.Ptr(0), cuda.Ptr(0), cuda.Int(0), cuda.Float(0)) // no aging
 	}
 	launch(d.k.absorb, cuda.Dim3{X: (T + elemThreads - 1) / elemThreads, Y: hk}, cuda.Dim3{X: elemThreads}, 0,
 		cuda.Ptr(d.cur.pos), cuda.Ptr(d.cur.slot), cuda.Ptr(d.cur.score), cuda.Ptr(place), cuda.Ptr(red),

@@ -61,10 +61,12 @@ extern "C" __global__ void cascade_plan(int *vslot, int *vpos, int *ventry, cons
 
 // cascade_reduce combines the mass of each GQA group (or of all query
 // heads when homogeneous): the maximum, or the float32 sum in head order
-// times 1/g, as the host does. mass [Hq, Wd], a [Hkv, Wd]. Grid
-// (⌈Wd/blockDim⌉, Hkv).
+// times 1/g, as the host does. mass [Hq, Wd], a [Hkv, Wd]. Where score is
+// not null it also ages the held entries of the view's first L keys
+// (ventry [Hkv, L], −1 for none): score = βⁿ·score + a, in two roundings,
+// bn = βⁿ. Grid (⌈Wd/blockDim⌉, Hkv).
 extern "C" __global__ void cascade_reduce(float *a, const float *mass, int hq, int hkv, int Wd, int reduce_max,
-                                          int homogeneous) {
+                                          int homogeneous, float *score, const int *ventry, int L, float bn) {
 	int h = blockIdx.y;
 	int j = blockIdx.x * blockDim.x + threadIdx.x;
 	if (j >= Wd) {
@@ -85,22 +87,13 @@ extern "C" __global__ void cascade_reduce(float *a, const float *mass, int hq, i
 		x = __fmul_rn(x, __fdiv_rn(1.0f, (float)(q1 - q0)));
 	}
 	a[(long long)h * Wd + j] = x;
-}
-
-// cascade_age sets the score of every held entry to βⁿ·score + a, in two
-// roundings. Grid (⌈L/blockDim⌉, Hkv).
-extern "C" __global__ void cascade_age(float *score, const int *ventry, const float *a, int L, int Wd, float bn) {
-	int h = blockIdx.y;
-	int j = blockIdx.x * blockDim.x + threadIdx.x;
-	if (j >= L) {
-		return;
-	}
-	int e = ventry[(long long)h * L + j];
-	if (e >= 0) {
-		score[e] = __fadd_rn(__fmul_rn(bn, score[e]), a[(long long)h * Wd + j]);
+	if (score != 0 && j < L) {
+		int e = ventry[(long long)h * L + j];
+		if (e >= 0) {
+			score[e] = __fadd_rn(__fmul_rn(bn, score[e]), x);
+		}
 	}
 }
-
 
 // ---- The walk ----
 //
