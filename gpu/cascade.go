@@ -192,8 +192,7 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 		cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)), cuda.Int(shared))
 	// A slot names at most one row: a chunk token that lost its slot to a
 	// later one has place −1, so the scatter needs no de-duplication.
-	b.scatterPlaced(ks, ck, place, n, s.KVHeads, capacity, hd)
-	b.scatterPlaced(vs, cv, place, n, s.KVHeads, capacity, hd)
+	b.scatterPlaced(ks, ck, vs, cv, place, n, s.KVHeads, capacity, hd)
 	vw.mass = 0
 }
 

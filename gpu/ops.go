@@ -213,16 +213,27 @@ func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
 			}
 		}
 	}
-	b.scatterPlaced(d, s, b.upload(words), rows, hkv, capacity, hd)
+	b.scatterPlaced(d, s, nil, nil, b.upload(words), rows, hkv, capacity, hd)
 }
 
 // scatterPlaced writes row i of head h of src [rows, Hkv·hd] into slot
-// place[h·rows+i] of dst [Hkv, capacity, hd], place being on the device;
-// negative slots skip, and no two rows may name one slot. Call with b.mu
-// held.
-func (b *Backend) scatterPlaced(dst, src *Tensor, place cuda.DevicePtr, rows, hkv, capacity, hd int) {
-	launch(b.k.scatter[dst.st][src.st], cuda.Dim3{X: rows, Y: hkv}, threadsFor(hd, rowThreads), 0,
-		cuda.Ptr(dst.ptr()), cuda.Ptr(src.ptr()), cuda.Ptr(place), cuda.Int(rows), cuda.Int(hkv), cuda.Int(capacity), cuda.Int(hd))
+// place[h·rows+i] of dst [Hkv, capacity, hd], place being on the device,
+// and the rows of src2 into dst2 alike in the same launch unless dst2 is
+// nil (a chunk's keys and values: the two pairs must have the same storage
+// types); negative slots skip, and no two rows may name one slot. Call
+// with b.mu held.
+func (b *Backend) scatterPlaced(dst, src, dst2, src2 *Tensor, place cuda.DevicePtr, rows, hkv, capacity, hd int) {
+	grid := cuda.Dim3{X: rows, Y: hkv, Z: 1}
+	var d2, s2 cuda.DevicePtr
+	if dst2 != nil {
+		if dst2.st != dst.st || src2.st != src.st {
+			panic("gpu: scatter of two pairs of different storage types")
+		}
+		grid.Z, d2, s2 = 2, dst2.ptr(), src2.ptr()
+	}
+	launch(b.k.scatter[dst.st][src.st], grid, threadsFor(hd, rowThreads), 0,
+		cuda.Ptr(dst.ptr()), cuda.Ptr(src.ptr()), cuda.Ptr(d2), cuda.Ptr(s2), cuda.Ptr(place),
+		cuda.Int(rows), cuda.Int(hkv), cuda.Int(capacity), cuda.Int(hd))
 }
 
 // CopySlots copies slots [0, n) of every head of src [Hkv, Cap₁, hd] into

@@ -147,8 +147,7 @@ func (d *devicePattern) Commit(k, v, chunkK, chunkV backend.Tensor) {
 		cuda.Ptr(place), cuda.Int64(vw.first), cuda.Int(n), cuda.Int(s.Sinks), cuda.Int(s.Ring))
 	// A slot names at most one row: a chunk token whose slot a later one
 	// takes has place −1, so the scatter needs no de-duplication.
-	b.scatterPlaced(ks, ck, place, n, hk, capacity, hd)
-	b.scatterPlaced(vs, cv, place, n, hk, capacity, hd)
+	b.scatterPlaced(ks, ck, vs, cv, place, n, hk, capacity, hd)
 	vw.n = 0
 }
 

@@ -254,8 +254,7 @@ func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Evic
 			cuda.Int(d.cap), cuda.Int(L), cuda.Int(T), cuda.Int(d.free), cuda.Int(d.next), cuda.Int(boolInt(e.Reset)))
 	}
 	// A slot names at most one row of the chunk: no de-duplication needed.
-	b.scatterPlaced(ks, ck, place, n, hk, capacity, hd)
-	b.scatterPlaced(vs, cv, place, n, hk, capacity, hd)
+	b.scatterPlaced(ks, ck, vs, cv, place, n, hk, capacity, hd)
 	d.l, d.next, d.free = held, next, next-held
 	vw.mass, vw.n = 0, 0
 }

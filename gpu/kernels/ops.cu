@@ -145,15 +145,21 @@ __device__ __forceinline__ void add_bias_t(D *dst, const B *bias, long long n, i
 EACH2(ADD_BIAS)
 
 // scatter writes row i of head h of src [S, Hkv·hd] into slot
-// slots[h·S+i] of dst [Hkv, cap, hd]; a negative slot skips the row. The
-// host has already dropped all but the last row naming a slot, so no two
-// blocks write one slot. Grid (S, Hkv).
+// slots[h·S+i] of dst [Hkv, cap, hd], and with grid.z = 2 row i of src2
+// into dst2 alike (the keys and the values of a chunk in one launch); a
+// negative slot skips the row. The host has already dropped all but the
+// last row naming a slot, so no two blocks write one slot. Grid (S, Hkv,
+// 1 or 2).
 template <typename D, typename S>
-__device__ __forceinline__ void scatter_t(D *dst, const S *src, const int *slots, int rows, int hkv, int cap, int hd) {
+__device__ __forceinline__ void scatter_t(D *dst, const S *src, D *dst2, const S *src2, const int *slots, int rows,
+					  int hkv, int cap, int hd) {
 	int i = blockIdx.x, h = blockIdx.y;
 	int slot = slots[h * rows + i];
 	if (slot < 0) {
 		return;
+	}
+	if (blockIdx.z == 1) {
+		dst = dst2, src = src2;
 	}
 	const S *in = src + ((long long)i * hkv + h) * hd;
 	D *out = dst + ((long long)h * cap + slot) * hd;
@@ -161,9 +167,10 @@ __device__ __forceinline__ void scatter_t(D *dst, const S *src, const int *slots
 		out[d] = from_f32<D>(to_f32(in[d]));
 	}
 }
-#define SCATTER(D, S)                                                                                                           \
-	extern "C" __global__ void scatter_##D##_##S(D *dst, const S *src, const int *slots, int rows, int hkv, int cap, int hd) { \
-		scatter_t(dst, src, slots, rows, hkv, cap, hd);                                                                         \
+#define SCATTER(D, S)                                                                                              \
+	extern "C" __global__ void scatter_##D##_##S(D *dst, const S *src, D *dst2, const S *src2, const int *slots, \
+						     int rows, int hkv, int cap, int hd) {                        \
+		scatter_t(dst, src, dst2, src2, slots, rows, hkv, cap, hd);                                         \
 	}
 EACH2(SCATTER)
 
