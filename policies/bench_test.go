@@ -68,3 +68,53 @@ func BenchmarkBigbirdPattern(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLogsearchDecode measures what logsearch does on the host per
+// layer and decoding step at the Llama-3.1-8B shape (32 query heads, 8 KV
+// heads, head dim 128) after N tokens of random keys, with the set-up of
+// the GPU curve in docs/design.md (64 sinks, a window of 8,192, blocks of
+// 64, top 64, beam 64): the search of every KV head's index with the
+// step's query, the view's slot lists, and the new key into the index.
+func BenchmarkLogsearchDecode(b *testing.B) {
+	const chunk = 4096
+	s := Shape{Layers: 1, QHeads: 32, KVHeads: 8, HeadDim: 128}
+	for _, n := range []int{65536, 262144} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			f, err := New("logsearch", map[string]any{"sinks": 64, "window": 8192, "block": 64, "topk": 64, "beam": 64})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pl, err := f.NewLayer(0, s)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := pl.(searcher)
+			r := rand.New(rand.NewPCG(3, 4))
+			keys := make([]float32, chunk*s.KVHeads*s.HeadDim)
+			place := make([]int32, s.KVHeads*chunk)
+			var view backend.View
+			var seen int64
+			step := func(m int) {
+				for i := range keys[:m*s.KVHeads*s.HeadDim] {
+					keys[i] = float32(r.NormFloat64())
+				}
+				p.Reserve(m)
+				p.Plan(Step{Start: seen, N: m, PromptEnd: -1}, &view)
+				p.observeKeys(keys[:m*s.KVHeads*s.HeadDim])
+				p.Commit(nil, place[:s.KVHeads*m])
+				seen += int64(m)
+			}
+			for seen < int64(n) {
+				step(chunk)
+			}
+			q := make([]float32, s.QHeads*s.HeadDim)
+			for b.Loop() {
+				for i := range q {
+					q[i] = float32(r.NormFloat64())
+				}
+				p.setQuery(q)
+				step(1)
+			}
+		})
+	}
+}

@@ -24,8 +24,9 @@ type blockIndex struct {
 	openLo []float32   // [hd] bounds of the open leaf
 	openHi []float32
 
-	frontier nodeHeap // search scratch
-	next     []node   // searchBeam's scratch
+	frontier nodeHeap  // search scratch
+	next     []node    // searchBeam's scratch
+	qp, qn   []float32 // [g·hd] the search's queries split by sign (bound)
 }
 
 func newBlockIndex(hd, b int) *blockIndex {
@@ -82,26 +83,67 @@ func (x *blockIndex) push(l int, lo, hi []float32) {
 	x.hi[l] = append(x.hi[l], hi[:x.hd]...)
 }
 
+// split keeps the queries qs [g·hd] of a search as their positive parts
+// qp = max(q, 0) and negative parts qn = min(q, 0), for bound.
+func (x *blockIndex) split(qs []float32) {
+	x.qp, x.qn = append(x.qp[:0], qs...), append(x.qn[:0], qs...)
+	for d, v := range qs {
+		if v >= 0 {
+			x.qn[d] = 0
+		} else {
+			x.qp[d] = 0
+		}
+	}
+}
+
 // bound returns the upper bound, over the keys under node i of level l, of
-// the largest dot product with any of the queries qs [g·hd]:
-// max over queries of Σ_d max(q_d·lo_d, q_d·hi_d).
-func (x *blockIndex) bound(l, i int, qs []float32) float32 {
+// the largest dot product with any of the queries of the last split:
+// max over queries of Σ_d max(q_d·lo_d, q_d·hi_d). That term is q⁺_d·hi_d +
+// q⁻_d·lo_d, one of the two products being zero, so the sum takes no
+// branch (which random signs mispredict) and rounds as the larger
+// product alone does.
+func (x *blockIndex) bound(l, i int) float32 {
 	hd := x.hd
 	lo, hi := x.lo[l][i*hd:(i+1)*hd], x.hi[l][i*hd:(i+1)*hd]
 	best := float32(0)
-	for g := 0; g*hd < len(qs); g++ {
-		q := qs[g*hd : (g+1)*hd]
-		var s float32
-		for d, v := range q {
-			if v >= 0 {
-				s += v * hi[d]
-			} else {
-				s += v * lo[d]
-			}
-		}
-		if g == 0 || s > best {
+	first := true
+	keep := func(s float32) {
+		if first || s > best {
 			best = s
 		}
+		first = false
+	}
+	nq := len(x.qp) / hd
+	g := 0
+	// Four queries at a time: each sum keeps its own order over d, and
+	// the four chains run side by side.
+	for ; g+4 <= nq; g += 4 {
+		p0, p1, p2, p3 := x.qp[g*hd:(g+1)*hd], x.qp[(g+1)*hd:(g+2)*hd], x.qp[(g+2)*hd:(g+3)*hd], x.qp[(g+3)*hd:(g+4)*hd]
+		n0, n1, n2, n3 := x.qn[g*hd:(g+1)*hd], x.qn[(g+1)*hd:(g+2)*hd], x.qn[(g+2)*hd:(g+3)*hd], x.qn[(g+3)*hd:(g+4)*hd]
+		lo := lo[:len(hi)]
+		p0, p1, p2, p3 = p0[:len(hi)], p1[:len(hi)], p2[:len(hi)], p3[:len(hi)]
+		n0, n1, n2, n3 = n0[:len(hi)], n1[:len(hi)], n2[:len(hi)], n3[:len(hi)]
+		var s0, s1, s2, s3 float32
+		for d, h := range hi {
+			o := lo[d]
+			s0 += p0[d]*h + n0[d]*o
+			s1 += p1[d]*h + n1[d]*o
+			s2 += p2[d]*h + n2[d]*o
+			s3 += p3[d]*h + n3[d]*o
+		}
+		keep(s0)
+		keep(s1)
+		keep(s2)
+		keep(s3)
+	}
+	for ; g < nq; g++ {
+		qp, qn := x.qp[g*hd:(g+1)*hd], x.qn[g*hd:(g+1)*hd]
+		qp, qn, lo := qp[:len(hi)], qn[:len(hi)], lo[:len(hi)]
+		var s float32
+		for d, h := range hi {
+			s += qp[d]*h + qn[d]*lo[d]
+		}
+		keep(s)
 	}
 	return best
 }
@@ -124,6 +166,7 @@ func (x *blockIndex) search(qs []float32, k, limit int, dst []int32) ([]int32, i
 	if k <= 0 || limit <= 0 {
 		return dst, 0
 	}
+	x.split(qs)
 	h := &x.frontier
 	*h = (*h)[:0]
 	visits := 0
@@ -132,7 +175,7 @@ func (x *blockIndex) search(qs []float32, k, limit int, dst []int32) ([]int32, i
 			return
 		}
 		visits++
-		h.push(node{ub: x.bound(l, i, qs), level: int32(l), idx: int32(i)})
+		h.push(node{ub: x.bound(l, i), level: int32(l), idx: int32(i)})
 	}
 	for l := range x.lo {
 		if n := len(x.lo[l]) / x.hd; n%2 == 1 {
@@ -170,6 +213,7 @@ func (x *blockIndex) searchBeam(qs []float32, k, limit, beam int, dst []int32) (
 		return dst, 0
 	}
 	beam = max(beam, k)
+	x.split(qs)
 	cur, next := x.frontier[:0], x.next[:0]
 	visits := 0
 	add := func(f []node, l, i int) []node {
@@ -177,7 +221,7 @@ func (x *blockIndex) searchBeam(qs []float32, k, limit, beam int, dst []int32) (
 			return f
 		}
 		visits++
-		return append(f, node{ub: x.bound(l, i, qs), level: int32(l), idx: int32(i)})
+		return append(f, node{ub: x.bound(l, i), level: int32(l), idx: int32(i)})
 	}
 	for l := range x.lo {
 		if n := len(x.lo[l]) / x.hd; n%2 == 1 {

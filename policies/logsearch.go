@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"sync"
 
 	"kvcascade/runtime/backend"
 )
@@ -167,19 +168,27 @@ func (p *logsearch) Plan(step Step, view *backend.View) {
 	p.hasQ = false
 	p.found = grow(p.found, hk*k)
 	p.visits = 0
-	for h := 0; h < hk; h++ {
-		f := p.found[h*k : h*k : (h+1)*k]
-		if k > 0 {
-			var v int
-			q := p.q[h*g*hd : (h+1)*g*hd]
-			if p.c.beam > 0 {
-				f, v = p.index[h].searchBeam(q, k, int(ne), p.c.beam, f)
-			} else {
-				f, v = p.index[h].search(q, k, int(ne), f)
-			}
+	if k > 0 {
+		// The KV heads' indexes are searched side by side: each has its
+		// own scratch and writes its own part of found.
+		visits := make([]int, hk)
+		var wg sync.WaitGroup
+		for h := range hk {
+			wg.Go(func() {
+				f := p.found[h*k : h*k : (h+1)*k]
+				q := p.q[h*g*hd : (h+1)*g*hd]
+				if p.c.beam > 0 {
+					f, visits[h] = p.index[h].searchBeam(q, k, int(ne), p.c.beam, f)
+				} else {
+					f, visits[h] = p.index[h].search(q, k, int(ne), f)
+				}
+				sortInt32(f)
+			})
+		}
+		wg.Wait()
+		for _, v := range visits {
 			p.visits += v
 		}
-		sortInt32(f)
 	}
 	ns := min(p.seen, p.c.sinks)
 	lo := p.recent(p.seen)
@@ -230,15 +239,25 @@ func (p *logsearch) Commit(_ []float32, place []int32) {
 	}
 	p.hasK = false
 	for i := 0; i < n; i++ {
-		t := p.seen + int64(i)
 		for h := 0; h < hk; h++ {
-			place[h*n+i] = int32(t)
-			if t >= p.c.sinks {
-				row := p.keys[(i*hk+h)*hd : (i*hk+h+1)*hd]
-				p.index[h].add(row)
-			}
+			place[h*n+i] = int32(p.seen + int64(i))
 		}
 	}
+	// Each KV head's index takes its keys apart from the others'.
+	var wg sync.WaitGroup
+	for h := range hk {
+		add := func() {
+			for i := max(0, p.c.sinks-p.seen); i < int64(n); i++ {
+				p.index[h].add(p.keys[(int(i)*hk+h)*hd : (int(i)*hk+h+1)*hd])
+			}
+		}
+		if n == 1 {
+			add() // a decoding step: one key, not worth a goroutine
+			continue
+		}
+		wg.Go(add)
+	}
+	wg.Wait()
 	p.seen += int64(n)
 }
 
