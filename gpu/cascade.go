@@ -32,13 +32,27 @@ const (
 	cascadeWalkHead    = 2048 // WALK_HEAD: shared bytes before the staged windows
 )
 
-// cascadeWalkShared is the most dynamic shared memory cascade_walk's staged
-// walk needs for a chunk of n tokens through c cascades of w entries
-// (WALK_SHARED with every window as long as it can be, min(w, n+1)): the
-// walk stages a chunk when its windows fit the bytes it is given, and
-// walks on global memory otherwise.
+// cascadeWalkShared is the most dynamic shared memory cascade_walk needs
+// for a chunk of n tokens through c cascades of w entries, every window
+// as long as it can be (min(w, n+1) entries): the walk stages a chunk when
+// its windows fit the bytes it is given (walking it in parallel when the
+// event lists fit too), and walks on global memory otherwise.
 func cascadeWalkShared(n, c, w int) int {
-	return cascadeWalkHead + (n+15)/16*16 + 16*c*min(w, n+1) + 4*(n+1) + 8*n
+	e := c * min(w, n+1)
+	return max(cascadeWalkStaged(n, e), cascadeWalkParallel(n, e, cascadeWalkThreads))
+}
+
+// cascadeWalkStaged is WALK_SHARED: the staged walk's bytes for a chunk of
+// n tokens whose windows hold e entries.
+func cascadeWalkStaged(n, e int) int {
+	return cascadeWalkHead + (n+15)/16*16 + 16*e + 4*(n+1) + 8*n
+}
+
+// cascadeWalkParallel is WALK_PAR_SHARED: the parallel walk's bytes for a
+// chunk of n tokens whose windows hold e entries, walked by a block of
+// threads.
+func cascadeWalkParallel(n, e, threads int) int {
+	return cascadeWalkHead + (n+15)/16*16 + 16*e + 16*n + 2*((2*n+15)/16*16) + 16*threads
 }
 
 // cascadeKernelsFor compiles kernels/cascade.cu on first use. Call with b.mu

@@ -38,8 +38,8 @@ func TestKernelsCompile(t *testing.T) {
 	// Arrays of size −1 fail to compile unless cascade.go's walk geometry
 	// matches the #defines.
 	cp := cascadeProgram()
-	cp.src += fmt.Sprintf("\ntypedef char walk_geometry[WALK_THREADS == %d && WALK_HEAD == %d && WALK_SHARED(7, 5) == %d ? 1 : -1];\n",
-		cascadeWalkThreads, cascadeWalkHead, cascadeWalkShared(7, 5, 1))
+	cp.src += fmt.Sprintf("\ntypedef char walk_geometry[WALK_THREADS == %d && WALK_HEAD == %d && WALK_SHARED(7, 5) == %d && WALK_PAR_SHARED(7, 5, 33) == %d ? 1 : -1];\n",
+		cascadeWalkThreads, cascadeWalkHead, cascadeWalkStaged(7, 5), cascadeWalkParallel(7, 5, 33))
 	progs = append(progs, compilation{cp, cascadeKernelNames[:]})
 	for _, hd := range decodeHeadDims {
 		// Arrays of size −1 fail to compile unless decode.go's geometry

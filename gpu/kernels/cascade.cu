@@ -98,9 +98,12 @@ extern "C" __global__ void cascade_reduce(float *a, const float *mass, int hq, i
 // ---- The walk ----
 //
 // cascade_walk walks the chunk's tokens one by one through the cascades of
-// one KV head; the walk is sequential, so one thread of the head's block
-// does it (walk_tokens, below), and the block's other threads stage its
-// data in shared memory first and write it back after.
+// one KV head: either one thread of the head's block walks them in order
+// (walk_tokens, below) while the block's other threads stage its data in
+// shared memory first and write it back after, or, for chunks of at least
+// WALK_PAR_MIN tokens whose event lists fit too, the whole block walks
+// every cascade's events at once (walk_parallel, further below), to the
+// same end state.
 //
 // In one chunk, cascade i only touches a circular window of its ring that
 // starts at its newest entry (st−1 when not full, start−1 when full, 0 when
@@ -147,10 +150,19 @@ extern "C" __global__ void cascade_reduce(float *a, const float *mass, int hq, i
 #define WALK_ROUND16(x) (((x) + 15) / 16 * 16)
 #define WALK_SHARED_MIN(n, E) (WALK_HEAD + WALK_ROUND16(n) + 16 * (E) + 4 * ((n) + 1))
 #define WALK_SHARED(n, E) (WALK_SHARED_MIN(n, E) + 8 * (n))
+#ifndef WALK_KMAX
+#define WALK_KMAX 16 // most events a thread of the parallel walk holds per cascade
+#endif
+#ifndef WALK_PAR_MIN
+#define WALK_PAR_MIN 64 // shortest chunk the parallel walk takes (decoding steps walk on one thread)
+#endif
+#define WALK_PAR_SHARED(n, E, T) \
+	(WALK_HEAD + WALK_ROUND16(n) + 16 * (E) + 16 * (n) + 2 * WALK_ROUND16(2 * (n)) + 16 * (T))
 
 // WALK_CHECK and WALK_TRACE are hooks for the host emulation
 // (tools/cascadeemu): a bounds check of the staged windows and the path
-// taken (0 global memory, 1 staged but for the mass and place, 2 staged).
+// taken (0 global memory, 1 staged but for the mass and place, 2 staged,
+// 3 the parallel walk).
 #ifndef WALK_CHECK
 #define WALK_CHECK(cond)
 #endif
@@ -178,6 +190,7 @@ struct walkHead {
 	int len[WALK_MAXC];           // staged window lengths
 	int hist[WALK_MAXC + 1];      // chunk tokens by `accepting`
 	int staged, slo, shi;         // staged: the path, as WALK_TRACE's
+	int win0, more[3];            // the parallel walk's (walk_parallel)
 };
 static_assert(sizeof(walkHead) <= WALK_HEAD, "walkHead outgrows WALK_HEAD");
 
@@ -394,7 +407,7 @@ __device__ __forceinline__ void walk_tokens(S &s, walkRing *ring, int &top, int 
 // being how many its predecessor can pass on: a ring passes a token on
 // for each token it accepts once full, and it fills after W − st accepts
 // (W − 1 when empty: a token it does not accept may take entry 0).
-__device__ __forceinline__ int walk_plan(walkHead *hd, int top0, int n, int size, int C, int W, int smem) {
+__device__ __forceinline__ int walk_plan(walkHead *hd, int top0, int n, int size, int C, int W, int smem, int T) {
 	if (top0 < 0 || top0 > size) {
 		return 0;
 	}
@@ -414,6 +427,11 @@ __device__ __forceinline__ int walk_plan(walkHead *hd, int top0, int n, int size
 		r.base = total;
 		hd->len[i] = min(W, acc + 1);
 		total += hd->len[i];
+	}
+	if (n >= WALK_PAR_MIN && n <= 65535 && (n + T - 1) / T <= WALK_KMAX &&
+	    (long long)WALK_PAR_SHARED((long long)n, (long long)total, (long long)T) <= smem) {
+		hd->slo = hd->shi = 0; // the parallel walk stages no stack
+		return 3;
 	}
 	if ((long long)WALK_SHARED_MIN((long long)n, (long long)total) > smem) {
 		return 0;
@@ -450,6 +468,312 @@ __device__ __forceinline__ void walk_copy(bool back, const walkHead *hd, walkEnt
 		} else {
 			stk[k - slo] = freed[base + k];
 		}
+	}
+}
+
+// ---- The parallel walk ----
+//
+// The staged walk above is one thread's pass over the chunk's tokens.
+// Where the windows, the chunk's event lists and a scan's scratch fit
+// (WALK_PAR_SHARED bytes), and each thread holds at most WALK_KMAX of a
+// cascade's events, the block walks the chunk cascade by cascade instead,
+// every cascade's events at once, to the same end state bit for bit:
+//
+// Cascade i sees, in token order, the events of the tokens whose walk
+// reaches it: the walked token itself in cascade 0, afterwards the token
+// that the accepting cascade before it passed on. An event accepts (A)
+// when the walked token's `accepting` is above i (or when the ring is
+// empty: it takes entry 0) and competes (C) otherwise. The ring is a FIFO
+// of items: the st items it holds (oldest first) and then one per A, so
+// the A numbered m pushes item st + m and, once st + m ≥ W, passes item
+// st + m − W on to cascade i + 1 (out of the last cascade: drops it).
+// A C competes with the newest item, which the C's after an A (or after
+// the chunk's start) replace whenever their score is ≥ its own: the items
+// of a segment (its A, or the newest held item, then its C's) end as the
+// last of their maxima (a NaN that starts a segment stays; one that
+// competes never wins), a segmented scan (walk_combine) over the block;
+// each C drops one item, its loser. Cascade i + 1's events are then the
+// items cascade i passed on, with the tokens of the A's that passed them.
+//
+// Each token's walk ends in at most one drop: its token, if the walked
+// token lost at once (it rests in cascade 0 or nowhere), else one whose
+// slot it takes (drop ≥ 0, or a chunk token's, resolved by pointer
+// jumping), else none: it pops the free stack, in token order (an
+// exclusive count). The stack below its final top is untouched.
+//
+// Shared memory after the staged windows (16-byte aligned):
+//   evI  [2][n] int             two cascades' event items (the next one's
+//                               doubles as its segments' winners first)
+//   drop [n] int                each token's drop, then its slot
+//   loc  [n] int                the ring entry a chunk token ends in, or −1
+//   evT  [2][n] unsigned short  the events' tokens, each rounded up to 16 bytes
+//   sums [T] walkSum            the scan's
+// An item is an index into the staged windows (below total) or total + q
+// for chunk token q.
+
+// walkSum is a run of a cascade's events as the scan sees it: its A's
+// (cnt), the winner of its last segment (key, item) and flags (1: it has
+// events, 2: one of them is an A).
+struct __align__(16) walkSum {
+	int cnt, key, item, flags;
+};
+
+// walk_key orders scores as the walk compares them: ±0 equal, a NaN that
+// starts a segment above everything and one that competes below.
+__device__ __forceinline__ int walk_key(float x, bool start) {
+	if (x != x) {
+		return start ? 0x7fffffff : (int)0x80000000;
+	}
+	int i = __float_as_int(x);
+	return i >= 0 ? i : -(i & 0x7fffffff);
+}
+
+// walk_combine is the scan's operator: run l, then run r.
+__device__ __forceinline__ walkSum walk_combine(walkSum l, walkSum r) {
+	if (!(r.flags & 1)) {
+		return l;
+	}
+	if (!(l.flags & 1)) {
+		return r;
+	}
+	bool take = (r.flags & 2) || r.key >= l.key;
+	walkSum o;
+	o.cnt = l.cnt + r.cnt;
+	o.flags = 1 | ((l.flags | r.flags) & 2);
+	o.key = take ? r.key : l.key;
+	o.item = take ? r.item : l.item;
+	return o;
+}
+
+// walk_scan makes sums[0…T) inclusive prefixes (Hillis–Steele).
+__device__ __forceinline__ void walk_scan(walkSum *sums, int tid, int T) {
+	__syncthreads();
+	for (int d = 1; d < T; d *= 2) {
+		walkSum v = sums[tid];
+		if (tid >= d) {
+			v = walk_combine(sums[tid - d], v);
+		}
+		__syncthreads();
+		sums[tid] = v;
+		__syncthreads();
+	}
+}
+
+// walk_enc is what token tok's drop of item means for its slot.
+__device__ __forceinline__ int walk_enc(int item, int tok, const walkEntry *ent, int total) {
+	if (item < total) {
+		int s = ent[item].slot;
+		return s < 0 ? -1 : s; // a held token without a slot frees none
+	}
+	int q = item - total;
+	return q == tok ? -2 : -(q + 3);
+}
+
+// walkPar is the parallel walk's shared memory and one head's rows.
+struct walkPar {
+	walkHead *hd;
+	const unsigned char *acc;
+	const walkEntry *ent;
+	int *evI[2], *drop, *loc;
+	unsigned short *evT[2];
+	walkSum *sums;
+	int *slot, *freed, *place;
+	long long *pos;
+	float *score;
+	const float *ah;
+	long long first;
+	int total, n, sinks, C, W;
+
+	__device__ __forceinline__ float mass_of(int item) const {
+		return item < total ? ent[item].score : ah[item - total];
+	}
+	// store writes item into ring i's entry e.
+	__device__ __forceinline__ void store(int i, int e, int item) const {
+		long long g = (long long)i * W + e;
+		if (item < total) {
+			walkEntry v = ent[item];
+			pos[g] = v.pos, slot[g] = v.slot, score[g] = v.score;
+		} else {
+			int q = item - total;
+			pos[g] = first + q, score[g] = ah[q];
+			loc[q] = (int)g; // its slot once resolved
+		}
+	}
+};
+
+// walk_parallel walks head h's chunk (above); the windows are staged.
+__device__ void walk_parallel(walkPar &s, int *top, int *next, int h, int tid, int T) {
+	walkHead *hd = s.hd;
+	int n = s.n, W = s.W, total = s.total;
+	int q0 = s.first >= s.sinks ? 0 : (int)min((long long)n, s.sinks - s.first);
+	for (int q = tid; q < n; q += T) {
+		s.drop[q] = -1, s.loc[q] = -1;
+		if (q >= q0) {
+			s.evI[0][q - q0] = total + q, s.evT[0][q - q0] = (unsigned short)q;
+		}
+	}
+	if (tid == 0) {
+		hd->more[0] = 0;
+	}
+	__syncthreads();
+	int m = n - q0, cur = 0;
+	for (int i = 0; i < s.C; i++, cur ^= 1) {
+		const int *evI = s.evI[cur];
+		const unsigned short *evT = s.evT[cur];
+		int *evIn = s.evI[cur ^ 1];
+		walkRing r = hd->ring[i];
+		int st = r.st, K = (m + T - 1) / T, k0 = min(m, tid * K), k1 = min(m, k0 + K);
+		if (tid == 0) {
+			hd->win0 = r.base; // the newest held item, until a C replaces it
+		}
+		// 1. each thread's run, scanned
+		walkSum run = {0, 0, 0, 0};
+		for (int k = k0; k < k1; k++) {
+			int it = evI[k];
+			bool a = s.acc[evT[k]] > i || (k == 0 && st == 0);
+			walkSum e = {a ? 1 : 0, walk_key(s.mass_of(it), a), it, a ? 3 : 1};
+			run = walk_combine(run, e);
+		}
+		s.sums[tid] = run;
+		walk_scan(s.sums, tid, T);
+		walkSum init = {0, 0, 0, 0};
+		if (st > 0) {
+			init.key = walk_key(s.ent[r.base].score, true), init.item = r.base, init.flags = 1;
+		}
+		walkSum none = {0, 0, 0, 0};
+		walkSum pre = walk_combine(init, tid > 0 ? s.sums[tid - 1] : none);
+		int nA = s.sums[T - 1].cnt;
+		int keep = max(0, st + nA - W); // the first item still held at the end
+		// 2. the thread's events in order: drops, segments' winners, and
+		// the winners the ring keeps
+		int mA = pre.cnt, wkey = pre.key, witem = pre.item;
+		for (int k = k0; k < k1; k++) {
+			int it = evI[k], tok = evT[k];
+			if (s.acc[tok] > i || (k == 0 && st == 0)) {
+				mA++, wkey = walk_key(s.mass_of(it), true), witem = it;
+			} else {
+				int ck = walk_key(s.mass_of(it), false), loser = it;
+				if (ck >= wkey) {
+					loser = witem, wkey = ck, witem = it;
+				}
+				s.drop[tok] = walk_enc(loser, tok, s.ent, total);
+			}
+			if (k + 1 == m || s.acc[evT[k + 1]] > i) { // the segment ends
+				int seg = mA - 1;                    // −1: the newest held item's
+				if (seg >= 0) {
+					evIn[seg] = witem;
+				} else {
+					hd->win0 = witem;
+				}
+				int p = st + seg;
+				if (p >= keep) {
+					int e = r.s0 + p;
+					s.store(i, e % W, witem);
+				}
+			}
+		}
+		__syncthreads();
+		// 3. the items the A's pass on (out of the last cascade: drop)
+		int passed[WALK_KMAX];
+		mA = pre.cnt;
+#pragma unroll
+		for (int j = 0; j < WALK_KMAX; j++) {
+			int k = k0 + j;
+			if (k < k1 && (s.acc[evT[k]] > i || (k == 0 && st == 0))) {
+				int p = st + mA - W;
+				if (p >= 0) {
+					int it;
+					if (p < st - 1) { // held before the chunk: in the window
+						WALK_CHECK(p + 1 + W - st < hd->len[i]);
+						it = r.base + p + 1 + W - st;
+					} else {
+						it = p == st - 1 ? hd->win0 : evIn[p - st];
+					}
+					passed[j] = it;
+					if (i == s.C - 1) {
+						s.drop[evT[k]] = walk_enc(it, evT[k], s.ent, total);
+					}
+				}
+				mA++;
+			}
+		}
+		__syncthreads();
+		// 4. the next cascade's events
+		if (i + 1 < s.C) {
+			mA = pre.cnt;
+#pragma unroll
+			for (int j = 0; j < WALK_KMAX; j++) {
+				int k = k0 + j;
+				if (k < k1 && (s.acc[evT[k]] > i || (k == 0 && st == 0))) {
+					int d = mA - (W - st);
+					if (d >= 0) {
+						evIn[d] = passed[j];
+						s.evT[cur ^ 1][d] = evT[k];
+					}
+					mA++;
+				}
+			}
+		}
+		if (tid == 0) {
+			hd->ring[i].st = min(W, st + nA);
+			hd->ring[i].s0 = (r.s0 + keep) % W;
+		}
+		m = keep;
+		__syncthreads();
+	}
+	// 5. slots: pops in token order, then the slots of dropped chunk
+	// tokens by pointer jumping (a token takes the slot of an earlier one)
+	int top0 = top[h], next0 = next[h];
+	int K = (n + T - 1) / T, a0 = min(n, tid * K), a1 = min(n, a0 + K), cnt = 0;
+	for (int q = max(a0, q0); q < a1; q++) {
+		cnt += s.drop[q] == -1;
+	}
+	walkSum c = {cnt, 0, 0, 1};
+	s.sums[tid] = c;
+	walk_scan(s.sums, tid, T);
+	int pops = s.sums[T - 1].cnt, k = tid > 0 ? s.sums[tid - 1].cnt : 0;
+	for (int q = max(a0, q0); q < a1; q++) {
+		if (s.drop[q] == -1) {
+			s.drop[q] = k < top0 ? s.freed[top0 - 1 - k] : next0 + (k - top0);
+			k++;
+		}
+	}
+	__syncthreads();
+	for (int round = 0;; round++) {
+		int f = round % 3;
+		bool more = false;
+		for (int q = q0 + tid; q < n; q += T) {
+			int v = s.drop[q];
+			if (v <= -3) {
+				s.drop[q] = s.drop[-v - 3];
+				more = true;
+			}
+		}
+		if (more) {
+			hd->more[f] = 1;
+		}
+		if (tid == 0) {
+			hd->more[(round + 1) % 3] = 0;
+		}
+		__syncthreads();
+		if (!hd->more[f]) {
+			break;
+		}
+	}
+	for (int q = tid; q < n; q += T) {
+		if (q < q0) {
+			s.place[q] = (int)(s.first + q);
+			continue;
+		}
+		int g = s.loc[q], v = s.drop[q];
+		if (g >= 0) {
+			s.slot[g] = v;
+		}
+		s.place[q] = g >= 0 ? v : -1;
+	}
+	if (tid == 0) {
+		top[h] = max(0, top0 - pops);
+		next[h] = next0 + max(0, pops - top0);
 	}
 }
 
@@ -490,7 +814,7 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 	__syncthreads();
 	// 2. the windows
 	if (tid == 0) {
-		hd->staged = staged ? walk_plan(hd, top[h], n, size, C, W, smem_bytes) : 0;
+		hd->staged = staged ? walk_plan(hd, top[h], n, size, C, W, smem_bytes, T) : 0;
 		WALK_TRACE(hd->staged);
 	}
 	__syncthreads();
@@ -518,6 +842,26 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 	float *staged_ah = (float *)(stk + 2 * n + 1);
 	// 3. staged: the windows, the stack's and the mass
 	walk_copy(false, hd, ent, stk, slo, shi, slot, pos, score, freed, base, C, W, tid, T);
+	if (hd->staged == 3) { // every cascade's events at once
+		walkPar s;
+		s.hd = hd, s.acc = acc, s.ent = ent, s.total = total;
+		s.evI[0] = (int *)(ent + total), s.evI[1] = s.evI[0] + n;
+		s.drop = s.evI[1] + n, s.loc = s.drop + n;
+		s.evT[0] = (unsigned short *)(s.loc + n);
+		s.evT[1] = (unsigned short *)((unsigned char *)s.evT[0] + WALK_ROUND16(2 * n));
+		s.sums = (walkSum *)((unsigned char *)s.evT[1] + WALK_ROUND16(2 * n));
+		s.slot = slot + base, s.pos = pos + base, s.score = score + base, s.freed = freed + base;
+		s.place = place + (long long)h * n, s.ah = ah;
+		s.first = first, s.n = n, s.sinks = sinks, s.C = C, s.W = W;
+		__syncthreads();
+		walk_parallel(s, top, next, h, tid, T);
+		__syncthreads();
+		for (int i = tid; i < C; i += T) {
+			stored[h * C + i] = hd->ring[i].st;
+			start[h * C + i] = hd->ring[i].s0;
+		}
+		return;
+	}
 	for (int q = tid; all && q < n; q += T) {
 		staged_ah[q] = ah[q];
 	}

@@ -191,10 +191,11 @@ static long long windows(const Spec &sp, const State &s, int h, long long first,
 	return E;
 }
 
-// hostShared is what cascade.go gives the walk on a device that allows
-// 227 KiB a block.
-static int hostShared(const Spec &sp, int n) {
-	long long b = WALK_HEAD + (n + 15) / 16 * 16 + 16LL * sp.C * std::min(sp.W, n + 1) + 4LL * (n + 1) + 8LL * n;
+// hostShared is what cascade.go gives the walk of a block of threads on a
+// device that allows 227 KiB a block.
+static int hostShared(const Spec &sp, int n, int threads) {
+	long long e = sp.C * (long long)std::min(sp.W, n + 1);
+	long long b = std::max<long long>(WALK_SHARED((long long)n, e), WALK_PAR_SHARED((long long)n, e, (long long)threads));
 	return (int)std::max<long long>(std::min<long long>(b, 227 * 1024), WALK_HEAD);
 }
 
@@ -202,7 +203,21 @@ template <class T> static bool sameBits(const std::vector<T> &a, const std::vect
 	return a.size() == b.size() && memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
-static std::string differs(const State &a, const State &b) {
+// freedBelowTop compares the free stacks below a's tops, the pool's
+// state (what lies above is scratch).
+static bool freedBelowTop(const State &a, const State &b, int size) {
+	if (a.freed.size() != b.freed.size() || !sameBits(a.top, b.top)) {
+		return false;
+	}
+	for (size_t h = 0; h < a.top.size(); h++) {
+		if (memcmp(a.freed.data() + h * size, b.freed.data() + h * size, sizeof(int) * a.top[h]) != 0) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static std::string differs(const State &a, const State &b, int size) {
 	std::string d;
 	auto chk = [&](bool ok, const char *name) {
 		if (!ok) {
@@ -211,12 +226,12 @@ static std::string differs(const State &a, const State &b) {
 	};
 	chk(sameBits(a.slot, b.slot), "slot"), chk(sameBits(a.pos, b.pos), "pos"), chk(sameBits(a.score, b.score), "score");
 	chk(sameBits(a.start, b.start), "start"), chk(sameBits(a.stored, b.stored), "stored");
-	chk(sameBits(a.freed, b.freed), "freed"), chk(sameBits(a.top, b.top), "top"), chk(sameBits(a.next, b.next), "next");
+	chk(freedBelowTop(a, b, size), "freed"), chk(sameBits(a.top, b.top), "top"), chk(sameBits(a.next, b.next), "next");
 	chk(sameBits(a.place, b.place), "place");
 	return d;
 }
 
-static int failures, launches, stagedLaunches, allLaunches;
+static int failures, launches, stagedLaunches, allLaunches, parLaunches;
 
 // check walks one chunk from state s by the reference and by the kernel
 // under each shared memory size, and compares.
@@ -225,13 +240,15 @@ static void check(const char *what, int id, const Spec &sp, const State &s, long
 	// Head h stages when its rings are as the walk leaves them and its
 	// windows fit.
 	std::vector<bool> canonical(sp.hkv, true);
-	std::vector<long long> least(sp.hkv), all(sp.hkv); // bytes to stage the windows, and the mass and place too
+	std::vector<long long> least(sp.hkv), all(sp.hkv), par(sp.hkv); // bytes to stage the windows, the mass and place too, to walk in parallel
+	bool parOK = n >= WALK_PAR_MIN && n <= 65535 && (n + threads - 1) / threads <= WALK_KMAX;
 	for (int h = 0; h < sp.hkv; h++) {
 		for (int i = 0; i < sp.C; i++) {
 			canonical[h] = canonical[h] && (s.stored[h * sp.C + i] == sp.W || s.start[h * sp.C + i] == 0);
 		}
 		long long E = windows(sp, s, h, first, n);
 		least[h] = WALK_SHARED_MIN((long long)n, E), all[h] = WALK_SHARED((long long)n, E);
+		par[h] = WALK_PAR_SHARED((long long)n, E, (long long)threads);
 	}
 	auto a = masses(sp, n, L, massMode);
 	State ref = s;
@@ -241,7 +258,7 @@ static void check(const char *what, int id, const Spec &sp, const State &s, long
 	// The host's bytes, WALK_HEAD, and one head's thresholds and a byte
 	// less.
 	int h = (int)rnd(0, sp.hkv - 1);
-	std::vector<long long> sizes = {hostShared(sp, n), WALK_HEAD, least[h], least[h] - 1, all[h], all[h] - 1};
+	std::vector<long long> sizes = {hostShared(sp, n, threads), WALK_HEAD, least[h], least[h] - 1, all[h], all[h] - 1, par[h], par[h] - 1};
 	std::sort(sizes.begin(), sizes.end());
 	sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
 	for (long long smem : sizes) {
@@ -249,25 +266,28 @@ static void check(const char *what, int id, const Spec &sp, const State &s, long
 			continue;
 		}
 		State got = init;
-		emu_walk_blocks = emu_walk_staged = emu_walk_all = 0;
+		emu_walk_blocks = emu_walk_staged = emu_walk_all = emu_walk_par = 0;
 		kernel(sp, got, a, first, n, L, threads, (int)smem);
 		launches++;
-		stagedLaunches += emu_walk_staged > 0, allLaunches += emu_walk_all > 0;
+		stagedLaunches += emu_walk_staged > 0, allLaunches += emu_walk_all > 0, parLaunches += emu_walk_par > 0;
 		if (getenv("TRACE")) {
-			printf("%s %d smem %lld: %d/%d staged, %d all\n", what, id, smem, emu_walk_staged, sp.hkv, emu_walk_all);
+			printf("%s %d smem %lld: %d/%d staged, %d all, %d parallel\n", what, id, smem, emu_walk_staged, sp.hkv, emu_walk_all,
+			       emu_walk_par);
 		}
-		std::string d = differs(ref, got);
-		int staged = 0, whole = 0;
+		std::string d = differs(ref, got, sp.size);
+		int staged = 0, whole = 0, parallel = 0;
 		for (int h = 0; h < sp.hkv; h++) {
-			staged += canonical[h] && least[h] <= smem;
-			whole += canonical[h] && all[h] <= smem;
+			bool p = canonical[h] && parOK && par[h] <= smem;
+			staged += canonical[h] && (p || least[h] <= smem);
+			whole += canonical[h] && !p && all[h] <= smem;
+			parallel += p;
 		}
-		bool pathOK = emu_walk_blocks == sp.hkv && emu_walk_staged == staged && emu_walk_all == whole;
+		bool pathOK = emu_walk_blocks == sp.hkv && emu_walk_staged == staged && emu_walk_all == whole && emu_walk_par == parallel;
 		if (!d.empty() || !pathOK) {
 			failures++;
-			printf("FAIL %s case %d smem %lld: %d of %d heads staged (%d all), %d (%d) expected: hkv %d C %d W %d sinks %d eager %d first %lld n %d threads %d: "
+			printf("FAIL %s case %d smem %lld: %d of %d heads staged (%d all, %d parallel), %d (%d, %d) expected: hkv %d C %d W %d sinks %d eager %d first %lld n %d threads %d: "
 			       "%s%s\n",
-			       what, id, smem, emu_walk_staged, sp.hkv, emu_walk_all, staged, whole, sp.hkv, sp.C, sp.W, sp.sinks,
+			       what, id, smem, emu_walk_staged, sp.hkv, emu_walk_all, emu_walk_par, staged, whole, parallel, sp.hkv, sp.C, sp.W, sp.sinks,
 			       sp.eager, first, n, threads, d.empty() ? "" : ("differs in " + d).c_str(),
 			       pathOK ? "" : " (took the other path)");
 		}
@@ -322,7 +342,7 @@ int main(int argc, char **argv) {
 		if (rnd(0, 60) == 0) {
 			n = 4096;
 		}
-		int L = (int)rnd(0, 40), threads = pick({1, 2, 7, 32, 33}), massMode = (int)rnd(0, 2);
+		int L = (int)rnd(0, 40), threads = pick({1, 2, 7, 32, 33, 64, 96, (int)rnd(1, 40)}), massMode = (int)rnd(0, 2);
 		if (rnd(0, 2) == 0) { // history: chunks from the empty cache, walked by the reference
 			State s = empty(sp);
 			long long t = 0, target = rnd(0, 3LL * sp.size + sp.sinks + 20);
@@ -366,8 +386,9 @@ int main(int argc, char **argv) {
 		real++;
 	}
 	printf("%d random cases (%d synthetic states, %d filled chunk by chunk, %d not as the walk leaves them) and %d at the 8B shape: "
-	       "%d launches (%d staged, %d of them with the mass and place), %s\n",
-	       cases, synth, hist, odd, real, launches, stagedLaunches, allLaunches, failures ? "FAILED" : "every output bit-identical to the reference");
+	       "%d launches (%d staged, %d of them with the mass and place, %d walked in parallel), %s\n",
+	       cases, synth, hist, odd, real, launches, stagedLaunches, allLaunches, parLaunches,
+	       failures ? "FAILED" : "every output bit-identical to the reference (the free stack below its top)");
 	if (failures) {
 		printf("%d launches failed\n", failures);
 		return 1;

@@ -14,5 +14,5 @@ emu_work
 # The kernel's extern __shared__ array becomes a pointer to the block's buffer.
 emu_smem "$here/../../gpu/kernels/cascade.cu" >"$work/cascade_sub.cu"
 test "$(grep -c emu_smem "$work/cascade_sub.cu")" = 1
-emu_cc "$work/cascade" -fno-sanitize-recover=undefined -I"$here" -I"$work" -include "$here/extra.h" "$here/harness.cpp"
+emu_cc "$work/cascade" -DWALK_PAR_MIN=1 -fno-sanitize-recover=undefined -I"$here" -I"$work" -include "$here/extra.h" "$here/harness.cpp"
 "$work/cascade" "$@"
