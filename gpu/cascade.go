@@ -16,12 +16,12 @@ var cascadeSource string
 
 // cascadeKernels are the kernels of kernels/cascade.cu.
 type cascadeKernels struct {
-	plan, reduce, walk *cuda.Function
+	plan, reduce, walk, step *cuda.Function
 }
 
 // cascadeKernelNames are the kernels of kernels/cascade.cu, in the order of
 // cascadeKernels' fields.
-var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_walk"}
+var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_walk", "cascade_step"}
 
 func cascadeProgram() program { return newProgram("cascade.cu", cascadeSource) }
 
@@ -62,7 +62,7 @@ func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
 		return b.casc, nil
 	}
 	k := &cascadeKernels{}
-	if err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.walk}); err != nil {
+	if err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.walk, &k.step}); err != nil {
 		return nil, err
 	}
 	b.casc = k
@@ -196,6 +196,16 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 		cuda.Ptr(red), cuda.Ptr(vw.mass), cuda.Int(s.QHeads), cuda.Int(s.KVHeads), cuda.Int(wd),
 		cuda.Int(boolInt(s.ReduceMax)), cuda.Int(boolInt(s.Homogeneous)),
 		cuda.Ptr(score), cuda.Ptr(d.ventry), cuda.Int(l), cuda.Float(float32(math.Pow(s.Beta, float64(n)))))
+	if n == 1 { // a decoding step: one warp a head
+		launch(d.k.step, cuda.Dim3{X: s.KVHeads}, cuda.Dim3{X: 32}, 0,
+			cuda.Ptr(d.slot), cuda.Ptr(d.pos), cuda.Ptr(d.score), cuda.Ptr(d.start), cuda.Ptr(d.stored),
+			cuda.Ptr(d.freed), cuda.Ptr(d.top), cuda.Ptr(d.next), cuda.Ptr(place), cuda.Ptr(red), cuda.Ptr(d.every),
+			cuda.Int64(vw.first), cuda.Int(l), cuda.Int(wd), cuda.Int(s.Sinks), cuda.Int(s.Size),
+			cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)))
+		b.scatterPlaced(ks, ck, vs, cv, place, n, s.KVHeads, capacity, hd)
+		vw.mass = 0
+		return
+	}
 	// The walk stages the chunk in shared memory when it fits what the
 	// device allows a block, and walks on global memory otherwise.
 	shared := max(min(cascadeWalkShared(n, s.Cascades, d.w), b.dev.SharedOptin), cascadeWalkHead)

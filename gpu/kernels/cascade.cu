@@ -887,3 +887,115 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 		place[(long long)h * n + q] = pl[q];
 	}
 }
+
+// cascade_step walks one token (a decoding step) through the cascades of
+// head blockIdx.x with one warp, to the same end state as cascade_walk:
+// the token's walk passes through the accepting cascades that are full,
+// each giving its oldest entry to the token carried in and carrying that
+// entry on, and ends at the first accepting cascade that is not full
+// (appended), at the first cascade that does not accept (entry 0 when
+// empty, else the carried token competes with its newest entry), or out
+// of the last cascade. The entries it reads do not depend on each other,
+// so the lanes read them at once. Block 32 threads, grid (Hkv).
+extern "C" __global__ void __launch_bounds__(32) cascade_step(
+	int *slot, long long *pos, float *score, int *start, int *stored, int *freed, int *top, int *next, int *place,
+	const float *a, const long long *every, long long t, int L, int Wd, int sinks, int size, int C, int W, int eager) {
+	__shared__ int s_st[WALK_MAXC], s_s0[WALK_MAXC];
+	__shared__ walkEntry s_old[WALK_MAXC]; // the oldest entry of each cascade passed, the newest of the last
+	__shared__ int s_acc, s_end;
+	int h = blockIdx.x, lane = threadIdx.x;
+	long long base = (long long)h * size;
+	if (t < sinks) {
+		if (lane == 0) {
+			place[h] = (int)t;
+		}
+		return;
+	}
+	for (int i = lane; i < C; i += 32) {
+		s_st[i] = stored[h * C + i], s_s0[i] = start[h * C + i];
+	}
+	if (lane == 0) {
+		s_acc = cascade_accepting(t, every, sinks, size, C, eager);
+	}
+	__syncwarp();
+	if (lane == 0) {
+		int e = s_acc;
+		for (int i = 0; i < s_acc; i++) {
+			if (s_st[i] < W) {
+				e = i;
+				break;
+			}
+		}
+		s_end = e;
+	}
+	__syncwarp();
+	int acc = s_acc, end = s_end;
+	for (int i = lane; i <= end && i < C; i += 32) {
+		int st = s_st[i], s0 = s_s0[i], e = -1;
+		if (i < end) {
+			e = s0; // full and accepting: its oldest moves on
+		} else if (i >= acc && st > 0) {
+			e = s0 > 0 ? s0 - 1 : st - 1; // the newest, to compete with
+		}
+		if (e >= 0) {
+			long long g = base + (long long)i * W + e;
+			walkEntry v;
+			v.pos = pos[g], v.slot = slot[g], v.score = score[g];
+			s_old[i] = v;
+		}
+	}
+	__syncwarp();
+	walkEntry tok;
+	tok.pos = t, tok.slot = -1, tok.score = a[(long long)h * Wd + L];
+	for (int i = lane; i < end; i += 32) {
+		walkEntry c = i == 0 ? tok : s_old[i - 1];
+		int s0 = s_s0[i];
+		long long g = base + (long long)i * W + s0;
+		pos[g] = c.pos, slot[g] = c.slot, score[g] = c.score;
+		start[h * C + i] = s0 + 1 == W ? 0 : s0 + 1;
+	}
+	if (lane != 0) {
+		return;
+	}
+	walkEntry c = end == 0 ? tok : s_old[end - 1]; // what reaches cascade end
+	long long rest = end > 0 ? base + s_s0[0] : -1; // where the token lies
+	int dropped = -1;                               // a slot freed
+	bool lost = false;                              // the token itself dropped
+	if (end < C) {
+		int st = s_st[end], s0 = s_s0[end];
+		long long gb = base + (long long)end * W, g = -1;
+		if (end < acc || st == 0) { // appended, or the first of an empty cascade
+			g = gb + (end < acc ? st : 0);
+			stored[h * C + end] = st + 1;
+		} else if (c.score >= s_old[end].score) {
+			dropped = s_old[end].slot;
+			g = gb + (s0 > 0 ? s0 - 1 : st - 1);
+		} else if (end == 0) {
+			lost = true;
+		} else {
+			dropped = c.slot;
+		}
+		if (g >= 0) {
+			pos[g] = c.pos, slot[g] = c.slot, score[g] = c.score;
+			if (end == 0) {
+				rest = g;
+			}
+		}
+	} else {
+		dropped = c.slot; // out of the last cascade (end = C > 0)
+	}
+	if (lost) {
+		place[h] = -1;
+		return;
+	}
+	int got;
+	if (dropped >= 0) {
+		got = dropped; // pushed and taken back at once
+	} else if (top[h] > 0) {
+		got = freed[base + --top[h]];
+	} else {
+		got = next[h]++;
+	}
+	slot[rest] = got;
+	place[h] = got;
+}

@@ -185,7 +185,9 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	extern __shared__ __align__(16) unsigned char smem[]; // DEC_SHARED bytes: the stages
 	uint4 *stage = (uint4 *)smem;
 	__shared__ float sm_m[DEC_WARPS][DEC_ROWS], sm_l[DEC_WARPS][DEC_ROWS];
-	__shared__ float sm_sc[DEC_HEADS][DEC_ROWS][STEP_KEYS]; // a step's scores, for coalesced stores
+	// A step's scores, for coalesced stores; two buffers, so that a step's
+	// writes never meet the previous step's reads.
+	__shared__ float sm_sc[2][DEC_HEADS][DEC_ROWS][STEP_KEYS];
 
 	int G = hq / hkv, R = G * S, groups = (R + DEC_ROWS - 1) / DEC_ROWS;
 	int hb = blockIdx.x / groups, g = blockIdx.x % groups, z = blockIdx.y;
@@ -344,26 +346,34 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 		if (scores != 0) {
 			// Through shared memory, so that each row's scores of the step
 			// go out as one contiguous run instead of 4-byte stores
-			// scattered over DEC_ROWS rows.
+			// scattered over DEC_ROWS rows. The warps of a KV head store
+			// its scores: with one warp a head they wait for no other
+			// warp. The buffer this step writes was last read two steps
+			// ago, before the previous step's barrier (or, with one warp
+			// a head, before this warp's own previous barrier).
+			float(*buf)[STEP_KEYS] = sm_sc[t & 1][hw];
 			if (ul == 0) {
 #pragma unroll
 				for (int u = 0; u < DEC_UNROLL; u++) {
 #pragma unroll
 					for (int r = 0; r < DEC_ROWS; r++) {
-						sm_sc[hw][r][u * HUNITS + unit] = sc[u][r];
+						buf[r][u * HUNITS + unit] = sc[u][r];
 					}
 				}
 			}
-			__syncthreads();
-			for (int e = threadIdx.x; e < DEC_HEADS * DEC_ROWS * STEP_KEYS; e += DEC_THREADS) {
-				int he = e / (DEC_ROWS * STEP_KEYS), r = e / STEP_KEYS % DEC_ROWS, kk = e % STEP_KEYS;
+			if (WPH == 1) {
+				__syncwarp();
+			} else {
+				__syncthreads();
+			}
+			for (int e = threadIdx.x % (WPH * 32); e < DEC_ROWS * STEP_KEYS; e += WPH * 32) {
+				int r = e / STEP_KEYS, kk = e % STEP_KEYS;
 				int j = j0 + kk, rg = g * DEC_ROWS + r;
 				if (j < je && rg < R) {
-					long long rr = (long long)((hb * DEC_HEADS + he) * G + rg / S) * S + rg % S;
-					scores[rr * n + j] = sm_sc[he][r][kk];
+					long long rr = (long long)(h * G + rg / S) * S + rg % S;
+					scores[rr * n + j] = buf[r][kk];
 				}
 			}
-			__syncthreads(); // sm_sc is free for the next step
 		}
 		// Online softmax over this step's keys, per row, within the unit
 		// (every lane of a unit holds the same scores).

@@ -1,15 +1,19 @@
-// Runs cascade.cu's cascade_walk in the host emulation (tools/flashemu/
-// emu.h) on random chunks and states and compares every output (slot,
-// pos, score, start, stored, freed, top, next, place) bit for bit with the
-// walk as it was before staging (reference.cu). Each case launches the
-// kernel with several sizes of shared memory: what the host gives
-// (cascade.go's cascadeWalkShared, at most 227 KiB), only WALK_HEAD bytes
-// (the global fallback), and for one head exactly the bytes its windows
-// need (WALK_SHARED_MIN: staged, but for the mass and place), with the
-// mass and place too (WALK_SHARED) and a byte less than each; WALK_TRACE
-// checks which path each head took, WALK_CHECK that the staged walk stays
-// inside its windows. Built by run.sh. Arguments: number of random cases
-// (default 400), seed (default 1); TRACE=1 prints the path of each launch.
+// Runs cascade.cu's cascade_walk and cascade_step in the host emulation
+// (tools/flashemu/emu.h) on random chunks and states and compares every
+// output (slot, pos, score, start, stored, top, next, place, and the free
+// stack below its top) bit for bit with the walk as it was before staging
+// (reference.cu). Each case launches the walk with several sizes of shared
+// memory: what the host gives (cascade.go's cascadeWalkShared, at most
+// 227 KiB), only WALK_HEAD bytes (the global fallback), and for one head
+// exactly the bytes its windows need (WALK_SHARED_MIN: staged, but for the
+// mass and place), with the mass and place too (WALK_SHARED), to walk in
+// parallel (WALK_PAR_SHARED), and a byte less than each; WALK_TRACE checks
+// which path each head took, WALK_CHECK that the staged walks stay inside
+// their windows. One-token chunks also go through cascade_step, and some
+// caches are decoded token by token by it from empty. Built by run.sh
+// (with WALK_PAR_MIN 1, so that short chunks walk in parallel too).
+// Arguments: number of random cases (default 400), seed (default 1);
+// TRACE=1 prints the path of each launch.
 #include <random>
 #include <string>
 
@@ -78,6 +82,15 @@ static void kernel(const Spec &sp, State &s, const std::vector<float> &a, long l
 		cascade_walk(s.slot.data(), s.pos.data(), s.score.data(), s.start.data(), s.stored.data(), s.freed.data(),
 			     s.top.data(), s.next.data(), s.place.data(), a.data(), sp.every.data(), first, n, L, L + n,
 			     sp.sinks, sp.size, sp.C, sp.W, sp.eager, smem);
+	});
+}
+
+// step walks a one-token chunk with cascade_step, the decoding steps' walk.
+static void step(const Spec &sp, State &s, const std::vector<float> &a, long long first, int L) {
+	emu_launch({(unsigned)sp.hkv, 1, 1}, 32, 0, [&] {
+		cascade_step(s.slot.data(), s.pos.data(), s.score.data(), s.start.data(), s.stored.data(), s.freed.data(),
+			     s.top.data(), s.next.data(), s.place.data(), a.data(), sp.every.data(), first, L, L + 1, sp.sinks,
+			     sp.size, sp.C, sp.W, sp.eager);
 	});
 }
 
@@ -231,7 +244,7 @@ static std::string differs(const State &a, const State &b, int size) {
 	return d;
 }
 
-static int failures, launches, stagedLaunches, allLaunches, parLaunches;
+static int failures, launches, stagedLaunches, allLaunches, parLaunches, stepLaunches;
 
 // check walks one chunk from state s by the reference and by the kernel
 // under each shared memory size, and compares.
@@ -261,6 +274,17 @@ static void check(const char *what, int id, const Spec &sp, const State &s, long
 	std::vector<long long> sizes = {hostShared(sp, n, threads), WALK_HEAD, least[h], least[h] - 1, all[h], all[h] - 1, par[h], par[h] - 1};
 	std::sort(sizes.begin(), sizes.end());
 	sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+	if (n == 1) { // the decoding step's kernel too
+		State got = init;
+		step(sp, got, a, first, L);
+		launches++, stepLaunches++;
+		std::string d = differs(ref, got, sp.size);
+		if (!d.empty()) {
+			failures++;
+			printf("FAIL %s case %d cascade_step: hkv %d C %d W %d sinks %d eager %d first %lld: differs in %s\n", what, id, sp.hkv,
+			       sp.C, sp.W, sp.sinks, sp.eager, first, d.c_str());
+		}
+	}
 	for (long long smem : sizes) {
 		if (smem < WALK_HEAD) {
 			continue;
@@ -364,6 +388,37 @@ int main(int argc, char **argv) {
 		check(weird ? "weird" : "synthetic", id, sp, synthetic(sp, first, weird, massMode), first, n, L, threads, massMode);
 		(weird ? odd : synth)++;
 	}
+	// Decoding: many one-token steps from the empty cache by cascade_step
+	// and by the reference, compared at the end.
+	int decoded = 0;
+	for (int id = 0; id < cases / 16; id++) {
+		Spec sp;
+		sp.hkv = (int)rnd(1, 3);
+		sp.C = (int)rnd(1, 8);
+		sp.W = pick({1, 2, 3, 5, 8, 13, (int)rnd(1, 40)});
+		sp.size = sp.C * sp.W;
+		sp.sinks = pick({0, 1, 4});
+		sp.eager = (int)rnd(0, 1);
+		sp.every = periods(sp.C);
+		int massMode = (int)rnd(0, 2);
+		State ref = empty(sp), got = ref;
+		long long steps = rnd(1, 2LL * sp.size + sp.sinks + 20);
+		for (long long t = 0; t < steps; t++) {
+			int L = (int)rnd(0, 5);
+			auto a = masses(sp, 1, L, massMode);
+			garbage(ref.place, (size_t)sp.hkv), got.place = ref.place;
+			reference(sp, ref, a, t, 1, L);
+			step(sp, got, a, t, L);
+			launches++, stepLaunches++;
+		}
+		std::string d = differs(ref, got, sp.size);
+		if (!d.empty()) {
+			failures++;
+			printf("FAIL decoding case %d: %lld steps, hkv %d C %d W %d sinks %d eager %d: differs in %s\n", id, steps, sp.hkv, sp.C, sp.W,
+			       sp.sinks, sp.eager, d.c_str());
+		}
+		decoded++;
+	}
 	// The 8B shape: 65,536 slots in 8 cascades of 8,192, 64 sinks, chunks
 	// of 4,096, full rings and a cache filled chunk by chunk.
 	int real = 0;
@@ -385,9 +440,9 @@ int main(int argc, char **argv) {
 		}
 		real++;
 	}
-	printf("%d random cases (%d synthetic states, %d filled chunk by chunk, %d not as the walk leaves them) and %d at the 8B shape: "
-	       "%d launches (%d staged, %d of them with the mass and place, %d walked in parallel), %s\n",
-	       cases, synth, hist, odd, real, launches, stagedLaunches, allLaunches, parLaunches,
+	printf("%d random cases (%d synthetic states, %d filled chunk by chunk, %d not as the walk leaves them), %d decoded token by token and %d at the 8B shape: "
+	       "%d launches (%d staged, %d of them with the mass and place, %d walked in parallel, %d one-token steps), %s\n",
+	       cases, synth, hist, odd, decoded, real, launches, stagedLaunches, allLaunches, parLaunches, stepLaunches,
 	       failures ? "FAILED" : "every output bit-identical to the reference (the free stack below its top)");
 	if (failures) {
 		printf("%d launches failed\n", failures);
