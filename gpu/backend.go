@@ -55,6 +55,9 @@ type Options struct {
 	// kernels, also where the tensor-core kernels of flash.cu would take it
 	// (bf16 storage, head dimension 64 or 128, at least 64 queries).
 	NoFlash bool
+	// NoWGMMA runs flash attention's forward kernel on mma.sync
+	// (flash_fwd) also on Hopper, where flash_fwd90 would take it.
+	NoWGMMA bool
 	// NoDecode runs attention calls of few queries (decoding) through
 	// attention.cu's CUDA-core kernels, also where the flash-decoding
 	// kernels of decode.cu would take them (bf16 storage, head dimension
@@ -110,6 +113,7 @@ type Backend struct {
 
 	hostPolicies bool
 	noFlash      bool
+	noWGMMA      bool
 	noDecode     bool
 	gemv         bool
 	decode       map[decodeKey]*decodeKernels // kernels/decode.cu by head dimension and DEC_HEADS, compiled on first use
@@ -146,7 +150,7 @@ func New(device int) (*Backend, error) { return NewWithOptions(device, Options{D
 // on machines without a GPU, and cuda.ErrNoNVRTC where the driver is there
 // and NVRTC is not.
 func NewWithOptions(device int, opt Options) (_ *Backend, err error) {
-	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash, noDecode: opt.NoDecode, gemv: opt.GEMV}
+	b := &Backend{st: storageOf(opt.DType), attn: map[attnKey]*attnKernels{}, rope: map[ropeKey]*ropeTable{}, hostPolicies: opt.HostPolicies, noFlash: opt.NoFlash, noWGMMA: opt.NoWGMMA, noDecode: opt.NoDecode, gemv: opt.GEMV}
 	defer func() {
 		if err != nil {
 			b.Close()

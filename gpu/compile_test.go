@@ -88,12 +88,29 @@ func TestKernelsCompile(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)
 				}
-				for _, n := range flashKernelNames {
+				for _, n := range flashKernelNames[:flashFwd90Kernel] {
 					if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
 						t.Errorf("%s: no kernel %s", p.name, n)
 					}
 				}
 				t.Logf("flash.cu HEAD_DIM=%d: %d bytes", hd, len(img.Code))
+				if cc[0] != 9 {
+					continue
+				}
+				// flash_fwd90, for sm_90a.
+				p = flashW90Program(hd)
+				src = p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d ? 1 : -1];\n",
+					flashW90Shared(hd), flashW90Threads, flashW90KeyTile, flashW90Stages, flashQueryRows)
+				img, err = c.CompileSpecific(p.name, src, p.opts...)
+				if err != nil {
+					t.Fatalf("%s: %v", p.name, err)
+				}
+				for _, n := range flashKernelNames {
+					if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
+						t.Errorf("%s: no kernel %s", p.name, n)
+					}
+				}
+				t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %d bytes", hd, len(img.Code))
 			}
 		})
 	}

@@ -148,6 +148,23 @@ func SetDecodeTuning(b *Backend, unroll, minBlocks, stages, heads int) {
 	b.decode = nil
 }
 
+// SetWGMMA turns flash_fwd90 on (where the GPU has it) or off
+// (Options.NoWGMMA) for b's next attention calls.
+func SetWGMMA(b *Backend, on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.noWGMMA = !on
+	b.flash = nil
+}
+
+// HasWGMMA reports whether b's GPU runs flash_fwd90 at head dimension hd
+// (where SetWGMMA leaves it on).
+func HasWGMMA(b *Backend, hd int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.canWGMMA(hd)
+}
+
 // SetGEMV turns Options.GEMV on or off for b's next matrix products.
 func SetGEMV(b *Backend, on bool) {
 	b.mu.Lock()

@@ -30,7 +30,33 @@ const (
 	flashGather    = 32              // GR: rows per flash_keys and flash_queries block
 	flashMinArch   = 8               // mma.sync bf16, ldmatrix, cp.async: sm_80
 	flashMinRows   = 64              // fewer queries (decoding) go to attention.cu, which splits the keys
+	// flash_fwd90 (Hopper, -DKVC_WGMMA): two consumer warpgroups of 64
+	// queries and a producer warp; key tiles of 128 in two stages.
+	flashW90Threads = 2*128 + 32 // W_THREADS
+	flashW90KeyTile = 128        // W_BK
+	flashW90Stages  = 2          // W_STAGES
 )
+
+// flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in
+// bytes: 1024 to align to, the queries [BQ][hd] and key and value tiles
+// [stages][128][hd] each, bf16, and two mbarriers per stage (161 KiB for
+// hd 128, 81 KiB for hd 64).
+func flashW90Shared(hd int) int {
+	return 1024 + flashQueryRows*hd*2 + 2*flashW90Stages*flashW90KeyTile*hd*2 + 2*flashW90Stages*8
+}
+
+// flashWGMMA reports whether flash attention at head dimension hd runs
+// its forward kernel on Hopper's warpgroup MMA (flash_fwd90): on sm_90
+// with enough shared memory, unless turned off.
+func (b *Backend) flashWGMMA(hd int) bool {
+	return !b.noWGMMA && b.canWGMMA(hd)
+}
+
+// canWGMMA reports whether the GPU can run flash_fwd90 at head dimension
+// hd: sm_90 with enough shared memory.
+func (b *Backend) canWGMMA(hd int) bool {
+	return b.dev.Major == 9 && b.dev.Minor == 0 && flashW90Shared(hd) <= b.dev.SharedOptin
+}
 
 // flashHeadDims are the head dimensions flash.cu is compiled for.
 var flashHeadDims = []int{64, 128}
@@ -78,18 +104,22 @@ type flashKernels struct {
 }
 
 // flashFor returns the flash kernels for head dimension hd (one of
-// flashHeadDims), compiling and loading them on first use. b.mu must be
-// held.
+// flashHeadDims), compiling and loading them on first use: with
+// flash_fwd90 where b.flashWGMMA(hd). b.mu must be held.
 func (b *Backend) flashFor(hd int) (*flashKernels, error) {
 	if k := b.flash[hd]; k != nil {
 		return k, nil
 	}
 	k := &flashKernels{}
-	dst := make([]**cuda.Function, len(k.fns))
-	for i := range k.fns {
+	names, p := flashKernelNames[:flashFwd90Kernel], flashProgram(hd)
+	if b.flashWGMMA(hd) {
+		names, p = flashKernelNames[:], flashW90Program(hd)
+	}
+	dst := make([]**cuda.Function, len(names))
+	for i := range dst {
 		dst[i] = &k.fns[i]
 	}
-	if err := b.load(flashProgram(hd), flashKernelNames[:], dst); err != nil {
+	if err := b.load(p, names, dst); err != nil {
 		return nil, err
 	}
 	if b.flash == nil {
@@ -105,15 +135,24 @@ const (
 	flashQueriesKernel
 	flashFwdKernel
 	flashMassKernel
+	flashFwd90Kernel // only in flashW90Program
 )
 
 // flashKernelNames are the kernels of kernels/flash.cu, in the order of
 // the flash*Kernel indices.
-var flashKernelNames = [...]string{"flash_keys", "flash_queries", "flash_fwd", "flash_mass"}
+var flashKernelNames = [...]string{"flash_keys", "flash_queries", "flash_fwd", "flash_mass", "flash_fwd90"}
 
 // flashProgram is kernels/flash.cu for head dimension hd.
 func flashProgram(hd int) program {
 	return newProgram("flash.cu", flashSource, fmt.Sprintf("-DHEAD_DIM=%d", hd))
+}
+
+// flashW90Program is kernels/flash.cu for head dimension hd with
+// flash_fwd90, for sm_90a.
+func flashW90Program(hd int) program {
+	p := newProgram("flash.cu", flashSource, fmt.Sprintf("-DHEAD_DIM=%d", hd), "-DKVC_WGMMA")
+	p.specific = true
+	return p
 }
 
 // flashCall is one attention call for flashAttention: device addresses
@@ -160,14 +199,17 @@ type flashCall struct {
 	// key j is at position j, whatever pos holds. decode.cu then shares
 	// each key's RoPE row among the heads.
 	samePos, indexPos bool
+	// wgmma runs the forward kernel as flash_fwd90 (Hopper).
+	wgmma bool
 }
 
 // flashLaunch is one kernel launch of a flash attention call.
 type flashLaunch struct {
-	kernel int // index into flashKernelNames
-	grid   cuda.Dim3
-	shared int // bytes of dynamic shared memory
-	args   []cuda.Arg
+	kernel  int // index into flashKernelNames
+	grid    cuda.Dim3
+	threads int // per block
+	shared  int // bytes of dynamic shared memory
+	args    []cuda.Arg
 }
 
 // flashCovers reports whether flashAttention takes c on a GPU of compute
@@ -211,21 +253,25 @@ func flashPlan(c *flashCall) []flashLaunch {
 		qstat = c.scratch.Add(f.qstat)
 	}
 	scale2 := float32(float64(c.scale) * math.Log2E) // the kernels work in powers of 2
+	fwd, fwdThreads, fwdShared := flashFwdKernel, flashThreads, flashFwdShared(c.hd)
+	if c.wgmma {
+		fwd, fwdThreads, fwdShared = flashFwd90Kernel, flashW90Threads, flashW90Shared(c.hd)
+	}
 	plan := []flashLaunch{{
-		kernel: flashKeysKernel, grid: cuda.Dim3{X: f.np / flashGather, Y: c.hkv},
+		kernel: flashKeysKernel, grid: cuda.Dim3{X: f.np / flashGather, Y: c.hkv}, threads: flashThreads,
 		args: []cuda.Arg{
 			cuda.Ptr(kr), cuda.Ptr(vr), cuda.Ptr(bits), cuda.Ptr(c.k), cuda.Ptr(c.v), cuda.Ptr(c.ck), cuda.Ptr(c.cv),
 			cuda.Ptr(c.slots), cuda.Ptr(c.pos), cuda.Ptr(c.qpos), cuda.Ptr(c.cos), cuda.Ptr(c.sin),
 			cuda.Int(c.s), cuda.Int(c.l), cuda.Int(c.capacity), cuda.Int(c.hkv), cuda.Int(f.np),
 		},
 	}, {
-		kernel: flashQueriesKernel, grid: cuda.Dim3{X: f.sp / flashGather, Y: c.hq},
+		kernel: flashQueriesKernel, grid: cuda.Dim3{X: f.sp / flashGather, Y: c.hq}, threads: flashThreads,
 		args: []cuda.Arg{
 			cuda.Ptr(qr), cuda.Ptr(c.q), cuda.Ptr(c.qpos), cuda.Ptr(c.cos), cuda.Ptr(c.sin),
 			cuda.Int(c.s), cuda.Int(c.hq), cuda.Int(c.hkv), cuda.Int(f.sp),
 		},
 	}, {
-		kernel: flashFwdKernel, grid: cuda.Dim3{X: f.sp / flashQueryRows, Y: c.hq}, shared: flashFwdShared(c.hd),
+		kernel: fwd, grid: cuda.Dim3{X: f.sp / flashQueryRows, Y: c.hq}, threads: fwdThreads, shared: fwdShared,
 		args: []cuda.Arg{
 			cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(qstat), cuda.Ptr(c.weights),
 			cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(vr), cuda.Ptr(bits),
@@ -235,7 +281,7 @@ func flashPlan(c *flashCall) []flashLaunch {
 	}}
 	if c.weights != 0 {
 		plan = append(plan, flashLaunch{
-			kernel: flashMassKernel, grid: cuda.Dim3{X: f.np / flashMassKeys, Y: c.hkv}, shared: flashMassShared(c.hd),
+			kernel: flashMassKernel, grid: cuda.Dim3{X: f.np / flashMassKeys, Y: c.hkv}, threads: flashThreads, shared: flashMassShared(c.hd),
 			args: []cuda.Arg{
 				cuda.Ptr(c.mass), cuda.Ptr(qstat), cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(bits),
 				cuda.Int(c.s), cuda.Int(f.sp), cuda.Int(c.l), cuda.Int(f.np), cuda.Int(c.hq), cuda.Int(c.hkv),
@@ -256,9 +302,10 @@ func (b *Backend) flashAttention(c *flashCall) bool {
 	}
 	kern, err := b.flashFor(c.hd)
 	must(err)
+	c.wgmma = kern.fns[flashFwd90Kernel] != nil
 	c.scratch = b.flashBuf.ensure(b.dev, flashLayout(c).bytes)
 	for _, l := range flashPlan(c) {
-		launch(kern.fns[l.kernel], l.grid, cuda.Dim3{X: flashThreads}, l.shared, l.args...)
+		launch(kern.fns[l.kernel], l.grid, cuda.Dim3{X: l.threads}, l.shared, l.args...)
 	}
 	return true
 }

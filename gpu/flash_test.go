@@ -130,10 +130,27 @@ type flashCase struct {
 //     and 1e-7 absolute for sums too small for a relative bound to matter.
 //     (Mistakes such as one query or one key too many or too few move
 //     entries by a probability, 1e-3 or more of the sum.)
+//
+// On Hopper every case runs twice: with the forward kernel on mma.sync
+// (flash_fwd) and on warpgroup MMA (flash_fwd90).
 func TestFlashAttention(t *testing.T) {
 	b := openFlash(t)
-	for _, tc := range flashCases {
-		t.Run(tc.name, func(t *testing.T) { runFlash(t, b, tc) })
+	defer SetWGMMA(b, true)
+	for _, wgmma := range []bool{false, true} {
+		SetWGMMA(b, wgmma)
+		if wgmma && !HasWGMMA(b, 128) {
+			t.Logf("no warpgroup MMA on %s: flash_fwd90 not run", b.dev.Arch())
+			continue
+		}
+		name := "flash_fwd"
+		if wgmma {
+			name = "flash_fwd90"
+		}
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range flashCases {
+				t.Run(tc.name, func(t *testing.T) { runFlash(t, b, tc) })
+			}
+		})
 	}
 }
 
@@ -514,7 +531,8 @@ func flashRandomBF16(n int, seed uint64) []uint32 {
 // Llama-3.1-8B shape (32 query heads, 8 KV heads, head dim 128): a
 // 4096-token chunk over 4096 and 65,536 cached keys gathered through
 // scattered slots, and a 16,384-token chunk over no cache, with and without
-// the mass pass. TFLOP/s counts 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over
+// the mass pass, with each forward kernel the GPU has (flash_fwd, and
+// flash_fwd90 on Hopper). TFLOP/s counts 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over
 // the visible pairs), and half as much again with mass (QKᵀ recomputed).
 // Where $KVCASCADE_SDPA names the output of
 // tools/bench_hf/sdpa_attention.py --out, run on the same GPU, it reports
@@ -555,40 +573,48 @@ func BenchmarkFlashAttention(bm *testing.B) {
 			s: s, l: l, capacity: l, hq: hq, hkv: hkv, hd: hd, scale: float32(1 / math.Sqrt(hd)),
 		}
 		weightsPtr, massPtr := flashPut(bm, b, weights), flashPut(bm, b, make([]float32, hq*(l+s)))
-		for _, mass := range []bool{false, true} {
-			bm.Run(fmt.Sprintf("S=%d/L=%d/mass=%v", s, l, mass), func(bm *testing.B) {
-				c := base
-				if mass {
-					c.weights, c.mass = weightsPtr, massPtr
-				}
-				call := func() {
-					if !flashRun(b, &c, inv, l+s) {
-						bm.Fatal("flashAttention declined the call")
+		fwds := []string{"flash_fwd"}
+		if HasWGMMA(b, hd) {
+			fwds = append(fwds, "flash_fwd90")
+		}
+		for _, variant := range fwds {
+			for _, mass := range []bool{false, true} {
+				bm.Run(fmt.Sprintf("S=%d/L=%d/mass=%v/%s", s, l, mass, variant), func(bm *testing.B) {
+					SetWGMMA(b, variant == "flash_fwd90")
+					defer SetWGMMA(b, true)
+					c := base
+					if mass {
+						c.weights, c.mass = weightsPtr, massPtr
 					}
-				}
-				call() // compiles and loads the kernels
-				if err := b.Synchronize(); err != nil {
-					bm.Fatal(err)
-				}
-				bm.ResetTimer()
-				for i := 0; i < bm.N; i++ {
-					call()
-				}
-				if err := b.Synchronize(); err != nil {
-					bm.Fatal(err)
-				}
-				flops := 4 * float64(s) * (float64(l) + float64(s)/2) * hd * hq
-				sec := bm.Elapsed().Seconds() / float64(bm.N)
-				if mass {
-					bm.ReportMetric(1.5*flops/sec/1e12, "TFLOP/s")
-				} else {
-					bm.ReportMetric(flops/sec/1e12, "TFLOP/s")
-				}
-				if ref, ok := sdpa[[2]int{s, l}]; ok && ref > 0 {
-					bm.ReportMetric(ref, "SDPA-TFLOP/s")
-					bm.ReportMetric(flops/sec/1e12/ref, "vs-SDPA")
-				}
-			})
+					call := func() {
+						if !flashRun(b, &c, inv, l+s) {
+							bm.Fatal("flashAttention declined the call")
+						}
+					}
+					call() // compiles and loads the kernels
+					if err := b.Synchronize(); err != nil {
+						bm.Fatal(err)
+					}
+					bm.ResetTimer()
+					for i := 0; i < bm.N; i++ {
+						call()
+					}
+					if err := b.Synchronize(); err != nil {
+						bm.Fatal(err)
+					}
+					flops := 4 * float64(s) * (float64(l) + float64(s)/2) * hd * hq
+					sec := bm.Elapsed().Seconds() / float64(bm.N)
+					if mass {
+						bm.ReportMetric(1.5*flops/sec/1e12, "TFLOP/s")
+					} else {
+						bm.ReportMetric(flops/sec/1e12, "TFLOP/s")
+					}
+					if ref, ok := sdpa[[2]int{s, l}]; ok && ref > 0 {
+						bm.ReportMetric(ref, "SDPA-TFLOP/s")
+						bm.ReportMetric(flops/sec/1e12/ref, "vs-SDPA")
+					}
+				})
+			}
 		}
 	}
 }

@@ -66,6 +66,9 @@ func (s storage) size() int {
 type program struct {
 	name, src string
 	opts      []string
+	// specific compiles for the device's architecture-specific target
+	// (sm_90a): the code uses features of that architecture alone.
+	specific bool
 }
 
 func newProgram(file, src string, opts ...string) program {
@@ -128,7 +131,11 @@ const (
 // load compiles p (through the disk cache), loads it, looks up the named
 // kernels into dst, in order, and keeps the module for Close to unload.
 func (b *Backend) load(p program, names []string, dst []**cuda.Function) error {
-	img, err := b.comp.Compile(p.name, p.src, p.opts...)
+	compile := b.comp.Compile
+	if p.specific {
+		compile = b.comp.CompileSpecific
+	}
+	img, err := compile(p.name, p.src, p.opts...)
 	if err != nil {
 		return err
 	}

@@ -107,10 +107,23 @@ func NewCompiler(n *NVRTC, major, minor int, kernelDir string) *Compiler {
 // errors carry NVRTC's log. A cache that cannot be read or written is
 // ignored.
 func (c *Compiler) Compile(name, src string, opts ...string) (*Image, error) {
+	return c.compile(name, src, "", opts)
+}
+
+// CompileSpecific is Compile for the architecture-specific target of the
+// device (sm_90a for sm_90): code that uses features only that
+// architecture has, such as Hopper's warpgroup MMA, and that runs on no
+// other.
+func (c *Compiler) CompileSpecific(name, src string, opts ...string) (*Image, error) {
+	return c.compile(name, src, "a", opts)
+}
+
+// compile is Compile for the architecture with suffix ("" or "a").
+func (c *Compiler) compile(name, src, suffix string, opts []string) (*Image, error) {
 	cubin := c.nvrtc.api.hasCUBIN()
-	arch := fmt.Sprintf("sm_%d%d", c.major, c.minor)
+	arch := fmt.Sprintf("sm_%d%d%s", c.major, c.minor, suffix)
 	if !cubin {
-		arch = fmt.Sprintf("compute_%d%d", c.major, c.minor)
+		arch = fmt.Sprintf("compute_%d%d%s", c.major, c.minor, suffix)
 	}
 	all := append([]string{"--gpu-architecture=" + arch}, opts...)
 	key := CacheKey(src, all, arch, c.nvrtc.Version())

@@ -653,3 +653,334 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 		}
 	}
 }
+
+#ifdef KVC_WGMMA
+// flash_fwd90: flash_fwd for Hopper (compiled for sm_90a with -DKVC_WGMMA),
+// with the same arguments, outputs and semantics, on warpgroup MMA
+// (wgmma.mma_async) instead of mma.sync. A block holds W_BQ queries: W_WGS
+// consumer warpgroups of 64 query rows each (one wgmma m64 tile) and one
+// producer warp that streams the key and value tiles of W_BK keys into a
+// ring of W_STAGES stages with cp.async. Stage s is handed over through two
+// mbarriers: full[s] completes when the producer's copies into it have
+// landed (cp.async.mbarrier.arrive), empty[s] when every consumer warp is
+// done with it. The warpgroups are never made to wait for each other, so
+// one's softmax overlaps the other's MMAs.
+//
+// Shared memory holds each tile in wgmma's 128-byte swizzled layout: a row
+// of HD bf16 is split into panels of 64 dimensions (128 bytes); panel p of
+// a tile of R rows occupies R·128 bytes from p·R·128, row r at r·128, its
+// 16-byte chunk c at (c ⊕ r mod 8)·16 (sw_off). A key tile is the B operand
+// of S = Q·Kᵀ in K-major form (the dimension is contiguous), a value tile
+// that of O += P·V in MN-major form (also the dimension contiguous): both
+// are described by one matrix descriptor (wdesc) of stride 1024 bytes per 8
+// rows, the value tile's panels LBO = W_BK·128 bytes apart. Queries are
+// the A operand of the first product from shared memory; P is that of the
+// second from registers, in the layout of mma.sync's A fragments (which is
+// that of wgmma's accumulators of S).
+
+#define W_WGS 2                          // consumer warpgroups per block
+#define W_BQ (64 * W_WGS)                // queries per block
+#define W_BK 128                         // keys per tile
+#define W_STAGES 2                       // tiles in flight
+#define W_THREADS (128 * W_WGS + 32)     // the consumers and one producer warp
+#define W_QBYTES (W_BQ * HD * 2)         // the block's queries
+#define W_TBYTES (W_BK * HD * 2)         // one key or value tile
+#define W_SHARED (1024 + W_QBYTES + 2 * W_STAGES * W_TBYTES + 2 * W_STAGES * 8) // with room to align to 1024
+#if W_BQ != BQ || KTILE % W_BK != 0
+#error "flash_fwd90 takes flash_fwd's query blocks and whole key tiles"
+#endif
+
+#ifndef KVC_HOST_EMULATION
+#define WG_D32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define WG_D64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define WG_C8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define WG_C32 WG_C8(0), WG_C8(8), WG_C8(16), WG_C8(24)
+#define WG_C64 WG_C32, WG_C8(32), WG_C8(40), WG_C8(48), WG_C8(56)
+
+// wg_ss128 issues d (+)= A·Bᵀ for the 64×16 A and 128×16 B (both K-major)
+// that descriptors a and b describe: d = A·Bᵀ when acc is 0. d is the
+// warpgroup's 64×128 float32 accumulator (lane 4g+t of warp w holds rows
+// 16w+g and +8, columns 8n+2t and +1 in d[4n … 4n+3]).
+__device__ __forceinline__ void wg_ss128(float d[64], unsigned long long a, unsigned long long b, int acc) {
+	asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+		     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " WG_D64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+		     : WG_C64
+		     : "l"(a), "l"(b), "r"(acc));
+}
+
+// wg_rs adds A·B to the 64×HD accumulator d: a is the 64×16 A in registers
+// (mma.sync's A fragment of the warp's 16 rows), b describes the 16×HD B
+// (MN-major: the HD dimension contiguous).
+__device__ __forceinline__ void wg_rs(float d[HD / 2], const u32 a[4], unsigned long long b) {
+#if HD == 128
+	asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " WG_D64 ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
+		     : WG_C64
+		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+#else
+	asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " WG_D32 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+		     : WG_C32
+		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+#endif
+}
+
+// wg_fence orders the registers' earlier writes before the warpgroup's
+// next wgmma; wg_commit closes the wgmmas issued since the last into a
+// group; wg_wait0 waits for all of them.
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+
+// reg_fence keeps the compiler from moving uses of r across it (the
+// accumulators of a wgmma are written behind the compiler's back until
+// wg_wait0).
+__device__ __forceinline__ void reg_fence(float &r) { asm volatile("" : "+f"(r)::"memory"); }
+
+// The mbarriers (8 bytes of shared memory each, at shared address a).
+__device__ __forceinline__ void mbar_init(u32 a, int count) {
+	asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(a), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive(u32 a) {
+	asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(a) : "memory");
+}
+// mbar_arrive_copies arrives on a once this thread's cp.async copies so far
+// have landed (the arrival counts toward the barrier's expected count).
+__device__ __forceinline__ void mbar_arrive_copies(u32 a) {
+	asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(a) : "memory");
+}
+// mbar_wait waits until the phase of a with the given parity has completed.
+__device__ __forceinline__ void mbar_wait(u32 a, u32 parity) {
+	u32 done = 0;
+	while (!done) {
+		asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+			     : "=r"(done)
+			     : "r"(a), "r"(parity)
+			     : "memory");
+	}
+}
+// proxy_fence makes shared memory written through the generic proxy
+// (stores, cp.async) visible to the async proxy that wgmma reads through.
+__device__ __forceinline__ void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// wg_sync is a barrier among the 128 threads of consumer warpgroup wg.
+__device__ __forceinline__ void wg_sync(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory"); }
+#endif // KVC_HOST_EMULATION
+
+// sw_off is the byte offset of 16-byte chunk c of row r in a tile of rows
+// rows in the 128-byte swizzled layout.
+__device__ __forceinline__ u32 sw_off(int r, int c, int rows) {
+	return (u32)((c / 8) * rows * 128 + r * 128 + ((c % 8) ^ (r % 8)) * 16);
+}
+
+// wdesc is the wgmma matrix descriptor of the operand at shared address
+// addr (1024-byte aligned but for the offset of a 16-element step inside a
+// row): 128-byte swizzle, 1024 bytes between groups of 8 rows, lbo bytes
+// between panels of an MN-major operand (unused for K-major ones).
+__device__ __forceinline__ unsigned long long wdesc(u32 addr, u32 lbo) {
+	return (unsigned long long)((addr & 0x3ffff) >> 4) | (unsigned long long)(lbo >> 4) << 16 |
+	       (unsigned long long)(1024 >> 4) << 32 | 1ull << 62;
+}
+
+// load_tile starts the copies of rows rows of HD bf16 from src into the
+// swizzled tile at dst, spread over the 32 lanes of the calling warp (no
+// commit).
+__device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, int rows, int lane) {
+	for (int e = lane; e < rows * CPR; e += 32) {
+		int r = e / CPR, c = e % CPR;
+		cp_async16(dst + sw_off(r, c, rows), src + (long long)r * HD + c * 8, true);
+	}
+}
+
+// flash_fwd90 is flash_fwd on wgmma (see above): grid (SP/W_BQ, Hq),
+// W_THREADS threads, W_SHARED bytes of dynamic shared memory.
+extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
+	bf16 *__restrict__ out, float *__restrict__ stats, float2 *__restrict__ qstat, const float *__restrict__ weights,
+	const bf16 *__restrict__ qr, const bf16 *__restrict__ kr, const bf16 *__restrict__ vr,
+	const u32 *__restrict__ bits, int S, int sp, int L, int np, int hq, int hkv, float scale2) {
+	extern __shared__ __align__(16) unsigned char smem[];
+	u32 pad = (1024 - smem_addr(smem) % 1024) % 1024;
+	unsigned char *qsm = smem + pad, *ksm = qsm + W_QBYTES, *vsm = ksm + W_STAGES * W_TBYTES;
+	u32 qa = smem_addr(qsm), ka = smem_addr(ksm), va = smem_addr(vsm);
+	u32 full = va + W_STAGES * W_TBYTES, empty = full + 8 * W_STAGES; // mbarriers [W_STAGES] each
+
+	int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+	int qh = blockIdx.y, h = qh / (hq / hkv);
+	int q0 = (gridDim.x - 1 - blockIdx.x) * W_BQ;
+	int nb = L + min(S, q0 + W_BQ); // keys the block's queries can see: a prefix
+	int T = (nb + W_BK - 1) / W_BK; // key tiles, ≥ 1
+	const bf16 *kh = kr + (long long)h * np * HD, *vh = vr + (long long)h * np * HD;
+	const u32 *bh = bits + (long long)h * np / 32;
+	if (tid == 0) {
+		for (int s = 0; s < W_STAGES; s++) {
+			mbar_init(full + 8 * s, 32);         // the producer's lanes
+			mbar_init(empty + 8 * s, 4 * W_WGS); // the consumer warps
+		}
+		mbar_init_fence();
+	}
+	__syncthreads();
+
+	if (warp == 4 * W_WGS) { // the producer
+		for (int it = 0; it < T; it++) {
+			int s = it % W_STAGES;
+			if (it >= W_STAGES) {
+				mbar_wait(empty + 8 * s, (it / W_STAGES - 1) & 1); // tile it−W_STAGES is consumed
+			}
+			load_tile(ksm + s * W_TBYTES, kh + (long long)it * W_BK * HD, W_BK, lane);
+			load_tile(vsm + s * W_TBYTES, vh + (long long)it * W_BK * HD, W_BK, lane);
+			mbar_arrive_copies(full + 8 * s);
+		}
+		cp_async_wait();
+		return;
+	}
+
+	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
+	int qg = q0 + 64 * wg, qw = qg + 16 * (warp % 4); // the warpgroup's and the warp's first query
+	for (int e = tid % 128; e < 64 * CPR; e += 128) {
+		int r = 64 * wg + e / CPR, c = e % CPR;
+		cp_async16(qsm + sw_off(r, c, W_BQ), qr + ((long long)qh * sp + q0 + r) * HD + c * 8, true);
+	}
+	cp_async_commit();
+	cp_async_wait();
+	proxy_fence();
+	wg_sync(wg);
+
+	float o[HD / 2]; // the warp's rows g and g+8, dimensions 8n+2t4 and +1 in o[4n … 4n+3]
+#pragma unroll
+	for (int i = 0; i < HD / 2; i++) {
+		o[i] = 0.0f;
+	}
+	// Row r: query qw + g + 8r. m is the running max of the raw scores
+	// (scale2 > 0 keeps the order), l this thread's part of the running
+	// denominator.
+	float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
+	for (int it = 0; it < T; it++) {
+		int s = it % W_STAGES, j0 = it * W_BK;
+		mbar_wait(full + 8 * s, (it / W_STAGES) & 1);
+		if (qg < S && j0 <= L + qg + 63) { // some key of the tile is visible to the warpgroup
+			proxy_fence();
+			u32 vb[W_BK / 32]; // validity of the tile's keys
+#pragma unroll
+			for (int w = 0; w < W_BK / 32; w++) {
+				vb[w] = bh[j0 / 32 + w];
+			}
+			float sc[W_BK / 2]; // S: rows g, g+8; keys 8n+2t4 and +1 in sc[4n … 4n+3]
+#pragma unroll
+			for (int i = 0; i < W_BK / 2; i++) {
+				sc[i] = 0.0f;
+			}
+			wg_fence();
+#pragma unroll
+			for (int ks = 0; ks < HD / 16; ks++) {
+				// panel ks/4 of the queries and the keys, 16-element step ks%4
+				wg_ss128(sc, wdesc(qa + (ks / 4) * W_BQ * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
+					 wdesc(ka + s * W_TBYTES + (ks / 4) * W_BK * 128 + ks % 4 * 32, 16), ks);
+			}
+			wg_commit();
+			wg_wait0();
+#pragma unroll
+			for (int i = 0; i < W_BK / 2; i++) {
+				reg_fence(sc[i]);
+			}
+			bool all = true; // every key of the tile valid
+#pragma unroll
+			for (int w = 0; w < W_BK / 32; w++) {
+				all = all && vb[w] == FULL_MASK;
+			}
+			if (!(all && j0 + W_BK - 1 <= L + qw)) { // something is masked for the warp
+#pragma unroll
+				for (int n8 = 0; n8 < W_BK / 8; n8++) {
+#pragma unroll
+					for (int e = 0; e < 4; e++) {
+						int col = n8 * 8 + 2 * t4 + e % 2, i = qw + g + 8 * (e / 2);
+						bool vis = (vb[col / 32] >> (col % 32) & 1) && j0 + col <= L + i;
+						sc[4 * n8 + e] = vis ? sc[4 * n8 + e] : NEG_INF;
+					}
+				}
+			}
+			float c[2], mu[2]; // per row: the factor on the old sums, the max subtracted (scaled)
+			bool same = true;  // no row's max moved: the old sums stay as they are
+#pragma unroll
+			for (int r = 0; r < 2; r++) {
+				float mx = m[r];
+#pragma unroll
+				for (int n8 = 0; n8 < W_BK / 8; n8++) {
+					mx = fmaxf(mx, fmaxf(sc[4 * n8 + 2 * r], sc[4 * n8 + 2 * r + 1]));
+				}
+				mx = quad_max(mx);
+				// Subtract 0 while a row has seen no key, so that −∞ − −∞
+				// never happens; its p, l and o are then all 0.
+				mu[r] = mx == NEG_INF ? 0.0f : mx * scale2;
+				c[r] = ex2(m[r] * scale2 - mu[r]);
+				same = same && mx == m[r];
+				m[r] = mx;
+			}
+			u32 pa[W_BK / 16][4]; // P as A fragments of P·V
+			float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+			for (int n8 = 0; n8 < W_BK / 8; n8++) {
+				float p0 = ex2(fmaf(sc[4 * n8], scale2, -mu[0]));
+				float p1 = ex2(fmaf(sc[4 * n8 + 1], scale2, -mu[0]));
+				float p2 = ex2(fmaf(sc[4 * n8 + 2], scale2, -mu[1]));
+				float p3 = ex2(fmaf(sc[4 * n8 + 3], scale2, -mu[1]));
+				rs0 += p0 + p1;
+				rs1 += p2 + p3;
+				pa[n8 / 2][n8 % 2 * 2] = pack2(p0, p1);
+				pa[n8 / 2][n8 % 2 * 2 + 1] = pack2(p2, p3);
+			}
+			l[0] = l[0] * c[0] + rs0;
+			l[1] = l[1] * c[1] + rs1;
+			if (!__all_sync(FULL_MASK, same)) { // c is 1 where the max stayed: skip o's rescaling then
+#pragma unroll
+				for (int n8 = 0; n8 < HD / 8; n8++) {
+					o[4 * n8] *= c[0];
+					o[4 * n8 + 1] *= c[0];
+					o[4 * n8 + 2] *= c[1];
+					o[4 * n8 + 3] *= c[1];
+				}
+			}
+			wg_fence();
+#pragma unroll
+			for (int kk = 0; kk < W_BK / 16; kk++) {
+				wg_rs(o, pa[kk], wdesc(va + s * W_TBYTES + kk * 16 * 128, W_BK * 128));
+			}
+			wg_commit();
+			wg_wait0();
+#pragma unroll
+			for (int i = 0; i < HD / 2; i++) {
+				reg_fence(o[i]);
+			}
+		}
+		__syncwarp();
+		if (lane == 0) {
+			mbar_arrive(empty + 8 * s); // the warp is done with stage s
+		}
+	}
+
+#pragma unroll
+	for (int r = 0; r < 2; r++) {
+		int i = qw + g + 8 * r;
+		float lr = quad_sum(l[r]);
+		if (i >= S) {
+			if (qstat != 0 && t4 == 0) {
+				qstat[(long long)qh * sp + i] = make_float2(0.0f, 0.0f);
+			}
+			continue;
+		}
+		float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
+		u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
+#pragma unroll
+		for (int n8 = 0; n8 < HD / 8; n8++) {
+			y[n8 * 4] = pack2(o[4 * n8 + 2 * r] * inv, o[4 * n8 + 2 * r + 1] * inv);
+		}
+		if (t4 == 0) {
+			float mn = m[r] * scale2 * LN2; // natural units
+			if (stats != 0) {
+				stats[(long long)qh * S + i] = mn;
+				stats[(long long)(hq + qh) * S + i] = lr;
+			}
+			if (qstat != 0) {
+				qstat[(long long)qh * sp + i] = make_float2(mn * LOG2E, lr > 0.0f ? weights[i] / lr : 0.0f);
+			}
+		}
+	}
+}
+#endif // KVC_WGMMA

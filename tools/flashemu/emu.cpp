@@ -16,6 +16,7 @@ void emu_launch(D3 grid, int threads, size_t shared, std::function<void()> f) {
     EmuBlock blk; blk.bar = &bar;
     std::vector<std::barrier<> *> wb;
     for (int i = 0; i < threads / 32; i++) { wb.push_back(new std::barrier<>(32)); blk.w[i].bar = wb.back(); }
+    for (int i = 0; i < threads / 128; i++) { wb.push_back(new std::barrier<>(128)); blk.wg[i] = wb.back(); }
     emu_blk = &blk;
     std::vector<std::thread> th;
     for (int t = 0; t < threads; t++) th.emplace_back([&, t] { threadIdx = {(unsigned)t, 0, 0}; f(); assert(emu_pending.empty()); });

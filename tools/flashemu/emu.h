@@ -37,7 +37,9 @@ extern unsigned char *emu_smem;
 extern size_t emu_smem_bytes;
 
 struct EmuWarp { std::barrier<> *bar; uint32_t x[32][12]; const void *p[32]; };
-struct EmuBlock { std::barrier<> *bar; EmuWarp w[32]; };
+// wg are the barriers of the block's whole warpgroups (128 threads) and wa
+// their threads' A fragments of a wgmma (tools/flashemu/wgmma.h).
+struct EmuBlock { std::barrier<> *bar; EmuWarp w[32]; std::barrier<> *wg[8]; uint32_t wa[8][128][4]; };
 extern EmuBlock *emu_blk;
 
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }

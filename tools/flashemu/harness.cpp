@@ -3,6 +3,9 @@
 // gpu/flash_test.go. Built by run.sh once per head dimension.
 #include <random>
 
+#ifdef KVC_WGMMA
+#include "wgmma.h" // the Hopper operations of flash_fwd90, which then runs in flash_fwd's place
+#endif
 #include "flash_sub.cu" // flash.cu with its extern __shared__ array made a pointer to emu_smem
 
 struct Case {
@@ -94,10 +97,17 @@ static void run(const Case &c) {
 	emu_launch({(unsigned)(SP / GR), (unsigned)hq, 1}, THREADS, 0, [&] {
 		flash_queries(qr.data(), q.data(), qpos.data(), cosT.data(), sinT.data(), S, hq, hkv, SP);
 	});
+#ifdef KVC_WGMMA
+	emu_launch({(unsigned)(SP / W_BQ), (unsigned)hq, 1}, W_THREADS, W_SHARED, [&] {
+		flash_fwd90(out.data(), stats.data(), c.mass ? qstat.data() : nullptr, w.data(), qr.data(), kr.data(), vr.data(),
+			    bits.data(), S, SP, L, NP, hq, hkv, scale2);
+	});
+#else
 	emu_launch({(unsigned)(SP / BQ), (unsigned)hq, 1}, THREADS, FWD_SHARED, [&] {
 		flash_fwd(out.data(), stats.data(), c.mass ? qstat.data() : nullptr, w.data(), qr.data(), kr.data(), vr.data(),
 			  bits.data(), S, SP, L, NP, hq, hkv, scale2);
 	});
+#endif
 	if (c.mass) {
 		emu_launch({(unsigned)(NP / BKM), (unsigned)hkv, 1}, THREADS, MASS_SHARED, [&] {
 			flash_mass(mass.data(), qstat.data(), qr.data(), kr.data(), bits.data(), S, SP, L, NP, hq, hkv, scale2);
@@ -179,7 +189,12 @@ static void run(const Case &c) {
 		}
 	}
 	failures += bad;
-	printf("%-24s HD=%d: |Δ|/tolerance at most out %.2f, m %.3f, l %.3f, mass %.3f; %d failures\n", c.name, HD,
+#ifdef KVC_WGMMA
+	const char *fwd = "flash_fwd90";
+#else
+	const char *fwd = "flash_fwd";
+#endif
+	printf("%-24s %-11s HD=%d: |Δ|/tolerance at most out %.2f, m %.3f, l %.3f, mass %.3f; %d failures\n", c.name, fwd, HD,
 	       co.ratio, cm.ratio, cl.ratio, cmass.ratio, bad);
 }
 

@@ -11,8 +11,10 @@ emu=$here
 emu_work
 # The kernels' extern __shared__ array becomes a pointer to the block's buffer.
 emu_smem "$here/../../gpu/kernels/flash.cu" >"$work/flash_sub.cu"
-test "$(grep -c emu_smem "$work/flash_sub.cu")" = 2
+test "$(grep -c emu_smem "$work/flash_sub.cu")" = 3
 for hd in ${HDS:-64 128}; do
 	emu_cc "$work/flash$hd" -DHEAD_DIM=$hd -I"$work" "$here/harness.cpp"
 	"$work/flash$hd" "$@"
+	emu_cc "$work/flash90_$hd" -DHEAD_DIM=$hd -DKVC_WGMMA -I"$work" "$here/harness.cpp"
+	"$work/flash90_$hd" "$@"
 done
