@@ -99,8 +99,8 @@ func TestKernelsCompile(t *testing.T) {
 				}
 				// flash_fwd90, for sm_90a.
 				p = flashW90Program(hd)
-				src = p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d ? 1 : -1];\n",
-					flashW90Shared(hd), flashW90Threads, flashW90KeyTile, flashW90Stages, flashQueryRows)
+				src = p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_MSHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d && W_MK == %d && W_MQ == %d ? 1 : -1];\n",
+					flashW90Shared(hd), flashW90MassShared(hd), flashW90Threads, flashW90KeyTile, flashW90Stages, flashQueryRows, flashMassKeys, flashW90QueryTile)
 				img, err = c.CompileSpecific(p.name, src, p.opts...)
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)

@@ -35,6 +35,8 @@ const (
 	flashW90Threads = 2*128 + 32 // W_THREADS
 	flashW90KeyTile = 128        // W_BK
 	flashW90Stages  = 2          // W_STAGES
+	// flash_mass90: blocks of flashMassKeys keys, query tiles of 128.
+	flashW90QueryTile = 128 // W_MQ
 )
 
 // flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in
@@ -43,6 +45,14 @@ const (
 // hd 128, 81 KiB for hd 64).
 func flashW90Shared(hd int) int {
 	return 1024 + flashQueryRows*hd*2 + 2*flashW90Stages*flashW90KeyTile*hd*2 + 2*flashW90Stages*8
+}
+
+// flashW90MassShared is W_MSHARED, flash_mass90's: 1024 to align to, the
+// block's keys [BKM][hd] bf16, query tiles [stages][128][hd] bf16 with
+// their statistics [stages][128] float32 pairs, and two mbarriers per stage
+// (99 KiB for hd 128).
+func flashW90MassShared(hd int) int {
+	return 1024 + flashMassKeys*hd*2 + flashW90Stages*flashW90QueryTile*(hd*2+8) + 2*flashW90Stages*8
 }
 
 // flashWGMMA reports whether flash attention at head dimension hd runs
@@ -55,7 +65,7 @@ func (b *Backend) flashWGMMA(hd int) bool {
 // canWGMMA reports whether the GPU can run flash_fwd90 at head dimension
 // hd: sm_90 with enough shared memory.
 func (b *Backend) canWGMMA(hd int) bool {
-	return b.dev.Major == 9 && b.dev.Minor == 0 && flashW90Shared(hd) <= b.dev.SharedOptin
+	return b.dev.Major == 9 && b.dev.Minor == 0 && max(flashW90Shared(hd), flashW90MassShared(hd)) <= b.dev.SharedOptin
 }
 
 // flashHeadDims are the head dimensions flash.cu is compiled for.
@@ -135,12 +145,13 @@ const (
 	flashQueriesKernel
 	flashFwdKernel
 	flashMassKernel
-	flashFwd90Kernel // only in flashW90Program
+	flashFwd90Kernel // this and the next only in flashW90Program
+	flashMass90Kernel
 )
 
 // flashKernelNames are the kernels of kernels/flash.cu, in the order of
 // the flash*Kernel indices.
-var flashKernelNames = [...]string{"flash_keys", "flash_queries", "flash_fwd", "flash_mass", "flash_fwd90"}
+var flashKernelNames = [...]string{"flash_keys", "flash_queries", "flash_fwd", "flash_mass", "flash_fwd90", "flash_mass90"}
 
 // flashProgram is kernels/flash.cu for head dimension hd.
 func flashProgram(hd int) program {
@@ -254,8 +265,10 @@ func flashPlan(c *flashCall) []flashLaunch {
 	}
 	scale2 := float32(float64(c.scale) * math.Log2E) // the kernels work in powers of 2
 	fwd, fwdThreads, fwdShared := flashFwdKernel, flashThreads, flashFwdShared(c.hd)
+	mass, massThreads, massShared := flashMassKernel, flashThreads, flashMassShared(c.hd)
 	if c.wgmma {
 		fwd, fwdThreads, fwdShared = flashFwd90Kernel, flashW90Threads, flashW90Shared(c.hd)
+		mass, massThreads, massShared = flashMass90Kernel, flashW90Threads, flashW90MassShared(c.hd)
 	}
 	plan := []flashLaunch{{
 		kernel: flashKeysKernel, grid: cuda.Dim3{X: f.np / flashGather, Y: c.hkv}, threads: flashThreads,
@@ -281,7 +294,7 @@ func flashPlan(c *flashCall) []flashLaunch {
 	}}
 	if c.weights != 0 {
 		plan = append(plan, flashLaunch{
-			kernel: flashMassKernel, grid: cuda.Dim3{X: f.np / flashMassKeys, Y: c.hkv}, threads: flashThreads, shared: flashMassShared(c.hd),
+			kernel: mass, grid: cuda.Dim3{X: f.np / flashMassKeys, Y: c.hkv}, threads: massThreads, shared: massShared,
 			args: []cuda.Arg{
 				cuda.Ptr(c.mass), cuda.Ptr(qstat), cuda.Ptr(qr), cuda.Ptr(kr), cuda.Ptr(bits),
 				cuda.Int(c.s), cuda.Int(f.sp), cuda.Int(c.l), cuda.Int(f.np), cuda.Int(c.hq), cuda.Int(c.hkv),

@@ -131,20 +131,21 @@ type flashCase struct {
 //     (Mistakes such as one query or one key too many or too few move
 //     entries by a probability, 1e-3 or more of the sum.)
 //
-// On Hopper every case runs twice: with the forward kernel on mma.sync
-// (flash_fwd) and on warpgroup MMA (flash_fwd90).
+// On Hopper every case runs twice: with the forward and mass kernels on
+// mma.sync (flash_fwd, flash_mass) and on warpgroup MMA (flash_fwd90,
+// flash_mass90).
 func TestFlashAttention(t *testing.T) {
 	b := openFlash(t)
 	defer SetWGMMA(b, true)
 	for _, wgmma := range []bool{false, true} {
 		SetWGMMA(b, wgmma)
 		if wgmma && !HasWGMMA(b, 128) {
-			t.Logf("no warpgroup MMA on %s: flash_fwd90 not run", b.dev.Arch())
+			t.Logf("no warpgroup MMA on %s: flash_fwd90 and flash_mass90 not run", b.dev.Arch())
 			continue
 		}
-		name := "flash_fwd"
+		name := "mma.sync"
 		if wgmma {
-			name = "flash_fwd90"
+			name = "wgmma"
 		}
 		t.Run(name, func(t *testing.T) {
 			for _, tc := range flashCases {
@@ -531,8 +532,8 @@ func flashRandomBF16(n int, seed uint64) []uint32 {
 // Llama-3.1-8B shape (32 query heads, 8 KV heads, head dim 128): a
 // 4096-token chunk over 4096 and 65,536 cached keys gathered through
 // scattered slots, and a 16,384-token chunk over no cache, with and without
-// the mass pass, with each forward kernel the GPU has (flash_fwd, and
-// flash_fwd90 on Hopper). TFLOP/s counts 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over
+// the mass pass, with each kind of kernel the GPU has (mma.sync, and
+// warpgroup MMA on Hopper: flash_fwd90 and flash_mass90). TFLOP/s counts 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over
 // the visible pairs), and half as much again with mass (QKᵀ recomputed).
 // Where $KVCASCADE_SDPA names the output of
 // tools/bench_hf/sdpa_attention.py --out, run on the same GPU, it reports
@@ -573,14 +574,14 @@ func BenchmarkFlashAttention(bm *testing.B) {
 			s: s, l: l, capacity: l, hq: hq, hkv: hkv, hd: hd, scale: float32(1 / math.Sqrt(hd)),
 		}
 		weightsPtr, massPtr := flashPut(bm, b, weights), flashPut(bm, b, make([]float32, hq*(l+s)))
-		fwds := []string{"flash_fwd"}
+		fwds := []string{"mma.sync"}
 		if HasWGMMA(b, hd) {
-			fwds = append(fwds, "flash_fwd90")
+			fwds = append(fwds, "wgmma")
 		}
 		for _, variant := range fwds {
 			for _, mass := range []bool{false, true} {
 				bm.Run(fmt.Sprintf("S=%d/L=%d/mass=%v/%s", s, l, mass, variant), func(bm *testing.B) {
-					SetWGMMA(b, variant == "flash_fwd90")
+					SetWGMMA(b, variant == "wgmma")
 					defer SetWGMMA(b, true)
 					c := base
 					if mass {

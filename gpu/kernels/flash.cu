@@ -686,8 +686,13 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #define W_QBYTES (W_BQ * HD * 2)         // the block's queries
 #define W_TBYTES (W_BK * HD * 2)         // one key or value tile
 #define W_SHARED (1024 + W_QBYTES + 2 * W_STAGES * W_TBYTES + 2 * W_STAGES * 8) // with room to align to 1024
-#if W_BQ != BQ || KTILE % W_BK != 0
-#error "flash_fwd90 takes flash_fwd's query blocks and whole key tiles"
+#define W_MK (64 * W_WGS)                // keys per flash_mass90 block
+#define W_MQ 128                         // queries per flash_mass90 tile
+// flash_mass90: the block's keys, the query tiles and their statistics
+// (float2 each), two mbarriers per stage.
+#define W_MSHARED (1024 + W_MK * HD * 2 + W_STAGES * W_MQ * (HD * 2 + 8) + 2 * W_STAGES * 8)
+#if W_BQ != BQ || KTILE % W_BK != 0 || W_MK != KTILE || BQ % W_MQ != 0
+#error "flash_fwd90 and flash_mass90 take flash_fwd's query blocks and flash_mass's key blocks"
 #endif
 
 #ifndef KVC_HOST_EMULATION
@@ -979,6 +984,127 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 			}
 			if (qstat != 0) {
 				qstat[(long long)qh * sp + i] = make_float2(mn * LOG2E, lr > 0.0f ? weights[i] / lr : 0.0f);
+			}
+		}
+	}
+}
+// flash_mass90 is flash_mass on wgmma: grid (NP/W_MK, Hkv), W_THREADS
+// threads, W_MSHARED bytes of dynamic shared memory. A block owns W_MK keys
+// of one KV head, 64 per consumer warpgroup (the A operand of Sᵀ = K·Qᵀ,
+// from shared memory), and the producer warp streams the query tiles of
+// W_MQ rows that can see them, with each query's exponent base and weight,
+// through the ring of stages, for each query head of the group in turn.
+// Every thread sums its two keys' terms over the tiles in a fixed order and
+// the quad adds them up: deterministic, no atomics, as flash_mass.
+extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
+	float *__restrict__ mass, const float2 *__restrict__ qstat, const bf16 *__restrict__ qr,
+	const bf16 *__restrict__ kr, const u32 *__restrict__ bits, int S, int sp, int L, int np, int hq, int hkv,
+	float scale2) {
+	extern __shared__ __align__(16) unsigned char smem[];
+	u32 pad = (1024 - smem_addr(smem) % 1024) % 1024;
+	unsigned char *ksm = smem + pad, *qsm = ksm + W_MK * HD * 2, *ssm = qsm + W_STAGES * W_MQ * HD * 2;
+	u32 ka = smem_addr(ksm), qa = smem_addr(qsm);
+	u32 full = smem_addr(ssm + W_STAGES * W_MQ * 8), empty = full + 8 * W_STAGES; // mbarriers [W_STAGES] each
+
+	int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+	int h = blockIdx.y, group = hq / hkv, j0 = blockIdx.x * W_MK, n = L + S;
+	int istart = max(0, j0 - L) / W_MQ * W_MQ;               // earlier queries see none of the block's keys
+	int QT = (S - istart + W_MQ - 1) / W_MQ, T = max(0, group * QT); // query tiles per head, in all
+	if (tid == 0) {
+		for (int s = 0; s < W_STAGES; s++) {
+			mbar_init(full + 8 * s, 32);
+			mbar_init(empty + 8 * s, 4 * W_WGS);
+		}
+		mbar_init_fence();
+	}
+	__syncthreads();
+
+	if (warp == 4 * W_WGS) { // the producer
+		for (int it = 0; it < T; it++) {
+			int s = it % W_STAGES, qh = h * group + it / QT, i0 = istart + it % QT * W_MQ;
+			if (it >= W_STAGES) {
+				mbar_wait(empty + 8 * s, (it / W_STAGES - 1) & 1);
+			}
+			load_tile(qsm + s * W_MQ * HD * 2, qr + ((long long)qh * sp + i0) * HD, W_MQ, lane);
+			float2 *st = (float2 *)(ssm + s * W_MQ * 8);
+			for (int e = lane; e < W_MQ / 2; e += 32) {
+				cp_async16(st + 2 * e, qstat + (long long)qh * sp + i0 + 2 * e, true);
+			}
+			mbar_arrive_copies(full + 8 * s);
+		}
+		cp_async_wait();
+		return;
+	}
+
+	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
+	int jg = j0 + 64 * wg, jw = jg + 16 * (warp % 4); // the warpgroup's and the warp's first key
+	for (int e = tid % 128; e < 64 * CPR; e += 128) {
+		int r = 64 * wg + e / CPR, c = e % CPR;
+		cp_async16(ksm + sw_off(r, c, W_MK), kr + ((long long)h * np + j0 + r) * HD + c * 8, true);
+	}
+	cp_async_commit();
+	cp_async_wait();
+	proxy_fence();
+	wg_sync(wg);
+	const u32 *bh = bits + (long long)h * np / 32;
+	u32 kb = bh[jw / 32] >> (jw % 32); // validity of the warp's 16 keys
+
+	float acc[2] = {0.0f, 0.0f}; // keys jw + g + 8r
+	for (int it = 0; it < T; it++) {
+		int s = it % W_STAGES, qh = h * group + it / QT, i0 = istart + it % QT * W_MQ;
+		mbar_wait(full + 8 * s, (it / W_STAGES) & 1);
+		int ilast = min(S, i0 + W_MQ) - 1;
+		if (jg < n && jg <= L + ilast) { // some query of the tile sees some key of the warpgroup
+			proxy_fence();
+			float sc[W_MQ / 2]; // Sᵀ: keys g, g+8; queries 8n+2t4 and +1 in sc[4n … 4n+3]
+#pragma unroll
+			for (int i = 0; i < W_MQ / 2; i++) {
+				sc[i] = 0.0f;
+			}
+			wg_fence();
+#pragma unroll
+			for (int ks = 0; ks < HD / 16; ks++) {
+				wg_ss128(sc, wdesc(ka + (ks / 4) * W_MK * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
+					 wdesc(qa + s * W_MQ * HD * 2 + (ks / 4) * W_MQ * 128 + ks % 4 * 32, 16), ks);
+			}
+			wg_commit();
+			wg_wait0();
+#pragma unroll
+			for (int i = 0; i < W_MQ / 2; i++) {
+				reg_fence(sc[i]);
+			}
+			const float2 *qs2 = (const float2 *)(ssm + s * W_MQ * 8);
+			bool whole = jw + 15 <= L + i0; // every query of the tile sees every key of the warp
+#pragma unroll
+			for (int n8 = 0; n8 < W_MQ / 8; n8++) {
+#pragma unroll
+				for (int e2 = 0; e2 < 2; e2++) {
+					int col = n8 * 8 + 2 * t4 + e2; // query i0+col
+					float2 ms = qs2[col];
+#pragma unroll
+					for (int r = 0; r < 2; r++) {
+						float x = fmaf(sc[4 * n8 + 2 * r + e2], scale2, -ms.x);
+						if (!whole && jw + g + 8 * r > L + i0 + col) {
+							x = NEG_INF;
+						}
+						acc[r] += ex2(x) * ms.y;
+					}
+				}
+			}
+		}
+		__syncwarp();
+		if (lane == 0) {
+			mbar_arrive(empty + 8 * s);
+		}
+		if (it % QT == QT - 1) { // the last tile of query head qh
+#pragma unroll
+			for (int r = 0; r < 2; r++) {
+				float a = quad_sum(acc[r]);
+				int j = jw + g + 8 * r;
+				if (t4 == 0 && j < n) {
+					mass[(long long)qh * n + j] = (kb >> (g + 8 * r) & 1) ? a : 0.0f;
+				}
+				acc[r] = 0.0f;
 			}
 		}
 	}

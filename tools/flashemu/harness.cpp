@@ -4,7 +4,7 @@
 #include <random>
 
 #ifdef KVC_WGMMA
-#include "wgmma.h" // the Hopper operations of flash_fwd90, which then runs in flash_fwd's place
+#include "wgmma.h" // the Hopper operations: flash_fwd90 and flash_mass90 run in flash_fwd's and flash_mass's place
 #endif
 #include "flash_sub.cu" // flash.cu with its extern __shared__ array made a pointer to emu_smem
 
@@ -109,9 +109,15 @@ static void run(const Case &c) {
 	});
 #endif
 	if (c.mass) {
+#ifdef KVC_WGMMA
+		emu_launch({(unsigned)(NP / W_MK), (unsigned)hkv, 1}, W_THREADS, W_MSHARED, [&] {
+			flash_mass90(mass.data(), qstat.data(), qr.data(), kr.data(), bits.data(), S, SP, L, NP, hq, hkv, scale2);
+		});
+#else
 		emu_launch({(unsigned)(NP / BKM), (unsigned)hkv, 1}, THREADS, MASS_SHARED, [&] {
 			flash_mass(mass.data(), qstat.data(), qr.data(), kr.data(), bits.data(), S, SP, L, NP, hq, hkv, scale2);
 		});
+#endif
 	}
 
 	// The reference: operands rotated as the kernels do, then float64.
@@ -190,9 +196,9 @@ static void run(const Case &c) {
 	}
 	failures += bad;
 #ifdef KVC_WGMMA
-	const char *fwd = "flash_fwd90";
+	const char *fwd = "sm_90a";
 #else
-	const char *fwd = "flash_fwd";
+	const char *fwd = "mma.sync";
 #endif
 	printf("%-24s %-11s HD=%d: |Δ|/tolerance at most out %.2f, m %.3f, l %.3f, mass %.3f; %d failures\n", c.name, fwd, HD,
 	       co.ratio, cm.ratio, cl.ratio, cmass.ratio, bad);
