@@ -114,6 +114,7 @@ type Backend struct {
 	hostPolicies bool
 	noFlash      bool
 	noWGMMA      bool
+	w90Tune      flashW90Tuning
 	noDecode     bool
 	gemv         bool
 	decode       map[decodeKey]*decodeKernels // kernels/decode.cu by head dimension and DEC_HEADS, compiled on first use

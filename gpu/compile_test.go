@@ -98,9 +98,9 @@ func TestKernelsCompile(t *testing.T) {
 					continue
 				}
 				// flash_fwd90, for sm_90a.
-				p = flashW90Program(hd)
+				p = flashW90Program(hd, flashW90Tuning{})
 				src = p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_MSHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d && W_MK == %d && W_MQ == %d ? 1 : -1];\n",
-					flashW90Shared(hd), flashW90MassShared(hd), flashW90Threads, flashW90KeyTile, flashW90Stages, flashQueryRows, flashMassKeys, flashW90QueryTile)
+					flashW90Shared(hd, flashW90Stages), flashW90MassShared(hd, flashW90Stages), flashW90Threads, flashW90KeyTile, flashW90Stages, flashQueryRows, flashMassKeys, flashW90QueryTile)
 				img, err = c.CompileSpecific(p.name, src, p.opts...)
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)

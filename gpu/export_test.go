@@ -157,6 +157,16 @@ func SetWGMMA(b *Backend, on bool) {
 	b.flash = nil
 }
 
+// SetWGMMATuning makes b compile flash_fwd90 and flash_mass90 with
+// W_STAGES = stages (0: the default) and, unless pipe, W_PIPE 0 from its
+// next attention call on, for benchmarks and tests.
+func SetWGMMATuning(b *Backend, stages int, pipe bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.w90Tune = flashW90Tuning{stages: stages, noPipe: !pipe}
+	b.flash = nil
+}
+
 // HasWGMMA reports whether b's GPU runs flash_fwd90 at head dimension hd
 // (where SetWGMMA leaves it on).
 func HasWGMMA(b *Backend, hd int) bool {

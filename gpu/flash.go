@@ -34,25 +34,49 @@ const (
 	// queries and a producer warp; key tiles of 128 in two stages.
 	flashW90Threads = 2*128 + 32 // W_THREADS
 	flashW90KeyTile = 128        // W_BK
-	flashW90Stages  = 2          // W_STAGES
+	flashW90Stages  = 2          // W_STAGES (the default)
 	// flash_mass90: blocks of flashMassKeys keys, query tiles of 128.
 	flashW90QueryTile = 128 // W_MQ
 )
 
+// flashW90Tuning selects a compilation of flash_fwd90 and flash_mass90;
+// the zero value is the default.
+type flashW90Tuning struct {
+	stages int  // W_STAGES, 0 for flashW90Stages
+	noPipe bool // W_PIPE 0: a tile's softmax waits for the previous tile's P·V
+}
+
+// nstages is W_STAGES.
+func (t flashW90Tuning) nstages() int {
+	if t.stages == 0 {
+		return flashW90Stages
+	}
+	return t.stages
+}
+
+// opts are the compiler options that select t.
+func (t flashW90Tuning) opts() []string {
+	pipe := 1
+	if t.noPipe {
+		pipe = 0
+	}
+	return []string{fmt.Sprintf("-DW_STAGES=%d", t.nstages()), fmt.Sprintf("-DW_PIPE=%d", pipe)}
+}
+
 // flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in
 // bytes: 1024 to align to, the queries [BQ][hd] and key and value tiles
 // [stages][128][hd] each, bf16, and two mbarriers per stage (161 KiB for
-// hd 128, 81 KiB for hd 64).
-func flashW90Shared(hd int) int {
-	return 1024 + flashQueryRows*hd*2 + 2*flashW90Stages*flashW90KeyTile*hd*2 + 2*flashW90Stages*8
+// hd 128 and 2 stages, 81 KiB for hd 64).
+func flashW90Shared(hd, stages int) int {
+	return 1024 + flashQueryRows*hd*2 + 2*stages*flashW90KeyTile*hd*2 + 2*stages*8
 }
 
 // flashW90MassShared is W_MSHARED, flash_mass90's: 1024 to align to, the
 // block's keys [BKM][hd] bf16, query tiles [stages][128][hd] bf16 with
 // their statistics [stages][128] float32 pairs, and two mbarriers per stage
-// (99 KiB for hd 128).
-func flashW90MassShared(hd int) int {
-	return 1024 + flashMassKeys*hd*2 + flashW90Stages*flashW90QueryTile*(hd*2+8) + 2*flashW90Stages*8
+// (99 KiB for hd 128 and 2 stages).
+func flashW90MassShared(hd, stages int) int {
+	return 1024 + flashMassKeys*hd*2 + stages*flashW90QueryTile*(hd*2+8) + 2*stages*8
 }
 
 // flashWGMMA reports whether flash attention at head dimension hd runs
@@ -65,7 +89,8 @@ func (b *Backend) flashWGMMA(hd int) bool {
 // canWGMMA reports whether the GPU can run flash_fwd90 at head dimension
 // hd: sm_90 with enough shared memory.
 func (b *Backend) canWGMMA(hd int) bool {
-	return b.dev.Major == 9 && b.dev.Minor == 0 && max(flashW90Shared(hd), flashW90MassShared(hd)) <= b.dev.SharedOptin
+	st := b.w90Tune.nstages()
+	return b.dev.Major == 9 && b.dev.Minor == 0 && max(flashW90Shared(hd, st), flashW90MassShared(hd, st)) <= b.dev.SharedOptin
 }
 
 // flashHeadDims are the head dimensions flash.cu is compiled for.
@@ -123,7 +148,7 @@ func (b *Backend) flashFor(hd int) (*flashKernels, error) {
 	k := &flashKernels{}
 	names, p := flashKernelNames[:flashFwd90Kernel], flashProgram(hd)
 	if b.flashWGMMA(hd) {
-		names, p = flashKernelNames[:], flashW90Program(hd)
+		names, p = flashKernelNames[:], flashW90Program(hd, b.w90Tune)
 	}
 	dst := make([]**cuda.Function, len(names))
 	for i := range dst {
@@ -159,9 +184,9 @@ func flashProgram(hd int) program {
 }
 
 // flashW90Program is kernels/flash.cu for head dimension hd with
-// flash_fwd90, for sm_90a.
-func flashW90Program(hd int) program {
-	p := newProgram("flash.cu", flashSource, fmt.Sprintf("-DHEAD_DIM=%d", hd), "-DKVC_WGMMA")
+// flash_fwd90 and flash_mass90 tuned by t, for sm_90a.
+func flashW90Program(hd int, t flashW90Tuning) program {
+	p := newProgram("flash.cu", flashSource, append([]string{fmt.Sprintf("-DHEAD_DIM=%d", hd), "-DKVC_WGMMA"}, t.opts()...)...)
 	p.specific = true
 	return p
 }
@@ -210,8 +235,10 @@ type flashCall struct {
 	// key j is at position j, whatever pos holds. decode.cu then shares
 	// each key's RoPE row among the heads.
 	samePos, indexPos bool
-	// wgmma runs the forward kernel as flash_fwd90 (Hopper).
-	wgmma bool
+	// w90Stages, unless 0, runs the forward and mass kernels as
+	// flash_fwd90 and flash_mass90 (Hopper) compiled with W_STAGES =
+	// w90Stages.
+	w90Stages int
 }
 
 // flashLaunch is one kernel launch of a flash attention call.
@@ -266,9 +293,9 @@ func flashPlan(c *flashCall) []flashLaunch {
 	scale2 := float32(float64(c.scale) * math.Log2E) // the kernels work in powers of 2
 	fwd, fwdThreads, fwdShared := flashFwdKernel, flashThreads, flashFwdShared(c.hd)
 	mass, massThreads, massShared := flashMassKernel, flashThreads, flashMassShared(c.hd)
-	if c.wgmma {
-		fwd, fwdThreads, fwdShared = flashFwd90Kernel, flashW90Threads, flashW90Shared(c.hd)
-		mass, massThreads, massShared = flashMass90Kernel, flashW90Threads, flashW90MassShared(c.hd)
+	if c.w90Stages > 0 {
+		fwd, fwdThreads, fwdShared = flashFwd90Kernel, flashW90Threads, flashW90Shared(c.hd, c.w90Stages)
+		mass, massThreads, massShared = flashMass90Kernel, flashW90Threads, flashW90MassShared(c.hd, c.w90Stages)
 	}
 	plan := []flashLaunch{{
 		kernel: flashKeysKernel, grid: cuda.Dim3{X: f.np / flashGather, Y: c.hkv}, threads: flashThreads,
@@ -315,7 +342,9 @@ func (b *Backend) flashAttention(c *flashCall) bool {
 	}
 	kern, err := b.flashFor(c.hd)
 	must(err)
-	c.wgmma = kern.fns[flashFwd90Kernel] != nil
+	if kern.fns[flashFwd90Kernel] != nil {
+		c.w90Stages = b.w90Tune.nstages()
+	}
 	c.scratch = b.flashBuf.ensure(b.dev, flashLayout(c).bytes)
 	for _, l := range flashPlan(c) {
 		launch(kern.fns[l.kernel], l.grid, cuda.Dim3{X: l.threads}, l.shared, l.args...)

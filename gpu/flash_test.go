@@ -131,27 +131,53 @@ type flashCase struct {
 //     (Mistakes such as one query or one key too many or too few move
 //     entries by a probability, 1e-3 or more of the sum.)
 //
-// On Hopper every case runs twice: with the forward and mass kernels on
-// mma.sync (flash_fwd, flash_mass) and on warpgroup MMA (flash_fwd90,
-// flash_mass90).
+// Every case runs with each variant of flashVariants: on Hopper also with
+// the forward and mass kernels on warpgroup MMA (flash_fwd90,
+// flash_mass90) in each compilation the benchmarks time.
 func TestFlashAttention(t *testing.T) {
 	b := openFlash(t)
-	defer SetWGMMA(b, true)
-	for _, wgmma := range []bool{false, true} {
-		SetWGMMA(b, wgmma)
-		if wgmma && !HasWGMMA(b, 128) {
-			t.Logf("no warpgroup MMA on %s: flash_fwd90 and flash_mass90 not run", b.dev.Arch())
-			continue
-		}
-		name := "mma.sync"
-		if wgmma {
-			name = "wgmma"
-		}
-		t.Run(name, func(t *testing.T) {
+	if !HasWGMMA(b, 128) {
+		t.Logf("no warpgroup MMA on %s: flash_fwd90 and flash_mass90 not run", b.dev.Arch())
+	}
+	for _, v := range flashVariants(b, 128) {
+		t.Run(v.name, func(t *testing.T) {
+			defer v.use(b)()
 			for _, tc := range flashCases {
 				t.Run(tc.name, func(t *testing.T) { runFlash(t, b, tc) })
 			}
 		})
+	}
+}
+
+// flashVariant is one way of running flash attention: mma.sync, or
+// warpgroup MMA compiled with W_STAGES = stages (0: the default) and
+// W_PIPE = pipe.
+type flashVariant struct {
+	name   string
+	wgmma  bool
+	stages int
+	pipe   bool
+}
+
+// flashVariants are the variants b's GPU runs at head dimension hd: mma.sync
+// everywhere; on Hopper also the default warpgroup MMA, three stages, and
+// no overlap of a tile's softmax with the previous tile's P·V.
+func flashVariants(b *Backend, hd int) []flashVariant {
+	vs := []flashVariant{{name: "mma.sync"}}
+	if HasWGMMA(b, hd) {
+		vs = append(vs, flashVariant{"wgmma", true, 0, true}, flashVariant{"wgmma_s3", true, 3, true},
+			flashVariant{"wgmma_nopipe", true, 0, false})
+	}
+	return vs
+}
+
+// use switches b to v and returns what switches it back to the default.
+func (v flashVariant) use(b *Backend) func() {
+	SetWGMMA(b, v.wgmma)
+	SetWGMMATuning(b, v.stages, v.pipe)
+	return func() {
+		SetWGMMATuning(b, 0, true)
+		SetWGMMA(b, true)
 	}
 }
 
@@ -574,15 +600,10 @@ func BenchmarkFlashAttention(bm *testing.B) {
 			s: s, l: l, capacity: l, hq: hq, hkv: hkv, hd: hd, scale: float32(1 / math.Sqrt(hd)),
 		}
 		weightsPtr, massPtr := flashPut(bm, b, weights), flashPut(bm, b, make([]float32, hq*(l+s)))
-		fwds := []string{"mma.sync"}
-		if HasWGMMA(b, hd) {
-			fwds = append(fwds, "wgmma")
-		}
-		for _, variant := range fwds {
+		for _, v := range flashVariants(b, hd) {
 			for _, mass := range []bool{false, true} {
-				bm.Run(fmt.Sprintf("S=%d/L=%d/mass=%v/%s", s, l, mass, variant), func(bm *testing.B) {
-					SetWGMMA(b, variant == "wgmma")
-					defer SetWGMMA(b, true)
+				bm.Run(fmt.Sprintf("S=%d/L=%d/mass=%v/%s", s, l, mass, v.name), func(bm *testing.B) {
+					defer v.use(b)()
 					c := base
 					if mass {
 						c.weights, c.mass = weightsPtr, massPtr

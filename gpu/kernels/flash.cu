@@ -681,7 +681,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #define W_WGS 2                          // consumer warpgroups per block
 #define W_BQ (64 * W_WGS)                // queries per block
 #define W_BK 128                         // keys per tile
+#ifndef W_STAGES
 #define W_STAGES 2                       // tiles in flight
+#endif
+#ifndef W_PIPE
+#define W_PIPE 1                         // a tile's softmax overlaps the previous tile's P·V
+#endif
 #define W_THREADS (128 * W_WGS + 32)     // the consumers and one producer warp
 #define W_QBYTES (W_BQ * HD * 2)         // the block's queries
 #define W_TBYTES (W_BK * HD * 2)         // one key or value tile
@@ -730,14 +735,17 @@ __device__ __forceinline__ void wg_rs(float d[HD / 2], const u32 a[4], unsigned 
 
 // wg_fence orders the registers' earlier writes before the warpgroup's
 // next wgmma; wg_commit closes the wgmmas issued since the last into a
-// group; wg_wait0 waits for all of them.
+// group; wg_wait<N> waits until at most the N groups committed last are
+// still running.
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wg_wait() {
+	asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
 
 // reg_fence keeps the compiler from moving uses of r across it (the
 // accumulators of a wgmma are written behind the compiler's back until
-// wg_wait0).
+// wg_wait).
 __device__ __forceinline__ void reg_fence(float &r) { asm volatile("" : "+f"(r)::"memory"); }
 
 // The mbarriers (8 bytes of shared memory each, at shared address a).
@@ -792,6 +800,34 @@ __device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, i
 	for (int e = lane; e < rows * CPR; e += 32) {
 		int r = e / CPR, c = e % CPR;
 		cp_async16(dst + sw_off(r, c, rows), src + (long long)r * HD + c * 8, true);
+	}
+}
+
+// w_pv issues o += P·V for a tile: pa holds P (the warp's 16 rows of the
+// 64, as A fragments), v is the shared address of the value tile (no
+// fence, no commit).
+__device__ __forceinline__ void w_pv(float o[HD / 2], const u32 pa[W_BK / 16][4], u32 v) {
+	wg_fence();
+#pragma unroll
+	for (int kk = 0; kk < W_BK / 16; kk++) {
+		wg_rs(o, pa[kk], wdesc(v + kk * 16 * 128, W_BK * 128));
+	}
+}
+
+// w_fence applies reg_fence to the n floats of r.
+template <int N> __device__ __forceinline__ void w_fence(float (&r)[N]) {
+#pragma unroll
+	for (int i = 0; i < N; i++) {
+		reg_fence(r[i]);
+	}
+}
+
+// w_release hands a stage back to the producer: the warp is done with it
+// (its barrier counts one arrival per consumer warp).
+__device__ __forceinline__ void w_release(u32 empty, int lane) {
+	__syncwarp();
+	if (lane == 0) {
+		mbar_arrive(empty);
 	}
 }
 
@@ -857,107 +893,125 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 	// (scale2 > 0 keeps the order), l this thread's part of the running
 	// denominator.
 	float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
+	// The tiles the warpgroup sees are a prefix of the block's: Tw of them.
+	int Tw = qg < S ? min(T, (L + qg + 63) / W_BK + 1) : 0;
+	// Tile it's P·V is issued with tile it+1's scores and runs while those
+	// are softmaxed (W_PIPE), so pa holds tile it's P until then.
+	u32 pa[W_BK / 16][4];
 	for (int it = 0; it < T; it++) {
-		int s = it % W_STAGES, j0 = it * W_BK;
-		mbar_wait(full + 8 * s, (it / W_STAGES) & 1);
-		if (qg < S && j0 <= L + qg + 63) { // some key of the tile is visible to the warpgroup
-			proxy_fence();
-			u32 vb[W_BK / 32]; // validity of the tile's keys
-#pragma unroll
-			for (int w = 0; w < W_BK / 32; w++) {
-				vb[w] = bh[j0 / 32 + w];
-			}
-			float sc[W_BK / 2]; // S: rows g, g+8; keys 8n+2t4 and +1 in sc[4n … 4n+3]
-#pragma unroll
-			for (int i = 0; i < W_BK / 2; i++) {
-				sc[i] = 0.0f;
-			}
-			wg_fence();
-#pragma unroll
-			for (int ks = 0; ks < HD / 16; ks++) {
-				// panel ks/4 of the queries and the keys, 16-element step ks%4
-				wg_ss128(sc, wdesc(qa + (ks / 4) * W_BQ * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
-					 wdesc(ka + s * W_TBYTES + (ks / 4) * W_BK * 128 + ks % 4 * 32, 16), ks);
-			}
+		int s = it % W_STAGES, j0 = it * W_BK, sp1 = (it + W_STAGES - 1) % W_STAGES; // sp1: tile it−1's stage
+		if (it == Tw && it > 0) { // the last P·V, then the rest of the tiles are only handed back
+			w_pv(o, pa, va + sp1 * W_TBYTES);
 			wg_commit();
-			wg_wait0();
+			wg_wait<0>();
+			w_fence(o);
+			w_release(empty + 8 * sp1, lane);
+		}
+		mbar_wait(full + 8 * s, (it / W_STAGES) & 1);
+		if (it >= Tw) {
+			w_release(empty + 8 * s, lane);
+			continue;
+		}
+		proxy_fence();
+		u32 vb[W_BK / 32]; // validity of the tile's keys
 #pragma unroll
-			for (int i = 0; i < W_BK / 2; i++) {
-				reg_fence(sc[i]);
-			}
-			bool all = true; // every key of the tile valid
+		for (int w = 0; w < W_BK / 32; w++) {
+			vb[w] = bh[j0 / 32 + w];
+		}
+		float sc[W_BK / 2]; // S: rows g, g+8; keys 8n+2t4 and +1 in sc[4n … 4n+3]
+		wg_fence();
 #pragma unroll
-			for (int w = 0; w < W_BK / 32; w++) {
-				all = all && vb[w] == FULL_MASK;
-			}
-			if (!(all && j0 + W_BK - 1 <= L + qw)) { // something is masked for the warp
+		for (int ks = 0; ks < HD / 16; ks++) { // panel ks/4 of the queries and the keys, 16-element step ks%4
+			wg_ss128(sc, wdesc(qa + (ks / 4) * W_BQ * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
+				 wdesc(ka + s * W_TBYTES + (ks / 4) * W_BK * 128 + ks % 4 * 32, 16), ks);
+		}
+		wg_commit();
+		if (it > 0) {
+			w_pv(o, pa, va + sp1 * W_TBYTES);
+			wg_commit();
+#if W_PIPE
+			wg_wait<1>(); // the scores; P·V still runs
+#else
+			wg_wait<0>();
+#endif
+		} else {
+			wg_wait<0>();
+		}
+		w_fence(sc);
+		bool all = true; // every key of the tile valid
 #pragma unroll
-				for (int n8 = 0; n8 < W_BK / 8; n8++) {
-#pragma unroll
-					for (int e = 0; e < 4; e++) {
-						int col = n8 * 8 + 2 * t4 + e % 2, i = qw + g + 8 * (e / 2);
-						bool vis = (vb[col / 32] >> (col % 32) & 1) && j0 + col <= L + i;
-						sc[4 * n8 + e] = vis ? sc[4 * n8 + e] : NEG_INF;
-					}
-				}
-			}
-			float c[2], mu[2]; // per row: the factor on the old sums, the max subtracted (scaled)
-			bool same = true;  // no row's max moved: the old sums stay as they are
-#pragma unroll
-			for (int r = 0; r < 2; r++) {
-				float mx = m[r];
-#pragma unroll
-				for (int n8 = 0; n8 < W_BK / 8; n8++) {
-					mx = fmaxf(mx, fmaxf(sc[4 * n8 + 2 * r], sc[4 * n8 + 2 * r + 1]));
-				}
-				mx = quad_max(mx);
-				// Subtract 0 while a row has seen no key, so that −∞ − −∞
-				// never happens; its p, l and o are then all 0.
-				mu[r] = mx == NEG_INF ? 0.0f : mx * scale2;
-				c[r] = ex2(m[r] * scale2 - mu[r]);
-				same = same && mx == m[r];
-				m[r] = mx;
-			}
-			u32 pa[W_BK / 16][4]; // P as A fragments of P·V
-			float rs0 = 0.0f, rs1 = 0.0f;
+		for (int w = 0; w < W_BK / 32; w++) {
+			all = all && vb[w] == FULL_MASK;
+		}
+		if (!(all && j0 + W_BK - 1 <= L + qw)) { // something is masked for the warp
 #pragma unroll
 			for (int n8 = 0; n8 < W_BK / 8; n8++) {
-				float p0 = ex2(fmaf(sc[4 * n8], scale2, -mu[0]));
-				float p1 = ex2(fmaf(sc[4 * n8 + 1], scale2, -mu[0]));
-				float p2 = ex2(fmaf(sc[4 * n8 + 2], scale2, -mu[1]));
-				float p3 = ex2(fmaf(sc[4 * n8 + 3], scale2, -mu[1]));
-				rs0 += p0 + p1;
-				rs1 += p2 + p3;
-				pa[n8 / 2][n8 % 2 * 2] = pack2(p0, p1);
-				pa[n8 / 2][n8 % 2 * 2 + 1] = pack2(p2, p3);
-			}
-			l[0] = l[0] * c[0] + rs0;
-			l[1] = l[1] * c[1] + rs1;
-			if (!__all_sync(FULL_MASK, same)) { // c is 1 where the max stayed: skip o's rescaling then
 #pragma unroll
-				for (int n8 = 0; n8 < HD / 8; n8++) {
-					o[4 * n8] *= c[0];
-					o[4 * n8 + 1] *= c[0];
-					o[4 * n8 + 2] *= c[1];
-					o[4 * n8 + 3] *= c[1];
+				for (int e = 0; e < 4; e++) {
+					int col = n8 * 8 + 2 * t4 + e % 2, i = qw + g + 8 * (e / 2);
+					bool vis = (vb[col / 32] >> (col % 32) & 1) && j0 + col <= L + i;
+					sc[4 * n8 + e] = vis ? sc[4 * n8 + e] : NEG_INF;
 				}
 			}
-			wg_fence();
+		}
+		float c[2], mu[2]; // per row: the factor on the old sums, the max subtracted (scaled)
+		bool same = true;  // no row's max moved: the old sums stay as they are
 #pragma unroll
-			for (int kk = 0; kk < W_BK / 16; kk++) {
-				wg_rs(o, pa[kk], wdesc(va + s * W_TBYTES + kk * 16 * 128, W_BK * 128));
+		for (int r = 0; r < 2; r++) {
+			float mx = m[r];
+#pragma unroll
+			for (int n8 = 0; n8 < W_BK / 8; n8++) {
+				mx = fmaxf(mx, fmaxf(sc[4 * n8 + 2 * r], sc[4 * n8 + 2 * r + 1]));
 			}
-			wg_commit();
-			wg_wait0();
+			mx = quad_max(mx);
+			// Subtract 0 while a row has seen no key, so that −∞ − −∞
+			// never happens; its p, l and o are then all 0.
+			mu[r] = mx == NEG_INF ? 0.0f : mx * scale2;
+			c[r] = ex2(m[r] * scale2 - mu[r]);
+			same = same && mx == m[r];
+			m[r] = mx;
+		}
+		float rs0 = 0.0f, rs1 = 0.0f;
 #pragma unroll
-			for (int i = 0; i < HD / 2; i++) {
-				reg_fence(o[i]);
+		for (int n8 = 0; n8 < W_BK / 8; n8++) {
+			sc[4 * n8] = ex2(fmaf(sc[4 * n8], scale2, -mu[0]));
+			sc[4 * n8 + 1] = ex2(fmaf(sc[4 * n8 + 1], scale2, -mu[0]));
+			sc[4 * n8 + 2] = ex2(fmaf(sc[4 * n8 + 2], scale2, -mu[1]));
+			sc[4 * n8 + 3] = ex2(fmaf(sc[4 * n8 + 3], scale2, -mu[1]));
+			rs0 += sc[4 * n8] + sc[4 * n8 + 1];
+			rs1 += sc[4 * n8 + 2] + sc[4 * n8 + 3];
+		}
+		l[0] = l[0] * c[0] + rs0;
+		l[1] = l[1] * c[1] + rs1;
+		if (it > 0) { // tile it−1's P·V is done: o is ours, its stage goes back, pa is free
+#if W_PIPE
+			wg_wait<0>();
+#endif
+			w_fence(o);
+			w_release(empty + 8 * sp1, lane);
+		}
+		if (!__all_sync(FULL_MASK, same)) { // c is 1 where the max stayed: skip o's rescaling then
+#pragma unroll
+			for (int n8 = 0; n8 < HD / 8; n8++) {
+				o[4 * n8] *= c[0];
+				o[4 * n8 + 1] *= c[0];
+				o[4 * n8 + 2] *= c[1];
+				o[4 * n8 + 3] *= c[1];
 			}
 		}
-		__syncwarp();
-		if (lane == 0) {
-			mbar_arrive(empty + 8 * s); // the warp is done with stage s
+#pragma unroll
+		for (int n8 = 0; n8 < W_BK / 8; n8++) {
+			pa[n8 / 2][n8 % 2 * 2] = pack2(sc[4 * n8], sc[4 * n8 + 1]);
+			pa[n8 / 2][n8 % 2 * 2 + 1] = pack2(sc[4 * n8 + 2], sc[4 * n8 + 3]);
 		}
+	}
+	if (Tw == T && T > 0) { // the last tile's P·V
+		int s = (T - 1) % W_STAGES;
+		w_pv(o, pa, va + s * W_TBYTES);
+		wg_commit();
+		wg_wait<0>();
+		w_fence(o);
+		w_release(empty + 8 * s, lane);
 	}
 
 #pragma unroll
@@ -988,6 +1042,83 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 		}
 	}
 }
+// MassCtx is what flash_mass90's consumer threads keep for the whole
+// block (see m_step).
+struct MassCtx {
+	float *mass;
+	const unsigned char *ssm;   // the query tiles' statistics [W_STAGES][W_MQ] float2
+	u32 ka, qa, full, empty;    // shared addresses: keys, query tiles, mbarriers
+	int T, QT, istart, L, S, n; // tiles in all and per head, the first tile's query, view length, queries, keys
+	int qh0, wg, jw, g, t4, lane;
+	u32 kb; // validity of the warp's 16 keys
+	float scale2;
+};
+
+// m_issue waits for query tile it and issues sc = Kᵀ-block·Qᵀ-tile for the
+// warpgroup's 64 keys (committed).
+__device__ __forceinline__ void m_issue(const MassCtx &x, float sc[W_MQ / 2], int it) {
+	int s = it % W_STAGES;
+	mbar_wait(x.full + 8 * s, (it / W_STAGES) & 1);
+	proxy_fence();
+	wg_fence();
+#pragma unroll
+	for (int ks = 0; ks < HD / 16; ks++) {
+		wg_ss128(sc, wdesc(x.ka + (ks / 4) * W_MK * 128 + 64 * x.wg * 128 + ks % 4 * 32, 16),
+			 wdesc(x.qa + s * W_MQ * HD * 2 + (ks / 4) * W_MQ * 128 + ks % 4 * 32, 16), ks);
+	}
+	wg_commit();
+}
+
+// m_step adds query tile it's terms (whose scores cur holds once the MMAs
+// are done) to acc, with tile it+1's scores issued into nxt first so that
+// they run meanwhile (W_PIPE), hands the tile's stage back, and after a
+// query head's last tile stores its mass.
+__device__ __forceinline__ void m_step(const MassCtx &x, float acc[2], float (&cur)[W_MQ / 2], float (&nxt)[W_MQ / 2],
+				       int it) {
+	int s = it % W_STAGES, qh = x.qh0 + it / x.QT, i0 = x.istart + it % x.QT * W_MQ;
+	if (it + 1 < x.T) {
+		m_issue(x, nxt, it + 1);
+#if W_PIPE
+		wg_wait<1>();
+#else
+		wg_wait<0>();
+#endif
+	} else {
+		wg_wait<0>();
+	}
+	w_fence(cur);
+	const float2 *qs2 = (const float2 *)(x.ssm + s * W_MQ * 8);
+	bool whole = x.jw + 15 <= x.L + i0; // every query of the tile sees every key of the warp
+#pragma unroll
+	for (int n8 = 0; n8 < W_MQ / 8; n8++) {
+#pragma unroll
+		for (int e2 = 0; e2 < 2; e2++) {
+			int col = n8 * 8 + 2 * x.t4 + e2; // query i0+col
+			float2 ms = qs2[col];
+#pragma unroll
+			for (int r = 0; r < 2; r++) {
+				float y = fmaf(cur[4 * n8 + 2 * r + e2], x.scale2, -ms.x);
+				if (!whole && x.jw + x.g + 8 * r > x.L + i0 + col) {
+					y = NEG_INF;
+				}
+				acc[r] += ex2(y) * ms.y;
+			}
+		}
+	}
+	w_release(x.empty + 8 * s, x.lane);
+	if (it % x.QT == x.QT - 1) { // the last tile of query head qh
+#pragma unroll
+		for (int r = 0; r < 2; r++) {
+			float a = quad_sum(acc[r]);
+			int j = x.jw + x.g + 8 * r;
+			if (x.t4 == 0 && j < x.n) {
+				x.mass[(long long)qh * x.n + j] = (x.kb >> (x.g + 8 * r) & 1) ? a : 0.0f;
+			}
+			acc[r] = 0.0f;
+		}
+	}
+}
+
 // flash_mass90 is flash_mass on wgmma: grid (NP/W_MK, Hkv), W_THREADS
 // threads, W_MSHARED bytes of dynamic shared memory. A block owns W_MK keys
 // of one KV head, 64 per consumer warpgroup (the A operand of Sᵀ = K·Qᵀ,
@@ -1049,63 +1180,16 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 	const u32 *bh = bits + (long long)h * np / 32;
 	u32 kb = bh[jw / 32] >> (jw % 32); // validity of the warp's 16 keys
 
-	float acc[2] = {0.0f, 0.0f}; // keys jw + g + 8r
-	for (int it = 0; it < T; it++) {
-		int s = it % W_STAGES, qh = h * group + it / QT, i0 = istart + it % QT * W_MQ;
-		mbar_wait(full + 8 * s, (it / W_STAGES) & 1);
-		int ilast = min(S, i0 + W_MQ) - 1;
-		if (jg < n && jg <= L + ilast) { // some query of the tile sees some key of the warpgroup
-			proxy_fence();
-			float sc[W_MQ / 2]; // Sᵀ: keys g, g+8; queries 8n+2t4 and +1 in sc[4n … 4n+3]
-#pragma unroll
-			for (int i = 0; i < W_MQ / 2; i++) {
-				sc[i] = 0.0f;
-			}
-			wg_fence();
-#pragma unroll
-			for (int ks = 0; ks < HD / 16; ks++) {
-				wg_ss128(sc, wdesc(ka + (ks / 4) * W_MK * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
-					 wdesc(qa + s * W_MQ * HD * 2 + (ks / 4) * W_MQ * 128 + ks % 4 * 32, 16), ks);
-			}
-			wg_commit();
-			wg_wait0();
-#pragma unroll
-			for (int i = 0; i < W_MQ / 2; i++) {
-				reg_fence(sc[i]);
-			}
-			const float2 *qs2 = (const float2 *)(ssm + s * W_MQ * 8);
-			bool whole = jw + 15 <= L + i0; // every query of the tile sees every key of the warp
-#pragma unroll
-			for (int n8 = 0; n8 < W_MQ / 8; n8++) {
-#pragma unroll
-				for (int e2 = 0; e2 < 2; e2++) {
-					int col = n8 * 8 + 2 * t4 + e2; // query i0+col
-					float2 ms = qs2[col];
-#pragma unroll
-					for (int r = 0; r < 2; r++) {
-						float x = fmaf(sc[4 * n8 + 2 * r + e2], scale2, -ms.x);
-						if (!whole && jw + g + 8 * r > L + i0 + col) {
-							x = NEG_INF;
-						}
-						acc[r] += ex2(x) * ms.y;
-					}
-				}
-			}
-		}
-		__syncwarp();
-		if (lane == 0) {
-			mbar_arrive(empty + 8 * s);
-		}
-		if (it % QT == QT - 1) { // the last tile of query head qh
-#pragma unroll
-			for (int r = 0; r < 2; r++) {
-				float a = quad_sum(acc[r]);
-				int j = jw + g + 8 * r;
-				if (t4 == 0 && j < n) {
-					mass[(long long)qh * n + j] = (kb >> (g + 8 * r) & 1) ? a : 0.0f;
-				}
-				acc[r] = 0.0f;
-			}
+	MassCtx x = {mass, ssm, ka, qa, full, empty, T, QT, istart, L, S, n, h * group, wg, jw, g, t4, lane, kb, scale2};
+	float acc[2] = {0.0f, 0.0f};     // keys jw + g + 8r
+	float sa[W_MQ / 2], sb[W_MQ / 2]; // the scores of tiles it and it+1 (W_PIPE)
+	if (T > 0) {
+		m_issue(x, sa, 0);
+	}
+	for (int it = 0; it < T; it += 2) {
+		m_step(x, acc, sa, sb, it);
+		if (it + 1 < T) {
+			m_step(x, acc, sb, sa, it + 1);
 		}
 	}
 }

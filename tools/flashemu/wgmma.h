@@ -87,7 +87,7 @@ static inline void wg_rs(float d[HEAD_DIM / 2], const u32 a[4], unsigned long lo
 
 static inline void wg_fence() {}
 static inline void wg_commit() {}
-static inline void wg_wait0() {}
+template <int N> static inline void wg_wait() {}
 static inline void reg_fence(float &) {}
 static inline void proxy_fence() {}
 static inline void wg_sync(int wg) { emu_blk->wg[wg]->arrive_and_wait(); }
