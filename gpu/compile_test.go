@@ -101,7 +101,8 @@ func TestKernelsCompile(t *testing.T) {
 				p = flashW90Program(hd, flashW90Tuning{})
 				src = p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_MSHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d && W_MK == %d && W_MQ == %d ? 1 : -1];\n",
 					flashW90Shared(hd, flashW90Stages), flashW90MassShared(hd, flashW90Stages), flashW90Threads, flashW90KeyTile, flashW90Stages, flashQueryRows, flashMassKeys, flashW90QueryTile)
-				img, err = c.CompileSpecific(p.name, src, p.opts...)
+				// ptxas -v: the registers and spills of each kernel, in the log
+				img, err = c.CompileSpecific(p.name, src, append(p.opts, "--ptxas-options=-v")...)
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)
 				}
@@ -111,6 +112,9 @@ func TestKernelsCompile(t *testing.T) {
 					}
 				}
 				t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %d bytes", hd, len(img.Code))
+				if img.Log != "" { // e.g. ptxas serialising the warpgroup MMAs
+					t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %s", hd, img.Log)
+				}
 			}
 		})
 	}

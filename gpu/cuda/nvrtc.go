@@ -83,6 +83,10 @@ type Image struct {
 	PTX       bool
 	Key       string // the cache key
 	FromCache bool   // read from the disk cache rather than compiled
+	// Log is what the compiler said about a successful compilation (its
+	// warnings, e.g. ptxas serialising warpgroup MMAs); empty when read
+	// from the cache.
+	Log string
 }
 
 // Compiler compiles CUDA C for one architecture through NVRTC, with a disk
@@ -139,5 +143,5 @@ func (c *Compiler) compile(name, src, suffix string, opts []string) (*Image, err
 		return nil, fmt.Errorf("%s", msg)
 	}
 	_ = storeCached(c.KernelDir, key, code, !cubin)
-	return &Image{Code: code, PTX: !cubin, Key: key}, nil
+	return &Image{Code: code, PTX: !cubin, Key: key, Log: strings.TrimSpace(log)}, nil
 }
