@@ -31,10 +31,10 @@ const (
 	flashMinArch   = 8               // mma.sync bf16, ldmatrix, cp.async: sm_80
 	flashMinRows   = 64              // fewer queries (decoding) go to attention.cu, which splits the keys
 	// flash_fwd90 (Hopper, -DKVC_WGMMA): two consumer warpgroups of 64
-	// queries and a producer warp; key tiles of 128 in two stages.
+	// queries and a producer warp; key tiles of 128 in three stages.
 	flashW90Threads = 2*128 + 32 // W_THREADS
 	flashW90KeyTile = 128        // W_BK
-	flashW90Stages  = 2          // W_STAGES (the default)
+	flashW90Stages  = 3          // W_STAGES (the default)
 	// flash_mass90: blocks of flashMassKeys keys, query tiles of 128.
 	flashW90QueryTile = 128 // W_MQ
 )
@@ -65,8 +65,8 @@ func (t flashW90Tuning) opts() []string {
 
 // flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in
 // bytes: 1024 to align to, the queries [BQ][hd] and key and value tiles
-// [stages][128][hd] each, bf16, and two mbarriers per stage (161 KiB for
-// hd 128 and 2 stages, 81 KiB for hd 64).
+// [stages][128][hd] each, bf16, and two mbarriers per stage (225 KiB for
+// hd 128 and 3 stages, 113 KiB for hd 64).
 func flashW90Shared(hd, stages int) int {
 	return 1024 + flashQueryRows*hd*2 + 2*stages*flashW90KeyTile*hd*2 + 2*stages*8
 }
@@ -74,7 +74,7 @@ func flashW90Shared(hd, stages int) int {
 // flashW90MassShared is W_MSHARED, flash_mass90's: 1024 to align to, the
 // block's keys [BKM][hd] bf16, query tiles [stages][128][hd] bf16 with
 // their statistics [stages][128] float32 pairs, and two mbarriers per stage
-// (99 KiB for hd 128 and 2 stages).
+// (132 KiB for hd 128 and 3 stages).
 func flashW90MassShared(hd, stages int) int {
 	return 1024 + flashMassKeys*hd*2 + stages*flashW90QueryTile*(hd*2+8) + 2*stages*8
 }

@@ -160,13 +160,14 @@ type flashVariant struct {
 }
 
 // flashVariants are the variants b's GPU runs at head dimension hd: mma.sync
-// everywhere; on Hopper also the default warpgroup MMA, three stages, and
-// no overlap of a tile's softmax with the previous tile's P·V.
+// everywhere; on Hopper also the default warpgroup MMA (three stages), two
+// stages, and two stages without the overlap of a tile's softmax with the
+// previous tile's P·V.
 func flashVariants(b *Backend, hd int) []flashVariant {
 	vs := []flashVariant{{name: "mma.sync"}}
 	if HasWGMMA(b, hd) {
-		vs = append(vs, flashVariant{"wgmma", true, 0, true}, flashVariant{"wgmma_s3", true, 3, true},
-			flashVariant{"wgmma_nopipe", true, 0, false})
+		vs = append(vs, flashVariant{"wgmma", true, 0, true}, flashVariant{"wgmma_s2", true, 2, true},
+			flashVariant{"wgmma_s2_nopipe", true, 2, false})
 	}
 	return vs
 }

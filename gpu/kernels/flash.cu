@@ -682,7 +682,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #define W_BQ (64 * W_WGS)                // queries per block
 #define W_BK 128                         // keys per tile
 #ifndef W_STAGES
-#define W_STAGES 2                       // tiles in flight
+#define W_STAGES 3                       // stages of the ring: a warpgroup holds two (K of one tile, V of the one before)
 #endif
 #ifndef W_PIPE
 #define W_PIPE 1                         // a tile's softmax overlaps the previous tile's P·V
