@@ -311,6 +311,32 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_queries(
 	}
 }
 
+// row_stats stores, from the lane with t4 == 0, the statistics of query
+// row i of head qh once its last key tile is done (m the row's running max
+// of the raw scores, lr its denominator summed over the quad) and returns
+// the factor 1/l of its output; for a padding row (i ≥ S) it zeroes qstat
+// and returns −1.
+__device__ __forceinline__ float row_stats(float *stats, float2 *qstat, const float *weights, int i, int qh, int S,
+					   int sp, int hq, int t4, float m, float lr, float scale2) {
+	if (i >= S) {
+		if (qstat != 0 && t4 == 0) {
+			qstat[(long long)qh * sp + i] = make_float2(0.0f, 0.0f);
+		}
+		return -1.0f;
+	}
+	if (t4 == 0) {
+		float mn = m * scale2 * LN2; // natural units
+		if (stats != 0) {
+			stats[(long long)qh * S + i] = mn;
+			stats[(long long)(hq + qh) * S + i] = lr;
+		}
+		if (qstat != 0) {
+			qstat[(long long)qh * sp + i] = make_float2(mn * LOG2E, lr > 0.0f ? weights[i] / lr : 0.0f);
+		}
+	}
+	return lr > 0.0f ? 1.0f / lr : 0.0f;
+}
+
 // copy_rows starts the copies of rows contiguous bf16 rows of HD from src
 // into dst [rows][HDP] in shared memory (no commit).
 __device__ __forceinline__ void copy_rows(bf16 *dst, const bf16 *src, int rows) {
@@ -502,28 +528,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 #pragma unroll
 	for (int r = 0; r < 4; r++) {
 		int mt = r / 2, half = r % 2, i = qw + 16 * mt + g + 8 * half;
-		float lr = quad_sum(l[r]);
-		if (i >= S) {
-			if (qstat != 0 && t4 == 0) {
-				qstat[(long long)qh * sp + i] = make_float2(0.0f, 0.0f);
-			}
+		float inv = row_stats(stats, qstat, weights, i, qh, S, sp, hq, t4, m[r], quad_sum(l[r]), scale2);
+		if (inv < 0.0f) {
 			continue;
 		}
-		float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
 		u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
 #pragma unroll
 		for (int d = 0; d < HD / 8; d++) {
 			y[d * 4] = pack2(o[mt][d][2 * half] * inv, o[mt][d][2 * half + 1] * inv);
-		}
-		if (t4 == 0) {
-			float mn = m[r] * scale2 * LN2; // natural units
-			if (stats != 0) {
-				stats[(long long)qh * S + i] = mn;
-				stats[(long long)(hq + qh) * S + i] = lr;
-			}
-			if (qstat != 0) {
-				qstat[(long long)qh * sp + i] = make_float2(mn * LOG2E, lr > 0.0f ? weights[i] / lr : 0.0f);
-			}
 		}
 	}
 }
@@ -803,6 +815,42 @@ __device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, i
 	}
 }
 
+// w_ring_init sets up the ring's mbarriers (thread 0) before any thread
+// uses them: full[s] counts the producer's lanes, empty[s] the consumer
+// warps.
+__device__ __forceinline__ void w_ring_init(u32 full, u32 empty) {
+	if (threadIdx.x == 0) {
+		for (int s = 0; s < W_STAGES; s++) {
+			mbar_init(full + 8 * s, 32);
+			mbar_init(empty + 8 * s, 4 * W_WGS);
+		}
+		mbar_init_fence();
+	}
+	__syncthreads();
+}
+
+// w_acquire waits, in the producer, until the stage of tile it is free:
+// tile it−W_STAGES, which had it, is consumed.
+__device__ __forceinline__ void w_acquire(u32 empty, int it) {
+	if (it >= W_STAGES) {
+		mbar_wait(empty + 8 * (it % W_STAGES), (it / W_STAGES - 1) & 1);
+	}
+}
+
+// w_load_rows copies consumer warpgroup wg's 64 rows (64·wg …) of a
+// block operand from src (rows of HD bf16) into the swizzled tile of rows
+// rows at dst and waits for them: the warpgroup's wgmma may then read them.
+__device__ __forceinline__ void w_load_rows(unsigned char *dst, const bf16 *src, int rows, int wg) {
+	for (int e = threadIdx.x % 128; e < 64 * CPR; e += 128) {
+		int r = 64 * wg + e / CPR, c = e % CPR;
+		cp_async16(dst + sw_off(r, c, rows), src + (long long)r * HD + c * 8, true);
+	}
+	cp_async_commit();
+	cp_async_wait();
+	proxy_fence();
+	wg_sync(wg);
+}
+
 // w_pv issues o += P·V for a tile: pa holds P (the warp's 16 rows of the
 // 64, as A fragments), v is the shared address of the value tile (no
 // fence, no commit).
@@ -850,21 +898,12 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 	int T = (nb + W_BK - 1) / W_BK; // key tiles, ≥ 1
 	const bf16 *kh = kr + (long long)h * np * HD, *vh = vr + (long long)h * np * HD;
 	const u32 *bh = bits + (long long)h * np / 32;
-	if (tid == 0) {
-		for (int s = 0; s < W_STAGES; s++) {
-			mbar_init(full + 8 * s, 32);         // the producer's lanes
-			mbar_init(empty + 8 * s, 4 * W_WGS); // the consumer warps
-		}
-		mbar_init_fence();
-	}
-	__syncthreads();
+	w_ring_init(full, empty);
 
 	if (warp == 4 * W_WGS) { // the producer
 		for (int it = 0; it < T; it++) {
 			int s = it % W_STAGES;
-			if (it >= W_STAGES) {
-				mbar_wait(empty + 8 * s, (it / W_STAGES - 1) & 1); // tile it−W_STAGES is consumed
-			}
+			w_acquire(empty, it);
 			load_tile(ksm + s * W_TBYTES, kh + (long long)it * W_BK * HD, W_BK, lane);
 			load_tile(vsm + s * W_TBYTES, vh + (long long)it * W_BK * HD, W_BK, lane);
 			mbar_arrive_copies(full + 8 * s);
@@ -875,14 +914,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 
 	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
 	int qg = q0 + 64 * wg, qw = qg + 16 * (warp % 4); // the warpgroup's and the warp's first query
-	for (int e = tid % 128; e < 64 * CPR; e += 128) {
-		int r = 64 * wg + e / CPR, c = e % CPR;
-		cp_async16(qsm + sw_off(r, c, W_BQ), qr + ((long long)qh * sp + q0 + r) * HD + c * 8, true);
-	}
-	cp_async_commit();
-	cp_async_wait();
-	proxy_fence();
-	wg_sync(wg);
+	w_load_rows(qsm, qr + ((long long)qh * sp + q0) * HD, W_BQ, wg);
 
 	float o[HD / 2]; // the warp's rows g and g+8, dimensions 8n+2t4 and +1 in o[4n … 4n+3]
 #pragma unroll
@@ -1017,28 +1049,14 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 #pragma unroll
 	for (int r = 0; r < 2; r++) {
 		int i = qw + g + 8 * r;
-		float lr = quad_sum(l[r]);
-		if (i >= S) {
-			if (qstat != 0 && t4 == 0) {
-				qstat[(long long)qh * sp + i] = make_float2(0.0f, 0.0f);
-			}
+		float inv = row_stats(stats, qstat, weights, i, qh, S, sp, hq, t4, m[r], quad_sum(l[r]), scale2);
+		if (inv < 0.0f) {
 			continue;
 		}
-		float inv = lr > 0.0f ? 1.0f / lr : 0.0f;
 		u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
 #pragma unroll
 		for (int n8 = 0; n8 < HD / 8; n8++) {
 			y[n8 * 4] = pack2(o[4 * n8 + 2 * r] * inv, o[4 * n8 + 2 * r + 1] * inv);
-		}
-		if (t4 == 0) {
-			float mn = m[r] * scale2 * LN2; // natural units
-			if (stats != 0) {
-				stats[(long long)qh * S + i] = mn;
-				stats[(long long)(hq + qh) * S + i] = lr;
-			}
-			if (qstat != 0) {
-				qstat[(long long)qh * sp + i] = make_float2(mn * LOG2E, lr > 0.0f ? weights[i] / lr : 0.0f);
-			}
 		}
 	}
 }
@@ -1141,21 +1159,12 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 	int h = blockIdx.y, group = hq / hkv, j0 = blockIdx.x * W_MK, n = L + S;
 	int istart = max(0, j0 - L) / W_MQ * W_MQ;               // earlier queries see none of the block's keys
 	int QT = (S - istart + W_MQ - 1) / W_MQ, T = max(0, group * QT); // query tiles per head, in all
-	if (tid == 0) {
-		for (int s = 0; s < W_STAGES; s++) {
-			mbar_init(full + 8 * s, 32);
-			mbar_init(empty + 8 * s, 4 * W_WGS);
-		}
-		mbar_init_fence();
-	}
-	__syncthreads();
+	w_ring_init(full, empty);
 
 	if (warp == 4 * W_WGS) { // the producer
 		for (int it = 0; it < T; it++) {
 			int s = it % W_STAGES, qh = h * group + it / QT, i0 = istart + it % QT * W_MQ;
-			if (it >= W_STAGES) {
-				mbar_wait(empty + 8 * s, (it / W_STAGES - 1) & 1);
-			}
+			w_acquire(empty, it);
 			load_tile(qsm + s * W_MQ * HD * 2, qr + ((long long)qh * sp + i0) * HD, W_MQ, lane);
 			float2 *st = (float2 *)(ssm + s * W_MQ * 8);
 			for (int e = lane; e < W_MQ / 2; e += 32) {
@@ -1168,15 +1177,8 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 	}
 
 	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
-	int jg = j0 + 64 * wg, jw = jg + 16 * (warp % 4); // the warpgroup's and the warp's first key
-	for (int e = tid % 128; e < 64 * CPR; e += 128) {
-		int r = 64 * wg + e / CPR, c = e % CPR;
-		cp_async16(ksm + sw_off(r, c, W_MK), kr + ((long long)h * np + j0 + r) * HD + c * 8, true);
-	}
-	cp_async_commit();
-	cp_async_wait();
-	proxy_fence();
-	wg_sync(wg);
+	int jw = j0 + 64 * wg + 16 * (warp % 4); // the warp's first key
+	w_load_rows(ksm, kr + ((long long)h * np + j0) * HD, W_MK, wg);
 	const u32 *bh = bits + (long long)h * np / 32;
 	u32 kb = bh[jw / 32] >> (jw % 32); // validity of the warp's 16 keys
 
