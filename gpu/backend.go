@@ -55,8 +55,9 @@ type Options struct {
 	// kernels, also where the tensor-core kernels of flash.cu would take it
 	// (bf16 storage, head dimension 64 or 128, at least 64 queries).
 	NoFlash bool
-	// NoWGMMA runs flash attention's forward kernel on mma.sync
-	// (flash_fwd) also on Hopper, where flash_fwd90 would take it.
+	// NoWGMMA runs flash attention's forward and mass kernels on mma.sync
+	// (flash_fwd, flash_mass) also on Hopper, where flash_fwd90 and
+	// flash_mass90 would take them.
 	NoWGMMA bool
 	// NoDecode runs attention calls of few queries (decoding) through
 	// attention.cu's CUDA-core kernels, also where the flash-decoding

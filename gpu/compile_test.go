@@ -66,13 +66,7 @@ func TestKernelsCompile(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", pr.p.name, err)
 				}
-				for _, n := range pr.names {
-					// extern "C" names appear unmangled: in the cubin's
-					// string table, or on the PTX's .entry lines.
-					if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
-						t.Errorf("%s: no kernel %s", pr.p.name, n)
-					}
-				}
+				checkKernels(t, pr.p.name, img, pr.names)
 				t.Logf("%s: %d bytes (PTX %v), %d kernels", pr.p.name, len(img.Code), img.PTX, len(pr.names))
 			}
 			for _, hd := range flashHeadDims {
@@ -88,11 +82,7 @@ func TestKernelsCompile(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)
 				}
-				for _, n := range flashKernelNames[:flashFwd90Kernel] {
-					if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
-						t.Errorf("%s: no kernel %s", p.name, n)
-					}
-				}
+				checkKernels(t, p.name, img, flashKernelNames[:flashFwd90Kernel])
 				t.Logf("flash.cu HEAD_DIM=%d: %d bytes", hd, len(img.Code))
 				if cc[0] != 9 {
 					continue
@@ -106,17 +96,25 @@ func TestKernelsCompile(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)
 				}
-				for _, n := range flashKernelNames {
-					if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
-						t.Errorf("%s: no kernel %s", p.name, n)
-					}
-				}
+				checkKernels(t, p.name, img, flashKernelNames[:])
 				t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %d bytes", hd, len(img.Code))
 				if img.Log != "" { // e.g. ptxas serialising the warpgroup MMAs
 					t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %s", hd, img.Log)
 				}
 			}
 		})
+	}
+}
+
+// checkKernels fails t for each of names that is not a kernel of img,
+// the compilation of program name. extern "C" names appear unmangled: in
+// the cubin's string table, or on the PTX's .entry lines.
+func checkKernels(t *testing.T, name string, img *cuda.Image, names []string) {
+	t.Helper()
+	for _, n := range names {
+		if !bytes.Contains(img.Code, []byte(n+"\x00")) && !bytes.Contains(img.Code, []byte(".entry "+n+"(")) {
+			t.Errorf("%s: no kernel %s", name, n)
+		}
 	}
 }
 

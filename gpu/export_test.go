@@ -148,8 +148,8 @@ func SetDecodeTuning(b *Backend, unroll, minBlocks, stages, heads int) {
 	b.decode = nil
 }
 
-// SetWGMMA turns flash_fwd90 on (where the GPU has it) or off
-// (Options.NoWGMMA) for b's next attention calls.
+// SetWGMMA turns flash_fwd90 and flash_mass90 on (where the GPU has them)
+// or off (Options.NoWGMMA) for b's next attention calls.
 func SetWGMMA(b *Backend, on bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -167,8 +167,8 @@ func SetWGMMATuning(b *Backend, stages int, pipe bool) {
 	b.flash = nil
 }
 
-// HasWGMMA reports whether b's GPU runs flash_fwd90 at head dimension hd
-// (where SetWGMMA leaves it on).
+// HasWGMMA reports whether b's GPU runs flash_fwd90 and flash_mass90 at
+// head dimension hd (where SetWGMMA leaves them on).
 func HasWGMMA(b *Backend, hd int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

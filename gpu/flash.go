@@ -80,14 +80,14 @@ func flashW90MassShared(hd, stages int) int {
 }
 
 // flashWGMMA reports whether flash attention at head dimension hd runs
-// its forward kernel on Hopper's warpgroup MMA (flash_fwd90): on sm_90
-// with enough shared memory, unless turned off.
+// its forward and mass kernels on Hopper's warpgroup MMA (flash_fwd90,
+// flash_mass90): on sm_90 with enough shared memory, unless turned off.
 func (b *Backend) flashWGMMA(hd int) bool {
 	return !b.noWGMMA && b.canWGMMA(hd)
 }
 
-// canWGMMA reports whether the GPU can run flash_fwd90 at head dimension
-// hd: sm_90 with enough shared memory.
+// canWGMMA reports whether the GPU can run flash_fwd90 and flash_mass90 at
+// head dimension hd: sm_90 with enough shared memory for both.
 func (b *Backend) canWGMMA(hd int) bool {
 	st := b.w90Tune.nstages()
 	return b.dev.Major == 9 && b.dev.Minor == 0 && max(flashW90Shared(hd, st), flashW90MassShared(hd, st)) <= b.dev.SharedOptin

@@ -559,9 +559,10 @@ func flashRandomBF16(n int, seed uint64) []uint32 {
 // Llama-3.1-8B shape (32 query heads, 8 KV heads, head dim 128): a
 // 4096-token chunk over 4096 and 65,536 cached keys gathered through
 // scattered slots, and a 16,384-token chunk over no cache, with and without
-// the mass pass, with each kind of kernel the GPU has (mma.sync, and
-// warpgroup MMA on Hopper: flash_fwd90 and flash_mass90). TFLOP/s counts 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over
-// the visible pairs), and half as much again with mass (QKᵀ recomputed).
+// the mass pass, in each variant of flashVariants (mma.sync, and on
+// Hopper warpgroup MMA: flash_fwd90 and flash_mass90). TFLOP/s counts
+// 4·S·(L+S/2)·hd·Hq flops (QKᵀ and PV over the visible pairs), and half as
+// much again with mass (QKᵀ recomputed).
 // Where $KVCASCADE_SDPA names the output of
 // tools/bench_hf/sdpa_attention.py --out, run on the same GPU, it reports
 // the best SDPA backend's TFLOP/s on the same shape next to it

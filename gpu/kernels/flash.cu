@@ -708,8 +708,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 // flash_mass90: the block's keys, the query tiles and their statistics
 // (float2 each), two mbarriers per stage.
 #define W_MSHARED (1024 + W_MK * HD * 2 + W_STAGES * W_MQ * (HD * 2 + 8) + 2 * W_STAGES * 8)
-#if W_BQ != BQ || KTILE % W_BK != 0 || W_MK != KTILE || BQ % W_MQ != 0
-#error "flash_fwd90 and flash_mass90 take flash_fwd's query blocks and flash_mass's key blocks"
+#if W_BQ != BQ || KTILE % W_BK != 0 || W_MK != KTILE || BQ % W_MQ != 0 || W_BK != 128 || W_MQ != 128
+#error "flash_fwd90 and flash_mass90 take flash_fwd's query blocks and flash_mass's key blocks, and B tiles of 128 rows (wg_ss128)"
 #endif
 
 #ifndef KVC_HOST_EMULATION
@@ -851,6 +851,20 @@ __device__ __forceinline__ void w_load_rows(unsigned char *dst, const bf16 *src,
 	wg_sync(wg);
 }
 
+// w_scores issues sc = A·Bᵀ over the HD dimensions (committed): A is the
+// warpgroup's 64 rows (64·wg …) of the arows-row tile at shared address a,
+// B the 128-row tile at b, both swizzled, panel by panel in 16-dimension
+// steps.
+__device__ __forceinline__ void w_scores(float sc[64], u32 a, int arows, int wg, u32 b) {
+	wg_fence();
+#pragma unroll
+	for (int ks = 0; ks < HD / 16; ks++) {
+		wg_ss128(sc, wdesc(a + (ks / 4) * arows * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
+			 wdesc(b + (ks / 4) * 128 * 128 + ks % 4 * 32, 16), ks);
+	}
+	wg_commit();
+}
+
 // w_pv issues o += P·V for a tile: pa holds P (the warp's 16 rows of the
 // 64, as A fragments), v is the shared address of the value tile (no
 // fence, no commit).
@@ -951,13 +965,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 			vb[w] = bh[j0 / 32 + w];
 		}
 		float sc[W_BK / 2]; // S: rows g, g+8; keys 8n+2t4 and +1 in sc[4n … 4n+3]
-		wg_fence();
-#pragma unroll
-		for (int ks = 0; ks < HD / 16; ks++) { // panel ks/4 of the queries and the keys, 16-element step ks%4
-			wg_ss128(sc, wdesc(qa + (ks / 4) * W_BQ * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
-				 wdesc(ka + s * W_TBYTES + (ks / 4) * W_BK * 128 + ks % 4 * 32, 16), ks);
-		}
-		wg_commit();
+		w_scores(sc, qa, W_BQ, wg, ka + s * W_TBYTES);
 		if (it > 0) {
 			w_pv(o, pa, va + sp1 * W_TBYTES);
 			wg_commit();
@@ -1060,6 +1068,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 		}
 	}
 }
+
 // MassCtx is what flash_mass90's consumer threads keep for the whole
 // block (see m_step).
 struct MassCtx {
@@ -1078,13 +1087,7 @@ __device__ __forceinline__ void m_issue(const MassCtx &x, float sc[W_MQ / 2], in
 	int s = it % W_STAGES;
 	mbar_wait(x.full + 8 * s, (it / W_STAGES) & 1);
 	proxy_fence();
-	wg_fence();
-#pragma unroll
-	for (int ks = 0; ks < HD / 16; ks++) {
-		wg_ss128(sc, wdesc(x.ka + (ks / 4) * W_MK * 128 + 64 * x.wg * 128 + ks % 4 * 32, 16),
-			 wdesc(x.qa + s * W_MQ * HD * 2 + (ks / 4) * W_MQ * 128 + ks % 4 * 32, 16), ks);
-	}
-	wg_commit();
+	w_scores(sc, x.ka, W_MK, x.wg, x.qa + s * W_MQ * HD * 2);
 }
 
 // m_step adds query tile it's terms (whose scores cur holds once the MMAs
