@@ -31,10 +31,10 @@ const (
 	flashMinArch   = 8               // mma.sync bf16, ldmatrix, cp.async: sm_80
 	flashMinRows   = 64              // fewer queries (decoding) go to attention.cu, which splits the keys
 	// flash_fwd90 (Hopper, -DKVC_WGMMA): two consumer warpgroups of 64
-	// queries and a producer warp; key tiles of 128 in three stages.
-	flashW90Threads = 2*128 + 32 // W_THREADS
-	flashW90KeyTile = 128        // W_BK
-	flashW90Stages  = 3          // W_STAGES (the default)
+	// queries and a producer warpgroup; key tiles of 128 in three stages.
+	flashW90Threads = 3 * 128 // W_THREADS
+	flashW90KeyTile = 128     // W_BK
+	flashW90Stages  = 3       // W_STAGES (the default)
 	// flash_mass90: blocks of flashMassKeys keys, query tiles of 128.
 	flashW90QueryTile = 128 // W_MQ
 )
@@ -65,10 +65,10 @@ func (t flashW90Tuning) opts() []string {
 
 // flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in
 // bytes: 1024 to align to, the queries [BQ][hd] and key and value tiles
-// [stages][128][hd] each, bf16, and two mbarriers per stage (225 KiB for
-// hd 128 and 3 stages, 113 KiB for hd 64).
+// [stages][128][hd] each, bf16, and per stage two mbarriers and the tile's
+// 128 validity bits (225 KiB for hd 128 and 3 stages, 113 KiB for hd 64).
 func flashW90Shared(hd, stages int) int {
-	return 1024 + flashQueryRows*hd*2 + 2*stages*flashW90KeyTile*hd*2 + 2*stages*8
+	return 1024 + flashQueryRows*hd*2 + 2*stages*flashW90KeyTile*hd*2 + stages*(2*8+16)
 }
 
 // flashW90MassShared is W_MSHARED, flash_mass90's: 1024 to align to, the

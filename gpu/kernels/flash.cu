@@ -699,17 +699,21 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #ifndef W_PIPE
 #define W_PIPE 1                         // a tile's softmax overlaps the previous tile's P·V
 #endif
-#define W_THREADS (128 * W_WGS + 32)     // the consumers and one producer warp
+#define W_THREADS (128 * (W_WGS + 1))    // the consumers and a producer warpgroup
+#define W_PREGS 40                       // registers of a producer thread (setmaxnreg)
+#define W_CREGS 232                      // of a consumer thread: 128·(W_PREGS + W_WGS·W_CREGS) ≤ 64K
 #define W_QBYTES (W_BQ * HD * 2)         // the block's queries
 #define W_TBYTES (W_BK * HD * 2)         // one key or value tile
-#define W_SHARED (1024 + W_QBYTES + 2 * W_STAGES * W_TBYTES + 2 * W_STAGES * 8) // with room to align to 1024
+// with room to align to 1024; per stage also two mbarriers and the tile's
+// validity bits (16 bytes)
+#define W_SHARED (1024 + W_QBYTES + 2 * W_STAGES * W_TBYTES + W_STAGES * (2 * 8 + 16))
 #define W_MK (64 * W_WGS)                // keys per flash_mass90 block
 #define W_MQ 128                         // queries per flash_mass90 tile
 // flash_mass90: the block's keys, the query tiles and their statistics
 // (float2 each), two mbarriers per stage.
 #define W_MSHARED (1024 + W_MK * HD * 2 + W_STAGES * W_MQ * (HD * 2 + 8) + 2 * W_STAGES * 8)
 #if W_BQ != BQ || KTILE % W_BK != 0 || W_MK != KTILE || BQ % W_MQ != 0 || W_BK != 128 || W_MQ != 128
-#error "flash_fwd90 and flash_mass90 take flash_fwd's query blocks and flash_mass's key blocks, and B tiles of 128 rows (wg_ss128)"
+#error "flash_fwd90 and flash_mass90 take flash_fwd's query blocks and flash_mass's key blocks, and B tiles of 128 rows (wg_ss128; flash_fwd90 stages 16 bytes of validity bits a tile)"
 #endif
 
 #ifndef KVC_HOST_EMULATION
@@ -786,6 +790,15 @@ __device__ __forceinline__ void mbar_wait(u32 a, u32 parity) {
 // proxy_fence makes shared memory written through the generic proxy
 // (stores, cp.async) visible to the async proxy that wgmma reads through.
 __device__ __forceinline__ void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// set_regs_producer and set_regs_consumer move registers from the
+// producer warpgroup to the consumers (setmaxnreg): each warpgroup runs
+// its part of the kernel with W_PREGS or W_CREGS registers a thread.
+__device__ __forceinline__ void set_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(W_PREGS)); }
+__device__ __forceinline__ void set_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(W_CREGS)); }
+// warp_uniform returns x, which is the same in every lane of the warp, as
+// lane 0's: the compiler then knows it is, and that branches on it do not
+// diverge (wgmma instructions in divergent code are serialised).
+__device__ __forceinline__ int warp_uniform(int x) { return __shfl_sync(FULL_MASK, x, 0); }
 // wg_sync is a barrier among the 128 threads of consumer warpgroup wg.
 __device__ __forceinline__ void wg_sync(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory"); }
 #endif // KVC_HOST_EMULATION
@@ -806,22 +819,22 @@ __device__ __forceinline__ unsigned long long wdesc(u32 addr, u32 lbo) {
 }
 
 // load_tile starts the copies of rows rows of HD bf16 from src into the
-// swizzled tile at dst, spread over the 32 lanes of the calling warp (no
-// commit).
-__device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, int rows, int lane) {
-	for (int e = lane; e < rows * CPR; e += 32) {
+// swizzled tile at dst, spread over the 128 threads of the producer
+// warpgroup (pt is the thread's index in it; no commit).
+__device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, int rows, int pt) {
+	for (int e = pt; e < rows * CPR; e += 128) {
 		int r = e / CPR, c = e % CPR;
 		cp_async16(dst + sw_off(r, c, rows), src + (long long)r * HD + c * 8, true);
 	}
 }
 
 // w_ring_init sets up the ring's mbarriers (thread 0) before any thread
-// uses them: full[s] counts the producer's lanes, empty[s] the consumer
-// warps.
+// uses them: full[s] counts the producer warpgroup's threads, empty[s]
+// the consumer warps.
 __device__ __forceinline__ void w_ring_init(u32 full, u32 empty) {
 	if (threadIdx.x == 0) {
 		for (int s = 0; s < W_STAGES; s++) {
-			mbar_init(full + 8 * s, 32);
+			mbar_init(full + 8 * s, 128);
 			mbar_init(empty + 8 * s, 4 * W_WGS);
 		}
 		mbar_init_fence();
@@ -904,8 +917,9 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 	unsigned char *qsm = smem + pad, *ksm = qsm + W_QBYTES, *vsm = ksm + W_STAGES * W_TBYTES;
 	u32 qa = smem_addr(qsm), ka = smem_addr(ksm), va = smem_addr(vsm);
 	u32 full = va + W_STAGES * W_TBYTES, empty = full + 8 * W_STAGES; // mbarriers [W_STAGES] each
+	u32 *bsm = (u32 *)(vsm + W_STAGES * W_TBYTES + 16 * W_STAGES);      // [W_STAGES][W_BK/32]: the tiles' validity
 
-	int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+	int tid = threadIdx.x, warp = warp_uniform(tid / 32), lane = tid % 32;
 	int qh = blockIdx.y, h = qh / (hq / hkv);
 	int q0 = (gridDim.x - 1 - blockIdx.x) * W_BQ;
 	int nb = L + min(S, q0 + W_BQ); // keys the block's queries can see: a prefix
@@ -914,17 +928,23 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 	const u32 *bh = bits + (long long)h * np / 32;
 	w_ring_init(full, empty);
 
-	if (warp == 4 * W_WGS) { // the producer
+	if (warp >= 4 * W_WGS) { // the producer
+		set_regs_producer();
+		int pt = tid - 128 * W_WGS;
 		for (int it = 0; it < T; it++) {
 			int s = it % W_STAGES;
 			w_acquire(empty, it);
-			load_tile(ksm + s * W_TBYTES, kh + (long long)it * W_BK * HD, W_BK, lane);
-			load_tile(vsm + s * W_TBYTES, vh + (long long)it * W_BK * HD, W_BK, lane);
+			load_tile(ksm + s * W_TBYTES, kh + (long long)it * W_BK * HD, W_BK, pt);
+			load_tile(vsm + s * W_TBYTES, vh + (long long)it * W_BK * HD, W_BK, pt);
+			if (pt == 0) {
+				cp_async16(bsm + s * (W_BK / 32), bh + it * (W_BK / 32), true);
+			}
 			mbar_arrive_copies(full + 8 * s);
 		}
 		cp_async_wait();
 		return;
 	}
+	set_regs_consumer();
 
 	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
 	int qg = q0 + 64 * wg, qw = qg + 16 * (warp % 4); // the warpgroup's and the warp's first query
@@ -959,11 +979,8 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 			continue;
 		}
 		proxy_fence();
-		u32 vb[W_BK / 32]; // validity of the tile's keys
-#pragma unroll
-		for (int w = 0; w < W_BK / 32; w++) {
-			vb[w] = bh[j0 / 32 + w];
-		}
+		uint4 v4 = *(const uint4 *)(bsm + s * (W_BK / 32)); // validity of the tile's keys
+		u32 vb[W_BK / 32] = {v4.x, v4.y, v4.z, v4.w};
 		float sc[W_BK / 2]; // S: rows g, g+8; keys 8n+2t4 and +1 in sc[4n … 4n+3]
 		w_scores(sc, qa, W_BQ, wg, ka + s * W_TBYTES);
 		if (it > 0) {
@@ -1090,23 +1107,15 @@ __device__ __forceinline__ void m_issue(const MassCtx &x, float sc[W_MQ / 2], in
 	w_scores(sc, x.ka, W_MK, x.wg, x.qa + s * W_MQ * HD * 2);
 }
 
-// m_step adds query tile it's terms (whose scores cur holds once the MMAs
-// are done) to acc, with tile it+1's scores issued into nxt first so that
-// they run meanwhile (W_PIPE), hands the tile's stage back, and after a
-// query head's last tile stores its mass.
-__device__ __forceinline__ void m_step(const MassCtx &x, float acc[2], float (&cur)[W_MQ / 2], float (&nxt)[W_MQ / 2],
-				       int it) {
+// m_step adds query tile it's terms to acc, hands the tile's stage back,
+// and after a query head's last tile stores its mass. (The two consumer
+// warpgroups overlap each other's MMAs and sums; a pipeline across tiles
+// within a warpgroup made ptxas serialise the MMAs.)
+__device__ __forceinline__ void m_step(const MassCtx &x, float acc[2], int it) {
 	int s = it % W_STAGES, qh = x.qh0 + it / x.QT, i0 = x.istart + it % x.QT * W_MQ;
-	if (it + 1 < x.T) {
-		m_issue(x, nxt, it + 1);
-#if W_PIPE
-		wg_wait<1>();
-#else
-		wg_wait<0>();
-#endif
-	} else {
-		wg_wait<0>();
-	}
+	float cur[W_MQ / 2]; // Sᵀ: keys g, g+8; queries 8n+2t4 and +1 in cur[4n … 4n+3]
+	m_issue(x, cur, it);
+	wg_wait<0>();
 	w_fence(cur);
 	const float2 *qs2 = (const float2 *)(x.ssm + s * W_MQ * 8);
 	bool whole = x.jw + 15 <= x.L + i0; // every query of the tile sees every key of the warp
@@ -1158,26 +1167,29 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 	u32 ka = smem_addr(ksm), qa = smem_addr(qsm);
 	u32 full = smem_addr(ssm + W_STAGES * W_MQ * 8), empty = full + 8 * W_STAGES; // mbarriers [W_STAGES] each
 
-	int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+	int tid = threadIdx.x, warp = warp_uniform(tid / 32), lane = tid % 32;
 	int h = blockIdx.y, group = hq / hkv, j0 = blockIdx.x * W_MK, n = L + S;
 	int istart = max(0, j0 - L) / W_MQ * W_MQ;               // earlier queries see none of the block's keys
 	int QT = (S - istart + W_MQ - 1) / W_MQ, T = max(0, group * QT); // query tiles per head, in all
 	w_ring_init(full, empty);
 
-	if (warp == 4 * W_WGS) { // the producer
+	if (warp >= 4 * W_WGS) { // the producer
+		set_regs_producer();
+		int pt = tid - 128 * W_WGS;
 		for (int it = 0; it < T; it++) {
 			int s = it % W_STAGES, qh = h * group + it / QT, i0 = istart + it % QT * W_MQ;
 			w_acquire(empty, it);
-			load_tile(qsm + s * W_MQ * HD * 2, qr + ((long long)qh * sp + i0) * HD, W_MQ, lane);
+			load_tile(qsm + s * W_MQ * HD * 2, qr + ((long long)qh * sp + i0) * HD, W_MQ, pt);
 			float2 *st = (float2 *)(ssm + s * W_MQ * 8);
-			for (int e = lane; e < W_MQ / 2; e += 32) {
-				cp_async16(st + 2 * e, qstat + (long long)qh * sp + i0 + 2 * e, true);
+			if (pt < W_MQ / 2) {
+				cp_async16(st + 2 * pt, qstat + (long long)qh * sp + i0 + 2 * pt, true);
 			}
 			mbar_arrive_copies(full + 8 * s);
 		}
 		cp_async_wait();
 		return;
 	}
+	set_regs_consumer();
 
 	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
 	int jw = j0 + 64 * wg + 16 * (warp % 4); // the warp's first key
@@ -1186,16 +1198,9 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 	u32 kb = bh[jw / 32] >> (jw % 32); // validity of the warp's 16 keys
 
 	MassCtx x = {mass, ssm, ka, qa, full, empty, T, QT, istart, L, S, n, h * group, wg, jw, g, t4, lane, kb, scale2};
-	float acc[2] = {0.0f, 0.0f};     // keys jw + g + 8r
-	float sa[W_MQ / 2], sb[W_MQ / 2]; // the scores of tiles it and it+1 (W_PIPE)
-	if (T > 0) {
-		m_issue(x, sa, 0);
-	}
-	for (int it = 0; it < T; it += 2) {
-		m_step(x, acc, sa, sb, it);
-		if (it + 1 < T) {
-			m_step(x, acc, sb, sa, it + 1);
-		}
+	float acc[2] = {0.0f, 0.0f}; // keys jw + g + 8r
+	for (int it = 0; it < T; it++) {
+		m_step(x, acc, it);
 	}
 }
 #endif // KVC_WGMMA
