@@ -85,6 +85,7 @@ typedef bf16 T;
 #define MAX_SPLIT 1024         // runs decode_combine merges at most
 #define FULL_MASK 0xffffffffu
 #define NEG_INF __int_as_float(0xff800000)
+#define LOG2E 1.44269504088896341f
 
 #if HD != 64 && HD != 128 && HD != 256
 #error "decode.cu takes head dimensions 64, 128 and 256"
@@ -387,18 +388,28 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 			if (mx == NEG_INF) {
 				continue; // nothing visible yet
 			}
-			float corr = expf(m[r] - mx); // 0 while m is −∞
+			// e^(x − mx) as 2^(x·log₂e − mx·log₂e): one fma and ex2 (the
+			// rounding of mx·log₂e is common to the row's terms).
+			float mx2 = mx * LOG2E;
 			float p[DEC_UNROLL], ps = 0.0f;
 #pragma unroll
 			for (int u = 0; u < DEC_UNROLL; u++) {
-				p[u] = expf(sc[u][r] - mx); // 0 for −∞
+				p[u] = ex2(fmaf(sc[u][r], LOG2E, -mx2)); // 0 for −∞
 				ps += p[u];
 			}
-			l[r] = l[r] * corr + ps;
+			if (mx != m[r]) { // else the factor on the old sums is 1
+				float corr = ex2(fmaf(m[r], LOG2E, -mx2)); // 0 while m is −∞
+				l[r] *= corr;
+#pragma unroll
+				for (int e = 0; e < VEC; e++) {
+					acc[r][e] *= corr;
+				}
+			}
+			l[r] += ps;
 			m[r] = mx;
 #pragma unroll
 			for (int e = 0; e < VEC; e++) {
-				float a = acc[r][e] * corr;
+				float a = acc[r][e];
 #pragma unroll
 				for (int u = 0; u < DEC_UNROLL; u++) {
 					a += p[u] * vx[u][e];

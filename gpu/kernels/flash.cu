@@ -132,13 +132,6 @@ __device__ __forceinline__ void mma(float c[4], const u32 a[4], u32 b0, u32 b1) 
 	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// exp2 of x (ex2.approx: relative error about 2⁻²²; −∞ gives 0).
-__device__ __forceinline__ float ex2(float x) {
-	float y;
-	asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-	return y;
-}
-
 // pack2 rounds lo and hi to bf16 (to nearest even) into one word, lo in
 // the low half as mma fragments and memory order want it.
 __device__ __forceinline__ u32 pack2(float lo, float hi) {

@@ -45,7 +45,8 @@ template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
 
 #ifndef KVC_HOST_EMULATION
 // Asynchronous copies from global to shared memory (sm_80 and later), for
-// the kernels that stream their operands. (A host emulation for
+// the kernels that stream their operands, and the exp2 of the softmaxes.
+// (A host emulation for
 // development may supply these instead.)
 
 // smem_addr is p's address in the shared window, as ldmatrix and cp.async
@@ -76,6 +77,13 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 // warp, __syncthreads within the block).
 template <int N> __device__ __forceinline__ void cp_async_wait_pending() {
 	asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// ex2 is 2^x (ex2.approx: relative error about 2⁻²²; −∞ gives 0).
+__device__ __forceinline__ float ex2(float x) {
+	float y;
+	asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+	return y;
 }
 #endif // KVC_HOST_EMULATION
 
