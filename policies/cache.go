@@ -21,7 +21,15 @@ type Cache struct {
 	pooled bool
 	// viewRows counts the key rows of every view handed out (ViewRows).
 	viewRows int64
+	// tier is the backend's host tier when a layer's policy keeps one,
+	// tierRows the rows per KV head of each of its segments.
+	tier     backend.HostTier
+	tierRows int
 }
+
+// tierSegment is the rows per KV head of one segment of a host tier: the
+// tier grows by whole segments, so nothing is copied as it grows.
+const tierSegment = 65536
 
 // PromptEndProbe receives, for layer l, the attention of the prompt's last
 // token: pos[h] are the original positions of the keys KV head h attended
@@ -45,6 +53,34 @@ type layerCache struct {
 	active bool      // between View and Update
 	probe  []float32 // [n] one-hot query weights while probing the prompt's last token
 	probed bool      // the current chunk is probed (see Cache.ProbePromptEnd)
+
+	// tp is p when it keeps a host tier; tierK, tierV its segments
+	// [Hkv, Cache.tierRows, hd]: host row r of a head is row r%tierRows
+	// of segment r/tierRows
+	tp           tiered
+	tierK, tierV []backend.Tensor
+	rowsA, rowsB []int32 // per-segment row lists
+}
+
+// tiered is a policy that keeps every token in a host tier as well as
+// (some of them) in its device storage (logsearch with device_tokens):
+// the Cache writes each committed chunk's rows through to the tier and,
+// before a chunk's attention, copies the rows its view reads from the
+// tier into device storage.
+type tiered interface {
+	Policy
+	// tierOn reports whether the policy uses the tier.
+	tierOn() bool
+	// fetch returns, after Plan, the copies the chunk needs before its
+	// attention: host row src[h·m+i] of KV head h into device storage row
+	// dst[h·m+i], m = len(src)/Hkv.
+	fetch() (src, dst []int32)
+	// hostPlace returns, after Commit, the host row [Hkv·n] of each token
+	// of the chunk, −1 for one not written to the tier.
+	hostPlace() []int32
+	// hostRows returns, after Commit, the rows per KV head the tier must
+	// hold.
+	hostRows() int
 }
 
 // NewCache builds one policy per layer with f and returns the empty cache.
@@ -76,6 +112,18 @@ func NewCache(b backend.Backend, f Factory, s Shape, dtype backend.DType) (*Cach
 				"which backend %s cannot address (backend.SlotPooler): run it on the cpu backend", f.Name(), b.Name())
 		}
 		c.pooled = true
+	}
+	for l := range c.layers {
+		lc := &c.layers[l]
+		if tp, ok := lc.p.(tiered); ok && tp.tierOn() {
+			ht, ok := b.(backend.HostTier)
+			if !ok {
+				c.Free()
+				return nil, fmt.Errorf("policy %s keeps its evicted tokens in a host tier, which backend %s has none of "+
+					"(backend.HostTier): set device_tokens = 0 or use another backend", f.Name(), b.Name())
+			}
+			lc.tp, c.tier, c.tierRows = tp, ht, tierSegment
+		}
 	}
 	return c, nil
 }
@@ -193,6 +241,9 @@ func (c *Cache) View(l, n int, promptEnd int64) (*backend.View, error) {
 	}
 	if got, want := len(lc.view.Slots), lc.view.ViewLen*rows; got != want && lc.dev == nil {
 		return nil, fmt.Errorf("cache layer %d: policy planned %d slots, want %d", l, got, want)
+	}
+	if lc.tp != nil {
+		c.fetch(lc)
 	}
 	c.viewRows += int64((lc.view.ViewLen + n) * rows)
 	lc.active = true
@@ -351,8 +402,68 @@ func (c *Cache) Update(l int, k, v backend.Tensor, mass []float32) error {
 	}
 	c.b.Scatter(lc.k, k, lc.place)
 	c.b.Scatter(lc.v, v, lc.place)
+	if lc.tp != nil {
+		c.writeThrough(lc, k, v)
+	}
 	lc.seen += int64(n)
 	return nil
+}
+
+// fetch copies the rows the chunk just planned needs from lc's host tier
+// into its device storage: one CopyRows per tier segment it reads from,
+// keys and values.
+func (c *Cache) fetch(lc *layerCache) {
+	src, dst := lc.tp.fetch()
+	c.bySegment(lc, src, func(seg int, rows []int32) {
+		lc.rowsB = grow(lc.rowsB, len(dst))
+		for e, r := range rows {
+			lc.rowsB[e] = -1
+			if r >= 0 {
+				lc.rowsB[e] = dst[e]
+			}
+		}
+		c.tier.CopyRows(lc.k, lc.tierK[seg], lc.rowsB, rows)
+		c.tier.CopyRows(lc.v, lc.tierV[seg], lc.rowsB, rows)
+	})
+}
+
+// writeThrough stores the chunk's keys and values k, v [n, Hkv·hd] in lc's
+// host tier where the policy placed them, adding segments as it grows.
+func (c *Cache) writeThrough(lc *layerCache, k, v backend.Tensor) {
+	for need := lc.tp.hostRows(); len(lc.tierK)*c.tierRows < need; {
+		s := c.shape
+		lc.tierK = append(lc.tierK, c.tier.NewHostTensor(c.dtype, s.KVHeads, c.tierRows, s.HeadDim))
+		lc.tierV = append(lc.tierV, c.tier.NewHostTensor(c.dtype, s.KVHeads, c.tierRows, s.HeadDim))
+	}
+	c.bySegment(lc, lc.tp.hostPlace(), func(seg int, rows []int32) {
+		c.b.Scatter(lc.tierK[seg], k, rows)
+		c.b.Scatter(lc.tierV[seg], v, rows)
+	})
+}
+
+// bySegment calls fn, for every tier segment that host rows (−1: none)
+// name, with the list of the rows within that segment, the others −1.
+func (c *Cache) bySegment(lc *layerCache, rows []int32, fn func(seg int, local []int32)) {
+	lo, hi := len(lc.tierK), -1 // the segments named
+	for _, r := range rows {
+		if r >= 0 {
+			g := int(r) / c.tierRows
+			lo, hi = min(lo, g), max(hi, g)
+		}
+	}
+	for g := lo; g <= hi; g++ {
+		lc.rowsA = grow(lc.rowsA, len(rows))
+		named := false
+		for e, r := range rows {
+			lc.rowsA[e] = -1
+			if r >= 0 && int(r)/c.tierRows == g {
+				lc.rowsA[e], named = r%int32(c.tierRows), true
+			}
+		}
+		if named {
+			fn(g, lc.rowsA)
+		}
+	}
 }
 
 // ProbePromptEnd has the cache hand fn the attention of the prompt's last
@@ -393,7 +504,7 @@ func (c *Cache) Scores(l, h int) []float32 {
 // plus the policies' bookkeeping (Memory says where it lives).
 func (c *Cache) Bytes() int64 {
 	m := c.Memory()
-	return m.Storage + m.Device + m.Host
+	return m.Storage + m.HostStorage + m.Device + m.Host
 }
 
 // Memory is where the bytes of a Cache live.
@@ -402,6 +513,11 @@ type Memory struct {
 	// the backend's memory: the GPU's with the CUDA backend, the host's
 	// with the CPU backend.
 	Storage int64
+	// HostStorage is the key and value storage of every layer's host tier
+	// (logsearch with device_tokens: every non-sink token, in segments of
+	// 65,536 rows per KV head), in host memory, page-locked on the CUDA
+	// backend; 0 without a tier.
+	HostStorage int64
 	// Device is the bookkeeping of the policies that plan on the
 	// backend's device (their lists, scores and rings), also in the
 	// backend's memory.
@@ -428,6 +544,7 @@ func (c *Cache) Memory() Memory {
 	for i := range c.layers {
 		lc := &c.layers[i]
 		m.Storage += 2 * int64(lc.cap) * int64(heads*c.shape.HeadDim*c.dtype.Size())
+		m.HostStorage += 2 * int64(len(lc.tierK)) * int64(c.tierRows) * int64(heads*c.shape.HeadDim*c.dtype.Size())
 		meta := lc.p.MetaBytes()
 		if d, ok := lc.p.(deviceBookkeeper); ok {
 			m.Device += d.deviceBytes()
@@ -451,5 +568,10 @@ func (c *Cache) Free() {
 			c.b.Free(lc.v)
 			lc.k, lc.v, lc.cap = nil, nil, 0
 		}
+		for g := range lc.tierK {
+			c.b.Free(lc.tierK[g])
+			c.b.Free(lc.tierV[g])
+		}
+		lc.tierK, lc.tierV = nil, nil
 	}
 }

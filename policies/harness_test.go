@@ -36,6 +36,9 @@ type harness struct {
 	orig [][]int64
 	// rng draws the queries and keys a searcher is handed
 	rng *rand.Rand
+	// tier, when not nil, is the fake host tier of a tiered policy:
+	// [Hkv][row] the original position written there, −1 none
+	tier [][]int64
 }
 
 // newLayer returns layer 0 of the policy name(params) for shape s.
@@ -77,6 +80,9 @@ func newHarness(t testing.TB, name string, params map[string]any, s Shape) *harn
 	}
 	if r, ok := p.(roped); ok {
 		r.setRoPE(testRoPE(s.HeadDim))
+	}
+	if tp, ok := p.(tiered); ok && tp.tierOn() {
+		h.tier = make([][]int64, s.KVHeads) // the fake storage follows the host tier's copies
 	}
 	return h
 }
@@ -129,6 +135,9 @@ func (h *harness) chunk(n int, promptEnd int64) {
 		qo.observeQueries(gaussian(h.rng, n*h.s.QHeads*h.s.HeadDim))
 	}
 	h.p.Plan(step, &h.ctx)
+	if h.tier != nil {
+		h.tierFetch(h.p.(tiered))
+	}
 	L := h.ctx.ViewLen
 	rows, share := hk, 1 // view rows, and rows per KV head
 	if h.ctx.PerQueryHead {
@@ -269,6 +278,9 @@ func (h *harness) chunk(n int, promptEnd int64) {
 			}
 			h.storeOf(kh)[s] = h.seen + int64(i)
 		}
+	}
+	if h.tier != nil {
+		h.tierStore(h.p.(tiered), n)
 	}
 	h.seen += int64(n)
 }

@@ -23,11 +23,16 @@ func logsearchSpec() Spec {
 			{Name: "beam", Kind: "int", Default: 0, OmitDefault: true,
 				Doc: "0: exact best-first search (the top k by bound; O(N/B) bounds where the boxes do not separate the blocks); " +
 					"b ≥ topk: descend level by level keeping the b best nodes (approximate, O(b·log N) bounds)"},
+			{Name: "device_tokens", Kind: "int", Default: 0, OmitDefault: true,
+				Doc: "0: every token in the backend's storage (grows with the stream); n > 0: n rows per KV head there " +
+					"(the sinks, topk·block staging rows for the retrieved blocks, a ring of the recent tokens) and every " +
+					"non-sink token written through to a host tier (page-locked on a GPU) from which the retrieved blocks " +
+					"are copied for each chunk; at least sinks + topk·block + window + block"},
 			positionsParam(),
 		},
 		make: func(v Values) (Factory, error) {
 			const name = "logsearch"
-			if err := atLeast(name, v, 0, "sinks", "window", "topk", "beam"); err != nil {
+			if err := atLeast(name, v, 0, "sinks", "window", "topk", "beam", "device_tokens"); err != nil {
 				return nil, err
 			}
 			if err := atLeast(name, v, 1, "block"); err != nil {
@@ -39,8 +44,15 @@ func logsearchSpec() Spec {
 			if b := v.Int("beam"); b > 0 && b < v.Int("topk") {
 				return nil, paramError(name, "beam", "beam %d is less than topk %d (0: exact search)", b, v.Int("topk"))
 			}
+			if d, least := v.Int("device_tokens"), v.Int("sinks")+v.Int("topk")*v.Int("block")+v.Int("window")+v.Int("block"); d > 0 && d < least {
+				return nil, paramError(name, "device_tokens", "device_tokens %d is less than sinks + topk·block + window + block = %d", d, least)
+			}
+			if v.Int("device_tokens") > maxSlots {
+				return nil, paramError(name, "device_tokens", "device_tokens is more than %d", maxSlots)
+			}
 			cfg := logsearchConfig{sinks: int64(v.Int("sinks")), window: int64(v.Int("window")),
-				block: int64(v.Int("block")), topk: v.Int("topk"), beam: v.Int("beam"), positions: positionsOf(v)}
+				block: int64(v.Int("block")), topk: v.Int("topk"), beam: v.Int("beam"), positions: positionsOf(v),
+				device: int64(v.Int("device_tokens"))}
 			return factoryFunc{name, func(_ int, s Shape) (Policy, error) {
 				if err := checkShape(s); err != nil {
 					return nil, err
@@ -59,6 +71,9 @@ type logsearchConfig struct {
 	topk                 int
 	beam                 int // 0: exact best-first search; else searchBeam's width
 	positions            positions
+	// device > 0: the tiered layout (device rows per KV head); 0: token t
+	// in storage slot t
+	device int64
 }
 
 // logsearch keeps every token: token t lives in storage slot t for ever,
@@ -106,6 +121,12 @@ type logsearch struct {
 	// scratch of Plan
 	found  []int32 // [Hkv·k] retrieved blocks, head by head, sorted
 	visits int     // node bounds computed by the last Plan, all heads
+
+	// the tier (c.device > 0): fetchSrc, fetchDst [Hkv·k·B] are the host
+	// rows of the retrieved blocks and the staging rows they are copied
+	// to before the chunk's attention, tierPlace [Hkv·n] the host row of
+	// each token of the last committed chunk (−1 for a sink)
+	fetchSrc, fetchDst, tierPlace []int32
 }
 
 // searcher is a host policy that plans from the chunk's queries and
@@ -121,6 +142,8 @@ type searcher interface {
 }
 
 var _ searcher = (*logsearch)(nil)
+
+var _ tiered = (*logsearch)(nil)
 
 func newLogsearch(c logsearchConfig, s Shape) *logsearch {
 	p := &logsearch{c: c, s: s, index: make([]*blockIndex, s.KVHeads)}
@@ -143,8 +166,57 @@ func (p *logsearch) observeKeys(k []float32) {
 	p.hasK = true
 }
 
-// Reserve: every token keeps its slot, so the storage holds all of them.
-func (p *logsearch) Reserve(n int) int { return int(p.seen) + n }
+// Reserve: every token keeps its slot, so the storage holds all of them;
+// with the tier, the device rows are fixed.
+func (p *logsearch) Reserve(n int) int {
+	if p.c.device > 0 {
+		return int(p.c.device)
+	}
+	return int(p.seen) + n
+}
+
+// The tiered layout (device_tokens = D > 0) of each KV head's D device
+// rows: the sinks in rows 0…sinks−1, topk·B staging rows from row sinks on
+// (the i-th retrieved block of the chunk in rows sinks + i·B …), and a
+// ring of the R = D − sinks − topk·B rows above them, where non-sink token
+// t lives in row ringSlot(t) until R newer tokens have come. R ≥ window +
+// B holds every recent token a view attends to (at most window + B − 1).
+// Every non-sink token t is also written through to row t − sinks of the
+// host tier, from which the retrieved blocks are copied to the staging
+// rows before each chunk's attention.
+
+// tierOn reports whether the policy keeps the tiered layout.
+func (p *logsearch) tierOn() bool { return p.c.device > 0 }
+
+// stage is the first staging row.
+func (p *logsearch) stage() int64 { return p.c.sinks }
+
+// ringSlot is the device row of non-sink token t in the tiered layout.
+func (p *logsearch) ringSlot(t int64) int32 {
+	base := p.c.sinks + int64(p.c.topk)*p.c.block
+	return int32(base + (t-p.c.sinks)%(p.c.device-base))
+}
+
+// slotOf is the storage row a view reads token t from: t itself without
+// the tier; in the tiered layout a sink's own row or the ring's.
+func (p *logsearch) slotOf(t int64) int32 {
+	if !p.tierOn() || t < p.c.sinks {
+		return int32(t)
+	}
+	return p.ringSlot(t)
+}
+
+// fetch returns the copies the chunk just planned needs before its
+// attention: host row src[h·m+i] of head h into device row dst[h·m+i].
+func (p *logsearch) fetch() (src, dst []int32) { return p.fetchSrc, p.fetchDst }
+
+// hostPlace returns the host row of each token of the chunk just
+// committed, [Hkv·n], −1 for a sink.
+func (p *logsearch) hostPlace() []int32 { return p.tierPlace }
+
+// hostRows is the host tier's rows per KV head once the chunk just
+// committed is stored.
+func (p *logsearch) hostRows() int { return int(max(0, p.seen-p.c.sinks)) }
 
 // evicted returns the number of blocks evicted from the working set after
 // seen tokens.
@@ -195,27 +267,39 @@ func (p *logsearch) Plan(step Step, view *backend.View) {
 	B := int(p.c.block)
 	L := int(ns) + k*B + int(p.seen-lo)
 	sizeView(view, hk, L)
+	if p.tierOn() {
+		p.fetchSrc = grow(p.fetchSrc, hk*k*B)
+		p.fetchDst = grow(p.fetchDst, hk*k*B)
+	}
 	for h := 0; h < hk; h++ {
 		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
 		j := 0
-		put := func(t int64) {
-			slots[j], pos[j] = int32(t), int32(j)
+		put := func(t int64, slot int32) {
+			slots[j], pos[j] = slot, int32(j)
 			if p.c.positions == originalPositions {
 				pos[j] = int32(t)
 			}
 			j++
 		}
 		for t := range ns {
-			put(t)
+			put(t, int32(t))
 		}
-		for _, b := range p.found[h*k : (h+1)*k] {
+		for i, b := range p.found[h*k : (h+1)*k] {
 			first := p.c.sinks + int64(b)*p.c.block
 			for t := first; t < first+p.c.block; t++ {
-				put(t)
+				if !p.tierOn() {
+					put(t, int32(t))
+					continue
+				}
+				// copied from the host tier into the staging rows
+				r := int32(p.stage() + int64(i)*p.c.block + t - first)
+				e := (h*k+i)*B + int(t-first)
+				p.fetchSrc[e], p.fetchDst[e] = int32(t-p.c.sinks), r
+				put(t, r)
 			}
 		}
 		for t := lo; t < p.seen; t++ {
-			put(t)
+			put(t, p.slotOf(t))
 		}
 	}
 	queryPos(view.QueryPos, L, step, p.c.positions)
@@ -238,9 +322,28 @@ func (p *logsearch) Commit(_ []float32, place []int32) {
 		panic(fmt.Sprintf("policies: logsearch committed %d tokens without their keys (%d values; the Cache hands them)", n, len(p.keys)))
 	}
 	p.hasK = false
-	for i := 0; i < n; i++ {
-		for h := 0; h < hk; h++ {
-			place[h*n+i] = int32(p.seen + int64(i))
+	if p.tierOn() {
+		// A token that R newer tokens of the same chunk overwrite in the
+		// ring is not stored on the device at all (it is in the host tier).
+		ring := p.c.device - p.c.sinks - int64(p.c.topk)*p.c.block
+		p.tierPlace = grow(p.tierPlace, hk*n)
+		for i := 0; i < n; i++ {
+			t := p.seen + int64(i)
+			slot, host := p.slotOf(t), int32(t-p.c.sinks)
+			if t < p.c.sinks {
+				host = -1
+			} else if t < p.seen+int64(n)-ring {
+				slot = -1
+			}
+			for h := 0; h < hk; h++ {
+				place[h*n+i], p.tierPlace[h*n+i] = slot, host
+			}
+		}
+	} else {
+		for i := 0; i < n; i++ {
+			for h := 0; h < hk; h++ {
+				place[h*n+i] = int32(p.seen + int64(i))
+			}
 		}
 	}
 	// Each KV head's index takes its keys apart from the others'.
@@ -293,7 +396,7 @@ func (p *logsearch) viewed(h int, dst []int64) []int64 {
 // block of B tokens per KV head) and the host copies of one chunk's keys
 // and last query.
 func (p *logsearch) MetaBytes() int64 {
-	b := int64(cap(p.q)+cap(p.keys)+cap(p.found)) * 4
+	b := int64(cap(p.q)+cap(p.keys)+cap(p.found)+cap(p.fetchSrc)+cap(p.fetchDst)+cap(p.tierPlace)) * 4
 	for _, x := range p.index {
 		b += x.bytes()
 	}

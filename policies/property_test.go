@@ -63,6 +63,8 @@ func TestPropertyInvariants(t *testing.T) {
 		{"expected_attention", map[string]any{"budget": 12, "covariance": false, "vnorm": false}, 500, []int{1}, -1},
 		{"logsearch", map[string]any{"sinks": 4, "window": 20, "block": 4, "topk": 3}, 1500, mixed, -1},
 		{"logsearch", map[string]any{"sinks": 0, "window": 0, "block": 1, "topk": 2}, 300, mixed, -1},
+		{"logsearch", map[string]any{"sinks": 4, "window": 20, "block": 4, "topk": 3, "device_tokens": 40}, 1500, mixed, -1},
+		{"logsearch", map[string]any{"sinks": 0, "window": 0, "block": 1, "topk": 2, "device_tokens": 3}, 300, mixed, -1},
 		{"quest", map[string]any{"sinks": 4, "page": 4, "topk": 3}, 1500, mixed, -1},
 		{"quest", map[string]any{"sinks": 0, "window": 9, "page": 1, "topk": 2}, 300, mixed, -1},
 		{"duo", map[string]any{"sinks": 4, "window": 20}, 1500, mixed, -1},

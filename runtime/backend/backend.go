@@ -183,6 +183,29 @@ type SlotPooler interface {
 	PoolsSlots() bool
 }
 
+// HostTier is implemented by backends that can keep cache rows in host
+// memory their kernels address directly, so that a cache may hold more
+// rows than the device's memory (logsearch's device_tokens): every row is
+// written through to the host tensors as it is stored, and the rows a
+// chunk needs are copied to device storage before its attention. A cache
+// whose policy needs the tier refuses a backend without it.
+type HostTier interface {
+	// NewHostTensor returns a zeroed tensor of dtype (or the nearest type
+	// the backend stores) in host memory: page-locked and mapped into the
+	// device's address space on a GPU. It is a storage tensor like New's
+	// [Hkv, Cap, hd]: Scatter writes into it, CopyRows reads from it, Read
+	// reads it; Free releases it.
+	NewHostTensor(dtype DType, shape ...int) Tensor
+	// CopyRows copies, for every KV head h of dst [Hkv, Cap₁, hd] and
+	// every i < n = len(dstRows)/Hkv, row srcRows[h·n+i] of head h of src
+	// [Hkv, Cap₂, hd] into row dstRows[h·n+i] of head h of dst; a negative
+	// entry in either list skips the pair. Either tensor may be a host
+	// tensor of NewHostTensor. The copy is queued in order with the
+	// backend's other work (no host synchronisation); no two pairs of a
+	// head may name one dst row.
+	CopyRows(dst, src Tensor, dstRows, srcRows []int32)
+}
+
 // View is the part of one layer's cache that a chunk attends to: which
 // stored keys, in which order, at which RoPE positions. (It was once called
 // Context, a name it shared with context.Context.)

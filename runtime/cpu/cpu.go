@@ -304,6 +304,40 @@ func (b *Backend) CopySlots(dst, src backend.Tensor, n int) {
 	}
 }
 
+// NewHostTensor returns a zeroed float32 tensor (backend.HostTier): on
+// the CPU every tensor is in host memory.
+func (b *Backend) NewHostTensor(dtype backend.DType, shape ...int) backend.Tensor {
+	return b.New(dtype, shape...)
+}
+
+// CopyRows copies row srcRows[h·n+i] of head h of src into row
+// dstRows[h·n+i] of head h of dst (backend.HostTier); negative entries
+// skip.
+func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
+	d, s := tensor(dst), tensor(src)
+	if len(d.shape) != 3 || len(s.shape) != 3 || d.shape[0] != s.shape[0] || d.shape[2] != s.shape[2] ||
+		len(dstRows) != len(srcRows) || len(dstRows)%d.shape[0] != 0 {
+		panic(fmt.Sprintf("cpu: CopyRows of %d rows from %v to %v", len(srcRows), s.shape, d.shape))
+	}
+	hkv, hd := d.shape[0], d.shape[2]
+	n := len(dstRows) / hkv
+	for h := 0; h < hkv; h++ {
+		for i := 0; i < n; i++ {
+			dr, sr := dstRows[h*n+i], srcRows[h*n+i]
+			if dr < 0 || sr < 0 {
+				continue
+			}
+			if int(dr) >= d.shape[1] || int(sr) >= s.shape[1] {
+				panic(fmt.Sprintf("cpu: CopyRows of row %d of %v to row %d of %v", sr, s.shape, dr, d.shape))
+			}
+			at, from := h*d.shape[1]+int(dr), h*s.shape[1]+int(sr)
+			copy(d.data[at*hd:(at+1)*hd], s.data[from*hd:(from+1)*hd])
+		}
+	}
+}
+
+var _ backend.HostTier = (*Backend)(nil)
+
 // table returns a RoPE table covering positions [0, n).
 func (b *Backend) table(invFreq []float32, factor float32, n int) *ropeTable {
 	key := ropeKey{&invFreq[0], len(invFreq), factor}
