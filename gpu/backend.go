@@ -299,6 +299,9 @@ type Tensor struct {
 type buffer struct {
 	ptr   cuda.DevicePtr // 0 for an empty tensor
 	freed bool
+	// host is the allocation of a host tensor (NewHostTensor): page-locked
+	// host memory mapped at ptr in the device's address space
+	host []byte
 }
 
 // Shape returns the dimensions.
@@ -422,6 +425,12 @@ func (b *Backend) Free(t backend.Tensor) {
 		panic("gpu: tensor freed twice")
 	}
 	g.buf.freed = true
+	if g.buf.host != nil {
+		must(b.dev.Synchronize())
+		must(b.dev.FreeHost(g.buf.host))
+		g.buf.host = nil
+		return
+	}
 	if g.buf.ptr != 0 {
 		// Work queued on the tensor must finish before the memory can be
 		// handed out again.

@@ -91,10 +91,10 @@ func attentionProgram(hd int, st storage) program {
 // opsKernels are the kernels of kernels/ops.cu, by the storage types of
 // their tensors in argument order (see the wrappers there).
 type opsKernels struct {
-	embed, add, addBias, scatter, copySlots [numStorage][numStorage]*cuda.Function
-	rmsnorm, addRMSNorm, swiglu, gemm       [numStorage][numStorage][numStorage]*cuda.Function
-	gemv                                    [numStorage]*cuda.Function // by the storage of the output
-	ropeTable                               *cuda.Function
+	embed, add, addBias, scatter, copySlots, copyRows [numStorage][numStorage]*cuda.Function
+	rmsnorm, addRMSNorm, swiglu, gemm                 [numStorage][numStorage][numStorage]*cuda.Function
+	gemv                                              [numStorage]*cuda.Function // by the storage of the output
+	ropeTable                                         *cuda.Function
 }
 
 // attnKey selects a compilation of kernels/attention.cu.
@@ -182,6 +182,7 @@ func (k *opsKernels) table() (names []string, dst []**cuda.Function) {
 	two("add_bias", &k.addBias)
 	two("scatter", &k.scatter)
 	two("copy_slots", &k.copySlots)
+	two("copy_rows", &k.copyRows)
 	three("rmsnorm", &k.rmsnorm)
 	three("add_rmsnorm", &k.addRMSNorm)
 	three("swiglu", &k.swiglu)

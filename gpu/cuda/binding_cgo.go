@@ -169,6 +169,13 @@ func (d *cDriver) hostAlloc(ctx unsafe.Pointer, bytes int) (unsafe.Pointer, int)
 	return p, int(st)
 }
 
+func (d *cDriver) hostAllocMapped(ctx unsafe.Pointer, bytes int) (unsafe.Pointer, DevicePtr, int) {
+	var p unsafe.Pointer
+	var dp C.kvc_CUdeviceptr
+	st := C.kvc_cu_host_alloc_mapped(d.t, C.kvc_CUcontext(ctx), &p, &dp, C.size_t(bytes))
+	return p, DevicePtr(dp), int(st)
+}
+
 func (d *cDriver) hostFree(ctx, p unsafe.Pointer) int {
 	return int(C.kvc_cu_host_free(d.t, C.kvc_CUcontext(ctx), p))
 }

@@ -71,6 +71,7 @@ int kvc_cuda_open(kvc_cuda *t, const char *path, char *err, int errlen) {
 		E(cuMemcpyDtoD, "cuMemcpyDtoD_v2"),
 		E(cuMemHostAlloc, "cuMemHostAlloc"),
 		E(cuMemFreeHost, "cuMemFreeHost"),
+		E(cuMemHostGetDevicePointer, "cuMemHostGetDevicePointer_v2", "cuMemHostGetDevicePointer"),
 		E(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),
 		E(cuModuleLoadData, "cuModuleLoadData"),
 		E(cuModuleUnload, "cuModuleUnload"),
@@ -166,6 +167,21 @@ kvc_CUresult kvc_cu_dtod(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, kv
 kvc_CUresult kvc_cu_host_alloc(kvc_cuda *t, kvc_CUcontext ctx, void **p, size_t bytes) {
 	CURRENT(t, ctx);
 	return t->cuMemHostAlloc(p, bytes, 0);
+}
+
+kvc_CUresult kvc_cu_host_alloc_mapped(kvc_cuda *t, kvc_CUcontext ctx, void **p, kvc_CUdeviceptr *dp, size_t bytes) {
+	CURRENT(t, ctx);
+	// CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP
+	kvc_CUresult r = t->cuMemHostAlloc(p, bytes, 0x01 | 0x02);
+	if (r != 0) {
+		return r;
+	}
+	r = t->cuMemHostGetDevicePointer(dp, *p, 0);
+	if (r != 0) {
+		t->cuMemFreeHost(*p);
+		*p = NULL;
+	}
+	return r;
 }
 
 kvc_CUresult kvc_cu_host_free(kvc_cuda *t, kvc_CUcontext ctx, void *p) {

@@ -39,6 +39,7 @@ typedef struct {
 	kvc_CUresult (*cuMemcpyDtoD)(kvc_CUdeviceptr, kvc_CUdeviceptr, size_t);
 	kvc_CUresult (*cuMemHostAlloc)(void **, size_t, unsigned);
 	kvc_CUresult (*cuMemFreeHost)(void *);
+	kvc_CUresult (*cuMemHostGetDevicePointer)(kvc_CUdeviceptr *, void *, unsigned);
 	kvc_CUresult (*cuMemcpyHtoDAsync)(kvc_CUdeviceptr, const void *, size_t, kvc_CUstream);
 	kvc_CUresult (*cuModuleLoadData)(kvc_CUmodule *, const void *);
 	kvc_CUresult (*cuModuleUnload)(kvc_CUmodule);
@@ -85,6 +86,11 @@ kvc_CUresult kvc_cu_dtod(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, kv
 // copies from it on the legacy default stream, the one kernels launch on.
 kvc_CUresult kvc_cu_host_alloc(kvc_cuda *t, kvc_CUcontext ctx, void **p, size_t bytes);
 kvc_CUresult kvc_cu_host_free(kvc_cuda *t, kvc_CUcontext ctx, void *p);
+// kvc_cu_host_alloc_mapped allocates page-locked host memory that every
+// context may use (CU_MEMHOSTALLOC_PORTABLE) mapped into the device's
+// address space (CU_MEMHOSTALLOC_DEVICEMAP), and sets dp to its device
+// address (with unified addressing, p itself).
+kvc_CUresult kvc_cu_host_alloc_mapped(kvc_cuda *t, kvc_CUcontext ctx, void **p, kvc_CUdeviceptr *dp, size_t bytes);
 kvc_CUresult kvc_cu_htod_async(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUdeviceptr dst, const void *src, size_t bytes);
 kvc_CUresult kvc_cu_module_load(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUmodule *m, const void *image);
 kvc_CUresult kvc_cu_module_unload(kvc_cuda *t, kvc_CUcontext ctx, kvc_CUmodule m);

@@ -32,6 +32,7 @@ type driverAPI interface {
 	dtoh(ctx unsafe.Pointer, dst unsafe.Pointer, src DevicePtr, bytes int) int
 	dtod(ctx unsafe.Pointer, dst, src DevicePtr, bytes int) int
 	hostAlloc(ctx unsafe.Pointer, bytes int) (unsafe.Pointer, int)
+	hostAllocMapped(ctx unsafe.Pointer, bytes int) (unsafe.Pointer, DevicePtr, int)
 	hostFree(ctx, p unsafe.Pointer) int
 	htodAsync(ctx unsafe.Pointer, dst DevicePtr, src unsafe.Pointer, bytes int) int
 	moduleLoad(ctx unsafe.Pointer, image []byte) (unsafe.Pointer, int)
@@ -301,7 +302,24 @@ func (g *Device) AllocHost(bytes int) ([]byte, error) {
 	return unsafe.Slice((*byte)(p), bytes), nil
 }
 
-// FreeHost releases memory from AllocHost, which must no longer be used.
+// AllocMapped returns bytes of page-locked host memory mapped into the
+// device's address space, usable from every context, and the device
+// address kernels reach it at (with unified addressing, the host
+// address). Kernels read and write it across the bus. Free it with
+// FreeHost.
+func (g *Device) AllocMapped(bytes int) ([]byte, DevicePtr, error) {
+	if bytes <= 0 {
+		return nil, 0, fmt.Errorf("cuda: AllocMapped of %d bytes", bytes)
+	}
+	p, dp, st := g.drv.api.hostAllocMapped(g.ctx, bytes)
+	if st != 0 {
+		return nil, 0, fmt.Errorf("%w (%d bytes)", g.check("cuMemHostAlloc", st), bytes)
+	}
+	return unsafe.Slice((*byte)(p), bytes), dp, nil
+}
+
+// FreeHost releases memory from AllocHost or AllocMapped, which must no
+// longer be used.
 func (g *Device) FreeHost(b []byte) error {
 	if len(b) == 0 {
 		return nil

@@ -190,6 +190,34 @@ __device__ __forceinline__ void copy_slots_t(D *dst, const S *src, long long cou
 	}
 EACH2(COPY_SLOTS)
 
+// copy_rows copies, for head h and i < n, row src_rows[h·n+i] of head h of
+// src [Hkv, scap, hd] into row dst_rows[h·n+i] of head h of dst [Hkv,
+// dcap, hd]; a negative entry skips the pair (backend.HostTier). Either
+// tensor may be page-locked host memory mapped into the device's address
+// space (a logsearch host tier): the kernel reads and writes through
+// device pointers alike. The host forbids two pairs naming one dst row of
+// a head. Grid (n, Hkv).
+template <typename D, typename S>
+__device__ __forceinline__ void copy_rows_t(D *dst, const S *src, const int *dst_rows, const int *src_rows, int n,
+					    int dcap, int scap, int hd) {
+	int i = blockIdx.x, h = blockIdx.y;
+	int dr = dst_rows[h * n + i], sr = src_rows[h * n + i];
+	if (dr < 0 || sr < 0) {
+		return;
+	}
+	const S *in = src + ((long long)h * scap + sr) * hd;
+	D *out = dst + ((long long)h * dcap + dr) * hd;
+	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+		out[d] = from_f32<D>(to_f32(in[d]));
+	}
+}
+#define COPY_ROWS(D, S)                                                                                         \
+	extern "C" __global__ void copy_rows_##D##_##S(D *dst, const S *src, const int *dst_rows, const int *src_rows, \
+						       int n, int dcap, int scap, int hd) {                          \
+		copy_rows_t(dst, src, dst_rows, src_rows, n, dcap, scap, hd);                                        \
+	}
+EACH2(COPY_ROWS)
+
 // rope_table fills cos and sin [n, half] for positions [0, n): the angle
 // p·f is rounded to float as the reference (and the CPU backend) do, its
 // cosine and sine taken in double and rounded, then scaled by factor.
