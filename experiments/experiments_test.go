@@ -355,37 +355,44 @@ func TestLatency(t *testing.T) {
 
 // memoryRecord is a per-checkpoint record of the memory experiment.
 type memoryRecord struct {
-	Tokens          int64 `json:"tokens"`
-	CacheBytes      int64 `json:"cache_bytes"`
-	AllocBytes      int64 `json:"alloc_bytes"`
-	StorageBytes    int64 `json:"storage_bytes"`
-	DeviceMetaBytes int64 `json:"device_meta_bytes"`
-	HostMetaBytes   int64 `json:"host_meta_bytes"`
-	HeapBytes       int64 `json:"heap_bytes"`
-	RSSBytes        int64 `json:"rss_bytes"`
+	Tokens           int64 `json:"tokens"`
+	CacheBytes       int64 `json:"cache_bytes"`
+	AllocBytes       int64 `json:"alloc_bytes"`
+	StorageBytes     int64 `json:"storage_bytes"`
+	HostStorageBytes int64 `json:"host_storage_bytes"`
+	DeviceMetaBytes  int64 `json:"device_meta_bytes"`
+	HostMetaBytes    int64 `json:"host_meta_bytes"`
+	HeapBytes        int64 `json:"heap_bytes"`
+	RSSBytes         int64 `json:"rss_bytes"`
 }
 
 // TestMemory checks that sink's cache has the same peak size at every
 // length, and full's grows; that the allocated bytes are the storage and
 // the bookkeeping, all of it on the host with the CPU backend; and that
-// logsearch's host index grows with the stream where full keeps none.
+// logsearch's host index grows with the stream where full keeps none;
+// that logsearch with a host tier keeps its device storage fixed and its
+// other tokens in the host tier.
 func TestMemory(t *testing.T) {
 	lengths := []int{64, 128}
 	peaks, hostPeaks := map[string][]float64{}, map[string][]float64{}
-	for _, policy := range []string{"sink", "full", "logsearch"} {
+	for _, label := range []string{"sink", "full", "logsearch", "logsearch_tier"} {
 		var params map[string]any
-		switch policy {
+		policy := label
+		switch label {
 		case "sink":
 			params = map[string]any{"sinks": 4, "window": 28}
 		case "logsearch":
 			params = map[string]any{"sinks": 4, "window": 8, "block": 4, "topk": 2}
+		case "logsearch_tier":
+			policy = "logsearch"
+			params = map[string]any{"sinks": 4, "window": 8, "block": 4, "topk": 2, "device_tokens": 30}
 		}
 		env := newEnv(t, policy, params)
 		for _, n := range lengths {
 			r := run(t, env, "memory", map[string]any{"length": n, "checkpoints": 4})
 			peak := metric(t, r, "peak_cache_bytes")
-			peaks[policy] = append(peaks[policy], peak)
-			hostPeaks[policy] = append(hostPeaks[policy], metric(t, r, "peak_host_meta_bytes"))
+			peaks[label] = append(peaks[label], peak)
+			hostPeaks[label] = append(hostPeaks[label], metric(t, r, "peak_host_meta_bytes"))
 			metric(t, r, "peak_heap_bytes")
 			if v := metric(t, r, "prompt_tokens"); v != float64(n) {
 				t.Errorf("%s, length %d: prompt_tokens = %v", policy, n, v)
@@ -411,8 +418,14 @@ func TestMemory(t *testing.T) {
 				if rec.AllocBytes < rec.CacheBytes {
 					t.Errorf("%s, length %d: allocated %d bytes < %d held", policy, n, rec.AllocBytes, rec.CacheBytes)
 				}
-				if rec.StorageBytes+rec.DeviceMetaBytes+rec.HostMetaBytes != rec.AllocBytes || rec.DeviceMetaBytes != 0 || rec.StorageBytes < rec.CacheBytes {
-					t.Errorf("%s, length %d: %+v: want storage (≥ the bytes held) and host bookkeeping adding up to the bytes allocated, nothing on a device", policy, n, rec)
+				if rec.StorageBytes+rec.HostStorageBytes+rec.DeviceMetaBytes+rec.HostMetaBytes != rec.AllocBytes || rec.DeviceMetaBytes != 0 ||
+					rec.StorageBytes+rec.HostStorageBytes < rec.CacheBytes {
+					t.Errorf("%s, length %d: %+v: want storage (≥ the bytes held) and host bookkeeping adding up to the bytes allocated, nothing on a device", label, n, rec)
+				}
+				row := int64(m.Layers * m.KVHeads * m.HeadDim * 2 * 4)
+				if tier := label == "logsearch_tier"; tier && (rec.StorageBytes != 30*row || rec.HostStorageBytes == 0) ||
+					!tier && rec.HostStorageBytes != 0 {
+					t.Errorf("%s, length %d: %+v: want the device storage at 30 rows and the rest in the host tier, or no host tier", label, n, rec)
 				}
 			}
 		}

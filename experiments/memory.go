@@ -41,13 +41,15 @@ type memorySample struct {
 	AllocBytes int64 `json:"alloc_bytes"` // storage allocated, with the policy's bookkeeping
 	// where AllocBytes live (policies.Memory): the key/value storage and
 	// the device-planned policies' bookkeeping in the backend's memory (the
-	// GPU's with cuda), the host policies' bookkeeping (logsearch's and
-	// quest's index among it) in host memory
-	StorageBytes    int64 `json:"storage_bytes"`
-	DeviceMetaBytes int64 `json:"device_meta_bytes"`
-	HostMetaBytes   int64 `json:"host_meta_bytes"`
-	HeapBytes       int64 `json:"heap_bytes"`
-	RSSBytes        int64 `json:"rss_bytes"`
+	// GPU's with cuda), the host tier's key/value storage (logsearch with
+	// device_tokens; page-locked with cuda) and the host policies'
+	// bookkeeping (logsearch's and quest's index among it) in host memory
+	StorageBytes     int64 `json:"storage_bytes"`
+	HostStorageBytes int64 `json:"host_storage_bytes"`
+	DeviceMetaBytes  int64 `json:"device_meta_bytes"`
+	HostMetaBytes    int64 `json:"host_meta_bytes"`
+	HeapBytes        int64 `json:"heap_bytes"`
+	RSSBytes         int64 `json:"rss_bytes"`
 }
 
 func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, error) {
@@ -80,7 +82,7 @@ func (m memory) Run(ctx context.Context, env *Env, p params.Values) (*Result, er
 			runtime.ReadMemStats(&ms)
 			mem := cache.Memory()
 			smp := memorySample{Tokens: int64(j), CacheBytes: HeldBytes(cache, env.Model), AllocBytes: cache.Bytes(),
-				StorageBytes: mem.Storage, DeviceMetaBytes: mem.Device, HostMetaBytes: mem.Host,
+				StorageBytes: mem.Storage, HostStorageBytes: mem.HostStorage, DeviceMetaBytes: mem.Device, HostMetaBytes: mem.Host,
 				HeapBytes: int64(ms.HeapInuse), RSSBytes: procStatus("VmRSS")}
 			peakCache, peakHeap = max(peakCache, smp.CacheBytes), max(peakHeap, smp.HeapBytes)
 			peakAlloc, peakHostMeta = max(peakAlloc, smp.AllocBytes), max(peakHostMeta, smp.HostMetaBytes)
