@@ -73,7 +73,8 @@ type tiered interface {
 	tierOn() bool
 	// fetch returns, after Plan, the copies the chunk needs before its
 	// attention: host row src[h·m+i] of KV head h into device storage row
-	// dst[h·m+i], m = len(src)/Hkv.
+	// dst[h·m+i], m = len(src)/Hkv; −1 in both skips the pair (the row is
+	// on the device already).
 	fetch() (src, dst []int32)
 	// hostPlace returns, after Commit, the host row [Hkv·n] of each token
 	// of the chunk, −1 for one not written to the tier.

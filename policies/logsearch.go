@@ -1,7 +1,9 @@
 package policies
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 
 	"kvcascade/runtime/backend"
@@ -127,6 +129,13 @@ type logsearch struct {
 	// to before the chunk's attention, tierPlace [Hkv·n] the host row of
 	// each token of the last committed chunk (−1 for a sink)
 	fetchSrc, fetchDst, tierPlace []int32
+	// staged [Hkv·topk] is the block each head's staging place holds (−1:
+	// none); at [Hkv·k] the place of each block found, fresh whether it
+	// must be copied there (stageBlocks)
+	staged, at []int32
+	fresh      []bool
+	order      []int32 // scratch of stageBlocks
+	kept       []bool
 }
 
 // searcher is a host policy that plans from the chunk's queries and
@@ -207,7 +216,8 @@ func (p *logsearch) slotOf(t int64) int32 {
 }
 
 // fetch returns the copies the chunk just planned needs before its
-// attention: host row src[h·m+i] of head h into device row dst[h·m+i].
+// attention: host row src[h·m+i] of head h into device row dst[h·m+i],
+// −1 where the block is staged already.
 func (p *logsearch) fetch() (src, dst []int32) { return p.fetchSrc, p.fetchDst }
 
 // hostPlace returns the host row of each token of the chunk just
@@ -270,6 +280,7 @@ func (p *logsearch) Plan(step Step, view *backend.View) {
 	if p.tierOn() {
 		p.fetchSrc = grow(p.fetchSrc, hk*k*B)
 		p.fetchDst = grow(p.fetchDst, hk*k*B)
+		p.stageBlocks(k)
 	}
 	for h := 0; h < hk; h++ {
 		slots, pos := view.Slots[h*L:(h+1)*L], view.Pos[h*L:(h+1)*L]
@@ -291,10 +302,15 @@ func (p *logsearch) Plan(step Step, view *backend.View) {
 					put(t, int32(t))
 					continue
 				}
-				// copied from the host tier into the staging rows
-				r := int32(p.stage() + int64(i)*p.c.block + t - first)
+				// read from the staging rows the block is (or was
+				// already) copied to from the host tier
+				at := p.at[h*k+i]
+				r := int32(p.stage() + int64(at)*p.c.block + t - first)
 				e := (h*k+i)*B + int(t-first)
-				p.fetchSrc[e], p.fetchDst[e] = int32(t-p.c.sinks), r
+				p.fetchSrc[e], p.fetchDst[e] = -1, -1
+				if p.fresh[h*k+i] {
+					p.fetchSrc[e], p.fetchDst[e] = int32(t-p.c.sinks), r
+				}
 				put(t, r)
 			}
 		}
@@ -305,6 +321,56 @@ func (p *logsearch) Plan(step Step, view *backend.View) {
 	queryPos(view.QueryPos, L, step, p.c.positions)
 	view.QueryWeights = nil
 	view.Device = nil
+}
+
+// stageBlocks assigns each head's k blocks just found their staging
+// places: a block a place already holds (the previous chunk retrieved it
+// too; an evicted block's rows never change) stays there and is not
+// copied again, the others take the places of the blocks no longer found.
+// A decoding step, whose retrieval mostly repeats the last one's, then
+// copies only the blocks that changed.
+func (p *logsearch) stageBlocks(k int) {
+	hk, K := p.s.KVHeads, p.c.topk
+	if len(p.staged) != hk*K {
+		p.staged = make([]int32, hk*K)
+		for i := range p.staged {
+			p.staged[i] = -1
+		}
+	}
+	p.at, p.fresh = grow(p.at, hk*k), grow(p.fresh, hk*k)
+	p.order, p.kept = grow(p.order, K), grow(p.kept, K)
+	order, kept := p.order, p.kept
+	for h := range hk {
+		staged, found := p.staged[h*K:(h+1)*K], p.found[h*k:(h+1)*k]
+		at, fresh := p.at[h*k:(h+1)*k], p.fresh[h*k:(h+1)*k]
+		// the places by the block they hold, merged against found (sorted)
+		for i := range order {
+			order[i] = int32(i)
+		}
+		slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(staged[a], staged[b]) })
+		clear(kept)
+		j := 0
+		for i, b := range found {
+			for j < K && staged[order[j]] < b {
+				j++
+			}
+			fresh[i] = j == K || staged[order[j]] != b
+			if !fresh[i] {
+				at[i], kept[order[j]] = order[j], true
+				j++
+			}
+		}
+		free := 0
+		for i, b := range found {
+			if !fresh[i] {
+				continue
+			}
+			for kept[free] {
+				free++
+			}
+			at[i], staged[free], kept[free] = int32(free), b, true
+		}
+	}
 }
 
 // sortInt32 sorts a few block indices (insertion sort: k is small).
@@ -396,7 +462,7 @@ func (p *logsearch) viewed(h int, dst []int64) []int64 {
 // block of B tokens per KV head) and the host copies of one chunk's keys
 // and last query.
 func (p *logsearch) MetaBytes() int64 {
-	b := int64(cap(p.q)+cap(p.keys)+cap(p.found)+cap(p.fetchSrc)+cap(p.fetchDst)+cap(p.tierPlace)) * 4
+	b := int64(cap(p.q)+cap(p.keys)+cap(p.found)+cap(p.fetchSrc)+cap(p.fetchDst)+cap(p.tierPlace)+cap(p.staged)+cap(p.at)+cap(p.order)) * 4
 	for _, x := range p.index {
 		b += x.bytes()
 	}

@@ -20,11 +20,22 @@ import (
 type foundLog struct {
 	*logsearch
 	log *[][]int32
+	// rows staged for the views and rows of them copied from the tier
+	staged, copied *int
 }
 
 func (f *foundLog) Plan(step Step, view *backend.View) {
 	f.logsearch.Plan(step, view)
 	*f.log = append(*f.log, slices.Clone(f.found))
+	if f.tierOn() {
+		src, _ := f.fetch()
+		*f.staged += len(src)
+		for _, r := range src {
+			if r >= 0 {
+				*f.copied++
+			}
+		}
+	}
 }
 
 // tierRun reads ids through the embedded tiny model on the CPU backend
@@ -37,9 +48,18 @@ func tierRun(t *testing.T, m *model.Model, cfg logsearchConfig, ids []int32, chu
 	logits [][]float32, found [][][]int32, mems []Memory) {
 	t.Helper()
 	found = make([][][]int32, m.Layers)
+	var staged, copied int
 	f := factoryFunc{"logsearch", func(l int, s Shape) (Policy, error) {
-		return &foundLog{logsearch: newLogsearch(cfg, s), log: &found[l]}, nil
+		return &foundLog{logsearch: newLogsearch(cfg, s), log: &found[l], staged: &staged, copied: &copied}, nil
 	}}
+	defer func() {
+		if cfg.device > 0 {
+			t.Logf("%d of %d staged rows copied from the host tier, the others still staged from an earlier chunk", copied, staged)
+			if copied == 0 || copied == staged {
+				t.Errorf("%d of %d staged rows copied: want some copied and some kept", copied, staged)
+			}
+		}
+	}()
 	s := Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	c, err := NewCache(m.Backend(), f, s, backend.F32)
 	if err != nil {
@@ -205,6 +225,9 @@ func (h *harness) tierFetch(tp tiered) {
 	for kh := range h.s.KVHeads {
 		for i := range m {
 			s, d := src[kh*m+i], dst[kh*m+i]
+			if s < 0 || d < 0 {
+				continue // the row is there already
+			}
 			if int(s) >= len(h.tier[kh]) || h.tier[kh][s] < 0 {
 				h.t.Fatalf("%s at %d head %d: copy from host row %d, never written", h.name, h.seen, kh, s)
 			}
