@@ -16,7 +16,8 @@ func logsearchSpec() Spec {
 	return Spec{
 		Name: "logsearch",
 		Doc: "sinks + a recent window, and every evicted token kept in a tree of per-block key bounds; " +
-			"each chunk also attends to the top-k blocks found by best-first descent (memory grows with the stream)",
+			"each chunk also attends to the top-k blocks found by best-first descent (memory grows with the stream; " +
+			"device_tokens keeps a fixed part on the device and the rest in a pinned-host tier)",
 		Params: []Param{
 			{Name: "sinks", Kind: "int", Default: 4, Doc: "first tokens always attended (attention sinks)"},
 			{Name: "window", Kind: "int", Default: 256, Doc: "most recent tokens always attended (up to block−1 more while a block fills)"},
@@ -79,7 +80,9 @@ type logsearchConfig struct {
 }
 
 // logsearch keeps every token: token t lives in storage slot t for ever,
-// so the storage grows with the stream like full's. What is fixed is the
+// so the storage grows with the stream like full's; with device_tokens the
+// storage is fixed and every token is also in a host tier (the tiered
+// layout below). What is fixed is the
 // working set a chunk always attends to: the sinks (tokens 0…sinks−1) and
 // the recent tokens, from the first token of the block after the last
 // evicted one to the newest (window to window+block−1 tokens once the

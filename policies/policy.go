@@ -26,7 +26,9 @@
 //   - bigbird keeps everything but shows each chunk a sparse view;
 //   - logsearch keeps everything, shows each chunk sinks and a recent
 //     window, and retrieves the top-k blocks of the rest from a tree of
-//     key bounds (the Cache hands it queries and keys on the host).
+//     key bounds (the Cache hands it queries and keys on the host); with
+//     device_tokens its device storage is fixed and every token also goes
+//     to a host tier (backend.HostTier) the retrieved rows are copied from.
 //   - quest is Quest on logsearch's block index: every token kept, each
 //     chunk attends to the top-k pages by their key bounds, sinks and the
 //     current page;
