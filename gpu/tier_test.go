@@ -66,10 +66,12 @@ func checkCopyRows(t *testing.T, g tierBackend) {
 	// rows of the host tier into device rows, per head lists
 	src, dst := make([]int32, hkv*n), make([]int32, hkv*n)
 	for h := range hkv {
-		perm := rng.Perm(devRows)
+		// distinct rows on both sides, so that the copy back below names
+		// no host row twice either
+		from, to := rng.Perm(hostRows), rng.Perm(devRows)
 		for i := range n {
-			src[h*n+i] = int32(rng.IntN(hostRows))
-			dst[h*n+i] = int32(perm[i])
+			src[h*n+i] = int32(from[i])
+			dst[h*n+i] = int32(to[i])
 		}
 	}
 	src[2], dst[n+5] = -1, -1

@@ -321,7 +321,9 @@ func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 	}
 	hkv, hd := d.shape[0], d.shape[2]
 	n := len(dstRows) / hkv
+	named := make([]bool, d.shape[1]) // dst rows of the head so far
 	for h := 0; h < hkv; h++ {
+		clear(named)
 		for i := 0; i < n; i++ {
 			dr, sr := dstRows[h*n+i], srcRows[h*n+i]
 			if dr < 0 || sr < 0 {
@@ -330,6 +332,10 @@ func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 			if int(dr) >= d.shape[1] || int(sr) >= s.shape[1] {
 				panic(fmt.Sprintf("cpu: CopyRows of row %d of %v to row %d of %v", sr, s.shape, dr, d.shape))
 			}
+			if named[dr] {
+				panic(fmt.Sprintf("cpu: CopyRows names row %d of head %d twice", dr, h))
+			}
+			named[dr] = true
 			at, from := h*d.shape[1]+int(dr), h*s.shape[1]+int(sr)
 			copy(d.data[at*hd:(at+1)*hd], s.data[from*hd:(from+1)*hd])
 		}
