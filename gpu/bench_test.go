@@ -131,24 +131,24 @@ func BenchmarkMatMul(bm *testing.B) {
 	}
 }
 
-// decodeTuning is one setting of decode.cu's keys per unit and step, the
-// blocks per multiprocessor its registers must allow, the steps its
-// shared memory holds and the KV heads a block takes where they see the
-// same positions (0 0 0 0: the defaults, 4 2 3 4), as the benchmarks
-// compare them. Two blocks of 4 keys and 3 stages take 60 KiB of shared
-// memory each with 4 heads (96 KiB with one); a multiprocessor has 228.
-type decodeTuning struct{ unroll, minBlocks, stages, heads int }
+// decodeTuning is one setting of decode.cu's blocks per multiprocessor
+// its registers must allow, the steps its shared memory holds and the KV
+// heads a block takes where they see the same positions (0 0 0: the
+// defaults, 2 2 4), as the benchmarks compare them. With 4 heads a block
+// of 4 warps takes 41 KiB of shared memory a stage at head dimension 128
+// (68 KiB with one head); a multiprocessor has 228.
+type decodeTuning struct{ minBlocks, stages, heads int }
 
 // decodeTunings are the settings the decoding benchmarks time.
-var decodeTunings = []decodeTuning{{0, 0, 0, 0}, {0, 0, 0, 1}, {2, 4, 3, 4}, {2, 4, 3, 1}, {4, 3, 3, 4}, {2, 0, 3, 8}, {4, 2, 4, 4}, {8, 2, 2, 4}}
+var decodeTunings = []decodeTuning{{0, 0, 0}, {0, 0, 1}, {0, 0, 2}, {0, 3, 4}, {0, 3, 1}, {1, 3, 4}, {1, 3, 1}, {0, 0, 8}}
 
 func (t decodeTuning) String() string {
-	return fmt.Sprintf("decode_u%d_b%d_s%d_h%d", t.unroll, t.minBlocks, t.stages, t.heads)
+	return fmt.Sprintf("decode_b%d_s%d_h%d", t.minBlocks, t.stages, t.heads)
 }
 
 // set makes g compile decode.cu under t from its next attention call on.
 func (t decodeTuning) set(g *gpu.Backend) {
-	gpu.SetDecodeTuning(g, t.unroll, t.minBlocks, t.stages, t.heads)
+	gpu.SetDecodeTuning(g, t.minBlocks, t.stages, t.heads)
 }
 
 // BenchmarkDecodeAttention times one layer's decoding attention at the
@@ -190,8 +190,8 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 				a.View.QueryWeights = []float32{1}
 			}
 			// decode.cu under each tuning, then attention.cu
-			for _, tune := range append(decodeTunings, decodeTuning{-1, -1, -1, -1}) {
-				old := tune.unroll < 0
+			for _, tune := range append(decodeTunings, decodeTuning{-1, -1, -1}) {
+				old := tune.minBlocks < 0
 				kernel := tune.String()
 				if old {
 					kernel = "attention"
@@ -267,8 +267,8 @@ func BenchmarkGEMV(bm *testing.B) {
 
 // BenchmarkDecodeStep times whole decoding steps of the Llama-3.1-8B shape
 // (random bf16 weights, 32 layers): full attention after a prompt of
-// 32,768 tokens under each tuning of decode.cu (keys per unit and step ×
-// blocks per multiprocessor × stages × heads per block; u0_b0_s0_h0 is the
+// 32,768 tokens under each tuning of decode.cu (
+// blocks per multiprocessor × stages × heads per block; b0_s0_h0 is the
 // file's default) and with the products through gemv_nt, and the cascade
 // (65,536 slots, 8 cascades, 64 sinks) after 131,072 tokens, so that a
 // tuning is chosen on what a step costs, not one kernel alone. GB/s counts

@@ -25,14 +25,13 @@ var (
 // Geometry of kernels/decode.cu; keep in step with its #defines
 // (TestKernelsCompile checks).
 const (
-	decodeRows       = 4  // DEC_ROWS: query rows (query head, query) per block
+	decodeRows       = 16 // DEC_ROWS: query rows (query head, query) per block, one m16 tile
 	decodeMaxQueries = 16 // more queries go to the prefill kernels
 	// Splitting the keys: about decodeWarpsPerSM warps per multiprocessor
 	// (one wave), each run at least decodeMinKeys keys per KV head of its
 	// block.
 	decodeWarpsPerSM = 8
-	decodeUnroll     = 4 // DEC_UNROLL: keys per unit and step
-	decodeStages     = 3 // DEC_STAGES: steps in shared memory
+	decodeStages     = 2 // DEC_STAGES: steps in shared memory
 	// decodeHeads is DEC_HEADS where the heads see the same positions: KV
 	// heads per block, sharing the keys' RoPE rows. Elsewhere it is 1.
 	decodeHeads    = 4
@@ -44,7 +43,7 @@ const (
 )
 
 // decodeHeadDims are the head dimensions decode.cu is compiled for.
-var decodeHeadDims = []int{64, 128, 256}
+var decodeHeadDims = []int{64, 128}
 
 // decodeKernelNames are the kernels of kernels/decode.cu, in the order of
 // decodeKernels' fields; sampleKernelNames those of kernels/sample.cu by
@@ -66,7 +65,6 @@ type decodeKey struct{ hd, heads int }
 // decodeTuning overrides decode.cu's defaults, for benchmarks: zero
 // fields keep them.
 type decodeTuning struct {
-	unroll    int // DEC_UNROLL: keys per unit and step
 	minBlocks int // DEC_MINBLOCKS: blocks per multiprocessor the registers allow
 	stages    int // DEC_STAGES: steps in shared memory, one computed, the rest in flight
 	heads     int // DEC_HEADS where the heads see the same positions (1: never shared)
@@ -75,9 +73,6 @@ type decodeTuning struct {
 // withDefaults returns t with its zero fields set to decode.cu's defaults
 // (decodeHeads for heads; minBlocks stays 0, the file's default).
 func (t decodeTuning) withDefaults() decodeTuning {
-	if t.unroll <= 0 {
-		t.unroll = decodeUnroll
-	}
 	if t.stages <= 0 {
 		t.stages = decodeStages
 	}
@@ -91,13 +86,13 @@ func (t decodeTuning) withDefaults() decodeTuning {
 func decodeWarps(heads int) int { return max(4, heads) }
 
 // sharedBytes is decode_attention's dynamic shared memory (DEC_SHARED)
-// under t with DEC_HEADS = heads: per stage and key of a unit, every
-// thread's 16-byte chunks of key and value, and 2·LPK chunks of RoPE row
-// per key of a head, 64·WPH chunks whatever the head dimension.
-func (t decodeTuning) sharedBytes(heads int) int {
+// under t at head dimension hd with DEC_HEADS = heads: per stage, 16 keys
+// per warp, their key and value rows (64·w·hd bytes for w warps) and the
+// RoPE rows of a head's keys, cos and sin padded by 8 floats each.
+func (t decodeTuning) sharedBytes(hd, heads int) int {
 	t = t.withDefaults()
 	w := decodeWarps(heads)
-	return t.stages * t.unroll * (2*32*w + 64*w/heads) * 16
+	return t.stages * (64*w*hd + 128*(w/heads)*(hd/2+8))
 }
 
 // blocksPerSM is how many blocks of decode_attention with DEC_HEADS =
@@ -115,9 +110,6 @@ func decodeProgram(hd, heads int, t decodeTuning) program {
 	opts := []string{fmt.Sprintf("-DHEAD_DIM=%d", hd)}
 	if heads > 1 {
 		opts = append(opts, fmt.Sprintf("-DDEC_HEADS=%d", heads))
-	}
-	if t.unroll > 0 {
-		opts = append(opts, fmt.Sprintf("-DDEC_UNROLL=%d", t.unroll))
 	}
 	if t.minBlocks > 0 {
 		opts = append(opts, fmt.Sprintf("-DDEC_MINBLOCKS=%d", t.minBlocks))
@@ -197,7 +189,7 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	if c.weights != 0 {
 		scores = b.scores.ensure(b.dev, 4*rows*n)
 	}
-	launch(kern.attention, cuda.Dim3{X: c.hkv / heads * groups, Y: split}, cuda.Dim3{X: 32 * decodeWarps(heads)}, b.decodeTune.sharedBytes(heads),
+	launch(kern.attention, cuda.Dim3{X: c.hkv / heads * groups, Y: split}, cuda.Dim3{X: 32 * decodeWarps(heads)}, b.decodeTune.sharedBytes(c.hd, heads),
 		cuda.Ptr(part), cuda.Ptr(scores), cuda.Ptr(c.q), cuda.Ptr(c.k), cuda.Ptr(c.v),
 		cuda.Ptr(c.ck), cuda.Ptr(c.cv), cuda.Ptr(c.slots), cuda.Ptr(c.pos), cuda.Ptr(c.qpos),
 		cuda.Ptr(c.cos), cuda.Ptr(c.sin), cuda.Int(c.s), cuda.Int(c.l), cuda.Int(c.capacity),

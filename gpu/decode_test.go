@@ -25,7 +25,7 @@ func TestDecodeMatchesAttention(t *testing.T) {
 	old := bf16
 	old.NoDecode = true
 	o := openGPU(t, old)
-	defer gpu.SetDecodeTuning(g, 0, 0, 0, 0)
+	defer gpu.SetDecodeTuning(g, 0, 0, 0)
 	const hq, hkv, hd = 32, 8, 128
 	for _, l := range []int{1, 4095, 40000} {
 		for _, same := range []bool{true, false} {
@@ -74,7 +74,7 @@ func TestDecodeMatchesAttention(t *testing.T) {
 			wantOut, wantMass := call(o)
 			for _, heads := range []int{1, 4, 8} {
 				t.Run(fmt.Sprintf("L=%d/same=%v/heads=%d", l, same, heads), func(t *testing.T) {
-					gpu.SetDecodeTuning(g, 0, 0, 0, heads)
+					gpu.SetDecodeTuning(g, 0, 0, heads)
 					out, mass := call(g)
 					compare(t, "out", out, wantOut, 1e-5, 2*bf16ULP)
 					compare(t, "mass", mass, wantMass, 1e-5, 1e-5)

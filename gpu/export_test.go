@@ -137,14 +137,14 @@ func AttentionKernels(b *Backend, a *backend.Attention, old bool) (run func(), f
 	return run, free
 }
 
-// SetDecodeTuning makes b compile decode.cu with DEC_UNROLL = unroll,
-// DEC_MINBLOCKS = minBlocks, DEC_STAGES = stages and, where the heads see
+// SetDecodeTuning makes b compile decode.cu with DEC_MINBLOCKS =
+// minBlocks, DEC_STAGES = stages and, where the heads see
 // the same positions, DEC_HEADS = heads (0: the defaults; heads 1: never
 // shared) from its next attention call on, for benchmarks and tests.
-func SetDecodeTuning(b *Backend, unroll, minBlocks, stages, heads int) {
+func SetDecodeTuning(b *Backend, minBlocks, stages, heads int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.decodeTune = decodeTuning{unroll, minBlocks, stages, heads}
+	b.decodeTune = decodeTuning{minBlocks, stages, heads}
 	b.decode = nil
 }
 

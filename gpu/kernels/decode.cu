@@ -1,50 +1,52 @@
 // Flash-decoding attention for the CUDA backend (package gpu): a chunk of
 // 1–16 queries over [view ; chunk], compiled by NVRTC after
-// kernels/storage.cuh once per head dimension (-DHEAD_DIM=64, 128 or 256),
-// for bf16 storage. Layouts and semantics are attention.cu's: q [S, Hq·HD];
+// kernels/storage.cuh once per head dimension (-DHEAD_DIM=64 or 128), for
+// bf16 storage. Layouts and semantics are attention.cu's: q [S, Hq·HD];
 // k, v [S, Hkv·HD] (the chunk); ck, cv [Hkv, cap, HD] (the cache); slots,
 // pos [Hkv·L] (the view; a negative slot is padding); qpos [Hkv]; cos, sin
 // [P, HD/2] (the RoPE table); out [S, Hq·HD]; stats [2, Hq, S]; mass
 // [Hq, L+S]. Key j < L is view entry j, key j ≥ L chunk token j−L; query i
 // sees key j when the key is not padding and j ≤ L+i. Keys and queries are
-// rotated by RoPE as they are loaded; all arithmetic is float32.
+// rotated by RoPE as they are loaded.
 //
 // decode_attention splits the keys into runs (split-K), one block per
-// (group of DEC_HEADS KV heads, group of DEC_ROWS query rows, run), and
-// reads each key and value row once for all the rows of its group: the
-// query heads of the KV head's GQA group times the chunk's queries. A
-// block's warps are split among its DEC_HEADS heads, WPH warps each. Each
-// key row is taken by LPK lanes (a "unit"). The keys, values and RoPE
-// rows stream through shared memory with cp.async, DEC_STAGES steps of
-// STEP_KEYS keys per head deep: while a step is computed, the copies of
-// the next DEC_STAGES−1 are in flight. Each lane copies 16 bytes of the
-// key and of the value (8 consecutive dimensions) and computes with the 4
-// dimensions dl.. of the lower half of the head and the 4 at HALF+dl..,
-// so that the RoPE pairs it rotates are its own and it needs 4 cos and 4
-// sin per key, which it copies itself (DEC_HEADS = 1): a warp waits for
-// its own copies only. Where the block's heads see the same positions
-// (the host says so: `index`, or one row of positions for all heads), a
-// key's RoPE row goes to shared memory once for the block, copied by the
-// lanes of its first two heads, and the block waits at a barrier. The
-// lanes of a unit keep their own online softmax state per row; units merge
-// through shuffles and shared memory at the end of the run, in a fixed
-// order, and the run's partial result (unnormalised accumulator, max,
-// denominator) goes to part. decode_combine merges the runs in run order
-// and rounds the output once; decode_mass turns the scores decode_attention
-// saved into the attention mass using the merged row max and denominator.
-// Nothing uses atomics: results are the same on every run.
+// (group of DEC_HEADS KV heads, tile of 16 query rows, run), and reads each
+// key and value row once for all the rows of its tile: the query heads of
+// the KV head's GQA group times the chunk's queries. A block's warps are
+// split among its DEC_HEADS heads, WPH warps each; each warp takes 16 keys
+// of a step on the tensor cores (mma.sync m16n8k16): S = Q·Kᵀ, the rows of
+// the tile against two 8-key tiles, and O += P·V. The keys and values
+// stream through shared memory with cp.async, DEC_STAGES steps deep (one
+// computed, the rest in flight), each key row in 16-byte chunks whose
+// position within the row is XORed with the key's index mod 8, so that
+// ldmatrix reads 8 keys' chunks without bank conflicts; the keys' RoPE rows
+// (cos, sin) go beside them, once per block where its heads see the same
+// positions. RoPE rotates the key fragments in registers: dimensions d and
+// d + HD/2 sit in the same lane. To keep float32 accuracy (the tests' bound
+// is 1e-5 plus one bf16 rounding of the output), every bf16 operand that is
+// not stored data is split in two, x = hi + lo with hi = bf16(x) and lo =
+// bf16(x − hi): S = qhi·khi + qhi·klo + qlo·khi and O += Phi·V + Plo·V,
+// accumulated in float32; the terms dropped are about 2⁻¹⁶ of the product.
+// Each thread keeps the online softmax of its two rows (the quad's four
+// threads share a row); the warps of a head merge through shared memory at
+// the end of the run, in a fixed order, and the run's partial result
+// (unnormalised accumulator, max, denominator) goes to part. Scores, where
+// asked for, are stored from the fragments (8 bytes, contiguous runs per
+// row). decode_combine merges the runs in run order and rounds the output
+// once; decode_mass turns the scores into the attention mass using the
+// merged row max and denominator. Nothing uses atomics: results are the
+// same on every run.
 
 #ifndef HEAD_DIM
-#error "compile with -DHEAD_DIM=64, 128 or 256"
+#error "compile with -DHEAD_DIM=64 or 128"
 #endif
 
 typedef bf16 T;
 
 #define HD HEAD_DIM
 #define HALF (HD / 2)
-#define VEC 8                 // bf16 per 16-byte load
-#define LPK (HD / VEC)        // lanes per key row: 8, 16 or 32
-#define KPW (32 / LPK)        // keys a warp loads at once
+#define VEC 8          // bf16 per 16-byte chunk
+#define LPK (HD / VEC) // chunks per key row: 8 or 16
 #ifndef DEC_HEADS
 #define DEC_HEADS 1 // KV heads per block, sharing the keys' RoPE rows
 #endif
@@ -53,33 +55,24 @@ typedef bf16 T;
 #endif
 #define DEC_THREADS (DEC_WARPS * 32)
 #define WPH (DEC_WARPS / DEC_HEADS) // warps per KV head
-#define HUNITS (WPH * KPW)          // key units per KV head
-// The defaults are BenchmarkDecodeStep's best on an H100 (2026-12-07):
-// 4 keys per unit and step, 8 warps per multiprocessor (two blocks of 4
-// warps, up to 255 registers a thread), 3 stages (60 KiB of shared
-// memory a block with 4 heads), 4 heads per block where positions agree:
-// 9.94 ms per 8B decoding step after 32K tokens, against 10.57 with one
-// head per block.
-#ifndef DEC_UNROLL
-#define DEC_UNROLL 4 // keys per unit per step
-#endif
+#define TILE 16                     // keys a warp takes per step
+#define STEP_KEYS (WPH * TILE)      // keys per KV head a block takes per step
+#define KPI (32 * WPH / LPK)        // keys a head's threads copy at once
+#define DEC_UNROLL (STEP_KEYS / KPI) // copies per thread, key and value each, per step
 #ifndef DEC_MINBLOCKS
 #define DEC_MINBLOCKS (DEC_WARPS > 8 ? 1 : 8 / DEC_WARPS) // blocks per multiprocessor the registers must allow
 #endif
 #ifndef DEC_STAGES
-#define DEC_STAGES 3 // steps in shared memory: one computed, the rest in flight
+#define DEC_STAGES 2 // steps in shared memory: one computed, the rest in flight
 #endif
-#define STEP_KEYS (HUNITS * DEC_UNROLL) // keys per KV head a block takes per step
-// A stage holds a step's copies: first the keys and values, 16 bytes per
-// key and lane, at [(u·2 + c)·DEC_THREADS + thread] (c = 0 key, 1 value);
-// then the RoPE rows, 2·LPK chunks per key kk = u·HUNITS + unit of a
-// head, at KV_CHUNKS + kk·2·LPK + c·LPK + ul for the 4 cos (c = 0) and
-// the 4 sin (c = 1) that lane ul of the unit uses.
-#define KV_CHUNKS (DEC_UNROLL * 2 * DEC_THREADS)
-#define ROPE_CHUNKS (STEP_KEYS * 2 * LPK)
-#define STAGE_CHUNKS (KV_CHUNKS + ROPE_CHUNKS)
-#define DEC_SHARED (DEC_STAGES * STAGE_CHUNKS * 16) // dynamic shared bytes
-#define DEC_ROWS 4             // query rows (query head, query) per block
+// A stage: the keys [DEC_HEADS][STEP_KEYS][LPK] chunks, the values alike,
+// then the RoPE rows [STEP_KEYS][2][ROPE_ROW] floats (cos, sin), a row
+// padded by 8 floats so that the 8 keys of a fragment read different banks.
+#define ROPE_ROW (HALF + 8)
+#define KV_CHUNKS (DEC_HEADS * STEP_KEYS * LPK)
+#define STAGE_BYTES (2 * KV_CHUNKS * 16 + STEP_KEYS * 2 * ROPE_ROW * 4)
+#define DEC_SHARED (DEC_STAGES * STAGE_BYTES) // dynamic shared bytes
+#define DEC_ROWS 16            // query rows (query head, query) per block: one m16 tile
 #define COMBINE_THREADS 128
 #define COMBINE_WARPS (COMBINE_THREADS / 32)
 #define MAX_SPLIT 1024         // runs decode_combine merges at most
@@ -87,11 +80,11 @@ typedef bf16 T;
 #define NEG_INF __int_as_float(0xff800000)
 #define LOG2E 1.44269504088896341f
 
-#if HD != 64 && HD != 128 && HD != 256
-#error "decode.cu takes head dimensions 64, 128 and 256"
+#if HD != 64 && HD != 128
+#error "decode.cu takes head dimensions 64 and 128"
 #endif
-#if DEC_STAGES < 2 || DEC_STAGES * DEC_UNROLL > 32
-#error "DEC_STAGES must be at least 2, and DEC_STAGES·DEC_UNROLL at most 32"
+#if DEC_STAGES < 2
+#error "DEC_STAGES must be at least 2"
 #endif
 #if DEC_WARPS % DEC_HEADS != 0
 #error "DEC_WARPS must be a multiple of DEC_HEADS"
@@ -100,50 +93,13 @@ typedef bf16 T;
 #error "the warps' accumulators must fit in the stages' shared memory"
 #endif
 
-// widen4 widens the 4 bf16 of u into x.
-__device__ __forceinline__ void widen4(uint2 u, float *x) {
-	x[0] = __uint_as_float(u.x << 16);
-	x[1] = __uint_as_float(u.x & 0xffff0000u);
-	x[2] = __uint_as_float(u.y << 16);
-	x[3] = __uint_as_float(u.y & 0xffff0000u);
+// split2 rounds x and y to bf16 (hi, one word) and their remainders (lo).
+__device__ __forceinline__ void split2(float x, float y, unsigned &hi, unsigned &lo) {
+	hi = pack2(x, y);
+	lo = pack2(x - __uint_as_float(hi << 16), y - __uint_as_float(hi & 0xffff0000u));
 }
 
-// load_dims widens this lane's 8 dimensions of the bf16 row at p (16-byte
-// aligned): the 4 at dl = 4·ul and the 4 at HALF + dl.
-__device__ __forceinline__ void load_dims(const T *p, int dl, float *x) {
-	widen4(*(const uint2 *)(p + dl), x);
-	widen4(*(const uint2 *)(p + HALF + dl), x + 4);
-}
-
-// load4 copies the 4 floats at p (16-byte aligned) into x.
-__device__ __forceinline__ void load4(const void *p, float *x) {
-	float4 u = *(const float4 *)p;
-	x[0] = u.x, x[1] = u.y, x[2] = u.z, x[3] = u.w;
-}
-
-// rotate applies RoPE to a lane's 8 dimensions x, the 4 pairs (x[e],
-// x[4+e]) of dimensions (d, d + HALF), with cos c and sin s of d:
-// x·c − x'·s for the lower, x'·c + x·s for the upper, as attention.cu
-// computes k1 and k2.
-__device__ __forceinline__ void rotate(float *x, const float *c, const float *s) {
-#pragma unroll
-	for (int e = 0; e < 4; e++) {
-		float x1 = x[e], x2 = x[4 + e];
-		x[e] = x1 * c[e] - x2 * s[e];
-		x[4 + e] = x2 * c[e] + x1 * s[e];
-	}
-}
-
-// unit_sum returns the sum of v over the LPK lanes of a unit to each.
-__device__ __forceinline__ float unit_sum(float v) {
-#pragma unroll
-	for (int o = LPK / 2; o > 0; o /= 2) {
-		v += __shfl_xor_sync(FULL_MASK, v, o);
-	}
-	return v;
-}
-
-// prefetch_view loads the slots and positions of keys j + u·HUNITS, u <
+// prefetch_view loads the slots and positions of keys j + u·KPI, u <
 // DEC_UNROLL, of KV head h that are view entries before je (−1 for the
 // others): each head's own positions with DEC_HEADS = 1; else those that
 // all the block's heads share, the view index where index is set, else
@@ -151,7 +107,7 @@ __device__ __forceinline__ float unit_sum(float v) {
 __device__ __forceinline__ void prefetch_view(int *slot, int *p, const int *slots, const int *pos, int h, int L, int je, int j, int index) {
 #pragma unroll
 	for (int u = 0; u < DEC_UNROLL; u++) {
-		int ju = j + u * HUNITS;
+		int ju = j + u * KPI;
 		slot[u] = -1, p[u] = 0;
 		if (ju < je && ju < L) {
 			slot[u] = slots[(long long)h * L + ju];
@@ -184,74 +140,87 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	const float *cosT, const float *sinT, int S, int L, int cap, int hq, int hkv, float scale,
 	int per, int split, int index) {
 	extern __shared__ __align__(16) unsigned char smem[]; // DEC_SHARED bytes: the stages
-	uint4 *stage = (uint4 *)smem;
 	__shared__ float sm_m[DEC_WARPS][DEC_ROWS], sm_l[DEC_WARPS][DEC_ROWS];
-	// A step's scores, for coalesced stores; two buffers, so that a step's
-	// writes never meet the previous step's reads.
-	__shared__ float sm_sc[2][DEC_HEADS][DEC_ROWS][STEP_KEYS];
+	__shared__ unsigned char sm_ok[DEC_STAGES][DEC_HEADS][STEP_KEYS]; // a key of the step is real
 
 	int G = hq / hkv, R = G * S, groups = (R + DEC_ROWS - 1) / DEC_ROWS;
-	int hb = blockIdx.x / groups, g = blockIdx.x % groups, z = blockIdx.y;
+	int hb = blockIdx.x / groups, rt = blockIdx.x % groups, z = blockIdx.y;
 	int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-	int hw = warp / WPH, h = hb * DEC_HEADS + hw; // the warp's KV head
-	int ul = lane % LPK, unit = warp % WPH * KPW + lane / LPK;
-	// A lane copies dimensions d0 .. d0+7 of its unit's keys and values
-	// (16 bytes) and computes with dl .. dl+3 and HALF+dl .. HALF+dl+3,
-	// the two halves of its 4 RoPE pairs, so that RoPE needs no other
-	// lane.
-	int d0 = ul * VEC, dl = ul * 4;
+	int hw = warp / WPH, wi = warp % WPH, h = hb * DEC_HEADS + hw; // the warp's KV head
+	int g = lane / 4, t4 = lane % 4;
 	int n = L + S, base = qpos[h];
 
-	// The group's query rows, rotated: this lane's 8 dimensions of each.
-	float qr[DEC_ROWS][VEC];
-	int lim[DEC_ROWS]; // a row sees keys j ≤ lim (−1: no such row)
+	// The tile's rows g and g+8 as A fragments: rotated, scaled, split.
+	// Row r's dimensions 16ks + 2t4, +1 (a[0], a[1] for rows g, g+8) and
+	// 16ks + 8 + 2t4, +1 (a[2], a[3]).
+	unsigned qh[HD / 16][4], ql[HD / 16][4];
+	int lim[2]; // row g + 8r sees keys j ≤ lim[r] (−1: no such row)
 #pragma unroll
-	for (int r = 0; r < DEC_ROWS; r++) {
-		int rg = g * DEC_ROWS + r;
+	for (int r = 0; r < 2; r++) {
+		int rg = rt * DEC_ROWS + g + 8 * r;
 		lim[r] = -1;
+		float x[HD / 16][4]; // dimensions 16ks + 2t4 + {0, 1, 8, 9}
 #pragma unroll
-		for (int e = 0; e < VEC; e++) {
-			qr[r][e] = 0.0f;
+		for (int ks = 0; ks < HD / 16; ks++) {
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				x[ks][e] = 0.0f;
+			}
 		}
 		if (rg < R) {
-			int qh = h * G + rg / S, i = rg % S;
+			int qhd = h * G + rg / S, i = rg % S;
 			lim[r] = L + i;
-			load_dims(q + ((long long)i * hq + qh) * HD, dl, qr[r]);
-			float c[4], s[4];
-			load4(cosT + (long long)(base + i) * HALF + dl, c);
-			load4(sinT + (long long)(base + i) * HALF + dl, s);
-			rotate(qr[r], c, s);
+			const T *qp = q + ((long long)i * hq + qhd) * HD;
+			const float *cp = cosT + (long long)(base + i) * HALF, *sp = sinT + (long long)(base + i) * HALF;
+#pragma unroll
+			for (int ks = 0; ks < HALF / 16; ks++) {
+#pragma unroll
+				for (int e = 0; e < 4; e++) {
+					int d = 16 * ks + 2 * t4 + e % 2 + 8 * (e / 2);
+					float x1 = to_f32(qp[d]), x2 = to_f32(qp[d + HALF]), c = cp[d], s = sp[d];
+					x[ks][e] = (x1 * c - x2 * s) * scale;
+					x[ks + HALF / 16][e] = (x2 * c + x1 * s) * scale;
+				}
+			}
+		}
+#pragma unroll
+		for (int ks = 0; ks < HD / 16; ks++) {
+			// a[r] (dims 2t4, +1) and a[2 + r] (dims 8 + 2t4, +1)
+			split2(x[ks][0], x[ks][1], qh[ks][r], ql[ks][r]);
+			split2(x[ks][2], x[ks][3], qh[ks][2 + r], ql[ks][2 + r]);
 		}
 	}
 
-	float m[DEC_ROWS], l[DEC_ROWS], acc[DEC_ROWS][VEC];
+	float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f}; // rows g, g+8; l this thread's part
+	float o[HD / 8][4];                                   // rows g (o[.][0..1]), g+8; dims 8dt + 2t4, +1
 #pragma unroll
-	for (int r = 0; r < DEC_ROWS; r++) {
-		m[r] = NEG_INF, l[r] = 0.0f;
+	for (int dt = 0; dt < HD / 8; dt++) {
 #pragma unroll
-		for (int e = 0; e < VEC; e++) {
-			acc[r][e] = 0.0f;
+		for (int e = 0; e < 4; e++) {
+			o[dt][e] = 0.0f;
 		}
 	}
 
 	int jb = z * per, je = min(n, jb + per);
 	int steps = je > jb ? (je - jb + STEP_KEYS - 1) / STEP_KEYS : 0;
+	// A thread copies chunk cc of keys kk0 + u·KPI of its head's step.
+	int th = wi * 32 + lane, cc = th % LPK, kk0 = th / LPK;
 	// The view's slots and positions of the next step to copy, loaded a
 	// step ahead so that its copies do not wait for them.
 	int nslot[DEC_UNROLL], npos[DEC_UNROLL];
-	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + unit, index);
-	unsigned okbits = 0; // bit st·DEC_UNROLL+u: key u of stage st is real
+	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + kk0, index);
 	// stage_copy queues the copies of step t into stage st and loads the
-	// view of step t+1. The RoPE row of a key goes to the stage once: each
-	// lane of a unit copies the 4 cos and the 4 sin it uses; with
-	// DEC_HEADS > 1, the first head's lanes copy the cos and the second
-	// head's the sin.
+	// view of step t+1. A key's RoPE row goes to the stage once: thread cc
+	// of the key copies the cos and sin floats 4cc .. 4cc+3 (HALF/4 = LPK
+	// chunks each); with DEC_HEADS > 1, the first head's threads copy the
+	// cos and the second head's the sin.
 	auto stage_copy = [&](int t, int st) {
-		uint4 *kv = stage + st * STAGE_CHUNKS + threadIdx.x;
-		uint4 *rope = stage + st * STAGE_CHUNKS + KV_CHUNKS + ul;
+		unsigned char *sb = smem + st * STAGE_BYTES;
+		uint4 *kst = (uint4 *)sb + hw * STEP_KEYS * LPK, *vst = kst + KV_CHUNKS;
+		float *rope = (float *)(sb + 2 * KV_CHUNKS * 16);
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
-			int kk = u * HUNITS + unit, j = jb + t * STEP_KEYS + kk;
+			int kk = kk0 + u * KPI, j = jb + t * STEP_KEYS + kk;
 			const T *kr = ck, *vr = cv;
 			int p = 0;
 			bool ok = false, in = j < je;
@@ -270,20 +239,22 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 				}
 			}
 			// a key that is padding or past the run reads as zeros
-			cp_async16(kv + (u * 2 + 0) * DEC_THREADS, kr + d0, ok);
-			cp_async16(kv + (u * 2 + 1) * DEC_THREADS, vr + d0, ok);
-			long long tp = (long long)p * HALF + dl;
+			int at = kk * LPK + (cc ^ (kk & 7));
+			cp_async16(kst + at, kr + cc * VEC, ok);
+			cp_async16(vst + at, vr + cc * VEC, ok);
+			long long tp = (long long)p * HALF + 4 * cc;
 			bool rok = DEC_HEADS == 1 ? ok : in; // every position is in the table
 			if (DEC_HEADS == 1 || hw == 0) {
-				cp_async16(rope + kk * 2 * LPK, cosT + tp, rok);
+				cp_async16(rope + kk * 2 * ROPE_ROW + 4 * cc, cosT + tp, rok);
 			}
 			if (DEC_HEADS == 1 || hw == 1) {
-				cp_async16(rope + kk * 2 * LPK + LPK, sinT + tp, rok);
+				cp_async16(rope + kk * 2 * ROPE_ROW + ROPE_ROW + 4 * cc, sinT + tp, rok);
 			}
-			unsigned bit = 1u << (st * DEC_UNROLL + u);
-			okbits = ok ? okbits | bit : okbits & ~bit;
+			if (cc == 0) {
+				sm_ok[st][hw][kk] = ok;
+			}
 		}
-		prefetch_view(nslot, npos, slots, pos, h, L, je, jb + (t + 1) * STEP_KEYS + unit, index);
+		prefetch_view(nslot, npos, slots, pos, h, L, je, jb + (t + 1) * STEP_KEYS + kk0, index);
 	};
 #pragma unroll
 	for (int t = 0; t < DEC_STAGES - 1; t++) {
@@ -294,166 +265,154 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	}
 	int cur = 0; // stage of step t
 	for (int t = 0; t < steps; t++) {
-		int j0 = jb + t * STEP_KEYS;
+		int j0 = jb + t * STEP_KEYS + TILE * wi; // the warp's first key
 		cp_async_wait_pending<DEC_STAGES - 2>(); // step t's copies are done
-		// The copies of step t are visible to every lane that reads them
-		// (the partner lane's, or with DEC_HEADS > 1 the other warps'), and
-		// every read of step t−1's stage is done.
-		if (DEC_HEADS == 1) {
-			__syncwarp();
-		} else {
-			__syncthreads();
-		}
+		// The copies of step t (and its flags) are visible to every thread
+		// that reads them, and every read of step t−1's stage is done.
+		__syncthreads();
 		// Refill the stage step t−1 used with step t + DEC_STAGES − 1.
 		if (t + DEC_STAGES - 1 < steps) {
 			stage_copy(t + DEC_STAGES - 1, cur == 0 ? DEC_STAGES - 1 : cur - 1);
 		}
 		cp_async_commit();
-		float kx[DEC_UNROLL][VEC], vx[DEC_UNROLL][VEC], c[DEC_UNROLL][4], sn[DEC_UNROLL][4];
-		int jj[DEC_UNROLL];
-		bool ok[DEC_UNROLL];
-		// The unit's key and value rows as the unit's lanes copied them,
-		// 16 bytes each, read 8 bytes at a time by the dimensions a lane
-		// computes with.
-		const T *kv = (const T *)(stage + cur * STAGE_CHUNKS + threadIdx.x - ul);
-		const uint4 *rope = stage + cur * STAGE_CHUNKS + KV_CHUNKS;
-#pragma unroll
-		for (int u = 0; u < DEC_UNROLL; u++) {
-			int kk = u * HUNITS + unit;
-			jj[u] = j0 + kk;
-			ok[u] = (okbits >> (cur * DEC_UNROLL + u)) & 1u;
-			load_dims(kv + (u * 2 + 0) * DEC_THREADS * VEC, dl, kx[u]);
-			load_dims(kv + (u * 2 + 1) * DEC_THREADS * VEC, dl, vx[u]);
-			const uint4 *row = rope + kk * 2 * LPK;
-			load4(row + ul, c[u]);
-			load4(row + LPK + ul, sn[u]);
-		}
+		const unsigned char *sb = smem + cur * STAGE_BYTES;
+		const bf16 *kst = (const bf16 *)sb + (hw * STEP_KEYS + TILE * wi) * HD;
+		const bf16 *vst = kst + KV_CHUNKS * VEC;
+		const float *rope = (const float *)(sb + 2 * KV_CHUNKS * 16) + TILE * wi * 2 * ROPE_ROW;
+		const unsigned char *okp = sm_ok[cur][hw] + TILE * wi;
 		cur = cur == DEC_STAGES - 1 ? 0 : cur + 1;
-		float sc[DEC_UNROLL][DEC_ROWS];
+
+		// S = Q·Kᵀ: s[nt] holds rows g, g+8 × keys 8nt + 2t4, +1 of the
+		// warp's 16. ldmatrix hands lane (g, t4) key g (+8) dimensions
+		// 16ks + 2t4, +1 (b[0], b[2]) and 16ks + 8 + 2t4, +1 (b[1], b[3]);
+		// RoPE pairs them with the same of ks + HALF/16.
+		float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+		int mi = lane / 8, kr8 = lane % 8; // this lane's ldmatrix row: key (mi/2)·8 + kr8, chunk 2ks + mi%2
+		int lk = (mi / 2) * 8 + kr8;
 #pragma unroll
-		for (int u = 0; u < DEC_UNROLL; u++) {
-			rotate(kx[u], c[u], sn[u]);
+		for (int ks = 0; ks < HALF / 16; ks++) {
+			unsigned b1[4], b2[4];
+			ldsm4(b1, kst + (lk * LPK + ((2 * ks + mi % 2) ^ (lk & 7))) * VEC);
+			ldsm4(b2, kst + (lk * LPK + ((2 * ks + HALF / 8 + mi % 2) ^ (lk & 7))) * VEC);
+			unsigned h1[4], l1[4], h2[4], l2[4];
 #pragma unroll
-			for (int r = 0; r < DEC_ROWS; r++) {
-				float dot = 0.0f;
+			for (int w = 0; w < 4; w++) {
+				int key = g + 8 * (w / 2), d = 16 * ks + 8 * (w % 2) + 2 * t4;
+				float2 c = *(const float2 *)(rope + key * 2 * ROPE_ROW + d);
+				float2 sn = *(const float2 *)(rope + key * 2 * ROPE_ROW + ROPE_ROW + d);
+				float x1a = __uint_as_float(b1[w] << 16), x1b = __uint_as_float(b1[w] & 0xffff0000u);
+				float x2a = __uint_as_float(b2[w] << 16), x2b = __uint_as_float(b2[w] & 0xffff0000u);
+				split2(x1a * c.x - x2a * sn.x, x1b * c.y - x2b * sn.y, h1[w], l1[w]);
+				split2(x2a * c.x + x1a * sn.x, x2b * c.y + x1b * sn.y, h2[w], l2[w]);
+			}
 #pragma unroll
-				for (int e = 0; e < VEC; e++) {
-					dot += qr[r][e] * kx[u][e];
-				}
-				dot = unit_sum(dot) * scale;
-				sc[u][r] = ok[u] && jj[u] <= lim[r] ? dot : NEG_INF;
+			for (int nt = 0; nt < 2; nt++) {
+				mma(s[nt], qh[ks], h1[2 * nt], h1[2 * nt + 1]);
+				mma(s[nt], qh[ks], l1[2 * nt], l1[2 * nt + 1]);
+				mma(s[nt], ql[ks], h1[2 * nt], h1[2 * nt + 1]);
+				mma(s[nt], qh[ks + HALF / 16], h2[2 * nt], h2[2 * nt + 1]);
+				mma(s[nt], qh[ks + HALF / 16], l2[2 * nt], l2[2 * nt + 1]);
+				mma(s[nt], ql[ks + HALF / 16], h2[2 * nt], h2[2 * nt + 1]);
+			}
+		}
+		// Mask: padding, keys past the run, keys after a row's query.
+#pragma unroll
+		for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+			for (int e = 0; e < 4; e++) {
+				int kk = 8 * nt + 2 * t4 + e % 2, j = j0 + kk, r = e / 2;
+				bool vis = okp[kk] && j <= lim[r];
+				s[nt][e] = vis ? s[nt][e] : NEG_INF;
 			}
 		}
 		if (scores != 0) {
-			// Through shared memory, so that each row's scores of the step
-			// go out as one contiguous run instead of 4-byte stores
-			// scattered over DEC_ROWS rows. The warps of a KV head store
-			// its scores: with one warp a head they wait for no other
-			// warp. The buffer this step writes was last read two steps
-			// ago, before the previous step's barrier (or, with one warp
-			// a head, before this warp's own previous barrier).
-			float(*buf)[STEP_KEYS] = sm_sc[t & 1][hw];
-			if (ul == 0) {
 #pragma unroll
-				for (int u = 0; u < DEC_UNROLL; u++) {
+			for (int r = 0; r < 2; r++) {
+				int rg = rt * DEC_ROWS + g + 8 * r;
+				if (rg < R) {
+					long long rr = (long long)(h * G + rg / S) * S + rg % S;
 #pragma unroll
-					for (int r = 0; r < DEC_ROWS; r++) {
-						buf[r][u * HUNITS + unit] = sc[u][r];
+					for (int nt = 0; nt < 2; nt++) {
+						int j = j0 + 8 * nt + 2 * t4;
+						float *sp = scores + rr * n + j;
+						if (j + 1 < je && (rr * n + j) % 2 == 0) {
+							*(float2 *)sp = make_float2(s[nt][2 * r], s[nt][2 * r + 1]);
+						} else {
+							if (j < je) {
+								sp[0] = s[nt][2 * r];
+							}
+							if (j + 1 < je) {
+								sp[1] = s[nt][2 * r + 1];
+							}
+						}
 					}
 				}
 			}
-			if (WPH == 1) {
-				__syncwarp();
-			} else {
-				__syncthreads();
-			}
-			for (int e = threadIdx.x % (WPH * 32); e < DEC_ROWS * STEP_KEYS; e += WPH * 32) {
-				int r = e / STEP_KEYS, kk = e % STEP_KEYS;
-				int j = j0 + kk, rg = g * DEC_ROWS + r;
-				if (j < je && rg < R) {
-					long long rr = (long long)(h * G + rg / S) * S + rg % S;
-					scores[rr * n + j] = buf[r][kk];
-				}
-			}
 		}
-		// Online softmax over this step's keys, per row, within the unit
-		// (every lane of a unit holds the same scores).
+		// Online softmax per row (the quad's four threads hold a row).
+		unsigned ph[4], pl[4]; // P as the A fragment of P·V, hi and lo
 #pragma unroll
-		for (int r = 0; r < DEC_ROWS; r++) {
-			float mx = m[r];
+		for (int r = 0; r < 2; r++) {
+			float mx = fmaxf(fmaxf(s[0][2 * r], s[0][2 * r + 1]), fmaxf(s[1][2 * r], s[1][2 * r + 1]));
+			mx = fmaxf(m[r], fmaxf(mx, __shfl_xor_sync(FULL_MASK, mx, 1)));
+			mx = fmaxf(mx, __shfl_xor_sync(FULL_MASK, mx, 2));
+			// e^(x − mx) as 2^(x·log₂e − mx·log₂e); 0 for −∞, and nothing
+			// visible yet leaves p = 0 (mx2 = 0 then).
+			float mx2 = mx == NEG_INF ? 0.0f : mx * LOG2E;
+			float p[2][2];
 #pragma unroll
-			for (int u = 0; u < DEC_UNROLL; u++) {
-				mx = fmaxf(mx, sc[u][r]);
-			}
-			if (mx == NEG_INF) {
-				continue; // nothing visible yet
-			}
-			// e^(x − mx) as 2^(x·log₂e − mx·log₂e): one fma and ex2 (the
-			// rounding of mx·log₂e is common to the row's terms).
-			float mx2 = mx * LOG2E;
-			float p[DEC_UNROLL], ps = 0.0f;
+			for (int nt = 0; nt < 2; nt++) {
 #pragma unroll
-			for (int u = 0; u < DEC_UNROLL; u++) {
-				p[u] = ex2(fmaf(sc[u][r], LOG2E, -mx2)); // 0 for −∞
-				ps += p[u];
+				for (int e = 0; e < 2; e++) {
+					p[nt][e] = ex2(fmaf(s[nt][2 * r + e], LOG2E, -mx2));
+				}
 			}
 			if (mx != m[r]) { // else the factor on the old sums is 1
 				float corr = ex2(fmaf(m[r], LOG2E, -mx2)); // 0 while m is −∞
 				l[r] *= corr;
 #pragma unroll
-				for (int e = 0; e < VEC; e++) {
-					acc[r][e] *= corr;
+				for (int dt = 0; dt < HD / 8; dt++) {
+					o[dt][2 * r] *= corr;
+					o[dt][2 * r + 1] *= corr;
 				}
 			}
-			l[r] += ps;
 			m[r] = mx;
+			l[r] += (p[0][0] + p[0][1]) + (p[1][0] + p[1][1]);
+			// a[r]: keys 2t4, +1 (tile 0); a[2 + r]: keys 8 + 2t4, +1
+			split2(p[0][0], p[0][1], ph[r], pl[r]);
+			split2(p[1][0], p[1][1], ph[2 + r], pl[2 + r]);
+		}
+		// O += P·V: ldmatrix.trans hands lane (g, t4) keys 2t4, +1 (b[0],
+		// b[2]) and 8 + 2t4, +1 (b[1], b[3]) of dimension g of chunks 2dp
+		// and 2dp + 1.
+		int lv = (mi % 2) * 8 + kr8; // this lane's row: key lv, chunk 2dp + mi/2
 #pragma unroll
-			for (int e = 0; e < VEC; e++) {
-				float a = acc[r][e];
-#pragma unroll
-				for (int u = 0; u < DEC_UNROLL; u++) {
-					a += p[u] * vx[u][e];
-				}
-				acc[r][e] = a;
-			}
+		for (int dp = 0; dp < HD / 16; dp++) {
+			unsigned b[4];
+			ldsm4t(b, vst + (lv * LPK + ((2 * dp + mi / 2) ^ (lv & 7))) * VEC);
+			mma(o[2 * dp], ph, b[0], b[1]);
+			mma(o[2 * dp], pl, b[0], b[1]);
+			mma(o[2 * dp + 1], ph, b[2], b[3]);
+			mma(o[2 * dp + 1], pl, b[2], b[3]);
 		}
 	}
 
-	// Merge the units of each warp (lanes LPK, 2·LPK, ... apart).
-#pragma unroll
-	for (int o = LPK; o < 32; o *= 2) {
-#pragma unroll
-		for (int r = 0; r < DEC_ROWS; r++) {
-			float mo = __shfl_xor_sync(FULL_MASK, m[r], o);
-			float lo = __shfl_xor_sync(FULL_MASK, l[r], o);
-			float mx = fmaxf(m[r], mo);
-			float cs = m[r] == NEG_INF ? 0.0f : expf(m[r] - mx);
-			float co = mo == NEG_INF ? 0.0f : expf(mo - mx);
-			l[r] = l[r] * cs + lo * co;
-			m[r] = mx;
-#pragma unroll
-			for (int e = 0; e < VEC; e++) {
-				float ao = __shfl_xor_sync(FULL_MASK, acc[r][e], o);
-				acc[r][e] = acc[r][e] * cs + ao * co;
-			}
-		}
-	}
 	// The warps' accumulators take the stages' place.
 	cp_async_wait();
 	__syncthreads();
 	float(*sm_acc)[DEC_ROWS][HD] = (float(*)[DEC_ROWS][HD])smem;
-	if (lane < LPK) {
 #pragma unroll
-		for (int r = 0; r < DEC_ROWS; r++) {
+	for (int r = 0; r < 2; r++) {
+		float lr = l[r];
+		lr += __shfl_xor_sync(FULL_MASK, lr, 1);
+		lr += __shfl_xor_sync(FULL_MASK, lr, 2);
 #pragma unroll
-			for (int e = 0; e < 4; e++) {
-				sm_acc[warp][r][dl + e] = acc[r][e];
-				sm_acc[warp][r][HALF + dl + e] = acc[r][4 + e];
-			}
-			if (lane == 0) {
-				sm_m[warp][r] = m[r];
-				sm_l[warp][r] = l[r];
-			}
+		for (int dt = 0; dt < HD / 8; dt++) {
+			*(float2 *)&sm_acc[warp][g + 8 * r][8 * dt + 2 * t4] = make_float2(o[dt][2 * r], o[dt][2 * r + 1]);
+		}
+		if (t4 == 0) {
+			sm_m[warp][g + 8 * r] = m[r];
+			sm_l[warp][g + 8 * r] = lr;
 		}
 	}
 	__syncthreads();
@@ -463,7 +422,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	long long rows = (long long)hq * S;
 	float *pm = part + split * rows * HD, *pl = pm + split * rows;
 	for (int e = threadIdx.x; e < DEC_HEADS * DEC_ROWS * HD; e += DEC_THREADS) {
-		int he = e / (DEC_ROWS * HD), r = e / HD % DEC_ROWS, d = e % HD, rg = g * DEC_ROWS + r;
+		int he = e / (DEC_ROWS * HD), r = e / HD % DEC_ROWS, d = e % HD, rg = rt * DEC_ROWS + r;
 		if (rg >= R) {
 			continue;
 		}

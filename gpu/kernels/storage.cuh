@@ -85,6 +85,43 @@ __device__ __forceinline__ float ex2(float x) {
 	asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
 	return y;
 }
+
+// The tensor-core operations of the attention kernels (flash.cu,
+// decode.cu), as the PTX ISA lays out their fragments.
+
+// ldsm4 loads four 8×8 bf16 matrices: lane l gives the address of row l%8
+// of matrix l/8; r[m] receives row lane/4, columns 2·(lane%4) and +1 of
+// matrix m.
+__device__ __forceinline__ void ldsm4(unsigned r[4], const bf16 *p) {
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		     : "r"(smem_addr(p)));
+}
+
+// ldsm4t is ldsm4 of the transposed matrices: r[m] receives rows
+// 2·(lane%4) and +1, column lane/4.
+__device__ __forceinline__ void ldsm4t(unsigned r[4], const bf16 *p) {
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+		     : "r"(smem_addr(p)));
+}
+
+// mma adds A·B to the 16×8 float32 tile c: a is the 16×16 bf16 A
+// fragment, b0 and b1 the 16×8 B fragment (see the PTX ISA for the
+// layouts; lane = 4·g + t holds c rows g and g+8, columns 2t and 2t+1).
+__device__ __forceinline__ void mma(float c[4], const unsigned a[4], unsigned b0, unsigned b1) {
+	asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+	    : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// pack2 rounds lo and hi to bf16 (to nearest even) into one word, lo in
+// the low half as mma fragments and memory order want it.
+__device__ __forceinline__ unsigned pack2(float lo, float hi) {
+	unsigned r;
+	asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+	return r;
+}
 #endif // KVC_HOST_EMULATION
 
 #endif
