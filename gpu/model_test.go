@@ -97,6 +97,22 @@ type parityCheck func(t *testing.T, policy string, chunk int, got, want [][]floa
 // policies, chunkings and tokens (100 prompt tokens prefilled, 10 decoded)
 // and hands the results to check.
 func parity(t *testing.T, ref, dut backend.Backend, check parityCheck) {
+	eachFixture(t, ref, dut, 7, 110, func(t *testing.T, mr, md *model.Model, ids []int32) {
+		prompt, more := ids[:100], ids[100:]
+		for _, r := range parityRuns {
+			for _, chunk := range r.chunks {
+				want, wantHeld := run(t, mr, r.policy, r.params, chunk, prompt, more)
+				got, gotHeld := run(t, md, r.policy, r.params, chunk, prompt, more)
+				check(t, r.policy, chunk, got, want, gotHeld, wantHeld)
+			}
+		}
+	})
+}
+
+// eachFixture loads each fixture that is present on ref and on dut and
+// runs fn on the two models and n random token ids (seeded with seed and
+// the vocabulary size), in a subtest named after the fixture.
+func eachFixture(t *testing.T, ref, dut backend.Backend, seed uint64, n int, fn func(t *testing.T, mr, md *model.Model, ids []int32)) {
 	for _, dir := range fixtures {
 		if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
 			t.Logf("skip %s: %v", dir, err)
@@ -111,19 +127,12 @@ func parity(t *testing.T, ref, dut backend.Backend, check parityCheck) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rng := rand.New(rand.NewPCG(7, uint64(mr.Vocab)))
-			ids := make([]int32, 110)
+			rng := rand.New(rand.NewPCG(seed, uint64(mr.Vocab)))
+			ids := make([]int32, n)
 			for i := range ids {
 				ids[i] = int32(rng.IntN(mr.Vocab))
 			}
-			prompt, more := ids[:100], ids[100:]
-			for _, r := range parityRuns {
-				for _, chunk := range r.chunks {
-					want, wantHeld := run(t, mr, r.policy, r.params, chunk, prompt, more)
-					got, gotHeld := run(t, md, r.policy, r.params, chunk, prompt, more)
-					check(t, r.policy, chunk, got, want, gotHeld, wantHeld)
-				}
-			}
+			fn(t, mr, md, ids)
 		})
 	}
 }

@@ -49,15 +49,9 @@ func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	words := b.words(2 * len(dstRows))
-	if cap(b.stamp) < dcap {
-		b.stamp = make([]uint32, dcap)
-	}
-	stamp := b.stamp[:dcap]
+	stamp := b.rowStamps(dcap)
 	for h := 0; h < hkv; h++ {
-		if b.gen++; b.gen == 0 { // wrapped: old stamps could match again
-			clear(b.stamp)
-			b.gen = 1
-		}
+		b.nextStamp()
 		for i := 0; i < n; i++ {
 			e := h*n + i
 			dr, sr := dstRows[e], srcRows[e]

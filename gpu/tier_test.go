@@ -3,8 +3,6 @@ package gpu_test
 import (
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -120,50 +118,31 @@ func TestLogsearchTierParity(t *testing.T) {
 	ref := cpu.New(0)
 	tiered := map[string]any{"sinks": 4, "window": 24, "block": 8, "topk": 2, "device_tokens": 60}
 	untiered := map[string]any{"sinks": 4, "window": 24, "block": 8, "topk": 2}
-	for _, dir := range fixtures {
-		if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
-			t.Logf("skip %s: %v", dir, err)
-			continue
+	eachFixture(t, ref, g, 9, 320, func(t *testing.T, mr, md *model.Model, ids []int32) {
+		prompt, more := ids[:300], ids[300:]
+		for _, chunk := range []int{64, 5} {
+			want, wantHeld := run(t, mr, "logsearch", tiered, chunk, prompt, more)
+			got, gotHeld := run(t, md, "logsearch", tiered, chunk, prompt, more)
+			flat, _ := run(t, md, "logsearch", untiered, chunk, prompt, more)
+			for _, c := range []struct {
+				what string
+				a, b [][]float32
+			}{{"GPU tiered vs CPU tiered", got, want}, {"GPU tiered vs GPU untiered", got, flat}} {
+				worst, at := logitDiff(c.a, c.b)
+				if !(worst <= parityTol) {
+					t.Errorf("chunk %d, %s: max |Δlogit| = %.3g at position %d, want ≤ %g", chunk, c.what, worst, at, parityTol)
+				} else {
+					t.Logf("chunk %d, %s: max |Δlogit| = %.2g over %d positions", chunk, c.what, worst, len(c.b))
+				}
+			}
+			for i := range wantHeld {
+				if !slices.Equal(gotHeld[i], wantHeld[i]) {
+					t.Errorf("chunk %d: cache %d holds %d tokens on the GPU, %d on the CPU", chunk, i, len(gotHeld[i]), len(wantHeld[i]))
+					break
+				}
+			}
 		}
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			mr, err := model.Load(dir, ref)
-			if err != nil {
-				t.Fatal(err)
-			}
-			md, err := model.Load(dir, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(9, uint64(mr.Vocab)))
-			ids := make([]int32, 320)
-			for i := range ids {
-				ids[i] = int32(rng.IntN(mr.Vocab))
-			}
-			prompt, more := ids[:300], ids[300:]
-			for _, chunk := range []int{64, 5} {
-				want, wantHeld := run(t, mr, "logsearch", tiered, chunk, prompt, more)
-				got, gotHeld := run(t, md, "logsearch", tiered, chunk, prompt, more)
-				flat, _ := run(t, md, "logsearch", untiered, chunk, prompt, more)
-				for _, c := range []struct {
-					what string
-					a, b [][]float32
-				}{{"GPU tiered vs CPU tiered", got, want}, {"GPU tiered vs GPU untiered", got, flat}} {
-					worst, at := logitDiff(c.a, c.b)
-					if !(worst <= parityTol) {
-						t.Errorf("chunk %d, %s: max |Δlogit| = %.3g at position %d, want ≤ %g", chunk, c.what, worst, at, parityTol)
-					} else {
-						t.Logf("chunk %d, %s: max |Δlogit| = %.2g over %d positions", chunk, c.what, worst, len(c.b))
-					}
-				}
-				for i := range wantHeld {
-					if !slices.Equal(gotHeld[i], wantHeld[i]) {
-						t.Errorf("chunk %d: cache %d holds %d tokens on the GPU, %d on the CPU", chunk, i, len(gotHeld[i]), len(wantHeld[i]))
-						break
-					}
-				}
-			}
-		})
-	}
+	})
 }
 
 // TestLogsearchTierMemoryGPU: on the GPU the tiered cache's device
