@@ -203,10 +203,14 @@ func (p *logsearch) tierOn() bool { return p.c.device > 0 }
 // stage is the first staging row.
 func (p *logsearch) stage() int64 { return p.c.sinks }
 
+// ringBase is the first row of the ring in the tiered layout, ringRows
+// its rows (R).
+func (p *logsearch) ringBase() int64 { return p.c.sinks + int64(p.c.topk)*p.c.block }
+func (p *logsearch) ringRows() int64 { return p.c.device - p.ringBase() }
+
 // ringSlot is the device row of non-sink token t in the tiered layout.
 func (p *logsearch) ringSlot(t int64) int32 {
-	base := p.c.sinks + int64(p.c.topk)*p.c.block
-	return int32(base + (t-p.c.sinks)%(p.c.device-base))
+	return int32(p.ringBase() + (t-p.c.sinks)%p.ringRows())
 }
 
 // slotOf is the storage row a view reads token t from: t itself without
@@ -300,21 +304,23 @@ func (p *logsearch) Plan(step Step, view *backend.View) {
 		}
 		for i, b := range p.found[h*k : (h+1)*k] {
 			first := p.c.sinks + int64(b)*p.c.block
-			for t := first; t < first+p.c.block; t++ {
-				if !p.tierOn() {
-					put(t, int32(t))
-					continue
+			// the block's first row: where it is stored, or with the tier
+			// the staging rows it is (or was already) copied to from the
+			// host tier
+			row := int32(first)
+			if p.tierOn() {
+				row = int32(p.stage() + int64(p.at[h*k+i])*p.c.block)
+			}
+			for o := range B {
+				t := first + int64(o)
+				if p.tierOn() {
+					e := (h*k+i)*B + o
+					p.fetchSrc[e], p.fetchDst[e] = -1, -1
+					if p.fresh[h*k+i] {
+						p.fetchSrc[e], p.fetchDst[e] = int32(t-p.c.sinks), row+int32(o)
+					}
 				}
-				// read from the staging rows the block is (or was
-				// already) copied to from the host tier
-				at := p.at[h*k+i]
-				r := int32(p.stage() + int64(at)*p.c.block + t - first)
-				e := (h*k+i)*B + int(t-first)
-				p.fetchSrc[e], p.fetchDst[e] = -1, -1
-				if p.fresh[h*k+i] {
-					p.fetchSrc[e], p.fetchDst[e] = int32(t-p.c.sinks), r
-				}
-				put(t, r)
+				put(t, row+int32(o))
 			}
 		}
 		for t := lo; t < p.seen; t++ {
@@ -394,7 +400,7 @@ func (p *logsearch) Commit(_ []float32, place []int32) {
 	if p.tierOn() {
 		// A token that R newer tokens of the same chunk overwrite in the
 		// ring is not stored on the device at all (it is in the host tier).
-		ring := p.c.device - p.c.sinks - int64(p.c.topk)*p.c.block
+		ring := p.ringRows()
 		p.tierPlace = grow(p.tierPlace, hk*n)
 		for i := 0; i < n; i++ {
 			t := p.seen + int64(i)
