@@ -917,7 +917,9 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 	int Tw = qg < S ? min(T, (L + qg + 63) / W_BK + 1) : 0;
 	// Tile it's P·V is issued with tile it+1's scores and runs while those
 	// are softmaxed (W_PIPE), so pa holds tile it's P until then.
-	u32 pa[W_BK / 16][4];
+	// Set before the loop although tile 0 issues no P·V: left undefined,
+	// ptxas serialised every wgmma (C7513).
+	u32 pa[W_BK / 16][4] = {};
 	for (int it = 0; it < T; it++) {
 		int s = it % W_STAGES, j0 = it * W_BK, sp1 = (it + W_STAGES - 1) % W_STAGES; // sp1: tile it−1's stage
 		if (it == Tw && it > 0) { // the last P·V, then the rest of the tiles are only handed back
@@ -960,7 +962,9 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 #pragma unroll
 				for (int e = 0; e < 4; e++) {
 					int col = n8 * 8 + 2 * t4 + e % 2, i = qw + g + 8 * (e / 2);
-					bool vis = (vb[col / 32] >> (col % 32) & 1) && j0 + col <= L + i;
+					// col / 32 is n8 / 4 (2·t4 + 1 < 8): a constant index,
+					// so vb stays in registers
+					bool vis = (vb[n8 / 4] >> (col % 32) & 1) && j0 + col <= L + i;
 					sc[4 * n8 + e] = vis ? sc[4 * n8 + e] : NEG_INF;
 				}
 			}
@@ -994,10 +998,13 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 		}
 		l[0] = l[0] * c[0] + rs0;
 		l[1] = l[1] * c[1] + rs1;
-		if (it > 0) { // tile it−1's P·V is done: o is ours, its stage goes back, pa is free
 #if W_PIPE
-			wg_wait<0>();
+		// Unconditional (at it = 0 nothing runs): ptxas does not see that
+		// this it > 0 is the one that issued the P·V, and serialises every
+		// wgmma (C7514) if a path could read o before the wait.
+		wg_wait<0>();
 #endif
+		if (it > 0) { // tile it−1's P·V is done: o is ours, its stage goes back, pa is free
 			w_fence(o);
 			w_release(empty + 8 * sp1, lane);
 		}
