@@ -48,8 +48,8 @@ func TestKernelsCompile(t *testing.T) {
 		for _, heads := range []int{1, decodeHeads, 8} {
 			for _, tune := range []decodeTuning{{}, {minBlocks: 1, stages: 3}} {
 				p := decodeProgram(hd, heads, tune)
-				p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d && DEC_MINBLOCKS == %d && DEC_STAGES == %d && DEC_SHARED == %d ? 1 : -1];\n",
-					32*decodeWarps(heads), decodeRows, combineThreads, decodeMaxSplit, tune.blocksPerSM(heads), tune.withDefaults().stages, tune.sharedBytes(hd, heads))
+				p.src += fmt.Sprintf("\ntypedef char decode_geometry[DEC_THREADS == %d && DEC_ROWS == %d && COMBINE_THREADS == %d && MAX_SPLIT == %d && DEC_MINBLOCKS == %d && DEC_STAGES == %d && DEC_SHARED == %d && MASS_THREADS == %d && MASS_KEYS == %d ? 1 : -1];\n",
+					32*decodeWarps(heads), decodeRows, combineThreads, decodeMaxSplit, tune.blocksPerSM(heads), tune.withDefaults().stages, tune.sharedBytes(hd, heads), massThreads, massKeys)
 				progs = append(progs, compilation{p, decodeKernelNames[:]})
 			}
 		}

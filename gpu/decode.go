@@ -36,9 +36,10 @@ const (
 	// heads per block, sharing the keys' RoPE rows. Elsewhere it is 1.
 	decodeHeads    = 4
 	decodeMinKeys  = 256
-	combineThreads = 128  // COMBINE_THREADS
+	combineThreads = 512  // COMBINE_THREADS
 	decodeMaxSplit = 1024 // MAX_SPLIT
-	massThreads    = 256
+	massThreads    = 256  // MASS_THREADS
+	massKeys       = 4    // MASS_KEYS
 	argmaxThreads  = 1024
 )
 
@@ -198,7 +199,7 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	launch(kern.combine, cuda.Dim3{X: rows}, cuda.Dim3{X: combineThreads}, 0,
 		cuda.Ptr(c.out), cuda.Ptr(c.stats), cuda.Ptr(part), cuda.Int(c.s), cuda.Int(c.hq), cuda.Int(split))
 	if c.weights != 0 {
-		launch(kern.mass, cuda.Dim3{X: (n + massThreads - 1) / massThreads, Y: c.hq}, cuda.Dim3{X: massThreads}, 0,
+		launch(kern.mass, cuda.Dim3{X: (n + massThreads*massKeys - 1) / (massThreads * massKeys), Y: c.hq}, cuda.Dim3{X: massThreads}, 0,
 			cuda.Ptr(c.mass), cuda.Ptr(scores), cuda.Ptr(c.stats), cuda.Ptr(c.weights),
 			cuda.Int(c.s), cuda.Int(n), cuda.Int(c.hq))
 	}

@@ -73,7 +73,9 @@ typedef bf16 T;
 #define STAGE_BYTES (2 * KV_CHUNKS * 16 + STEP_KEYS * 2 * ROPE_ROW * 4)
 #define DEC_SHARED (DEC_STAGES * STAGE_BYTES) // dynamic shared bytes
 #define DEC_ROWS 16            // query rows (query head, query) per block: one m16 tile
-#define COMBINE_THREADS 128
+#define COMBINE_THREADS 512 // 16 warps share a row's runs: few loads of each in a row
+#define MASS_THREADS 256
+#define MASS_KEYS 4 // keys per decode_mass thread, MASS_THREADS apart
 #define COMBINE_WARPS (COMBINE_THREADS / 32)
 #define MAX_SPLIT 1024         // runs decode_combine merges at most
 #define FULL_MASK 0xffffffffu
@@ -523,23 +525,41 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
 
 // decode_mass sets mass[qh, j] = Σᵢ wᵢ·p(qh, i, j) from the scores
 // decode_attention saved ([Hq·S, L+S]) and the row max and denominator in
-// stats, as attention_mass computes it; grid (⌈(L+S)/256⌉, Hq), 256
-// threads, one key per thread, queries in order.
-extern "C" __global__ void decode_mass(float *mass, const float *scores, const float *stats, const float *weights,
-	int S, int n, int hq) {
+// stats, as attention_mass computes it; grid (⌈(L+S)/(MASS_THREADS·
+// MASS_KEYS)⌉, Hq), MASS_THREADS threads, MASS_KEYS keys per thread
+// MASS_THREADS apart (independent loads in flight, coalesced), queries in
+// order.
+extern "C" __global__ void __launch_bounds__(MASS_THREADS) decode_mass(float *mass, const float *scores, const float *stats,
+	const float *weights, int S, int n, int hq) {
 	int qh = blockIdx.y;
-	long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-	if (j >= n) {
-		return;
-	}
+	long long j0 = (long long)blockIdx.x * MASS_THREADS * MASS_KEYS + threadIdx.x;
 	long long rows = (long long)hq * S;
-	float acc = 0.0f;
+	float acc[MASS_KEYS];
+#pragma unroll
+	for (int u = 0; u < MASS_KEYS; u++) {
+		acc[u] = 0.0f;
+	}
 	for (int i = 0; i < S; i++) {
 		long long rr = (long long)qh * S + i;
-		float w = weights[i], s = scores[rr * n + j];
-		if (w != 0.0f && s != NEG_INF) {
-			acc += w * (expf(s - stats[rr]) * (1.0f / stats[rows + rr]));
+		float w = weights[i], m = stats[rr], inv = 1.0f / stats[rows + rr];
+		float x[MASS_KEYS];
+#pragma unroll
+		for (int u = 0; u < MASS_KEYS; u++) {
+			long long j = j0 + u * MASS_THREADS;
+			x[u] = j < n ? scores[rr * n + j] : NEG_INF;
+		}
+#pragma unroll
+		for (int u = 0; u < MASS_KEYS; u++) {
+			if (w != 0.0f && x[u] != NEG_INF) {
+				acc[u] += w * (expf(x[u] - m) * inv);
+			}
 		}
 	}
-	mass[(long long)qh * n + j] = acc;
+#pragma unroll
+	for (int u = 0; u < MASS_KEYS; u++) {
+		long long j = j0 + u * MASS_THREADS;
+		if (j < n) {
+			mass[(long long)qh * n + j] = acc[u];
+		}
+	}
 }

@@ -68,8 +68,8 @@ static void run(const Case &c) {
 		decode_attention(part.data(), scores.data(), q.data(), k.data(), v.data(), ck.data(), cv.data(), slots.data(),
 			pos.data(), qpos.data(), cosT.data(), sinT.data(), S, L, cap, hq, hkv, scale, per, split, c.posMode == 2);
 	});
-	emu_launch({(unsigned)rows, 1, 1}, 128, 0, [&] { decode_combine(out.data(), stats.data(), part.data(), S, hq, split); });
-	emu_launch({(unsigned)((n + 255) / 256), (unsigned)hq, 1}, 256, 0,
+	emu_launch({(unsigned)rows, 1, 1}, COMBINE_THREADS, 0, [&] { decode_combine(out.data(), stats.data(), part.data(), S, hq, split); });
+	emu_launch({(unsigned)((n + MASS_THREADS * MASS_KEYS - 1) / (MASS_THREADS * MASS_KEYS)), (unsigned)hq, 1}, MASS_THREADS, 0,
 		[&] { decode_mass(mass.data(), scores.data(), stats.data(), w.data(), S, n, hq); });
 
 	// float64 reference
