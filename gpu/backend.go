@@ -126,10 +126,10 @@ type Backend struct {
 	toks         *tokenKernels                // kernels/tokens.cu, compiled by NewTokenList on first use
 	pat          *patternKernels              // kernels/pattern.cu, compiled by NewPattern on first use
 
-	host  []uint32 // packing space for uploads
-	half  []uint16 // conversion space for bf16 uploads and downloads
-	stamp []uint32 // Scatter's duplicate detection, by slot
-	gen   uint32
+	host []uint32 // packing space for uploads
+	half []uint16 // conversion space for bf16 uploads and downloads
+	// stamps finds a row named twice in a head (Scatter, CopyRows)
+	stamps backend.RowStamps
 
 	fillNormal [numStorage]*cuda.Function // kernels/random.cu, compiled by RandomNormal on first use
 }

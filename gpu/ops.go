@@ -189,9 +189,9 @@ func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	words := b.words(len(slots))
-	stamp := b.rowStamps(capacity)
+	b.stamps.Start(capacity)
 	for h := 0; h < hkv; h++ {
-		b.nextStamp()
+		b.stamps.Next()
 		for i := rows - 1; i >= 0; i-- {
 			slot := slots[h*rows+i]
 			switch {
@@ -199,35 +199,14 @@ func (b *Backend) Scatter(dst, src backend.Tensor, slots []int32) {
 				words[h*rows+i] = uint32(0xffffffff)
 			case int(slot) >= capacity:
 				panic(fmt.Sprintf("gpu: Scatter to slot %d of %d", slot, capacity))
-			case stamp[slot] == b.gen: // a later row of this head wins
+			case b.stamps.Take(slot): // a later row of this head wins
 				words[h*rows+i] = uint32(0xffffffff)
 			default:
-				stamp[slot] = b.gen
 				words[h*rows+i] = uint32(slot)
 			}
 		}
 	}
 	b.scatterPlaced(d, s, nil, nil, b.upload(words), rows, hkv, capacity, hd)
-}
-
-// rowStamps returns the backend's duplicate-row stamps for capacity rows
-// (Scatter and CopyRows find a row named twice in a head with them): a
-// row is taken in the current head when its stamp equals b.gen. b.mu
-// must be held.
-func (b *Backend) rowStamps(capacity int) []uint32 {
-	if cap(b.stamp) < capacity {
-		b.stamp = make([]uint32, capacity)
-	}
-	return b.stamp[:capacity]
-}
-
-// nextStamp starts the next head's stamps: no row is taken in it yet.
-// b.mu must be held.
-func (b *Backend) nextStamp() {
-	if b.gen++; b.gen == 0 { // wrapped: old stamps could match again
-		clear(b.stamp)
-		b.gen = 1
-	}
 }
 
 // scatterPlaced writes row i of head h of src [rows, Hkv·hd] into slot

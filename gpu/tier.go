@@ -49,9 +49,9 @@ func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	words := b.words(2 * len(dstRows))
-	stamp := b.rowStamps(dcap)
+	b.stamps.Start(dcap)
 	for h := 0; h < hkv; h++ {
-		b.nextStamp()
+		b.stamps.Next()
 		for i := 0; i < n; i++ {
 			e := h*n + i
 			dr, sr := dstRows[e], srcRows[e]
@@ -62,10 +62,9 @@ func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 			if int(dr) >= dcap || int(sr) >= scap {
 				panic(fmt.Sprintf("gpu: CopyRows of row %d of %v to row %d of %v", sr, s.shape, dr, d.shape))
 			}
-			if stamp[dr] == b.gen {
+			if b.stamps.Take(dr) {
 				panic(fmt.Sprintf("gpu: CopyRows names row %d of head %d twice", dr, h))
 			}
-			stamp[dr] = b.gen
 			words[e], words[len(dstRows)+e] = uint32(dr), uint32(sr)
 		}
 	}

@@ -35,6 +35,7 @@ type Backend struct {
 
 	mu      sync.Mutex
 	rope    map[ropeKey]*ropeTable // cos/sin tables by frequency set
+	stamps  backend.RowStamps      // CopyRows' rows named twice; under mu
 	scratch sync.Pool              // *attnScratch
 
 	startPool sync.Once
@@ -321,9 +322,11 @@ func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 	}
 	hkv, hd := d.shape[0], d.shape[2]
 	n := len(dstRows) / hkv
-	named := make([]bool, d.shape[1]) // dst rows of the head so far
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stamps.Start(d.shape[1])
 	for h := 0; h < hkv; h++ {
-		clear(named)
+		b.stamps.Next()
 		for i := 0; i < n; i++ {
 			dr, sr := dstRows[h*n+i], srcRows[h*n+i]
 			if dr < 0 || sr < 0 {
@@ -332,10 +335,9 @@ func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 			if int(dr) >= d.shape[1] || int(sr) >= s.shape[1] {
 				panic(fmt.Sprintf("cpu: CopyRows of row %d of %v to row %d of %v", sr, s.shape, dr, d.shape))
 			}
-			if named[dr] {
+			if b.stamps.Take(dr) {
 				panic(fmt.Sprintf("cpu: CopyRows names row %d of head %d twice", dr, h))
 			}
-			named[dr] = true
 			at, from := h*d.shape[1]+int(dr), h*s.shape[1]+int(sr)
 			copy(d.data[at*hd:(at+1)*hd], s.data[from*hd:(from+1)*hd])
 		}

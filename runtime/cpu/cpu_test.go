@@ -519,3 +519,34 @@ func TestReshape(t *testing.T) {
 		}()
 	}
 }
+
+// TestCopyRows checks CopyRows' copies, skips and its panic on a
+// destination row named twice in a head, and that it allocates nothing.
+func TestCopyRows(t *testing.T) {
+	b := New(1)
+	vals := make([]float32, 16)
+	for i := range vals {
+		vals[i] = float32(i)
+	}
+	src := b.FromFloat32(vals, 2, 4, 2) // [hkv, rows, hd]
+	dst := b.New(backend.F32, 2, 3, 2)
+	dstRows, srcRows := []int32{2, 0, -1, 1, 2, 0}, []int32{3, 1, 2, 0, -1, 2}
+	b.CopyRows(dst, src, dstRows, srcRows)
+	got := make([]float32, 12)
+	b.Read(dst, got)
+	want := []float32{2, 3, 0, 0, 6, 7 /* head 1 */, 12, 13, 8, 9, 0, 0}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("after CopyRows: %v, want %v", got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { b.CopyRows(dst, src, dstRows, srcRows) }); n != 0 {
+		t.Errorf("CopyRows allocates %v times a call, want 0", n)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("CopyRows naming row 1 of head 0 twice did not panic")
+		}
+	}()
+	b.CopyRows(dst, src, []int32{1, 1, 0, 2}, []int32{0, 1, 0, 1})
+}
