@@ -468,10 +468,11 @@ func (p *logsearch) viewed(h int, dst []int64) []int64 {
 }
 
 // MetaBytes: the index (grows with the stream: about 4·hd float32 per
-// block of B tokens per KV head) and the host copies of one chunk's keys
-// and last query.
+// block of B tokens per KV head), the host copies of one chunk's keys and
+// last query, and the tier's and search's scratch.
 func (p *logsearch) MetaBytes() int64 {
-	b := int64(cap(p.q)+cap(p.keys)+cap(p.found)+cap(p.fetchSrc)+cap(p.fetchDst)+cap(p.tierPlace)+cap(p.staged)+cap(p.at)+cap(p.order)) * 4
+	b := int64(cap(p.q)+cap(p.keys)+cap(p.found)+cap(p.fetchSrc)+cap(p.fetchDst)+cap(p.tierPlace)+cap(p.staged)+cap(p.at)+cap(p.order))*4 +
+		int64(cap(p.fresh)+cap(p.kept))
 	for _, x := range p.index {
 		b += x.bytes()
 	}
