@@ -291,6 +291,17 @@ __device__ __forceinline__ float row_stats(float *stats, float2 *qstat, const fl
 	return lr > 0.0f ? 1.0f / lr : 0.0f;
 }
 
+// store_row writes a query's output row y (HD bf16) from the thread's part
+// of its accumulator: dimensions 8n+2t4 and +1 are x[4n] and x[4n+1]
+// (n < HD/8), times inv.
+__device__ __forceinline__ void store_row(bf16 *y, const float *x, float inv, int t4) {
+	u32 *w = (u32 *)(y + 2 * t4);
+#pragma unroll
+	for (int n = 0; n < HD / 8; n++) {
+		w[n * 4] = pack2(x[4 * n] * inv, x[4 * n + 1] * inv);
+	}
+}
+
 // copy_rows starts the copies of rows contiguous bf16 rows of HD from src
 // into dst [rows][HDP] in shared memory (no commit).
 __device__ __forceinline__ void copy_rows(bf16 *dst, const bf16 *src, int rows) {
@@ -486,11 +497,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 		if (inv < 0.0f) {
 			continue;
 		}
-		u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
-#pragma unroll
-		for (int d = 0; d < HD / 8; d++) {
-			y[d * 4] = pack2(o[mt][d][2 * half] * inv, o[mt][d][2 * half + 1] * inv);
-		}
+		store_row(out + ((long long)i * hq + qh) * HD, &o[mt][0][2 * half], inv, t4);
 	}
 }
 
@@ -1039,11 +1046,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 		if (inv < 0.0f) {
 			continue;
 		}
-		u32 *y = (u32 *)(out + ((long long)i * hq + qh) * HD + 2 * t4);
-#pragma unroll
-		for (int n8 = 0; n8 < HD / 8; n8++) {
-			y[n8 * 4] = pack2(o[4 * n8 + 2 * r] * inv, o[4 * n8 + 2 * r + 1] * inv);
-		}
+		store_row(out + ((long long)i * hq + qh) * HD, o + 2 * r, inv, t4);
 	}
 }
 
