@@ -57,8 +57,10 @@ typedef bf16 T;
 #define WPH (DEC_WARPS / DEC_HEADS) // warps per KV head
 #define TILE 16                     // keys a warp takes per step
 #define STEP_KEYS (WPH * TILE)      // keys per KV head a block takes per step
-#define KPI (32 * WPH / LPK)        // keys a head's threads copy at once
-#define DEC_UNROLL (STEP_KEYS / KPI) // copies per thread, key and value each, per step
+#define CPT 4                       // chunks of a key's row a thread copies (key, value, RoPE each)
+#define TPK (LPK / CPT)             // threads that copy a key
+#define KPI (32 * WPH / TPK)        // keys a head's threads copy at once
+#define DEC_UNROLL (STEP_KEYS / KPI) // keys a thread copies per step
 #ifndef DEC_MINBLOCKS
 #define DEC_MINBLOCKS (DEC_WARPS > 8 ? 1 : 8 / DEC_WARPS) // blocks per multiprocessor the registers must allow
 #endif
@@ -87,6 +89,9 @@ typedef bf16 T;
 #endif
 #if DEC_STAGES < 2
 #error "DEC_STAGES must be at least 2"
+#endif
+#if KPI % 8 != 0 || STEP_KEYS % KPI != 0
+#error "a head's threads must copy a multiple of 8 keys at once, and a step a multiple of that"
 #endif
 #if DEC_WARPS % DEC_HEADS != 0
 #error "DEC_WARPS must be a multiple of DEC_HEADS"
@@ -156,11 +161,12 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 	// Row r's dimensions 16ks + 2t4, +1 (a[0], a[1] for rows g, g+8) and
 	// 16ks + 8 + 2t4, +1 (a[2], a[3]).
 	unsigned qh[HD / 16][4], ql[HD / 16][4];
-	int lim[2]; // row g + 8r sees keys j ≤ lim[r] (−1: no such row)
+	int lim[2];  // row g + 8r sees keys j ≤ lim[r] (−1: no such row)
+	int srow[2]; // and its row of scores, qh·S+i (−1: no such row)
 #pragma unroll
 	for (int r = 0; r < 2; r++) {
 		int rg = rt * DEC_ROWS + g + 8 * r;
-		lim[r] = -1;
+		lim[r] = -1, srow[r] = -1;
 		float x[HD / 16][4]; // dimensions 16ks + 2t4 + {0, 1, 8, 9}
 #pragma unroll
 		for (int ks = 0; ks < HD / 16; ks++) {
@@ -171,7 +177,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 		}
 		if (rg < R) {
 			int qhd = h * G + rg / S, i = rg % S;
-			lim[r] = L + i;
+			lim[r] = L + i, srow[r] = qhd * S + i;
 			const T *qp = q + ((long long)i * hq + qhd) * HD;
 			const float *cp = cosT + (long long)(base + i) * HALF, *sp = sinT + (long long)(base + i) * HALF;
 #pragma unroll
@@ -205,21 +211,32 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 
 	int jb = z * per, je = min(n, jb + per);
 	int steps = je > jb ? (je - jb + STEP_KEYS - 1) / STEP_KEYS : 0;
-	// A thread copies chunk cc of keys kk0 + u·KPI of its head's step.
-	int th = wi * 32 + lane, cc = th % LPK, kk0 = th / LPK;
+	// A thread copies chunks kp + c·TPK (c < CPT) of keys kk0 + u·KPI of
+	// its head's step: one address for CPT chunks, and a warp's copies of
+	// a key are 16·TPK contiguous bytes. KPI is a multiple of 8, so the
+	// chunks' places in a key row (swizzled by the key's index mod 8, see
+	// above) are the same for all its keys: chunk kp + c·TPK lands at
+	// kp ^ (x mod TPK) + TPK·(c ^ x/TPK) for x = kk0 mod 8.
+	int th = wi * 32 + lane, kp = th % TPK, kk0 = th / TPK;
+	int at[CPT]; // chunk c's place in the head's keys of a stage, key kk0
+#pragma unroll
+	for (int c = 0; c < CPT; c++) {
+		at[c] = (hw * STEP_KEYS + kk0) * LPK + (kp ^ (kk0 % TPK)) + TPK * (c ^ (kk0 % 8 / TPK));
+	}
+	const float *cb = cosT + 4 * kp, *sb0 = sinT + 4 * kp; // the thread's floats of a RoPE row
 	// The view's slots and positions of the next step to copy, loaded a
 	// step ahead so that its copies do not wait for them.
 	int nslot[DEC_UNROLL], npos[DEC_UNROLL];
 	prefetch_view(nslot, npos, slots, pos, h, L, je, jb + kk0, index);
 	// stage_copy queues the copies of step t into stage st and loads the
-	// view of step t+1. A key's RoPE row goes to the stage once: thread cc
-	// of the key copies the cos and sin floats 4cc .. 4cc+3 (HALF/4 = LPK
-	// chunks each); with DEC_HEADS > 1, the first head's threads copy the
-	// cos and the second head's the sin.
+	// view of step t+1. A key's RoPE row goes to the stage once: the
+	// thread of chunk cc of the key copies the cos and sin floats 4cc ..
+	// 4cc+3 (HALF/4 = LPK chunks each); with DEC_HEADS > 1, the first
+	// head's threads copy the cos and the second head's the sin.
 	auto stage_copy = [&](int t, int st) {
 		unsigned char *sb = smem + st * STAGE_BYTES;
-		uint4 *kst = (uint4 *)sb + hw * STEP_KEYS * LPK, *vst = kst + KV_CHUNKS;
-		float *rope = (float *)(sb + 2 * KV_CHUNKS * 16);
+		uint4 *kst = (uint4 *)sb, *vst = kst + KV_CHUNKS;
+		float *rope = (float *)(sb + 2 * KV_CHUNKS * 16) + kk0 * 2 * ROPE_ROW + 4 * kp;
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
 			int kk = kk0 + u * KPI, j = jb + t * STEP_KEYS + kk;
@@ -241,18 +258,23 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 				}
 			}
 			// a key that is padding or past the run reads as zeros
-			int at = kk * LPK + (cc ^ (kk & 7));
-			cp_async16(kst + at, kr + cc * VEC, ok);
-			cp_async16(vst + at, vr + cc * VEC, ok);
-			long long tp = (long long)p * HALF + 4 * cc;
 			bool rok = DEC_HEADS == 1 ? ok : in; // every position is in the table
-			if (DEC_HEADS == 1 || hw == 0) {
-				cp_async16(rope + kk * 2 * ROPE_ROW + 4 * cc, cosT + tp, rok);
+			kr += kp * VEC, vr += kp * VEC;
+			const float *cr = cb + (long long)p * HALF, *sr = sb0 + (long long)p * HALF;
+			float *rr = rope + u * KPI * 2 * ROPE_ROW;
+#pragma unroll
+			for (int c = 0; c < CPT; c++) {
+				int a = at[c] + u * KPI * LPK;
+				cp_async16(kst + a, kr + c * TPK * VEC, ok);
+				cp_async16(vst + a, vr + c * TPK * VEC, ok);
+				if (DEC_HEADS == 1 || hw == 0) {
+					cp_async16(rr + 4 * TPK * c, cr + 4 * TPK * c, rok);
+				}
+				if (DEC_HEADS == 1 || hw == 1) {
+					cp_async16(rr + ROPE_ROW + 4 * TPK * c, sr + 4 * TPK * c, rok);
+				}
 			}
-			if (DEC_HEADS == 1 || hw == 1) {
-				cp_async16(rope + kk * 2 * ROPE_ROW + ROPE_ROW + 4 * cc, sinT + tp, rok);
-			}
-			if (cc == 0) {
+			if (kp == 0) {
 				sm_ok[st][hw][kk] = ok;
 			}
 		}
@@ -330,14 +352,13 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 		if (scores != 0) {
 #pragma unroll
 			for (int r = 0; r < 2; r++) {
-				int rg = rt * DEC_ROWS + g + 8 * r;
-				if (rg < R) {
-					long long rr = (long long)(h * G + rg / S) * S + rg % S;
+				if (srow[r] >= 0) {
+					long long at = (long long)srow[r] * n + j0 + 2 * t4;
 #pragma unroll
 					for (int nt = 0; nt < 2; nt++) {
 						int j = j0 + 8 * nt + 2 * t4;
-						float *sp = scores + rr * n + j;
-						if (j + 1 < je && (rr * n + j) % 2 == 0) {
+						float *sp = scores + at + 8 * nt;
+						if (j + 1 < je && (at + 8 * nt) % 2 == 0) {
 							*(float2 *)sp = make_float2(s[nt][2 * r], s[nt][2 * r + 1]);
 						} else {
 							if (j < je) {
