@@ -120,7 +120,7 @@ type Backend struct {
 	gemv         bool
 	decode       map[decodeKey]*decodeKernels // kernels/decode.cu by head dimension and DEC_HEADS, compiled on first use
 	decodeTune   decodeTuning                 // decode.cu's defaults unless a benchmark varies them
-	argmax       [numStorage]*cuda.Function   // kernels/sample.cu, compiled by Argmax on first use
+	argmax       *sampleKernels               // kernels/sample.cu, compiled by Argmax on first use
 	flash        map[int]*flashKernels        // kernels/flash.cu by head dimension, compiled on first use
 	casc         *cascadeKernels              // kernels/cascade.cu, compiled by NewCascade on first use
 	toks         *tokenKernels                // kernels/tokens.cu, compiled by NewTokenList on first use

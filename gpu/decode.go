@@ -40,7 +40,12 @@ const (
 	decodeMaxSplit = 1024 // MAX_SPLIT
 	massThreads    = 256  // MASS_THREADS
 	massKeys       = 4    // MASS_KEYS
-	argmaxThreads  = 1024
+	// Argmax splits a row into parts of at least argmaxPerPart values (at
+	// most argmaxMaxParts of them), one block of argmaxThreads each, and
+	// merges the parts' picks in a second kernel.
+	argmaxThreads  = 256
+	argmaxPerPart  = 4096
+	argmaxMaxParts = 256
 )
 
 // decodeHeadDims are the head dimensions decode.cu is compiled for.
@@ -51,8 +56,14 @@ var decodeHeadDims = []int{64, 128}
 // the storage type of the logits.
 var (
 	decodeKernelNames = [...]string{"decode_attention", "decode_combine", "decode_mass"}
-	sampleKernelNames = [numStorage]string{"argmax_f32", "argmax_bf16"}
+	sampleKernelNames = [...]string{"argmax_part_f32", "argmax_part_bf16", "argmax_merge"}
 )
+
+// sampleKernels are the kernels of kernels/sample.cu.
+type sampleKernels struct {
+	part  [numStorage]*cuda.Function // argmax_part by the storage of the logits
+	merge *cuda.Function
+}
 
 // decodeKernels are the kernels of kernels/decode.cu for one head
 // dimension and DEC_HEADS.
@@ -225,14 +236,22 @@ func (b *Backend) Argmax(logits backend.Tensor, dst []int32) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.argmax[t.st] == nil {
-		var fs [numStorage]*cuda.Function
-		must(b.load(sampleProgram(), sampleKernelNames[:], []**cuda.Function{&fs[stF32], &fs[stBF16]}))
-		b.argmax = fs
+	if b.argmax == nil {
+		k := new(sampleKernels)
+		must(b.load(sampleProgram(), sampleKernelNames[:], []**cuda.Function{&k.part[stF32], &k.part[stBF16], &k.merge}))
+		b.argmax = k
 	}
-	out := b.tokens.ensure(b.dev, 4*rows)
-	launch(b.argmax[t.st], cuda.Dim3{X: rows}, cuda.Dim3{X: argmaxThreads}, 0,
-		cuda.Ptr(out), cuda.Ptr(t.ptr()), cuda.Int(v))
+	parts := min(argmaxMaxParts, max(1, v/argmaxPerPart))
+	per := (v + parts - 1) / parts
+	// the picks, then each part's value, index and finiteness
+	out := b.tokens.ensure(b.dev, 4*rows+12*rows*parts)
+	pv := out + cuda.DevicePtr(4*rows)
+	pi := pv + cuda.DevicePtr(4*rows*parts)
+	pbad := pi + cuda.DevicePtr(4*rows*parts)
+	launch(b.argmax.part[t.st], cuda.Dim3{X: parts, Y: rows}, cuda.Dim3{X: argmaxThreads}, 0,
+		cuda.Ptr(pv), cuda.Ptr(pi), cuda.Ptr(pbad), cuda.Ptr(t.ptr()), cuda.Int(v), cuda.Int(per))
+	launch(b.argmax.merge, cuda.Dim3{X: rows}, cuda.Dim3{X: 32}, 0,
+		cuda.Ptr(out), cuda.Ptr(pv), cuda.Ptr(pi), cuda.Ptr(pbad), cuda.Int(parts))
 	// into the backend's own slice: cgo refuses dst where it lies in a
 	// struct holding Go pointers (a Session's)
 	if cap(b.picked) < rows {

@@ -155,6 +155,36 @@ func TestArgmax(t *testing.T) {
 	}
 }
 
+// TestArgmaxLengths checks the device's greedy pick against model.Argmax
+// on rows of lengths that split into one part, into parts of unequal
+// lengths and into the most parts, with the largest value tied at the
+// start and end of parts.
+func TestArgmaxLengths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := openGPU(t, f32)
+	for _, v := range []int{1, 33, 4095, 8193, 70001, 1 << 20} {
+		const rows = 3
+		flat := randSlice(rng, rows*v)
+		for r := 0; r < rows; r++ {
+			row := flat[r*v : (r+1)*v]
+			for _, at := range []int{v - 1, v / 2, v / 3, 0} {
+				if r > 0 || at%2 == 0 {
+					row[at] = 7 // ties: the first wins
+				}
+			}
+		}
+		x := g.FromFloat32(flat, rows, v)
+		got := make([]int32, rows)
+		g.Argmax(x, got)
+		for r := range got {
+			if w := model.Argmax(flat[r*v : (r+1)*v]); got[r] != w {
+				t.Errorf("v=%d row %d: Argmax %d, want %d", v, r, got[r], w)
+			}
+		}
+		g.Free(x)
+	}
+}
+
 // finiteRow reports whether every value of row is finite.
 func finiteRow(row []float32) bool {
 	for _, x := range row {
