@@ -37,37 +37,20 @@ func (b *Backend) NewHostTensor(dtype backend.DType, shape ...int) backend.Tenso
 // tensor of NewHostTensor.
 func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 	d, s := tensor(dst), tensor(src)
-	if len(d.shape) != 3 || len(s.shape) != 3 || d.shape[0] != s.shape[0] || d.shape[2] != s.shape[2] ||
-		len(dstRows) != len(srcRows) || len(dstRows)%d.shape[0] != 0 {
-		panic(fmt.Sprintf("gpu: CopyRows of %d rows from %v to %v", len(srcRows), s.shape, d.shape))
-	}
-	hkv, dcap, scap, hd := d.shape[0], d.shape[1], s.shape[1], d.shape[2]
-	n := len(dstRows) / hkv
-	if n == 0 {
-		return
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	words := b.words(2 * len(dstRows))
-	b.stamps.Start(dcap)
-	for h := 0; h < hkv; h++ {
-		b.stamps.Next()
-		for i := 0; i < n; i++ {
-			e := h*n + i
-			dr, sr := dstRows[e], srcRows[e]
-			if dr < 0 || sr < 0 {
-				words[e], words[len(dstRows)+e] = 0xffffffff, 0xffffffff
-				continue
-			}
-			if int(dr) >= dcap || int(sr) >= scap {
-				panic(fmt.Sprintf("gpu: CopyRows of row %d of %v to row %d of %v", sr, s.shape, dr, d.shape))
-			}
-			if b.stamps.Take(dr) {
-				panic(fmt.Sprintf("gpu: CopyRows names row %d of head %d twice", dr, h))
-			}
-			words[e], words[len(dstRows)+e] = uint32(dr), uint32(sr)
+	n := b.stamps.CopyPairs("gpu", d.shape, s.shape, dstRows, srcRows, func(_, e int, skip bool) {
+		if skip {
+			words[e], words[len(dstRows)+e] = 0xffffffff, 0xffffffff
+			return
 		}
+		words[e], words[len(dstRows)+e] = uint32(dstRows[e]), uint32(srcRows[e])
+	})
+	if n == 0 {
+		return
 	}
+	hkv, dcap, scap, hd := d.shape[0], d.shape[1], s.shape[1], d.shape[2]
 	p := b.upload(words)
 	launch(b.k.copyRows[d.st][s.st], cuda.Dim3{X: n, Y: hkv, Z: 1}, threadsFor(hd, rowThreads), 0,
 		cuda.Ptr(d.ptr()), cuda.Ptr(s.ptr()), cuda.Ptr(p), cuda.Ptr(p.Add(4*len(dstRows))),

@@ -1,6 +1,10 @@
 package backend
 
-import "testing"
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
 
 func TestRowStamps(t *testing.T) {
 	var r RowStamps
@@ -56,5 +60,44 @@ func BenchmarkRowStamps(b *testing.B) {
 				r.Take(i * 7 % 65536)
 			}
 		}
+	}
+}
+
+func TestCopyPairs(t *testing.T) {
+	type visit struct {
+		h, e int
+		skip bool
+	}
+	var r RowStamps
+	var got []visit
+	n := r.CopyPairs("t", []int{2, 4, 8}, []int{2, 3, 8}, []int32{3, -1, 0, 3}, []int32{2, 1, 0, -5}, func(h, e int, skip bool) {
+		got = append(got, visit{h, e, skip})
+	})
+	want := []visit{{0, 0, false}, {0, 1, true}, {1, 2, false}, {1, 3, true}}
+	if n != 2 || !slices.Equal(got, want) {
+		t.Fatalf("CopyPairs: n = %d, visits %v; want 2, %v", n, got, want)
+	}
+	for _, c := range []struct {
+		name     string
+		dst, src []int
+		dr, sr   []int32
+		msg      string
+	}{
+		{"heads", []int{2, 4, 8}, []int{1, 4, 8}, []int32{0, 1}, []int32{0, 1}, "t: CopyRows of 2 rows from [1 4 8] to [2 4 8]"},
+		{"width", []int{1, 4, 8}, []int{1, 4, 4}, []int32{0}, []int32{0}, "t: CopyRows of 1 rows from [1 4 4] to [1 4 8]"},
+		{"lengths", []int{1, 4, 8}, []int{1, 4, 8}, []int32{0, 1}, []int32{0}, "t: CopyRows of 1 rows from [1 4 8] to [1 4 8]"},
+		{"uneven", []int{2, 4, 8}, []int{2, 4, 8}, []int32{0, 1, 2}, []int32{0, 1, 2}, "t: CopyRows of 3 rows from [2 4 8] to [2 4 8]"},
+		{"dst range", []int{1, 4, 8}, []int{1, 9, 8}, []int32{4}, []int32{5}, "t: CopyRows of row 5 of [1 9 8] to row 4 of [1 4 8]"},
+		{"src range", []int{1, 4, 8}, []int{1, 2, 8}, []int32{1}, []int32{2}, "t: CopyRows of row 2 of [1 2 8] to row 1 of [1 4 8]"},
+		{"twice", []int{2, 4, 8}, []int{2, 4, 8}, []int32{0, 1, 2, 2}, []int32{0, 1, 2, 3}, "t: CopyRows names row 2 of head 1 twice"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				if got := fmt.Sprint(recover()); got != c.msg {
+					t.Errorf("panic %q, want %q", got, c.msg)
+				}
+			}()
+			r.CopyPairs("t", c.dst, c.src, c.dr, c.sr, func(int, int, bool) {})
+		})
 	}
 }

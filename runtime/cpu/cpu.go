@@ -316,32 +316,16 @@ func (b *Backend) NewHostTensor(dtype backend.DType, shape ...int) backend.Tenso
 // skip.
 func (b *Backend) CopyRows(dst, src backend.Tensor, dstRows, srcRows []int32) {
 	d, s := tensor(dst), tensor(src)
-	if len(d.shape) != 3 || len(s.shape) != 3 || d.shape[0] != s.shape[0] || d.shape[2] != s.shape[2] ||
-		len(dstRows) != len(srcRows) || len(dstRows)%d.shape[0] != 0 {
-		panic(fmt.Sprintf("cpu: CopyRows of %d rows from %v to %v", len(srcRows), s.shape, d.shape))
-	}
-	hkv, hd := d.shape[0], d.shape[2]
-	n := len(dstRows) / hkv
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.stamps.Start(d.shape[1])
-	for h := 0; h < hkv; h++ {
-		b.stamps.Next()
-		for i := 0; i < n; i++ {
-			dr, sr := dstRows[h*n+i], srcRows[h*n+i]
-			if dr < 0 || sr < 0 {
-				continue
-			}
-			if int(dr) >= d.shape[1] || int(sr) >= s.shape[1] {
-				panic(fmt.Sprintf("cpu: CopyRows of row %d of %v to row %d of %v", sr, s.shape, dr, d.shape))
-			}
-			if b.stamps.Take(dr) {
-				panic(fmt.Sprintf("cpu: CopyRows names row %d of head %d twice", dr, h))
-			}
-			at, from := h*d.shape[1]+int(dr), h*s.shape[1]+int(sr)
-			copy(d.data[at*hd:(at+1)*hd], s.data[from*hd:(from+1)*hd])
+	b.stamps.CopyPairs("cpu", d.shape, s.shape, dstRows, srcRows, func(h, e int, skip bool) {
+		if skip {
+			return
 		}
-	}
+		hd := d.shape[2]
+		at, from := h*d.shape[1]+int(dstRows[e]), h*s.shape[1]+int(srcRows[e])
+		copy(d.data[at*hd:(at+1)*hd], s.data[from*hd:(from+1)*hd])
+	})
 }
 
 var _ backend.HostTier = (*Backend)(nil)
