@@ -302,12 +302,18 @@ __device__ __forceinline__ void store_row(bf16 *y, const float *x, float inv, in
 	}
 }
 
-// copy_rows starts the copies of rows contiguous bf16 rows of HD from src
-// into dst [rows][HDP] in shared memory (no commit).
-__device__ __forceinline__ void copy_rows(bf16 *dst, const bf16 *src, int rows) {
-	for (int e = threadIdx.x; e < rows * CPR; e += THREADS) {
-		int r = e / CPR, c = e % CPR * 8;
-		cp_async16(dst + r * HDP + c, src + (long long)r * HD + c, true);
+// copy_rows starts the copies of ROWS contiguous bf16 rows of HD from src
+// into dst [ROWS][HDP] in shared memory (no commit): thread t copies chunk
+// t mod CPR of rows t / CPR + k·CR_STEP, each one offset from the first.
+#define CR_STEP (THREADS / CPR) // rows the block copies at once
+template <int ROWS> __device__ __forceinline__ void copy_rows(bf16 *dst, const bf16 *src) {
+	static_assert(ROWS % CR_STEP == 0, "copy_rows copies whole passes of rows");
+	int c = threadIdx.x % CPR * 8, r0 = threadIdx.x / CPR;
+	dst += r0 * HDP + c;
+	src += r0 * HD + c;
+#pragma unroll
+	for (int k = 0; k < ROWS / CR_STEP; k++) {
+		cp_async16(dst + k * CR_STEP * HDP, src + k * CR_STEP * HD, true);
 	}
 }
 
@@ -334,9 +340,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 	const bf16 *kh = kr + (long long)h * np * HD, *vh = vr + (long long)h * np * HD;
 	const u32 *bh = bits + (long long)h * np / 32;
 
-	copy_rows(qs, qr + ((long long)qh * sp + q0) * HD, BQ);
-	copy_rows(ksm, kh, BK);
-	copy_rows(vsm, vh, BK);
+	copy_rows<BQ>(qs, qr + ((long long)qh * sp + q0) * HD);
+	copy_rows<BK>(ksm, kh);
+	copy_rows<BK>(vsm, vh);
 	cp_async_commit();
 
 	float o[2][HD / 8][4];
@@ -362,8 +368,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) flash_fwd(
 		cp_async_wait();
 		__syncthreads(); // tile it is in ksm[st] and vsm[st]; tile it−1 is consumed
 		if (it + 1 < T) {
-			copy_rows(ksm + (1 - st) * BK * HDP, kh + (long long)(j0 + BK) * HD, BK);
-			copy_rows(vsm + (1 - st) * BK * HDP, vh + (long long)(j0 + BK) * HD, BK);
+			copy_rows<BK>(ksm + (1 - st) * BK * HDP, kh + (long long)(j0 + BK) * HD);
+			copy_rows<BK>(vsm + (1 - st) * BK * HDP, vh + (long long)(j0 + BK) * HD);
 			cp_async_commit();
 		}
 		if (qw >= S || j0 > L + qw + 31) { // no key of the tile is visible to the warp
@@ -533,8 +539,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 	int QT = (S - istart + BQM - 1) / BQM, T = group * QT; // query tiles per head, in all
 	const u32 *bh = bits + (long long)h * np / 32;
 
-	copy_rows(ksm, kr + ((long long)h * np + j0) * HD, BKM);
-	copy_rows(qsm, qr + ((long long)(h * group) * sp + istart) * HD, BQM);
+	copy_rows<BKM>(ksm, kr + ((long long)h * np + j0) * HD);
+	copy_rows<BQM>(qsm, qr + ((long long)(h * group) * sp + istart) * HD);
 	copy_stats(qst, qstat + (long long)(h * group) * sp + istart);
 	cp_async_commit();
 	cp_async_wait();
@@ -558,7 +564,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 		}
 		if (it + 1 < T) {
 			int qn = h * group + (it + 1) / QT, in = istart + (it + 1) % QT * BQM;
-			copy_rows(qsm + (1 - st) * BQM * HDP, qr + ((long long)qn * sp + in) * HD, BQM);
+			copy_rows<BQM>(qsm + (1 - st) * BQM * HDP, qr + ((long long)qn * sp + in) * HD);
 			copy_stats(qst + (1 - st) * BQM, qstat + (long long)qn * sp + in);
 			cp_async_commit();
 		}
@@ -779,13 +785,24 @@ __device__ __forceinline__ unsigned long long wdesc(u32 addr, u32 lbo) {
 	       (unsigned long long)(1024 >> 4) << 32 | 1ull << 62;
 }
 
-// load_tile starts the copies of rows rows of HD bf16 from src into the
+// load_tile starts the copies of ROWS rows of HD bf16 from src into the
 // swizzled tile at dst, spread over the 128 threads of the producer
-// warpgroup (pt is the thread's index in it; no commit).
-__device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, int rows, int pt) {
-	for (int e = pt; e < rows * CPR; e += 128) {
-		int r = e / CPR, c = e % CPR;
-		cp_async16(dst + sw_off(r, c, rows), src + (long long)r * HD + c * 8, true);
+// warpgroup (pt is the thread's index in it; no commit). Thread pt copies
+// chunk c = pt mod CPR of rows r₀ + k·LT_STEP, r₀ = pt / CPR: LT_STEP is a
+// multiple of 8, so the chunk's swizzled place moves by LT_STEP rows from
+// one to the next, and every copy is one offset from the first.
+#define LT_STEP (128 / CPR) // rows the producer warpgroup copies at once
+#if LT_STEP % 8 != 0
+#error "load_tile needs the rows copied at once to be a multiple of 8"
+#endif
+template <int ROWS> __device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, int pt) {
+	static_assert(ROWS % LT_STEP == 0, "load_tile copies whole passes of rows");
+	int c = pt % CPR, r0 = pt / CPR;
+	dst += sw_off(r0, c, ROWS);
+	src += r0 * HD + c * 8;
+#pragma unroll
+	for (int k = 0; k < ROWS / LT_STEP; k++) {
+		cp_async16(dst + k * LT_STEP * 128, src + k * LT_STEP * HD, true);
 	}
 }
 
@@ -895,8 +912,8 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 		for (int it = 0; it < T; it++) {
 			int s = it % W_STAGES;
 			w_acquire(empty, it);
-			load_tile(ksm + s * W_TBYTES, kh + (long long)it * W_BK * HD, W_BK, pt);
-			load_tile(vsm + s * W_TBYTES, vh + (long long)it * W_BK * HD, W_BK, pt);
+			load_tile<W_BK>(ksm + s * W_TBYTES, kh + (long long)it * W_BK * HD, pt);
+			load_tile<W_BK>(vsm + s * W_TBYTES, vh + (long long)it * W_BK * HD, pt);
 			if (pt == 0) {
 				cp_async16(bsm + s * (W_BK / 32), bh + it * (W_BK / 32), true);
 			}
@@ -1143,7 +1160,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 		for (int it = 0; it < T; it++) {
 			int s = it % W_STAGES, qh = h * group + it / QT, i0 = istart + it % QT * W_MQ;
 			w_acquire(empty, it);
-			load_tile(qsm + s * W_MQ * HD * 2, qr + ((long long)qh * sp + i0) * HD, W_MQ, pt);
+			load_tile<W_MQ>(qsm + s * W_MQ * HD * 2, qr + ((long long)qh * sp + i0) * HD, pt);
 			float2 *st = (float2 *)(ssm + s * W_MQ * 8);
 			if (pt < W_MQ / 2) {
 				cp_async16(st + 2 * pt, qstat + (long long)qh * sp + i0 + 2 * pt, true);
