@@ -785,25 +785,32 @@ __device__ __forceinline__ unsigned long long wdesc(u32 addr, u32 lbo) {
 	       (unsigned long long)(1024 >> 4) << 32 | 1ull << 62;
 }
 
-// load_tile starts the copies of ROWS rows of HD bf16 from src into the
-// swizzled tile at dst, spread over the 128 threads of the producer
-// warpgroup (pt is the thread's index in it; no commit). Thread pt copies
-// chunk c = pt mod CPR of rows r₀ + k·LT_STEP, r₀ = pt / CPR: LT_STEP is a
-// multiple of 8, so the chunk's swizzled place moves by LT_STEP rows from
-// one to the next, and every copy is one offset from the first.
-#define LT_STEP (128 / CPR) // rows the producer warpgroup copies at once
+// load_rows starts the copies of N rows r₁ … r₁+N−1 (r₁ a multiple of 8)
+// of a TILE-row operand from src (its row 0; rows of HD bf16) into the
+// swizzled tile at dst, spread over 128 threads (t is the thread's index
+// among them; no commit). Thread t copies chunk c = t mod CPR of rows r₁ +
+// r₀ + k·LT_STEP, r₀ = t / CPR: LT_STEP is a multiple of 8, so the chunk's
+// swizzled place moves by LT_STEP rows from one to the next, and every
+// copy is one offset from the first.
+#define LT_STEP (128 / CPR) // rows 128 threads copy at once
 #if LT_STEP % 8 != 0
-#error "load_tile needs the rows copied at once to be a multiple of 8"
+#error "load_rows needs the rows copied at once to be a multiple of 8"
 #endif
-template <int ROWS> __device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, int pt) {
-	static_assert(ROWS % LT_STEP == 0, "load_tile copies whole passes of rows");
-	int c = pt % CPR, r0 = pt / CPR;
-	dst += sw_off(r0, c, ROWS);
-	src += r0 * HD + c * 8;
+template <int TILE, int N> __device__ __forceinline__ void load_rows(unsigned char *dst, const bf16 *src, int r1, int t) {
+	static_assert(N % LT_STEP == 0 && N <= TILE, "load_rows copies whole passes of a tile's rows");
+	int c = t % CPR, r = r1 + t / CPR;
+	dst += sw_off(r, c, TILE);
+	src += (long long)r * HD + c * 8;
 #pragma unroll
-	for (int k = 0; k < ROWS / LT_STEP; k++) {
+	for (int k = 0; k < N / LT_STEP; k++) {
 		cp_async16(dst + k * LT_STEP * 128, src + k * LT_STEP * HD, true);
 	}
+}
+
+// load_tile starts the copies of a whole tile of ROWS rows, by the
+// producer warpgroup's thread pt.
+template <int ROWS> __device__ __forceinline__ void load_tile(unsigned char *dst, const bf16 *src, int pt) {
+	load_rows<ROWS, ROWS>(dst, src, 0, pt);
 }
 
 // w_ring_init sets up the ring's mbarriers (thread 0) before any thread
@@ -829,13 +836,10 @@ __device__ __forceinline__ void w_acquire(u32 empty, int it) {
 }
 
 // w_load_rows copies consumer warpgroup wg's 64 rows (64·wg …) of a
-// block operand from src (rows of HD bf16) into the swizzled tile of rows
-// rows at dst and waits for them: the warpgroup's wgmma may then read them.
-__device__ __forceinline__ void w_load_rows(unsigned char *dst, const bf16 *src, int rows, int wg) {
-	for (int e = threadIdx.x % 128; e < 64 * CPR; e += 128) {
-		int r = 64 * wg + e / CPR, c = e % CPR;
-		cp_async16(dst + sw_off(r, c, rows), src + (long long)r * HD + c * 8, true);
-	}
+// block operand of ROWS rows from src (rows of HD bf16) into the swizzled
+// tile at dst and waits for them: the warpgroup's wgmma may then read them.
+template <int ROWS> __device__ __forceinline__ void w_load_rows(unsigned char *dst, const bf16 *src, int wg) {
+	load_rows<ROWS, 64>(dst, src, 64 * wg, threadIdx.x % 128);
 	cp_async_commit();
 	cp_async_wait();
 	proxy_fence();
@@ -926,7 +930,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 
 	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
 	int qg = q0 + 64 * wg, qw = qg + 16 * (warp % 4); // the warpgroup's and the warp's first query
-	w_load_rows(qsm, qr + ((long long)qh * sp + q0) * HD, W_BQ, wg);
+	w_load_rows<W_BQ>(qsm, qr + ((long long)qh * sp + q0) * HD, wg);
 
 	float o[HD / 2]; // the warp's rows g and g+8, dimensions 8n+2t4 and +1 in o[4n … 4n+3]
 #pragma unroll
@@ -1174,7 +1178,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 
 	int wg = warp / 4, g = lane / 4, t4 = lane % 4;
 	int jw = j0 + 64 * wg + 16 * (warp % 4); // the warp's first key
-	w_load_rows(ksm, kr + ((long long)h * np + j0) * HD, W_MK, wg);
+	w_load_rows<W_MK>(ksm, kr + ((long long)h * np + j0) * HD, wg);
 	const u32 *bh = bits + (long long)h * np / 32;
 	u32 kb = bh[jw / 32] >> (jw % 32); // validity of the warp's 16 keys
 
