@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,14 +61,17 @@ func TestKernelsCompile(t *testing.T) {
 			progs = append(progs, compilation{attentionProgram(hd, st), attentionKernels})
 		}
 	}
+	dump := os.Getenv("KVCASCADE_KERNEL_DUMP")
 	for _, cc := range [][2]int{{8, 0}, {9, 0}} {
 		c := cuda.NewCompiler(nv, cc[0], cc[1], "")
-		t.Run(fmt.Sprintf("sm_%d%d", cc[0], cc[1]), func(t *testing.T) {
+		arch := fmt.Sprintf("sm_%d%d", cc[0], cc[1])
+		t.Run(arch, func(t *testing.T) {
 			for _, pr := range progs {
 				img, err := c.Compile(pr.p.name, pr.p.src, pr.p.opts...)
 				if err != nil {
 					t.Fatalf("%s: %v", pr.p.name, err)
 				}
+				dumpImage(t, dump, pr.p.name, arch, img)
 				checkKernels(t, pr.p.name, img, pr.names)
 				t.Logf("%s: %d bytes (PTX %v), %d kernels", pr.p.name, len(img.Code), img.PTX, len(pr.names))
 			}
@@ -83,6 +88,7 @@ func TestKernelsCompile(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)
 				}
+				dumpImage(t, dump, p.name, arch, img)
 				checkKernels(t, p.name, img, flashKernelNames[:flashFwd90Kernel])
 				t.Logf("flash.cu HEAD_DIM=%d: %d bytes", hd, len(img.Code))
 				if cc[0] != 9 {
@@ -97,6 +103,7 @@ func TestKernelsCompile(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", p.name, err)
 				}
+				dumpImage(t, dump, p.name, "sm_90a", img)
 				checkKernels(t, p.name, img, flashKernelNames[:])
 				t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %d bytes", hd, len(img.Code))
 				if img.Log != "" {
@@ -111,6 +118,39 @@ func TestKernelsCompile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dumpImage writes img, program name's compilation for arch, and
+// ptxas's log where there is one, into folder dir (nothing when dir is
+// empty), so that the kernels can be read without a GPU (cuobjdump -sass,
+// tools/sassloops). The files are named after the program and its
+// options, e.g. "decode.cu_-DHEAD_DIM=128_-DDEC_HEADS=4.sm_90.cubin".
+func dumpImage(t *testing.T, dir, name, arch string, img *cuda.Image) {
+	t.Helper()
+	if dir == "" {
+		return
+	}
+	base := strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ':
+			return '_'
+		case r == '(' || r == ')' || r == '/':
+			return -1
+		}
+		return r
+	}, name) + "." + arch
+	ext := ".cubin"
+	if img.PTX {
+		ext = ".ptx"
+	}
+	if err := os.WriteFile(filepath.Join(dir, base+ext), img.Code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if img.Log != "" {
+		if err := os.WriteFile(filepath.Join(dir, base+".log"), []byte(img.Log), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
