@@ -52,8 +52,9 @@ const (
 var decodeHeadDims = []int{64, 128}
 
 // decodeKernelNames are the kernels of kernels/decode.cu, in the order of
-// decodeKernels' fields; sampleKernelNames those of kernels/sample.cu by
-// the storage type of the logits.
+// decodeKernels' fields; sampleKernelNames those of kernels/sample.cu,
+// in the order of sampleKernels' (argmax_part by the storage type of the
+// logits, then argmax_merge).
 var (
 	decodeKernelNames = [...]string{"decode_attention", "decode_combine", "decode_mass"}
 	sampleKernelNames = [...]string{"argmax_part_f32", "argmax_part_bf16", "argmax_merge"}

@@ -785,6 +785,12 @@ __device__ __forceinline__ unsigned long long wdesc(u32 addr, u32 lbo) {
 	       (unsigned long long)(1024 >> 4) << 32 | 1ull << 62;
 }
 
+// wdesc_add is the descriptor of the operand off bytes (a multiple of 16)
+// past d's: the start address is d's low 14 bits in units of 16 bytes,
+// and shared addresses stay below 2¹⁸, so the sum never carries out of
+// them. One add, where wdesc would mask and shift again.
+__device__ __forceinline__ unsigned long long wdesc_add(unsigned long long d, u32 off) { return d + (off >> 4); }
+
 // load_rows starts the copies of N rows r₁ … r₁+N−1 (r₁ a multiple of 8)
 // of a TILE-row operand from src (its row 0; rows of HD bf16) into the
 // swizzled tile at dst, spread over 128 threads (t is the thread's index
@@ -852,10 +858,10 @@ template <int ROWS> __device__ __forceinline__ void w_load_rows(unsigned char *d
 // steps.
 __device__ __forceinline__ void w_scores(float sc[64], u32 a, int arows, int wg, u32 b) {
 	wg_fence();
+	unsigned long long da = wdesc(a + 64 * wg * 128, 16), db = wdesc(b, 16);
 #pragma unroll
 	for (int ks = 0; ks < HD / 16; ks++) {
-		wg_ss128(sc, wdesc(a + (ks / 4) * arows * 128 + 64 * wg * 128 + ks % 4 * 32, 16),
-			 wdesc(b + (ks / 4) * 128 * 128 + ks % 4 * 32, 16), ks);
+		wg_ss128(sc, wdesc_add(da, (ks / 4) * arows * 128 + ks % 4 * 32), wdesc_add(db, (ks / 4) * 128 * 128 + ks % 4 * 32), ks);
 	}
 	wg_commit();
 }
@@ -865,9 +871,10 @@ __device__ __forceinline__ void w_scores(float sc[64], u32 a, int arows, int wg,
 // fence, no commit).
 __device__ __forceinline__ void w_pv(float o[HD / 2], const u32 pa[W_BK / 16][4], u32 v) {
 	wg_fence();
+	unsigned long long dv = wdesc(v, W_BK * 128);
 #pragma unroll
 	for (int kk = 0; kk < W_BK / 16; kk++) {
-		wg_rs(o, pa[kk], wdesc(v + kk * 16 * 128, W_BK * 128));
+		wg_rs(o, pa[kk], wdesc_add(dv, kk * 16 * 128));
 	}
 }
 
@@ -1092,6 +1099,31 @@ __device__ __forceinline__ void m_issue(const MassCtx &x, float sc[W_MQ / 2], in
 	w_scores(sc, x.ka, W_MK, x.wg, x.qa + s * W_MQ * HD * 2);
 }
 
+// m_terms adds the terms of the query tile whose scores are cur (queries
+// i0 …, their statistics at qs2) to acc: w·2^(s·scale2 − m) per query,
+// in query order. MASKED: some query of the tile comes before some key of
+// the warp, so each term checks; else none does (the loop then has no
+// compare and select per term).
+template <bool MASKED>
+__device__ __forceinline__ void m_terms(const MassCtx &x, float acc[2], const float cur[W_MQ / 2], const float2 *qs2, int i0) {
+#pragma unroll
+	for (int n8 = 0; n8 < W_MQ / 8; n8++) {
+#pragma unroll
+		for (int e2 = 0; e2 < 2; e2++) {
+			int col = n8 * 8 + 2 * x.t4 + e2; // query i0+col
+			float2 ms = qs2[col];
+#pragma unroll
+			for (int r = 0; r < 2; r++) {
+				float y = fmaf(cur[4 * n8 + 2 * r + e2], x.scale2, -ms.x);
+				if (MASKED && x.jw + x.g + 8 * r > x.L + i0 + col) {
+					y = NEG_INF;
+				}
+				acc[r] += ex2(y) * ms.y;
+			}
+		}
+	}
+}
+
 // m_step adds query tile it's terms to acc, hands the tile's stage back,
 // and after a query head's last tile stores its mass. (The two consumer
 // warpgroups overlap each other's MMAs and sums; a pipeline across tiles
@@ -1103,22 +1135,10 @@ __device__ __forceinline__ void m_step(const MassCtx &x, float acc[2], int it) {
 	wg_wait<0>();
 	w_fence(cur);
 	const float2 *qs2 = (const float2 *)(x.ssm + s * W_MQ * 8);
-	bool whole = x.jw + 15 <= x.L + i0; // every query of the tile sees every key of the warp
-#pragma unroll
-	for (int n8 = 0; n8 < W_MQ / 8; n8++) {
-#pragma unroll
-		for (int e2 = 0; e2 < 2; e2++) {
-			int col = n8 * 8 + 2 * x.t4 + e2; // query i0+col
-			float2 ms = qs2[col];
-#pragma unroll
-			for (int r = 0; r < 2; r++) {
-				float y = fmaf(cur[4 * n8 + 2 * r + e2], x.scale2, -ms.x);
-				if (!whole && x.jw + x.g + 8 * r > x.L + i0 + col) {
-					y = NEG_INF;
-				}
-				acc[r] += ex2(y) * ms.y;
-			}
-		}
+	if (x.jw + 15 <= x.L + i0) { // every query of the tile sees every key of the warp
+		m_terms<false>(x, acc, cur, qs2, i0);
+	} else {
+		m_terms<true>(x, acc, cur, qs2, i0);
 	}
 	w_release(x.empty + 8 * s, x.lane);
 	if (it % x.QT == x.QT - 1) { // the last tile of query head qh
