@@ -240,26 +240,17 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS, DEC_MINBLOCKS) decode_
 #pragma unroll
 		for (int u = 0; u < DEC_UNROLL; u++) {
 			int kk = kk0 + u * KPI, j = jb + t * STEP_KEYS + kk;
-			const T *kr = ck, *vr = cv;
-			int p = 0;
-			bool ok = false, in = j < je;
-			if (in) {
-				if (j < L) {
-					if (nslot[u] >= 0) {
-						long long off = ((long long)h * cap + nslot[u]) * HD;
-						kr = ck + off, vr = cv + off;
-						ok = true;
-					}
-					p = npos[u];
-				} else {
-					long long off = ((long long)(j - L) * hkv + h) * HD;
-					kr = k + off, vr = v + off;
-					p = base + (j - L), ok = true;
-				}
-			}
-			// a key that is padding or past the run reads as zeros
+			// View key j < L is row nslot of the cache, chunk token j − L row
+			// (j − L)·hkv + h of k and v; selected without branches. A key
+			// that is padding or past the run reads as zeros (its source
+			// is then not read).
+			bool in = j < je, view = j < L;
+			bool ok = in && (!view || nslot[u] >= 0);
 			bool rok = DEC_HEADS == 1 ? ok : in; // every position is in the table
-			kr += kp * VEC, vr += kp * VEC;
+			int p = !in ? 0 : view ? npos[u] : base + (j - L);
+			long long row = view ? (long long)h * cap + nslot[u] : (long long)(j - L) * hkv + h;
+			row = ok ? row : 0;
+			const T *kr = (view ? ck : k) + row * HD + kp * VEC, *vr = (view ? cv : v) + row * HD + kp * VEC;
 			const float *cr = cb + (long long)p * HALF, *sr = sb0 + (long long)p * HALF;
 			float *rr = rope + u * KPI * 2 * ROPE_ROW;
 #pragma unroll
