@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"kvcascade/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -36,19 +38,7 @@ func TestReport(t *testing.T) {
 			}
 			var b bytes.Buffer
 			report(&b, funcs, c.top, c.full, c.min)
-			path := filepath.Join("testdata", c.golden)
-			if *update {
-				if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if b.String() != string(want) {
-				t.Errorf("got\n%s\nwant\n%s", b.String(), want)
-			}
+			golden.Check(t, filepath.Join("testdata", c.golden), b.Bytes(), *update)
 		})
 	}
 }
