@@ -15,6 +15,17 @@ __device__ __forceinline__ bool better(float v, int i, float bv, int bi) {
 	return bi == NONE || v > bv || (v == bv && i < bi);
 }
 
+// warp_best leaves the best of the warp's (bv, bi) pairs in every lane.
+__device__ __forceinline__ void warp_best(float &bv, int &bi) {
+	for (int o = 16; o > 0; o /= 2) {
+		float ov = __shfl_xor_sync(FULL_MASK, bv, o);
+		int oi = __shfl_xor_sync(FULL_MASK, bi, o);
+		if (better(ov, oi, bv, bi)) {
+			bv = ov, bi = oi;
+		}
+	}
+}
+
 // argmax_part finds, for part p = blockIdx.x of row r = blockIdx.y of x
 // (values [p·per, min(n, (p+1)·per)) of the row's n), the largest value
 // and its index, the first on ties (NONE where the part holds only NaNs or
@@ -38,13 +49,7 @@ __device__ __forceinline__ void argmax_part(float *pv, int *pi, int *pbad, const
 			bv = v, bi = i;
 		}
 	}
-	for (int o = 16; o > 0; o /= 2) {
-		float ov = __shfl_xor_sync(FULL_MASK, bv, o);
-		int oi = __shfl_xor_sync(FULL_MASK, bi, o);
-		if (better(ov, oi, bv, bi)) {
-			bv = ov, bi = oi;
-		}
-	}
+	warp_best(bv, bi);
 	bool bad = __any_sync(FULL_MASK, !finite);
 	int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 	if (lane == 0) {
@@ -86,13 +91,7 @@ extern "C" __global__ void argmax_merge(int *dst, const float *pv, const int *pi
 		}
 		bad = bad || pbad[at];
 	}
-	for (int o = 16; o > 0; o /= 2) {
-		float ov = __shfl_xor_sync(FULL_MASK, bv, o);
-		int oi = __shfl_xor_sync(FULL_MASK, bi, o);
-		if (better(ov, oi, bv, bi)) {
-			bv = ov, bi = oi;
-		}
-	}
+	warp_best(bv, bi);
 	bad = __any_sync(FULL_MASK, bad);
 	if (threadIdx.x == 0) {
 		dst[blockIdx.x] = bad ? -1 : bi == NONE ? 0 : bi;
