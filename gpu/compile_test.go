@@ -94,27 +94,29 @@ func TestKernelsCompile(t *testing.T) {
 				if cc[0] != 9 {
 					continue
 				}
-				// flash_fwd90, for sm_90a.
-				p = flashW90Program(hd, flashW90Tuning{})
-				src = p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_MSHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d && W_MK == %d && W_MQ == %d ? 1 : -1];\n",
-					flashW90Shared(hd, flashW90Stages), flashW90MassShared(hd, flashW90Stages), flashW90Threads, flashW90KeyTile, flashW90Stages, flashQueryRows, flashMassKeys, flashW90QueryTile)
-				// ptxas -v: the registers and spills of each kernel, in the log
-				img, err = c.CompileSpecific(p.name, src, append(p.opts, "--ptxas-options=-v")...)
-				if err != nil {
-					t.Fatalf("%s: %v", p.name, err)
-				}
-				dumpImage(t, dump, p.name, "sm_90a", img)
-				checkKernels(t, p.name, img, flashKernelNames[:])
-				t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %d bytes", hd, len(img.Code))
-				if img.Log != "" {
-					t.Logf("flash.cu HEAD_DIM=%d for sm_90a: %s", hd, img.Log)
-				}
-				// ptxas serialises every warpgroup MMA of a kernel (C7510
-				// to C7520: "wgmma.mma_async instructions are serialized")
-				// when it cannot prove the pipeline safe; the kernels then
-				// lose most of their speed, so that is a failure here.
-				if strings.Contains(img.Log, "wgmma.mma_async instructions are serialized") {
-					t.Errorf("flash.cu HEAD_DIM=%d for sm_90a: ptxas serialises the warpgroup MMAs", hd)
+				// flash_fwd90, for sm_90a: the default and ping-pong.
+				for _, tune := range []flashW90Tuning{{}, {pingPong: true}} {
+					p := flashW90Program(hd, tune)
+					src := p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_MSHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d && W_MK == %d && W_MQ == %d ? 1 : -1];\n",
+						flashW90Shared(hd, tune.nstages()), flashW90MassShared(hd, tune.nstages()), flashW90Threads, flashW90KeyTile, tune.nstages(), flashQueryRows, flashMassKeys, flashW90QueryTile)
+					// ptxas -v: the registers and spills of each kernel, in the log
+					img, err := c.CompileSpecific(p.name, src, append(p.opts, "--ptxas-options=-v")...)
+					if err != nil {
+						t.Fatalf("%s: %v", p.name, err)
+					}
+					dumpImage(t, dump, p.name, "sm_90a", img)
+					checkKernels(t, p.name, img, flashKernelNames[:])
+					t.Logf("flash.cu HEAD_DIM=%d for sm_90a %v: %d bytes", hd, p.opts, len(img.Code))
+					if img.Log != "" {
+						t.Logf("flash.cu HEAD_DIM=%d for sm_90a %v: %s", hd, p.opts, img.Log)
+					}
+					// ptxas serialises every warpgroup MMA of a kernel (C7510
+					// to C7520: "wgmma.mma_async instructions are serialized")
+					// when it cannot prove the pipeline safe; the kernels then
+					// lose most of their speed, so that is a failure here.
+					if strings.Contains(img.Log, "wgmma.mma_async instructions are serialized") {
+						t.Errorf("flash.cu HEAD_DIM=%d for sm_90a %v: ptxas serialises the warpgroup MMAs", hd, p.opts)
+					}
 				}
 			}
 		})

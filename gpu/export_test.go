@@ -158,12 +158,13 @@ func SetWGMMA(b *Backend, on bool) {
 }
 
 // SetWGMMATuning makes b compile flash_fwd90 and flash_mass90 with
-// W_STAGES = stages (0: the default) and, unless pipe, W_PIPE 0 from its
-// next attention call on, for benchmarks and tests.
-func SetWGMMATuning(b *Backend, stages int, pipe bool) {
+// W_STAGES = stages (0: the default), unless pipe W_PIPE 0, and with
+// pingPong W_PINGPONG 1 from its next attention call on, for benchmarks
+// and tests.
+func SetWGMMATuning(b *Backend, stages int, pipe, pingPong bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.w90Tune = flashW90Tuning{stages: stages, noPipe: !pipe}
+	b.w90Tune = flashW90Tuning{stages: stages, noPipe: !pipe, pingPong: pingPong}
 	b.flash = nil
 }
 

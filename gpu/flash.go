@@ -44,6 +44,9 @@ const (
 type flashW90Tuning struct {
 	stages int  // W_STAGES, 0 for flashW90Stages
 	noPipe bool // W_PIPE 0: a tile's softmax waits for the previous tile's P·V
+	// pingPong is W_PINGPONG 1: flash_fwd90's consumer warpgroups take
+	// turns to issue their MMAs.
+	pingPong bool
 }
 
 // nstages is W_STAGES.
@@ -60,7 +63,11 @@ func (t flashW90Tuning) opts() []string {
 	if t.noPipe {
 		pipe = 0
 	}
-	return []string{fmt.Sprintf("-DW_STAGES=%d", t.nstages()), fmt.Sprintf("-DW_PIPE=%d", pipe)}
+	pp := 0
+	if t.pingPong {
+		pp = 1
+	}
+	return []string{fmt.Sprintf("-DW_STAGES=%d", t.nstages()), fmt.Sprintf("-DW_PIPE=%d", pipe), fmt.Sprintf("-DW_PINGPONG=%d", pp)}
 }
 
 // flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in

@@ -666,6 +666,12 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #ifndef W_PIPE
 #define W_PIPE 1                         // a tile's softmax overlaps the previous tile's P·V
 #endif
+#ifndef W_PINGPONG
+#define W_PINGPONG 0                     // the two consumer warpgroups take turns to issue their MMAs
+#endif
+#if W_PINGPONG && W_WGS != 2
+#error "ping-pong takes two consumer warpgroups"
+#endif
 #define W_THREADS (128 * (W_WGS + 1))    // the consumers and a producer warpgroup
 #define W_PREGS 40                       // registers of a producer thread (setmaxnreg)
 #define W_CREGS 232                      // of a consumer thread: 128·(W_PREGS + W_WGS·W_CREGS) ≤ 64K
@@ -768,6 +774,12 @@ __device__ __forceinline__ void set_regs_consumer() { asm volatile("setmaxnreg.i
 __device__ __forceinline__ int warp_uniform(int x) { return __shfl_sync(FULL_MASK, x, 0); }
 // wg_sync is a barrier among the 128 threads of consumer warpgroup wg.
 __device__ __forceinline__ void wg_sync(int wg) { asm volatile("bar.sync %0, 128;\n" ::"r"(1 + wg) : "memory"); }
+// pp_sync waits until consumer warpgroup wg may issue its MMAs: the other
+// warpgroup has issued its own and called pp_arrive(wg) (named barrier
+// 3 + wg of both warpgroups' 256 threads; W_PINGPONG).
+__device__ __forceinline__ void pp_sync(int wg) { asm volatile("bar.sync %0, 256;\n" ::"r"(3 + wg) : "memory"); }
+// pp_arrive hands the turn to consumer warpgroup wg without waiting.
+__device__ __forceinline__ void pp_arrive(int wg) { asm volatile("bar.arrive %0, 256;\n" ::"r"(3 + wg) : "memory"); }
 #endif // KVC_HOST_EMULATION
 
 // sw_off is the byte offset of 16-byte chunk c of row r in a tile of rows
@@ -955,6 +967,21 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 	// Set before the loop although tile 0 issues no P·V: left undefined,
 	// ptxas serialised every wgmma (C7513).
 	u32 pa[W_BK / 16][4] = {};
+	// Ping-pong (W_PINGPONG): for the first R tiles, those both
+	// warpgroups compute, they issue their MMAs in turns, 0 first, each
+	// while the other runs its softmax. Barrier 3 + w counts warpgroup
+	// w's pp_sync and the other's pp_arrive: warpgroup 1 arrives once
+	// before its first round and after every round but its last, 0 after
+	// each of its rounds, so every phase of both is complete at the end.
+	int R = 0;
+#if W_PINGPONG
+	if (q0 + 64 < S) {
+		R = min(T, (L + q0 + 63) / W_BK + 1); // warpgroup 0's Tw, at most warpgroup 1's
+	}
+	if (wg == 1 && R > 0) {
+		pp_arrive(0);
+	}
+#endif
 	for (int it = 0; it < T; it++) {
 		int s = it % W_STAGES, j0 = it * W_BK, sp1 = (it + W_STAGES - 1) % W_STAGES; // sp1: tile it−1's stage
 		if (it == Tw && it > 0) { // the last P·V, then the rest of the tiles are only handed back
@@ -973,16 +1000,28 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 		uint4 v4 = *(const uint4 *)(bsm + s * (W_BK / 32)); // validity of the tile's keys
 		u32 vb[W_BK / 32] = {v4.x, v4.y, v4.z, v4.w};
 		float sc[W_BK / 2]; // S: rows g, g+8; keys 8n+2t4 and +1 in sc[4n … 4n+3]
+		if (it < R) {
+			pp_sync(wg);
+		}
 		w_scores(sc, qa, W_BQ, wg, ka + s * W_TBYTES);
+		// One branch for the issue and the wait: split in two, ptxas
+		// serialises every wgmma (C7514).
+		bool pass = it < R && (wg == 0 || it < R - 1); // hand the turn over
 		if (it > 0) {
 			w_pv(o, pa, va + sp1 * W_TBYTES);
 			wg_commit();
+			if (pass) {
+				pp_arrive(1 - wg);
+			}
 #if W_PIPE
 			wg_wait<1>(); // the scores; P·V still runs
 #else
 			wg_wait<0>();
 #endif
 		} else {
+			if (pass) {
+				pp_arrive(1 - wg);
+			}
 			wg_wait<0>();
 		}
 		w_fence(sc);

@@ -21,6 +21,7 @@ void emu_launch(D3 grid, int threads, size_t shared, std::function<void()> f) {
     std::vector<std::thread> th;
     for (int t = 0; t < threads; t++) th.emplace_back([&, t] { threadIdx = {(unsigned)t, 0, 0}; f(); assert(emu_pending.empty()); });
     for (auto &t : th) t.join();
+    for (auto &b : blk.nb) assert(b.n == 0); // no phase left incomplete
     for (auto *b : wb) delete b;
     free(emu_smem);
   }

@@ -20,6 +20,8 @@
 #include <cstdlib>
 #include <functional>
 #include <thread>
+#include <condition_variable>
+#include <mutex>
 #include <vector>
 #include <algorithm>
 
@@ -39,7 +41,22 @@ extern size_t emu_smem_bytes;
 struct EmuWarp { std::barrier<> *bar; uint32_t x[32][12]; const void *p[32]; };
 // wg are the barriers of the block's whole warpgroups (128 threads) and wa
 // their threads' A fragments of a wgmma (tools/flashemu/wgmma.h).
-struct EmuBlock { std::barrier<> *bar; EmuWarp w[32]; std::barrier<> *wg[8]; uint32_t wa[8][128][4]; };
+// EmuNamedBar is a named barrier (bar.sync / bar.arrive with a thread
+// count): a phase completes when count threads have arrived, waiting or
+// not; more arrivals than count in one phase, or a phase left incomplete
+// when the block ends, fail an assertion.
+struct EmuNamedBar {
+  std::mutex mu; std::condition_variable cv; int count = 0, n = 0; long phase = 0;
+  void arrive(int c, bool wait) {
+    std::unique_lock<std::mutex> lk(mu);
+    assert(c > 0 && (count == 0 || count == c)); count = c;
+    long p = phase;
+    if (++n == count) { n = 0; phase++; cv.notify_all(); return; }
+    if (wait) cv.wait(lk, [&] { return phase != p; });
+  }
+};
+// nb are the block's named barriers by number (bar.sync's first operand).
+struct EmuBlock { std::barrier<> *bar; EmuWarp w[32]; std::barrier<> *wg[8]; uint32_t wa[8][128][4]; EmuNamedBar nb[16]; };
 extern EmuBlock *emu_blk;
 
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }

@@ -91,6 +91,8 @@ template <int N> static inline void wg_wait() {}
 static inline void reg_fence(float &) {}
 static inline void proxy_fence() {}
 static inline void wg_sync(int wg) { emu_blk->wg[wg]->arrive_and_wait(); }
+static inline void pp_sync(int wg) { emu_blk->nb[3 + wg].arrive(256, true); }
+static inline void pp_arrive(int wg) { emu_blk->nb[3 + wg].arrive(256, false); }
 static inline void set_regs_producer() {}
 static inline void set_regs_consumer() {}
 static inline int warp_uniform(int x) { return x; }
