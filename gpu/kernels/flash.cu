@@ -667,7 +667,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #define W_PIPE 1                         // a tile's softmax overlaps the previous tile's P·V
 #endif
 #ifndef W_PINGPONG
-#define W_PINGPONG 0                     // the two consumer warpgroups take turns to issue their MMAs
+#define W_PINGPONG 0                     // the two consumer warpgroups take turns to issue their MMAs (both kernels)
 #endif
 #if W_PINGPONG && W_WGS != 2
 #error "ping-pong takes two consumer warpgroups"
@@ -1165,12 +1165,21 @@ __device__ __forceinline__ void m_terms(const MassCtx &x, float acc[2], const fl
 
 // m_step adds query tile it's terms to acc, hands the tile's stage back,
 // and after a query head's last tile stores its mass. (The two consumer
-// warpgroups overlap each other's MMAs and sums; a pipeline across tiles
-// within a warpgroup made ptxas serialise the MMAs.)
+// warpgroups overlap each other's MMAs and sums, in strict turns with
+// W_PINGPONG; a pipeline across tiles within a warpgroup made ptxas
+// serialise the MMAs.)
 __device__ __forceinline__ void m_step(const MassCtx &x, float acc[2], int it) {
 	int s = it % W_STAGES, qh = x.qh0 + it / x.QT, i0 = x.istart + it % x.QT * W_MQ;
 	float cur[W_MQ / 2]; // Sᵀ: keys g, g+8; queries 8n+2t4 and +1 in cur[4n … 4n+3]
+#if W_PINGPONG
+	pp_sync(x.wg); // as flash_fwd90's, for every tile (both warpgroups take all T)
+#endif
 	m_issue(x, cur, it);
+#if W_PINGPONG
+	if (x.wg == 0 || it < x.T - 1) {
+		pp_arrive(1 - x.wg);
+	}
+#endif
 	wg_wait<0>();
 	w_fence(cur);
 	const float2 *qs2 = (const float2 *)(x.ssm + s * W_MQ * 8);
@@ -1243,6 +1252,11 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 
 	MassCtx x = {mass, ssm, ka, qa, full, empty, T, QT, istart, L, S, n, h * group, wg, jw, g, t4, lane, kb, scale2};
 	float acc[2] = {0.0f, 0.0f}; // keys jw + g + 8r
+#if W_PINGPONG
+	if (wg == 1 && T > 0) {
+		pp_arrive(0);
+	}
+#endif
 	for (int it = 0; it < T; it++) {
 		m_step(x, acc, it);
 	}
