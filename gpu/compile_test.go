@@ -94,8 +94,9 @@ func TestKernelsCompile(t *testing.T) {
 				if cc[0] != 9 {
 					continue
 				}
-				// flash_fwd90, for sm_90a: the default and ping-pong.
-				for _, tune := range []flashW90Tuning{{}, {pingPong: true}} {
+				// flash_fwd90, for sm_90a: the default and the options
+				// the benchmarks try.
+				for _, tune := range []flashW90Tuning{{}, {pingPong: true, massPoly: true}} {
 					p := flashW90Program(hd, tune)
 					src := p.src + fmt.Sprintf("\ntypedef char flash_w90_geometry[W_SHARED == %d && W_MSHARED == %d && W_THREADS == %d && W_BK == %d && W_STAGES == %d && W_BQ == %d && W_MK == %d && W_MQ == %d ? 1 : -1];\n",
 						flashW90Shared(hd, tune.nstages()), flashW90MassShared(hd, tune.nstages()), flashW90Threads, flashW90KeyTile, tune.nstages(), flashQueryRows, flashMassKeys, flashW90QueryTile)

@@ -158,13 +158,13 @@ func SetWGMMA(b *Backend, on bool) {
 }
 
 // SetWGMMATuning makes b compile flash_fwd90 and flash_mass90 with
-// W_STAGES = stages (0: the default), unless pipe W_PIPE 0, and with
-// pingPong W_PINGPONG 1 from its next attention call on, for benchmarks
-// and tests.
-func SetWGMMATuning(b *Backend, stages int, pipe, pingPong bool) {
+// W_STAGES = stages (0: the default), unless pipe W_PIPE 0, with pingPong
+// W_PINGPONG 1 and with massPoly W_MPOLY 8 from its next attention call
+// on, for benchmarks and tests.
+func SetWGMMATuning(b *Backend, stages int, pipe, pingPong, massPoly bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.w90Tune = flashW90Tuning{stages: stages, noPipe: !pipe, pingPong: pingPong}
+	b.w90Tune = flashW90Tuning{stages: stages, noPipe: !pipe, pingPong: pingPong, massPoly: massPoly}
 	b.flash = nil
 }
 

@@ -44,9 +44,12 @@ const (
 type flashW90Tuning struct {
 	stages int  // W_STAGES, 0 for flashW90Stages
 	noPipe bool // W_PIPE 0: a tile's softmax waits for the previous tile's P·V
-	// pingPong is W_PINGPONG 1: flash_fwd90's consumer warpgroups take
-	// turns to issue their MMAs.
+	// pingPong is W_PINGPONG 1: the consumer warpgroups of flash_fwd90
+	// and flash_mass90 take turns to issue their MMAs.
 	pingPong bool
+	// massPoly is W_MPOLY 8: flash_mass90 computes one term in eight's
+	// exponential on the FMA pipe (ex2_fma) instead of the MUFU.
+	massPoly bool
 }
 
 // nstages is W_STAGES.
@@ -59,15 +62,17 @@ func (t flashW90Tuning) nstages() int {
 
 // opts are the compiler options that select t.
 func (t flashW90Tuning) opts() []string {
-	pipe := 1
-	if t.noPipe {
-		pipe = 0
+	pipe := flag(!t.noPipe)
+	return []string{fmt.Sprintf("-DW_STAGES=%d", t.nstages()), fmt.Sprintf("-DW_PIPE=%d", pipe),
+		fmt.Sprintf("-DW_PINGPONG=%d", flag(t.pingPong)), fmt.Sprintf("-DW_MPOLY=%d", 8*flag(t.massPoly))}
+}
+
+// flag is 1 for true, 0 for false: the value of a -D option.
+func flag(on bool) int {
+	if on {
+		return 1
 	}
-	pp := 0
-	if t.pingPong {
-		pp = 1
-	}
-	return []string{fmt.Sprintf("-DW_STAGES=%d", t.nstages()), fmt.Sprintf("-DW_PIPE=%d", pipe), fmt.Sprintf("-DW_PINGPONG=%d", pp)}
+	return 0
 }
 
 // flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in

@@ -151,24 +151,29 @@ func TestFlashAttention(t *testing.T) {
 
 // flashVariant is one way of running flash attention: mma.sync, or
 // warpgroup MMA compiled with W_STAGES = stages (0: the default), W_PIPE =
-// pipe and W_PINGPONG = pingPong.
+// pipe, W_PINGPONG = pingPong and W_MPOLY = massPoly.
 type flashVariant struct {
 	name     string
 	wgmma    bool
 	stages   int
 	pipe     bool
 	pingPong bool
+	massPoly bool
 }
 
 // flashVariants are the variants b's GPU runs at head dimension hd: mma.sync
 // everywhere; on Hopper also the default warpgroup MMA (three stages), its
-// consumer warpgroups in ping-pong, two stages, and two stages without the
-// overlap of a tile's softmax with the previous tile's P·V.
+// consumer warpgroups in ping-pong, the mass with ex2_fma, both, two
+// stages, and two stages without the overlap of a tile's softmax with the
+// previous tile's P·V.
 func flashVariants(b *Backend, hd int) []flashVariant {
 	vs := []flashVariant{{name: "mma.sync"}}
 	if HasWGMMA(b, hd) {
-		vs = append(vs, flashVariant{"wgmma", true, 0, true, false}, flashVariant{"wgmma_pingpong", true, 0, true, true},
-			flashVariant{"wgmma_s2", true, 2, true, false}, flashVariant{"wgmma_s2_nopipe", true, 2, false, false})
+		vs = append(vs, flashVariant{"wgmma", true, 0, true, false, false},
+			flashVariant{"wgmma_pingpong", true, 0, true, true, false},
+			flashVariant{"wgmma_mpoly", true, 0, true, false, true},
+			flashVariant{"wgmma_pingpong_mpoly", true, 0, true, true, true},
+			flashVariant{"wgmma_s2", true, 2, true, false, false}, flashVariant{"wgmma_s2_nopipe", true, 2, false, false, false})
 	}
 	return vs
 }
@@ -176,9 +181,9 @@ func flashVariants(b *Backend, hd int) []flashVariant {
 // use switches b to v and returns what switches it back to the default.
 func (v flashVariant) use(b *Backend) func() {
 	SetWGMMA(b, v.wgmma)
-	SetWGMMATuning(b, v.stages, v.pipe, v.pingPong)
+	SetWGMMATuning(b, v.stages, v.pipe, v.pingPong, v.massPoly)
 	return func() {
-		SetWGMMATuning(b, 0, true, false)
+		SetWGMMATuning(b, 0, true, false, false)
 		SetWGMMA(b, true)
 	}
 }

@@ -669,6 +669,14 @@ extern "C" __global__ void __launch_bounds__(THREADS) flash_mass(
 #ifndef W_PINGPONG
 #define W_PINGPONG 0                     // the two consumer warpgroups take turns to issue their MMAs (both kernels)
 #endif
+#ifndef W_MPOLY
+#define W_MPOLY 0                        // if > 0, flash_mass90 takes one term in W_MPOLY's 2^y on the FMA pipe (ex2_fma)
+#endif
+#if W_MPOLY > 0
+#define W_MPOLY_ON(t) ((t) % W_MPOLY == W_MPOLY - 1) // term t of a thread's tile (0 … 63) goes to ex2_fma
+#else
+#define W_MPOLY_ON(t) false
+#endif
 #if W_PINGPONG && W_WGS != 2
 #error "ping-pong takes two consumer warpgroups"
 #endif
@@ -1129,6 +1137,25 @@ struct MassCtx {
 	float scale2;
 };
 
+// ex2_fma is 2^y on the FMA and integer pipes instead of the MUFU, whose
+// 16 lanes per multiprocessor (against 128 for FMA) bound flash_mass90's
+// sums: y is rounded to n by adding 1.5·2²³ (n lands in the low mantissa
+// bits), 2^(y−n) comes from a degree-5 polynomial (relative error at most
+// 2.2·10⁻⁷ on [−½, ½]; ex2.approx's is about 2⁻²²), and n is added to its
+// exponent. y < −126 (−∞ included) gives 0, as ex2.approx.ftz gives for
+// results below 2⁻¹²⁶. About 12 instructions where ex2 is one, but each
+// MUFU instruction occupies its pipe for 8 cycles of a quarter SM.
+__device__ __forceinline__ float ex2_fma(float y) {
+	float yc = fmaxf(y, -127.0f);
+	float t = __fadd_rn(yc, 12582912.0f);
+	float f = __fsub_rn(yc, __fsub_rn(t, 12582912.0f)); // exact, in [−½, ½]
+	float p = fmaf(fmaf(fmaf(fmaf(fmaf(0.00132764725f, f, 0.00967554096f), f, 0.0555071309f), f, 0.240221202f), f,
+			    0.693146944f),
+		       f, 1.00000012f);
+	float r = __int_as_float((int)((unsigned)__float_as_int(p) + ((unsigned)__float_as_int(t) << 23)));
+	return y < -126.0f ? 0.0f : r;
+}
+
 // m_issue waits for query tile it and issues sc = Kᵀ-block·Qᵀ-tile for the
 // warpgroup's 64 keys (committed).
 __device__ __forceinline__ void m_issue(const MassCtx &x, float sc[W_MQ / 2], int it) {
@@ -1157,7 +1184,7 @@ __device__ __forceinline__ void m_terms(const MassCtx &x, float acc[2], const fl
 				if (MASKED && x.jw + x.g + 8 * r > x.L + i0 + col) {
 					y = NEG_INF;
 				}
-				acc[r] += ex2(y) * ms.y;
+				acc[r] += (W_MPOLY_ON(4 * n8 + 2 * e2 + r) ? ex2_fma(y) : ex2(y)) * ms.y;
 			}
 		}
 	}

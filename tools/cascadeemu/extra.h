@@ -9,7 +9,6 @@
 #define __forceinline__ inline
 static inline float __fdiv_rn(float a, float b) { volatile float r = a / b; return r; }
 static inline int atomicAdd(int *p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-static inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
 static int emu_walk_blocks, emu_walk_staged, emu_walk_all, emu_walk_par; // written by thread 0 of each block
 #define WALK_CHECK(cond)                                                                        \
 	do {                                                                                    \

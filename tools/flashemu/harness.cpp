@@ -204,7 +204,35 @@ static void run(const Case &c) {
 	       co.ratio, cm.ratio, cl.ratio, cmass.ratio, bad);
 }
 
+#ifdef KVC_WGMMA
+// check_ex2_fma compares flash.cu's ex2_fma with exp2 in double over
+// [−130, 2] in steps of 2⁻¹² and at ±∞'s neighbours: relative error at
+// most 3·10⁻⁷ where 2^y ≥ 2⁻¹²⁶, 0 below; returns the failures.
+static int check_ex2_fma() {
+	double worst = 0;
+	int bad = 0;
+	for (long k = -130L * 4096; k <= 2L * 4096; k++) {
+		float y = (float)k / 4096;
+		double want = y < -126 ? 0 : std::exp2((double)y), got = ex2_fma(y);
+		double err = want == 0 ? std::fabs(got) : std::fabs(got / want - 1);
+		worst = want == 0 ? worst : std::max(worst, err);
+		if ((want == 0 && got != 0) || err > 3e-7) {
+			if (bad++ < 5) printf("  FAIL: ex2_fma(%.9g) = %.9g, want %.9g\n", y, got, want);
+		}
+	}
+	if (ex2_fma(-INFINITY) != 0 || ex2_fma(-1e30f) != 0) {
+		printf("  FAIL: ex2_fma of −∞ is not 0\n");
+		bad++;
+	}
+	printf("ex2_fma: relative error at most %.3g; %d failures\n", worst, bad);
+	return bad;
+}
+#endif
+
 int main(int argc, char **argv) {
+#ifdef KVC_WGMMA
+	failures += check_ex2_fma();
+#endif
 	std::vector<Case> cases = {
 		{"view with padding", 4, 1, 70, 50, 64, 0, true, 0, true, 1},
 		{"chunk only", 4, 2, 100, 0, 0, 0, false, 0, true, 1},
