@@ -77,6 +77,12 @@ func TestCopyPairs(t *testing.T) {
 	if n != 2 || !slices.Equal(got, want) {
 		t.Fatalf("CopyPairs: n = %d, visits %v; want 2, %v", n, got, want)
 	}
+	// No heads and no rows: nothing to copy, nothing visited.
+	if n := r.CopyPairs("t", []int{0, 4, 8}, []int{0, 3, 8}, nil, nil, func(h, e int, skip bool) {
+		t.Errorf("CopyPairs without heads visited head %d pair %d", h, e)
+	}); n != 0 {
+		t.Errorf("CopyPairs without heads: n = %d, want 0", n)
+	}
 	for _, c := range []struct {
 		name     string
 		dst, src []int
@@ -90,6 +96,7 @@ func TestCopyPairs(t *testing.T) {
 		{"dst range", []int{1, 4, 8}, []int{1, 9, 8}, []int32{4}, []int32{5}, "t: CopyRows of row 5 of [1 9 8] to row 4 of [1 4 8]"},
 		{"src range", []int{1, 4, 8}, []int{1, 2, 8}, []int32{1}, []int32{2}, "t: CopyRows of row 2 of [1 2 8] to row 1 of [1 4 8]"},
 		{"twice", []int{2, 4, 8}, []int{2, 4, 8}, []int32{0, 1, 2, 2}, []int32{0, 1, 2, 3}, "t: CopyRows names row 2 of head 1 twice"},
+		{"rows without heads", []int{0, 4, 8}, []int{0, 4, 8}, []int32{0}, []int32{0}, "t: CopyRows of 1 rows from [0 4 8] to [0 4 8]"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			defer func() {
