@@ -279,6 +279,7 @@ func (d *deviceCascade) Free() {
 	}
 }
 
+// boolInt is 1 for true, 0 for false (a kernel argument or -D value).
 func boolInt(v bool) int {
 	if v {
 		return 1

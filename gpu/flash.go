@@ -62,17 +62,8 @@ func (t flashW90Tuning) nstages() int {
 
 // opts are the compiler options that select t.
 func (t flashW90Tuning) opts() []string {
-	pipe := flag(!t.noPipe)
-	return []string{fmt.Sprintf("-DW_STAGES=%d", t.nstages()), fmt.Sprintf("-DW_PIPE=%d", pipe),
-		fmt.Sprintf("-DW_PINGPONG=%d", flag(t.pingPong)), fmt.Sprintf("-DW_MPOLY=%d", 8*flag(t.massPoly))}
-}
-
-// flag is 1 for true, 0 for false: the value of a -D option.
-func flag(on bool) int {
-	if on {
-		return 1
-	}
-	return 0
+	return []string{fmt.Sprintf("-DW_STAGES=%d", t.nstages()), fmt.Sprintf("-DW_PIPE=%d", boolInt(!t.noPipe)),
+		fmt.Sprintf("-DW_PINGPONG=%d", boolInt(t.pingPong)), fmt.Sprintf("-DW_MPOLY=%d", 8*boolInt(t.massPoly))}
 }
 
 // flashW90Shared is W_SHARED, flash_fwd90's dynamic shared memory in

@@ -839,6 +839,30 @@ template <int ROWS> __device__ __forceinline__ void load_tile(unsigned char *dst
 	load_rows<ROWS, ROWS>(dst, src, 0, pt);
 }
 
+// Ping-pong (W_PINGPONG) over R rounds, the tiles both consumer
+// warpgroups compute: in round it < R, warpgroup wg waits for its turn
+// (pp_turn), issues its MMAs, and hands the turn over (pp_pass); 0 goes
+// first. Barrier 3 + w counts warpgroup w's pp_sync and the other's
+// pp_arrive: warpgroup 1 arrives once before its first round (pp_start)
+// and after every round but its last, 0 after each of its rounds, so every
+// phase of both is complete at the end. Without W_PINGPONG they do
+// nothing.
+__device__ __forceinline__ void pp_start(int wg, int R) {
+	if (W_PINGPONG && wg == 1 && R > 0) {
+		pp_arrive(0);
+	}
+}
+__device__ __forceinline__ void pp_turn(int wg, int it, int R) {
+	if (W_PINGPONG && it < R) {
+		pp_sync(wg);
+	}
+}
+__device__ __forceinline__ void pp_pass(int wg, int it, int R) {
+	if (W_PINGPONG && it < R && (wg == 0 || it < R - 1)) {
+		pp_arrive(1 - wg);
+	}
+}
+
 // w_ring_init sets up the ring's mbarriers (thread 0) before any thread
 // uses them: full[s] counts the producer warpgroup's threads, empty[s]
 // the consumer warps.
@@ -975,21 +999,13 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 	// Set before the loop although tile 0 issues no P·V: left undefined,
 	// ptxas serialised every wgmma (C7513).
 	u32 pa[W_BK / 16][4] = {};
-	// Ping-pong (W_PINGPONG): for the first R tiles, those both
-	// warpgroups compute, they issue their MMAs in turns, 0 first, each
-	// while the other runs its softmax. Barrier 3 + w counts warpgroup
-	// w's pp_sync and the other's pp_arrive: warpgroup 1 arrives once
-	// before its first round and after every round but its last, 0 after
-	// each of its rounds, so every phase of both is complete at the end.
+	// Ping-pong (W_PINGPONG, pp_start): the first R tiles, those both
+	// warpgroups compute, each issues while the other runs its softmax.
 	int R = 0;
-#if W_PINGPONG
-	if (q0 + 64 < S) {
+	if (W_PINGPONG && q0 + 64 < S) {
 		R = min(T, (L + q0 + 63) / W_BK + 1); // warpgroup 0's Tw, at most warpgroup 1's
 	}
-	if (wg == 1 && R > 0) {
-		pp_arrive(0);
-	}
-#endif
+	pp_start(wg, R);
 	for (int it = 0; it < T; it++) {
 		int s = it % W_STAGES, j0 = it * W_BK, sp1 = (it + W_STAGES - 1) % W_STAGES; // sp1: tile it−1's stage
 		if (it == Tw && it > 0) { // the last P·V, then the rest of the tiles are only handed back
@@ -1008,28 +1024,21 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_fwd90(
 		uint4 v4 = *(const uint4 *)(bsm + s * (W_BK / 32)); // validity of the tile's keys
 		u32 vb[W_BK / 32] = {v4.x, v4.y, v4.z, v4.w};
 		float sc[W_BK / 2]; // S: rows g, g+8; keys 8n+2t4 and +1 in sc[4n … 4n+3]
-		if (it < R) {
-			pp_sync(wg);
-		}
+		pp_turn(wg, it, R);
 		w_scores(sc, qa, W_BQ, wg, ka + s * W_TBYTES);
 		// One branch for the issue and the wait: split in two, ptxas
 		// serialises every wgmma (C7514).
-		bool pass = it < R && (wg == 0 || it < R - 1); // hand the turn over
 		if (it > 0) {
 			w_pv(o, pa, va + sp1 * W_TBYTES);
 			wg_commit();
-			if (pass) {
-				pp_arrive(1 - wg);
-			}
+			pp_pass(wg, it, R);
 #if W_PIPE
 			wg_wait<1>(); // the scores; P·V still runs
 #else
 			wg_wait<0>();
 #endif
 		} else {
-			if (pass) {
-				pp_arrive(1 - wg);
-			}
+			pp_pass(wg, it, R);
 			wg_wait<0>();
 		}
 		w_fence(sc);
@@ -1198,15 +1207,9 @@ __device__ __forceinline__ void m_terms(const MassCtx &x, float acc[2], const fl
 __device__ __forceinline__ void m_step(const MassCtx &x, float acc[2], int it) {
 	int s = it % W_STAGES, qh = x.qh0 + it / x.QT, i0 = x.istart + it % x.QT * W_MQ;
 	float cur[W_MQ / 2]; // Sᵀ: keys g, g+8; queries 8n+2t4 and +1 in cur[4n … 4n+3]
-#if W_PINGPONG
-	pp_sync(x.wg); // as flash_fwd90's, for every tile (both warpgroups take all T)
-#endif
+	pp_turn(x.wg, it, x.T); // every tile is a round: both warpgroups take all T
 	m_issue(x, cur, it);
-#if W_PINGPONG
-	if (x.wg == 0 || it < x.T - 1) {
-		pp_arrive(1 - x.wg);
-	}
-#endif
+	pp_pass(x.wg, it, x.T);
 	wg_wait<0>();
 	w_fence(cur);
 	const float2 *qs2 = (const float2 *)(x.ssm + s * W_MQ * 8);
@@ -1279,11 +1282,7 @@ extern "C" __global__ void __launch_bounds__(W_THREADS, 1) flash_mass90(
 
 	MassCtx x = {mass, ssm, ka, qa, full, empty, T, QT, istart, L, S, n, h * group, wg, jw, g, t4, lane, kb, scale2};
 	float acc[2] = {0.0f, 0.0f}; // keys jw + g + 8r
-#if W_PINGPONG
-	if (wg == 1 && T > 0) {
-		pp_arrive(0);
-	}
-#endif
+	pp_start(wg, T);
 	for (int it = 0; it < T; it++) {
 		m_step(x, acc, it);
 	}
