@@ -45,18 +45,15 @@ func (r *RowStamps) Take(i int32) (taken bool) {
 // not match, a row out of range, or a destination row named twice within
 // a head. It returns n, the pairs per head.
 func (r *RowStamps) CopyPairs(who string, dst, src []int, dstRows, srcRows []int32, visit func(h, e int, skip bool)) (n int) {
-	if len(dst) != 3 || len(src) != 3 || dst[0] != src[0] || dst[2] != src[2] ||
-		len(dstRows) != len(srcRows) || len(dstRows)%max(dst[0], 1) != 0 || (dst[0] == 0 && len(dstRows) > 0) {
+	if len(dst) != 3 || len(src) != 3 || dst[0] != src[0] || dst[2] != src[2] || len(dstRows) != len(srcRows) ||
+		len(dstRows) > 0 && (dst[0] == 0 || len(dstRows)%dst[0] != 0) {
 		panic(fmt.Sprintf("%s: CopyRows of %d rows from %v to %v", who, len(srcRows), src, dst))
 	}
+	if len(dstRows) == 0 { // nothing to copy, with heads or without
+		return 0
+	}
 	hkv := dst[0]
-	if hkv == 0 { // no heads: nothing to copy
-		return 0
-	}
 	n = len(dstRows) / hkv
-	if n == 0 {
-		return 0
-	}
 	r.Start(dst[1])
 	for h := 0; h < hkv; h++ {
 		r.Next()
