@@ -368,3 +368,83 @@ func BenchmarkDecodeStep(bm *testing.B) {
 		})
 	}
 }
+
+// prefillTuning is a compilation of the Hopper attention kernels that
+// BenchmarkPrefillChunk times (gpu.SetWGMMATuning's options).
+type prefillTuning struct {
+	name               string
+	pingPong, massPoly bool
+}
+
+// BenchmarkPrefillChunk times one 4,096-token prefill chunk of a random
+// Llama-3.1-8B with the cascade (65,536 slots, 8 cascades, 64 sinks) once
+// its cache is full, the chunk every later one costs alike, under each
+// compilation of the Hopper attention kernels (the first alone elsewhere).
+// It reports s/chunk and the prefill of 1M tokens that rate gives
+// (256 chunks; the chunks before the cache fills cost less).
+func BenchmarkPrefillChunk(bm *testing.B) {
+	const chunk, size = 4096, 65536
+	g := openGPU(bm, bf16)
+	cfg, ok, err := model.BuiltinShape("llama-3.1-8b")
+	if err != nil || !ok {
+		bm.Fatalf("shape llama-3.1-8b: %v", err)
+	}
+	m, err := model.NewRandom(cfg, g, 1)
+	if err != nil {
+		bm.Fatal(err)
+	}
+	f, err := policies.New("cascade", map[string]any{"size": size, "cascades": 8, "sinks": 64})
+	if err != nil {
+		bm.Fatal(err)
+	}
+	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	cache, err := policies.NewCache(g, f, shape, g.DType())
+	if err != nil {
+		bm.Fatal(err)
+	}
+	defer cache.Free()
+	s := m.NewSession(cache, chunk)
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(5, 6))
+	ids := func(n int) []int32 {
+		v := make([]int32, n)
+		for i := range v {
+			v[i] = int32(rng.IntN(m.Vocab))
+		}
+		return v
+	}
+	if _, err := s.Prefill(context.Background(), ids(size+2*chunk), nil); err != nil {
+		bm.Fatal(err)
+	}
+	tunings := []prefillTuning{{name: "default"}}
+	if gpu.HasWGMMA(g, m.HeadDim) {
+		tunings = append(tunings, prefillTuning{"pingpong", true, false}, prefillTuning{"mpoly", false, true}, prefillTuning{"pingpong_mpoly", true, true})
+	}
+	for _, t := range tunings {
+		bm.Run(t.name, func(bm *testing.B) {
+			gpu.SetWGMMATuning(g, 0, true, t.pingPong, t.massPoly)
+			defer gpu.SetWGMMATuning(g, 0, true, false, false)
+			next := ids(chunk)
+			run := func() {
+				if _, err := s.Prefill(context.Background(), next, nil); err != nil {
+					bm.Fatal(err)
+				}
+			}
+			run() // compiles the kernels
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			bm.ResetTimer()
+			for i := 0; i < bm.N; i++ {
+				run()
+			}
+			if err := g.Synchronize(); err != nil {
+				bm.Fatal(err)
+			}
+			bm.StopTimer()
+			sec := bm.Elapsed().Seconds() / float64(bm.N)
+			bm.ReportMetric(sec, "s/chunk")
+			bm.ReportMetric(sec*(1<<20)/chunk, "s/1M")
+		})
+	}
+}
