@@ -54,23 +54,13 @@ func BenchmarkAttention(bm *testing.B) {
 						}
 						a.Mass = make([]float32, hq*(c.l+c.s))
 					}
-					g.Attention(a) // warm up: compiles, builds the RoPE table
-					if err := g.Synchronize(); err != nil {
-						bm.Fatal(err)
-					}
-					bm.ResetTimer()
-					for i := 0; i < bm.N; i++ {
-						g.Attention(a)
-					}
-					if err := g.Synchronize(); err != nil {
-						bm.Fatal(err)
-					}
+					sec := gpu.TimeCalls(bm, g, func() { g.Attention(a) })
 					pairs := float64(c.s)*float64(c.l) + float64(c.s)*float64(c.s+1)/2
 					flops := 4 * hq * hd * pairs
 					if mass {
 						flops *= 1.5
 					}
-					bm.ReportMetric(flops*float64(bm.N)/bm.Elapsed().Seconds()/1e12, "TFLOP/s")
+					bm.ReportMetric(flops/sec/1e12, "TFLOP/s")
 					for _, t := range []backend.Tensor{a.Out, a.Q, a.K, a.V, a.View.K, a.View.V} {
 						g.Free(t)
 					}
@@ -203,18 +193,7 @@ func BenchmarkDecodeAttention(bm *testing.B) {
 					}
 					run, free := gpu.AttentionKernels(g, a, old)
 					defer free()
-					run() // warm up: compiles, builds the RoPE table
-					if err := g.Synchronize(); err != nil {
-						bm.Fatal(err)
-					}
-					bm.ResetTimer()
-					for i := 0; i < bm.N; i++ {
-						run()
-					}
-					if err := g.Synchronize(); err != nil {
-						bm.Fatal(err)
-					}
-					sec := bm.Elapsed().Seconds() / float64(bm.N)
+					sec := gpu.TimeCalls(bm, g, run)
 					bm.ReportMetric(sec*1e6, "µs/call")
 					bm.ReportMetric(bytes/sec/1e9, "GB/s")
 				})
@@ -425,24 +404,11 @@ func BenchmarkPrefillChunk(bm *testing.B) {
 			gpu.SetWGMMATuning(g, 0, true, t.pingPong, t.massPoly)
 			defer gpu.SetWGMMATuning(g, 0, true, false, false)
 			next := ids(chunk)
-			run := func() {
+			sec := gpu.TimeCalls(bm, g, func() {
 				if _, err := s.Prefill(context.Background(), next, nil); err != nil {
 					bm.Fatal(err)
 				}
-			}
-			run() // compiles the kernels
-			if err := g.Synchronize(); err != nil {
-				bm.Fatal(err)
-			}
-			bm.ResetTimer()
-			for i := 0; i < bm.N; i++ {
-				run()
-			}
-			if err := g.Synchronize(); err != nil {
-				bm.Fatal(err)
-			}
-			bm.StopTimer()
-			sec := bm.Elapsed().Seconds() / float64(bm.N)
+			})
 			bm.ReportMetric(sec, "s/chunk")
 			bm.ReportMetric(sec*(1<<20)/chunk, "s/1M")
 		})

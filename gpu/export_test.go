@@ -1,6 +1,8 @@
 package gpu
 
 import (
+	"testing"
+
 	"kvcascade/gpu/cuda"
 	"kvcascade/runtime/backend"
 )
@@ -189,4 +191,24 @@ func Profile(b *Backend, on bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	must(b.dev.Profile(on))
+}
+
+// TimeCalls times call for a benchmark: once untimed (it compiles the
+// kernels and builds the tables it needs), then bm.N times on the clock,
+// with b's device done at both ends. It returns the seconds per call.
+func TimeCalls(bm *testing.B, b *Backend, call func()) float64 {
+	bm.Helper()
+	call()
+	if err := b.Synchronize(); err != nil {
+		bm.Fatal(err)
+	}
+	bm.ResetTimer()
+	for range bm.N {
+		call()
+	}
+	if err := b.Synchronize(); err != nil {
+		bm.Fatal(err)
+	}
+	bm.StopTimer()
+	return bm.Elapsed().Seconds() / float64(bm.N)
 }

@@ -621,19 +621,8 @@ func BenchmarkFlashAttention(bm *testing.B) {
 							bm.Fatal("flashAttention declined the call")
 						}
 					}
-					call() // compiles and loads the kernels
-					if err := b.Synchronize(); err != nil {
-						bm.Fatal(err)
-					}
-					bm.ResetTimer()
-					for i := 0; i < bm.N; i++ {
-						call()
-					}
-					if err := b.Synchronize(); err != nil {
-						bm.Fatal(err)
-					}
+					sec := TimeCalls(bm, b, call)
 					flops := 4 * float64(s) * (float64(l) + float64(s)/2) * hd * hq
-					sec := bm.Elapsed().Seconds() / float64(bm.N)
 					if mass {
 						bm.ReportMetric(1.5*flops/sec/1e12, "TFLOP/s")
 					} else {
