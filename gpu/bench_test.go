@@ -257,14 +257,7 @@ func BenchmarkGEMV(bm *testing.B) {
 // -test.benchtime 1x for one step). Needs about 30 GB of device memory.
 func BenchmarkDecodeStep(bm *testing.B) {
 	g := openGPU(bm, bf16)
-	cfg, ok, err := model.BuiltinShape("llama-3.1-8b")
-	if err != nil || !ok {
-		bm.Fatalf("shape llama-3.1-8b: %v", err)
-	}
-	m, err := model.NewRandom(cfg, g, 1)
-	if err != nil {
-		bm.Fatal(err)
-	}
+	m := random8B(bm, g)
 	weights := float64(m.Params()-int64(m.Vocab*m.Hidden)) * 2
 	rowBytes := float64(2 * m.HeadDim * 2) // a key and a value row in bf16
 	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
@@ -348,6 +341,20 @@ func BenchmarkDecodeStep(bm *testing.B) {
 	}
 }
 
+// random8B builds the Llama-3.1-8B shape with random weights (seed 1) on g.
+func random8B(bm *testing.B, g *gpu.Backend) *model.Model {
+	bm.Helper()
+	cfg, ok, err := model.BuiltinShape("llama-3.1-8b")
+	if err != nil || !ok {
+		bm.Fatalf("shape llama-3.1-8b: %v", err)
+	}
+	m, err := model.NewRandom(cfg, g, 1)
+	if err != nil {
+		bm.Fatal(err)
+	}
+	return m
+}
+
 // prefillTuning is a compilation of the Hopper attention kernels that
 // BenchmarkPrefillChunk times (gpu.SetWGMMATuning's options).
 type prefillTuning struct {
@@ -364,14 +371,7 @@ type prefillTuning struct {
 func BenchmarkPrefillChunk(bm *testing.B) {
 	const chunk, size = 4096, 65536
 	g := openGPU(bm, bf16)
-	cfg, ok, err := model.BuiltinShape("llama-3.1-8b")
-	if err != nil || !ok {
-		bm.Fatalf("shape llama-3.1-8b: %v", err)
-	}
-	m, err := model.NewRandom(cfg, g, 1)
-	if err != nil {
-		bm.Fatal(err)
-	}
+	m := random8B(bm, g)
 	f, err := policies.New("cascade", map[string]any{"size": size, "cascades": 8, "sinks": 64})
 	if err != nil {
 		bm.Fatal(err)
