@@ -182,8 +182,9 @@ func (b *Backend) Attention(a *backend.Attention) {
 		mass = b.mass.ensure(b.dev, 4*hq*n)
 		if dv != nil {
 			// the view's own buffer: sessions sharing the backend may run
-			// attention between this call and the policy's Commit
-			mass = dv.c.mass.ensure(b.dev, 4*hq*n)
+			// attention between this call and the policy's Commit (room for
+			// a decoding step's scores and statistics too)
+			mass = dv.c.mass.ensure(b.dev, 4*hq*(n+2*s))
 		}
 	}
 	// Flash-decoding where decode.cu covers the call (bf16, S ≤ 16, hd 64,
@@ -193,10 +194,21 @@ func (b *Backend) Attention(a *backend.Attention) {
 			slots: slots, pos: pos, qpos: qpos, cos: rt.cos(), sin: rt.sin(),
 			s: s, l: l, capacity: capacity, hq: hq, hkv: hkv, hd: hd, scale: a.Scale,
 			samePos: samePos, indexPos: dv != nil && !dv.original}
-		if wantMass {
+		// A decoding step of a device policy leaves its scores and row
+		// statistics in the view's buffer, and the policy's Commit reduces
+		// them (pendingMass): the mass of every query head is never stored.
+		pend := wantMass && dv != nil && s == 1 && len(ctx.QueryWeights) == 1
+		switch {
+		case pend:
+			c.scores, c.stats = mass, mass.Add(4*hq*n)
+		case wantMass:
 			c.weights, c.mass = wts, mass
 		}
 		if b.decodeAttention(c) {
+			if pend {
+				dv.mass, dv.pending = 0, pendingMass{scores: c.scores, stats: c.stats, n: n, w: ctx.QueryWeights[0]}
+				return
+			}
 			b.finishMass(a, dv, mass, wantMass)
 			return
 		}
@@ -247,7 +259,7 @@ func (b *Backend) finishMass(a *backend.Attention, dv *deviceView, mass cuda.Dev
 	switch {
 	case !wantMass:
 	case dv != nil:
-		dv.mass = mass // for the policy's Commit
+		dv.mass, dv.pending = mass, pendingMass{} // for the policy's Commit
 	default:
 		must(cuda.Download(b.dev, a.Mass, mass))
 	}

@@ -16,12 +16,13 @@ var cascadeSource string
 
 // cascadeKernels are the kernels of kernels/cascade.cu.
 type cascadeKernels struct {
-	plan, reduce, walk, step *cuda.Function
+	plan, walk, step *cuda.Function
+	reduce           massReducers
 }
 
 // cascadeKernelNames are the kernels of kernels/cascade.cu, in the order of
 // cascadeKernels' fields.
-var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_walk", "cascade_step"}
+var cascadeKernelNames = [...]string{"cascade_plan", "cascade_reduce", "cascade_reduce_scores", "cascade_walk", "cascade_step"}
 
 func cascadeProgram() program { return newProgram("cascade.cu", cascadeSource) }
 
@@ -62,7 +63,7 @@ func (b *Backend) cascadeKernelsFor() (*cascadeKernels, error) {
 		return b.casc, nil
 	}
 	k := &cascadeKernels{}
-	if err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce, &k.walk, &k.step}); err != nil {
+	if err := b.load(cascadeProgram(), cascadeKernelNames[:], []**cuda.Function{&k.plan, &k.reduce.mass, &k.reduce.scores, &k.walk, &k.step}); err != nil {
 		return nil, err
 	}
 	b.casc = k
@@ -169,7 +170,7 @@ func (d *deviceCascade) Plan(first int64, n, sunk, viewLen int) backend.DeviceVi
 // the chunk's tokens through the cascades and stores the kept rows.
 func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 	s, vw := d.spec, &d.view
-	if vw.mass == 0 {
+	if !vw.hasMass() {
 		panic("gpu: cascade Commit without the attention mass of its view")
 	}
 	ks, vs, ck, cv := tensor(k), tensor(v), tensor(chunkK), tensor(chunkV)
@@ -192,10 +193,7 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 	if l > vw.sunk {
 		score = d.score
 	}
-	launch(d.k.reduce, cuda.Dim3{X: (wd + elemThreads - 1) / elemThreads, Y: s.KVHeads}, cuda.Dim3{X: elemThreads}, 0,
-		cuda.Ptr(red), cuda.Ptr(vw.mass), cuda.Int(s.QHeads), cuda.Int(s.KVHeads), cuda.Int(wd),
-		cuda.Int(boolInt(s.ReduceMax)), cuda.Int(boolInt(s.Homogeneous)),
-		cuda.Ptr(score), cuda.Ptr(d.ventry), cuda.Int(l), cuda.Float(float32(math.Pow(s.Beta, float64(n)))))
+	vw.reduceMass(d.k.reduce, red, wd, s.ReduceMax, s.Homogeneous, score, d.ventry, l, float32(math.Pow(s.Beta, float64(n))))
 	if n == 1 { // a decoding step: one warp a head
 		launch(d.k.step, cuda.Dim3{X: s.KVHeads}, cuda.Dim3{X: 32}, 0,
 			cuda.Ptr(d.slot), cuda.Ptr(d.pos), cuda.Ptr(d.score), cuda.Ptr(d.start), cuda.Ptr(d.stored),
@@ -203,7 +201,7 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 			cuda.Int64(vw.first), cuda.Int(l), cuda.Int(wd), cuda.Int(s.Sinks), cuda.Int(s.Size),
 			cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)))
 		b.scatterPlaced(ks, ck, vs, cv, place, n, s.KVHeads, capacity, hd)
-		vw.mass = 0
+		vw.dropMass()
 		return
 	}
 	// The walk stages the chunk in shared memory when it fits what the
@@ -217,7 +215,7 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 	// A slot names at most one row: a chunk token that lost its slot to a
 	// later one has place −1, so the scatter needs no de-duplication.
 	b.scatterPlaced(ks, ck, vs, cv, place, n, s.KVHeads, capacity, hd)
-	vw.mass = 0
+	vw.dropMass()
 }
 
 // entries downloads head h's rings and calls f with each entry index

@@ -180,8 +180,8 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 			return false
 		}
 	}
-	if c.weights != 0 && (c.stats == 0 || c.mass == 0) {
-		panic("gpu: decode attention mass without stats or mass buffer")
+	if c.weights != 0 && (c.stats == 0 || c.mass == 0) || c.scores != 0 && (c.stats == 0 || c.weights != 0) {
+		panic("gpu: decode attention mass without stats or mass buffer, or with scores to leave")
 	}
 	// KV heads per block: decodeHeads (or the tuning's) sharing the keys'
 	// RoPE rows where the heads see the same positions, else one.
@@ -198,7 +198,7 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	split = (n + per - 1) / per // no empty run
 	rows := c.hq * c.s
 	part := b.part.ensure(b.dev, 4*split*rows*(c.hd+2))
-	var scores cuda.DevicePtr
+	scores := c.scores
 	if c.weights != 0 {
 		scores = b.scores.ensure(b.dev, 4*rows*n)
 	}

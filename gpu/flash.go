@@ -225,6 +225,10 @@ type flashCall struct {
 	// 0, mass[qh·(l+s)+j] receives Σᵢ weights[i]·p(qh, i, j); stats must
 	// then be given.
 	weights, mass cuda.DevicePtr
+	// scores [hq·s, l+s] float32, where not 0, receives the scaled scores
+	// in place of the mass (decodeAttention only; weights then 0, stats
+	// given): what the policy's Commit reduces (pendingMass).
+	scores cuda.DevicePtr
 
 	// scratch is at least flashLayout(c).bytes of device memory for the
 	// gathered operands (flashAttention sets it).

@@ -18,7 +18,7 @@ var tokensSource string
 // reduction over GQA groups, which the token lists share.
 type tokenKernels struct {
 	plan, absorb, pool, sel, compact, store, move *cuda.Function
-	reduce                                        *cuda.Function // cascade_reduce
+	reduce                                        massReducers // kernels/cascade.cu's
 }
 
 // listThreads is LIST_THREADS of kernels/tokens.cu: the block of the
@@ -190,7 +190,7 @@ func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Evic
 	if vw.n == 0 {
 		panic("gpu: token list Commit without Plan")
 	}
-	if d.wantMass && vw.mass == 0 {
+	if d.wantMass && !vw.hasMass() {
 		panic("gpu: token list Commit without the attention mass of its view")
 	}
 	if e.Budget < 0 || e.Recent < 0 || e.Recent > e.Budget || e.Pool > 1 && e.Pool%2 == 0 {
@@ -219,11 +219,9 @@ func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Evic
 	defer b.mu.Unlock()
 	place := d.place.ensure(b.dev, 4*hk*n)
 	var red cuda.DevicePtr
-	if vw.mass != 0 {
+	if vw.hasMass() {
 		red = d.reduced.ensure(b.dev, 4*hk*T)
-		launch(d.k.reduce, cuda.Dim3{X: (T + elemThreads - 1) / elemThreads, Y: hk}, cuda.Dim3{X: elemThreads}, 0,
-			cuda.Ptr(red), cuda.Ptr(vw.mass), cuda.Int(d.qHeads), cuda.Int(hk), cuda.Int(T), cuda.Int(0), cuda.Int(0),
-			cuda.Ptr(0), cuda.Ptr(0), cuda.Int(0), cuda.Float(0)) // no aging
+		vw.reduceMass(d.k.reduce, red, T, false, false, 0, 0, 0, 0) // the mean over each group, no aging
 	}
 	launch(d.k.absorb, cuda.Dim3{X: (T + elemThreads - 1) / elemThreads, Y: hk}, cuda.Dim3{X: elemThreads}, 0,
 		cuda.Ptr(d.cur.pos), cuda.Ptr(d.cur.slot), cuda.Ptr(d.cur.score), cuda.Ptr(place), cuda.Ptr(red),
@@ -256,7 +254,8 @@ func (d *deviceTokens) Commit(k, v, chunkK, chunkV backend.Tensor, e device.Evic
 	// A slot names at most one row of the chunk: no de-duplication needed.
 	b.scatterPlaced(ks, ck, vs, cv, place, n, hk, capacity, hd)
 	d.l, d.next, d.free = held, next, next-held
-	vw.mass, vw.n = 0, 0
+	vw.dropMass()
+	vw.n = 0
 }
 
 // Held appends the original positions head h holds.

@@ -59,24 +59,21 @@ extern "C" __global__ void cascade_plan(int *vslot, int *vpos, int *ventry, cons
 	ventry[o] = e;
 }
 
-// cascade_reduce combines the mass of each GQA group (or of all query
-// heads when homogeneous): the maximum, or the float32 sum in head order
-// times 1/g, as the host does. mass [Hq, Wd], a [Hkv, Wd]. Where score is
-// not null it also ages the held entries of the view's first L keys
-// (ventry [Hkv, L], −1 for none): score = βⁿ·score + a, in two roundings,
-// bn = βⁿ. Grid (⌈Wd/blockDim⌉, Hkv).
-extern "C" __global__ void cascade_reduce(float *a, const float *mass, int hq, int hkv, int Wd, int reduce_max,
-                                          int homogeneous, float *score, const int *ventry, int L, float bn) {
-	int h = blockIdx.y;
-	int j = blockIdx.x * blockDim.x + threadIdx.x;
-	if (j >= Wd) {
-		return;
-	}
+// reduce_group is cascade_reduce's work for key j < Wd of KV head h, with
+// mass(q) the mass of the key for query head q: it combines the mass of
+// the GQA group (or of all query heads when homogeneous), the maximum, or
+// the float32 sum in head order times 1/g, as the host does, into a [Hkv,
+// Wd]; where score is not null it also ages the held entries of the view's
+// first L keys (ventry [Hkv, L], −1 for none): score = βⁿ·score + a, in
+// two roundings, bn = βⁿ.
+template <typename Mass>
+__device__ __forceinline__ void reduce_group(float *a, Mass mass, int hq, int hkv, int Wd, int reduce_max, int homogeneous,
+					     float *score, const int *ventry, int L, float bn, int h, int j) {
 	int g = hq / hkv;
 	int q0 = homogeneous ? 0 : h * g, q1 = homogeneous ? hq : (h + 1) * g;
-	float x = mass[(long long)q0 * Wd + j];
+	float x = mass(q0);
 	for (int q = q0 + 1; q < q1; q++) {
-		float y = mass[(long long)q * Wd + j];
+		float y = mass(q);
 		if (reduce_max) {
 			x = y > x ? y : x;
 		} else {
@@ -93,6 +90,39 @@ extern "C" __global__ void cascade_reduce(float *a, const float *mass, int hq, i
 			score[e] = __fadd_rn(__fmul_rn(bn, score[e]), x);
 		}
 	}
+}
+
+// cascade_reduce is reduce_group over the mass [Hq, Wd] of a chunk.
+// Grid (⌈Wd/blockDim⌉, Hkv).
+extern "C" __global__ void cascade_reduce(float *a, const float *mass, int hq, int hkv, int Wd, int reduce_max,
+                                          int homogeneous, float *score, const int *ventry, int L, float bn) {
+	int h = blockIdx.y;
+	int j = blockIdx.x * blockDim.x + threadIdx.x;
+	if (j >= Wd) {
+		return;
+	}
+	reduce_group(a, [=](int q) { return mass[(long long)q * Wd + j]; }, hq, hkv, Wd, reduce_max, homogeneous, score,
+		     ventry, L, bn, h, j);
+}
+
+// cascade_reduce_scores is cascade_reduce for a decoding step, one query of
+// weight w, from what decode.cu's kernels leave instead of its mass: the
+// scores [Hq, Wd] and each row's max and denominator, stats [2, Hq]. A
+// query head's mass of a key is decode_mass's term (mass_term), so that a
+// is the same bit for bit as decode_mass then cascade_reduce give, without
+// writing the mass of every query head and reading it back. Grid
+// (⌈Wd/blockDim⌉, Hkv).
+extern "C" __global__ void cascade_reduce_scores(float *a, const float *scores, const float *stats, float w, int hq, int hkv,
+						 int Wd, int reduce_max, int homogeneous, float *score, const int *ventry,
+						 int L, float bn) {
+	int h = blockIdx.y;
+	int j = blockIdx.x * blockDim.x + threadIdx.x;
+	if (j >= Wd) {
+		return;
+	}
+	reduce_group(
+		a, [=](int q) { return mass_term(0.0f, w, scores[(long long)q * Wd + j], stats[q], 1.0f / stats[hq + q]); }, hq,
+		hkv, Wd, reduce_max, homogeneous, score, ventry, L, bn, h, j);
 }
 
 // ---- The walk ----

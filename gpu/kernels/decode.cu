@@ -562,9 +562,7 @@ extern "C" __global__ void __launch_bounds__(MASS_THREADS) decode_mass(float *ma
 		}
 #pragma unroll
 		for (int u = 0; u < MASS_KEYS; u++) {
-			if (w != 0.0f && x[u] != NEG_INF) {
-				acc[u] += w * (expf(x[u] - m) * inv);
-			}
+			acc[u] = mass_term(acc[u], w, x[u], m, inv);
 		}
 	}
 #pragma unroll

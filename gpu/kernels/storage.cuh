@@ -43,6 +43,18 @@ template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
 	M(f32, f32, f32) M(f32, f32, bf16) M(f32, bf16, f32) M(f32, bf16, bf16) \
 	M(bf16, f32, f32) M(bf16, f32, bf16) M(bf16, bf16, f32) M(bf16, bf16, bf16)
 
+// mass_term adds to acc query weight w times the softmax probability of
+// score x in a row of max m and inverse denominator inv: one term of the
+// attention mass, as decode_mass and cascade_reduce_scores compute it
+// (the same expression, so that both give the same bits); a −∞ score
+// (padding, a key the query does not see) adds nothing.
+__device__ __forceinline__ float mass_term(float acc, float w, float x, float m, float inv) {
+	if (w != 0.0f && x != __int_as_float(0xff800000)) {
+		acc += w * (expf(x - m) * inv);
+	}
+	return acc;
+}
+
 #ifndef KVC_HOST_EMULATION
 // Asynchronous copies from global to shared memory (sm_80 and later), for
 // the kernels that stream their operands, and the exp2 of the softmaxes.

@@ -12,8 +12,13 @@
 // their windows. One-token chunks also go through cascade_step, and some
 // caches are decoded token by token by it from empty. Built by run.sh
 // (with WALK_PAR_MIN 1, so that short chunks walk in parallel too).
+// cascade_reduce_scores is compared bit for bit with cascade_reduce over
+// the mass that decode_mass's terms give (mass_term), on random scores
+// (some −∞), statistics and weights (some 0), with and without aging.
 // Arguments: number of random cases (default 400), seed (default 1);
 // TRACE=1 prints the path of each launch.
+#include <algorithm>
+#include <numeric>
 #include <random>
 #include <string>
 
@@ -419,6 +424,55 @@ int main(int argc, char **argv) {
 		}
 		decoded++;
 	}
+	// The reduction of a decoding step's scores against that of its mass.
+	int reduced = 0;
+	for (int id = 0; id < cases / 4; id++) {
+		int hkv = (int)rnd(1, 4), g = pick({1, 2, 4, (int)rnd(1, 8)}), hq = hkv * g;
+		int Wd = (int)rnd(1, 3000), L = (int)rnd(0, Wd - 1), reduceMax = (int)rnd(0, 1), homogeneous = (int)rnd(0, 3) == 0;
+		bool age = rnd(0, 1);
+		float w = rnd(0, 5) == 0 ? 0.0f : std::uniform_real_distribution<float>(0.01f, 1.0f)(rng);
+		float bn = std::uniform_real_distribution<float>(0.0f, 1.0f)(rng);
+		std::vector<float> scores((size_t)hq * Wd), stats(2 * (size_t)hq), mass((size_t)hq * Wd);
+		for (int q = 0; q < hq; q++) {
+			stats[q] = std::uniform_real_distribution<float>(-5.0f, 30.0f)(rng);
+			stats[hq + q] = std::uniform_real_distribution<float>(1.0f, 5000.0f)(rng);
+			for (int j = 0; j < Wd; j++) {
+				float x = rnd(0, 9) == 0 ? -INFINITY : stats[q] - std::uniform_real_distribution<float>(0.0f, 40.0f)(rng);
+				scores[(size_t)q * Wd + j] = x;
+				mass[(size_t)q * Wd + j] = mass_term(0.0f, w, x, stats[q], 1.0f / stats[hq + q]);
+			}
+		}
+		// each entry in at most one place, as the cascade's views have them
+		int entries = hkv * L + 1;
+		std::vector<int> ventry(entries);
+		std::iota(ventry.begin(), ventry.end(), 0);
+		std::shuffle(ventry.begin(), ventry.end(), rng);
+		ventry.resize((size_t)hkv * L);
+		for (auto &e : ventry) {
+			e = rnd(0, 4) == 0 ? -1 : e;
+		}
+		std::vector<float> held(entries);
+		for (auto &x : held) {
+			x = std::uniform_real_distribution<float>(0.0f, 3.0f)(rng);
+		}
+		std::vector<float> aWant((size_t)hkv * Wd), aGot(aWant.size()), heldWant = held, heldGot = held;
+		int threads = pick({32, 256, 1024}), blocks = (Wd + threads - 1) / threads;
+		emu_launch({(unsigned)blocks, (unsigned)hkv, 1}, threads, 0, [&] {
+			cascade_reduce(aWant.data(), mass.data(), hq, hkv, Wd, reduceMax, homogeneous, age ? heldWant.data() : nullptr,
+				       ventry.data(), L, bn);
+		});
+		emu_launch({(unsigned)blocks, (unsigned)hkv, 1}, threads, 0, [&] {
+			cascade_reduce_scores(aGot.data(), scores.data(), stats.data(), w, hq, hkv, Wd, reduceMax, homogeneous,
+					      age ? heldGot.data() : nullptr, ventry.data(), L, bn);
+		});
+		launches += 2;
+		if (memcmp(aWant.data(), aGot.data(), 4 * aWant.size()) != 0 || memcmp(heldWant.data(), heldGot.data(), 4 * held.size()) != 0) {
+			failures++;
+			printf("FAIL reduction case %d: hq %d hkv %d Wd %d L %d max %d homogeneous %d aging %d w %g\n", id, hq, hkv, Wd, L,
+			       reduceMax, homogeneous, (int)age, w);
+		}
+		reduced++;
+	}
 	// The 8B shape: 65,536 slots in 8 cascades of 8,192, 64 sinks, chunks
 	// of 4,096, full rings and a cache filled chunk by chunk.
 	int real = 0;
@@ -440,9 +494,9 @@ int main(int argc, char **argv) {
 		}
 		real++;
 	}
-	printf("%d random cases (%d synthetic states, %d filled chunk by chunk, %d not as the walk leaves them), %d decoded token by token and %d at the 8B shape: "
+	printf("%d random cases (%d synthetic states, %d filled chunk by chunk, %d not as the walk leaves them), %d decoded token by token, %d reductions of scores and %d at the 8B shape: "
 	       "%d launches (%d staged, %d of them with the mass and place, %d walked in parallel, %d one-token steps), %s\n",
-	       cases, synth, hist, odd, decoded, real, launches, stagedLaunches, allLaunches, parLaunches, stepLaunches,
+	       cases, synth, hist, odd, decoded, reduced, real, launches, stagedLaunches, allLaunches, parLaunches, stepLaunches,
 	       failures ? "FAILED" : "every output bit-identical to the reference (the free stack below its top)");
 	if (failures) {
 		printf("%d launches failed\n", failures);

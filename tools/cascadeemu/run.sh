@@ -4,7 +4,9 @@
 # token) on tools/flashemu/emu.h with AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs harness.cpp, which walks random
 # chunks through random states with each and with the walk as it was
-# before staging (reference.cu), and compares every output bit for bit.
+# before staging (reference.cu), and compares every output bit for bit;
+# and cascade_reduce_scores with decode_mass's terms (mass_term) reduced
+# by cascade_reduce.
 # Needs g++ with C++20; no GPU, no CUDA. A few minutes on two cores.
 # Usage: tools/cascadeemu/run.sh [cases [seed]]
 set -eu
@@ -14,7 +16,10 @@ emu=$here/../flashemu
 emu_work
 # The kernel's extern __shared__ array becomes a pointer to the block's buffer,
 # the other shared arrays function statics (blocks run one after another).
-emu_smem "$here/../../gpu/kernels/cascade.cu" | sed 's/__shared__/static/g' >"$work/cascade_sub.cu"
+{
+	emu_storage
+	emu_smem "$here/../../gpu/kernels/cascade.cu" | sed 's/__shared__/static/g'
+} >"$work/cascade_sub.cu"
 test "$(grep -c emu_smem "$work/cascade_sub.cu")" = 1
 emu_cc "$work/cascade" -DWALK_PAR_MIN=1 -fno-sanitize-recover=undefined -I"$here" -I"$work" -include "$here/extra.h" "$here/harness.cpp"
 "$work/cascade" "$@"

@@ -4,4 +4,3 @@
 #undef __forceinline__
 #define __device__
 #define __forceinline__ inline
-static inline unsigned __float_as_uint(float f) { return fbits(f); }

@@ -5,4 +5,3 @@
 #define __device__
 #define __forceinline__ inline
 template <typename P> static inline P __ldg(const P *p) { return *p; }
-static inline unsigned __float_as_uint(float f) { return fbits(f); }
