@@ -31,6 +31,7 @@
 package gpu
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -498,20 +499,22 @@ func (s *scratch) release(dev *cuda.Device) error {
 // kernels run. Through the staging ring (see stage) the copy is queued
 // without waiting for the device; a pageable copy (cuMemcpyHtoD), which
 // first waits for all queued work, is left for uploads too large for the
-// ring or a device without page-locked memory.
+// ring or a device without page-locked memory. Words that repeat the
+// ring's last upload (the query positions and weights every layer of a
+// decoding step uploads alike) are not copied again: its address serves.
 func (b *Backend) upload(words []uint32) cuda.DevicePtr {
 	n := 4 * len(words)
 	if r := &b.stage; r.host != nil && n > 0 && n <= len(r.host)/4 {
-		off := (r.off + stageAlign - 1) &^ (stageAlign - 1)
-		if off+n > len(r.host) {
+		src := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), n)
+		off, fresh, wrap := r.place(src)
+		if wrap {
 			// every earlier copy and the kernels reading it are done
 			must(b.dev.Synchronize())
-			off = 0
 		}
-		copy(r.host[off:off+n], unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), n))
 		p := r.dev.Add(off)
-		must(cuda.UploadAsync(b.dev, p, r.host[off:off+n]))
-		r.off = off + n
+		if fresh {
+			must(cuda.UploadAsync(b.dev, p, r.host[off:off+n]))
+		}
 		return p
 	}
 	p := b.args.ensure(b.dev, n)
@@ -528,6 +531,29 @@ type stage struct {
 	host []byte
 	dev  cuda.DevicePtr
 	off  int // bytes of the ring in use since it last wrapped
+	// the last upload's part of the ring, [last, last+lastN); lastN 0 for
+	// none
+	last, lastN int
+}
+
+// place finds src (at most a quarter of the ring) its part of the ring
+// and returns its offset: the last upload's when src repeats it (fresh
+// false: nothing to copy, the part holds src and its copy is queued
+// already); else the next aligned part, with src copied into the host
+// side (fresh true), wrap telling that the ring starts over at 0 and the
+// device must first be done with every part.
+func (r *stage) place(src []byte) (off int, fresh, wrap bool) {
+	n := len(src)
+	if r.lastN == n && bytes.Equal(r.host[r.last:r.last+n], src) {
+		return r.last, false, false
+	}
+	off = (r.off + stageAlign - 1) &^ (stageAlign - 1)
+	if off+n > len(r.host) {
+		off, wrap = 0, true
+	}
+	copy(r.host[off:off+n], src)
+	r.off, r.last, r.lastN = off+n, off, n
+	return off, true, wrap
 }
 
 // Sizes of the staging ring: its bytes, and the alignment of each upload.
