@@ -194,13 +194,21 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 		score = d.score
 	}
 	vw.reduceMass(d.k.reduce, red, wd, s.ReduceMax, s.Homogeneous, score, d.ventry, l, float32(math.Pow(s.Beta, float64(n))))
-	if n == 1 { // a decoding step: one warp a head
+	if n == 1 { // a decoding step: one warp a head, which also stores the token's rows where it can
+		store := stepStores(ks, ck, vs, cv)
+		var kc, vc, kn, vn cuda.DevicePtr
+		if store {
+			kc, vc, kn, vn = ks.ptr(), vs.ptr(), ck.ptr(), cv.ptr()
+		}
 		launch(d.k.step, cuda.Dim3{X: s.KVHeads}, cuda.Dim3{X: 32}, 0,
 			cuda.Ptr(d.slot), cuda.Ptr(d.pos), cuda.Ptr(d.score), cuda.Ptr(d.start), cuda.Ptr(d.stored),
 			cuda.Ptr(d.freed), cuda.Ptr(d.top), cuda.Ptr(d.next), cuda.Ptr(place), cuda.Ptr(red), cuda.Ptr(d.every),
 			cuda.Int64(vw.first), cuda.Int(l), cuda.Int(wd), cuda.Int(s.Sinks), cuda.Int(s.Size),
-			cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)))
-		b.scatterPlaced(ks, ck, vs, cv, place, n, s.KVHeads, capacity, hd)
+			cuda.Int(s.Cascades), cuda.Int(d.w), cuda.Int(boolInt(s.EagerFill)),
+			cuda.Ptr(kc), cuda.Ptr(vc), cuda.Ptr(kn), cuda.Ptr(vn), cuda.Int64(int64(capacity)), cuda.Int(hd*ks.st.size()))
+		if !store {
+			b.scatterPlaced(ks, ck, vs, cv, place, n, s.KVHeads, capacity, hd)
+		}
 		vw.dropMass()
 		return
 	}
@@ -216,6 +224,25 @@ func (d *deviceCascade) Commit(k, v, chunkK, chunkV backend.Tensor) {
 	// later one has place −1, so the scatter needs no de-duplication.
 	b.scatterPlaced(ks, ck, vs, cv, place, n, s.KVHeads, capacity, hd)
 	vw.dropMass()
+}
+
+// stepStores reports whether cascade_step can store a decoding step's key
+// and value rows (k, v [Hkv, cap, hd] the cache, ck, cv the token's
+// [1, Hkv·hd]) in place of scatter: one storage type for all, so that rows
+// copy as bytes, in whole 16-byte chunks from 16-byte aligned rows.
+func stepStores(k, ck, v, cv *Tensor) bool {
+	if k.st != ck.st || v.st != k.st || cv.st != k.st {
+		return false
+	}
+	if k.shape[2]*k.st.size()%16 != 0 {
+		return false
+	}
+	for _, p := range []cuda.DevicePtr{k.ptr(), ck.ptr(), v.ptr(), cv.ptr()} {
+		if p%16 != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // entries downloads head h's rings and calls f with each entry index

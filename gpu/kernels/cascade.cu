@@ -918,6 +918,73 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 	}
 }
 
+// step_store copies head h's key and value rows of a one-token chunk (kn,
+// vn [Hkv, rowBytes]) into slot s of the cache (kc, vc [Hkv, cap,
+// rowBytes]) with the lanes of a warp, 16 bytes each at a time; nothing
+// where kc is null or s < 0.
+__device__ __forceinline__ void step_store(unsigned char *kc, unsigned char *vc, const unsigned char *kn,
+					   const unsigned char *vn, long long cap, int rowBytes, int h, int s, int lane) {
+	if (kc == 0 || s < 0) {
+		return;
+	}
+	long long dst = ((long long)h * cap + s) * rowBytes, src = (long long)h * rowBytes;
+	for (int o = 16 * lane; o < rowBytes; o += 16 * 32) {
+		*(uint4 *)(kc + dst + o) = *(const uint4 *)(kn + src + o);
+		*(uint4 *)(vc + dst + o) = *(const uint4 *)(vn + src + o);
+	}
+}
+
+// step_end is cascade_step's end, on one lane: it places what reaches
+// cascade end (the token, or the entry carried out of the cascade before),
+// gives the token its slot and returns it (−1 where the token itself is
+// dropped), as place[h] receives it.
+__device__ int step_end(int *slot, long long *pos, float *score, int *stored, int *freed, int *top, int *next, int *place,
+			walkEntry tok, const int *s_st, const int *s_s0, const walkEntry *s_old, long long base, int h, int end,
+			int acc, int C, int W) {
+	walkEntry c = end == 0 ? tok : s_old[end - 1]; // what reaches cascade end
+	long long rest = end > 0 ? base + s_s0[0] : -1; // where the token lies
+	int dropped = -1;                               // a slot freed
+	bool lost = false;                              // the token itself dropped
+	if (end < C) {
+		int st = s_st[end], s0 = s_s0[end];
+		long long gb = base + (long long)end * W, g = -1;
+		if (end < acc || st == 0) { // appended, or the first of an empty cascade
+			g = gb + (end < acc ? st : 0);
+			stored[h * C + end] = st + 1;
+		} else if (c.score >= s_old[end].score) {
+			dropped = s_old[end].slot;
+			g = gb + (s0 > 0 ? s0 - 1 : st - 1);
+		} else if (end == 0) {
+			lost = true;
+		} else {
+			dropped = c.slot;
+		}
+		if (g >= 0) {
+			pos[g] = c.pos, slot[g] = c.slot, score[g] = c.score;
+			if (end == 0) {
+				rest = g;
+			}
+		}
+	} else {
+		dropped = c.slot; // out of the last cascade (end = C > 0)
+	}
+	if (lost) {
+		place[h] = -1;
+		return -1;
+	}
+	int got;
+	if (dropped >= 0) {
+		got = dropped; // pushed and taken back at once
+	} else if (top[h] > 0) {
+		got = freed[base + --top[h]];
+	} else {
+		got = next[h]++;
+	}
+	slot[rest] = got;
+	place[h] = got;
+	return got;
+}
+
 // cascade_step walks one token (a decoding step) through the cascades of
 // head blockIdx.x with one warp, to the same end state as cascade_walk:
 // the token's walk passes through the accepting cascades that are full,
@@ -926,19 +993,25 @@ extern "C" __global__ void __launch_bounds__(WALK_THREADS) cascade_walk(
 // (appended), at the first cascade that does not accept (entry 0 when
 // empty, else the carried token competes with its newest entry), or out
 // of the last cascade. The entries it reads do not depend on each other,
-// so the lanes read them at once. Block 32 threads, grid (Hkv).
+// so the lanes read them at once. Where kc is not null, the warp also
+// stores the token's key and value rows, kn and vn [Hkv, rowBytes] (a
+// chunk of one token), into its slot of the cache kc and vc [Hkv, cap,
+// rowBytes] (rowBytes a multiple of 16, every row 16-byte aligned), as
+// scatter would after it. Block 32 threads, grid (Hkv).
 extern "C" __global__ void __launch_bounds__(32) cascade_step(
 	int *slot, long long *pos, float *score, int *start, int *stored, int *freed, int *top, int *next, int *place,
-	const float *a, const long long *every, long long t, int L, int Wd, int sinks, int size, int C, int W, int eager) {
+	const float *a, const long long *every, long long t, int L, int Wd, int sinks, int size, int C, int W, int eager,
+	unsigned char *kc, unsigned char *vc, const unsigned char *kn, const unsigned char *vn, long long cap, int rowBytes) {
 	__shared__ int s_st[WALK_MAXC], s_s0[WALK_MAXC];
 	__shared__ walkEntry s_old[WALK_MAXC]; // the oldest entry of each cascade passed, the newest of the last
-	__shared__ int s_acc, s_end;
+	__shared__ int s_acc, s_end, s_place;
 	int h = blockIdx.x, lane = threadIdx.x;
 	long long base = (long long)h * size;
 	if (t < sinks) {
 		if (lane == 0) {
 			place[h] = (int)t;
 		}
+		step_store(kc, vc, kn, vn, cap, rowBytes, h, (int)t, lane);
 		return;
 	}
 	for (int i = lane; i < C; i += 32) {
@@ -984,48 +1057,9 @@ extern "C" __global__ void __launch_bounds__(32) cascade_step(
 		pos[g] = c.pos, slot[g] = c.slot, score[g] = c.score;
 		start[h * C + i] = s0 + 1 == W ? 0 : s0 + 1;
 	}
-	if (lane != 0) {
-		return;
+	if (lane == 0) {
+		s_place = step_end(slot, pos, score, stored, freed, top, next, place, tok, s_st, s_s0, s_old, base, h, end, acc, C, W);
 	}
-	walkEntry c = end == 0 ? tok : s_old[end - 1]; // what reaches cascade end
-	long long rest = end > 0 ? base + s_s0[0] : -1; // where the token lies
-	int dropped = -1;                               // a slot freed
-	bool lost = false;                              // the token itself dropped
-	if (end < C) {
-		int st = s_st[end], s0 = s_s0[end];
-		long long gb = base + (long long)end * W, g = -1;
-		if (end < acc || st == 0) { // appended, or the first of an empty cascade
-			g = gb + (end < acc ? st : 0);
-			stored[h * C + end] = st + 1;
-		} else if (c.score >= s_old[end].score) {
-			dropped = s_old[end].slot;
-			g = gb + (s0 > 0 ? s0 - 1 : st - 1);
-		} else if (end == 0) {
-			lost = true;
-		} else {
-			dropped = c.slot;
-		}
-		if (g >= 0) {
-			pos[g] = c.pos, slot[g] = c.slot, score[g] = c.score;
-			if (end == 0) {
-				rest = g;
-			}
-		}
-	} else {
-		dropped = c.slot; // out of the last cascade (end = C > 0)
-	}
-	if (lost) {
-		place[h] = -1;
-		return;
-	}
-	int got;
-	if (dropped >= 0) {
-		got = dropped; // pushed and taken back at once
-	} else if (top[h] > 0) {
-		got = freed[base + --top[h]];
-	} else {
-		got = next[h]++;
-	}
-	slot[rest] = got;
-	place[h] = got;
+	__syncwarp();
+	step_store(kc, vc, kn, vn, cap, rowBytes, h, s_place, lane);
 }

@@ -10,7 +10,8 @@
 // parallel (WALK_PAR_SHARED), and a byte less than each; WALK_TRACE checks
 // which path each head took, WALK_CHECK that the staged walks stay inside
 // their windows. One-token chunks also go through cascade_step, and some
-// caches are decoded token by token by it from empty. Built by run.sh
+// caches are decoded token by token by it from empty; each step also
+// stores the token's rows in its slot, and nothing else in the cache. Built by run.sh
 // (with WALK_PAR_MIN 1, so that short chunks walk in parallel too).
 // cascade_reduce_scores is compared bit for bit with cascade_reduce over
 // the mass that decode_mass's terms give (mass_term), on random scores
@@ -90,13 +91,39 @@ static void kernel(const Spec &sp, State &s, const std::vector<float> &a, long l
 	});
 }
 
-// step walks a one-token chunk with cascade_step, the decoding steps' walk.
+static int failures, launches, stagedLaunches, allLaunches, parLaunches, stepLaunches, storeFailures;
+
+// step walks a one-token chunk with cascade_step, the decoding steps' walk,
+// which also stores the token's key and value rows (random bytes) in the
+// slot it gives the token: those rows, and no other byte of the cache,
+// must change.
 static void step(const Spec &sp, State &s, const std::vector<float> &a, long long first, int L) {
+	int rowBytes = pick({16, 48, 256, 528}); // 528: past one pass of the warp's 512 bytes
+	long long cap = sp.sinks + sp.size + 2;
+	std::vector<unsigned char> kc, vc, kn, vn;
+	garbage(kc, sp.hkv * cap * rowBytes), garbage(vc, kc.size()), garbage(kn, (size_t)sp.hkv * rowBytes), garbage(vn, kn.size());
+	std::vector<unsigned char> kWant = kc, vWant = vc;
 	emu_launch({(unsigned)sp.hkv, 1, 1}, 32, 0, [&] {
 		cascade_step(s.slot.data(), s.pos.data(), s.score.data(), s.start.data(), s.stored.data(), s.freed.data(),
 			     s.top.data(), s.next.data(), s.place.data(), a.data(), sp.every.data(), first, L, L + 1, sp.sinks,
-			     sp.size, sp.C, sp.W, sp.eager);
+			     sp.size, sp.C, sp.W, sp.eager, kc.data(), vc.data(), kn.data(), vn.data(), cap, rowBytes);
 	});
+	for (int h = 0; h < sp.hkv; h++) {
+		int p = s.place[h];
+		if (p >= cap) {
+			storeFailures++;
+			printf("FAIL step at %lld: head %d placed in slot %d of %lld\n", first, h, p, cap);
+			return;
+		}
+		if (p >= 0) {
+			memcpy(&kWant[(h * cap + p) * rowBytes], &kn[(size_t)h * rowBytes], rowBytes);
+			memcpy(&vWant[(h * cap + p) * rowBytes], &vn[(size_t)h * rowBytes], rowBytes);
+		}
+	}
+	if (kc != kWant || vc != vWant) {
+		storeFailures++;
+		printf("FAIL step at %lld: the cache's rows are not the token's in its slots alone (%d bytes a row)\n", first, rowBytes);
+	}
 }
 
 // empty is the state NewCascade leaves, over garbage.
@@ -249,7 +276,6 @@ static std::string differs(const State &a, const State &b, int size) {
 	return d;
 }
 
-static int failures, launches, stagedLaunches, allLaunches, parLaunches, stepLaunches;
 
 // check walks one chunk from state s by the reference and by the kernel
 // under each shared memory size, and compares.
@@ -497,9 +523,9 @@ int main(int argc, char **argv) {
 	printf("%d random cases (%d synthetic states, %d filled chunk by chunk, %d not as the walk leaves them), %d decoded token by token, %d reductions of scores and %d at the 8B shape: "
 	       "%d launches (%d staged, %d of them with the mass and place, %d walked in parallel, %d one-token steps), %s\n",
 	       cases, synth, hist, odd, decoded, reduced, real, launches, stagedLaunches, allLaunches, parLaunches, stepLaunches,
-	       failures ? "FAILED" : "every output bit-identical to the reference (the free stack below its top)");
-	if (failures) {
-		printf("%d launches failed\n", failures);
+	       failures || storeFailures ? "FAILED" : "every output bit-identical to the reference (the free stack below its top)");
+	if (failures || storeFailures) {
+		printf("%d launches failed, %d one-token steps stored rows wrongly\n", failures, storeFailures);
 		return 1;
 	}
 	return 0;
