@@ -234,15 +234,7 @@ func stepStores(k, ck, v, cv *Tensor) bool {
 	if k.st != ck.st || v.st != k.st || cv.st != k.st {
 		return false
 	}
-	if k.shape[2]*k.st.size()%16 != 0 {
-		return false
-	}
-	for _, p := range []cuda.DevicePtr{k.ptr(), ck.ptr(), v.ptr(), cv.ptr()} {
-		if p%16 != 0 {
-			return false
-		}
-	}
-	return true
+	return k.shape[2]*k.st.size()%16 == 0 && aligned16(k.ptr(), ck.ptr(), v.ptr(), cv.ptr())
 }
 
 // entries downloads head h's rings and calls f with each entry index
@@ -302,6 +294,17 @@ func (d *deviceCascade) Free() {
 	for _, s := range []*scratch{&d.mass, &d.reduced, &d.place} {
 		must(s.release(b.dev))
 	}
+}
+
+// aligned16 reports whether every address in ps is a multiple of 16 bytes,
+// as kernels that move 16-byte vectors need.
+func aligned16(ps ...cuda.DevicePtr) bool {
+	for _, p := range ps {
+		if p%16 != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // boolInt is 1 for true, 0 for false (a kernel argument or -D value).

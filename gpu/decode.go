@@ -175,10 +175,8 @@ func (b *Backend) decodeAttention(c *flashCall) bool {
 	if c.s > decodeMaxQueries || !slices.Contains(decodeHeadDims, c.hd) {
 		return false
 	}
-	for _, p := range []cuda.DevicePtr{c.q, c.k, c.v, c.ck, c.cv, c.cos, c.sin} {
-		if p%16 != 0 {
-			return false
-		}
+	if !aligned16(c.q, c.k, c.v, c.ck, c.cv, c.cos, c.sin) {
+		return false
 	}
 	if c.weights != 0 && (c.stats == 0 || c.mass == 0) || c.scores != 0 && (c.stats == 0 || c.weights != 0) {
 		panic("gpu: decode attention mass without stats or mass buffer, or with scores to leave")

@@ -270,12 +270,7 @@ func flashCovers(c *flashCall, major, sharedOptin int) bool {
 	if max(flashFwdShared(c.hd), flashMassShared(c.hd)) > sharedOptin {
 		return false
 	}
-	for _, p := range []cuda.DevicePtr{c.q, c.k, c.v, c.ck, c.cv, c.cos, c.sin} {
-		if p%16 != 0 {
-			return false
-		}
-	}
-	return c.out%4 == 0
+	return aligned16(c.q, c.k, c.v, c.ck, c.cv, c.cos, c.sin) && c.out%4 == 0
 }
 
 // flashPlan returns the launches that run c, which flashCovers takes:
