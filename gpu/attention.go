@@ -206,7 +206,7 @@ func (b *Backend) Attention(a *backend.Attention) {
 		}
 		if b.decodeAttention(c) {
 			if pend {
-				dv.mass, dv.pending = 0, pendingMass{scores: c.scores, stats: c.stats, n: n, w: ctx.QueryWeights[0]}
+				dv.leaveMass(0, pendingMass{scores: c.scores, stats: c.stats, n: n, w: ctx.QueryWeights[0]})
 				return
 			}
 			b.finishMass(a, dv, mass, wantMass)
@@ -259,7 +259,7 @@ func (b *Backend) finishMass(a *backend.Attention, dv *deviceView, mass cuda.Dev
 	switch {
 	case !wantMass:
 	case dv != nil:
-		dv.mass, dv.pending = mass, pendingMass{} // for the policy's Commit
+		dv.leaveMass(mass, pendingMass{}) // for the policy's Commit
 	default:
 		must(cuda.Download(b.dev, a.Mass, mass))
 	}

@@ -14,7 +14,7 @@ func SetViewMass(v backend.DeviceView, mass []float32) {
 	b := dv.c.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	dv.mass, dv.pending = dv.c.mass.ensure(b.dev, 4*len(mass)), pendingMass{}
+	dv.leaveMass(dv.c.mass.ensure(b.dev, 4*len(mass)), pendingMass{})
 	must(cuda.Upload(b.dev, dv.mass, mass))
 }
 
@@ -47,7 +47,7 @@ func LtPlans(b *Backend) (withAlgo, without int) {
 // attention kernel would leave it, without an upload: for benchmarks.
 func ReuseViewMass(v backend.DeviceView) {
 	dv := v.(*deviceView)
-	dv.mass, dv.pending = dv.c.mass.ptr, pendingMass{}
+	dv.leaveMass(dv.c.mass.ptr, pendingMass{})
 }
 
 // AttentionKernels uploads the view, query positions and weights of the

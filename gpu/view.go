@@ -16,7 +16,8 @@ type viewState struct {
 	vslot, vpos     cuda.DevicePtr // [Hkv, L] storage slot and RoPE position of every view key
 	// mass [Hq, L+n] is the attention's own buffer, not the backend's:
 	// sessions sharing the backend may run attention between this call and
-	// the policy's Commit.
+	// the policy's Commit. A decoding step leaves its scores [Hq, L+1] and
+	// row statistics [2, Hq] there instead (pendingMass).
 	mass scratch
 }
 
@@ -62,8 +63,12 @@ type massReducers struct {
 // as scores.
 func (v *deviceView) hasMass() bool { return v.mass != 0 || v.pending.scores != 0 }
 
+// leaveMass records what the view's attention leaves for its policy's
+// Commit: the mass, or (mass 0, p's scores set) a decoding step's scores.
+func (v *deviceView) leaveMass(mass cuda.DevicePtr, p pendingMass) { v.mass, v.pending = mass, p }
+
 // dropMass forgets the view's mass once its policy has taken it.
-func (v *deviceView) dropMass() { v.mass, v.pending = 0, pendingMass{} }
+func (v *deviceView) dropMass() { v.leaveMass(0, pendingMass{}) }
 
 // reduceMass queues the reduction of the view's mass per KV head into red
 // [Hkv, wd] (wd = L+n): the maximum, or the mean over each GQA group (over
