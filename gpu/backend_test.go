@@ -55,6 +55,15 @@ func openGPU(t testing.TB, opt gpu.Options) *gpu.Backend {
 	return r.b
 }
 
+// randomIDs returns n token ids below vocab drawn from rng.
+func randomIDs(rng *rand.Rand, n, vocab int) []int32 {
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(rng.IntN(vocab))
+	}
+	return ids
+}
+
 func randSlice(rng *rand.Rand, n int) []float32 {
 	s := make([]float32, n)
 	for i := range s {

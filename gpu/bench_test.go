@@ -260,7 +260,6 @@ func BenchmarkDecodeStep(bm *testing.B) {
 	m := random8B(bm, g)
 	weights := float64(m.Params()-int64(m.Vocab*m.Hidden)) * 2
 	rowBytes := float64(2 * m.HeadDim * 2) // a key and a value row in bf16
-	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 	type variant struct {
 		tune decodeTuning
 		gemv bool
@@ -279,25 +278,7 @@ func BenchmarkDecodeStep(bm *testing.B) {
 		{"cascade", map[string]any{"size": 65536, "cascades": 8, "sinks": 64}, 131072, []variant{{}, {gemv: true}}},
 	} {
 		bm.Run(c.policy, func(bm *testing.B) {
-			f, err := policies.New(c.policy, c.params)
-			if err != nil {
-				bm.Fatal(err)
-			}
-			cache, err := policies.NewCache(g, f, shape, g.DType())
-			if err != nil {
-				bm.Fatal(err)
-			}
-			defer cache.Free()
-			s := m.NewSession(cache, 4096)
-			defer s.Close()
-			rng := rand.New(rand.NewPCG(3, 4))
-			ids := make([]int32, c.prompt)
-			for i := range ids {
-				ids[i] = int32(rng.IntN(m.Vocab))
-			}
-			if _, err := s.Prefill(context.Background(), ids, nil); err != nil {
-				bm.Fatal(err)
-			}
+			s, cache := prefilled(bm, m, c.policy, c.params, 4096, c.prompt, rand.New(rand.NewPCG(3, 4)))
 			// room for every token the runs decode, so that no timed step
 			// grows the storage
 			cache.Reserve(4096)
@@ -315,6 +296,7 @@ func BenchmarkDecodeStep(bm *testing.B) {
 						gpu.SetGEMV(g, false)
 					}()
 					step := func() {
+						var err error
 						if next, err = s.DecodeGreedy(next); err != nil {
 							bm.Fatal(err)
 						}
@@ -355,6 +337,19 @@ func random8B(bm *testing.B, g *gpu.Backend) *model.Model {
 	return m
 }
 
+// prefilled opens a session of m in chunks of chunk tokens over a cache of
+// the named policy, both closed when bm ends, and prefills it with n
+// random tokens from rng.
+func prefilled(bm *testing.B, m *model.Model, policy string, params map[string]any, chunk, n int, rng *rand.Rand) (*model.Session, *policies.Cache) {
+	bm.Helper()
+	s, cache, done := openSession(bm, m, policy, params, chunk)
+	bm.Cleanup(done)
+	if _, err := s.Prefill(context.Background(), randomIDs(rng, n, m.Vocab), nil); err != nil {
+		bm.Fatal(err)
+	}
+	return s, cache
+}
+
 // prefillTuning is a compilation of the Hopper attention kernels that
 // BenchmarkPrefillChunk times (gpu.SetWGMMATuning's options).
 type prefillTuning struct {
@@ -372,29 +367,8 @@ func BenchmarkPrefillChunk(bm *testing.B) {
 	const chunk, size = 4096, 65536
 	g := openGPU(bm, bf16)
 	m := random8B(bm, g)
-	f, err := policies.New("cascade", map[string]any{"size": size, "cascades": 8, "sinks": 64})
-	if err != nil {
-		bm.Fatal(err)
-	}
-	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
-	cache, err := policies.NewCache(g, f, shape, g.DType())
-	if err != nil {
-		bm.Fatal(err)
-	}
-	defer cache.Free()
-	s := m.NewSession(cache, chunk)
-	defer s.Close()
 	rng := rand.New(rand.NewPCG(5, 6))
-	ids := func(n int) []int32 {
-		v := make([]int32, n)
-		for i := range v {
-			v[i] = int32(rng.IntN(m.Vocab))
-		}
-		return v
-	}
-	if _, err := s.Prefill(context.Background(), ids(size+2*chunk), nil); err != nil {
-		bm.Fatal(err)
-	}
+	s, _ := prefilled(bm, m, "cascade", map[string]any{"size": size, "cascades": 8, "sinks": 64}, chunk, size+2*chunk, rng)
 	tunings := []prefillTuning{{name: "default"}}
 	if gpu.HasWGMMA(g, m.HeadDim) {
 		tunings = append(tunings, prefillTuning{"pingpong", true, false}, prefillTuning{"mpoly", false, true}, prefillTuning{"pingpong_mpoly", true, true})
@@ -403,7 +377,7 @@ func BenchmarkPrefillChunk(bm *testing.B) {
 		bm.Run(t.name, func(bm *testing.B) {
 			gpu.SetWGMMATuning(g, 0, true, t.pingPong, t.massPoly)
 			defer gpu.SetWGMMATuning(g, 0, true, false, false)
-			next := ids(chunk)
+			next := randomIDs(rng, chunk, m.Vocab)
 			sec := gpu.TimeCalls(bm, g, func() {
 				if _, err := s.Prefill(context.Background(), next, nil); err != nil {
 					bm.Fatal(err)

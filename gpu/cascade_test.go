@@ -227,11 +227,7 @@ func deviceCascadeModel(t *testing.T, dt backend.DType) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rng := rand.New(rand.NewPCG(3, uint64(md.Vocab)))
-			ids := make([]int32, 130)
-			for i := range ids {
-				ids[i] = int32(rng.IntN(md.Vocab))
-			}
+			ids := randomIDs(rand.New(rand.NewPCG(3, uint64(md.Vocab))), 130, md.Vocab)
 			for _, chunk := range []int{16, 5} {
 				got, gotHeld := run(t, md, "cascade", params, chunk, ids[:120], ids[120:])
 				want, wantHeld := run(t, mh, "cascade", params, chunk, ids[:120], ids[120:])

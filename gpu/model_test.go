@@ -31,26 +31,35 @@ var fixtures = []string{
 	"../models/tiny",                    // the embedded model: hidden 256, head dim 32
 }
 
+// openSession opens a session of m in chunks of chunk tokens over a cache
+// of the named policy; done closes both.
+func openSession(tb testing.TB, m *model.Model, policy string, params map[string]any, chunk int) (s *model.Session, c *policies.Cache, done func()) {
+	tb.Helper()
+	f, err := policies.New(policy, params)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	if c, err = policies.NewCache(m.Backend(), f, shape, m.Backend().DType()); err != nil {
+		tb.Fatal(err)
+	}
+	s = m.NewSession(c, chunk)
+	return s, c, func() {
+		s.Close()
+		c.Free()
+	}
+}
+
 // run feeds prompt through a fresh cache of the policy in chunks, then
 // decodes the tokens of more one by one, and returns the logits of every
 // position and the original positions each layer's KV heads hold at the
 // end.
 func run(t *testing.T, m *model.Model, policy string, params map[string]any, chunk int, prompt, more []int32) ([][]float32, [][]int64) {
 	t.Helper()
-	f, err := policies.New(policy, params)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shape := policies.Shape{Layers: m.Layers, QHeads: m.Heads, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
-	c, err := policies.NewCache(m.Backend(), f, shape, m.Backend().DType())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Free()
-	s := m.NewSession(c, chunk)
-	defer s.Close()
+	s, c, done := openSession(t, m, policy, params, chunk)
+	defer done()
 	var rows [][]float32
-	_, err = s.Prefill(context.Background(), prompt, func(_ int64, logits []float32) error {
+	_, err := s.Prefill(context.Background(), prompt, func(_ int64, logits []float32) error {
 		for i := 0; i < len(logits); i += m.Vocab {
 			rows = append(rows, slices.Clone(logits[i:i+m.Vocab]))
 		}

@@ -179,11 +179,7 @@ func deviceModel(t *testing.T, runs []policyRun) {
 				t.Fatal(err)
 			}
 			shape := policies.Shape{Layers: md.Layers, QHeads: md.Heads, KVHeads: md.KVHeads, HeadDim: md.HeadDim}
-			rng := rand.New(rand.NewPCG(5, uint64(md.Vocab)))
-			ids := make([]int32, 130)
-			for i := range ids {
-				ids[i] = int32(rng.IntN(md.Vocab))
-			}
+			ids := randomIDs(rand.New(rand.NewPCG(5, uint64(md.Vocab))), 130, md.Vocab)
 			for _, r := range runs {
 				f, err := policies.New(r.policy, r.params)
 				if err != nil {
