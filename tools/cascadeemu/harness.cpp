@@ -11,8 +11,9 @@
 // which path each head took, WALK_CHECK that the staged walks stay inside
 // their windows. One-token chunks also go through cascade_step, and some
 // caches are decoded token by token by it from empty; each step also
-// stores the token's rows in its slot, and nothing else in the cache. Built by run.sh
-// (with WALK_PAR_MIN 1, so that short chunks walk in parallel too).
+// stores the token's rows in its slot, and nothing else in the cache.
+// Built by run.sh (with WALK_PAR_MIN 1, so that short chunks walk in
+// parallel too).
 // cascade_reduce_scores is compared bit for bit with cascade_reduce over
 // the mass that decode_mass's terms give (mass_term), on random scores
 // (some −∞), statistics and weights (some 0), with and without aging.
@@ -275,7 +276,6 @@ static std::string differs(const State &a, const State &b, int size) {
 	chk(sameBits(a.place, b.place), "place");
 	return d;
 }
-
 
 // check walks one chunk from state s by the reference and by the kernel
 // under each shared memory size, and compares.
